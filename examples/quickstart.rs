@@ -1,0 +1,59 @@
+//! Define a session type, create a session, change it, save it, load it back.
+//!
+//! Run with `cargo run --example quickstart`; it needs no server.
+
+use session::{Flash, MemoryStore, SessionConfig, SessionData, SessionProvider};
+
+/// What this application remembers about a visitor.
+#[derive(SessionData, Debug)]
+struct AppSession {
+    user: Option<String>,
+    visits: u64,
+    #[session(default = "light".to_string())]
+    theme: String,
+    #[session(flash)]
+    notice: Flash<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), session::Error> {
+    let provider = SessionProvider::<AppSession, _>::new(
+        MemoryStore::new(),
+        SessionConfig::development().build()?,
+    );
+
+    // First request: a new visitor logs in.
+    let mut session = provider.create()?;
+    session.set_user(Some("alice".to_owned()));
+    *session.visits_mut() += 1;
+    session.set_notice("Welcome alice".to_owned());
+    let outcome = provider.save(&mut session).await?;
+    let cookie = session.id().to_string();
+    println!(
+        "saved a new session ({outcome:?}); the client holds {}…",
+        &cookie[..8]
+    );
+
+    // Second request: the same client comes back.
+    let mut session = provider
+        .load(&cookie)
+        .await?
+        .expect("the session was just stored");
+    println!(
+        "user={:?} visits={} theme={} notice={:?}",
+        session.user(),
+        session.visits(),
+        session.theme(),
+        session.notice()
+    );
+    session.set_theme("dark".to_owned());
+    let written = session.dirty_fields().len();
+    let outcome = provider.save(&mut session).await?;
+    println!("{outcome:?}: wrote {written} of 4 fields (the theme, and the consumed notice)");
+
+    // Third request: the flash notice is gone, the rest is kept.
+    let session = provider.load(&cookie).await?.expect("still live");
+    println!("reloaded: {:?}", session.data());
+    println!("live sessions: {}", provider.count().await?);
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! Code generation: thin glue that calls the runtime's generic helpers.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{DeriveInput, Ident, Path, spanned::Spanned};
+
+use crate::{
+    ast::{Container, Field, Kind, unraw},
+    check::{check, field_tag},
+    errors::Errors,
+};
+
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    let mut errors = Errors::default();
+    let container = Container::from_ast(input, &mut errors);
+    if let Some(container) = &container {
+        check(container, &mut errors);
+    }
+    match (container, errors.finish()) {
+        (Some(container), Ok(())) => expand(&container),
+        (None, Ok(())) => unreachable!("a shape error is always reported"),
+        (container, Err(error)) => {
+            let krate = container
+                .as_ref()
+                .and_then(|c| c.attrs.krate.as_ref())
+                .map_or_else(default_crate, |k| k.value.clone());
+            let fallback = fallback(input, &krate);
+            let error = error.into_compile_error();
+            quote! { #error #fallback }
+        }
+    }
+}
+
+fn default_crate() -> Path {
+    syn::parse_quote!(::session)
+}
+
+fn fields_ident(ident: &Ident) -> Ident {
+    format_ident!("{}Fields", ident)
+}
+
+/// The accessor type and its plumbing, shared by the real expansion and the fallback.
+fn fields_type(
+    input_ident: &Ident,
+    vis: &syn::Visibility,
+    generics: &syn::Generics,
+    krate: &Path,
+) -> TokenStream {
+    let fields_ident = fields_ident(input_ident);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let doc = format!(
+        "Typed accessors of [`{input_ident}`] that track which fields change.\n\n\
+         `Session<{input_ident}>` dereferences to this type, so its methods are called on the session."
+    );
+    quote! {
+        #[doc = #doc]
+        #[repr(transparent)]
+        #vis struct #fields_ident #generics (#krate::__private::Tracked<#input_ident #ty_generics>) #where_clause;
+
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::__private::FieldsOf<#input_ident #ty_generics>
+                for #fields_ident #ty_generics #where_clause
+            {
+                fn wrap(tracked: #krate::__private::Tracked<#input_ident #ty_generics>) -> Self {
+                    Self(tracked)
+                }
+                fn tracked(&self) -> &#krate::__private::Tracked<#input_ident #ty_generics> {
+                    &self.0
+                }
+                fn tracked_mut(&mut self) -> &mut #krate::__private::Tracked<#input_ident #ty_generics> {
+                    &mut self.0
+                }
+                fn into_tracked(self) -> #krate::__private::Tracked<#input_ident #ty_generics> {
+                    self.0
+                }
+            }
+        };
+    }
+}
+
+/// Emitted beside the errors so that uses of the type do not add "trait not implemented" noise.
+fn fallback(input: &DeriveInput, krate: &Path) -> TokenStream {
+    let ident = &input.ident;
+    let fields_ident = fields_ident(ident);
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let fields_type = fields_type(ident, &input.vis, &input.generics, krate);
+    quote! {
+        #fields_type
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::SessionData for #ident #ty_generics #where_clause {
+                type Fields = #fields_ident #ty_generics;
+                const FIELDS: &'static [#krate::FieldDef] = &[];
+                fn initial() -> Self {
+                    ::core::unreachable!()
+                }
+                fn encode_field(
+                    &self,
+                    _: usize,
+                    _: &mut ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<(), #krate::FieldError> {
+                    ::core::unreachable!()
+                }
+                fn decode_field(&mut self, _: usize, _: &[u8]) -> ::core::result::Result<(), #krate::FieldError> {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
+}
+
+struct Persisted<'a> {
+    index: usize,
+    field: &'a Field<'a>,
+    flash: bool,
+}
+
+fn expand(container: &Container) -> TokenStream {
+    let krate = container
+        .attrs
+        .krate
+        .as_ref()
+        .map_or_else(default_crate, |k| k.value.clone());
+    let ident = container.ident;
+    let fields_ident = fields_ident(ident);
+    let (impl_generics, ty_generics, where_clause) = container.generics.split_for_impl();
+    let private = quote!(#krate::__private);
+
+    let persisted: Vec<Persisted> = container
+        .fields
+        .iter()
+        .filter(|field| field.kind() != Kind::Skip)
+        .enumerate()
+        .map(|(index, field)| Persisted {
+            index,
+            field,
+            flash: field.kind() == Kind::Flash,
+        })
+        .collect();
+
+    let field_defs = persisted.iter().map(|p| {
+        let name = p.field.stored_name();
+        let tag = field_tag(&name);
+        let flash = p.flash;
+        quote!(#krate::FieldDef::new(#name, #tag, #flash))
+    });
+
+    let initial = container.fields.iter().map(|field| {
+        let member = field.ident;
+        let value = match &field.attrs.default {
+            Some(default) => {
+                let expr = &default.value;
+                quote_spanned!(expr.span()=> #expr)
+            }
+            None => quote_spanned!(field.ty.span()=> ::core::default::Default::default()),
+        };
+        quote!(#member: #value)
+    });
+
+    let encode_arms = persisted.iter().map(|p| {
+        let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
+        let helper = if p.flash {
+            quote!(encode_flash)
+        } else {
+            quote!(encode_value)
+        };
+        let call = quote_spanned!(ty.span()=> #private::#helper::<#ty>);
+        quote!(#index => #call(&self.#member, out),)
+    });
+    let decode_arms = persisted.iter().map(|p| {
+        let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
+        let helper = if p.flash {
+            quote!(decode_flash)
+        } else {
+            quote!(decode_value)
+        };
+        let call = quote_spanned!(ty.span()=> #private::#helper::<#ty>);
+        quote!(#index => #call(&mut self.#member, bytes),)
+    });
+    let flash_dirty = persisted.iter().filter(|p| p.flash).map(|p| {
+        let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
+        quote!(if <#ty as #private::FlashSlot>::needs_write(&self.#member) { dirty.insert(#index); })
+    });
+    let flash_saved = persisted.iter().filter(|p| p.flash).map(|p| {
+        let (member, ty) = (p.field.ident, p.field.ty);
+        quote!(<#ty as #private::FlashSlot>::mark_saved(&mut self.#member);)
+    });
+    let flash_fns = persisted.iter().any(|p| p.flash).then(|| {
+        quote! {
+            fn flash_dirty(&self) -> #krate::DirtySet {
+                let mut dirty = #krate::DirtySet::EMPTY;
+                #(#flash_dirty)*
+                dirty
+            }
+
+            fn flash_saved(&mut self) {
+                #(#flash_saved)*
+            }
+        }
+    });
+
+    let vis = container.vis;
+    let indices = persisted
+        .iter()
+        .map(|p| (p.field.ident, p.index))
+        .collect::<Vec<_>>();
+    let accessors = container.fields.iter().map(|field| {
+        let index = indices
+            .iter()
+            .find(|(ident, _)| *ident == field.ident)
+            .map(|(_, index)| *index);
+        accessors(field, index, vis, &private)
+    });
+
+    let fields_type = fields_type(ident, vis, container.generics, &krate);
+    quote! {
+        #fields_type
+
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::SessionData for #ident #ty_generics #where_clause {
+                type Fields = #fields_ident #ty_generics;
+
+                const FIELDS: &'static [#krate::FieldDef] = &[#(#field_defs),*];
+
+                fn initial() -> Self {
+                    Self { #(#initial),* }
+                }
+
+                fn encode_field(
+                    &self,
+                    index: usize,
+                    out: &mut ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<(), #krate::FieldError> {
+                    match index {
+                        #(#encode_arms)*
+                        _ => #private::no_such_field(index),
+                    }
+                }
+
+                fn decode_field(
+                    &mut self,
+                    index: usize,
+                    bytes: &[u8],
+                ) -> ::core::result::Result<(), #krate::FieldError> {
+                    match index {
+                        #(#decode_arms)*
+                        _ => #private::no_such_field(index),
+                    }
+                }
+
+                #flash_fns
+            }
+
+            #[automatically_derived]
+            impl #impl_generics #fields_ident #ty_generics #where_clause {
+                #(#accessors)*
+            }
+        };
+    }
+}
+
+fn accessors(
+    field: &Field,
+    index: Option<usize>,
+    vis: &syn::Visibility,
+    private: &TokenStream,
+) -> TokenStream {
+    let member = field.ident;
+    let ty = field.ty;
+    let name = unraw(member);
+    let set = format_ident!("set_{}", name, span = member.span());
+    let get_mut = format_ident!("{}_mut", name, span = member.span());
+    match (field.kind(), index) {
+        (Kind::Flash, Some(_)) => {
+            let keep = format_ident!("keep_{}", name, span = member.span());
+            let now = format_ident!("{}_now", name, span = member.span());
+            let value = quote_spanned!(ty.span()=> <#ty as #private::FlashSlot>::Value);
+            let slot = quote_spanned!(ty.span()=> <#ty as #private::FlashSlot>);
+            let docs = [
+                format!(
+                    "The flash value `{name}` visible in this request: set during the previous request, or now."
+                ),
+                format!("Sets the flash value `{name}` for the next request."),
+                format!("Keeps this request's flash value `{name}` for the next request too."),
+                format!("Sets the flash value `{name}` for this request only; it is never stored."),
+            ];
+            let [get_doc, set_doc, keep_doc, now_doc] = docs;
+            quote! {
+                #[doc = #get_doc]
+                #[inline]
+                #vis fn #member(&self) -> ::core::option::Option<&#value> {
+                    #slot::current(&self.0.data().#member)
+                }
+                #[doc = #set_doc]
+                #[inline]
+                #vis fn #set(&mut self, value: #value) {
+                    #slot::set_next(&mut self.0.data_mut().#member, value)
+                }
+                #[doc = #keep_doc]
+                #[inline]
+                #vis fn #keep(&mut self) {
+                    #slot::keep(&mut self.0.data_mut().#member)
+                }
+                #[doc = #now_doc]
+                #[inline]
+                #vis fn #now(&mut self, value: #value) {
+                    #slot::set_now(&mut self.0.data_mut().#member, value)
+                }
+            }
+        }
+        (_, index) => {
+            let (target, note) = match index {
+                Some(index) => (
+                    quote!(self.0.mark(#index)),
+                    " and marks it changed, so the next save writes it",
+                ),
+                None => (
+                    quote!(self.0.data_mut()),
+                    "; it is not stored (`#[session(skip)]`)",
+                ),
+            };
+            let get_doc = format!("Returns `{name}`.");
+            let set_doc = format!("Sets `{name}`{note}.");
+            let mut_doc = format!("Returns `{name}` mutably{note}.");
+            quote! {
+                #[doc = #get_doc]
+                #[inline]
+                #vis fn #member(&self) -> &#ty {
+                    &self.0.data().#member
+                }
+                #[doc = #set_doc]
+                #[inline]
+                #vis fn #set(&mut self, value: #ty) {
+                    #target.#member = value;
+                }
+                #[doc = #mut_doc]
+                #[inline]
+                #vis fn #get_mut(&mut self) -> &mut #ty {
+                    &mut #target.#member
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The field-tagged record format (DESIGN D4) and the per-field value codec.
+//!
+//! A record is a sequence of fields, each written as
+//!
+//! ```text
+//! tag     u32, little-endian: FieldDef::tag of the stored name
+//! length  unsigned LEB128 varint: byte length of the value
+//! value   the field's postcard encoding
+//! ```
+//!
+//! Decoding is forgiving by design, so a new deployment never logs anyone out: an unknown
+//! tag is skipped, a missing field keeps its default, and a field whose bytes no longer
+//! decode (its type changed) keeps its default and is reported through `tracing`.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    Error,
+    data::{DirtySet, SessionData},
+    flash::FlashSlot,
+};
+
+/// Why one field's value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    /// postcard rejected the value or the bytes.
+    #[error(transparent)]
+    Postcard(#[from] postcard::Error),
+    /// The bytes decoded but left bytes over: the stored type differs from the field's type.
+    #[error("{0} bytes left over after decoding: the stored value has another type")]
+    TrailingBytes(usize),
+    /// The index names no stored field.
+    #[error("no stored field has index {0}")]
+    NoSuchField(usize),
+}
+
+/// The bytes of a record are not a sequence of well-formed fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed session record at byte {offset}")]
+pub struct CorruptRecord {
+    /// Where the first malformed field starts.
+    pub offset: usize,
+}
+
+/// An encoded record: the field-tagged bytes of some or all fields of a session.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FieldRecord {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for FieldRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldRecord")
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FieldRecord {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wraps stored bytes; they are validated as they are read.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self { bytes }
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The encoded bytes, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Whether the record holds no field.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, tag: u32, value: &[u8]) {
+        self.bytes.extend_from_slice(&tag.to_le_bytes());
+        write_varint(&mut self.bytes, value.len());
+        self.bytes.extend_from_slice(value);
+    }
+
+    /// The fields in order; a malformed field ends the iteration with an error.
+    pub fn iter(&self) -> Fields<'_> {
+        Fields {
+            bytes: &self.bytes,
+            offset: 0,
+        }
+    }
+
+    /// The value stored under `tag`, if any (the last one wins).
+    ///
+    /// # Errors
+    ///
+    /// When the record is malformed before the field is found.
+    pub fn get(&self, tag: u32) -> Result<Option<&[u8]>, CorruptRecord> {
+        let mut found = None;
+        for field in self.iter() {
+            let (field_tag, value) = field?;
+            if field_tag == tag {
+                found = Some(value);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Replaces the fields that `update` holds and appends those it adds, keeping every
+    /// other field: the field-level merge that lets overlapping saves both survive.
+    ///
+    /// # Errors
+    ///
+    /// When either record is malformed; `self` is then left unchanged.
+    pub fn merge(&mut self, update: &FieldRecord) -> Result<(), CorruptRecord> {
+        let updated: Vec<u32> = update
+            .iter()
+            .map(|field| field.map(|(tag, _)| tag))
+            .collect::<Result<_, _>>()?;
+        let mut merged = Vec::with_capacity(self.bytes.len() + update.bytes.len());
+        for field in self.iter() {
+            let (tag, value) = field?;
+            if !updated.contains(&tag) {
+                merged.extend_from_slice(&tag.to_le_bytes());
+                write_varint(&mut merged, value.len());
+                merged.extend_from_slice(value);
+            }
+        }
+        merged.extend_from_slice(&update.bytes);
+        self.bytes = merged;
+        Ok(())
+    }
+}
+
+/// Iterator over the `(tag, value)` fields of a [`FieldRecord`].
+#[derive(Debug)]
+pub struct Fields<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u32, &'a [u8]), CorruptRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.offset >= self.bytes.len() {
+            return None;
+        }
+        let start = self.offset;
+        let corrupt = || CorruptRecord { offset: start };
+        let parsed = (|| {
+            let rest = &self.bytes[start..];
+            let tag = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+            let (len, used) = read_varint(&rest[4..])?;
+            let value_start = 4 + used;
+            let value = rest.get(value_start..value_start.checked_add(len)?)?;
+            Some((tag, value, value_start + len))
+        })();
+        match parsed {
+            Some((tag, value, consumed)) => {
+                self.offset = start + consumed;
+                Some(Ok((tag, value)))
+            }
+            None => {
+                self.offset = self.bytes.len();
+                Some(Err(corrupt()))
+            }
+        }
+    }
+}
+
+fn write_varint(out: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value: usize = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(5) {
+        value |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            // Reject non-minimal encodings so every length has exactly one form.
+            if i > 0 && byte == 0 {
+                return None;
+            }
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Encodes the fields in `which` (indices of `T::FIELDS`) into a record.
+///
+/// # Errors
+///
+/// [`Error::Encode`] when a field's value cannot be serialized.
+pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, Error> {
+    let mut record = FieldRecord::new();
+    let mut scratch = Vec::new();
+    for index in which.iter().take_while(|&index| index < T::FIELDS.len()) {
+        let def = &T::FIELDS[index];
+        scratch.clear();
+        data.encode_field(index, &mut scratch)
+            .map_err(|source| Error::Encode {
+                field: def.name,
+                source,
+            })?;
+        record.push(def.tag, &scratch);
+    }
+    Ok(record)
+}
+
+/// Decodes a record into a fresh `T`, field by field.
+///
+/// Never fails: unknown tags are skipped; fields that are missing, malformed or of a changed
+/// type keep their default, and the latter two are reported through `tracing`.
+pub fn decode<T: SessionData>(record: &FieldRecord) -> T {
+    let mut data = T::initial();
+    for field in record.iter() {
+        let (tag, value) = match field {
+            Ok(field) => field,
+            Err(error) => {
+                tracing::warn!(%error, "session record is malformed; the remaining fields keep their defaults");
+                break;
+            }
+        };
+        let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
+            continue;
+        };
+        if let Err(error) = data.decode_field(index, value) {
+            tracing::warn!(
+                field = T::FIELDS[index].name,
+                %error,
+                "stored session field no longer decodes (was its type changed?); it keeps its default"
+            );
+        }
+    }
+    data
+}
+
+/// A type that can be a stored session field.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a session",
+    label = "this field's type must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "derive them with `#[derive(Serialize, Deserialize)]`, or mark the field `#[session(skip)]`"
+)]
+pub trait StoredField: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> StoredField for T {}
+
+/// Encodes a plain field value.
+#[doc(hidden)]
+pub fn encode_value<T: StoredField>(value: &T, out: &mut Vec<u8>) -> Result<(), FieldError> {
+    let buffer = std::mem::take(out);
+    *out = postcard::to_extend(value, buffer)?;
+    Ok(())
+}
+
+/// Decodes a plain field value, rejecting left-over bytes.
+#[doc(hidden)]
+pub fn decode_value<T: StoredField>(slot: &mut T, bytes: &[u8]) -> Result<(), FieldError> {
+    *slot = decode_exact(bytes)?;
+    Ok(())
+}
+
+/// Encodes a flash slot as the optional value it stores.
+#[doc(hidden)]
+pub fn encode_flash<F>(slot: &F, out: &mut Vec<u8>) -> Result<(), FieldError>
+where
+    F: FlashSlot,
+    F::Value: StoredField,
+{
+    let buffer = std::mem::take(out);
+    *out = postcard::to_extend(&slot.stored(), buffer)?;
+    Ok(())
+}
+
+/// Decodes a stored flash value into the slot as this request's value.
+#[doc(hidden)]
+pub fn decode_flash<F>(slot: &mut F, bytes: &[u8]) -> Result<(), FieldError>
+where
+    F: FlashSlot,
+    F::Value: StoredField,
+{
+    slot.loaded(decode_exact(bytes)?);
+    Ok(())
+}
+
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    let (value, rest) = postcard::take_from_bytes(bytes)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(FieldError::TrailingBytes(rest.len()))
+    }
+}
+
+/// The error for an index outside `SessionData::FIELDS`.
+#[doc(hidden)]
+pub fn no_such_field(index: usize) -> Result<(), FieldError> {
+    Err(FieldError::NoSuchField(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_round_trips_and_rejects_overlong_forms() {
+        for value in [0usize, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as usize] {
+            let mut out = Vec::new();
+            write_varint(&mut out, value);
+            assert_eq!(read_varint(&out), Some((value, out.len())));
+        }
+        assert_eq!(read_varint(&[0x80, 0x00]), None);
+        assert_eq!(read_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), None);
+    }
+
+    #[test]
+    fn merge_replaces_updated_fields_and_keeps_the_rest() {
+        let mut base = FieldRecord::new();
+        base.push(1, b"one");
+        base.push(2, b"two");
+        let mut update = FieldRecord::new();
+        update.push(2, b"TWO");
+        update.push(3, b"three");
+        base.merge(&update).unwrap();
+        let fields: Vec<_> = base.iter().map(Result::unwrap).collect();
+        assert_eq!(
+            fields,
+            vec![(1, &b"one"[..]), (2, &b"TWO"[..]), (3, &b"three"[..])]
+        );
+    }
+
+    #[test]
+    fn truncated_records_are_reported_not_panicked() {
+        let mut record = FieldRecord::new();
+        record.push(7, b"value");
+        let bytes = record.as_bytes();
+        for cut in 1..bytes.len() {
+            let truncated = FieldRecord::from_bytes(bytes[..cut].to_vec());
+            assert!(truncated.iter().any(|field| field.is_err()), "cut at {cut}");
+        }
+    }
+}

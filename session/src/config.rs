@@ -1,0 +1,361 @@
+//! Session configuration: lifetimes, cookie attributes and the clock, with presets.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use crate::{
+    Error,
+    clock::{Clock, SystemClock},
+};
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only on same-site requests.
+    Strict,
+    /// Sent on same-site requests and top-level cross-site navigations.
+    Lax,
+    /// Sent on every request; requires `Secure`.
+    None,
+}
+
+/// Attributes of the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// The cookie name, including a `__Host-` or `__Secure-` prefix.
+    pub name: String,
+    /// The `Path` attribute.
+    pub path: String,
+    /// The `Domain` attribute; `None` binds the cookie to the exact host.
+    pub domain: Option<String>,
+    /// The `Secure` attribute.
+    pub secure: bool,
+    /// The `HttpOnly` attribute.
+    pub http_only: bool,
+    /// The `SameSite` attribute.
+    pub same_site: SameSite,
+    /// The `Max-Age` attribute; `None` makes a browser-session cookie.
+    pub max_age: Option<Duration>,
+}
+
+/// How sessions live and how their cookie looks. Build one with a preset or
+/// [`SessionConfig::builder`]; invalid combinations are refused by
+/// [`SessionConfigBuilder::build`].
+///
+/// | preset | idle | absolute | refresh | cookie |
+/// |---|---|---|---|---|
+/// | [`production`](Self::production) (= [`builder`](Self::builder)) | 30 min | 24 h | 60 s | `__Host-session`, Secure, HttpOnly, SameSite=Lax |
+/// | [`high_security`](Self::high_security) | 15 min | 8 h | 30 s | `__Host-session`, Secure, HttpOnly, SameSite=Strict |
+/// | [`development`](Self::development) | 30 min | 24 h | 60 s | `session`, HttpOnly, SameSite=Lax, not Secure (plain HTTP) |
+/// | [`testing`](Self::testing) | 30 min | 24 h | 0 s | `session`, HttpOnly, SameSite=Lax, not Secure |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use session::SessionConfig;
+///
+/// let config = SessionConfig::production().idle_timeout(Duration::from_secs(600)).build()?;
+/// assert_eq!(config.cookie().name, "__Host-session");
+///
+/// let refused = SessionConfig::production().cookie_domain("example.com").build();
+/// assert!(refused.is_err(), "a __Host- cookie cannot carry a Domain");
+/// # Ok::<(), session::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionConfig {
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    refresh_interval: Duration,
+    cookie: CookieConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_timeout", &self.absolute_timeout)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SessionConfig`]; see there for the presets.
+#[derive(Clone)]
+#[must_use = "call .build() to get a SessionConfig"]
+pub struct SessionConfigBuilder {
+    config: SessionConfig,
+}
+
+impl SessionConfig {
+    /// The secure defaults: the same as [`production`](Self::production).
+    pub fn builder() -> SessionConfigBuilder {
+        Self::production()
+    }
+
+    /// For HTTPS deployments: `__Host-session`, Secure, HttpOnly, SameSite=Lax, 30 minutes
+    /// idle, 24 hours absolute.
+    pub fn production() -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            config: SessionConfig {
+                idle_timeout: Duration::from_secs(30 * 60),
+                absolute_timeout: Duration::from_secs(24 * 60 * 60),
+                refresh_interval: Duration::from_secs(60),
+                cookie: CookieConfig {
+                    name: "__Host-session".to_owned(),
+                    path: "/".to_owned(),
+                    domain: None,
+                    secure: true,
+                    http_only: true,
+                    same_site: SameSite::Lax,
+                    max_age: None,
+                },
+                clock: Arc::new(SystemClock),
+            },
+        }
+    }
+
+    /// Shorter lifetimes and SameSite=Strict.
+    pub fn high_security() -> SessionConfigBuilder {
+        Self::production()
+            .idle_timeout(Duration::from_secs(15 * 60))
+            .absolute_timeout(Duration::from_secs(8 * 60 * 60))
+            .refresh_interval(Duration::from_secs(30))
+            .same_site(SameSite::Strict)
+    }
+
+    /// For plain-HTTP development servers: like production, but the cookie is named
+    /// `session` and is not `Secure`.
+    pub fn development() -> SessionConfigBuilder {
+        Self::production().cookie_name("session").secure(false)
+    }
+
+    /// For tests: like development, and every access refreshes the idle deadline, so
+    /// expiry is exact.
+    pub fn testing() -> SessionConfigBuilder {
+        Self::development().refresh_interval(Duration::ZERO)
+    }
+
+    /// Idle timeout: a session unused this long expires.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Absolute timeout: a session expires this long after it was created, however active.
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout
+    }
+
+    /// An unchanged session is re-written to slide its idle deadline at most this often.
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh_interval
+    }
+
+    /// The cookie attributes.
+    pub fn cookie(&self) -> &CookieConfig {
+        &self.cookie
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+impl SessionConfigBuilder {
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the absolute timeout.
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config.absolute_timeout = timeout;
+        self
+    }
+
+    /// Sets the sliding-refresh throttle.
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.config.refresh_interval = interval;
+        self
+    }
+
+    /// Sets the clock (for tests: a [`ManualClock`](crate::ManualClock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the cookie name.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.config.cookie.name = name.into();
+        self
+    }
+
+    /// Sets the cookie's `Path`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.config.cookie.path = path.into();
+        self
+    }
+
+    /// Sets the cookie's `Domain`.
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.config.cookie.domain = Some(domain.into());
+        self
+    }
+
+    /// Sets the cookie's `Secure` attribute.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.config.cookie.secure = secure;
+        self
+    }
+
+    /// Sets the cookie's `HttpOnly` attribute.
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.config.cookie.http_only = http_only;
+        self
+    }
+
+    /// Sets the cookie's `SameSite` attribute.
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.config.cookie.same_site = same_site;
+        self
+    }
+
+    /// Sets the cookie's `Max-Age`; `None` makes a browser-session cookie.
+    pub fn max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.config.cookie.max_age = max_age;
+        self
+    }
+
+    /// Checks the settings and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`], naming the setting and the fix, when timeouts are zero or
+    /// inconsistent, or the cookie attributes are invalid or break their prefix's rules.
+    pub fn build(self) -> Result<SessionConfig, Error> {
+        let config = self.config;
+        let refuse = |message: String| Err(Error::Config(message));
+        if config.idle_timeout.is_zero() {
+            return refuse("idle_timeout must be greater than zero".into());
+        }
+        if config.absolute_timeout < config.idle_timeout {
+            return refuse(format!(
+                "absolute_timeout ({:?}) is shorter than idle_timeout ({:?}); raise it or lower idle_timeout",
+                config.absolute_timeout, config.idle_timeout
+            ));
+        }
+        if config.refresh_interval >= config.idle_timeout {
+            return refuse(format!(
+                "refresh_interval ({:?}) must be shorter than idle_timeout ({:?}), or sessions expire while in use",
+                config.refresh_interval, config.idle_timeout
+            ));
+        }
+        validate_cookie(&config.cookie).map_err(Error::Config)?;
+        Ok(config)
+    }
+}
+
+fn validate_cookie(cookie: &CookieConfig) -> Result<(), String> {
+    let name = &cookie.name;
+    let separators = "()<>@,;:\\\"/[]?={} \t";
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !separators.contains(c))
+    {
+        return Err(format!("cookie name {name:?} is not a valid cookie token"));
+    }
+    if !cookie.path.starts_with('/') || cookie.path.contains(|c: char| c == ';' || c.is_control()) {
+        return Err(format!(
+            "cookie path {:?} must start with '/' and contain no ';'",
+            cookie.path
+        ));
+    }
+    if let Some(domain) = &cookie.domain
+        && (domain.is_empty()
+            || domain.contains(|c: char| c == ';' || c.is_whitespace() || c.is_control()))
+    {
+        return Err(format!("cookie domain {domain:?} is not a valid domain"));
+    }
+    if cookie.same_site == SameSite::None && !cookie.secure {
+        return Err("SameSite=None requires Secure; browsers drop such cookies otherwise".into());
+    }
+    if name.starts_with("__Host-")
+        && (!cookie.secure || cookie.path != "/" || cookie.domain.is_some())
+    {
+        return Err(format!(
+            "cookie {name:?} has the __Host- prefix, which requires Secure, Path=/ and no Domain; \
+             use the development preset (cookie `session`) for plain HTTP"
+        ));
+    }
+    if name.starts_with("__Secure-") && !cookie.secure {
+        return Err(format!(
+            "cookie {name:?} has the __Secure- prefix, which requires Secure"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_build() {
+        for preset in [
+            SessionConfig::production(),
+            SessionConfig::high_security(),
+            SessionConfig::development(),
+            SessionConfig::testing(),
+        ] {
+            preset.build().unwrap();
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_the_fix() {
+        let cases = [
+            (
+                SessionConfig::production().idle_timeout(Duration::ZERO),
+                "idle_timeout",
+            ),
+            (
+                SessionConfig::production().absolute_timeout(Duration::from_secs(1)),
+                "absolute_timeout",
+            ),
+            (
+                SessionConfig::production().refresh_interval(Duration::from_secs(3600)),
+                "refresh_interval",
+            ),
+            (SessionConfig::production().cookie_name("bad name"), "token"),
+            (SessionConfig::production().cookie_name(""), "token"),
+            (SessionConfig::production().cookie_path("relative"), "path"),
+            (SessionConfig::production().secure(false), "__Host-"),
+            (SessionConfig::production().cookie_path("/app"), "__Host-"),
+            (
+                SessionConfig::development().same_site(SameSite::None),
+                "SameSite=None",
+            ),
+            (
+                SessionConfig::development().cookie_name("__Secure-s"),
+                "__Secure-",
+            ),
+            (SessionConfig::development().cookie_domain("a;b"), "domain"),
+        ];
+        for (builder, needle) in cases {
+            let error = builder.build().unwrap_err().to_string();
+            assert!(
+                error.contains(needle),
+                "{error:?} should mention {needle:?}"
+            );
+        }
+    }
+}

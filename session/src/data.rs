@@ -1,0 +1,222 @@
+//! The contract between `#[derive(SessionData)]` and the runtime.
+
+use crate::codec::FieldError;
+
+/// A typed session: a struct whose fields are stored, tracked and flashed field by field.
+///
+/// Derive it; implementing it by hand is possible but rarely useful.
+///
+/// # Deriving
+///
+/// ```
+/// use session::{Flash, SessionData};
+///
+/// #[derive(SessionData)]
+/// struct AppSession {
+///     user: Option<String>,
+///     #[session(default = 1)]
+///     visits: u64,
+///     #[session(flash)]
+///     notice: Flash<String>,
+///     #[session(rename = "tz")]
+///     timezone: String,
+///     #[session(skip)]
+///     scratch: Vec<u8>,
+/// }
+/// ```
+///
+/// Field attributes:
+///
+/// | attribute | effect |
+/// |---|---|
+/// | `#[session(default = EXPR)]` | the value of a new session, and of a field missing from (or no longer decodable in) a stored record; otherwise `Default::default()` |
+/// | `#[session(flash)]` | a flash slot (type [`Flash<T>`](crate::Flash)): set for the next request, gone after it |
+/// | `#[session(rename = "name")]` | the stable stored name (default: the field name), so a Rust rename keeps stored data |
+/// | `#[session(skip)]` | not stored: per-request scratch space, reset to its default on every load |
+///
+/// Container attribute: `#[session(crate = "path::to::session")]` when the runtime crate is
+/// re-exported under another path.
+///
+/// # Generated accessors
+///
+/// The derive generates a type `<Name>Fields` that [`Session<Name>`](crate::Session)
+/// dereferences to. For a stored field `user: T` it has `user(&self) -> &T`,
+/// `set_user(&mut self, T)` and `user_mut(&mut self) -> &mut T`; the last two mark the field
+/// changed, so the next save writes exactly the changed fields. A flash field `notice:
+/// Flash<T>` gets `notice() -> Option<&T>` (the value visible in this request),
+/// `set_notice(T)` (for the next request), `keep_notice()` and `notice_now(T)` (this request
+/// only).
+///
+/// Every field type must implement `Default` (or have `#[session(default = ...)]`), and every
+/// stored field type `serde::Serialize` and `serde::de::DeserializeOwned`; violations are
+/// compile errors on the field.
+pub trait SessionData: Sized + Send + Sync + 'static {
+    /// The generated accessor type that `Session<Self>` dereferences to.
+    type Fields: FieldsOf<Self>;
+
+    /// The stored fields, in declaration order; a field's index is its position here.
+    const FIELDS: &'static [FieldDef];
+
+    /// A session's data before anything is stored in it.
+    fn initial() -> Self;
+
+    /// Appends the encoding of field `index` to `out`.
+    ///
+    /// # Errors
+    ///
+    /// When the value cannot be serialized, or `index` is not a field.
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), FieldError>;
+
+    /// Replaces field `index` with the value decoded from `bytes`; on error the field is
+    /// left as it was.
+    ///
+    /// # Errors
+    ///
+    /// When `bytes` do not decode as the field's current type, or `index` is not a field.
+    fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), FieldError>;
+
+    /// The flash fields whose stored value must change at the next save.
+    fn flash_dirty(&self) -> DirtySet {
+        DirtySet::EMPTY
+    }
+
+    /// Records that every flash field's stored value was just written.
+    fn flash_saved(&mut self) {}
+}
+
+/// Describes one stored field of a [`SessionData`] type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    /// The stored name (the field name, or its `rename`).
+    pub name: &'static str,
+    /// The stable tag of the stored name, which identifies the field in encoded records.
+    pub tag: u32,
+    /// Whether the field is a flash slot.
+    pub flash: bool,
+}
+
+impl FieldDef {
+    /// Describes a field.
+    pub const fn new(name: &'static str, tag: u32, flash: bool) -> Self {
+        Self { name, tag, flash }
+    }
+
+    /// The tag the derive gives a stored name: 32-bit FNV-1a of its UTF-8 bytes.
+    pub const fn tag_of(name: &str) -> u32 {
+        let bytes = name.as_bytes();
+        let mut hash = 0x811c_9dc5_u32;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash = (hash ^ bytes[i] as u32).wrapping_mul(0x0100_0193);
+            i += 1;
+        }
+        hash
+    }
+}
+
+/// A set of field indices (at most 64, the limit the derive enforces).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DirtySet(u64);
+
+impl DirtySet {
+    /// No field.
+    pub const EMPTY: Self = Self(0);
+
+    /// Every field of a type with `count` fields.
+    pub const fn all(count: usize) -> Self {
+        if count >= 64 {
+            Self(u64::MAX)
+        } else {
+            Self((1u64 << count) - 1)
+        }
+    }
+
+    /// Adds field `index`.
+    pub fn insert(&mut self, index: usize) {
+        debug_assert!(index < 64, "a session has at most 64 fields");
+        self.0 |= 1u64 << (index & 63);
+    }
+
+    /// Whether field `index` is in the set.
+    pub const fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1u64 << index) != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many fields are in the set.
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The fields in either set.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The indices in the set, in increasing order.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..64).filter(move |&index| self.contains(index))
+    }
+}
+
+/// A session's data together with the fields changed since it was loaded or saved.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Tracked<T> {
+    data: T,
+    marked: DirtySet,
+}
+
+#[doc(hidden)]
+impl<T> Tracked<T> {
+    pub fn new(data: T) -> Self {
+        Self {
+            data,
+            marked: DirtySet::EMPTY,
+        }
+    }
+
+    #[inline]
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// Access that does not mark anything: for skipped and flash fields.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+
+    /// Marks field `index` changed and gives access to it.
+    #[inline]
+    pub fn mark(&mut self, index: usize) -> &mut T {
+        self.marked.insert(index);
+        &mut self.data
+    }
+
+    pub fn marked(&self) -> DirtySet {
+        self.marked
+    }
+
+    pub fn clear_marks(&mut self) {
+        self.marked = DirtySet::EMPTY;
+    }
+
+    pub fn into_data(self) -> T {
+        self.data
+    }
+}
+
+/// Connects the generated accessor type to the tracked data it wraps.
+#[doc(hidden)]
+pub trait FieldsOf<T>: Send + Sync + Sized + 'static {
+    fn wrap(tracked: Tracked<T>) -> Self;
+    fn tracked(&self) -> &Tracked<T>;
+    fn tracked_mut(&mut self) -> &mut Tracked<T>;
+    fn into_tracked(self) -> Tracked<T>;
+}

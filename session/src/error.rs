@@ -1,0 +1,76 @@
+//! The one error type of the runtime crate.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in a session operation.
+///
+/// Bad input from clients (garbage IDs, tampered cookies, unknown or expired sessions)
+/// is not an error: it yields "no session" so the caller starts a fresh one. The variants
+/// here are the failures a caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration was refused when it was built; the message names the fix.
+    #[error("invalid session configuration: {0}")]
+    Config(String),
+
+    /// No live session has this ID (never issued, expired or deleted).
+    #[error("no such session (unknown, expired or deleted)")]
+    NotFound,
+
+    /// The session was deleted or expired in the store while this handle held it, so its
+    /// changes were not written; the caller should start a new session.
+    #[error(
+        "the session was deleted or expired before it could be saved; its changes were dropped"
+    )]
+    Gone,
+
+    /// The store kept reporting that freshly generated IDs were taken.
+    #[error("could not allocate an unused session ID after {attempts} attempts")]
+    IdCollision {
+        /// How many IDs were tried.
+        attempts: u32,
+    },
+
+    /// A field's value could not be encoded for storage.
+    #[error("session field `{field}` could not be encoded: {source}")]
+    Encode {
+        /// The stored name of the field.
+        field: &'static str,
+        /// Why encoding failed.
+        source: crate::FieldError,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+
+    /// The store did not answer within its per-command timeout.
+    #[error("session store timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// The store's circuit breaker is open after repeated backend failures.
+    #[error("session store unavailable (circuit open); next probe in {retry_in:?}")]
+    CircuitOpen {
+        /// Time until the breaker lets a probe through.
+        retry_in: Duration,
+    },
+
+    /// The store's backend failed.
+    #[error("session store failed: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Whether the error means the store is unreachable or failing, as opposed to a
+    /// problem with this particular session or the configuration.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_)
+        )
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,172 @@
+//! Session IDs and the digests that server-side stores key records by.
+
+use std::fmt;
+
+use base64::{
+    Engine as _,
+    alphabet::URL_SAFE,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// URL-safe base64 without padding, rejecting every non-canonical form.
+pub(crate) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+const ID_BYTES: usize = 32;
+const ID_TEXT_LEN: usize = 43;
+
+/// A session ID: 256 bits from the operating system's CSPRNG, written as 43 characters of
+/// URL-safe base64.
+///
+/// Its `Debug` form is redacted, so IDs do not leak into logs by accident.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; ID_BYTES]);
+
+impl SessionId {
+    /// A new random ID.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn generate() -> Result<Self, Error> {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).map_err(|error| Error::Random(error.to_string()))?;
+        Ok(Self(bytes))
+    }
+
+    /// Parses an ID as a client sent it; anything but the canonical 43-character form is
+    /// `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session::SessionId;
+    ///
+    /// let id = SessionId::generate()?;
+    /// assert_eq!(SessionId::parse(&id.to_string()), Some(id));
+    /// assert_eq!(SessionId::parse("not an id"), None);
+    /// # Ok::<(), session::Error>(())
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != ID_TEXT_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        match BASE64URL.decode_slice(text, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The digest that server-side stores key this session by.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; ID_TEXT_LEN];
+        let written = BASE64URL
+            .encode_slice(self.0, &mut text)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// The SHA-256 digest of a session ID: what server-side stores key records by, so a
+/// leaked store dump reveals no usable session ID.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// Wraps a digest read back from a store.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_and_round_trip() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().len(), ID_TEXT_LEN);
+        assert_eq!(SessionId::parse(&a.to_string()), Some(a.clone()));
+        assert_ne!(a.store_key(), b.store_key());
+        assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
+    }
+
+    #[test]
+    fn garbage_and_non_canonical_ids_are_refused() {
+        let id = SessionId::generate().unwrap().to_string();
+        // The last character carries two unused bits; setting one is non-canonical.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = ALPHABET
+            .iter()
+            .position(|&c| c == id.as_bytes()[42])
+            .unwrap();
+        let mut trailing_bits = id.clone().into_bytes();
+        trailing_bits[42] = ALPHABET[last | 1];
+        let trailing_bits = String::from_utf8(trailing_bits).unwrap();
+        for bad in [
+            String::new(),
+            "x".repeat(42),
+            format!("{id}="),
+            format!("{}+", &id[..42]),
+            id[..42].to_string(),
+            "é".repeat(21) + "a",
+            trailing_bits,
+        ] {
+            assert_eq!(SessionId::parse(&bad), None, "{bad:?}");
+        }
+        let key = SessionId::parse(&id).unwrap().store_key();
+        assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
+    }
+}

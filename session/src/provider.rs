@@ -1,0 +1,440 @@
+//! The provider: the session lifecycle over a store.
+
+use std::{fmt, marker::PhantomData, ops::ControlFlow, sync::Arc};
+
+use crate::{
+    Error,
+    callbacks::Callbacks,
+    clock::duration_ms,
+    codec,
+    config::SessionConfig,
+    data::{DirtySet, SessionData},
+    id::{SessionId, StoreKey},
+    session::{Session, SessionMeta, Status},
+    store::{QueryStore, Record, Rename, SessionStore},
+};
+
+/// How many fresh IDs a create or regenerate tries before giving up on collisions.
+const ID_ATTEMPTS: u32 = 3;
+/// Records read per page by the query operations.
+const SCAN_BATCH: usize = 512;
+
+/// What [`SessionProvider::save`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Nothing: the session was unchanged and not due a refresh.
+    Unchanged,
+    /// A new session was stored.
+    Created,
+    /// The changed fields were written.
+    Updated,
+    /// Only the idle deadline moved (sliding refresh).
+    Refreshed,
+    /// The session moved to its new ID; the old one is dead.
+    Regenerated,
+    /// The session was deleted.
+    Deleted,
+}
+
+/// A session read by a query operation. Stores keep only the digest of an ID, so a
+/// query knows the [`StoreKey`] but never the ID itself.
+#[derive(Debug, Clone)]
+pub struct StoredSession<T> {
+    /// The digest the session is stored under.
+    pub key: StoreKey,
+    /// Lifetime data.
+    pub meta: SessionMeta,
+    /// The decoded data.
+    pub data: T,
+}
+
+struct Shared<S> {
+    store: Arc<S>,
+    config: SessionConfig,
+    callbacks: Callbacks,
+}
+
+/// Creates, loads, saves, regenerates and deletes sessions of type `T` in store `S`.
+///
+/// Cheap to clone; clones share the store.
+///
+/// # Examples
+///
+/// ```
+/// use session::{MemoryStore, SessionConfig, SessionData, SessionProvider};
+///
+/// #[derive(SessionData)]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let provider = SessionProvider::<Cart, _>::new(MemoryStore::new(), SessionConfig::development().build()?);
+/// let mut session = provider.create()?;
+/// session.items_mut().push("book".into());
+/// provider.save(&mut session).await?;
+///
+/// let loaded = provider.get(session.id()).await?;
+/// assert_eq!(loaded.items(), &["book".to_string()]);
+/// # Ok::<(), session::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct SessionProvider<T, S> {
+    shared: Arc<Shared<S>>,
+    data: PhantomData<fn() -> T>,
+}
+
+impl<T, S> Clone for SessionProvider<T, S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            data: PhantomData,
+        }
+    }
+}
+
+impl<T, S> fmt::Debug for SessionProvider<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionProvider")
+            .field("config", &self.shared.config)
+            .field("callbacks", &self.shared.callbacks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
+    /// A provider over `store`.
+    pub fn new(store: S, config: SessionConfig) -> Self {
+        Self::from_shared(Arc::new(store), config, Callbacks::new())
+    }
+
+    fn from_shared(store: Arc<S>, config: SessionConfig, callbacks: Callbacks) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                callbacks,
+            }),
+            data: PhantomData,
+        }
+    }
+
+    /// The same provider with these lifecycle callbacks.
+    #[must_use]
+    pub fn with_callbacks(self, callbacks: Callbacks) -> Self {
+        Self::from_shared(
+            self.shared.store.clone(),
+            self.shared.config.clone(),
+            callbacks,
+        )
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.shared.config.now_ms()
+    }
+
+    fn idle_ms(&self) -> u64 {
+        duration_ms(self.shared.config.idle_timeout())
+    }
+
+    /// A new session with a fresh ID and default data. It is stored by its first
+    /// [`save`](Self::save).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn create(&self) -> Result<Session<T>, Error> {
+        let config = &self.shared.config;
+        let meta = SessionMeta::new(
+            self.now_ms(),
+            self.idle_ms(),
+            duration_ms(config.absolute_timeout()),
+        );
+        Ok(Session::new(SessionId::generate()?, meta))
+    }
+
+    /// Loads the session a client presented, e.g. a cookie value. Text that is not a
+    /// well-formed ID, and IDs of unknown, expired or deleted sessions, give `None`:
+    /// the caller starts a new session and never adopts the client's ID.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn load(&self, token: &str) -> Result<Option<Session<T>>, Error> {
+        match SessionId::parse(token) {
+            Some(id) => self.try_get(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Loads the session a client presented, or creates a new one.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn load_or_create(&self, token: Option<&str>) -> Result<Session<T>, Error> {
+        if let Some(token) = token
+            && let Some(session) = self.load(token).await?
+        {
+            return Ok(session);
+        }
+        self.create()
+    }
+
+    /// Loads a live session by ID.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn try_get(&self, id: &SessionId) -> Result<Option<Session<T>>, Error> {
+        let key = id.store_key();
+        let Some(record) = self.shared.store.load(&key).await? else {
+            return Ok(None);
+        };
+        let now = self.now_ms();
+        if record.meta.is_expired(now) {
+            // The store's own expiry lags; never hand out what the provider's clock says is dead.
+            if let Err(error) = self.shared.store.delete(&key).await {
+                tracing::debug!(%error, "could not remove an expired session");
+            }
+            return Ok(None);
+        }
+        let refresh_due = now.saturating_sub(record.meta.accessed_ms)
+            >= duration_ms(self.shared.config.refresh_interval());
+        let data = codec::decode::<T>(&record.fields);
+        Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
+        Ok(Some(Session::from_parts(
+            id.clone(),
+            data,
+            record.meta,
+            Status::Stored,
+            refresh_due,
+        )))
+    }
+
+    /// Loads a live session by ID.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when no live session has this ID; otherwise when the store fails.
+    pub async fn get(&self, id: &SessionId) -> Result<Session<T>, Error> {
+        self.try_get(id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Writes what the session needs written, and nothing else: a new session in full, a
+    /// changed one field by field, an unchanged one only when its sliding refresh is due;
+    /// a regenerated ID atomically replaces the old; a deleted session is removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Gone`] when the session was deleted or expired in the store meanwhile (its
+    /// changes are dropped, not resurrected); [`Error::Encode`] when a field cannot be
+    /// encoded; otherwise when the store fails. On error the stored session is unchanged
+    /// and the session keeps its pending changes.
+    pub async fn save(&self, session: &mut Session<T>) -> Result<SaveOutcome, Error> {
+        let store = &self.shared.store;
+        let callbacks = &self.shared.callbacks;
+        let now = self.now_ms();
+        match session.status() {
+            Status::Deleted => {
+                if session.in_store() {
+                    let id = session.stored_id().clone();
+                    store.delete(&id.store_key()).await?;
+                    Callbacks::id_hook(callbacks.deleted.as_ref(), &id);
+                }
+                session.saved(Status::Deleted);
+                Ok(SaveOutcome::Deleted)
+            }
+            Status::New => {
+                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let record = Record {
+                    meta,
+                    fields: codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?,
+                };
+                for _ in 0..ID_ATTEMPTS {
+                    if store.create(&session.id().store_key(), &record).await? {
+                        session.set_meta(meta);
+                        session.saved(Status::Stored);
+                        Callbacks::id_hook(callbacks.started.as_ref(), session.id());
+                        return Ok(SaveOutcome::Created);
+                    }
+                    session.set_id(SessionId::generate()?);
+                }
+                Err(Error::IdCollision {
+                    attempts: ID_ATTEMPTS,
+                })
+            }
+            Status::Stored if session.is_regenerated() => {
+                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let update = Record {
+                    meta,
+                    fields: codec::encode(session.data(), session.dirty_fields())?,
+                };
+                let old = session.stored_id().clone();
+                for _ in 0..ID_ATTEMPTS {
+                    match store
+                        .rename(&old.store_key(), &session.id().store_key(), &update)
+                        .await?
+                    {
+                        Rename::Renamed => {
+                            session.set_meta(meta);
+                            session.saved(Status::Stored);
+                            if let Some(hook) = &callbacks.regenerated {
+                                hook(&old, session.id());
+                            }
+                            return Ok(SaveOutcome::Regenerated);
+                        }
+                        Rename::SourceMissing => return Err(Error::Gone),
+                        Rename::TargetExists => session.set_id(SessionId::generate()?),
+                    }
+                }
+                Err(Error::IdCollision {
+                    attempts: ID_ATTEMPTS,
+                })
+            }
+            Status::Stored => {
+                let dirty = session.dirty_fields();
+                let outcome = if !dirty.is_empty() {
+                    SaveOutcome::Updated
+                } else if session.is_refresh_due() {
+                    SaveOutcome::Refreshed
+                } else {
+                    return Ok(SaveOutcome::Unchanged);
+                };
+                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let update = Record {
+                    meta,
+                    fields: codec::encode(session.data(), dirty)?,
+                };
+                if !store.update(&session.id().store_key(), &update).await? {
+                    return Err(Error::Gone);
+                }
+                session.set_meta(meta);
+                session.saved(Status::Stored);
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Deletes the session now.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn delete(&self, session: &mut Session<T>) -> Result<(), Error> {
+        session.delete();
+        self.save(session).await.map(drop)
+    }
+
+    /// Gives the session a new ID now, keeping its data and saving its pending changes;
+    /// the old ID is dead when this returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](Self::save).
+    pub async fn regenerate_id(&self, session: &mut Session<T>) -> Result<(), Error> {
+        session.regenerate_id()?;
+        self.save(session).await.map(drop)
+    }
+}
+
+/// Query and bulk operations, for stores that can enumerate their sessions.
+impl<T: SessionData, S: QueryStore> SessionProvider<T, S> {
+    /// Calls `visit` with every live session, page by page, until it breaks.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn for_each(
+        &self,
+        mut visit: impl FnMut(StoredSession<T>) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        let now = self.now_ms();
+        let mut cursor = Some(0);
+        while let Some(at) = cursor {
+            let page = self.shared.store.scan(at, SCAN_BATCH).await?;
+            for (key, record) in page.records {
+                if record.meta.is_expired(now) {
+                    continue;
+                }
+                let session = StoredSession {
+                    key,
+                    meta: record.meta,
+                    data: codec::decode(&record.fields),
+                };
+                if visit(session).is_break() {
+                    return Ok(());
+                }
+            }
+            cursor = page.next;
+        }
+        Ok(())
+    }
+
+    /// Every live session that matches `predicate`.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn find(
+        &self,
+        mut predicate: impl FnMut(&StoredSession<T>) -> bool,
+    ) -> Result<Vec<StoredSession<T>>, Error> {
+        let mut found = Vec::new();
+        self.for_each(|session| {
+            if predicate(&session) {
+                found.push(session);
+            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// How many live sessions the store holds.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn count(&self) -> Result<usize, Error> {
+        self.shared.store.count().await
+    }
+
+    /// Deletes every live session that matches `predicate` (e.g. "log this user out
+    /// everywhere"); returns how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; sessions deleted before the failure stay deleted.
+    pub async fn delete_where(
+        &self,
+        predicate: impl FnMut(&StoredSession<T>) -> bool,
+    ) -> Result<usize, Error> {
+        let keys: Vec<StoreKey> = self
+            .find(predicate)
+            .await?
+            .into_iter()
+            .map(|session| session.key)
+            .collect();
+        self.shared.store.delete_many(&keys).await
+    }
+
+    /// Deletes every session of the store; returns how many were live.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn clear(&self) -> Result<usize, Error> {
+        self.shared.store.clear().await
+    }
+}

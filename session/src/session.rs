@@ -1,0 +1,281 @@
+//! `Session<T>`: one user's typed session data with its ID, lifetimes and change state.
+
+use std::{
+    fmt,
+    ops::{Deref, DerefMut},
+    time::SystemTime,
+};
+
+use crate::{
+    Error,
+    clock::from_unix_ms,
+    data::{DirtySet, FieldsOf, SessionData, Tracked},
+    id::SessionId,
+};
+
+/// The lifetime data of a stored session, in milliseconds since the Unix epoch.
+///
+/// It is kept server-side (or sealed into the cookie), so clients cannot forge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionMeta {
+    /// When the session was created.
+    pub created_ms: u64,
+    /// When the session was last written (a change or a sliding refresh).
+    pub accessed_ms: u64,
+    /// The sliding deadline: the session expires if not refreshed by then.
+    pub idle_deadline_ms: u64,
+    /// The fixed deadline, never extended.
+    pub absolute_deadline_ms: u64,
+}
+
+impl SessionMeta {
+    /// Lifetimes of a session created at `now_ms`.
+    pub fn new(now_ms: u64, idle_ms: u64, absolute_ms: u64) -> Self {
+        let absolute_deadline_ms = now_ms.saturating_add(absolute_ms);
+        Self {
+            created_ms: now_ms,
+            accessed_ms: now_ms,
+            idle_deadline_ms: now_ms.saturating_add(idle_ms).min(absolute_deadline_ms),
+            absolute_deadline_ms,
+        }
+    }
+
+    /// The same session, accessed at `now_ms`: the idle deadline slides, the absolute one
+    /// does not.
+    #[must_use]
+    pub fn accessed_at(self, now_ms: u64, idle_ms: u64) -> Self {
+        Self {
+            accessed_ms: now_ms,
+            idle_deadline_ms: now_ms
+                .saturating_add(idle_ms)
+                .min(self.absolute_deadline_ms),
+            ..self
+        }
+    }
+
+    /// When the session expires: the earlier of the two deadlines.
+    pub fn expires_ms(&self) -> u64 {
+        self.idle_deadline_ms.min(self.absolute_deadline_ms)
+    }
+
+    /// Whether the session has expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.expires_ms()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Created in memory, never stored.
+    New,
+    /// Loaded from, or saved to, the store.
+    Stored,
+    /// Marked for deletion at the next save.
+    Deleted,
+}
+
+/// One user's session: typed data of a [`SessionData`] type `T`, its ID and lifetimes,
+/// and which fields changed.
+///
+/// It dereferences to the generated accessors (`T::Fields`), so `session.user()` and
+/// `session.set_user(..)` are called on it directly. Changes are written by
+/// [`SessionProvider::save`](crate::SessionProvider::save), which writes only what changed.
+pub struct Session<T: SessionData> {
+    id: SessionId,
+    fields: T::Fields,
+    meta: SessionMeta,
+    status: Status,
+    stored_id: Option<SessionId>,
+    in_store: bool,
+    refresh_due: bool,
+}
+
+impl<T: SessionData> Session<T> {
+    pub(crate) fn new(id: SessionId, meta: SessionMeta) -> Self {
+        Self::from_parts(id, T::initial(), meta, Status::New, false)
+    }
+
+    pub(crate) fn from_parts(
+        id: SessionId,
+        data: T,
+        meta: SessionMeta,
+        status: Status,
+        refresh_due: bool,
+    ) -> Self {
+        let in_store = status == Status::Stored;
+        Self {
+            id,
+            fields: T::Fields::wrap(Tracked::new(data)),
+            meta,
+            status,
+            stored_id: None,
+            in_store,
+            refresh_due,
+        }
+    }
+
+    /// The session ID: the value the client holds.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The whole data, read-only.
+    pub fn data(&self) -> &T {
+        self.fields.tracked().data()
+    }
+
+    /// Consumes the session, returning its data.
+    pub fn into_data(self) -> T {
+        self.fields.into_tracked().into_data()
+    }
+
+    /// The lifetime data.
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+
+    /// When the session was created.
+    pub fn created(&self) -> SystemTime {
+        from_unix_ms(self.meta.created_ms)
+    }
+
+    /// When the session was last written.
+    pub fn last_access(&self) -> SystemTime {
+        from_unix_ms(self.meta.accessed_ms)
+    }
+
+    /// The sliding deadline.
+    pub fn idle_deadline(&self) -> SystemTime {
+        from_unix_ms(self.meta.idle_deadline_ms)
+    }
+
+    /// The fixed deadline.
+    pub fn absolute_deadline(&self) -> SystemTime {
+        from_unix_ms(self.meta.absolute_deadline_ms)
+    }
+
+    /// When the session expires unless refreshed.
+    pub fn expires(&self) -> SystemTime {
+        from_unix_ms(self.meta.expires_ms())
+    }
+
+    /// Whether the session has never been stored.
+    pub fn is_new(&self) -> bool {
+        self.status == Status::New
+    }
+
+    /// Whether the session is marked for deletion.
+    pub fn is_deleted(&self) -> bool {
+        self.status == Status::Deleted
+    }
+
+    /// Whether the ID was regenerated since the session was loaded or saved.
+    pub fn is_regenerated(&self) -> bool {
+        self.stored_id.is_some()
+    }
+
+    /// The fields whose stored value changed since load or save.
+    pub fn dirty_fields(&self) -> DirtySet {
+        let tracked = self.fields.tracked();
+        tracked.marked().union(tracked.data().flash_dirty())
+    }
+
+    /// Whether any stored field changed.
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty_fields().is_empty()
+    }
+
+    /// Whether the sliding idle deadline is due to be refreshed.
+    pub fn is_refresh_due(&self) -> bool {
+        self.refresh_due
+    }
+
+    /// Whether a save would write anything: the session is new, deleted, regenerated,
+    /// changed, or due a sliding refresh.
+    pub fn needs_save(&self) -> bool {
+        self.status != Status::Stored
+            || self.is_regenerated()
+            || self.is_dirty()
+            || self.refresh_due
+    }
+
+    /// Gives the session a new random ID and keeps its data; at the next save the old ID
+    /// stops working at once. Call it on login and privilege changes (session fixation
+    /// defence).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn regenerate_id(&mut self) -> Result<(), Error> {
+        let new_id = SessionId::generate()?;
+        let old_id = std::mem::replace(&mut self.id, new_id);
+        if self.in_store && self.stored_id.is_none() {
+            self.stored_id = Some(old_id);
+        }
+        Ok(())
+    }
+
+    /// Marks the session for deletion at the next save.
+    pub fn delete(&mut self) {
+        self.status = Status::Deleted;
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The ID the store holds the session under, if it was stored.
+    pub(crate) fn stored_id(&self) -> &SessionId {
+        self.stored_id.as_ref().unwrap_or(&self.id)
+    }
+
+    /// Whether the store holds this session (under [`stored_id`](Self::stored_id)).
+    pub(crate) fn in_store(&self) -> bool {
+        self.in_store
+    }
+
+    pub(crate) fn set_id(&mut self, id: SessionId) {
+        self.id = id;
+    }
+
+    pub(crate) fn set_meta(&mut self, meta: SessionMeta) {
+        self.meta = meta;
+    }
+
+    /// After a successful write: everything in memory is what the store holds.
+    pub(crate) fn saved(&mut self, status: Status) {
+        let tracked = self.fields.tracked_mut();
+        tracked.clear_marks();
+        tracked.data_mut().flash_saved();
+        self.status = status;
+        self.in_store = status == Status::Stored;
+        self.stored_id = None;
+        self.refresh_due = false;
+    }
+}
+
+impl<T: SessionData> Deref for Session<T> {
+    type Target = T::Fields;
+
+    fn deref(&self) -> &T::Fields {
+        &self.fields
+    }
+}
+
+impl<T: SessionData> DerefMut for Session<T> {
+    fn deref_mut(&mut self) -> &mut T::Fields {
+        &mut self.fields
+    }
+}
+
+impl<T: SessionData + fmt::Debug> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("data", self.data())
+            .field("meta", &self.meta)
+            .field("status", &self.status)
+            .field("dirty", &self.dirty_fields())
+            .finish()
+    }
+}

@@ -1,0 +1,141 @@
+//! The server-side store contract, and the stores.
+//!
+//! A store keeps [`Record`]s (lifetime data plus field-tagged bytes, see
+//! [`codec`](crate::codec)) keyed by the [`StoreKey`] digest of the session ID. It knows
+//! nothing of the session's Rust type, so one store serves every `SessionData` type.
+//!
+//! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
+//! query and bulk operations exist only for those, so asking a store that cannot do them
+//! is a compile error rather than a runtime surprise.
+
+use std::future::Future;
+
+use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
+
+pub mod memory;
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Lifetime data.
+    pub meta: SessionMeta,
+    /// The encoded fields.
+    pub fields: FieldRecord,
+}
+
+/// The outcome of [`SessionStore::rename`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    /// The record moved to the new key; the old key no longer exists.
+    Renamed,
+    /// There was no live record under the old key.
+    SourceMissing,
+    /// A live record already exists under the new key; nothing changed.
+    TargetExists,
+}
+
+/// An asynchronous server-side session store.
+///
+/// Every operation is atomic with respect to the others on the same key. A store must
+/// never return a record whose [`SessionMeta::is_expired`] is true by its clock; the
+/// provider checks again with its own.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads the record under `key`.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn load(&self, key: &StoreKey) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
+
+    /// Stores a new record; never overwrites a live one.
+    ///
+    /// Returns `false`, changing nothing, when a live record exists under `key`.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Replaces the lifetime data and the fields present in `update.fields`, keeping every
+    /// other stored field.
+    ///
+    /// Returns `false`, changing nothing, when no live record exists under `key`.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn update(
+        &self,
+        key: &StoreKey,
+        update: &Record,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Atomically moves the record from `from` to `to` and applies `update` as
+    /// [`update`](Self::update) does; afterwards `from` no longer exists.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        update: &Record,
+    ) -> impl Future<Output = Result<Rename, Error>> + Send;
+
+    /// Deletes the record under `key`; returns whether one existed.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// One page of a [`QueryStore::scan`].
+#[derive(Debug, Clone, Default)]
+pub struct ScanPage {
+    /// Live records of this page.
+    pub records: Vec<(StoreKey, Record)>,
+    /// The cursor of the next page; `None` when the scan is complete.
+    pub next: Option<u64>,
+}
+
+/// A store that can enumerate its sessions, in batches.
+pub trait QueryStore: SessionStore {
+    /// Reads a page of live records, starting at `cursor` (0 for the first page) with about
+    /// `batch` records. Sessions created or deleted during a scan may or may not appear.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn scan(
+        &self,
+        cursor: u64,
+        batch: usize,
+    ) -> impl Future<Output = Result<ScanPage, Error>> + Send;
+
+    /// Counts live sessions.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn count(&self) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Deletes these records; returns how many existed.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn delete_many(&self, keys: &[StoreKey]) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Deletes every session of this store; returns how many existed.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn clear(&self) -> impl Future<Output = Result<usize, Error>> + Send;
+}

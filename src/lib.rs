@@ -1,0 +1,1 @@
+//! Hosts the integration tests, UI tests and examples of the workspace.
