@@ -1,0 +1,21 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, missing_docs)]
+
+pub mod contract;
+pub mod counting;
+
+use session::{Flash, SessionData};
+
+/// The session type most tests use: a user, a counter, preferences and a flash notice.
+#[derive(SessionData, Debug, Clone, PartialEq)]
+pub struct AppSession {
+    pub user: Option<String>,
+    pub visits: u64,
+    #[session(default = "light".to_owned())]
+    pub theme: String,
+    pub language: Option<String>,
+    #[session(flash)]
+    pub notice: Flash<String>,
+    #[session(skip)]
+    pub scratch: Vec<u8>,
+}
