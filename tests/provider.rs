@@ -10,8 +10,8 @@ use std::{
 
 use common::{AppSession, counting::Counting};
 use session::{
-    Callbacks, Error, FieldDef, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData, SessionId,
-    SessionProvider,
+    Callbacks, Error, FieldDef, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData,
+    SessionId, SessionProvider,
 };
 
 type Provider = SessionProvider<AppSession, Counting<MemoryStore>>;
@@ -27,7 +27,11 @@ fn provider() -> (Provider, ManualClock) {
 }
 
 fn tag(name: &str) -> u32 {
-    AppSession::FIELDS.iter().find(|def| def.name == name).unwrap().tag
+    AppSession::FIELDS
+        .iter()
+        .find(|def| def.name == name)
+        .unwrap()
+        .tag
 }
 
 #[tokio::test]
@@ -35,11 +39,21 @@ async fn a_new_session_is_stored_in_full_and_loads_back() {
     let (provider, _) = provider();
     let mut session = provider.create().unwrap();
     assert!(session.is_new());
-    assert_eq!(session.theme(), "light", "#[session(default)] applies to new sessions");
+    assert_eq!(
+        session.theme(),
+        "light",
+        "#[session(default)] applies to new sessions"
+    );
     session.set_user(Some("alice".into()));
-    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
+    assert_eq!(
+        provider.save(&mut session).await.unwrap(),
+        SaveOutcome::Created
+    );
     assert!(!session.is_new());
-    assert_eq!(provider.store().counts.last_written_tags().len(), AppSession::FIELDS.len());
+    assert_eq!(
+        provider.store().counts.last_written_tags().len(),
+        AppSession::FIELDS.len()
+    );
 
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some("alice"));
@@ -54,21 +68,44 @@ async fn an_unchanged_session_is_never_written_and_a_change_writes_only_that_fie
     let writes = provider.store().counts.writes();
 
     let mut loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Unchanged
+    );
     let _ = loaded.user();
     let _ = loaded.theme();
     assert!(!loaded.is_dirty(), "reading marks nothing");
-    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
-    assert_eq!(provider.store().counts.writes(), writes, "no write for an unchanged session");
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Unchanged
+    );
+    assert_eq!(
+        provider.store().counts.writes(),
+        writes,
+        "no write for an unchanged session"
+    );
 
     loaded.set_language(Some("fr".into()));
-    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Updated);
-    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("language")]);
-    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged, "saving clears the marks");
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Updated
+    );
+    assert_eq!(
+        provider.store().counts.last_written_tags(),
+        vec![tag("language")]
+    );
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Unchanged,
+        "saving clears the marks"
+    );
 
     *loaded.visits_mut() += 1;
     provider.save(&mut loaded).await.unwrap();
-    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("visits")]);
+    assert_eq!(
+        provider.store().counts.last_written_tags(),
+        vec![tag("visits")]
+    );
 
     loaded.set_scratch(vec![1, 2, 3]);
     assert!(!loaded.is_dirty(), "skipped fields are not stored");
@@ -79,7 +116,11 @@ async fn flash_lives_for_exactly_the_next_load() {
     let (provider, _) = provider();
     let mut first = provider.create().unwrap();
     first.set_notice("saved!".into());
-    assert_eq!(first.notice(), None, "a flash set for the next request is not visible now");
+    assert_eq!(
+        first.notice(),
+        None,
+        "a flash set for the next request is not visible now"
+    );
     provider.save(&mut first).await.unwrap();
     let id = first.id().clone();
 
@@ -87,12 +128,18 @@ async fn flash_lives_for_exactly_the_next_load() {
     assert_eq!(second.notice().map(String::as_str), Some("saved!"));
     assert!(second.is_dirty(), "consuming a flash must be written");
     provider.save(&mut second).await.unwrap();
-    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("notice")]);
+    assert_eq!(
+        provider.store().counts.last_written_tags(),
+        vec![tag("notice")]
+    );
 
     let mut third = provider.get(&id).await.unwrap();
     assert_eq!(third.notice(), None, "gone after the request that saw it");
     assert!(!third.is_dirty());
-    assert_eq!(provider.save(&mut third).await.unwrap(), SaveOutcome::Unchanged);
+    assert_eq!(
+        provider.save(&mut third).await.unwrap(),
+        SaveOutcome::Unchanged
+    );
 }
 
 #[tokio::test]
@@ -107,22 +154,36 @@ async fn kept_and_now_flash_values() {
     assert_eq!(second.notice().map(String::as_str), Some("keep me"));
     second.keep_notice();
     assert!(!second.is_dirty(), "keeping a flash changes nothing stored");
-    assert_eq!(provider.save(&mut second).await.unwrap(), SaveOutcome::Unchanged);
+    assert_eq!(
+        provider.save(&mut second).await.unwrap(),
+        SaveOutcome::Unchanged
+    );
 
     let mut third = provider.get(&id).await.unwrap();
-    assert_eq!(third.notice().map(String::as_str), Some("keep me"), "kept for one more request");
+    assert_eq!(
+        third.notice().map(String::as_str),
+        Some("keep me"),
+        "kept for one more request"
+    );
     third.notice_now("only now".into());
     assert_eq!(third.notice().map(String::as_str), Some("only now"));
     provider.save(&mut third).await.unwrap();
 
     let fourth = provider.get(&id).await.unwrap();
-    assert_eq!(fourth.notice(), None, "neither the kept value nor the now value survive");
+    assert_eq!(
+        fourth.notice(),
+        None,
+        "neither the kept value nor the now value survive"
+    );
 }
 
 #[tokio::test]
 async fn idle_timeout_expires_and_activity_slides_it() {
     let clock = ManualClock::new();
-    let provider = provider_with(&clock, SessionConfig::testing().idle_timeout(Duration::from_secs(60)));
+    let provider = provider_with(
+        &clock,
+        SessionConfig::testing().idle_timeout(Duration::from_secs(60)),
+    );
     let mut session = provider.create().unwrap();
     provider.save(&mut session).await.unwrap();
     let id = session.id().clone();
@@ -131,10 +192,16 @@ async fn idle_timeout_expires_and_activity_slides_it() {
         clock.advance(Duration::from_secs(50));
         let mut active = provider.get(&id).await.expect("activity keeps it alive");
         assert!(active.is_refresh_due());
-        assert_eq!(provider.save(&mut active).await.unwrap(), SaveOutcome::Refreshed);
+        assert_eq!(
+            provider.save(&mut active).await.unwrap(),
+            SaveOutcome::Refreshed
+        );
     }
     clock.advance(Duration::from_secs(60));
-    assert!(matches!(provider.get(&id).await, Err(Error::NotFound)), "expired after 60 idle seconds");
+    assert!(
+        matches!(provider.get(&id).await, Err(Error::NotFound)),
+        "expired after 60 idle seconds"
+    );
 }
 
 #[tokio::test]
@@ -153,9 +220,15 @@ async fn absolute_timeout_is_never_extended() {
         *active.visits_mut() += 1;
         provider.save(&mut active).await.unwrap();
     }
-    assert!(provider.get(&id).await.unwrap().idle_deadline() <= provider.get(&id).await.unwrap().absolute_deadline());
+    assert!(
+        provider.get(&id).await.unwrap().idle_deadline()
+            <= provider.get(&id).await.unwrap().absolute_deadline()
+    );
     clock.advance(Duration::from_secs(50));
-    assert!(provider.try_get(&id).await.unwrap().is_none(), "dead at 200 s although active");
+    assert!(
+        provider.try_get(&id).await.unwrap().is_none(),
+        "dead at 200 s although active"
+    );
 }
 
 #[tokio::test]
@@ -169,15 +242,28 @@ async fn sliding_refresh_is_throttled() {
     for _ in 0..5 {
         clock.advance(Duration::from_secs(10));
         let mut loaded = provider.get(session.id()).await.unwrap();
-        assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
+        assert_eq!(
+            provider.save(&mut loaded).await.unwrap(),
+            SaveOutcome::Unchanged
+        );
     }
-    assert_eq!(provider.store().counts.writes(), writes, "no refresh within the interval");
+    assert_eq!(
+        provider.store().counts.writes(),
+        writes,
+        "no refresh within the interval"
+    );
     clock.advance(Duration::from_secs(10));
     let mut loaded = provider.get(session.id()).await.unwrap();
     let before = loaded.idle_deadline();
-    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Refreshed);
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Refreshed
+    );
     assert!(loaded.idle_deadline() > before);
-    assert!(provider.store().counts.last_written_tags().is_empty(), "a refresh writes no field");
+    assert!(
+        provider.store().counts.last_written_tags().is_empty(),
+        "a refresh writes no field"
+    );
 }
 
 #[tokio::test]
@@ -191,10 +277,17 @@ async fn regenerate_keeps_data_and_kills_the_old_id_at_once() {
     session.set_language(Some("de".into()));
     provider.regenerate_id(&mut session).await.unwrap();
     assert_ne!(session.id(), &old);
-    assert!(provider.try_get(&old).await.unwrap().is_none(), "the old ID is dead");
+    assert!(
+        provider.try_get(&old).await.unwrap().is_none(),
+        "the old ID is dead"
+    );
     let renewed = provider.get(session.id()).await.unwrap();
     assert_eq!(renewed.user().as_deref(), Some("alice"));
-    assert_eq!(renewed.language().as_deref(), Some("de"), "pending changes saved with the rename");
+    assert_eq!(
+        renewed.language().as_deref(),
+        Some("de"),
+        "pending changes saved with the rename"
+    );
 }
 
 #[tokio::test]
@@ -205,7 +298,10 @@ async fn regenerating_twice_before_saving_still_kills_the_first_id() {
     let first = session.id().clone();
     session.regenerate_id().unwrap();
     session.regenerate_id().unwrap();
-    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Regenerated);
+    assert_eq!(
+        provider.save(&mut session).await.unwrap(),
+        SaveOutcome::Regenerated
+    );
     assert!(provider.try_get(&first).await.unwrap().is_none());
     assert!(provider.try_get(session.id()).await.unwrap().is_some());
 }
@@ -222,7 +318,10 @@ async fn delete_removes_the_session_and_a_stale_handle_cannot_resurrect_it() {
 
     stale.set_user(Some("mallory".into()));
     assert!(matches!(provider.save(&mut stale).await, Err(Error::Gone)));
-    assert!(provider.try_get(stale.id()).await.unwrap().is_none(), "still deleted");
+    assert!(
+        provider.try_get(stale.id()).await.unwrap().is_none(),
+        "still deleted"
+    );
 }
 
 #[tokio::test]
@@ -232,14 +331,23 @@ async fn unknown_garbage_and_expired_ids_are_not_adopted() {
     assert!(provider.load("").await.unwrap().is_none());
     let unknown = SessionId::generate().unwrap();
     assert!(provider.load(&unknown.to_string()).await.unwrap().is_none());
-    let fresh = provider.load_or_create(Some(&unknown.to_string())).await.unwrap();
+    let fresh = provider
+        .load_or_create(Some(&unknown.to_string()))
+        .await
+        .unwrap();
     assert_ne!(fresh.id(), &unknown, "a client-chosen ID is never adopted");
     assert!(fresh.is_new());
 
     let mut session = provider.create().unwrap();
     provider.save(&mut session).await.unwrap();
     clock.advance(Duration::from_secs(24 * 3600));
-    assert!(provider.load(&session.id().to_string()).await.unwrap().is_none());
+    assert!(
+        provider
+            .load(&session.id().to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +370,10 @@ async fn concurrent_saves_of_different_fields_from_two_handles_both_survive() {
         ra.unwrap().unwrap();
         rb.unwrap().unwrap();
         let merged = provider.get(&id).await.unwrap();
-        assert_eq!(merged.user().as_deref(), Some(format!("user{round}").as_str()));
+        assert_eq!(
+            merged.user().as_deref(),
+            Some(format!("user{round}").as_str())
+        );
         assert_eq!(*merged.visits(), round);
     }
 }
@@ -272,24 +383,41 @@ async fn query_and_bulk_operations() {
     let (provider, _) = provider();
     for i in 0..30 {
         let mut session = provider.create().unwrap();
-        session.set_user(Some(if i % 3 == 0 { "alice".into() } else { format!("user{i}") }));
+        session.set_user(Some(if i % 3 == 0 {
+            "alice".into()
+        } else {
+            format!("user{i}")
+        }));
         provider.save(&mut session).await.unwrap();
     }
     assert_eq!(provider.count().await.unwrap(), 30);
-    let alice = provider.find(|s| s.data.user.as_deref() == Some("alice")).await.unwrap();
+    let alice = provider
+        .find(|s| s.data.user.as_deref() == Some("alice"))
+        .await
+        .unwrap();
     assert_eq!(alice.len(), 10);
 
     let mut visited = 0;
     provider
         .for_each(|_| {
             visited += 1;
-            if visited == 5 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            if visited == 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })
         .await
         .unwrap();
     assert_eq!(visited, 5, "iteration stops when asked");
 
-    assert_eq!(provider.delete_where(|s| s.data.user.as_deref() == Some("alice")).await.unwrap(), 10);
+    assert_eq!(
+        provider
+            .delete_where(|s| s.data.user.as_deref() == Some("alice"))
+            .await
+            .unwrap(),
+        10
+    );
     assert_eq!(provider.count().await.unwrap(), 20);
     assert_eq!(provider.clear().await.unwrap(), 20);
     assert_eq!(provider.count().await.unwrap(), 0);
@@ -314,12 +442,20 @@ async fn callbacks_fire_after_the_store_confirms() {
         .on_started(log(|_| Event::Started))
         .on_loaded(log(|_| Event::Loaded))
         .on_deleted(log(|_| Event::Deleted))
-        .on_regenerated(move |old, new| regenerated.lock().unwrap().push(Event::Regenerated(old != new)));
+        .on_regenerated(move |old, new| {
+            regenerated
+                .lock()
+                .unwrap()
+                .push(Event::Regenerated(old != new))
+        });
     let (provider, _) = provider();
     let provider = provider.with_callbacks(callbacks);
 
     let mut session = provider.create().unwrap();
-    assert!(events.lock().unwrap().is_empty(), "nothing started until it is stored");
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "nothing started until it is stored"
+    );
     provider.save(&mut session).await.unwrap();
     let mut session = provider.get(session.id()).await.unwrap();
     provider.regenerate_id(&mut session).await.unwrap();
@@ -327,7 +463,12 @@ async fn callbacks_fire_after_the_store_confirms() {
     assert!(provider.load("unknown").await.unwrap().is_none());
     assert_eq!(
         *events.lock().unwrap(),
-        vec![Event::Started, Event::Loaded, Event::Regenerated(true), Event::Deleted]
+        vec![
+            Event::Started,
+            Event::Loaded,
+            Event::Regenerated(true),
+            Event::Deleted
+        ]
     );
 }
 
@@ -335,5 +476,9 @@ async fn callbacks_fire_after_the_store_confirms() {
 fn field_tags_are_stable() {
     assert_eq!(FieldDef::tag_of("user"), AppSession::FIELDS[0].tag);
     // Pinned: changing the tag function would orphan every stored field.
-    assert_eq!(FieldDef::tag_of("user"), 0x6078_5ef2, "32-bit FNV-1a of the stored name");
+    assert_eq!(
+        FieldDef::tag_of("user"),
+        0x6078_5ef2,
+        "32-bit FNV-1a of the stored name"
+    );
 }

@@ -55,11 +55,19 @@ fn old_record() -> session::FieldRecord {
 #[test]
 fn a_newer_struct_reads_an_older_record_and_keeps_every_compatible_field() {
     let new: v2::Account = codec::decode(&old_record());
-    assert_eq!(new.login.as_deref(), Some("alice"), "renamed with `rename` keeps its data");
+    assert_eq!(
+        new.login.as_deref(),
+        Some("alice"),
+        "renamed with `rename` keeps its data"
+    );
     assert_eq!(new.visits, "unknown", "retyped field takes its default");
     assert_eq!(new.theme, "dark");
     assert_eq!(new.added, 42, "added field takes its default");
-    assert_eq!(new.notice.get().map(String::as_str), Some("hello"), "flash survives the upgrade");
+    assert_eq!(
+        new.notice.get().map(String::as_str),
+        Some("hello"),
+        "flash survives the upgrade"
+    );
     assert_eq!(new.small, 300, "u32 -> u64 is compatible");
 }
 
@@ -71,7 +79,10 @@ fn an_older_struct_reads_a_newer_record_too() {
     let record = codec::encode(&new, DirtySet::all(v2::Account::FIELDS.len())).unwrap();
     let old: v1::Account = codec::decode(&record);
     assert_eq!(old.user.as_deref(), Some("bob"));
-    assert_eq!(old.visits, 0, "a String where a u64 was stored reads as the default");
+    assert_eq!(
+        old.visits, 0,
+        "a String where a u64 was stored reads as the default"
+    );
     assert_eq!(old.small, 5);
     assert!(!old.legacy_flag);
 }
@@ -80,11 +91,16 @@ fn an_older_struct_reads_a_newer_record_too() {
 fn a_truncated_or_garbled_record_keeps_what_it_can() {
     let bytes = old_record().into_bytes();
     for cut in 0..bytes.len() {
-        let _: v2::Account = codec::decode(&session::FieldRecord::from_bytes(bytes[..cut].to_vec()));
+        let _: v2::Account =
+            codec::decode(&session::FieldRecord::from_bytes(bytes[..cut].to_vec()));
     }
     let mut garbled = bytes.clone();
     let last = garbled.len() - 1;
     garbled[last] ^= 0xff;
     let new: v2::Account = codec::decode(&session::FieldRecord::from_bytes(garbled));
-    assert_eq!(new.login.as_deref(), Some("alice"), "fields before the damage are kept");
+    assert_eq!(
+        new.login.as_deref(),
+        Some("alice"),
+        "fields before the damage are kept"
+    );
 }

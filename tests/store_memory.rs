@@ -15,18 +15,34 @@ async fn memory_store_passes_the_store_contract() {
 }
 
 fn record(clock: &ManualClock, idle_ms: u64) -> Record {
-    Record { meta: SessionMeta::new(clock.now_ms(), idle_ms, idle_ms * 10), fields: FieldRecord::new() }
+    Record {
+        meta: SessionMeta::new(clock.now_ms(), idle_ms, idle_ms * 10),
+        fields: FieldRecord::new(),
+    }
 }
 
 #[tokio::test]
 async fn capacity_is_bounded_and_evicts_the_soonest_to_expire() {
     let clock = ManualClock::new();
-    let store = MemoryStore::builder().capacity(64).clock(clock.clone()).build();
+    let store = MemoryStore::builder()
+        .capacity(64)
+        .clock(clock.clone())
+        .build();
     for i in 0..1_000u64 {
         let key = SessionId::generate().unwrap().store_key();
-        assert!(store.create(&key, &record(&clock, 60_000 + i)).await.unwrap());
+        assert!(
+            store
+                .create(&key, &record(&clock, 60_000 + i))
+                .await
+                .unwrap()
+        );
     }
-    assert!(store.len() <= store.capacity(), "{} records in a store of {}", store.len(), store.capacity());
+    assert!(
+        store.len() <= store.capacity(),
+        "{} records in a store of {}",
+        store.len(),
+        store.capacity()
+    );
     assert_eq!(store.capacity(), 64);
 }
 
@@ -47,8 +63,17 @@ async fn sweep_removes_only_expired_records() {
 #[tokio::test(start_paused = true)]
 async fn the_background_sweeper_runs_inside_a_runtime() {
     let clock = ManualClock::new();
-    let store = MemoryStore::builder().sweep_interval(Duration::from_secs(5)).clock(clock.clone()).build();
-    store.create(&SessionId::generate().unwrap().store_key(), &record(&clock, 1_000)).await.unwrap();
+    let store = MemoryStore::builder()
+        .sweep_interval(Duration::from_secs(5))
+        .clock(clock.clone())
+        .build();
+    store
+        .create(
+            &SessionId::generate().unwrap().store_key(),
+            &record(&clock, 1_000),
+        )
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(2));
     assert_eq!(store.len(), 1, "expired but not yet swept");
     tokio::time::sleep(Duration::from_secs(11)).await;

@@ -93,7 +93,9 @@ impl ContainerAttrs {
             let result = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("crate") {
                     let path: LitStr = meta.value()?.parse()?;
-                    let path: Path = path.parse()?;
+                    let path: Path = path.parse().map_err(|_| {
+                        syn::Error::new(path.span(), "`crate` must be a path to the session crate, e.g. `crate = \"my_app::session\"`")
+                    })?;
                     set(&mut out.krate, &meta, path, errors);
                 } else {
                     let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();

@@ -158,33 +158,40 @@ fn expand(container: &Container) -> TokenStream {
         quote!(#member: #value)
     });
 
-    let encode_arms = persisted.iter().map(|p| {
-        let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
+    // One bound-checked codec per field, spanned at its type: a type that is not storable
+    // is reported once, on the field, not once per use.
+    let codec_fns = persisted.iter().map(|p| {
+        let (name, ty) = (codec_fn(p.index), p.field.ty);
         let helper = if p.flash {
-            quote!(encode_flash)
+            quote!(flash_codec)
         } else {
-            quote!(encode_value)
+            quote!(value_codec)
         };
-        let call = quote_spanned!(ty.span()=> #private::#helper::<#ty>);
-        quote!(#index => #call(&self.#member, out),)
+        let path = respan(private.clone(), ty.span());
+        let call = quote_spanned!(ty.span()=> #path::#helper::<#ty>());
+        quote! {
+            #[doc(hidden)]
+            #[inline]
+            fn #name() -> #private::FieldCodec<#ty> {
+                #call
+            }
+        }
+    });
+    let encode_arms = persisted.iter().map(|p| {
+        let (index, member, name) = (p.index, p.field.ident, codec_fn(p.index));
+        quote!(#index => (Self::#name().encode)(&self.#member, out),)
     });
     let decode_arms = persisted.iter().map(|p| {
-        let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
-        let helper = if p.flash {
-            quote!(decode_flash)
-        } else {
-            quote!(decode_value)
-        };
-        let call = quote_spanned!(ty.span()=> #private::#helper::<#ty>);
-        quote!(#index => #call(&mut self.#member, bytes),)
+        let (index, member, name) = (p.index, p.field.ident, codec_fn(p.index));
+        quote!(#index => (Self::#name().decode)(&mut self.#member, bytes),)
     });
     let flash_dirty = persisted.iter().filter(|p| p.flash).map(|p| {
         let (index, member, ty) = (p.index, p.field.ident, p.field.ty);
-        quote!(if <#ty as #private::FlashSlot>::needs_write(&self.#member) { dirty.insert(#index); })
+        quote_spanned!(ty.span()=> if <#ty as #private::FlashSlot>::needs_write(&self.#member) { dirty.insert(#index); })
     });
     let flash_saved = persisted.iter().filter(|p| p.flash).map(|p| {
         let (member, ty) = (p.field.ident, p.field.ty);
-        quote!(<#ty as #private::FlashSlot>::mark_saved(&mut self.#member);)
+        quote_spanned!(ty.span()=> <#ty as #private::FlashSlot>::mark_saved(&mut self.#member);)
     });
     let flash_fns = persisted.iter().any(|p| p.flash).then(|| {
         quote! {
@@ -254,11 +261,31 @@ fn expand(container: &Container) -> TokenStream {
             }
 
             #[automatically_derived]
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #(#codec_fns)*
+            }
+
+            #[automatically_derived]
             impl #impl_generics #fields_ident #ty_generics #where_clause {
                 #(#accessors)*
             }
         };
     }
+}
+
+/// Gives every token the span of the field type, so an unmet bound is reported on the field.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
+fn codec_fn(index: usize) -> Ident {
+    format_ident!("__session_field_codec_{}", index)
 }
 
 fn accessors(
@@ -277,7 +304,14 @@ fn accessors(
             let keep = format_ident!("keep_{}", name, span = member.span());
             let now = format_ident!("{}_now", name, span = member.span());
             let value = quote_spanned!(ty.span()=> <#ty as #private::FlashSlot>::Value);
-            let slot = quote_spanned!(ty.span()=> <#ty as #private::FlashSlot>);
+            let slot = quote!(<#ty as #private::FlashSlot>);
+            let span = ty.span();
+            let get_body = quote_spanned!(span=> #slot::current(&self.0.data().#member));
+            let set_body =
+                quote_spanned!(span=> #slot::set_next(&mut self.0.data_mut().#member, value));
+            let keep_body = quote_spanned!(span=> #slot::keep(&mut self.0.data_mut().#member));
+            let now_body =
+                quote_spanned!(span=> #slot::set_now(&mut self.0.data_mut().#member, value));
             let docs = [
                 format!(
                     "The flash value `{name}` visible in this request: set during the previous request, or now."
@@ -287,26 +321,26 @@ fn accessors(
                 format!("Sets the flash value `{name}` for this request only; it is never stored."),
             ];
             let [get_doc, set_doc, keep_doc, now_doc] = docs;
-            quote! {
+            quote_spanned! {span=>
                 #[doc = #get_doc]
                 #[inline]
                 #vis fn #member(&self) -> ::core::option::Option<&#value> {
-                    #slot::current(&self.0.data().#member)
+                    #get_body
                 }
                 #[doc = #set_doc]
                 #[inline]
                 #vis fn #set(&mut self, value: #value) {
-                    #slot::set_next(&mut self.0.data_mut().#member, value)
+                    #set_body
                 }
                 #[doc = #keep_doc]
                 #[inline]
                 #vis fn #keep(&mut self) {
-                    #slot::keep(&mut self.0.data_mut().#member)
+                    #keep_body
                 }
                 #[doc = #now_doc]
                 #[inline]
                 #vis fn #now(&mut self, value: #value) {
-                    #slot::set_now(&mut self.0.data_mut().#member, value)
+                    #now_body
                 }
             }
         }

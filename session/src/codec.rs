@@ -260,24 +260,51 @@ pub trait StoredField: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> StoredField for T {}
 
-/// Encodes a plain field value.
+/// How one field is encoded and decoded; built once per field by generated code, so a
+/// type that cannot be stored is reported once.
 #[doc(hidden)]
-pub fn encode_value<T: StoredField>(value: &T, out: &mut Vec<u8>) -> Result<(), FieldError> {
+pub struct FieldCodec<T> {
+    pub encode: fn(&T, &mut Vec<u8>) -> Result<(), FieldError>,
+    pub decode: fn(&mut T, &[u8]) -> Result<(), FieldError>,
+}
+
+/// The codec of a plain field.
+#[doc(hidden)]
+pub const fn value_codec<T: StoredField>() -> FieldCodec<T> {
+    FieldCodec {
+        encode: encode_value::<T>,
+        decode: decode_value::<T>,
+    }
+}
+
+/// The codec of a flash field.
+#[doc(hidden)]
+pub const fn flash_codec<F>() -> FieldCodec<F>
+where
+    F: FlashSlot,
+    F::Value: StoredField,
+{
+    FieldCodec {
+        encode: encode_flash::<F>,
+        decode: decode_flash::<F>,
+    }
+}
+
+/// Encodes a plain field value.
+fn encode_value<T: StoredField>(value: &T, out: &mut Vec<u8>) -> Result<(), FieldError> {
     let buffer = std::mem::take(out);
     *out = postcard::to_extend(value, buffer)?;
     Ok(())
 }
 
 /// Decodes a plain field value, rejecting left-over bytes.
-#[doc(hidden)]
-pub fn decode_value<T: StoredField>(slot: &mut T, bytes: &[u8]) -> Result<(), FieldError> {
+fn decode_value<T: StoredField>(slot: &mut T, bytes: &[u8]) -> Result<(), FieldError> {
     *slot = decode_exact(bytes)?;
     Ok(())
 }
 
 /// Encodes a flash slot as the optional value it stores.
-#[doc(hidden)]
-pub fn encode_flash<F>(slot: &F, out: &mut Vec<u8>) -> Result<(), FieldError>
+fn encode_flash<F>(slot: &F, out: &mut Vec<u8>) -> Result<(), FieldError>
 where
     F: FlashSlot,
     F::Value: StoredField,
@@ -288,8 +315,7 @@ where
 }
 
 /// Decodes a stored flash value into the slot as this request's value.
-#[doc(hidden)]
-pub fn decode_flash<F>(slot: &mut F, bytes: &[u8]) -> Result<(), FieldError>
+fn decode_flash<F>(slot: &mut F, bytes: &[u8]) -> Result<(), FieldError>
 where
     F: FlashSlot,
     F::Value: StoredField,

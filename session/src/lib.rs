@@ -82,9 +82,7 @@ pub use store::{QueryStore, SessionStore, memory::MemoryStore};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
-        codec::{
-            StoredField, decode_flash, decode_value, encode_flash, encode_value, no_such_field,
-        },
+        codec::{FieldCodec, StoredField, flash_codec, no_such_field, value_codec},
         data::{FieldsOf, Tracked},
         flash::FlashSlot,
     };

@@ -26,11 +26,18 @@ impl Counts {
         self.writes.load(Ordering::SeqCst)
     }
     pub fn last_written_tags(&self) -> Vec<u32> {
-        self.written_tags.lock().unwrap().last().cloned().unwrap_or_default()
+        self.written_tags
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
     fn write(&self, record: Option<&Record>) {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let tags = record.map(|r| r.fields.iter().map(|f| f.unwrap().0).collect()).unwrap_or_default();
+        let tags = record
+            .map(|r| r.fields.iter().map(|f| f.unwrap().0).collect())
+            .unwrap_or_default();
         self.written_tags.lock().unwrap().push(tags);
     }
 }
@@ -43,7 +50,10 @@ pub struct Counting<S> {
 
 impl<S> Counting<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, counts: Arc::default() }
+        Self {
+            inner,
+            counts: Arc::default(),
+        }
     }
 }
 
@@ -60,7 +70,12 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         self.counts.write(Some(update));
         self.inner.update(key, update).await
     }
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+    async fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        update: &Record,
+    ) -> Result<Rename, Error> {
         self.counts.write(Some(update));
         self.inner.rename(from, to, update).await
     }

@@ -1,0 +1,10 @@
+use session::SessionData;
+
+#[derive(SessionData)]
+struct AppSession {
+    user: Option<String>,
+    #[session(rename = "user")]
+    login: Option<String>,
+}
+
+fn main() {}

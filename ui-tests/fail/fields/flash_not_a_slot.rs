@@ -1,0 +1,9 @@
+use session::SessionData;
+
+#[derive(SessionData)]
+struct AppSession {
+    #[session(flash)]
+    notice: String,
+}
+
+fn main() {}

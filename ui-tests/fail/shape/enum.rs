@@ -1,0 +1,9 @@
+use session::SessionData;
+
+#[derive(SessionData)]
+enum State {
+    Anonymous,
+    LoggedIn(String),
+}
+
+fn main() {}

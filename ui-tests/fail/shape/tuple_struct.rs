@@ -1,0 +1,6 @@
+use session::SessionData;
+
+#[derive(SessionData)]
+struct Pair(String, u64);
+
+fn main() {}
