@@ -41,6 +41,17 @@ pub enum Error {
         source: crate::FieldError,
     },
 
+    /// The session cookie would exceed what browsers accept.
+    #[error(
+        "the session cookie would be {size} bytes (name, value and attributes); browsers accept at most {limit}: store less in the session or use a server-side store"
+    )]
+    CookieTooLarge {
+        /// The size of the `Set-Cookie` value that was refused.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

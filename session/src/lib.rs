@@ -87,3 +87,6 @@ pub mod __private {
         flash::FlashSlot,
     };
 }
+
+#[cfg(feature = "http")]
+pub mod http;
