@@ -57,6 +57,7 @@ mod callbacks;
 mod clock;
 pub mod codec;
 mod config;
+pub mod crypto;
 mod data;
 mod error;
 mod flash;
