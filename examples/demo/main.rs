@@ -2,8 +2,8 @@
 //! <http://127.0.0.1:3000>.
 //!
 //! Environment: `SESSION_DEMO_ADDR` (default `127.0.0.1:3000`), `SESSION_DEMO_STORE`
-//! (`memory`, the default, or `cookie`), `SESSION_SECRET` (cookie store key material;
-//! unset: a random secret per process), `SESSION_IDLE_TIMEOUT_SECS` (default 1800),
+//! (`memory`, the default, or `cookie`), `SESSION_SECRET` (cookie store key material, as
+//! base64 or text of at least 32 bytes; unset: a random secret per process, with a warning), `SESSION_IDLE_TIMEOUT_SECS` (default 1800),
 //! `SESSION_ABSOLUTE_TIMEOUT_SECS` (default 86400), `SESSION_DEMO_SECURE=1` for the
 //! production cookie preset (`__Host-`, `Secure`: needs HTTPS in front).
 
@@ -12,7 +12,9 @@ mod app;
 use std::{net::SocketAddr, time::Duration};
 
 use session::{
-    MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider, http::OutagePolicy,
+    CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::OutagePolicy,
 };
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -36,6 +38,22 @@ fn config() -> Result<SessionConfigBuilder, String> {
         .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?))
 }
 
+/// The cookie store's key material: `SESSION_SECRET` as base64, or as raw text of at
+/// least 32 bytes; unset, a random secret that lives as long as the process.
+fn secret() -> Result<Secret, session::Error> {
+    match std::env::var("SESSION_SECRET") {
+        Ok(text) => Secret::from_base64(&text)
+            .or_else(|_| Secret::from_bytes(text.into_bytes()))
+            .map_err(Into::into),
+        Err(_) => {
+            tracing::warn!(
+                "SESSION_SECRET is unset: using a random secret, so cookies die with this process"
+            );
+            Ok(Secret::generate()?)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -49,7 +67,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             SessionProvider::new(MemoryStore::new(), config),
             OutagePolicy::FailClosed,
         ),
-        other => return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory`").into()),
+        "cookie" => {
+            let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?
+                .compress_above(Some(512));
+            app::router(store, OutagePolicy::FailClosed)
+        }
+        other => {
+            return Err(
+                format!("SESSION_DEMO_STORE={other:?}: expected `memory` or `cookie`").into(),
+            );
+        }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(

@@ -52,6 +52,15 @@ pub enum Error {
         limit: usize,
     },
 
+    /// Key material was refused (too short, low entropy, a known default, ...); the
+    /// message says how to generate a good secret.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
+
+    /// A session could not be sealed.
+    #[error("the session could not be sealed: {0}")]
+    Seal(#[from] crate::crypto::SealError),
+
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

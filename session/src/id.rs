@@ -66,6 +66,14 @@ impl SessionId {
         }
     }
 
+    pub(crate) const fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) const fn as_bytes(&self) -> &[u8; ID_BYTES] {
+        &self.0
+    }
+
     /// The digest that server-side stores key this session by.
     pub fn store_key(&self) -> StoreKey {
         StoreKey(Sha256::digest(self.0).into())

@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 mod callbacks;
+mod client;
 mod clock;
 pub mod codec;
 mod config;
@@ -64,9 +65,11 @@ mod flash;
 mod id;
 mod provider;
 mod session;
+mod set_cookie;
 pub mod store;
 
 pub use callbacks::Callbacks;
+pub use client::{ClientBinding, ClientInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FieldError, FieldRecord};
 pub use config::{CookieConfig, SameSite, SessionConfig, SessionConfigBuilder};
@@ -77,7 +80,8 @@ pub use id::{SessionId, StoreKey};
 pub use provider::{SaveOutcome, SessionProvider, StoredSession};
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
-pub use store::{QueryStore, SessionStore, memory::MemoryStore};
+pub use set_cookie::MAX_COOKIE_BYTES;
+pub use store::{QueryStore, SessionStore, cookie::CookieStore, memory::MemoryStore};
 
 /// What generated code reaches; not a public API.
 #[doc(hidden)]

@@ -1,20 +1,11 @@
 //! What the layer needs from a session backend: a server-side provider or the cookie store.
 
-use std::{future::Future, net::IpAddr};
+use std::future::Future;
 
 use crate::{
-    Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, SessionStore,
+    ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
+    SessionStore,
 };
-
-/// Facts about the client that a backend may bind a session to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// The `User-Agent` header.
-    pub user_agent: Option<String>,
-    /// The client's address: the connection's peer, or the configured trusted proxy
-    /// header's value.
-    pub ip: Option<IpAddr>,
-}
 
 /// What the response must do with the session cookie after a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

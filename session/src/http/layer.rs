@@ -14,11 +14,11 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
 use super::{
-    backend::{ClientInfo, CookieUpdate, SessionBackend},
+    backend::{CookieUpdate, SessionBackend},
     cookie,
     lazy::{LazySession, Loader},
 };
-use crate::{Error, SessionData};
+use crate::{ClientInfo, Error, SessionData};
 
 /// What the layer does when the store cannot be reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -10,11 +10,8 @@ use std::{
 
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use super::{
-    backend::{ClientInfo, SessionBackend},
-    layer::OutagePolicy,
-};
-use crate::{Error, Session, SessionData};
+use super::{backend::SessionBackend, layer::OutagePolicy};
+use crate::{ClientInfo, Error, Session, SessionData};
 
 type LoadFuture<T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send>>;
 

@@ -45,8 +45,7 @@ mod lazy;
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use backend::{ClientInfo, CookieUpdate, SessionBackend};
-pub use cookie::MAX_COOKIE_BYTES;
+pub use backend::{CookieUpdate, SessionBackend};
 pub use guard::{RequireSession, RequireSessionLayer};
 pub use layer::{OutagePolicy, SessionLayer, SessionService};
 pub use lazy::{LazySession, SessionGuard};

@@ -12,6 +12,7 @@ use std::future::Future;
 
 use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
 
+pub mod cookie;
 pub mod memory;
 
 /// A stored session.
@@ -39,6 +40,10 @@ pub enum Rename {
 /// Every operation is atomic with respect to the others on the same key. A store must
 /// never return a record whose [`SessionMeta::is_expired`] is true by its clock; the
 /// provider checks again with its own.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a server-side session store",
+    note = "a `CookieStore` keeps the whole session in the cookie: give it to `SessionLayer` directly; `SessionProvider` and its query and bulk operations need a server-side store such as `MemoryStore`"
+)]
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads the record under `key`.
     ///
@@ -105,6 +110,10 @@ pub struct ScanPage {
 }
 
 /// A store that can enumerate its sessions, in batches.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot enumerate its sessions",
+    note = "query and bulk operations (for_each, find, count, delete_where, clear) need a store that implements `QueryStore`, such as `MemoryStore`"
+)]
 pub trait QueryStore: SessionStore {
     /// Reads a page of live records, starting at `cursor` (0 for the first page) with about
     /// `batch` records. Sessions created or deleted during a scan may or may not appear.
