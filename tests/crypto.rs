@@ -5,8 +5,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use proptest::prelude::*;
 use session::crypto::{
-    KeyError, KeyId, KeyRing, OpenError, OpenLimits, Pbkdf2Params, Purpose, SealError, SealOptions,
-    Secret, pbkdf2_sha256,
+    KeyError, KeyId, KeyRing, OpenError, OpenLimits, Pbkdf2Params, Purpose, SealError, SealOptions, Secret,
+    pbkdf2_sha256,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -61,10 +61,7 @@ const GOLDEN: &str = "AQEAAAAAZVPxAAAQERITFBUWFxgZGhscHR4fW32AQf360LMYF3O97e825E
 const GOLDEN_PAYLOAD: &[u8] = br#"{"user_id":42,"role":"admin"}"#;
 
 fn golden_ring() -> KeyRing {
-    KeyRing::new(
-        KeyId(1),
-        Secret::from_bytes((0u8..64).collect::<Vec<_>>()).unwrap(),
-    )
+    KeyRing::new(KeyId(1), Secret::from_bytes((0u8..64).collect::<Vec<_>>()).unwrap())
 }
 
 fn golden_iv() -> [u8; 16] {
@@ -157,19 +154,13 @@ fn plaintext_over_seal_limit_refused() {
             },
         )
         .unwrap_err();
-    assert!(matches!(
-        err,
-        SealError::PlaintextTooLarge { len: 65, max: 64 }
-    ));
+    assert!(matches!(err, SealError::PlaintextTooLarge { len: 65, max: 64 }));
     assert!(err.to_string().contains("max_plaintext_len"));
 }
 
 #[test]
 fn open_error_is_opaque() {
-    assert_eq!(
-        OpenError.to_string(),
-        "invalid, tampered or expired envelope"
-    );
+    assert_eq!(OpenError.to_string(), "invalid, tampered or expired envelope");
     let (r, p, _) = sample_token();
     assert_eq!(r.open(&p, "", NOW, &limits()).unwrap_err(), OpenError);
 }
@@ -222,10 +213,7 @@ fn every_truncation_rejected() {
     let (r, p, t) = sample_token();
     for n in 0..t.len() {
         assert!(r.open(&p, &t[..n], NOW, &limits()).is_err(), "prefix {n}");
-        assert!(
-            r.open(&p, &t[t.len() - n..], NOW, &limits()).is_err(),
-            "suffix {n}"
-        );
+        assert!(r.open(&p, &t[t.len() - n..], NOW, &limits()).is_err(), "suffix {n}");
     }
     let raw = decode(&t);
     for n in 0..raw.len() {
@@ -247,18 +235,10 @@ fn purpose_separation() {
     let t = r.seal(&cookie("a"), b"hello", &opts()).unwrap();
     assert!(r.open(&cookie("a"), &t, NOW, &limits()).is_ok());
     assert!(r.open(&cookie("b"), &t, NOW, &limits()).is_err());
-    assert!(
-        r.open(&Purpose::store("redis").unwrap(), &t, NOW, &limits())
-            .is_err()
-    );
-    assert!(
-        r.open(&Purpose::new("cookie:a ").unwrap(), &t, NOW, &limits())
-            .is_err()
-    );
+    assert!(r.open(&Purpose::store("redis").unwrap(), &t, NOW, &limits()).is_err());
+    assert!(r.open(&Purpose::new("cookie:a ").unwrap(), &t, NOW, &limits()).is_err());
 
-    let s = r
-        .seal(&Purpose::store("redis").unwrap(), b"hello", &opts())
-        .unwrap();
+    let s = r.seal(&Purpose::store("redis").unwrap(), b"hello", &opts()).unwrap();
     assert!(r.open(&cookie("redis"), &s, NOW, &limits()).is_err());
 }
 
@@ -547,30 +527,15 @@ fn secret_validation() {
         (material(0)[..31].to_vec(), KeyError::TooShort { len: 31 }),
         (vec![0u8; 64], KeyError::LowEntropy),
         (vec![b'a'; 128], KeyError::LowEntropy),
-        (
-            b"abcdefgabcdefgabcdefgabcdefgabcdefg".to_vec(),
-            KeyError::LowEntropy,
-        ),
-        (
-            b"my-SECRET-0123456789-abcdefghijklmn".to_vec(),
-            KeyError::KnownDefault,
-        ),
-        (
-            b"ChangeMe!ChangeMe!0123456789abcdefg".to_vec(),
-            KeyError::KnownDefault,
-        ),
-        (
-            b"your-secret-key-goes-here-0123456789".to_vec(),
-            KeyError::KnownDefault,
-        ),
+        (b"abcdefgabcdefgabcdefgabcdefgabcdefg".to_vec(), KeyError::LowEntropy),
+        (b"my-SECRET-0123456789-abcdefghijklmn".to_vec(), KeyError::KnownDefault),
+        (b"ChangeMe!ChangeMe!0123456789abcdefg".to_vec(), KeyError::KnownDefault),
+        (b"your-secret-key-goes-here-0123456789".to_vec(), KeyError::KnownDefault),
         (
             b"DEFAULT_session_key_1234567890_abcdef".to_vec(),
             KeyError::KnownDefault,
         ),
-        (
-            b"Password123456789012345678901234567".to_vec(),
-            KeyError::KnownDefault,
-        ),
+        (b"Password123456789012345678901234567".to_vec(), KeyError::KnownDefault),
     ];
     for (input, want) in cases {
         let got = Secret::from_bytes(input.clone()).unwrap_err();
@@ -592,11 +557,7 @@ fn secret_from_base64() {
     let raw = material(0);
     let s = STANDARD.encode(&raw);
     let u = URL_SAFE_NO_PAD.encode(&raw);
-    assert_ne!(
-        s.trim_end_matches('='),
-        u,
-        "sample must differ between alphabets"
-    );
+    assert_ne!(s.trim_end_matches('='), u, "sample must differ between alphabets");
     for text in [
         s.clone(),
         u.clone(),
@@ -649,10 +610,7 @@ fn pbkdf2_params_validation() {
 #[test]
 fn secret_from_password() {
     let params = || Pbkdf2Params::insecure_for_tests(1000, b"0123456789abcdef".to_vec());
-    assert_eq!(
-        Secret::from_password("", params()).unwrap_err(),
-        KeyError::Empty
-    );
+    assert_eq!(Secret::from_password("", params()).unwrap_err(), KeyError::Empty);
     for pw in ["password", "changeme", "MySecret2024", "default"] {
         assert_eq!(
             Secret::from_password(pw, params()).unwrap_err(),
@@ -663,23 +621,12 @@ fn secret_from_password() {
     // Same password and parameters give the same key, which equals the raw
     // PBKDF2 output.
     let mut expected = [0u8; 32];
-    pbkdf2_sha256(
-        b"tr0ub4dor&3-horse",
-        b"0123456789abcdef",
-        1000,
-        &mut expected,
-    );
-    let a = KeyRing::new(
-        KeyId(1),
-        Secret::from_password("tr0ub4dor&3-horse", params()).unwrap(),
-    );
+    pbkdf2_sha256(b"tr0ub4dor&3-horse", b"0123456789abcdef", 1000, &mut expected);
+    let a = KeyRing::new(KeyId(1), Secret::from_password("tr0ub4dor&3-horse", params()).unwrap());
     let b = KeyRing::new(KeyId(1), Secret::from_bytes(expected.to_vec()).unwrap());
     let t = a.seal(&cookie("a"), b"x", &opts()).unwrap();
     assert!(b.open(&cookie("a"), &t, NOW, &limits()).is_ok());
-    let c = KeyRing::new(
-        KeyId(1),
-        Secret::from_password("tr0ub4dor&4-horse", params()).unwrap(),
-    );
+    let c = KeyRing::new(KeyId(1), Secret::from_password("tr0ub4dor&4-horse", params()).unwrap());
     assert!(c.open(&cookie("a"), &t, NOW, &limits()).is_err());
 }
 
@@ -693,10 +640,8 @@ fn pbkdf2_hex(pw: &[u8], salt: &[u8], iterations: u32, len: usize) -> Vec<u8> {
 fn pbkdf2_rfc7914_passwd_salt_1() {
     assert_eq!(
         pbkdf2_hex(b"passwd", b"salt", 1, 64),
-        hex(
-            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
-             49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"
-        )
+        hex("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
+             49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783")
     );
 }
 
@@ -704,10 +649,8 @@ fn pbkdf2_rfc7914_passwd_salt_1() {
 fn pbkdf2_rfc7914_password_nacl_80000() {
     assert_eq!(
         pbkdf2_hex(b"Password", b"NaCl", 80_000, 64),
-        hex(
-            "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56\
-             a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d"
-        )
+        hex("4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56\
+             a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d")
     );
 }
 

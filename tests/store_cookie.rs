@@ -24,11 +24,7 @@ fn ring() -> KeyRing {
     KeyRing::new(KeyId(1), secret(1))
 }
 
-fn store_with(
-    ring: KeyRing,
-    clock: &ManualClock,
-    config: session::SessionConfigBuilder,
-) -> CookieStore {
+fn store_with(ring: KeyRing, clock: &ManualClock, config: session::SessionConfigBuilder) -> CookieStore {
     CookieStore::new(ring, config.clock(clock.clone()).build().unwrap()).unwrap()
 }
 
@@ -75,10 +71,7 @@ fn every_truncation_and_every_character_change_is_rejected() {
     }
     assert!(open(&store, "").is_none());
     assert!(open(&store, &"A".repeat(5000)).is_none(), "oversized input");
-    assert!(
-        open(&store, &format!("{value}=")).is_none(),
-        "padding is non-canonical"
-    );
+    assert!(open(&store, &format!("{value}=")).is_none(), "padding is non-canonical");
 }
 
 #[test]
@@ -88,16 +81,8 @@ fn a_cookie_for_one_name_opens_under_no_other_name_nor_as_a_store_value() {
     let b = store_with(ring(), &clock, SessionConfig::testing().cookie_name("b"));
     let value = sealed(&a, "alice");
     assert!(open(&a, &value).is_some());
-    assert!(
-        open(&b, &value).is_none(),
-        "sealed for cookie:a, opened as cookie:b"
-    );
-    let as_redis = ring().open(
-        &Purpose::store("redis").unwrap(),
-        &value,
-        0,
-        &OpenLimits::default(),
-    );
+    assert!(open(&b, &value).is_none(), "sealed for cookie:a, opened as cookie:b");
+    let as_redis = ring().open(&Purpose::store("redis").unwrap(), &value, 0, &OpenLimits::default());
     assert!(as_redis.is_err(), "a cookie never opens as a Redis value");
 }
 
@@ -105,17 +90,9 @@ fn a_cookie_for_one_name_opens_under_no_other_name_nor_as_a_store_value() {
 fn wrong_keys_do_not_open() {
     let clock = ManualClock::new();
     let value = sealed(&store(&clock), "alice");
-    let other_key = store_with(
-        KeyRing::new(KeyId(1), secret(99)),
-        &clock,
-        SessionConfig::testing(),
-    );
+    let other_key = store_with(KeyRing::new(KeyId(1), secret(99)), &clock, SessionConfig::testing());
     assert!(open(&other_key, &value).is_none());
-    let other_id = store_with(
-        KeyRing::new(KeyId(2), secret(1)),
-        &clock,
-        SessionConfig::testing(),
-    );
+    let other_id = store_with(KeyRing::new(KeyId(2), secret(1)), &clock, SessionConfig::testing());
     assert!(open(&other_id, &value).is_none(), "unknown key id");
 }
 
@@ -150,20 +127,13 @@ fn expiry_is_enforced_from_the_sealed_lifetimes() {
         value = absolute.seal(&mut session, &ClientInfo::default()).unwrap();
     }
     clock.advance(Duration::from_secs(10));
-    assert!(
-        open(&absolute, &value).is_none(),
-        "absolute timeout is never extended"
-    );
+    assert!(open(&absolute, &value).is_none(), "absolute timeout is never extended");
 }
 
 #[test]
 fn rotation_opens_old_cookies_and_reseals_with_the_newest_key() {
     let clock = ManualClock::new();
-    let old = store_with(
-        KeyRing::new(KeyId(1), secret(1)),
-        &clock,
-        SessionConfig::development(),
-    );
+    let old = store_with(KeyRing::new(KeyId(1), secret(1)), &clock, SessionConfig::development());
     let rotated_ring = KeyRing::new(KeyId(2), secret(2))
         .with_previous(KeyId(1), secret(1))
         .unwrap();
@@ -171,15 +141,9 @@ fn rotation_opens_old_cookies_and_reseals_with_the_newest_key() {
 
     let value = sealed(&old, "alice");
     let mut session = open(&rotated, &value).expect("the previous key still opens");
-    assert!(
-        session.needs_save(),
-        "opened with an old key: due to be re-sealed"
-    );
+    assert!(session.needs_save(), "opened with an old key: due to be re-sealed");
     let resealed = rotated.seal(&mut session, &ClientInfo::default()).unwrap();
-    assert!(
-        open(&old, &resealed).is_none(),
-        "re-sealed with the new key"
-    );
+    assert!(open(&old, &resealed).is_none(), "re-sealed with the new key");
     let reopened = open(&rotated, &resealed).unwrap();
     assert!(!reopened.needs_save(), "the newest key needs no re-seal");
     assert_eq!(reopened.user().as_deref(), Some("alice"));
@@ -192,16 +156,8 @@ fn compression_shrinks_large_sessions() {
     let compressed = store(&clock).compress_above(Some(64));
     let long = "a fairly repetitive user name ".repeat(20);
     let (a, b) = (sealed(&plain, &long), sealed(&compressed, &long));
-    assert!(
-        b.len() < a.len() / 2,
-        "compressed {} vs plain {}",
-        b.len(),
-        a.len()
-    );
-    assert_eq!(
-        open(&compressed, &b).unwrap().user().as_deref(),
-        Some(long.as_str())
-    );
+    assert!(b.len() < a.len() / 2, "compressed {} vs plain {}", b.len(), a.len());
+    assert_eq!(open(&compressed, &b).unwrap().user().as_deref(), Some(long.as_str()));
 }
 
 #[test]
@@ -209,9 +165,7 @@ fn a_cookie_over_4096_bytes_is_refused_with_its_size() {
     let clock = ManualClock::new();
     let store = store(&clock);
     let mut session = store.create::<AppSession>().unwrap();
-    let random: String = (0..4000)
-        .map(|i| char::from(b'a' + ((i * 7919) % 26) as u8))
-        .collect();
+    let random: String = (0..4000).map(|i| char::from(b'a' + ((i * 7919) % 26) as u8)).collect();
     session.set_user(Some(random));
     match store.seal(&mut session, &ClientInfo::default()) {
         Err(Error::CookieTooLarge { size, limit }) => {
@@ -256,10 +210,7 @@ fn client_binding_rejects_another_client() {
     };
     assert!(store.open::<AppSession>(&value, &other_ip).is_none());
     let unbound = self::store(&clock);
-    assert!(
-        open(&unbound, &value).is_none(),
-        "binding is part of the sealed data"
-    );
+    assert!(open(&unbound, &value).is_none(), "binding is part of the sealed data");
 }
 
 #[test]

@@ -46,12 +46,11 @@ pub const PREFERENCES: [&str; 8] = [
 
 /// The demo application over `backend`.
 pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy) -> Router {
-    let private =
-        Router::new()
-            .route("/api/private", get(private))
-            .layer(RequireSessionLayer::new(
-                |session: &Session<DemoSession>| session.user().is_some(),
-            ));
+    let private = Router::new()
+        .route("/api/private", get(private))
+        .layer(RequireSessionLayer::new(|session: &Session<DemoSession>| {
+            session.user().is_some()
+        }));
     Router::new()
         .route("/", get(index))
         .route("/api/visit", get(visit))
@@ -91,10 +90,7 @@ struct Login {
     user: String,
 }
 
-async fn login(
-    session: LazySession<DemoSession>,
-    body: Result<Json<Login>, JsonRejection>,
-) -> Response {
+async fn login(session: LazySession<DemoSession>, body: Result<Json<Login>, JsonRejection>) -> Response {
     let Ok(Json(Login { user })) = body else {
         return bad_request("expected {\"user\": \"name\"}");
     };
@@ -125,10 +121,7 @@ struct FlashBody {
     notice: String,
 }
 
-async fn flash(
-    session: LazySession<DemoSession>,
-    body: Result<Json<FlashBody>, JsonRejection>,
-) -> Response {
+async fn flash(session: LazySession<DemoSession>, body: Result<Json<FlashBody>, JsonRejection>) -> Response {
     let Ok(Json(FlashBody { notice })) = body else {
         return bad_request("expected {\"notice\": \"text\"}");
     };
@@ -140,10 +133,7 @@ async fn flash(
 }
 
 async fn private(session: LazySession<DemoSession>) -> Result<Json<Value>, Error> {
-    let user = session
-        .existing()
-        .await?
-        .and_then(|session| session.user().clone());
+    let user = session.existing().await?.and_then(|session| session.user().clone());
     Ok(Json(json!({ "user": user })))
 }
 
@@ -151,9 +141,7 @@ async fn prefs(session: LazySession<DemoSession>) -> Result<Json<Value>, Error> 
     let session = session.existing().await?;
     let mut out = serde_json::Map::new();
     for name in PREFERENCES {
-        let value = session
-            .as_ref()
-            .and_then(|session| preference(session, name).clone());
+        let value = session.as_ref().and_then(|session| preference(session, name).clone());
         out.insert(name.to_owned(), value.map_or(Value::Null, Value::String));
     }
     Ok(Json(Value::Object(out)))
@@ -217,11 +205,7 @@ fn bad_request(message: &str) -> Response {
 
 async fn index(session: LazySession<DemoSession>) -> Result<Html<String>, Error> {
     let (user, visits, notice) = match session.existing().await? {
-        Some(session) => (
-            session.user().clone(),
-            *session.visits(),
-            session.notice().cloned(),
-        ),
+        Some(session) => (session.user().clone(), *session.visits(), session.notice().cloned()),
         None => (None, 0, None),
     };
     let escape = |text: &str| {

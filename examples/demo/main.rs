@@ -46,19 +46,25 @@ fn secret() -> Result<Secret, session::Error> {
             .or_else(|_| Secret::from_bytes(text.into_bytes()))
             .map_err(Into::into),
         Err(_) => {
-            tracing::warn!(
-                "SESSION_SECRET is unset: using a random secret, so cookies die with this process"
-            );
+            tracing::warn!("SESSION_SECRET is unset: using a random secret, so cookies die with this process");
             Ok(Secret::generate()?)
         }
     }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("session demo: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
     let config = config()?.build()?;
@@ -68,25 +74,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             OutagePolicy::FailClosed,
         ),
         "cookie" => {
-            let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?
-                .compress_above(Some(512));
+            let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
             app::router(store, OutagePolicy::FailClosed)
         }
         other => {
-            return Err(
-                format!("SESSION_DEMO_STORE={other:?}: expected `memory` or `cookie`").into(),
-            );
+            return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory` or `cookie`").into());
         }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!(
-        "session demo ({store} store) on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    println!("session demo ({store} store) on http://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

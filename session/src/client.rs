@@ -52,13 +52,7 @@ impl ClientBinding {
             hasher.update(agent.as_bytes());
         }
         if self.ip {
-            hasher.update(
-                client
-                    .ip
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
+            hasher.update(client.ip.map(|ip| ip.to_string()).unwrap_or_default().as_bytes());
         }
         let digest = hasher.finalize();
         let mut out = [0u8; 16];

@@ -20,9 +20,7 @@ pub enum Error {
 
     /// The session was deleted or expired in the store while this handle held it, so its
     /// changes were not written; the caller should start a new session.
-    #[error(
-        "the session was deleted or expired before it could be saved; its changes were dropped"
-    )]
+    #[error("the session was deleted or expired before it could be saved; its changes were dropped")]
     Gone,
 
     /// The store kept reporting that freshly generated IDs were taken.
@@ -85,10 +83,7 @@ impl Error {
     /// Whether the error means the store is unreachable or failing, as opposed to a
     /// problem with this particular session or the configuration.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_)
-        )
+        matches!(self, Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_))
     }
 }
 

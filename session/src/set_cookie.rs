@@ -62,13 +62,7 @@ mod tests {
     fn production_cookies_carry_the_secure_attributes() {
         let config = SessionConfig::production().build().unwrap();
         let text = render(config.cookie(), Some("value")).unwrap();
-        for part in [
-            "__Host-session=value",
-            "Path=/",
-            "Secure",
-            "HttpOnly",
-            "SameSite=Lax",
-        ] {
+        for part in ["__Host-session=value", "Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
             assert!(text.contains(part), "{text} lacks {part}");
         }
         assert!(!text.contains("Domain"));

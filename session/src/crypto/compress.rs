@@ -21,10 +21,7 @@ pub(crate) enum DecompressError {
 
 /// gzip-compresses `data` at the default level.
 pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 32),
-        Compression::default(),
-    );
+    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 2 + 32), Compression::default());
     enc.write_all(data)?;
     enc.finish()
 }
@@ -62,10 +59,7 @@ mod tests {
         let data = vec![0u8; 1000];
         let packed = gzip(&data).unwrap();
         assert_eq!(gunzip_bounded(&packed, 1000).unwrap().len(), 1000);
-        assert!(matches!(
-            gunzip_bounded(&packed, 999),
-            Err(DecompressError::TooLarge)
-        ));
+        assert!(matches!(gunzip_bounded(&packed, 999), Err(DecompressError::TooLarge)));
     }
 
     #[test]
@@ -88,9 +82,6 @@ mod tests {
         let mut packed = gzip(b"hello hello hello").unwrap();
         let n = packed.len();
         packed[n - 5] ^= 1; // CRC trailer
-        assert!(matches!(
-            gunzip_bounded(&packed, 100),
-            Err(DecompressError::Corrupt)
-        ));
+        assert!(matches!(gunzip_bounded(&packed, 100), Err(DecompressError::Corrupt)));
     }
 }

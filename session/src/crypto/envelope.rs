@@ -147,9 +147,7 @@ impl fmt::Display for Purpose {
 
 /// A [`Purpose`] label was empty or longer than 255 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "purpose label is {len} bytes; it must be 1 to 255 bytes: shorten the cookie or store name"
-)]
+#[error("purpose label is {len} bytes; it must be 1 to 255 bytes: shorten the cookie or store name")]
 pub struct InvalidPurpose {
     /// Length of the refused label, in bytes.
     pub len: usize,
@@ -295,12 +293,7 @@ impl Reject {
 impl KeyRing {
     /// Seals `plaintext` for `purpose` with the ring's newest key and a
     /// fresh random IV, returning URL-safe base64 without padding.
-    pub fn seal(
-        &self,
-        purpose: &Purpose,
-        plaintext: &[u8],
-        opts: &SealOptions,
-    ) -> Result<String, SealError> {
+    pub fn seal(&self, purpose: &Purpose, plaintext: &[u8], opts: &SealOptions) -> Result<String, SealError> {
         let mut iv = [0u8; IV_LEN];
         getrandom::fill(&mut iv).map_err(|_| SealError::Rng)?;
         self.seal_with_iv(purpose, plaintext, opts, iv)
@@ -324,8 +317,7 @@ impl KeyRing {
         }
         let packed = match opts.compress_above {
             Some(threshold) if plaintext.len() > threshold => {
-                let packed =
-                    Zeroizing::new(compress::gzip(plaintext).map_err(SealError::Compression)?);
+                let packed = Zeroizing::new(compress::gzip(plaintext).map_err(SealError::Compression)?);
                 (packed.len() < plaintext.len()).then_some(packed)
             }
             _ => None,
@@ -366,8 +358,7 @@ impl KeyRing {
 }
 
 fn mac_for(key: &DerivedKey, purpose: &Purpose) -> HmacSha256 {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key.mac_key())
-        .expect("HMAC accepts keys of any length");
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key.mac_key()).expect("HMAC accepts keys of any length");
     mac.update(&[purpose.len_byte()]);
     mac.update(purpose.as_str().as_bytes());
     mac
@@ -384,8 +375,8 @@ fn seal_raw(
     iv: &[u8; IV_LEN],
     body: &[u8],
 ) -> Vec<u8> {
-    let ciphertext = cbc::Encryptor::<Aes256>::new(key.enc_key().into(), iv.into())
-        .encrypt_padded_vec_mut::<Pkcs7>(body);
+    let ciphertext =
+        cbc::Encryptor::<Aes256>::new(key.enc_key().into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(body);
     let mut raw = Vec::with_capacity(PREFIX_LEN + ciphertext.len() + TAG_LEN);
     raw.push(version);
     raw.push(key.id.0);
@@ -393,21 +384,12 @@ fn seal_raw(
     raw.push(flags);
     raw.extend_from_slice(iv);
     raw.extend_from_slice(&ciphertext);
-    let tag = mac_for(key, purpose)
-        .chain_update(&raw)
-        .finalize()
-        .into_bytes();
+    let tag = mac_for(key, purpose).chain_update(&raw).finalize().into_bytes();
     raw.extend_from_slice(&tag);
     raw
 }
 
-fn open_inner(
-    ring: &KeyRing,
-    purpose: &Purpose,
-    input: &str,
-    now: u64,
-    limits: &OpenLimits,
-) -> Result<Opened, Reject> {
+fn open_inner(ring: &KeyRing, purpose: &Purpose, input: &str, now: u64, limits: &OpenLimits) -> Result<Opened, Reject> {
     if input.len() > limits.max_input_len {
         return Err(Reject::TooLong);
     }
@@ -416,23 +398,8 @@ fn open_inner(
         return Err(Reject::Length);
     }
     let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
-    let (prefix, ciphertext) = signed
-        .split_first_chunk::<PREFIX_LEN>()
-        .ok_or(Reject::Length)?;
-    let [
-        version,
-        key_id,
-        e0,
-        e1,
-        e2,
-        e3,
-        e4,
-        e5,
-        e6,
-        e7,
-        flags,
-        iv @ ..,
-    ] = *prefix;
+    let (prefix, ciphertext) = signed.split_first_chunk::<PREFIX_LEN>().ok_or(Reject::Length)?;
+    let [version, key_id, e0, e1, e2, e3, e4, e5, e6, e7, flags, iv @ ..] = *prefix;
 
     if version != ENVELOPE_VERSION {
         return Err(Reject::Version);
@@ -492,10 +459,7 @@ mod tests {
     }
 
     fn ring() -> KeyRing {
-        KeyRing::new(
-            KeyId(7),
-            Secret::from_bytes((0u8..64).collect::<Vec<_>>()).unwrap(),
-        )
+        KeyRing::new(KeyId(7), Secret::from_bytes((0u8..64).collect::<Vec<_>>()).unwrap())
     }
 
     fn purpose() -> Purpose {
@@ -540,9 +504,7 @@ mod tests {
     fn aes256_cbc_sp800_38a_f25_unpadded() {
         let ct = nist_enc().encrypt_padded_vec_mut::<NoPadding>(&hex(NIST_PT));
         assert_eq!(ct, hex(NIST_CT));
-        let pt = nist_dec()
-            .decrypt_padded_vec_mut::<NoPadding>(&hex(NIST_CT))
-            .unwrap();
+        let pt = nist_dec().decrypt_padded_vec_mut::<NoPadding>(&hex(NIST_CT)).unwrap();
         assert_eq!(pt, hex(NIST_PT));
     }
 
@@ -603,12 +565,7 @@ mod tests {
             ),
         ];
         for (i, (key, data, mac)) in cases.iter().enumerate() {
-            assert_eq!(
-                hmac(key, data),
-                hex(mac),
-                "RFC 4231 case {}",
-                [1, 2, 3, 4, 6, 7][i]
-            );
+            assert_eq!(hmac(key, data), hex(mac), "RFC 4231 case {}", [1, 2, 3, 4, 6, 7][i]);
             // The verification path `open` uses.
             <HmacSha256 as Mac>::new_from_slice(key)
                 .unwrap()
@@ -647,15 +604,9 @@ mod tests {
     fn unknown_version_rejected() {
         let r = ring();
         let token = tagged(&r, 2, 0, 0, b"hello");
-        assert_eq!(
-            reason(&r, &token, 0, &OpenLimits::default()),
-            Reject::Version
-        );
+        assert_eq!(reason(&r, &token, 0, &OpenLimits::default()), Reject::Version);
         let token = tagged(&r, 0, 0, 0, b"hello");
-        assert_eq!(
-            reason(&r, &token, 0, &OpenLimits::default()),
-            Reject::Version
-        );
+        assert_eq!(reason(&r, &token, 0, &OpenLimits::default()), Reject::Version);
     }
 
     #[test]
@@ -691,16 +642,10 @@ mod tests {
         let mut raw = vec![1, key.id.0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         raw.extend_from_slice(&iv);
         raw.extend_from_slice(&block);
-        let tag = mac_for(key, &purpose())
-            .chain_update(&raw)
-            .finalize()
-            .into_bytes();
+        let tag = mac_for(key, &purpose()).chain_update(&raw).finalize().into_bytes();
         raw.extend_from_slice(&tag);
         let token = STRICT_B64URL.encode(&raw);
-        assert_eq!(
-            reason(&r, &token, 0, &OpenLimits::default()),
-            Reject::Padding
-        );
+        assert_eq!(reason(&r, &token, 0, &OpenLimits::default()), Reject::Padding);
     }
 
     #[test]
@@ -719,20 +664,14 @@ mod tests {
         let packed = compress::gzip(&vec![b'a'; 1 << 20]).unwrap();
         let token = tagged(&r, 1, 0, FLAG_GZIP, &packed);
         assert!(token.len() < DEFAULT_MAX_INPUT_LEN);
-        assert_eq!(
-            reason(&r, &token, 0, &OpenLimits::default()),
-            Reject::TooLarge
-        );
+        assert_eq!(reason(&r, &token, 0, &OpenLimits::default()), Reject::TooLarge);
     }
 
     #[test]
     fn flagged_but_not_gzip_rejected() {
         let r = ring();
         let token = tagged(&r, 1, 0, FLAG_GZIP, b"plain text, not gzip");
-        assert_eq!(
-            reason(&r, &token, 0, &OpenLimits::default()),
-            Reject::Corrupt
-        );
+        assert_eq!(reason(&r, &token, 0, &OpenLimits::default()), Reject::Corrupt);
     }
 
     #[test]

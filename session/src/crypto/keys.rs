@@ -149,8 +149,7 @@ impl Secret {
     /// whitespace ignored, as `openssl rand -base64` wraps lines) and then
     /// applies the [`Secret::from_bytes`] checks.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let compact: Zeroizing<String> =
-            Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+        let compact: Zeroizing<String> = Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
         let decoded = LENIENT_STANDARD
             .decode(compact.as_bytes())
             .or_else(|_| LENIENT_URL_SAFE.decode(compact.as_bytes()))
@@ -234,9 +233,7 @@ fn contains_known_default(bytes: &[u8]) -> bool {
         return false;
     }
     let lower = Zeroizing::new(bytes.to_ascii_lowercase());
-    KNOWN_DEFAULTS
-        .iter()
-        .any(|d| lower.windows(d.len()).any(|w| w == *d))
+    KNOWN_DEFAULTS.iter().any(|d| lower.windows(d.len()).any(|w| w == *d))
 }
 
 /// PBKDF2 parameters for [`Secret::from_password`].
@@ -443,15 +440,11 @@ mod tests {
         let salt = hex("000102030405060708090a0b0c");
         let info = hex("f0f1f2f3f4f5f6f7f8f9");
         let mut okm = [0u8; 42];
-        Hkdf::<Sha256>::new(Some(&salt), &ikm)
-            .expand(&info, &mut okm)
-            .unwrap();
+        Hkdf::<Sha256>::new(Some(&salt), &ikm).expand(&info, &mut okm).unwrap();
         assert_eq!(
             okm.to_vec(),
-            hex(
-                "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf\
-                 34007208d5b887185865"
-            )
+            hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf\
+                 34007208d5b887185865")
         );
     }
 

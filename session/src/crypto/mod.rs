@@ -24,7 +24,5 @@ mod compress;
 pub mod envelope;
 pub mod keys;
 
-pub use envelope::{
-    InvalidPurpose, OpenError, OpenLimits, Opened, Purpose, SealError, SealOptions,
-};
+pub use envelope::{InvalidPurpose, OpenError, OpenLimits, Opened, Purpose, SealError, SealOptions};
 pub use keys::{KeyError, KeyId, KeyRing, Pbkdf2Params, Secret, pbkdf2_sha256};

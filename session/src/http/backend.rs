@@ -2,10 +2,7 @@
 
 use std::future::Future;
 
-use crate::{
-    ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
-    SessionStore,
-};
+use crate::{ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, SessionStore};
 
 /// What the response must do with the session cookie after a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +33,8 @@ pub trait SessionBackend<T: SessionData>: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the backend fails.
-    fn load(
-        &self,
-        cookie: &str,
-        client: &ClientInfo,
-    ) -> impl Future<Output = Result<Option<Session<T>>, Error>> + Send;
+    fn load(&self, cookie: &str, client: &ClientInfo)
+    -> impl Future<Output = Result<Option<Session<T>>, Error>> + Send;
 
     /// Writes what the session needs written and says what to do with the cookie.
     ///
@@ -68,28 +62,18 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
         SessionProvider::load(self, cookie).await
     }
 
-    async fn commit(
-        &self,
-        session: &mut Session<T>,
-        _client: &ClientInfo,
-    ) -> Result<CookieUpdate, Error> {
+    async fn commit(&self, session: &mut Session<T>, _client: &ClientInfo) -> Result<CookieUpdate, Error> {
         let persistent = self.config().cookie().max_age.is_some();
         match self.save(session).await {
-            Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => {
-                Ok(CookieUpdate::Set(session.id().to_string()))
-            }
+            Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().to_string())),
             // A persistent cookie's Max-Age slides with the session.
             Ok(SaveOutcome::Updated | SaveOutcome::Refreshed) if persistent => {
                 Ok(CookieUpdate::Set(session.id().to_string()))
             }
-            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed | SaveOutcome::Unchanged) => {
-                Ok(CookieUpdate::Keep)
-            }
+            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed | SaveOutcome::Unchanged) => Ok(CookieUpdate::Keep),
             Ok(SaveOutcome::Deleted) => Ok(CookieUpdate::Remove),
             Err(Error::Gone) => {
-                tracing::info!(
-                    "session was deleted or expired during the request; its changes were dropped"
-                );
+                tracing::info!("session was deleted or expired during the request; its changes were dropped");
                 Ok(CookieUpdate::Remove)
             }
             Err(error) => Err(error),

@@ -20,9 +20,8 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The `Set-Cookie` header that sets the session cookie to `value`, or expires it.
 pub(crate) fn set_cookie(config: &CookieConfig, value: Option<&str>) -> Result<HeaderValue, Error> {
     let text = set_cookie::render(config, value)?;
-    HeaderValue::from_str(&text).map_err(|error| {
-        Error::Config(format!("the session cookie is not a valid header: {error}"))
-    })
+    HeaderValue::from_str(&text)
+        .map_err(|error| Error::Config(format!("the session cookie is not a valid header: {error}")))
 }
 
 #[cfg(test)]

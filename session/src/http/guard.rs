@@ -53,8 +53,7 @@ impl<T, F> Clone for RequireSessionLayer<T, F> {
 
 impl<T, F> fmt::Debug for RequireSessionLayer<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireSessionLayer")
-            .finish_non_exhaustive()
+        f.debug_struct("RequireSessionLayer").finish_non_exhaustive()
     }
 }
 

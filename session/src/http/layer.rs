@@ -190,9 +190,7 @@ fn client_info<Body>(request: &Request<Body>, trusted_header: Option<&HeaderName
 
 fn peer_ip<Body>(request: &Request<Body>) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(addr)) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    if let Some(axum::extract::ConnectInfo(addr)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
     {
         return Some(addr.ip());
     }

@@ -180,12 +180,7 @@ impl<T: SessionData> LazySession<T> {
             slot.looked_up = true;
             return Ok(slot);
         };
-        match self
-            .inner
-            .loader
-            .load(cookie.clone(), self.inner.client.clone())
-            .await
-        {
+        match self.inner.loader.load(cookie.clone(), self.inner.client.clone()).await {
             Ok(session) => {
                 slot.session = session;
                 slot.looked_up = true;

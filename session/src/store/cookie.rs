@@ -92,8 +92,7 @@ impl CookieStore {
     ///
     /// [`Error::Config`] if the cookie name is too long to be a purpose label.
     pub fn new(ring: KeyRing, config: SessionConfig) -> Result<Self, Error> {
-        let purpose = Purpose::cookie(&config.cookie().name)
-            .map_err(|error| Error::Config(error.to_string()))?;
+        let purpose = Purpose::cookie(&config.cookie().name).map_err(|error| Error::Config(error.to_string()))?;
         Ok(Self {
             ring,
             purpose,
@@ -144,10 +143,7 @@ impl CookieStore {
             max_input_len: set_cookie::MAX_COOKIE_BYTES,
             max_plaintext_len: MAX_PLAINTEXT,
         };
-        let opened = self
-            .ring
-            .open(&self.purpose, value, now / 1000, &limits)
-            .ok()?;
+        let opened = self.ring.open(&self.purpose, value, now / 1000, &limits).ok()?;
         let Ok(payload) = postcard::from_bytes::<Payload>(&opened.plaintext) else {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
             return None;
@@ -180,15 +176,10 @@ impl CookieStore {
     /// [`Error::CookieTooLarge`] (with the actual size) when the `Set-Cookie` value would
     /// exceed 4096 bytes, [`Error::Encode`] when a field cannot be encoded, or
     /// [`Error::Seal`]. The session is unchanged on error.
-    pub fn seal<T: SessionData>(
-        &self,
-        session: &mut Session<T>,
-        client: &ClientInfo,
-    ) -> Result<String, Error> {
-        let meta = session.meta().accessed_at(
-            self.config.now_ms(),
-            duration_ms(self.config.idle_timeout()),
-        );
+    pub fn seal<T: SessionData>(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<String, Error> {
+        let meta = session
+            .meta()
+            .accessed_at(self.config.now_ms(), duration_ms(self.config.idle_timeout()));
         let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
         let payload = Payload {
             id: *session.id().as_bytes(),
@@ -233,19 +224,11 @@ mod backend {
             CookieStore::create(self)
         }
 
-        async fn load(
-            &self,
-            cookie: &str,
-            client: &ClientInfo,
-        ) -> Result<Option<Session<T>>, Error> {
+        async fn load(&self, cookie: &str, client: &ClientInfo) -> Result<Option<Session<T>>, Error> {
             Ok(self.open(cookie, client))
         }
 
-        async fn commit(
-            &self,
-            session: &mut Session<T>,
-            client: &ClientInfo,
-        ) -> Result<CookieUpdate, Error> {
+        async fn commit(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<CookieUpdate, Error> {
             if session.is_deleted() {
                 return Ok(CookieUpdate::Remove);
             }

@@ -59,11 +59,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the backend fails.
-    fn create(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn create(&self, key: &StoreKey, record: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Replaces the lifetime data and the fields present in `update.fields`, keeping every
     /// other stored field.
@@ -73,11 +69,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the backend fails.
-    fn update(
-        &self,
-        key: &StoreKey,
-        update: &Record,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn update(&self, key: &StoreKey, update: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Atomically moves the record from `from` to `to` and applies `update` as
     /// [`update`](Self::update) does; afterwards `from` no longer exists.
@@ -121,11 +113,7 @@ pub trait QueryStore: SessionStore {
     /// # Errors
     ///
     /// When the backend fails.
-    fn scan(
-        &self,
-        cursor: u64,
-        batch: usize,
-    ) -> impl Future<Output = Result<ScanPage, Error>> + Send;
+    fn scan(&self, cursor: u64, batch: usize) -> impl Future<Output = Result<ScanPage, Error>> + Send;
 
     /// Counts live sessions.
     ///
