@@ -54,7 +54,9 @@ fn secret() -> Result<Secret, session::Error> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -3,6 +3,8 @@
 
 pub mod contract;
 pub mod counting;
+pub mod failing;
+pub mod http;
 
 use session::{Flash, SessionData};
 
