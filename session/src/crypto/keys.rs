@@ -54,6 +54,8 @@ const KNOWN_DEFAULTS: &[&[u8]] = &[
     b"keyboard cat",
     b"insecure",
     b"example",
+    // The published default of a widely copied session library's configuration.
+    b"1sxc1anxghttzklk5cpcgufjaqgm4g13",
 ];
 
 const HKDF_SALT: &[u8] = b"session/keyring/v1";
