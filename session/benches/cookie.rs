@@ -2,6 +2,8 @@
 //! one (plus 30 recent pages), plain and gzip-compressed; compression is skipped when it
 //! does not shrink the payload, as for the typical session. Run with `cargo bench -p session --bench cookie`.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use session::{
     ClientInfo, CookieStore, Flash, SessionConfig, SessionData,
