@@ -13,6 +13,8 @@ use std::future::Future;
 use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]
