@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod counting;
+pub mod redis_server;
 
 use session::{Flash, SessionData};
 
