@@ -91,7 +91,9 @@ fn random_u64() -> u64 {
     getrandom::u64().unwrap_or(u64::MAX / 2)
 }
 
-/// When a [`CircuitBreaker`] opens and how long it stays open.
+/// When a store's circuit breaker opens and how long it stays open: closed, open after
+/// `failure_threshold` consecutive backend failures, half-open after `reset_timeout`, when
+/// one probe call decides between closed and open again.
 ///
 /// # Examples
 ///
@@ -120,7 +122,7 @@ impl Default for BreakerConfig {
     }
 }
 
-/// The state of a [`CircuitBreaker`].
+/// The state of a store's circuit breaker (see [`BreakerConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     /// Calls go through; consecutive backend failures are counted.
