@@ -17,10 +17,7 @@ struct AppSession {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), session::Error> {
-    let provider = SessionProvider::<AppSession, _>::new(
-        MemoryStore::new(),
-        SessionConfig::development().build()?,
-    );
+    let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), SessionConfig::development().build()?);
 
     // First request: a new visitor logs in.
     let mut session = provider.create()?;
@@ -29,16 +26,10 @@ async fn main() -> Result<(), session::Error> {
     session.set_notice("Welcome alice".to_owned());
     let outcome = provider.save(&mut session).await?;
     let cookie = session.id().to_string();
-    println!(
-        "saved a new session ({outcome:?}); the client holds {}…",
-        &cookie[..8]
-    );
+    println!("saved a new session ({outcome:?}); the client holds {}…", &cookie[..8]);
 
     // Second request: the same client comes back.
-    let mut session = provider
-        .load(&cookie)
-        .await?
-        .expect("the session was just stored");
+    let mut session = provider.load(&cookie).await?.expect("the session was just stored");
     println!(
         "user={:?} visits={} theme={} notice={:?}",
         session.user(),

@@ -10,8 +10,8 @@ use std::{
 
 use common::{AppSession, counting::Counting};
 use session::{
-    Callbacks, Error, FieldDef, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData,
-    SessionId, SessionProvider,
+    Callbacks, Error, FieldDef, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData, SessionId,
+    SessionProvider,
 };
 
 type Provider = SessionProvider<AppSession, Counting<MemoryStore>>;
@@ -27,11 +27,7 @@ fn provider() -> (Provider, ManualClock) {
 }
 
 fn tag(name: &str) -> u32 {
-    AppSession::FIELDS
-        .iter()
-        .find(|def| def.name == name)
-        .unwrap()
-        .tag
+    AppSession::FIELDS.iter().find(|def| def.name == name).unwrap().tag
 }
 
 #[tokio::test]
@@ -39,16 +35,9 @@ async fn a_new_session_is_stored_in_full_and_loads_back() {
     let (provider, _) = provider();
     let mut session = provider.create().unwrap();
     assert!(session.is_new());
-    assert_eq!(
-        session.theme(),
-        "light",
-        "#[session(default)] applies to new sessions"
-    );
+    assert_eq!(session.theme(), "light", "#[session(default)] applies to new sessions");
     session.set_user(Some("alice".into()));
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Created
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
     assert!(!session.is_new());
     assert_eq!(
         provider.store().counts.last_written_tags().len(),
@@ -68,17 +57,11 @@ async fn an_unchanged_session_is_never_written_and_a_change_writes_only_that_fie
     let writes = provider.store().counts.writes();
 
     let mut loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(
-        provider.save(&mut loaded).await.unwrap(),
-        SaveOutcome::Unchanged
-    );
+    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
     let _ = loaded.user();
     let _ = loaded.theme();
     assert!(!loaded.is_dirty(), "reading marks nothing");
-    assert_eq!(
-        provider.save(&mut loaded).await.unwrap(),
-        SaveOutcome::Unchanged
-    );
+    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
     assert_eq!(
         provider.store().counts.writes(),
         writes,
@@ -86,14 +69,8 @@ async fn an_unchanged_session_is_never_written_and_a_change_writes_only_that_fie
     );
 
     loaded.set_language(Some("fr".into()));
-    assert_eq!(
-        provider.save(&mut loaded).await.unwrap(),
-        SaveOutcome::Updated
-    );
-    assert_eq!(
-        provider.store().counts.last_written_tags(),
-        vec![tag("language")]
-    );
+    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Updated);
+    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("language")]);
     assert_eq!(
         provider.save(&mut loaded).await.unwrap(),
         SaveOutcome::Unchanged,
@@ -102,10 +79,7 @@ async fn an_unchanged_session_is_never_written_and_a_change_writes_only_that_fie
 
     *loaded.visits_mut() += 1;
     provider.save(&mut loaded).await.unwrap();
-    assert_eq!(
-        provider.store().counts.last_written_tags(),
-        vec![tag("visits")]
-    );
+    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("visits")]);
 
     loaded.set_scratch(vec![1, 2, 3]);
     assert!(!loaded.is_dirty(), "skipped fields are not stored");
@@ -128,18 +102,12 @@ async fn flash_lives_for_exactly_the_next_load() {
     assert_eq!(second.notice().map(String::as_str), Some("saved!"));
     assert!(second.is_dirty(), "consuming a flash must be written");
     provider.save(&mut second).await.unwrap();
-    assert_eq!(
-        provider.store().counts.last_written_tags(),
-        vec![tag("notice")]
-    );
+    assert_eq!(provider.store().counts.last_written_tags(), vec![tag("notice")]);
 
     let mut third = provider.get(&id).await.unwrap();
     assert_eq!(third.notice(), None, "gone after the request that saw it");
     assert!(!third.is_dirty());
-    assert_eq!(
-        provider.save(&mut third).await.unwrap(),
-        SaveOutcome::Unchanged
-    );
+    assert_eq!(provider.save(&mut third).await.unwrap(), SaveOutcome::Unchanged);
 }
 
 #[tokio::test]
@@ -154,10 +122,7 @@ async fn kept_and_now_flash_values() {
     assert_eq!(second.notice().map(String::as_str), Some("keep me"));
     second.keep_notice();
     assert!(!second.is_dirty(), "keeping a flash changes nothing stored");
-    assert_eq!(
-        provider.save(&mut second).await.unwrap(),
-        SaveOutcome::Unchanged
-    );
+    assert_eq!(provider.save(&mut second).await.unwrap(), SaveOutcome::Unchanged);
 
     let mut third = provider.get(&id).await.unwrap();
     assert_eq!(
@@ -180,10 +145,7 @@ async fn kept_and_now_flash_values() {
 #[tokio::test]
 async fn idle_timeout_expires_and_activity_slides_it() {
     let clock = ManualClock::new();
-    let provider = provider_with(
-        &clock,
-        SessionConfig::testing().idle_timeout(Duration::from_secs(60)),
-    );
+    let provider = provider_with(&clock, SessionConfig::testing().idle_timeout(Duration::from_secs(60)));
     let mut session = provider.create().unwrap();
     provider.save(&mut session).await.unwrap();
     let id = session.id().clone();
@@ -192,10 +154,7 @@ async fn idle_timeout_expires_and_activity_slides_it() {
         clock.advance(Duration::from_secs(50));
         let mut active = provider.get(&id).await.expect("activity keeps it alive");
         assert!(active.is_refresh_due());
-        assert_eq!(
-            provider.save(&mut active).await.unwrap(),
-            SaveOutcome::Refreshed
-        );
+        assert_eq!(provider.save(&mut active).await.unwrap(), SaveOutcome::Refreshed);
     }
     clock.advance(Duration::from_secs(60));
     assert!(
@@ -220,10 +179,7 @@ async fn absolute_timeout_is_never_extended() {
         *active.visits_mut() += 1;
         provider.save(&mut active).await.unwrap();
     }
-    assert!(
-        provider.get(&id).await.unwrap().idle_deadline()
-            <= provider.get(&id).await.unwrap().absolute_deadline()
-    );
+    assert!(provider.get(&id).await.unwrap().idle_deadline() <= provider.get(&id).await.unwrap().absolute_deadline());
     clock.advance(Duration::from_secs(50));
     assert!(
         provider.try_get(&id).await.unwrap().is_none(),
@@ -242,10 +198,7 @@ async fn sliding_refresh_is_throttled() {
     for _ in 0..5 {
         clock.advance(Duration::from_secs(10));
         let mut loaded = provider.get(session.id()).await.unwrap();
-        assert_eq!(
-            provider.save(&mut loaded).await.unwrap(),
-            SaveOutcome::Unchanged
-        );
+        assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Unchanged);
     }
     assert_eq!(
         provider.store().counts.writes(),
@@ -255,10 +208,7 @@ async fn sliding_refresh_is_throttled() {
     clock.advance(Duration::from_secs(10));
     let mut loaded = provider.get(session.id()).await.unwrap();
     let before = loaded.idle_deadline();
-    assert_eq!(
-        provider.save(&mut loaded).await.unwrap(),
-        SaveOutcome::Refreshed
-    );
+    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Refreshed);
     assert!(loaded.idle_deadline() > before);
     assert!(
         provider.store().counts.last_written_tags().is_empty(),
@@ -277,10 +227,7 @@ async fn regenerate_keeps_data_and_kills_the_old_id_at_once() {
     session.set_language(Some("de".into()));
     provider.regenerate_id(&mut session).await.unwrap();
     assert_ne!(session.id(), &old);
-    assert!(
-        provider.try_get(&old).await.unwrap().is_none(),
-        "the old ID is dead"
-    );
+    assert!(provider.try_get(&old).await.unwrap().is_none(), "the old ID is dead");
     let renewed = provider.get(session.id()).await.unwrap();
     assert_eq!(renewed.user().as_deref(), Some("alice"));
     assert_eq!(
@@ -298,10 +245,7 @@ async fn regenerating_twice_before_saving_still_kills_the_first_id() {
     let first = session.id().clone();
     session.regenerate_id().unwrap();
     session.regenerate_id().unwrap();
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Regenerated
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Regenerated);
     assert!(provider.try_get(&first).await.unwrap().is_none());
     assert!(provider.try_get(session.id()).await.unwrap().is_some());
 }
@@ -318,10 +262,7 @@ async fn delete_removes_the_session_and_a_stale_handle_cannot_resurrect_it() {
 
     stale.set_user(Some("mallory".into()));
     assert!(matches!(provider.save(&mut stale).await, Err(Error::Gone)));
-    assert!(
-        provider.try_get(stale.id()).await.unwrap().is_none(),
-        "still deleted"
-    );
+    assert!(provider.try_get(stale.id()).await.unwrap().is_none(), "still deleted");
 }
 
 #[tokio::test]
@@ -331,23 +272,14 @@ async fn unknown_garbage_and_expired_ids_are_not_adopted() {
     assert!(provider.load("").await.unwrap().is_none());
     let unknown = SessionId::generate().unwrap();
     assert!(provider.load(&unknown.to_string()).await.unwrap().is_none());
-    let fresh = provider
-        .load_or_create(Some(&unknown.to_string()))
-        .await
-        .unwrap();
+    let fresh = provider.load_or_create(Some(&unknown.to_string())).await.unwrap();
     assert_ne!(fresh.id(), &unknown, "a client-chosen ID is never adopted");
     assert!(fresh.is_new());
 
     let mut session = provider.create().unwrap();
     provider.save(&mut session).await.unwrap();
     clock.advance(Duration::from_secs(24 * 3600));
-    assert!(
-        provider
-            .load(&session.id().to_string())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(provider.load(&session.id().to_string()).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,10 +302,7 @@ async fn concurrent_saves_of_different_fields_from_two_handles_both_survive() {
         ra.unwrap().unwrap();
         rb.unwrap().unwrap();
         let merged = provider.get(&id).await.unwrap();
-        assert_eq!(
-            merged.user().as_deref(),
-            Some(format!("user{round}").as_str())
-        );
+        assert_eq!(merged.user().as_deref(), Some(format!("user{round}").as_str()));
         assert_eq!(*merged.visits(), round);
     }
 }
@@ -383,11 +312,7 @@ async fn query_and_bulk_operations() {
     let (provider, _) = provider();
     for i in 0..30 {
         let mut session = provider.create().unwrap();
-        session.set_user(Some(if i % 3 == 0 {
-            "alice".into()
-        } else {
-            format!("user{i}")
-        }));
+        session.set_user(Some(if i % 3 == 0 { "alice".into() } else { format!("user{i}") }));
         provider.save(&mut session).await.unwrap();
     }
     assert_eq!(provider.count().await.unwrap(), 30);
@@ -442,20 +367,12 @@ async fn callbacks_fire_after_the_store_confirms() {
         .on_started(log(|_| Event::Started))
         .on_loaded(log(|_| Event::Loaded))
         .on_deleted(log(|_| Event::Deleted))
-        .on_regenerated(move |old, new| {
-            regenerated
-                .lock()
-                .unwrap()
-                .push(Event::Regenerated(old != new))
-        });
+        .on_regenerated(move |old, new| regenerated.lock().unwrap().push(Event::Regenerated(old != new)));
     let (provider, _) = provider();
     let provider = provider.with_callbacks(callbacks);
 
     let mut session = provider.create().unwrap();
-    assert!(
-        events.lock().unwrap().is_empty(),
-        "nothing started until it is stored"
-    );
+    assert!(events.lock().unwrap().is_empty(), "nothing started until it is stored");
     provider.save(&mut session).await.unwrap();
     let mut session = provider.get(session.id()).await.unwrap();
     provider.regenerate_id(&mut session).await.unwrap();
@@ -463,12 +380,7 @@ async fn callbacks_fire_after_the_store_confirms() {
     assert!(provider.load("unknown").await.unwrap().is_none());
     assert_eq!(
         *events.lock().unwrap(),
-        vec![
-            Event::Started,
-            Event::Loaded,
-            Event::Regenerated(true),
-            Event::Deleted
-        ]
+        vec![Event::Started, Event::Loaded, Event::Regenerated(true), Event::Deleted]
     );
 }
 

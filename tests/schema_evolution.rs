@@ -79,10 +79,7 @@ fn an_older_struct_reads_a_newer_record_too() {
     let record = codec::encode(&new, DirtySet::all(v2::Account::FIELDS.len())).unwrap();
     let old: v1::Account = codec::decode(&record);
     assert_eq!(old.user.as_deref(), Some("bob"));
-    assert_eq!(
-        old.visits, 0,
-        "a String where a u64 was stored reads as the default"
-    );
+    assert_eq!(old.visits, 0, "a String where a u64 was stored reads as the default");
     assert_eq!(old.small, 5);
     assert!(!old.legacy_flag);
 }
@@ -91,16 +88,11 @@ fn an_older_struct_reads_a_newer_record_too() {
 fn a_truncated_or_garbled_record_keeps_what_it_can() {
     let bytes = old_record().into_bytes();
     for cut in 0..bytes.len() {
-        let _: v2::Account =
-            codec::decode(&session::FieldRecord::from_bytes(bytes[..cut].to_vec()));
+        let _: v2::Account = codec::decode(&session::FieldRecord::from_bytes(bytes[..cut].to_vec()));
     }
     let mut garbled = bytes.clone();
     let last = garbled.len() - 1;
     garbled[last] ^= 0xff;
     let new: v2::Account = codec::decode(&session::FieldRecord::from_bytes(garbled));
-    assert_eq!(
-        new.login.as_deref(),
-        Some("alice"),
-        "fields before the damage are kept"
-    );
+    assert_eq!(new.login.as_deref(), Some("alice"), "fields before the damage are kept");
 }

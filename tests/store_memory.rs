@@ -24,18 +24,10 @@ fn record(clock: &ManualClock, idle_ms: u64) -> Record {
 #[tokio::test]
 async fn capacity_is_bounded_and_evicts_the_soonest_to_expire() {
     let clock = ManualClock::new();
-    let store = MemoryStore::builder()
-        .capacity(64)
-        .clock(clock.clone())
-        .build();
+    let store = MemoryStore::builder().capacity(64).clock(clock.clone()).build();
     for i in 0..1_000u64 {
         let key = SessionId::generate().unwrap().store_key();
-        assert!(
-            store
-                .create(&key, &record(&clock, 60_000 + i))
-                .await
-                .unwrap()
-        );
+        assert!(store.create(&key, &record(&clock, 60_000 + i)).await.unwrap());
     }
     assert!(
         store.len() <= store.capacity(),
@@ -68,10 +60,7 @@ async fn the_background_sweeper_runs_inside_a_runtime() {
         .clock(clock.clone())
         .build();
     store
-        .create(
-            &SessionId::generate().unwrap().store_key(),
-            &record(&clock, 1_000),
-        )
+        .create(&SessionId::generate().unwrap().store_key(), &record(&clock, 1_000))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(2));

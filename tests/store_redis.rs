@@ -11,8 +11,8 @@ use std::{
 
 use common::{AppSession, redis_server::RedisServer};
 use session::{
-    Clock, Error, FieldDef, FieldRecord, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome,
-    SessionConfig, SessionId, SessionMeta, SessionProvider, SessionStore,
+    Clock, Error, FieldDef, FieldRecord, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig,
+    SessionId, SessionMeta, SessionProvider, SessionStore,
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
     store::{QueryStore, Record},
 };
@@ -80,22 +80,12 @@ async fn overlapping_saves_of_different_fields_both_survive() {
     let mut second = provider.load(&id).await.unwrap().unwrap();
     *first.visits_mut() += 5;
     second.set_theme("dark".into());
-    assert_eq!(
-        provider.save(&mut first).await.unwrap(),
-        SaveOutcome::Updated
-    );
-    assert_eq!(
-        provider.save(&mut second).await.unwrap(),
-        SaveOutcome::Updated
-    );
+    assert_eq!(provider.save(&mut first).await.unwrap(), SaveOutcome::Updated);
+    assert_eq!(provider.save(&mut second).await.unwrap(), SaveOutcome::Updated);
 
     let loaded = provider.load(&id).await.unwrap().unwrap();
     assert_eq!(*loaded.visits(), 5, "the first request's change survived");
-    assert_eq!(
-        loaded.theme(),
-        "dark",
-        "the second request's change survived"
-    );
+    assert_eq!(loaded.theme(), "dark", "the second request's change survived");
     assert_eq!(loaded.user().as_deref(), Some("alice"));
 }
 
@@ -168,48 +158,28 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
 
     let mut session = provider.create().unwrap();
     session.set_user(Some("alice".into()));
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Created
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
     assert_eq!(stats.delta().await, script(&[("del", 1)]), "create");
 
     let id = session.id().to_string();
     let mut session = provider.load(&id).await.unwrap().unwrap();
     assert_eq!(stats.delta().await, counts(&[("hgetall", 1)]), "load");
 
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Unchanged
-    );
-    assert_eq!(
-        stats.delta().await,
-        counts(&[]),
-        "an unchanged session is not written"
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Unchanged);
+    assert_eq!(stats.delta().await, counts(&[]), "an unchanged session is not written");
 
     *session.visits_mut() += 1;
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Updated
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Updated);
     assert_eq!(stats.delta().await, script(&[]), "update");
 
     clock.advance(Duration::from_secs(120));
     let mut session = provider.load(&id).await.unwrap().unwrap();
     stats.delta().await;
-    assert_eq!(
-        provider.save(&mut session).await.unwrap(),
-        SaveOutcome::Refreshed
-    );
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Refreshed);
     assert_eq!(stats.delta().await, script(&[]), "sliding refresh");
 
     provider.regenerate_id(&mut session).await.unwrap();
-    assert_eq!(
-        stats.delta().await,
-        script(&[("hget", 1), ("rename", 1)]),
-        "regenerate"
-    );
+    assert_eq!(stats.delta().await, script(&[("hget", 1), ("rename", 1)]), "regenerate");
 
     provider.delete(&mut session).await.unwrap();
     assert_eq!(stats.delta().await, counts(&[("del", 1)]), "delete");
@@ -219,11 +189,7 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
 async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a_ttl() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let store = builder(&server, &clock)
-        .prefix("app:s:")
-        .build()
-        .await
-        .unwrap();
+    let store = builder(&server, &clock).prefix("app:s:").build().await.unwrap();
     let provider = provider_for(store, &clock);
     let mut raw = raw(&server).await;
 
@@ -231,37 +197,22 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     session.set_user(Some("alice".into()));
     provider.save(&mut session).await.unwrap();
     let name = format!("app:s:{{{}}}", session.id().store_key().to_hex());
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
     assert_eq!(
         names,
         std::slice::from_ref(&name),
         "one key, the digest as its hash tag"
     );
 
-    let fields: Vec<String> = redis::cmd("HKEYS")
-        .arg(&name)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
     let mut fields = fields;
     fields.sort();
     let mut expected: Vec<String> = ["m", "x"].map(String::from).to_vec();
-    expected.extend(
-        ["user", "visits", "theme", "language", "notice"]
-            .map(|field| format!("f:{:08x}", tag(field))),
-    );
+    expected.extend(["user", "visits", "theme", "language", "notice"].map(|field| format!("f:{:08x}", tag(field))));
     expected.sort();
     assert_eq!(fields, expected);
 
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&name)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
     assert!(
         (idle - 5_000..=idle).contains(&pttl),
@@ -281,11 +232,7 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     *session.visits_mut() = 7;
     provider.save(&mut session).await.unwrap();
     let loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(
-        loaded.theme(),
-        "blue",
-        "the unchanged field was not rewritten"
-    );
+    assert_eq!(loaded.theme(), "blue", "the unchanged field was not rewritten");
     assert_eq!(*loaded.visits(), 7);
 }
 
@@ -293,11 +240,7 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 async fn large_values_are_compressed_and_read_back() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let store = builder(&server, &clock)
-        .compress_above(Some(64))
-        .build()
-        .await
-        .unwrap();
+    let store = builder(&server, &clock).compress_above(Some(64)).build().await.unwrap();
     let provider = provider_for(store.clone(), &clock);
     let mut session = provider.create().unwrap();
     let long = "compressible ".repeat(200);
@@ -313,11 +256,7 @@ async fn large_values_are_compressed_and_read_back() {
         .await
         .unwrap();
     assert_eq!(stored[0], 1, "marked gzip");
-    assert!(
-        stored.len() < long.len() / 4,
-        "{} bytes stored",
-        stored.len()
-    );
+    assert!(stored.len() < long.len() / 4, "{} bytes stored", stored.len());
 
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some(long.as_str()));
@@ -357,16 +296,8 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
         .await
         .unwrap();
     let loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(
-        loaded.theme(),
-        "light",
-        "an unreadable field takes its default"
-    );
-    assert_eq!(
-        loaded.user().as_deref(),
-        Some("alice"),
-        "the others are kept"
-    );
+    assert_eq!(loaded.theme(), "light", "an unreadable field takes its default");
+    assert_eq!(loaded.user().as_deref(), Some("alice"), "the others are kept");
 
     let _: () = redis::cmd("HSET")
         .arg(&name)
@@ -388,11 +319,7 @@ async fn query_operations_see_only_this_stores_prefix() {
     let clock = ManualClock::new();
     let a = builder(&server, &clock).prefix("a:").build().await.unwrap();
     // A prefix with glob characters must match literally.
-    let b = builder(&server, &clock)
-        .prefix("a*:")
-        .build()
-        .await
-        .unwrap();
+    let b = builder(&server, &clock).prefix("a*:").build().await.unwrap();
     let mut raw = raw(&server).await;
     let _: () = redis::cmd("SET")
         .arg("a:unrelated")
@@ -427,21 +354,9 @@ async fn query_operations_see_only_this_stores_prefix() {
     assert!(page.records.is_empty(), "a scan returns no expired record");
 
     assert_eq!(a.clear().await.unwrap(), 0, "nothing live was cleared");
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("a:*")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(
-        left,
-        ["a:unrelated"],
-        "clear removed this store's keys only"
-    );
-    let b_keys: Vec<String> = redis::cmd("KEYS")
-        .arg("a\\*:*")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS").arg("a:*").query_async(&mut raw).await.unwrap();
+    assert_eq!(left, ["a:unrelated"], "clear removed this store's keys only");
+    let b_keys: Vec<String> = redis::cmd("KEYS").arg("a\\*:*").query_async(&mut raw).await.unwrap();
     assert_eq!(b_keys.len(), 3, "the other store's keys are untouched");
 }
 
@@ -474,11 +389,7 @@ async fn misconfiguration_and_unreachable_servers_fail_at_build() {
         .await
         .unwrap_err();
     assert!(error.is_unavailable(), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 const TIMEOUT: Duration = Duration::from_millis(250);
@@ -534,18 +445,11 @@ async fn a_frozen_redis_fails_fast_opens_the_breaker_and_recovers_without_loss()
     let started = Instant::now();
     let error = provider.get(&id).await.unwrap_err();
     assert!(matches!(error, Error::CircuitOpen { .. }), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_millis(50),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(50), "{:?}", started.elapsed());
 
     server.thaw();
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let loaded = provider
-        .get(&id)
-        .await
-        .expect("recovered after the reset timeout");
+    let loaded = provider.get(&id).await.expect("recovered after the reset timeout");
     assert_eq!(store.breaker_state(), BreakerState::Closed);
     assert_eq!(loaded.user().as_deref(), Some("alice"));
     assert_eq!(*loaded.visits(), 41);

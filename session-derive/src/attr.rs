@@ -33,11 +33,7 @@ const CONTAINER_KEYWORDS: &str = "`crate = \"path\"`";
 fn set<T>(slot: &mut Option<Keyed<T>>, meta: &ParseNestedMeta, value: T, errors: &mut Errors) {
     let keyword = meta.path.span();
     if slot.is_some() {
-        let name = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
         errors.at(keyword, format!("`{name}` is specified more than once"));
     } else {
         *slot = Some(Keyed { keyword, value });
@@ -67,11 +63,7 @@ impl FieldAttrs {
                     }
                     set(&mut out.rename, &meta, name, errors);
                 } else {
-                    let name = meta
-                        .path
-                        .get_ident()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
+                    let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
                     return Err(meta.error(format!(
                         "unknown session field attribute `{name}`; expected one of {FIELD_KEYWORDS}"
                     )));
@@ -94,7 +86,10 @@ impl ContainerAttrs {
                 if meta.path.is_ident("crate") {
                     let path: LitStr = meta.value()?.parse()?;
                     let path: Path = path.parse().map_err(|_| {
-                        syn::Error::new(path.span(), "`crate` must be a path to the session crate, e.g. `crate = \"my_app::session\"`")
+                        syn::Error::new(
+                            path.span(),
+                            "`crate` must be a path to the session crate, e.g. `crate = \"my_app::session\"`",
+                        )
                     })?;
                     set(&mut out.krate, &meta, path, errors);
                 } else {

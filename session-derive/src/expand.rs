@@ -40,12 +40,7 @@ fn fields_ident(ident: &Ident) -> Ident {
 }
 
 /// The accessor type and its plumbing, shared by the real expansion and the fallback.
-fn fields_type(
-    input_ident: &Ident,
-    vis: &syn::Visibility,
-    generics: &syn::Generics,
-    krate: &Path,
-) -> TokenStream {
+fn fields_type(input_ident: &Ident, vis: &syn::Visibility, generics: &syn::Generics, krate: &Path) -> TokenStream {
     let fields_ident = fields_ident(input_ident);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let doc = format!(
@@ -208,10 +203,7 @@ fn expand(container: &Container) -> TokenStream {
     });
 
     let vis = container.vis;
-    let indices = persisted
-        .iter()
-        .map(|p| (p.field.ident, p.index))
-        .collect::<Vec<_>>();
+    let indices = persisted.iter().map(|p| (p.field.ident, p.index)).collect::<Vec<_>>();
     let accessors = container.fields.iter().map(|field| {
         let index = indices
             .iter()
@@ -288,12 +280,7 @@ fn codec_fn(index: usize) -> Ident {
     format_ident!("__session_field_codec_{}", index)
 }
 
-fn accessors(
-    field: &Field,
-    index: Option<usize>,
-    vis: &syn::Visibility,
-    private: &TokenStream,
-) -> TokenStream {
+fn accessors(field: &Field, index: Option<usize>, vis: &syn::Visibility, private: &TokenStream) -> TokenStream {
     let member = field.ident;
     let ty = field.ty;
     let name = unraw(member);
@@ -307,15 +294,11 @@ fn accessors(
             let slot = quote!(<#ty as #private::FlashSlot>);
             let span = ty.span();
             let get_body = quote_spanned!(span=> #slot::current(&self.0.data().#member));
-            let set_body =
-                quote_spanned!(span=> #slot::set_next(&mut self.0.data_mut().#member, value));
+            let set_body = quote_spanned!(span=> #slot::set_next(&mut self.0.data_mut().#member, value));
             let keep_body = quote_spanned!(span=> #slot::keep(&mut self.0.data_mut().#member));
-            let now_body =
-                quote_spanned!(span=> #slot::set_now(&mut self.0.data_mut().#member, value));
+            let now_body = quote_spanned!(span=> #slot::set_now(&mut self.0.data_mut().#member, value));
             let docs = [
-                format!(
-                    "The flash value `{name}` visible in this request: set during the previous request, or now."
-                ),
+                format!("The flash value `{name}` visible in this request: set during the previous request, or now."),
                 format!("Sets the flash value `{name}` for the next request."),
                 format!("Keeps this request's flash value `{name}` for the next request too."),
                 format!("Sets the flash value `{name}` for this request only; it is never stored."),
@@ -350,10 +333,7 @@ fn accessors(
                     quote!(self.0.mark(#index)),
                     " and marks it changed, so the next save writes it",
                 ),
-                None => (
-                    quote!(self.0.data_mut()),
-                    "; it is not stored (`#[session(skip)]`)",
-                ),
+                None => (quote!(self.0.data_mut()), "; it is not stored (`#[session(skip)]`)"),
             };
             let get_doc = format!("Returns `{name}`.");
             let set_doc = format!("Sets `{name}`{note}.");

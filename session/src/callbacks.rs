@@ -62,10 +62,7 @@ impl Callbacks {
 
     /// Called with `(old, new)` when a stored session's ID is regenerated.
     #[must_use]
-    pub fn on_regenerated(
-        mut self,
-        hook: impl Fn(&SessionId, &SessionId) + Send + Sync + 'static,
-    ) -> Self {
+    pub fn on_regenerated(mut self, hook: impl Fn(&SessionId, &SessionId) + Send + Sync + 'static) -> Self {
         self.regenerated = Some(Arc::new(hook));
         self
     }

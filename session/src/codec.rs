@@ -211,11 +211,10 @@ pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, 
     for index in which.iter().take_while(|&index| index < T::FIELDS.len()) {
         let def = &T::FIELDS[index];
         scratch.clear();
-        data.encode_field(index, &mut scratch)
-            .map_err(|source| Error::Encode {
-                field: def.name,
-                source,
-            })?;
+        data.encode_field(index, &mut scratch).map_err(|source| Error::Encode {
+            field: def.name,
+            source,
+        })?;
         record.push(def.tag, &scratch);
     }
     Ok(record)
@@ -364,10 +363,7 @@ mod tests {
         update.push(3, b"three");
         base.merge(&update).unwrap();
         let fields: Vec<_> = base.iter().map(Result::unwrap).collect();
-        assert_eq!(
-            fields,
-            vec![(1, &b"one"[..]), (2, &b"TWO"[..]), (3, &b"three"[..])]
-        );
+        assert_eq!(fields, vec![(1, &b"one"[..]), (2, &b"TWO"[..]), (3, &b"three"[..])]);
     }
 
     #[test]

@@ -266,11 +266,7 @@ impl SessionConfigBuilder {
 fn validate_cookie(cookie: &CookieConfig) -> Result<(), String> {
     let name = &cookie.name;
     let separators = "()<>@,;:\\\"/[]?={} \t";
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !separators.contains(c))
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic() && !separators.contains(c)) {
         return Err(format!("cookie name {name:?} is not a valid cookie token"));
     }
     if !cookie.path.starts_with('/') || cookie.path.contains(|c: char| c == ';' || c.is_control()) {
@@ -280,17 +276,14 @@ fn validate_cookie(cookie: &CookieConfig) -> Result<(), String> {
         ));
     }
     if let Some(domain) = &cookie.domain
-        && (domain.is_empty()
-            || domain.contains(|c: char| c == ';' || c.is_whitespace() || c.is_control()))
+        && (domain.is_empty() || domain.contains(|c: char| c == ';' || c.is_whitespace() || c.is_control()))
     {
         return Err(format!("cookie domain {domain:?} is not a valid domain"));
     }
     if cookie.same_site == SameSite::None && !cookie.secure {
         return Err("SameSite=None requires Secure; browsers drop such cookies otherwise".into());
     }
-    if name.starts_with("__Host-")
-        && (!cookie.secure || cookie.path != "/" || cookie.domain.is_some())
-    {
+    if name.starts_with("__Host-") && (!cookie.secure || cookie.path != "/" || cookie.domain.is_some()) {
         return Err(format!(
             "cookie {name:?} has the __Host- prefix, which requires Secure, Path=/ and no Domain; \
              use the development preset (cookie `session`) for plain HTTP"
@@ -323,10 +316,7 @@ mod tests {
     #[test]
     fn invalid_settings_are_refused_with_the_fix() {
         let cases = [
-            (
-                SessionConfig::production().idle_timeout(Duration::ZERO),
-                "idle_timeout",
-            ),
+            (SessionConfig::production().idle_timeout(Duration::ZERO), "idle_timeout"),
             (
                 SessionConfig::production().absolute_timeout(Duration::from_secs(1)),
                 "absolute_timeout",
@@ -340,22 +330,13 @@ mod tests {
             (SessionConfig::production().cookie_path("relative"), "path"),
             (SessionConfig::production().secure(false), "__Host-"),
             (SessionConfig::production().cookie_path("/app"), "__Host-"),
-            (
-                SessionConfig::development().same_site(SameSite::None),
-                "SameSite=None",
-            ),
-            (
-                SessionConfig::development().cookie_name("__Secure-s"),
-                "__Secure-",
-            ),
+            (SessionConfig::development().same_site(SameSite::None), "SameSite=None"),
+            (SessionConfig::development().cookie_name("__Secure-s"), "__Secure-"),
             (SessionConfig::development().cookie_domain("a;b"), "domain"),
         ];
         for (builder, needle) in cases {
             let error = builder.build().unwrap_err().to_string();
-            assert!(
-                error.contains(needle),
-                "{error:?} should mention {needle:?}"
-            );
+            assert!(error.contains(needle), "{error:?} should mention {needle:?}");
         }
     }
 }

@@ -20,9 +20,7 @@ pub enum Error {
 
     /// The session was deleted or expired in the store while this handle held it, so its
     /// changes were not written; the caller should start a new session.
-    #[error(
-        "the session was deleted or expired before it could be saved; its changes were dropped"
-    )]
+    #[error("the session was deleted or expired before it could be saved; its changes were dropped")]
     Gone,
 
     /// The store kept reporting that freshly generated IDs were taken.
@@ -40,6 +38,26 @@ pub enum Error {
         /// Why encoding failed.
         source: crate::FieldError,
     },
+
+    /// The session cookie would exceed what browsers accept.
+    #[error(
+        "the session cookie would be {size} bytes (name, value and attributes); browsers accept at most {limit}: store less in the session or use a server-side store"
+    )]
+    CookieTooLarge {
+        /// The size of the `Set-Cookie` value that was refused.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// Key material was refused (too short, low entropy, a known default, ...); the
+    /// message says how to generate a good secret.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
+
+    /// A session could not be sealed.
+    #[error("the session could not be sealed: {0}")]
+    Seal(#[from] crate::crypto::SealError),
 
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
@@ -65,10 +83,7 @@ impl Error {
     /// Whether the error means the store is unreachable or failing, as opposed to a
     /// problem with this particular session or the configuration.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_)
-        )
+        matches!(self, Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_))
     }
 }
 

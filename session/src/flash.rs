@@ -54,11 +54,9 @@ impl<T> Flash<T> {
 
     /// The value to store: the next request's value, or this one's when kept.
     pub(crate) fn stored(&self) -> Option<&T> {
-        self.next.as_ref().or(if self.keep {
-            self.current.as_ref()
-        } else {
-            None
-        })
+        self.next
+            .as_ref()
+            .or(if self.keep { self.current.as_ref() } else { None })
     }
 
     /// Whether the stored value differs from what the store holds.

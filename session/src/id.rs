@@ -66,6 +66,14 @@ impl SessionId {
         }
     }
 
+    pub(crate) const fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) const fn as_bytes(&self) -> &[u8; ID_BYTES] {
+        &self.0
+    }
+
     /// The digest that server-side stores key this session by.
     pub fn store_key(&self) -> StoreKey {
         StoreKey(Sha256::digest(self.0).into())
@@ -75,9 +83,7 @@ impl SessionId {
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = [0u8; ID_TEXT_LEN];
-        let written = BASE64URL
-            .encode_slice(self.0, &mut text)
-            .map_err(|_| fmt::Error)?;
+        let written = BASE64URL.encode_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
         f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
     }
 }
@@ -148,10 +154,7 @@ mod tests {
         let id = SessionId::generate().unwrap().to_string();
         // The last character carries two unused bits; setting one is non-canonical.
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let last = ALPHABET
-            .iter()
-            .position(|&c| c == id.as_bytes()[42])
-            .unwrap();
+        let last = ALPHABET.iter().position(|&c| c == id.as_bytes()[42]).unwrap();
         let mut trailing_bits = id.clone().into_bytes();
         trailing_bits[42] = ALPHABET[last | 1];
         let trailing_bits = String::from_utf8(trailing_bits).unwrap();

@@ -55,9 +55,11 @@
 #![deny(missing_docs)]
 
 mod callbacks;
+mod client;
 mod clock;
 pub mod codec;
 mod config;
+pub mod crypto;
 mod data;
 mod error;
 mod flash;
@@ -66,9 +68,11 @@ mod provider;
 #[cfg(feature = "redis")]
 pub mod resilience;
 mod session;
+mod set_cookie;
 pub mod store;
 
 pub use callbacks::Callbacks;
+pub use client::{ClientBinding, ClientInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FieldError, FieldRecord};
 pub use config::{CookieConfig, SameSite, SessionConfig, SessionConfigBuilder};
@@ -79,9 +83,10 @@ pub use id::{SessionId, StoreKey};
 pub use provider::{SaveOutcome, SessionProvider, StoredSession};
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
+pub use set_cookie::MAX_COOKIE_BYTES;
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
-pub use store::{QueryStore, SessionStore, memory::MemoryStore};
+pub use store::{QueryStore, SessionStore, cookie::CookieStore, memory::MemoryStore};
 
 /// What generated code reaches; not a public API.
 #[doc(hidden)]
@@ -92,3 +97,6 @@ pub mod __private {
         flash::FlashSlot,
     };
 }
+
+#[cfg(feature = "http")]
+pub mod http;

@@ -122,11 +122,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// The same provider with these lifecycle callbacks.
     #[must_use]
     pub fn with_callbacks(self, callbacks: Callbacks) -> Self {
-        Self::from_shared(
-            self.shared.store.clone(),
-            self.shared.config.clone(),
-            callbacks,
-        )
+        Self::from_shared(self.shared.store.clone(), self.shared.config.clone(), callbacks)
     }
 
     /// The store.
@@ -155,11 +151,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// [`Error::Random`] if the operating system's random number generator fails.
     pub fn create(&self) -> Result<Session<T>, Error> {
         let config = &self.shared.config;
-        let meta = SessionMeta::new(
-            self.now_ms(),
-            self.idle_ms(),
-            duration_ms(config.absolute_timeout()),
-        );
+        let meta = SessionMeta::new(self.now_ms(), self.idle_ms(), duration_ms(config.absolute_timeout()));
         Ok(Session::new(SessionId::generate()?, meta))
     }
 
@@ -209,8 +201,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             }
             return Ok(None);
         }
-        let refresh_due = now.saturating_sub(record.meta.accessed_ms)
-            >= duration_ms(self.shared.config.refresh_interval());
+        let refresh_due =
+            now.saturating_sub(record.meta.accessed_ms) >= duration_ms(self.shared.config.refresh_interval());
         let data = codec::decode::<T>(&record.fields);
         Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
         Ok(Some(Session::from_parts(
@@ -270,9 +262,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     }
                     session.set_id(SessionId::generate()?);
                 }
-                Err(Error::IdCollision {
-                    attempts: ID_ATTEMPTS,
-                })
+                Err(Error::IdCollision { attempts: ID_ATTEMPTS })
             }
             Status::Stored if session.is_regenerated() => {
                 let meta = session.meta().accessed_at(now, self.idle_ms());
@@ -298,9 +288,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                         Rename::TargetExists => session.set_id(SessionId::generate()?),
                     }
                 }
-                Err(Error::IdCollision {
-                    attempts: ID_ATTEMPTS,
-                })
+                Err(Error::IdCollision { attempts: ID_ATTEMPTS })
             }
             Status::Stored => {
                 let dirty = session.dirty_fields();
@@ -355,10 +343,7 @@ impl<T: SessionData, S: QueryStore> SessionProvider<T, S> {
     /// # Errors
     ///
     /// When the store fails.
-    pub async fn for_each(
-        &self,
-        mut visit: impl FnMut(StoredSession<T>) -> ControlFlow<()>,
-    ) -> Result<(), Error> {
+    pub async fn for_each(&self, mut visit: impl FnMut(StoredSession<T>) -> ControlFlow<()>) -> Result<(), Error> {
         let now = self.now_ms();
         let mut cursor = Some(0);
         while let Some(at) = cursor {
@@ -416,10 +401,7 @@ impl<T: SessionData, S: QueryStore> SessionProvider<T, S> {
     /// # Errors
     ///
     /// When the store fails; sessions deleted before the failure stay deleted.
-    pub async fn delete_where(
-        &self,
-        predicate: impl FnMut(&StoredSession<T>) -> bool,
-    ) -> Result<usize, Error> {
+    pub async fn delete_where(&self, predicate: impl FnMut(&StoredSession<T>) -> bool) -> Result<usize, Error> {
         let keys: Vec<StoreKey> = self
             .find(predicate)
             .await?

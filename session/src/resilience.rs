@@ -191,10 +191,7 @@ impl std::fmt::Debug for CircuitBreaker {
 
 impl CircuitBreaker {
     /// A closed breaker that reports each state change to `on_change`.
-    pub(crate) fn new(
-        config: BreakerConfig,
-        on_change: impl Fn(BreakerState) + Send + Sync + 'static,
-    ) -> Self {
+    pub(crate) fn new(config: BreakerConfig, on_change: impl Fn(BreakerState) + Send + Sync + 'static) -> Self {
         Self {
             config,
             state: Mutex::new(State::Closed { failures: 0 }),
@@ -238,9 +235,7 @@ impl CircuitBreaker {
             State::Open { until } => {
                 let now = Instant::now();
                 if now < until {
-                    return Err(Error::CircuitOpen {
-                        retry_in: until - now,
-                    });
+                    return Err(Error::CircuitOpen { retry_in: until - now });
                 }
                 self.set(&mut state, State::HalfOpen { probing: true });
                 Ok(Permit::new(self, true))
@@ -379,19 +374,11 @@ mod tests {
             "only one probe at a time"
         );
         probe.record(Outcome::Failed);
-        assert_eq!(
-            breaker.state(),
-            BreakerState::Open,
-            "a failed probe reopens"
-        );
+        assert_eq!(breaker.state(), BreakerState::Open, "a failed probe reopens");
 
         tokio::time::advance(Duration::from_secs(10)).await;
         breaker.acquire().unwrap().record(Outcome::Answered);
-        assert_eq!(
-            breaker.state(),
-            BreakerState::Closed,
-            "an answered probe closes"
-        );
+        assert_eq!(breaker.state(), BreakerState::Closed, "an answered probe closes");
         assert_eq!(
             *changes.lock().unwrap(),
             [
@@ -414,10 +401,7 @@ mod tests {
         early.record(Outcome::Failed);
         tokio::time::advance(Duration::from_secs(5)).await;
         drop(breaker.acquire().expect("probe after the original 10 s"));
-        assert!(
-            breaker.acquire().is_ok(),
-            "a dropped probe lets the next one through"
-        );
+        assert!(breaker.acquire().is_ok(), "a dropped probe lets the next one through");
     }
 
     #[test]
@@ -429,16 +413,9 @@ mod tests {
         };
         let caps: Vec<_> = (0..6).map(|n| policy.backoff_cap(n).as_millis()).collect();
         assert_eq!(caps, [10, 20, 40, 80, 100, 100]);
-        assert_eq!(
-            policy.backoff_cap(200),
-            Duration::from_millis(100),
-            "no overflow"
-        );
+        assert_eq!(policy.backoff_cap(200), Duration::from_millis(100), "no overflow");
         assert_eq!(jitter(Duration::from_millis(80), 0), Duration::ZERO);
-        assert_eq!(
-            jitter(Duration::from_millis(80), u64::MAX),
-            Duration::from_millis(80)
-        );
+        assert_eq!(jitter(Duration::from_millis(80), u64::MAX), Duration::from_millis(80));
         let half = jitter(Duration::from_millis(80), u64::MAX / 2);
         assert!(half.abs_diff(Duration::from_millis(40)) < Duration::from_micros(1));
         for retry in 0..8 {

@@ -46,9 +46,7 @@ impl SessionMeta {
     pub fn accessed_at(self, now_ms: u64, idle_ms: u64) -> Self {
         Self {
             accessed_ms: now_ms,
-            idle_deadline_ms: now_ms
-                .saturating_add(idle_ms)
-                .min(self.absolute_deadline_ms),
+            idle_deadline_ms: now_ms.saturating_add(idle_ms).min(self.absolute_deadline_ms),
             ..self
         }
     }
@@ -95,13 +93,7 @@ impl<T: SessionData> Session<T> {
         Self::from_parts(id, T::initial(), meta, Status::New, false)
     }
 
-    pub(crate) fn from_parts(
-        id: SessionId,
-        data: T,
-        meta: SessionMeta,
-        status: Status,
-        refresh_due: bool,
-    ) -> Self {
+    pub(crate) fn from_parts(id: SessionId, data: T, meta: SessionMeta, status: Status, refresh_due: bool) -> Self {
         let in_store = status == Status::Stored;
         Self {
             id,
@@ -193,10 +185,7 @@ impl<T: SessionData> Session<T> {
     /// Whether a save would write anything: the session is new, deleted, regenerated,
     /// changed, or due a sliding refresh.
     pub fn needs_save(&self) -> bool {
-        self.status != Status::Stored
-            || self.is_regenerated()
-            || self.is_dirty()
-            || self.refresh_due
+        self.status != Status::Stored || self.is_regenerated() || self.is_dirty() || self.refresh_due
     }
 
     /// Gives the session a new random ID and keeps its data; at the next save the old ID

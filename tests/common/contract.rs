@@ -49,20 +49,12 @@ where
     expired_records_are_never_returned(&make(clock.clone()), &clock).await;
     let clock = ManualClock::new();
     query_operations(&make(clock.clone()), &clock).await;
-    concurrent_updates_of_different_fields_all_survive(
-        Arc::new(make(ManualClock::new())),
-        &ManualClock::new(),
-    )
-    .await;
+    concurrent_updates_of_different_fields_all_survive(Arc::new(make(ManualClock::new())), &ManualClock::new()).await;
 }
 
 async fn create_never_overwrites<S: SessionStore>(store: &S, clock: &ManualClock) {
     let k = key();
-    assert_eq!(
-        store.load(&k).await.unwrap(),
-        None,
-        "a new key loads as none"
-    );
+    assert_eq!(store.load(&k).await.unwrap(), None, "a new key loads as none");
     let first = record(clock, &[(1, b"a")]);
     assert!(store.create(&k, &first).await.unwrap());
     assert_eq!(
@@ -71,10 +63,7 @@ async fn create_never_overwrites<S: SessionStore>(store: &S, clock: &ManualClock
         "load returns what create stored"
     );
     assert!(
-        !store
-            .create(&k, &record(clock, &[(1, b"b")]))
-            .await
-            .unwrap(),
+        !store.create(&k, &record(clock, &[(1, b"b")])).await.unwrap(),
         "create on a live key is refused"
     );
     assert_eq!(
@@ -84,19 +73,14 @@ async fn create_never_overwrites<S: SessionStore>(store: &S, clock: &ManualClock
     );
 }
 
-async fn update_merges_fields_and_never_resurrects<S: SessionStore>(
-    store: &S,
-    clock: &ManualClock,
-) {
+async fn update_merges_fields_and_never_resurrects<S: SessionStore>(store: &S, clock: &ManualClock) {
     let k = key();
     store
         .create(&k, &record(clock, &[(1, b"one"), (2, b"two")]))
         .await
         .unwrap();
     let mut update = record(clock, &[(2, b"TWO"), (3, b"three")]);
-    update.meta = update
-        .meta
-        .accessed_at(update.meta.accessed_ms + 1000, 30 * MINUTE_MS);
+    update.meta = update.meta.accessed_at(update.meta.accessed_ms + 1000, 30 * MINUTE_MS);
     assert!(store.update(&k, &update).await.unwrap());
     let loaded = store.load(&k).await.unwrap().unwrap();
     assert_eq!(
@@ -109,11 +93,7 @@ async fn update_merges_fields_and_never_resurrects<S: SessionStore>(
         Some(&b"TWO"[..]),
         "updated field replaced"
     );
-    assert_eq!(
-        field_of(&loaded, 3).as_deref(),
-        Some(&b"three"[..]),
-        "new field added"
-    );
+    assert_eq!(field_of(&loaded, 3).as_deref(), Some(&b"three"[..]), "new field added");
     assert_eq!(loaded.meta, update.meta, "meta replaced");
 
     let missing = key();
@@ -121,29 +101,15 @@ async fn update_merges_fields_and_never_resurrects<S: SessionStore>(
         !store.update(&missing, &update).await.unwrap(),
         "update of a missing key reports it"
     );
-    assert_eq!(
-        store.load(&missing).await.unwrap(),
-        None,
-        "and does not create it"
-    );
+    assert_eq!(store.load(&missing).await.unwrap(), None, "and does not create it");
 }
 
 async fn rename_is_atomic<S: SessionStore>(store: &S, clock: &ManualClock) {
     let (from, to) = (key(), key());
-    store
-        .create(&from, &record(clock, &[(1, b"data")]))
-        .await
-        .unwrap();
+    store.create(&from, &record(clock, &[(1, b"data")])).await.unwrap();
     let update = record(clock, &[(2, b"more")]);
-    assert_eq!(
-        store.rename(&from, &to, &update).await.unwrap(),
-        Rename::Renamed
-    );
-    assert_eq!(
-        store.load(&from).await.unwrap(),
-        None,
-        "the old key is gone"
-    );
+    assert_eq!(store.rename(&from, &to, &update).await.unwrap(), Rename::Renamed);
+    assert_eq!(store.load(&from).await.unwrap(), None, "the old key is gone");
     let moved = store.load(&to).await.unwrap().unwrap();
     assert_eq!(field_of(&moved, 1).as_deref(), Some(&b"data"[..]));
     assert_eq!(field_of(&moved, 2).as_deref(), Some(&b"more"[..]));
@@ -154,32 +120,19 @@ async fn rename_is_atomic<S: SessionStore>(store: &S, clock: &ManualClock) {
     );
 
     let other = key();
-    store
-        .create(&other, &record(clock, &[(1, b"other")]))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.rename(&to, &other, &update).await.unwrap(),
-        Rename::TargetExists
-    );
+    store.create(&other, &record(clock, &[(1, b"other")])).await.unwrap();
+    assert_eq!(store.rename(&to, &other, &update).await.unwrap(), Rename::TargetExists);
     assert!(
         store.load(&to).await.unwrap().is_some(),
         "a refused rename keeps the source"
     );
     let kept = store.load(&other).await.unwrap().unwrap();
-    assert_eq!(
-        field_of(&kept, 1).as_deref(),
-        Some(&b"other"[..]),
-        "and the target"
-    );
+    assert_eq!(field_of(&kept, 1).as_deref(), Some(&b"other"[..]), "and the target");
 }
 
 async fn delete_removes<S: SessionStore>(store: &S, clock: &ManualClock) {
     let k = key();
-    store
-        .create(&k, &record(clock, &[(1, b"x")]))
-        .await
-        .unwrap();
+    store.create(&k, &record(clock, &[(1, b"x")])).await.unwrap();
     assert!(store.delete(&k).await.unwrap());
     assert_eq!(store.load(&k).await.unwrap(), None);
     assert!(
@@ -192,19 +145,13 @@ async fn expired_records_are_never_returned<S: SessionStore>(store: &S, clock: &
     let k = key();
     let rec = record(clock, &[(1, b"x")]);
     store.create(&k, &rec).await.unwrap();
-    clock.advance(Duration::from_millis(
-        rec.meta.expires_ms() - clock.now_ms() - 1,
-    ));
+    clock.advance(Duration::from_millis(rec.meta.expires_ms() - clock.now_ms() - 1));
     assert!(
         store.load(&k).await.unwrap().is_some(),
         "live one millisecond before the deadline"
     );
     clock.advance(Duration::from_millis(1));
-    assert_eq!(
-        store.load(&k).await.unwrap(),
-        None,
-        "expired at the deadline"
-    );
+    assert_eq!(store.load(&k).await.unwrap(), None, "expired at the deadline");
     assert!(
         !store.update(&k, &rec).await.unwrap(),
         "an expired record cannot be updated back to life"
@@ -219,10 +166,7 @@ async fn expired_records_are_never_returned<S: SessionStore>(store: &S, clock: &
 async fn query_operations<S: QueryStore>(store: &S, clock: &ManualClock) {
     let keys: Vec<StoreKey> = (0..40).map(|_| key()).collect();
     for (i, k) in keys.iter().enumerate() {
-        store
-            .create(k, &record(clock, &[(1, &[i as u8])]))
-            .await
-            .unwrap();
+        store.create(k, &record(clock, &[(1, &[i as u8])])).await.unwrap();
     }
     assert_eq!(store.count().await.unwrap(), 40);
     let mut seen = Vec::new();
@@ -244,10 +188,7 @@ async fn query_operations<S: QueryStore>(store: &S, clock: &ManualClock) {
     assert_eq!(store.count().await.unwrap(), 0);
 }
 
-async fn concurrent_updates_of_different_fields_all_survive<S: SessionStore>(
-    store: Arc<S>,
-    clock: &ManualClock,
-) {
+async fn concurrent_updates_of_different_fields_all_survive<S: SessionStore>(store: Arc<S>, clock: &ManualClock) {
     let k = key();
     store.create(&k, &record(clock, &[])).await.unwrap();
     let tasks: Vec<_> = (0..8u32)

@@ -26,12 +26,7 @@ impl Counts {
         self.writes.load(Ordering::SeqCst)
     }
     pub fn last_written_tags(&self) -> Vec<u32> {
-        self.written_tags
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .unwrap_or_default()
+        self.written_tags.lock().unwrap().last().cloned().unwrap_or_default()
     }
     fn write(&self, record: Option<&Record>) {
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -70,12 +65,7 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         self.counts.write(Some(update));
         self.inner.update(key, update).await
     }
-    async fn rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        update: &Record,
-    ) -> Result<Rename, Error> {
+    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
         self.counts.write(Some(update));
         self.inner.rename(from, to, update).await
     }

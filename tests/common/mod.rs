@@ -3,6 +3,8 @@
 
 pub mod contract;
 pub mod counting;
+pub mod failing;
+pub mod http;
 pub mod redis_server;
 
 use session::{Flash, SessionData};

@@ -107,11 +107,7 @@ impl MemoryStore {
 
     /// How many records are held, expired or not (a cheap estimate of memory use).
     pub fn len(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| lock(shard).len())
-            .sum()
+        self.inner.shards.iter().map(|shard| lock(shard).len()).sum()
     }
 
     /// Whether the store holds no record.
@@ -215,18 +211,13 @@ impl Inner {
                 .map(|(key, _)| *key);
             let Some(victim) = victim else { return };
             shard.remove(&victim);
-            tracing::debug!(
-                "memory store at capacity: evicted the sampled session closest to expiry"
-            );
+            tracing::debug!("memory store at capacity: evicted the sampled session closest to expiry");
         }
     }
 }
 
 fn live<'a>(shard: &'a mut Shard, key: &StoreKey, now: u64) -> Option<&'a mut Entry> {
-    if shard
-        .get(key)
-        .is_some_and(|entry| entry.meta.is_expired(now))
-    {
+    if shard.get(key).is_some_and(|entry| entry.meta.is_expired(now)) {
         shard.remove(key);
     }
     shard.get_mut(key)
@@ -305,23 +296,11 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        update: &Record,
-    ) -> Result<Rename, Error> {
+    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
         let now = self.inner.clock.now_ms();
         let (a, b) = (self.inner.shard_of(from), self.inner.shard_of(to));
         if a == b {
-            return rename_in(
-                &mut lock(&self.inner.shards[a]),
-                None,
-                from,
-                to,
-                update,
-                now,
-            );
+            return rename_in(&mut lock(&self.inner.shards[a]), None, from, to, update, now);
         }
         // Lock in shard order so two concurrent renames cannot deadlock.
         let mut low = lock(&self.inner.shards[a.min(b)]);
@@ -367,12 +346,7 @@ impl QueryStore for MemoryStore {
             .inner
             .shards
             .iter()
-            .map(|shard| {
-                lock(shard)
-                    .values()
-                    .filter(|entry| !entry.meta.is_expired(now))
-                    .count()
-            })
+            .map(|shard| lock(shard).values().filter(|entry| !entry.meta.is_expired(now)).count())
             .sum())
     }
 
@@ -391,10 +365,7 @@ impl QueryStore for MemoryStore {
             .iter()
             .map(|shard| {
                 let mut shard = lock(shard);
-                let live = shard
-                    .values()
-                    .filter(|entry| !entry.meta.is_expired(now))
-                    .count();
+                let live = shard.values().filter(|entry| !entry.meta.is_expired(now)).count();
                 shard.clear();
                 live
             })

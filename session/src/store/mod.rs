@@ -12,6 +12,7 @@ use std::future::Future;
 
 use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
 
+pub mod cookie;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -41,6 +42,10 @@ pub enum Rename {
 /// Every operation is atomic with respect to the others on the same key. A store must
 /// never return a record whose [`SessionMeta::is_expired`] is true by its clock; the
 /// provider checks again with its own.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a server-side session store",
+    note = "a `CookieStore` keeps the whole session in the cookie: give it to `SessionLayer` directly; `SessionProvider` and its query and bulk operations need a server-side store such as `MemoryStore`"
+)]
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads the record under `key`.
     ///
@@ -56,11 +61,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the backend fails.
-    fn create(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn create(&self, key: &StoreKey, record: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Replaces the lifetime data and the fields present in `update.fields`, keeping every
     /// other stored field.
@@ -70,11 +71,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the backend fails.
-    fn update(
-        &self,
-        key: &StoreKey,
-        update: &Record,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn update(&self, key: &StoreKey, update: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Atomically moves the record from `from` to `to` and applies `update` as
     /// [`update`](Self::update) does; afterwards `from` no longer exists.
@@ -107,6 +104,10 @@ pub struct ScanPage {
 }
 
 /// A store that can enumerate its sessions, in batches.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot enumerate its sessions",
+    note = "query and bulk operations (for_each, find, count, delete_where, clear) need a store that implements `QueryStore`, such as `MemoryStore`"
+)]
 pub trait QueryStore: SessionStore {
     /// Reads a page of live records, starting at `cursor` (0 for the first page) with about
     /// `batch` records. Sessions created or deleted during a scan may or may not appear.
@@ -114,11 +115,7 @@ pub trait QueryStore: SessionStore {
     /// # Errors
     ///
     /// When the backend fails.
-    fn scan(
-        &self,
-        cursor: u64,
-        batch: usize,
-    ) -> impl Future<Output = Result<ScanPage, Error>> + Send;
+    fn scan(&self, cursor: u64, batch: usize) -> impl Future<Output = Result<ScanPage, Error>> + Send;
 
     /// Counts live sessions.
     ///

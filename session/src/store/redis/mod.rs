@@ -257,11 +257,8 @@ impl RedisStoreBuilder {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(self.command_timeout);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client.clone(), connection_config.clone())
-                .map_err(|error| {
-                    Error::Config(format!("invalid Redis connection settings: {error}"))
-                })?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), connection_config.clone())
+            .map_err(|error| Error::Config(format!("invalid Redis connection settings: {error}")))?;
         let store = RedisStore {
             inner: Arc::new(Inner {
                 connection: RwLock::new(connection),
@@ -318,23 +315,14 @@ fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 impl Inner {
     fn connection(&self) -> ConnectionManager {
-        self.connection
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.connection.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Drops the current connection for a fresh one, connected at the next call.
     fn reconnect(&self) {
-        match ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            self.connection_config.clone(),
-        ) {
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.connection_config.clone()) {
             Ok(fresh) => {
-                *self
-                    .connection
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = fresh;
+                *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh;
             }
             Err(error) => tracing::warn!(%error, "could not replace the Redis connection"),
         }
@@ -410,10 +398,7 @@ impl Inner {
         if hash.is_empty() {
             return None;
         }
-        let Some(meta) = hash
-            .get(META_FIELD)
-            .and_then(|bytes| layout::decode_meta(bytes))
-        else {
+        let Some(meta) = hash.get(META_FIELD).and_then(|bytes| layout::decode_meta(bytes)) else {
             tracing::warn!(
                 key = %layout::short(key),
                 "Redis session hash has no readable metadata; treated as no session"
@@ -447,10 +432,7 @@ impl Inner {
         for (tag, value) in &fields {
             record.push(*tag, value);
         }
-        Some(Record {
-            meta,
-            fields: record,
-        })
+        Some(Record { meta, fields: record })
     }
 
     /// Runs `operation` in a span and records its metrics.
@@ -513,15 +495,11 @@ impl Inner {
             let (next, keys) = self
                 .call(true, |mut connection| {
                     let (pattern, keys) = (self.keys.pattern(), &self.keys);
-                    async move {
-                        Self::scan_keys(&mut connection, pattern, keys, cursor, BATCH).await
-                    }
+                    async move { Self::scan_keys(&mut connection, pattern, keys, cursor, BATCH).await }
                 })
                 .await?;
             if !keys.is_empty() {
-                total += self
-                    .call(true, |connection| page(connection, keys.clone()))
-                    .await?;
+                total += self.call(true, |connection| page(connection, keys.clone())).await?;
             }
             if next == 0 {
                 return Ok(total);
@@ -540,12 +518,7 @@ impl SessionStore for RedisStore {
                 let hash: HashMap<Vec<u8>, Vec<u8>> = inner
                     .call(true, |mut connection| {
                         let name = &name;
-                        async move {
-                            redis::cmd("HGETALL")
-                                .arg(name)
-                                .query_async(&mut connection)
-                                .await
-                        }
+                        async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
                     })
                     .await?;
                 Ok(inner.decode(key, hash, inner.clock.now_ms()))
@@ -589,12 +562,7 @@ impl SessionStore for RedisStore {
             .await
     }
 
-    async fn rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        update: &Record,
-    ) -> Result<Rename, Error> {
+    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
         let inner = &self.inner;
         inner
             .observe("regenerate", Some(from), async {
@@ -615,9 +583,7 @@ impl SessionStore for RedisStore {
                     0 => Ok(Rename::Renamed),
                     1 => Ok(Rename::SourceMissing),
                     2 => Ok(Rename::TargetExists),
-                    other => Err(Error::Store(
-                        format!("the rename script answered {other}").into(),
-                    )),
+                    other => Err(Error::Store(format!("the rename script answered {other}").into())),
                 }
             })
             .await
@@ -631,12 +597,7 @@ impl SessionStore for RedisStore {
                 let deleted: i64 = inner
                     .call(true, |mut connection| {
                         let name = &name;
-                        async move {
-                            redis::cmd("DEL")
-                                .arg(name)
-                                .query_async(&mut connection)
-                                .await
-                        }
+                        async move { redis::cmd("DEL").arg(name).query_async(&mut connection).await }
                     })
                     .await?;
                 Ok(deleted > 0)
@@ -654,9 +615,7 @@ impl QueryStore for RedisStore {
                     .call(true, |mut connection| {
                         let (pattern, keys) = (inner.keys.pattern(), &inner.keys);
                         async move {
-                            let (next, found) =
-                                Inner::scan_keys(&mut connection, pattern, keys, cursor, batch)
-                                    .await?;
+                            let (next, found) = Inner::scan_keys(&mut connection, pattern, keys, cursor, batch).await?;
                             if found.is_empty() {
                                 return Ok((next, Vec::new()));
                             }
@@ -664,8 +623,7 @@ impl QueryStore for RedisStore {
                             for (_, name) in &found {
                                 pipe.cmd("HGETALL").arg(name);
                             }
-                            let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> =
-                                pipe.query_async(&mut connection).await?;
+                            let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe.query_async(&mut connection).await?;
                             let keyed = found.into_iter().map(|(key, _)| key).zip(hashes);
                             Ok((next, keyed.collect::<Vec<_>>()))
                         }
@@ -713,10 +671,7 @@ impl QueryStore for RedisStore {
                     let names = &names;
                     let count: usize = inner
                         .call(true, |mut connection| async move {
-                            redis::cmd("DEL")
-                                .arg(names)
-                                .query_async(&mut connection)
-                                .await
+                            redis::cmd("DEL").arg(names).query_async(&mut connection).await
                         })
                         .await?;
                     deleted += count;

@@ -54,10 +54,7 @@ pub(super) fn breaker_changed(state: BreakerState) {
             state = state.as_str(),
             "Redis session store circuit opened: calls fail fast until the reset timeout"
         ),
-        _ => tracing::info!(
-            state = state.as_str(),
-            "Redis session store circuit changed state"
-        ),
+        _ => tracing::info!(state = state.as_str(), "Redis session store circuit changed state"),
     }
     #[cfg(feature = "metrics")]
     {

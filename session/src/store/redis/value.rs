@@ -110,19 +110,10 @@ mod tests {
     fn corrupt_values_are_errors_and_bombs_are_bounded() {
         let codec = ValueCodec::default();
         assert!(matches!(codec.decode(b""), Err(ValueError::Empty)));
-        assert!(matches!(
-            codec.decode(&[9, 1]),
-            Err(ValueError::UnknownMarker(9))
-        ));
-        assert!(matches!(
-            codec.decode(&[GZIP, 1, 2, 3]),
-            Err(ValueError::Gzip(_))
-        ));
+        assert!(matches!(codec.decode(&[9, 1]), Err(ValueError::UnknownMarker(9))));
+        assert!(matches!(codec.decode(&[GZIP, 1, 2, 3]), Err(ValueError::Gzip(_))));
         let bomb = gzip(&[0u8; 4097]).unwrap();
-        assert!(matches!(
-            gunzip(&bomb[1..], 4096),
-            Err(ValueError::TooLarge)
-        ));
+        assert!(matches!(gunzip(&bomb[1..], 4096), Err(ValueError::TooLarge)));
         assert_eq!(gunzip(&bomb[1..], 4097).unwrap().len(), 4097);
     }
 }

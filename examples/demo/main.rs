@@ -1,0 +1,90 @@
+//! The demo application (DESIGN D9): `cargo run --example demo`, then open
+//! <http://127.0.0.1:3000>.
+//!
+//! Environment: `SESSION_DEMO_ADDR` (default `127.0.0.1:3000`), `SESSION_DEMO_STORE`
+//! (`memory`, the default, or `cookie`), `SESSION_SECRET` (cookie store key material, as
+//! base64 or text of at least 32 bytes; unset: a random secret per process, with a warning), `SESSION_IDLE_TIMEOUT_SECS` (default 1800),
+//! `SESSION_ABSOLUTE_TIMEOUT_SECS` (default 86400), `SESSION_DEMO_SECURE=1` for the
+//! production cookie preset (`__Host-`, `Secure`: needs HTTPS in front).
+
+mod app;
+
+use std::{net::SocketAddr, time::Duration};
+
+use session::{
+    CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::OutagePolicy,
+};
+
+fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{name}={text:?} is not a number of seconds")),
+        Err(_) => Ok(Duration::from_secs(default)),
+    }
+}
+
+fn config() -> Result<SessionConfigBuilder, String> {
+    let preset = if std::env::var("SESSION_DEMO_SECURE").as_deref() == Ok("1") {
+        SessionConfig::production()
+    } else {
+        SessionConfig::development()
+    };
+    Ok(preset
+        .idle_timeout(env_secs("SESSION_IDLE_TIMEOUT_SECS", 1800)?)
+        .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?))
+}
+
+/// The cookie store's key material: `SESSION_SECRET` as base64, or as raw text of at
+/// least 32 bytes; unset, a random secret that lives as long as the process.
+fn secret() -> Result<Secret, session::Error> {
+    match std::env::var("SESSION_SECRET") {
+        Ok(text) => Secret::from_base64(&text)
+            .or_else(|_| Secret::from_bytes(text.into_bytes()))
+            .map_err(Into::into),
+        Err(_) => {
+            tracing::warn!("SESSION_SECRET is unset: using a random secret, so cookies die with this process");
+            Ok(Secret::generate()?)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("session demo: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
+    let config = config()?.build()?;
+    let app = match store.as_str() {
+        "memory" => app::router(
+            SessionProvider::new(MemoryStore::new(), config),
+            OutagePolicy::FailClosed,
+        ),
+        "cookie" => {
+            let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
+            app::router(store, OutagePolicy::FailClosed)
+        }
+        other => {
+            return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory` or `cookie`").into());
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("session demo ({store} store) on http://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
+}

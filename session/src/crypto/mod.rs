@@ -1,0 +1,28 @@
+//! Cookie and store cryptography: validated secrets, a rotating key ring and
+//! the sealed envelope (AES-256-CBC + HMAC-SHA256, encrypt-then-MAC).
+//!
+//! ```
+//! use session::crypto::{KeyId, KeyRing, OpenLimits, Purpose, SealOptions, Secret};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ring = KeyRing::new(KeyId(1), Secret::generate()?);
+//! let purpose = Purpose::cookie("session")?;
+//! let opts = SealOptions { expires_at: 2_000_000_000, ..SealOptions::default() };
+//!
+//! let token = ring.seal(&purpose, b"user=42", &opts)?;
+//! let opened = ring.open(&purpose, &token, 1_700_000_000, &OpenLimits::default())?;
+//! assert_eq!(opened.plaintext, b"user=42");
+//! assert!(!opened.sealed_with_old_key);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Keys are derived once, when the [`KeyRing`] is built; sealing and opening
+//! only run AES and HMAC. See [`envelope`] for the byte layout.
+
+mod compress;
+pub mod envelope;
+pub mod keys;
+
+pub use envelope::{InvalidPurpose, OpenError, OpenLimits, Opened, Purpose, SealError, SealOptions};
+pub use keys::{KeyError, KeyId, KeyRing, Pbkdf2Params, Secret, pbkdf2_sha256};

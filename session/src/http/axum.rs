@@ -1,0 +1,50 @@
+//! axum glue: the extractor, and errors as responses.
+
+use axum::{
+    extract::FromRequestParts,
+    response::{IntoResponse, Response},
+};
+use http::{StatusCode, request::Parts};
+
+use super::lazy::LazySession;
+use crate::{Error, SessionData};
+
+/// The rejection when a handler asks for a session but no [`SessionLayer`](super::SessionLayer)
+/// for that session type is installed.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "no session layer for `{0}`: add `.layer(SessionLayer::new(provider))` to the router (after the routes that use the session)"
+)]
+pub struct MissingSessionLayer(&'static str);
+
+impl IntoResponse for MissingSessionLayer {
+    fn into_response(self) -> Response {
+        tracing::error!("{self}");
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for LazySession<T> {
+    type Rejection = MissingSessionLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(MissingSessionLayer(std::any::type_name::<T>()))
+    }
+}
+
+/// 503 when the store is unavailable, 500 otherwise; the details go to the log, not the client.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = if self.is_unavailable() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        tracing::error!(error = %self, "session error");
+        (status, status.canonical_reason().unwrap_or("error")).into_response()
+    }
+}

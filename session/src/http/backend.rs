@@ -1,0 +1,82 @@
+//! What the layer needs from a session backend: a server-side provider or the cookie store.
+
+use std::future::Future;
+
+use crate::{ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, SessionStore};
+
+/// What the response must do with the session cookie after a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieUpdate {
+    /// Leave the client's cookie as it is.
+    Keep,
+    /// Set the cookie to this value.
+    Set(String),
+    /// Expire the cookie.
+    Remove,
+}
+
+/// A source of sessions for [`SessionLayer`](super::SessionLayer).
+pub trait SessionBackend<T: SessionData>: Send + Sync + 'static {
+    /// The configuration (cookie attributes, lifetimes).
+    fn config(&self) -> &SessionConfig;
+
+    /// A new, unsaved session.
+    ///
+    /// # Errors
+    ///
+    /// When no ID can be generated.
+    fn create(&self) -> Result<Session<T>, Error>;
+
+    /// The live session the cookie value designates; `None` for anything invalid,
+    /// unknown or expired.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn load(&self, cookie: &str, client: &ClientInfo)
+    -> impl Future<Output = Result<Option<Session<T>>, Error>> + Send;
+
+    /// Writes what the session needs written and says what to do with the cookie.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails or the session cannot be encoded; the stored session is
+    /// then unchanged.
+    fn commit(
+        &self,
+        session: &mut Session<T>,
+        client: &ClientInfo,
+    ) -> impl Future<Output = Result<CookieUpdate, Error>> + Send;
+}
+
+impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S> {
+    fn config(&self) -> &SessionConfig {
+        SessionProvider::config(self)
+    }
+
+    fn create(&self) -> Result<Session<T>, Error> {
+        SessionProvider::create(self)
+    }
+
+    async fn load(&self, cookie: &str, _client: &ClientInfo) -> Result<Option<Session<T>>, Error> {
+        SessionProvider::load(self, cookie).await
+    }
+
+    async fn commit(&self, session: &mut Session<T>, _client: &ClientInfo) -> Result<CookieUpdate, Error> {
+        let persistent = self.config().cookie().max_age.is_some();
+        match self.save(session).await {
+            Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().to_string())),
+            // A persistent cookie's Max-Age slides with the session.
+            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed) if persistent => {
+                Ok(CookieUpdate::Set(session.id().to_string()))
+            }
+            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed | SaveOutcome::Unchanged) => Ok(CookieUpdate::Keep),
+            Ok(SaveOutcome::Deleted) => Ok(CookieUpdate::Remove),
+            Err(Error::Gone) => {
+                tracing::info!("session was deleted or expired during the request; its changes were dropped");
+                Ok(CookieUpdate::Remove)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

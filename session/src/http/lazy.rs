@@ -1,0 +1,204 @@
+//! The per-request session handle: loads on first use, at most once.
+
+use std::{
+    fmt,
+    future::Future,
+    ops::{Deref, DerefMut},
+    pin::Pin,
+    sync::Arc,
+};
+
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+
+use super::{backend::SessionBackend, layer::OutagePolicy};
+use crate::{ClientInfo, Error, Session, SessionData};
+
+type LoadFuture<T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send>>;
+
+/// The backend, with its type erased so that handlers name only the session type.
+pub(crate) trait Loader<T: SessionData>: Send + Sync {
+    fn load(&self, cookie: String, client: ClientInfo) -> LoadFuture<T>;
+    fn create(&self) -> Result<Session<T>, Error>;
+}
+
+impl<T: SessionData, B: SessionBackend<T>> Loader<T> for Arc<B> {
+    fn load(&self, cookie: String, client: ClientInfo) -> LoadFuture<T> {
+        let backend = self.clone();
+        Box::pin(async move { SessionBackend::load(&*backend, &cookie, &client).await })
+    }
+
+    fn create(&self) -> Result<Session<T>, Error> {
+        SessionBackend::create(&**self)
+    }
+}
+
+/// What happened to the session during the request.
+pub(crate) struct Slot<T: SessionData> {
+    pub(crate) session: Option<Session<T>>,
+    /// The store was unreachable when the session was loaded.
+    pub(crate) outage: bool,
+    /// The session is an anonymous stand-in because of an outage: never saved.
+    pub(crate) degraded: bool,
+    /// The cookie did not designate a live session: loaded once, found nothing.
+    pub(crate) looked_up: bool,
+}
+
+/// The session of the current request, loaded on first use.
+///
+/// [`SessionLayer`](super::SessionLayer) puts one into every request's extensions; with the
+/// `axum` feature it is an extractor. Cloning it is cheap and every clone refers to the same
+/// session.
+pub struct LazySession<T: SessionData> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T: SessionData> {
+    slot: Arc<Mutex<Slot<T>>>,
+    cookie: Option<String>,
+    client: ClientInfo,
+    loader: Arc<dyn Loader<T>>,
+    outage_policy: OutagePolicy,
+}
+
+impl<T: SessionData> Clone for LazySession<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: SessionData> fmt::Debug for LazySession<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazySession")
+            .field("has_cookie", &self.inner.cookie.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exclusive access to the request's session; dereferences to [`Session<T>`], and so to
+/// the generated accessors. Drop it before awaiting anything slow.
+pub struct SessionGuard<T: SessionData> {
+    guard: OwnedMappedMutexGuard<Slot<T>, Session<T>>,
+}
+
+impl<T: SessionData> Deref for SessionGuard<T> {
+    type Target = Session<T>;
+
+    fn deref(&self) -> &Session<T> {
+        &self.guard
+    }
+}
+
+impl<T: SessionData> DerefMut for SessionGuard<T> {
+    fn deref_mut(&mut self) -> &mut Session<T> {
+        &mut self.guard
+    }
+}
+
+impl<T: SessionData + fmt::Debug> fmt::Debug for SessionGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: SessionData> LazySession<T> {
+    pub(crate) fn new(
+        loader: Arc<dyn Loader<T>>,
+        cookie: Option<String>,
+        client: ClientInfo,
+        outage_policy: OutagePolicy,
+    ) -> Self {
+        let slot = Slot {
+            session: None,
+            outage: false,
+            degraded: false,
+            looked_up: false,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                slot: Arc::new(Mutex::new(slot)),
+                cookie,
+                client,
+                loader,
+                outage_policy,
+            }),
+        }
+    }
+
+    pub(crate) fn slot(&self) -> &Arc<Mutex<Slot<T>>> {
+        &self.inner.slot
+    }
+
+    pub(crate) fn client(&self) -> &ClientInfo {
+        &self.inner.client
+    }
+
+    pub(crate) fn had_cookie(&self) -> bool {
+        self.inner.cookie.is_some()
+    }
+
+    /// The request's session: the client's live session, or a new one (stored only if
+    /// the handler puts something in it).
+    ///
+    /// # Errors
+    ///
+    /// When the store is unreachable and the layer fails closed (the default; the layer
+    /// then answers 503 whatever the handler returns), or no ID can be generated.
+    pub async fn load(&self) -> Result<SessionGuard<T>, Error> {
+        let mut slot = self.lookup().await?;
+        if slot.session.is_none() {
+            slot.session = Some(self.inner.loader.create()?);
+        }
+        Ok(Self::guard(slot).expect("a session was just put in the slot"))
+    }
+
+    /// The client's live session, without creating one: `None` when the request carries
+    /// no valid session.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub async fn existing(&self) -> Result<Option<SessionGuard<T>>, Error> {
+        let slot = self.lookup().await?;
+        Ok(Self::guard(slot))
+    }
+
+    fn guard(slot: OwnedMutexGuard<Slot<T>>) -> Option<SessionGuard<T>> {
+        OwnedMutexGuard::try_map(slot, |slot| slot.session.as_mut())
+            .ok()
+            .map(|guard| SessionGuard { guard })
+    }
+
+    /// Locks the slot, loading the client's session the first time.
+    async fn lookup(&self) -> Result<OwnedMutexGuard<Slot<T>>, Error> {
+        let mut slot = self.inner.slot.clone().lock_owned().await;
+        if slot.session.is_some() || slot.looked_up {
+            return Ok(slot);
+        }
+        let Some(cookie) = &self.inner.cookie else {
+            slot.looked_up = true;
+            return Ok(slot);
+        };
+        match self.inner.loader.load(cookie.clone(), self.inner.client.clone()).await {
+            Ok(session) => {
+                slot.session = session;
+                slot.looked_up = true;
+                Ok(slot)
+            }
+            Err(error) if error.is_unavailable() => {
+                slot.outage = true;
+                match self.inner.outage_policy {
+                    OutagePolicy::FailClosed => Err(error),
+                    OutagePolicy::Degrade => {
+                        tracing::warn!(%error, "session store unavailable: serving an anonymous session");
+                        slot.degraded = true;
+                        slot.looked_up = true;
+                        Ok(slot)
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

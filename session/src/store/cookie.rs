@@ -1,0 +1,241 @@
+//! The cookie store: the whole session sealed into the cookie (DESIGN D6).
+//!
+//! The cookie value is a [sealed envelope](crate::crypto::envelope) with the purpose
+//! `cookie:<name>`, so a cookie sealed under one name opens under no other name and never
+//! as a store value. Its plaintext is the postcard encoding of
+//!
+//! ```text
+//! id          [u8; 32]   the session ID (for callbacks and logs; not a lookup key)
+//! created     u64        SessionMeta, milliseconds since the epoch (varints)
+//! accessed    u64
+//! idle        u64        sliding deadline
+//! absolute    u64        fixed deadline
+//! binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
+//! fields      bytes      the field-tagged record of every stored field (codec)
+//! ```
+//!
+//! Expiry is enforced from the authenticated envelope and lifetimes, never from the
+//! cookie's `Max-Age`. A cookie sealed with an older key of the ring opens and is re-sealed
+//! with the newest key on the next response.
+//!
+//! A cookie store holds no server-side state, so it has no query or bulk operations (it
+//! is not a [`SessionStore`](crate::SessionStore)), and a regenerated or deleted session's
+//! old cookie stays valid until it expires if a client replays it. Use a server-side store
+//! where revocation must be immediate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ClientBinding, ClientInfo, Error, FieldRecord, Session, SessionConfig, SessionData, SessionId,
+    clock::duration_ms,
+    codec,
+    crypto::{KeyRing, OpenLimits, Purpose, SealOptions},
+    data::DirtySet,
+    session::{SessionMeta, Status},
+    set_cookie,
+};
+
+/// The most bytes of plaintext a cookie may decompress to.
+const MAX_PLAINTEXT: usize = 16 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct Payload<'a> {
+    id: [u8; 32],
+    created_ms: u64,
+    accessed_ms: u64,
+    idle_deadline_ms: u64,
+    absolute_deadline_ms: u64,
+    binding: Option<[u8; 16]>,
+    #[serde(borrow)]
+    fields: &'a [u8],
+}
+
+/// Keeps the whole session in an encrypted, authenticated cookie.
+///
+/// # Examples
+///
+/// ```
+/// use session::{ClientInfo, CookieStore, SessionConfig, SessionData};
+/// use session::crypto::{KeyId, KeyRing, Secret};
+///
+/// #[derive(SessionData)]
+/// struct AppSession {
+///     user: Option<String>,
+/// }
+///
+/// let ring = KeyRing::new(KeyId(1), Secret::generate()?);
+/// let store = CookieStore::new(ring, SessionConfig::production().build()?)?.compress_above(Some(256));
+///
+/// let client = ClientInfo::default();
+/// let mut session = store.create::<AppSession>()?;
+/// session.set_user(Some("alice".into()));
+/// let cookie = store.seal(&mut session, &client)?;
+///
+/// let opened = store.open::<AppSession>(&cookie, &client).expect("valid cookie");
+/// assert_eq!(opened.user().as_deref(), Some("alice"));
+/// assert!(store.open::<AppSession>("tampered", &client).is_none());
+/// # Ok::<(), session::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CookieStore {
+    ring: KeyRing,
+    purpose: Purpose,
+    config: SessionConfig,
+    compress_above: Option<usize>,
+    binding: ClientBinding,
+}
+
+impl CookieStore {
+    /// A cookie store sealing with `ring` under the cookie name of `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the cookie name is too long to be a purpose label.
+    pub fn new(ring: KeyRing, config: SessionConfig) -> Result<Self, Error> {
+        let purpose = Purpose::cookie(&config.cookie().name).map_err(|error| Error::Config(error.to_string()))?;
+        Ok(Self {
+            ring,
+            purpose,
+            config,
+            compress_above: None,
+            binding: ClientBinding::NONE,
+        })
+    }
+
+    /// Compresses the sealed data (gzip) when it is longer than this many bytes.
+    #[must_use]
+    pub fn compress_above(mut self, threshold: Option<usize>) -> Self {
+        self.compress_above = threshold;
+        self
+    }
+
+    /// Binds sessions to client facts; a mismatch is treated as no session.
+    #[must_use]
+    pub fn bind_client(mut self, binding: ClientBinding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// A new, unsealed session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if no ID can be generated.
+    pub fn create<T: SessionData>(&self) -> Result<Session<T>, Error> {
+        let meta = SessionMeta::new(
+            self.config.now_ms(),
+            duration_ms(self.config.idle_timeout()),
+            duration_ms(self.config.absolute_timeout()),
+        );
+        Ok(Session::new(SessionId::generate()?, meta))
+    }
+
+    /// Opens a cookie value. Anything invalid, tampered, expired, sealed for another name or
+    /// bound to another client gives `None`: the caller starts a new session.
+    pub fn open<T: SessionData>(&self, value: &str, client: &ClientInfo) -> Option<Session<T>> {
+        let now = self.config.now_ms();
+        let limits = OpenLimits {
+            max_input_len: set_cookie::MAX_COOKIE_BYTES,
+            max_plaintext_len: MAX_PLAINTEXT,
+        };
+        let opened = self.ring.open(&self.purpose, value, now / 1000, &limits).ok()?;
+        let Ok(payload) = postcard::from_bytes::<Payload>(&opened.plaintext) else {
+            tracing::warn!("an authentic session cookie did not decode; starting a new session");
+            return None;
+        };
+        let meta = SessionMeta {
+            created_ms: payload.created_ms,
+            accessed_ms: payload.accessed_ms,
+            idle_deadline_ms: payload.idle_deadline_ms,
+            absolute_deadline_ms: payload.absolute_deadline_ms,
+        };
+        if meta.is_expired(now) || payload.binding != self.binding.digest(client) {
+            return None;
+        }
+        let refresh_due = opened.sealed_with_old_key
+            || now.saturating_sub(meta.accessed_ms) >= duration_ms(self.config.refresh_interval());
+        let data = codec::decode::<T>(&FieldRecord::from_bytes(payload.fields.to_vec()));
+        Some(Session::from_parts(
+            SessionId::from_bytes(payload.id),
+            data,
+            meta,
+            Status::Stored,
+            refresh_due,
+        ))
+    }
+
+    /// Seals the whole session into a cookie value, sliding its idle deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CookieTooLarge`] (with the actual size) when the `Set-Cookie` value would
+    /// exceed 4096 bytes, [`Error::Encode`] when a field cannot be encoded, or
+    /// [`Error::Seal`]. The session is unchanged on error.
+    pub fn seal<T: SessionData>(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<String, Error> {
+        let meta = session
+            .meta()
+            .accessed_at(self.config.now_ms(), duration_ms(self.config.idle_timeout()));
+        let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
+        let payload = Payload {
+            id: *session.id().as_bytes(),
+            created_ms: meta.created_ms,
+            accessed_ms: meta.accessed_ms,
+            idle_deadline_ms: meta.idle_deadline_ms,
+            absolute_deadline_ms: meta.absolute_deadline_ms,
+            binding: self.binding.digest(client),
+            fields: fields.as_bytes(),
+        };
+        let plaintext = postcard::to_allocvec(&payload).map_err(|error| Error::Encode {
+            field: "<cookie payload>",
+            source: error.into(),
+        })?;
+        let options = SealOptions {
+            expires_at: meta.expires_ms().div_ceil(1000),
+            compress_above: self.compress_above,
+            max_plaintext_len: MAX_PLAINTEXT,
+        };
+        let value = self.ring.seal(&self.purpose, &plaintext, &options)?;
+        set_cookie::render(self.config.cookie(), Some(&value))?;
+        session.set_meta(meta);
+        session.saved(Status::Stored);
+        Ok(value)
+    }
+}
+
+#[cfg(feature = "http")]
+mod backend {
+    use super::CookieStore;
+    use crate::{
+        ClientInfo, Error, Session, SessionConfig, SessionData,
+        http::{CookieUpdate, SessionBackend},
+    };
+
+    impl<T: SessionData> SessionBackend<T> for CookieStore {
+        fn config(&self) -> &SessionConfig {
+            &self.config
+        }
+
+        fn create(&self) -> Result<Session<T>, Error> {
+            CookieStore::create(self)
+        }
+
+        async fn load(&self, cookie: &str, client: &ClientInfo) -> Result<Option<Session<T>>, Error> {
+            Ok(self.open(cookie, client))
+        }
+
+        async fn commit(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<CookieUpdate, Error> {
+            if session.is_deleted() {
+                return Ok(CookieUpdate::Remove);
+            }
+            if !session.needs_save() {
+                return Ok(CookieUpdate::Keep);
+            }
+            self.seal(session, client).map(CookieUpdate::Set)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! A real HTTP server on a loopback port, and clients for it.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use reqwest::{Client, Response, header};
+
+/// Serves `app` on an ephemeral loopback port until the test's runtime ends.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A client that keeps cookies, like a browser.
+pub fn browser() -> Client {
+    Client::builder().cookie_store(true).build().unwrap()
+}
+
+/// A client that sends only the cookies it is told to.
+pub fn bare() -> Client {
+    Client::new()
+}
+
+/// The `Set-Cookie` headers of a response.
+pub fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value the response sets for cookie `name`, if it sets one.
+pub fn cookie_value(response: &Response, name: &str) -> Option<String> {
+    set_cookies(response).iter().find_map(|header| {
+        let (pair, _) = header.split_once(';').unwrap_or((header, ""));
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.to_owned())
+    })
+}

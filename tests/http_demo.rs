@@ -1,0 +1,486 @@
+//! The demo application (DESIGN D9) end to end: a real server on a loopback port, a real
+//! client with a cookie jar, for the memory and the cookie store.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/demo/app.rs"]
+mod app;
+
+use std::time::Duration;
+
+use axum::Router;
+use common::http::{bare, browser, cookie_value, serve, set_cookies};
+use reqwest::{Client, StatusCode, header};
+use serde_json::{Value, json};
+use session::{
+    CookieStore, ManualClock, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::OutagePolicy,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Memory,
+    Cookie,
+}
+
+const COOKIE: &str = "session";
+
+fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) -> Router {
+    let config = config.clock(clock.clone()).build().unwrap();
+    match store {
+        Store::Memory => {
+            let memory = MemoryStore::builder().clock(clock.clone()).build();
+            app::router(SessionProvider::new(memory, config), OutagePolicy::FailClosed)
+        }
+        Store::Cookie => {
+            let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..48).collect::<Vec<u8>>()).unwrap());
+            app::router(CookieStore::new(ring, config).unwrap(), OutagePolicy::FailClosed)
+        }
+    }
+}
+
+async fn start(store: Store) -> (String, ManualClock) {
+    let clock = ManualClock::new();
+    (serve(app(store, &clock, SessionConfig::development())).await, clock)
+}
+
+async fn get(client: &Client, url: String) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn send(client: &Client, method: reqwest::Method, url: String, body: Value) -> reqwest::Response {
+    client.request(method, url).json(&body).send().await.unwrap()
+}
+
+async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
+    send(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/api/login"),
+        json!({ "user": user }),
+    )
+    .await
+}
+
+fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBuilder {
+    client.get(url).header(header::COOKIE, format!("{COOKIE}={value}"))
+}
+
+async fn every_route(store: Store) {
+    let (base, _) = start(store).await;
+    let client = browser();
+
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<form id=\"login\">"));
+
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await,
+        json!({ "visits": 1, "user": null, "notice": null })
+    );
+    assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], 2);
+    assert_eq!(
+        get(&client, format!("{base}/api/peek")).await,
+        json!({ "visits": 2, "user": null, "notice": null })
+    );
+
+    let private = client.get(format!("{base}/api/private")).send().await.unwrap();
+    assert_eq!(private.status(), StatusCode::UNAUTHORIZED, "no user yet");
+
+    let response = login(&client, &base, "alice").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({ "user": "alice" }));
+    assert_eq!(
+        get(&client, format!("{base}/api/private")).await,
+        json!({ "user": "alice" })
+    );
+
+    let flash = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/flash"),
+        json!({ "notice": "saved" }),
+    )
+    .await;
+    assert_eq!(flash.json::<Value>().await.unwrap(), json!({}));
+
+    let put = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{base}/api/prefs/theme"),
+        json!({ "value": "dark" }),
+    )
+    .await;
+    assert_eq!(put.status(), StatusCode::OK);
+    let unknown = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{base}/api/prefs/colour"),
+        json!({ "value": "x" }),
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let prefs = get(&client, format!("{base}/api/prefs")).await;
+    assert_eq!(prefs["theme"], "dark");
+    assert_eq!(prefs.as_object().unwrap().len(), 8);
+    assert!(
+        app::PREFERENCES
+            .iter()
+            .filter(|name| **name != "theme")
+            .all(|name| prefs[name].is_null())
+    );
+
+    let bad = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/login"),
+        json!({ "name": "x" }),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let logout = send(&client, reqwest::Method::POST, format!("{base}/api/logout"), json!({})).await;
+    assert_eq!(logout.json::<Value>().await.unwrap(), json!({}));
+    assert_eq!(
+        client.get(format!("{base}/api/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await,
+        json!({ "visits": 1, "user": null, "notice": null })
+    );
+}
+
+#[tokio::test]
+async fn every_route_memory() {
+    every_route(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn every_route_cookie() {
+    every_route(Store::Cookie).await;
+}
+
+async fn flash_is_visible_on_exactly_the_next_request(store: Store) {
+    let (base, _) = start(store).await;
+    let client = browser();
+    login(&client, &base, "alice").await;
+    assert_eq!(
+        get(&client, format!("{base}/api/peek")).await["notice"],
+        "Welcome alice",
+        "peek shows, keeps"
+    );
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await["notice"],
+        "Welcome alice"
+    );
+    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], Value::Null);
+
+    send(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/flash"),
+        json!({ "notice": "one" }),
+    )
+    .await;
+    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], "one");
+    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], Value::Null);
+}
+
+#[tokio::test]
+async fn flash_memory() {
+    flash_is_visible_on_exactly_the_next_request(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn flash_cookie() {
+    flash_is_visible_on_exactly_the_next_request(Store::Cookie).await;
+}
+
+async fn login_regenerates_the_id(store: Store) {
+    let (base, _) = start(store).await;
+    let client = bare();
+    let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
+    let before = cookie_value(&first, COOKIE).expect("a new session sets a cookie");
+    let response = client
+        .post(format!("{base}/api/login"))
+        .header(header::COOKIE, format!("{COOKIE}={before}"))
+        .json(&json!({ "user": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    let after = cookie_value(&response, COOKIE).expect("login sets a new cookie");
+    assert_ne!(before, after);
+    let replay: Value = with_cookie(&client, format!("{base}/api/peek"), &before)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay["user"],
+        Value::Null,
+        "the pre-login cookie never carries the login"
+    );
+    let current: Value = with_cookie(&client, format!("{base}/api/peek"), &after)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["user"], "alice");
+}
+
+#[tokio::test]
+async fn login_regenerates_the_id_memory() {
+    login_regenerates_the_id(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn login_regenerates_the_id_cookie() {
+    login_regenerates_the_id(Store::Cookie).await;
+}
+
+#[tokio::test]
+async fn regenerated_and_logged_out_ids_are_dead_on_a_server_side_store() {
+    let (base, _) = start(Store::Memory).await;
+    let client = bare();
+    let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
+    let anonymous = cookie_value(&first, COOKIE).unwrap();
+    let response = client
+        .post(format!("{base}/api/login"))
+        .header(header::COOKIE, format!("{COOKIE}={anonymous}"))
+        .json(&json!({ "user": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    let logged_in = cookie_value(&response, COOKIE).unwrap();
+    let replay: Value = with_cookie(&client, format!("{base}/api/peek"), &anonymous)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        json!({ "visits": 0, "user": null, "notice": null }),
+        "the old ID is dead after login"
+    );
+
+    let logout = client
+        .post(format!("{base}/api/logout"))
+        .header(header::COOKIE, format!("{COOKIE}={logged_in}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        set_cookies(&logout)
+            .iter()
+            .any(|c| c.starts_with("session=;") && c.contains("Max-Age=0")),
+        "cookie expired"
+    );
+    let replay = with_cookie(&client, format!("{base}/api/private"), &logged_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::UNAUTHORIZED,
+        "replaying the logged-out cookie gets nothing"
+    );
+    let replay: Value = with_cookie(&client, format!("{base}/api/peek"), &logged_in)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["user"], Value::Null);
+}
+
+async fn bad_cookies_start_a_fresh_session(store: Store) {
+    let (base, _) = start(store).await;
+    let client = bare();
+    let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
+    let good = cookie_value(&first, COOKIE).unwrap();
+    let mut tampered = good.clone().into_bytes();
+    tampered[good.len() / 2] = if tampered[good.len() / 2] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for bad in [
+        tampered,
+        "garbage".to_owned(),
+        "x".repeat(5000),
+        String::new(),
+        "%00%ff".to_owned(),
+    ] {
+        let response = with_cookie(&client, format!("{base}/api/visit"), &bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "a bad cookie never fails the request"
+        );
+        let fresh = cookie_value(&response, COOKIE).expect("a fresh session");
+        assert_ne!(fresh, bad, "a client-chosen value is never adopted");
+        assert_eq!(response.json::<Value>().await.unwrap()["visits"], 1);
+    }
+}
+
+#[tokio::test]
+async fn bad_cookies_memory() {
+    bad_cookies_start_a_fresh_session(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn bad_cookies_cookie() {
+    bad_cookies_start_a_fresh_session(Store::Cookie).await;
+}
+
+async fn expiry(store: Store) {
+    let clock = ManualClock::new();
+    let config = SessionConfig::testing()
+        .idle_timeout(Duration::from_secs(60))
+        .absolute_timeout(Duration::from_secs(150));
+    let base = serve(app(store, &clock, config)).await;
+    let client = browser();
+    get(&client, format!("{base}/api/visit")).await;
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await["visits"],
+        2,
+        "alive within the idle timeout"
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await["visits"],
+        1,
+        "idle timeout: a new session"
+    );
+    for visits in 2..=4 {
+        clock.advance(Duration::from_secs(40));
+        assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], visits);
+    }
+    clock.advance(Duration::from_secs(40));
+    assert_eq!(
+        get(&client, format!("{base}/api/visit")).await["visits"],
+        1,
+        "absolute timeout despite activity"
+    );
+}
+
+#[tokio::test]
+async fn expiry_memory() {
+    expiry(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn expiry_cookie() {
+    expiry(Store::Cookie).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_preference_writes_on_one_session_all_survive() {
+    let (base, _) = start(Store::Memory).await;
+    let client = browser();
+    get(&client, format!("{base}/api/visit")).await;
+    for round in 0..10 {
+        let writes = app::PREFERENCES.map(|name| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let body = json!({ "value": format!("{name}-{round}") });
+                let response = send(&client, reqwest::Method::PUT, format!("{base}/api/prefs/{name}"), body).await;
+                assert_eq!(response.status(), StatusCode::OK);
+            })
+        });
+        for write in writes {
+            write.await.unwrap();
+        }
+        let prefs = get(&client, format!("{base}/api/prefs")).await;
+        for name in app::PREFERENCES {
+            assert_eq!(
+                prefs[name],
+                format!("{name}-{round}"),
+                "round {round}: {name} kept its write"
+            );
+        }
+    }
+}
+
+async fn peek_never_sets_a_cookie(store: Store) {
+    let (base, _) = start(store).await;
+    let client = browser();
+    let anonymous = client.get(format!("{base}/api/peek")).send().await.unwrap();
+    assert!(set_cookies(&anonymous).is_empty(), "no session, none created");
+    login(&client, &base, "alice").await;
+    for _ in 0..3 {
+        let response = client.get(format!("{base}/api/peek")).send().await.unwrap();
+        assert!(set_cookies(&response).is_empty(), "peek with a pending flash");
+        assert_eq!(response.json::<Value>().await.unwrap()["notice"], "Welcome alice");
+    }
+}
+
+#[tokio::test]
+async fn peek_never_sets_a_cookie_memory() {
+    peek_never_sets_a_cookie(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn peek_never_sets_a_cookie_cookie() {
+    peek_never_sets_a_cookie(Store::Cookie).await;
+}
+
+#[tokio::test]
+async fn set_cookie_attributes_follow_each_preset() {
+    let presets = [
+        (
+            SessionConfig::production(),
+            vec!["__Host-session=", "Path=/", "Secure", "HttpOnly", "SameSite=Lax"],
+            vec!["Domain", "Max-Age"],
+        ),
+        (
+            SessionConfig::high_security(),
+            vec!["__Host-session=", "Secure", "HttpOnly", "SameSite=Strict"],
+            vec!["Domain"],
+        ),
+        (
+            SessionConfig::development(),
+            vec!["session=", "Path=/", "HttpOnly", "SameSite=Lax"],
+            vec!["Secure", "Domain"],
+        ),
+        (
+            SessionConfig::development()
+                .cookie_name("sid")
+                .cookie_domain("example.test")
+                .max_age(Some(Duration::from_secs(600))),
+            vec!["sid=", "Domain=example.test", "Max-Age=600"],
+            vec!["Secure"],
+        ),
+    ];
+    for (config, present, absent) in presets {
+        let clock = ManualClock::new();
+        let base = serve(app(Store::Memory, &clock, config)).await;
+        let response = bare().get(format!("{base}/api/visit")).send().await.unwrap();
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "no-store",
+            "a response setting a session cookie is not cached"
+        );
+        let cookies = set_cookies(&response);
+        assert_eq!(cookies.len(), 1);
+        for part in present {
+            assert!(cookies[0].contains(part), "{} lacks {part}", cookies[0]);
+        }
+        for part in absent {
+            assert!(!cookies[0].contains(part), "{} has {part}", cookies[0]);
+        }
+    }
+}

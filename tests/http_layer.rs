@@ -1,0 +1,397 @@
+//! The session layer's mechanics over real HTTP: lazy loading, what is saved when, store
+//! outages, the guard, client binding, and misconfiguration.
+
+mod common;
+
+use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
+use common::{
+    AppSession,
+    counting::Counting,
+    failing::Failing,
+    http::{bare, browser, cookie_value, serve, set_cookies},
+};
+use reqwest::header;
+use session::{
+    ClientBinding, CookieStore, Error, MemoryStore, Session, SessionConfig, SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer},
+};
+
+async fn count(session: LazySession<AppSession>) -> Result<String, Error> {
+    let mut session = session.load().await?;
+    *session.visits_mut() += 1;
+    Ok(session.visits().to_string())
+}
+
+async fn untouched() -> &'static str {
+    "no session needed"
+}
+
+async fn fails(session: LazySession<AppSession>) -> impl IntoResponse {
+    if let Ok(mut session) = session.load().await {
+        session.set_user(Some("written by a failing handler".into()));
+    }
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn own_cache_control(session: LazySession<AppSession>) -> Result<impl IntoResponse, Error> {
+    session.load().await?.set_user(Some("x".into()));
+    Ok(([(header::CACHE_CONTROL, "private, max-age=5")], "ok"))
+}
+
+async fn user(session: LazySession<AppSession>) -> Result<String, Error> {
+    Ok(session
+        .existing()
+        .await?
+        .and_then(|s| s.user().clone())
+        .unwrap_or_default())
+}
+
+async fn login(session: LazySession<AppSession>) -> Result<&'static str, Error> {
+    session.load().await?.set_user(Some("alice".into()));
+    Ok("ok")
+}
+
+fn routes<B: SessionBackend<AppSession>>(layer: SessionLayer<AppSession, B>) -> Router {
+    let private = Router::new()
+        .route("/private", get(user))
+        .layer(RequireSessionLayer::new(|session: &Session<AppSession>| {
+            session.user().is_some()
+        }));
+    Router::new()
+        .route("/count", get(count))
+        .route("/untouched", get(untouched))
+        .route("/fails", get(fails))
+        .route("/cache", get(own_cache_control))
+        .route("/user", get(user))
+        .route("/login", get(login))
+        .merge(private)
+        .layer(layer)
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::development().build().unwrap()
+}
+
+#[tokio::test]
+async fn a_handler_that_never_touches_the_session_costs_no_store_call() {
+    let store = Counting::new(MemoryStore::new());
+    let counts = store.counts.clone();
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    let (loads, writes) = (counts.loads(), counts.writes());
+    for _ in 0..5 {
+        let response = client.get(format!("{base}/untouched")).send().await.unwrap();
+        assert!(set_cookies(&response).is_empty());
+    }
+    assert_eq!((counts.loads(), counts.writes()), (loads, writes), "no load, no write");
+}
+
+#[tokio::test]
+async fn nothing_is_saved_on_a_5xx_response() {
+    let store = Counting::new(MemoryStore::new());
+    let counts = store.counts.clone();
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    let writes = counts.writes();
+    let response = client.get(format!("{base}/fails")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookies(&response).is_empty());
+    assert_eq!(counts.writes(), writes, "the failed request's change is not written");
+    assert_eq!(
+        client
+            .get(format!("{base}/user"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_session_is_not_written_and_sets_no_cookie() {
+    let store = Counting::new(MemoryStore::new());
+    let counts = store.counts.clone();
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    let writes = counts.writes();
+    let response = client.get(format!("{base}/user")).send().await.unwrap();
+    assert!(set_cookies(&response).is_empty());
+    assert_eq!(counts.writes(), writes);
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert!(
+        set_cookies(&response).is_empty(),
+        "a changed server-side session keeps its ID cookie"
+    );
+    assert_eq!(counts.writes(), writes + 1);
+}
+
+#[tokio::test]
+async fn the_applications_cache_control_is_kept() {
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(
+        MemoryStore::new(),
+        config(),
+    ))))
+    .await;
+    let response = bare().get(format!("{base}/cache")).send().await.unwrap();
+    assert_eq!(set_cookies(&response).len(), 1);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "private, max-age=5");
+}
+
+#[tokio::test]
+async fn a_store_outage_fails_closed_with_503_by_default() {
+    let store = Failing::new(MemoryStore::new());
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(store.clone(), config())))).await;
+    let client = browser();
+    assert_eq!(
+        client
+            .get(format!("{base}/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    store.set_down(true);
+    for path in ["/count", "/user", "/private"] {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(set_cookies(&response).is_empty());
+    }
+    store.set_down(false);
+    assert_eq!(
+        client
+            .get(format!("{base}/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "2",
+        "nothing lost"
+    );
+}
+
+#[tokio::test]
+async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing() {
+    let store = Failing::new(MemoryStore::new());
+    let layer = SessionLayer::new(SessionProvider::new(store.clone(), config())).on_store_outage(OutagePolicy::Degrade);
+    let base = serve(routes(layer)).await;
+    let client = browser();
+    client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(
+        client
+            .get(format!("{base}/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    store.set_down(true);
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookies(&response).is_empty(),
+        "the anonymous stand-in is never saved"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        "1",
+        "served as a fresh anonymous session"
+    );
+    assert_eq!(
+        client.get(format!("{base}/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    store.set_down(false);
+    assert_eq!(
+        client
+            .get(format!("{base}/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "2",
+        "stored session intact"
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/user"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn the_guard_answers_401_without_a_valid_session() {
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(
+        MemoryStore::new(),
+        config(),
+    ))))
+    .await;
+    let client = browser();
+    assert_eq!(
+        client.get(format!("{base}/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(
+        client.get(format!("{base}/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "no user"
+    );
+    client.get(format!("{base}/login")).send().await.unwrap();
+    let response = client.get(format!("{base}/private")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "alice");
+}
+
+#[tokio::test]
+async fn a_missing_layer_is_a_rejection_that_names_the_fix() {
+    let base = serve(Router::new().route("/count", get(count))).await;
+    let response = bare().get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("SessionLayer::new"), "{body}");
+}
+
+fn cookie_store(binding: ClientBinding) -> CookieStore {
+    let ring = KeyRing::new(KeyId(1), Secret::generate().unwrap());
+    CookieStore::new(ring, config()).unwrap().bind_client(binding)
+}
+
+#[tokio::test]
+async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers() {
+    let layer = SessionLayer::new(cookie_store(ClientBinding {
+        user_agent: true,
+        ip: true,
+    }));
+    let base = serve(routes(layer)).await;
+    let client = bare();
+    let first = client
+        .get(format!("{base}/count"))
+        .header(header::USER_AGENT, "browser-a")
+        .send()
+        .await
+        .unwrap();
+    let value = cookie_value(&first, "session").unwrap();
+    let again = client
+        .get(format!("{base}/count"))
+        .header(header::USER_AGENT, "browser-a")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header(header::COOKIE, format!("session={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.text().await.unwrap(),
+        "2",
+        "a forged proxy header changes nothing without a trusted proxy"
+    );
+    let other_agent = client
+        .get(format!("{base}/count"))
+        .header(header::USER_AGENT, "browser-b")
+        .header(header::COOKIE, format!("session={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_agent.text().await.unwrap(),
+        "1",
+        "another User-Agent gets a fresh session"
+    );
+}
+
+#[tokio::test]
+async fn client_binding_uses_a_trusted_proxy_header_when_configured() {
+    let layer = SessionLayer::new(cookie_store(ClientBinding {
+        user_agent: false,
+        ip: true,
+    }))
+    .trusted_proxy_header(header::HeaderName::from_static("x-forwarded-for"));
+    let base = serve(routes(layer)).await;
+    let client = bare();
+    let first = client
+        .get(format!("{base}/count"))
+        .header("x-forwarded-for", "198.51.100.1, 192.0.2.7")
+        .send()
+        .await
+        .unwrap();
+    let value = cookie_value(&first, "session").unwrap();
+    let same = client
+        .get(format!("{base}/count"))
+        .header("x-forwarded-for", "192.0.2.7")
+        .header(header::COOKIE, format!("session={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        same.text().await.unwrap(),
+        "2",
+        "the last address, appended by the trusted proxy, is the client"
+    );
+    let moved = client
+        .get(format!("{base}/count"))
+        .header("x-forwarded-for", "192.0.2.8")
+        .header(header::COOKIE, format!("session={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.text().await.unwrap(),
+        "1",
+        "another client address gets a fresh session"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_cookie() {
+    async fn huge(session: LazySession<AppSession>) -> Result<&'static str, Error> {
+        let noise: String = (0..6000u32)
+            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+            .collect();
+        session.load().await?.set_user(Some(noise));
+        Ok("ok")
+    }
+    let app = Router::new()
+        .route("/huge", get(huge))
+        .route("/count", get(count))
+        .layer(SessionLayer::<AppSession, _>::new(cookie_store(ClientBinding::NONE)));
+    let base = serve(app).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    let response = client.get(format!("{base}/huge")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookies(&response).is_empty());
+    assert_eq!(
+        client
+            .get(format!("{base}/count"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "2",
+        "the previous session stays as it was"
+    );
+}
