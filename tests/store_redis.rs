@@ -13,6 +13,7 @@ use common::{AppSession, redis_server::RedisServer};
 use session::{
     Clock, Error, FieldDef, FieldRecord, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig,
     SessionId, SessionMeta, SessionProvider, SessionStore,
+    crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
     store::{QueryStore, Record},
 };
@@ -272,6 +273,90 @@ async fn raw_key(key: &session::StoreKey, server: &RedisServer) -> String {
         .unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
     names.into_iter().next().unwrap()
+}
+
+fn ring() -> KeyRing {
+    KeyRing::new(KeyId(1), Secret::generate().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_redis_store_passes_the_store_contract() {
+    let server = RedisServer::start();
+    let ring = ring();
+    common::contract::run(|clock: ManualClock| {
+        let builder = builder(&server, &clock)
+            .encryption(ring.clone())
+            .compress_above(Some(16));
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(builder.build()).unwrap())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let ring = ring();
+    let store = builder(&server, &clock)
+        .prefix("enc:")
+        .encryption(ring.clone())
+        .build()
+        .await
+        .unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut session = provider.create().unwrap();
+    let secret = "alice-secret-4f2a9c";
+    session.set_user(Some(secret.into()));
+    session.set_language(Some("en-GB".into()));
+    provider.save(&mut session).await.unwrap();
+
+    let name = raw_key(&session.id().store_key(), &server).await;
+    let mut raw = raw(&server).await;
+    let hash: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&name).query_async(&mut raw).await.unwrap();
+    let dump: Vec<u8> = hash
+        .iter()
+        .flat_map(|(field, value)| [field.clone(), value.clone()].concat())
+        .collect();
+    assert!(
+        !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "no plaintext at rest"
+    );
+    assert!(!dump.windows(5).any(|w| w == b"en-GB"));
+    let user = hash
+        .iter()
+        .find(|(field, _)| *field == format!("f:{:08x}", tag("user")).into_bytes())
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    assert_eq!(user[0], 2, "marked sealed");
+
+    // The envelope is bound to the store's purpose: it does not open as a cookie.
+    let text = std::str::from_utf8(&user[1..]).unwrap();
+    let now = clock.now_ms() / 1000;
+    assert!(
+        ring.open(&Purpose::store("redis").unwrap(), text, now, &OpenLimits::default())
+            .is_ok()
+    );
+    assert!(
+        ring.open(&Purpose::cookie("session").unwrap(), text, now, &OpenLimits::default())
+            .is_err()
+    );
+
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some(secret));
+    assert_eq!(loaded.language().as_deref(), Some("en-GB"));
+
+    // Another key ring reads nothing, and a plain store does not adopt sealed data.
+    let key = session.id().store_key();
+    let foreign = builder(&server, &clock)
+        .prefix("enc:")
+        .encryption(self::ring())
+        .build()
+        .await
+        .unwrap();
+    let plain = builder(&server, &clock).prefix("enc:").build().await.unwrap();
+    assert_eq!(foreign.load(&key).await.unwrap(), None);
+    assert_eq!(plain.load(&key).await.unwrap(), None);
+    assert!(store.load(&key).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,23 @@
 //! |---|---|
 //! | `m` | lifetime data: created, accessed, idle deadline, absolute deadline; ms since the Unix epoch, 4 × u64 big-endian |
 //! | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-//! | `f:<tag>` | one per session field, `<tag>` its [`FieldDef::tag`](crate::FieldDef) in 8 hex digits: a marker byte (`0` plain, `1` gzip) and the field's postcard bytes |
+//! | `f:<tag>` | one per session field, `<tag>` its [`FieldDef::tag`](crate::FieldDef) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
 //!
 //! The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
+//!
+//! # Encryption at rest
+//!
+//! With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
+//! (marker `2`, then the envelope text; see [`crypto::envelope`](crate::crypto::envelope))
+//! under the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed
+//! value names what it is (the metadata, or the field's tag), so it cannot be moved to
+//! another field, and expires with the session's absolute deadline. A dump of the database
+//! then shows no session data and no usable lifetimes: forged or plain values are not
+//! accepted. Left visible: the digests, the field tags, value lengths and `x`. A party that
+//! can write to Redis can still delete sessions, or copy one session's sealed field into
+//! another session. Keys rotate as with cookies ([`KeyRing::with_previous`]): values are
+//! re-sealed with the newest key as they are written, so keep a retired key in the ring for
+//! one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
 //!
 //! # Round trips
 //!
@@ -71,12 +85,13 @@ use tracing::Instrument as _;
 use self::{
     layout::{EXPIRY_FIELD, Keys, META_FIELD},
     scripts::Scripts,
-    value::ValueCodec,
+    value::{Sealing, ValueCodec},
 };
 use crate::{
     Error,
     clock::{Clock, SystemClock},
     codec::FieldRecord,
+    crypto::{KeyRing, Purpose},
     id::StoreKey,
     resilience::{BreakerConfig, BreakerState, CircuitBreaker, Outcome, RetryPolicy},
     store::{QueryStore, Record, Rename, ScanPage, SessionStore},
@@ -152,6 +167,7 @@ pub struct RedisStoreBuilder {
     retry: RetryPolicy,
     breaker: BreakerConfig,
     compress_above: Option<usize>,
+    encryption: Option<KeyRing>,
     clock: Arc<dyn Clock>,
 }
 
@@ -163,6 +179,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("compress_above", &self.compress_above)
+            .field("encrypted", &self.encryption.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -174,7 +191,7 @@ impl RedisStore {
     ///
     /// Defaults: prefix `session:`, command timeout 1 s, [`RetryPolicy::default`] (3
     /// attempts), [`BreakerConfig::default`] (opens after 5 failures, probes after 10 s),
-    /// no compression, the system clock.
+    /// no compression, no encryption at rest, the system clock.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
@@ -183,6 +200,7 @@ impl RedisStore {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             compress_above: None,
+            encryption: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -219,9 +237,28 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Gzip field values longer than this many bytes (default `None`: never).
+    /// Gzip field values longer than this many bytes (default `None`: never). With
+    /// encryption, values are compressed before sealing; then compressing a value that mixes
+    /// attacker-chosen data with secrets can leak them through its length.
     pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
         self.compress_above = bytes;
+        self
+    }
+
+    /// Seals every stored value with this key ring (see the
+    /// [module documentation](self#encryption-at-rest)). Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session::{RedisStore, crypto::{KeyId, KeyRing, Secret}};
+    ///
+    /// let ring = KeyRing::new(KeyId(1), Secret::generate().unwrap());
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6380/").encryption(ring);
+    /// # let _ = builder;
+    /// ```
+    pub fn encryption(mut self, ring: KeyRing) -> Self {
+        self.encryption = Some(ring);
         self
     }
 
@@ -257,6 +294,7 @@ impl RedisStoreBuilder {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(self.command_timeout);
+        let purpose = Purpose::store("redis").map_err(|error| Error::Config(error.to_string()))?;
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), connection_config.clone())
             .map_err(|error| Error::Config(format!("invalid Redis connection settings: {error}")))?;
         let store = RedisStore {
@@ -268,6 +306,7 @@ impl RedisStoreBuilder {
                 scripts: Scripts::new(),
                 values: ValueCodec {
                     compress_above: self.compress_above,
+                    sealing: self.encryption.map(|ring| Sealing { ring, purpose }),
                 },
                 clock: self.clock,
                 timeout: self.command_timeout,
@@ -376,13 +415,14 @@ impl Inner {
     fn write_args(&self, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
         let mut args = Vec::with_capacity(4 + 2 * 8);
         args.push(META_FIELD.to_vec());
-        args.push(layout::encode_meta(&record.meta).to_vec());
+        args.push(self.values.encode_meta(&record.meta).map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
             args.push(layout::field_name(tag));
-            args.push(self.values.encode(value));
+            let stored = self.values.encode_field(tag, value, record.meta.absolute_deadline_ms);
+            args.push(stored.map_err(store_error)?);
         }
         Ok(args)
     }
@@ -398,12 +438,20 @@ impl Inner {
         if hash.is_empty() {
             return None;
         }
-        let Some(meta) = hash.get(META_FIELD).and_then(|bytes| layout::decode_meta(bytes)) else {
-            tracing::warn!(
-                key = %layout::short(key),
-                "Redis session hash has no readable metadata; treated as no session"
-            );
-            return None;
+        let meta = match hash.get(META_FIELD).map(|bytes| self.values.decode_meta(bytes, now)) {
+            Some(Ok(meta)) => meta,
+            Some(Err(error)) => {
+                tracing::warn!(
+                    key = %layout::short(key),
+                    %error,
+                    "Redis session metadata is unreadable; treated as no session"
+                );
+                return None;
+            }
+            None => {
+                tracing::warn!(key = %layout::short(key), "Redis session hash has no metadata; treated as no session");
+                return None;
+            }
         };
         if meta.is_expired(now) {
             return None;
@@ -412,7 +460,7 @@ impl Inner {
             .into_iter()
             .filter_map(|(name, stored)| {
                 let tag = layout::field_tag(&name)?;
-                match self.values.decode(&stored) {
+                match self.values.decode_field(tag, &stored, now) {
                     Ok(value) => Some((tag, value)),
                     Err(error) => {
                         tracing::warn!(
