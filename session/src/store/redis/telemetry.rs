@@ -68,3 +68,71 @@ pub(super) fn breaker_changed(state: BreakerState) {
         metrics::gauge!("session_store_breaker_state", "store" => STORE).set(value);
     }
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+    use super::*;
+
+    /// Remembers every metric registered, as `name{label=value,...}`.
+    #[derive(Default, Clone)]
+    struct Registered(Arc<Mutex<Vec<String>>>);
+
+    impl Registered {
+        fn note(&self, key: &Key) {
+            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}{{{}}}", key.name(), labels.join(",")));
+        }
+    }
+
+    impl Recorder for Registered {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.note(key);
+            Counter::noop()
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            self.note(key);
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            self.note(key);
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn operations_errors_and_breaker_changes_are_counted() {
+        let recorder = Registered::default();
+        metrics::with_local_recorder(&recorder, || {
+            operation("load", Duration::from_millis(1), None);
+            operation(
+                "update",
+                Duration::from_millis(1),
+                Some(&Error::Timeout(Duration::from_secs(1))),
+            );
+            breaker_changed(BreakerState::Open);
+        });
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "session_store_operations_total{store=redis,op=load,outcome=ok}",
+                "session_store_latency_seconds{store=redis,op=load}",
+                "session_store_operations_total{store=redis,op=update,outcome=error}",
+                "session_store_latency_seconds{store=redis,op=update}",
+                "session_store_errors_total{store=redis,op=update,kind=timeout}",
+                "session_store_breaker_transitions_total{store=redis,state=open}",
+                "session_store_breaker_state{store=redis}",
+            ]
+        );
+    }
+}
