@@ -60,8 +60,9 @@
 //! # Redis Cluster
 //!
 //! Load, create, update and delete touch one key and work in one slot. Renaming moves a
-//! session between two keys of different slots, which Redis Cluster refuses in one script;
-//! this store targets a standalone Redis (or a primary with replicas) for now.
+//! session between two keys of different slots, which Redis Cluster refuses in one script,
+//! and `delete_many` sends multi-key `DEL`s; so this store targets a standalone Redis (or a
+//! primary with replicas) for now.
 
 mod layout;
 mod scripts;
