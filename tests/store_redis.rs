@@ -475,6 +475,17 @@ async fn misconfiguration_and_unreachable_servers_fail_at_build() {
         .unwrap_err();
     assert!(error.is_unavailable(), "{error}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // rediss:// (feature redis-tls) against a plain-text server: the TLS handshake fails
+    // as an unavailable backend, not as a panic or a configuration error.
+    let plain = RedisServer::start();
+    let error = RedisStore::builder(format!("rediss://127.0.0.1:{}/", plain.port()))
+        .command_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::none())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
 }
 
 const TIMEOUT: Duration = Duration::from_millis(250);
