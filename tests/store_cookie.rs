@@ -215,7 +215,13 @@ fn client_binding_rejects_another_client() {
 
 #[test]
 fn weak_secrets_are_refused_with_advice() {
-    for weak in [&b""[..], b"short", &[7u8; 64], b"changeme", b"1sxc1aNxGHTTZKlK5cpCgufJAqGM4G13"] {
+    for weak in [
+        &b""[..],
+        b"short",
+        &[7u8; 64],
+        b"changeme",
+        b"1sxc1aNxGHTTZKlK5cpCgufJAqGM4G13",
+    ] {
         let error = Secret::from_bytes(weak.to_vec()).unwrap_err();
         let message = Error::from(error).to_string();
         assert!(
