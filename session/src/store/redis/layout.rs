@@ -43,6 +43,12 @@ impl Keys {
         format!("{}{{{}}}", self.prefix, key.to_hex())
     }
 
+    #[cfg(feature = "clustered")]
+    /// The prefix of every key name.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The SCAN MATCH pattern of this store's keys.
     pub(super) fn pattern(&self) -> &str {
         &self.pattern

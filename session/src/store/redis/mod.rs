@@ -59,11 +59,30 @@
 //!
 //! # Redis Cluster
 //!
-//! Load, create, update and delete touch one key and work in one slot. Renaming moves a
-//! session between two keys of different slots, which Redis Cluster refuses in one script,
-//! and `delete_many` sends multi-key `DEL`s; so this store targets a standalone Redis (or a
-//! primary with replicas) for now.
+//! [`RedisStore::cluster_builder`] connects to a Redis Cluster through the redis crate's
+//! cluster client, which routes each command to the primary of its key's slot and follows
+//! redirections and failovers. The layout is the same: the digest is the hash tag, so one
+//! session is one slot, and load, create, update and delete are the same single commands
+//! and scripts, one round trip each.
+//!
+//! What differs:
+//!
+//! - **regenerate** (rename) cannot move a session between two slots in one script. It
+//!   takes three scripts, each in one slot: read the live source and a digest of its
+//!   content; write the target, refusing to overwrite a live one; delete the source only if
+//!   its content still matches the digest (else copy again, as a concurrent request changed
+//!   it). The old ID is dead when the call returns and no data is lost. A crash between the
+//!   steps leaves the source only (after the read) or both keys (after the write), never
+//!   neither; in the second case the orphan copy under the new ID, which was never handed
+//!   out, expires with its TTL, and the old ID lives until its own. That window is the
+//!   price of the three round trips;
+//! - **delete_many** deletes key by key, concurrently, instead of multi-key `DEL`s;
+//! - **scan, count, clear** run `SCAN` on every primary in turn (found with
+//!   `CLUSTER NODES`), and read or delete the found keys with single-key commands. A scan
+//!   cursor holds the primary's index in its top 16 bits, so a failover during a scan may
+//!   skip or repeat sessions.
 
+mod connection;
 mod layout;
 mod scripts;
 mod telemetry;
@@ -77,13 +96,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{
-    Client, ErrorKind, RedisError, RedisResult, ServerErrorKind,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use futures_util::future::try_join_all;
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use tracing::Instrument as _;
 
+pub(crate) use self::connection::Node;
+#[cfg(feature = "clustered")]
+pub(crate) use self::connection::NodeSettings;
 use self::{
+    connection::{Backend, Connection},
     layout::{EXPIRY_FIELD, Keys, META_FIELD},
     scripts::Scripts,
     value::{Sealing, ValueCodec},
@@ -100,6 +121,10 @@ use crate::{
 
 /// Keys asked of each `SCAN` by count, clear and delete_many.
 const BATCH: usize = 500;
+/// Attempts of a cluster regenerate whose source keeps changing under it.
+const MOVE_ATTEMPTS: usize = 4;
+/// A cluster scan cursor: the primary's index above these bits, its `SCAN` cursor below.
+const NODE_SHIFT: u32 = 48;
 
 /// A session store in Redis.
 ///
@@ -135,9 +160,10 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    connection: RwLock<ConnectionManager>,
-    client: Client,
-    connection_config: ConnectionManagerConfig,
+    connection: RwLock<Connection>,
+    backend: Backend,
+    #[cfg(feature = "clustered")]
+    nodes: NodeSettings,
     keys: Keys,
     scripts: Scripts,
     values: ValueCodec,
@@ -152,6 +178,7 @@ impl fmt::Debug for RedisStore {
         // The URL is left out: it may hold a password.
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.keys)
+            .field("cluster", &self.inner.backend.is_cluster())
             .field("command_timeout", &self.inner.timeout)
             .field("retry", &self.inner.retry)
             .field("breaker", &self.inner.breaker)
@@ -162,7 +189,8 @@ impl fmt::Debug for RedisStore {
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
 #[must_use = "call .build().await to get a RedisStore"]
 pub struct RedisStoreBuilder {
-    url: String,
+    urls: Vec<String>,
+    cluster: bool,
     prefix: String,
     command_timeout: Duration,
     retry: RetryPolicy,
@@ -175,6 +203,7 @@ pub struct RedisStoreBuilder {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
+            .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("retry", &self.retry)
@@ -195,7 +224,8 @@ impl RedisStore {
     /// no compression, no encryption at rest, the system clock.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
+            cluster: false,
             prefix: "session:".to_owned(),
             command_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -206,9 +236,101 @@ impl RedisStore {
         }
     }
 
+    /// Configures a store for a Redis Cluster reached through any of these nodes
+    /// (`redis://[[user]:password@]host:port`, or `rediss://…`); the others are discovered.
+    /// The same defaults as [`builder`](Self::builder); see the
+    /// [module documentation](self#redis-cluster) for what differs on a cluster.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use session::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), session::Error> {
+    /// let store = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .prefix("myapp:session:")
+    ///     .build()
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_builder<I, U>(urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        RedisStoreBuilder {
+            urls: urls.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..Self::builder(String::new())
+        }
+    }
+
     /// The circuit breaker's state, e.g. for a health check.
     pub fn breaker_state(&self) -> BreakerState {
         self.inner.breaker.state()
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.backend.is_cluster()
+    }
+}
+
+/// What the clustered store needs to know of the Redis store it wraps.
+#[cfg(feature = "clustered")]
+impl RedisStore {
+    /// The Redis key name of a session.
+    pub(crate) fn key_name(&self, key: &StoreKey) -> String {
+        self.inner.keys.key(key)
+    }
+
+    /// The session digest of a Redis key name, if the name is one of this store's.
+    pub(crate) fn parse_key_name(&self, name: &[u8]) -> Option<StoreKey> {
+        self.inner.keys.parse(name)
+    }
+
+    /// The prefix of this store's key names.
+    pub(crate) fn prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+
+    /// The store's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The per-command timeout.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// How other connections reach the nodes: credentials, database, TLS.
+    pub(crate) fn node_settings(&self) -> &NodeSettings {
+        &self.inner.nodes
+    }
+
+    /// The nodes that accept writes: the one server, or every cluster primary that holds
+    /// slots, sorted by address.
+    ///
+    /// # Errors
+    ///
+    /// When the cluster cannot be asked, or the server is a Unix socket.
+    pub(crate) async fn primaries(&self) -> Result<Vec<Node>, Error> {
+        if let Some(node) = self.inner.backend.standalone_node() {
+            return Ok(vec![node]);
+        }
+        if !self.is_cluster() {
+            return Err(Error::Config(
+                "a Redis server on a Unix socket has no TCP address".into(),
+            ));
+        }
+        let nodes = self
+            .inner
+            .call(true, |mut connection| async move { connection.primaries().await })
+            .await?;
+        Ok(nodes.into_iter().flatten().collect())
     }
 }
 
@@ -282,27 +404,21 @@ impl RedisStoreBuilder {
                 "the Redis command timeout must be greater than zero".into(),
             ));
         }
-        let client = Client::open(self.url.as_str()).map_err(|error| {
-            let hint = if self.url.starts_with("rediss:") && !cfg!(feature = "redis-tls") {
-                "; enable the `redis-tls` feature of `session` for rediss:// URLs"
-            } else {
-                "; expected redis://[[user]:password@]host[:port][/db] or rediss://…"
-            };
-            Error::Config(format!("invalid Redis URL: {error}{hint}"))
-        })?;
-        let connection_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.command_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(self.command_timeout);
+        let backend = if self.cluster {
+            Backend::cluster(&self.urls, self.command_timeout)?
+        } else {
+            Backend::standalone(&self.urls[0], self.command_timeout)?
+        };
+        #[cfg(feature = "clustered")]
+        let nodes = backend.node_settings(&self.urls[0])?;
         let purpose = Purpose::store("redis").map_err(|error| Error::Config(error.to_string()))?;
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), connection_config.clone())
-            .map_err(|error| Error::Config(format!("invalid Redis connection settings: {error}")))?;
+        let connection = backend.connect_lazily()?;
         let store = RedisStore {
             inner: Arc::new(Inner {
                 connection: RwLock::new(connection),
-                client,
-                connection_config,
+                backend,
+                #[cfg(feature = "clustered")]
+                nodes,
                 keys: Keys::new(&self.prefix),
                 scripts: Scripts::new(),
                 values: ValueCodec {
@@ -315,11 +431,12 @@ impl RedisStoreBuilder {
                 breaker: CircuitBreaker::new(self.breaker, telemetry::breaker_changed),
             }),
         };
-        let scripts = &store.inner.scripts;
+        let scripts = store.inner.scripts.used(store.is_cluster());
+        let scripts = &scripts;
         store
             .inner
             .call(true, |mut connection| async move {
-                for script in scripts.all() {
+                for script in scripts {
                     script.load_async(&mut connection).await?;
                 }
                 Ok(())
@@ -354,13 +471,13 @@ fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
 }
 
 impl Inner {
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Connection {
         self.connection.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Drops the current connection for a fresh one, connected at the next call.
     fn reconnect(&self) {
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.connection_config.clone()) {
+        match self.backend.connect_lazily() {
             Ok(fresh) => {
                 *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh;
             }
@@ -372,7 +489,7 @@ impl Inner {
     /// breaker and, if `idempotent`, the retry policy.
     async fn call<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, Error>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let attempts = if idempotent { self.retry.attempts() } else { 1 };
@@ -508,22 +625,22 @@ impl Inner {
         result
     }
 
-    /// Keys of one `SCAN` page of this store, and the next cursor (0 when done).
+    /// Keys of one `SCAN` page of this store on `node` (`None`: the one server), and the
+    /// next cursor (0 when done).
     async fn scan_keys(
-        connection: &mut ConnectionManager,
-        pattern: &str,
+        connection: &mut Connection,
+        node: Option<&Node>,
         keys: &Keys,
         cursor: u64,
         count: usize,
     ) -> RedisResult<(u64, Vec<(StoreKey, Vec<u8>)>)> {
-        let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
             .arg("MATCH")
-            .arg(pattern)
+            .arg(keys.pattern())
             .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(connection)
-            .await?;
+            .arg(count.max(1));
+        let (next, names): (u64, Vec<Vec<u8>>) = connection.on_node(&cmd, node).await?;
         let found = names
             .into_iter()
             .filter_map(|name| keys.parse(&name).map(|key| (key, name)))
@@ -531,30 +648,171 @@ impl Inner {
         Ok((next, found))
     }
 
-    /// Visits every `SCAN` page of this store with `page`, one retried call per page;
-    /// returns the sum of what the pages return.
+    /// The nodes to scan: `[None]` for one server, every primary of a cluster.
+    async fn scan_nodes(&self) -> Result<Vec<Option<Node>>, Error> {
+        if !self.backend.is_cluster() {
+            return Ok(vec![None]);
+        }
+        self.call(true, |mut connection| async move { connection.primaries().await })
+            .await
+    }
+
+    /// Visits every `SCAN` page of this store (on every primary of a cluster) with `page`,
+    /// one retried call per page; returns the sum of what the pages return.
     async fn for_each_page<F, Fut>(&self, page: F) -> Result<usize, Error>
     where
-        F: Fn(ConnectionManager, Vec<(StoreKey, Vec<u8>)>) -> Fut,
+        F: Fn(Connection, Vec<(StoreKey, Vec<u8>)>) -> Fut,
         Fut: Future<Output = RedisResult<usize>>,
     {
-        let mut cursor = 0;
         let mut total = 0;
-        loop {
-            let (next, keys) = self
-                .call(true, |mut connection| {
-                    let (pattern, keys) = (self.keys.pattern(), &self.keys);
-                    async move { Self::scan_keys(&mut connection, pattern, keys, cursor, BATCH).await }
+        for node in self.scan_nodes().await? {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self
+                    .call(true, |mut connection| {
+                        let (node, keys) = (node.as_ref(), &self.keys);
+                        async move { Self::scan_keys(&mut connection, node, keys, cursor, BATCH).await }
+                    })
+                    .await?;
+                if !keys.is_empty() {
+                    total += self.call(true, |connection| page(connection, keys.clone())).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The hashes of `found` keys: one pipeline on one server, concurrent single-key reads
+    /// on a cluster (a pipeline there must stay in one slot).
+    async fn read_hashes(
+        connection: &mut Connection,
+        found: Vec<(StoreKey, Vec<u8>)>,
+    ) -> RedisResult<Vec<(StoreKey, HashMap<Vec<u8>, Vec<u8>>)>> {
+        let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = match connection {
+            Connection::Standalone(_) => {
+                let mut pipe = redis::pipe();
+                for (_, name) in &found {
+                    pipe.cmd("HGETALL").arg(name);
+                }
+                pipe.query_async(connection).await?
+            }
+            Connection::Cluster(_) => {
+                try_join_all(found.iter().map(|(_, name)| {
+                    let mut connection = connection.clone();
+                    async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
+                }))
+                .await?
+            }
+        };
+        Ok(found.into_iter().map(|(key, _)| key).zip(hashes).collect())
+    }
+
+    /// The expiry (`x`) of each of `names`, and, if `delete`, deletes them in the same
+    /// round trip (on a cluster, one pipeline per key, as keys live in different slots).
+    async fn expiries(connection: &mut Connection, names: &[Vec<u8>], delete: bool) -> RedisResult<Vec<Option<u64>>> {
+        let per_key = |pipe: &mut redis::Pipeline, name: &[u8]| {
+            pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
+            if delete {
+                pipe.cmd("DEL").arg(name).ignore();
+            }
+        };
+        match connection {
+            Connection::Standalone(_) => {
+                let mut pipe = redis::pipe();
+                for name in names {
+                    per_key(&mut pipe, name);
+                }
+                pipe.query_async(connection).await
+            }
+            Connection::Cluster(_) => {
+                let expiries = try_join_all(names.iter().map(|name| {
+                    let mut connection = connection.clone();
+                    let mut pipe = redis::pipe();
+                    per_key(&mut pipe, name);
+                    async move { pipe.query_async::<(Option<u64>,)>(&mut connection).await }
+                }))
+                .await?;
+                Ok(expiries.into_iter().map(|(expiry,)| expiry).collect())
+            }
+        }
+    }
+
+    /// Regenerate on a cluster: copy to the target's slot, then delete the unchanged source
+    /// (see the [module documentation](self#redis-cluster)).
+    async fn move_between_slots(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        let (source, target) = (self.keys.key(from), self.keys.key(to));
+        let update_args = self.write_args(update)?;
+        for attempt in 0..MOVE_ATTEMPTS {
+            let (now, ttl) = self.now_and_ttl(update);
+            let mut read = self.scripts.move_read.key(&source);
+            read.arg(now);
+            let read = &read;
+            let copied: Option<Vec<Vec<u8>>> = self
+                .call(true, |mut connection| async move {
+                    read.invoke_async(&mut connection).await
                 })
                 .await?;
-            if !keys.is_empty() {
-                total += self.call(true, |connection| page(connection, keys.clone())).await?;
+            let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
+                if attempt > 0 {
+                    self.discard_copy(&target).await?;
+                }
+                return Ok(Rename::SourceMissing);
+            };
+            let digest = copied.remove(0);
+
+            let mut write = self.scripts.move_write.key(&target);
+            write
+                .arg(now)
+                .arg(ttl)
+                .arg(u8::from(attempt > 0))
+                .arg(copied.len())
+                .arg(copied)
+                .arg(&update_args);
+            let write = &write;
+            let written: i64 = self
+                .call(false, |mut connection| async move {
+                    write.invoke_async(&mut connection).await
+                })
+                .await?;
+            if written == 0 {
+                return Ok(Rename::TargetExists);
             }
-            if next == 0 {
-                return Ok(total);
+
+            // The copy exists: from here on a crash leaves both keys, never neither.
+            let mut delete = self.scripts.move_delete.key(&source);
+            delete.arg(self.clock.now_ms()).arg(digest);
+            let delete = &delete;
+            let deleted: i64 = self
+                .call(false, |mut connection| async move {
+                    delete.invoke_async(&mut connection).await
+                })
+                .await?;
+            match deleted {
+                1 => return Ok(Rename::Renamed),
+                -1 => {
+                    // Deleted (e.g. logged out) meanwhile: that delete wins.
+                    self.discard_copy(&target).await?;
+                    return Ok(Rename::SourceMissing);
+                }
+                _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
             }
-            cursor = next;
         }
+        self.discard_copy(&target).await?;
+        Err(Error::Store(
+            format!("the session kept changing during {MOVE_ATTEMPTS} attempts to regenerate its ID").into(),
+        ))
+    }
+
+    async fn discard_copy(&self, target: &str) -> Result<(), Error> {
+        self.call(true, |mut connection| async move {
+            redis::cmd("DEL").arg(target).query_async::<i64>(&mut connection).await
+        })
+        .await
+        .map(drop)
     }
 }
 
@@ -613,6 +871,11 @@ impl SessionStore for RedisStore {
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
         let inner = &self.inner;
+        if inner.backend.is_cluster() {
+            return inner
+                .observe("regenerate", Some(from), inner.move_between_slots(from, to, update))
+                .await;
+        }
         inner
             .observe("regenerate", Some(from), async {
                 let (now, ttl) = inner.now_and_ttl(update);
@@ -660,21 +923,25 @@ impl QueryStore for RedisStore {
         let inner = &self.inner;
         inner
             .observe("scan", None, async {
+                let nodes = inner.scan_nodes().await?;
+                let (index, node_cursor) = if inner.backend.is_cluster() {
+                    ((cursor >> NODE_SHIFT) as usize, cursor & ((1 << NODE_SHIFT) - 1))
+                } else {
+                    (0, cursor)
+                };
+                let Some(node) = nodes.get(index) else {
+                    return Ok(ScanPage::default());
+                };
                 let (next, hashes) = inner
                     .call(true, |mut connection| {
-                        let (pattern, keys) = (inner.keys.pattern(), &inner.keys);
+                        let (node, keys) = (node.as_ref(), &inner.keys);
                         async move {
-                            let (next, found) = Inner::scan_keys(&mut connection, pattern, keys, cursor, batch).await?;
+                            let (next, found) =
+                                Inner::scan_keys(&mut connection, node, keys, node_cursor, batch).await?;
                             if found.is_empty() {
                                 return Ok((next, Vec::new()));
                             }
-                            let mut pipe = redis::pipe();
-                            for (_, name) in &found {
-                                pipe.cmd("HGETALL").arg(name);
-                            }
-                            let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe.query_async(&mut connection).await?;
-                            let keyed = found.into_iter().map(|(key, _)| key).zip(hashes);
-                            Ok((next, keyed.collect::<Vec<_>>()))
+                            Ok((next, Inner::read_hashes(&mut connection, found).await?))
                         }
                     })
                     .await?;
@@ -683,10 +950,18 @@ impl QueryStore for RedisStore {
                     .into_iter()
                     .filter_map(|(key, hash)| Some((key, inner.decode(&key, hash, now)?)))
                     .collect();
-                Ok(ScanPage {
-                    records,
-                    next: (next != 0).then_some(next),
-                })
+                let next = match (next, inner.backend.is_cluster()) {
+                    (0, false) => None,
+                    (next, false) => Some(next),
+                    (0, true) => (index + 1 < nodes.len()).then(|| ((index + 1) as u64) << NODE_SHIFT),
+                    (next, true) if next >> NODE_SHIFT == 0 => Some(((index as u64) << NODE_SHIFT) | next),
+                    (next, true) => {
+                        return Err(Error::Store(
+                            format!("a Redis SCAN cursor ({next}) too large to carry a cluster node index").into(),
+                        ));
+                    }
+                };
+                Ok(ScanPage { records, next })
             })
             .await
     }
@@ -698,11 +973,8 @@ impl QueryStore for RedisStore {
                 let now = inner.clock.now_ms();
                 inner
                     .for_each_page(|mut connection, keys| async move {
-                        let mut pipe = redis::pipe();
-                        for (_, name) in &keys {
-                            pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
-                        }
-                        let expiries: Vec<Option<u64>> = pipe.query_async(&mut connection).await?;
+                        let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
+                        let expiries = Inner::expiries(&mut connection, &names, false).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await
@@ -720,7 +992,23 @@ impl QueryStore for RedisStore {
                     let names = &names;
                     let count: usize = inner
                         .call(true, |mut connection| async move {
-                            redis::cmd("DEL").arg(names).query_async(&mut connection).await
+                            match connection {
+                                // One multi-key DEL: one round trip for the chunk.
+                                Connection::Standalone(_) => {
+                                    redis::cmd("DEL").arg(names).query_async(&mut connection).await
+                                }
+                                // Each key is its own slot: one DEL per key, concurrently.
+                                Connection::Cluster(_) => {
+                                    let counts = try_join_all(names.iter().map(|name| {
+                                        let mut connection = connection.clone();
+                                        async move {
+                                            redis::cmd("DEL").arg(name).query_async::<usize>(&mut connection).await
+                                        }
+                                    }))
+                                    .await?;
+                                    Ok(counts.into_iter().sum())
+                                }
+                            }
                         })
                         .await?;
                     deleted += count;
@@ -737,14 +1025,10 @@ impl QueryStore for RedisStore {
                 let now = inner.clock.now_ms();
                 inner
                     .for_each_page(|mut connection, keys| async move {
-                        // Read each expiry and delete in the same pipeline, so only live
+                        // Read each expiry and delete in the same round trip, so only live
                         // sessions are counted.
-                        let mut pipe = redis::pipe();
-                        for (_, name) in &keys {
-                            pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
-                            pipe.cmd("DEL").arg(name).ignore();
-                        }
-                        let expiries: Vec<Option<u64>> = pipe.query_async(&mut connection).await?;
+                        let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
+                        let expiries = Inner::expiries(&mut connection, &names, true).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await

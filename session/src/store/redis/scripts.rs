@@ -5,8 +5,13 @@
 //! keeps the store exact under a manual clock and under clock skew between app servers
 //! and Redis.
 //!
-//! Common arguments: `ARGV[1]` now, `ARGV[2]` the TTL in ms, `ARGV[3..]` hash field/value
-//! pairs to write (always including the metadata, so never empty).
+//! Common arguments of create, update and rename: `ARGV[1]` now, `ARGV[2]` the TTL in ms,
+//! `ARGV[3..]` hash field/value pairs to write (always including the metadata, so never
+//! empty).
+//!
+//! Redis Cluster refuses a script whose keys live in two slots, and a session's old and
+//! new keys do (their hash tags differ). There a regenerate is the three `MOVE_*` scripts,
+//! each in one slot: read the source, write the target, delete the source if unchanged.
 
 use redis::Script;
 
@@ -43,11 +48,74 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 0
 ";
 
+/// A digest of a hash's content (from `HGETALL`), independent of field order: the
+/// cluster move deletes its source only if nothing changed it since it was copied.
+const DIGEST: &str = r"
+local function digest(h)
+  local names, values, parts = {}, {}, {}
+  for i = 1, #h, 2 do
+    names[#names + 1] = h[i]
+    values[h[i]] = h[i + 1]
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    parts[#parts + 1] = #name .. ':' .. name .. #values[name] .. ':' .. values[name]
+  end
+  return redis.sha1hex(table.concat(parts))
+end
+";
+
+/// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `ARGV[1]` now.
+/// Returns nil when no live record exists, else the content's digest and the hash's
+/// field/value pairs.
+const MOVE_READ: &str = r"
+local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+if not x or x <= tonumber(ARGV[1]) then return false end
+local h = redis.call('HGETALL', KEYS[1])
+local out = {digest(h)}
+for i = 1, #h do out[#out + 1] = h[i] end
+return out
+";
+
+/// Cluster move, step 2, in the target's slot. `KEYS[1]` the target; `ARGV[1]` now,
+/// `ARGV[2]` the TTL, `ARGV[3]` `1` to replace the copy an earlier attempt wrote, `ARGV[4]`
+/// how many of the following values are copied pairs; then the copied pairs, then the
+/// update's pairs. Returns 1 written, 0 a live record exists (and `ARGV[3]` is not `1`).
+const MOVE_WRITE: &str = r"
+if ARGV[3] ~= '1' then
+  local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+  if x and x > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5 + n))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Cluster move, step 3, in the source's slot. `KEYS[1]` the source; `ARGV[1]` now,
+/// `ARGV[2]` the digest step 1 read. Returns 1 deleted, 0 changed since step 1 (kept),
+/// -1 gone or expired meanwhile.
+const MOVE_DELETE: &str = r"
+local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+if not x or x <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
+if digest(redis.call('HGETALL', KEYS[1])) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
 /// The compiled scripts; `Script` keeps the SHA-1 and falls back to loading on `NOSCRIPT`.
 pub(super) struct Scripts {
     pub(super) create: Script,
     pub(super) update: Script,
     pub(super) rename: Script,
+    pub(super) move_read: Script,
+    pub(super) move_write: Script,
+    pub(super) move_delete: Script,
 }
 
 impl Scripts {
@@ -56,10 +124,25 @@ impl Scripts {
             create: Script::new(CREATE),
             update: Script::new(UPDATE),
             rename: Script::new(RENAME),
+            move_read: Script::new(&format!("{DIGEST}{MOVE_READ}")),
+            move_write: Script::new(MOVE_WRITE),
+            move_delete: Script::new(&format!("{DIGEST}{MOVE_DELETE}")),
         }
     }
 
-    pub(super) fn all(&self) -> [&Script; 3] {
-        [&self.create, &self.update, &self.rename]
+    /// The scripts a deployment uses: the one-script rename on one server, the three-step
+    /// move on a cluster.
+    pub(super) fn used(&self, cluster: bool) -> Vec<&Script> {
+        if cluster {
+            vec![
+                &self.create,
+                &self.update,
+                &self.move_read,
+                &self.move_write,
+                &self.move_delete,
+            ]
+        } else {
+            vec![&self.create, &self.update, &self.rename]
+        }
     }
 }
