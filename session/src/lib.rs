@@ -48,7 +48,10 @@
 //! - [`SessionConfig`]: lifetimes (idle, absolute, sliding refresh) and cookie attributes,
 //!   with presets;
 //! - [`store`]: the store contract and [`MemoryStore`]; with the `redis` feature,
-//!   `RedisStore` (`store::redis`), with retry and a circuit breaker (`resilience`);
+//!   `RedisStore` (`store::redis`, one server or a Redis Cluster), with retry and a circuit
+//!   breaker (`resilience`); with the `clustered` feature, `ClusteredStore`
+//!   (`store::clustered`), a local cache per application node in front of it, kept
+//!   coherent by invalidations pushed by Redis;
 //! - [`codec`]: the field-tagged record format.
 
 #![forbid(unsafe_code)]
@@ -84,6 +87,8 @@ pub use provider::{SaveOutcome, SessionProvider, StoredSession};
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
 pub use set_cookie::MAX_COOKIE_BYTES;
+#[cfg(feature = "clustered")]
+pub use store::clustered::{ClusteredStats, ClusteredStore, ClusteredStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
 pub use store::{QueryStore, SessionStore, cookie::CookieStore, memory::MemoryStore};

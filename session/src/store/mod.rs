@@ -12,6 +12,8 @@ use std::future::Future;
 
 use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
 
+#[cfg(feature = "clustered")]
+pub mod clustered;
 pub mod cookie;
 pub mod memory;
 #[cfg(feature = "redis")]

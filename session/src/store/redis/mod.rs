@@ -281,11 +281,6 @@ impl RedisStore {
 /// What the clustered store needs to know of the Redis store it wraps.
 #[cfg(feature = "clustered")]
 impl RedisStore {
-    /// The Redis key name of a session.
-    pub(crate) fn key_name(&self, key: &StoreKey) -> String {
-        self.inner.keys.key(key)
-    }
-
     /// The session digest of a Redis key name, if the name is one of this store's.
     pub(crate) fn parse_key_name(&self, name: &[u8]) -> Option<StoreKey> {
         self.inner.keys.parse(name)

@@ -1,0 +1,245 @@
+//! The invalidation connections and the task that keeps them up.
+//!
+//! One RESP3 connection per primary, in `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode:
+//! Redis itself pushes the name of every key under the prefix that any client changes (or
+//! that expires or is evicted), so no other party can forge an invalidation, and only
+//! names that parse as this store's keys are applied. The connection is opened on a TCP
+//! stream of our own, with a second handle on its socket ([`Link`]), so the read path can
+//! tell, without a round trip, whether Redis has written anything not yet applied.
+
+use std::{
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value, aio::MultiplexedConnection};
+
+use super::{Shared, tracker::Link};
+use crate::{Error, store::redis::Node};
+
+/// The longest pause between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// One live invalidation connection.
+pub(super) struct Listener {
+    connection: MultiplexedConnection,
+    link: Arc<Link>,
+    node: Node,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.link.close();
+    }
+}
+
+/// Applies what Redis pushes; runs inside the connection's driver, so an invalidation is
+/// applied before the driver's poll ends (see [`Link`]).
+struct Invalidations {
+    shared: Weak<Shared>,
+}
+
+impl redis::aio::AsyncPushSender for Invalidations {
+    fn send(&self, info: PushInfo) -> Result<(), redis::aio::SendError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(redis::aio::SendError);
+        };
+        if info.kind != PushKind::Invalidate {
+            return Ok(());
+        }
+        match info.data.first() {
+            Some(Value::Array(names)) => {
+                for name in names {
+                    let Value::BulkString(name) = name else { continue };
+                    // Only this store's keys: anything else is ignored, whatever sent it.
+                    if let Some(key) = shared.redis.parse_key_name(name) {
+                        shared.tracker.invalidate(&key);
+                        shared
+                            .tracker
+                            .counters
+                            .invalidations
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            // A null invalidation: the database was flushed.
+            _ => shared.tracker.flush(),
+        }
+        Ok(())
+    }
+}
+
+fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(error))
+}
+
+async fn within<T, E>(timeout: Duration, future: impl Future<Output = Result<T, E>>) -> Result<T, Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| Error::Timeout(timeout))?
+        .map_err(store_error)
+}
+
+/// Opens the invalidation connection to `node` and turns tracking on.
+async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
+    let timeout = shared.redis.command_timeout();
+    let stream = within(timeout, tokio::net::TcpStream::connect((node.host.as_str(), node.port))).await?;
+    stream.set_nodelay(true).map_err(store_error)?;
+    let stream = stream.into_std().map_err(store_error)?;
+    let peek = stream.try_clone().map_err(store_error)?;
+    let stream = tokio::net::TcpStream::from_std(stream).map_err(store_error)?;
+    let link = Arc::new(Link::new(peek));
+
+    let settings = shared
+        .redis
+        .node_settings()
+        .redis
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let config = AsyncConnectionConfig::new()
+        .set_push_sender(Invalidations {
+            shared: Arc::downgrade(shared),
+        })
+        .set_response_timeout(Some(timeout));
+    let opened = within(
+        timeout,
+        MultiplexedConnection::new_with_config(&settings, stream, config),
+    )
+    .await;
+    let (connection, driver) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            link.close();
+            return Err(error);
+        }
+    };
+    tokio::spawn(drive(driver, link.clone(), Arc::downgrade(shared)));
+    // From here, dropping the listener closes the link, which ends the driver.
+    let mut listener = Listener {
+        connection,
+        link,
+        node: node.clone(),
+    };
+    let name = shared.name.as_str();
+    let prefix = shared.redis.prefix();
+    let connection = &mut listener.connection;
+    within(timeout, async {
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(name)
+            .query_async::<()>(connection)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(prefix)
+            .query_async::<()>(connection)
+            .await
+    })
+    .await?;
+    Ok(listener)
+}
+
+/// Polls the connection's driver, bracketing each poll for [`Link`]; reports its end.
+async fn drive(driver: impl Future<Output = ()>, link: Arc<Link>, shared: Weak<Shared>) {
+    let mut driver = pin!(driver);
+    poll_fn(|cx| link.polling(|| driver.as_mut().poll(cx))).await;
+    link.close();
+    if let Some(shared) = shared.upgrade()
+        && shared.tracker.link_ended(&link)
+    {
+        tracing::warn!(
+            "clustered session store: an invalidation connection closed; serving from Redis until it is back"
+        );
+        shared.lost.notify_one();
+    }
+}
+
+/// Connects to every primary; all or nothing.
+pub(super) async fn connect_all(shared: &Arc<Shared>) -> Result<Vec<Listener>, Error> {
+    let nodes = shared.redis.primaries().await?;
+    if nodes.is_empty() {
+        return Err(Error::Store("Redis reported no primary to listen to".into()));
+    }
+    let mut listeners = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        listeners.push(connect(shared, node).await?);
+    }
+    shared
+        .tracker
+        .install(listeners.iter().map(|listener| listener.link.clone()).collect());
+    Ok(listeners)
+}
+
+/// Whether every listener answers `PING` and, on a cluster, still covers every primary.
+async fn healthy(shared: &Shared, listeners: &mut [Listener]) -> bool {
+    let timeout = shared.redis.command_timeout();
+    for listener in listeners.iter_mut() {
+        let ping = redis::cmd("PING");
+        if let Err(error) = within(timeout, ping.query_async::<()>(&mut listener.connection)).await {
+            tracing::warn!(node = %listener.node, %error, "clustered session store: an invalidation connection stopped answering");
+            return false;
+        }
+    }
+    if shared.redis.is_cluster() {
+        // A failed topology query (e.g. mid-failover) is no reason to drop working links.
+        if let Ok(primaries) = shared.redis.primaries().await {
+            let listening: Vec<&Node> = listeners.iter().map(|listener| &listener.node).collect();
+            if primaries.iter().collect::<Vec<_>>() != listening {
+                tracing::info!("clustered session store: the cluster's primaries changed; reconnecting");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Keeps the listeners up for as long as the store lives: checks them every `interval`,
+/// and on any loss flushes the cache (via the tracker) and reconnects with backoff.
+pub(super) async fn supervise(shared: Weak<Shared>, mut listeners: Vec<Listener>, interval: Duration) {
+    loop {
+        // Watching.
+        loop {
+            {
+                let Some(shared) = shared.upgrade() else { return };
+                tokio::select! {
+                    () = shared.lost.notified() => {}
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+            let Some(strong) = shared.upgrade() else { return };
+            // A link that ended has already made the tracker not ready; a notification
+            // left over from an earlier loss finds it ready and changes nothing.
+            if !strong.tracker.is_ready() || !healthy(&strong, &mut listeners).await {
+                strong.tracker.lost();
+                break;
+            }
+            strong.tracker.prune();
+        }
+        listeners.clear();
+        // Reconnecting.
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            tokio::time::sleep(backoff).await;
+            let Some(strong) = shared.upgrade() else { return };
+            match connect_all(&strong).await {
+                Ok(fresh) => {
+                    tracing::info!("clustered session store: invalidation connections restored; caching again");
+                    listeners = fresh;
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "clustered session store: reconnecting the invalidation connections failed");
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The clustered store (feature `clustered`): a bounded local cache on each application
+//! node in front of a shared [`RedisStore`] (one server or a Redis Cluster), kept coherent
+//! by invalidations that Redis itself pushes.
+//!
+//! ```text
+//!   node A                              node B
+//!   ┌──────────────────────────┐        ┌──────────────────────────┐
+//!   │ ClusteredStore           │        │ ClusteredStore           │
+//!   │  local cache (moka)      │        │  local cache (moka)      │
+//!   │  hit: 0 round trips      │        │  hit: 0 round trips      │
+//!   └──┬────────────────▲──────┘        └──┬────────────────▲──────┘
+//!      │ loads (miss),  │ invalidations    │ loads (miss),  │ invalidations
+//!      │ every write    │ (RESP3 push)     │ every write    │ (RESP3 push)
+//!   ┌──▼────────────────┴──────────────────▼────────────────┴──────┐
+//!   │ Redis, or each primary of a Redis Cluster                    │
+//!   │  CLIENT TRACKING ON BCAST PREFIX <prefix>: any change of a   │
+//!   │  key under the prefix is pushed to every node's listener     │
+//!   └──────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! # What a request costs
+//!
+//! - a load that finds a valid local entry: no round trip;
+//! - a load that misses: the Redis store's one round trip, and the result is cached;
+//! - every write (create, update, sliding refresh, regenerate, delete) goes to Redis as
+//!   with [`RedisStore`] and removes the node's own entry, so the next load of that session
+//!   reads it back once. Query and bulk operations go to Redis.
+//!
+//! # Coherence
+//!
+//! - **Invalidations come from Redis.** Each node keeps one RESP3 connection per primary in
+//!   `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode. Only Redis writes to it, so
+//!   invalidations cannot be forged by other clients, and only key names that parse as this
+//!   store's keys are applied.
+//! - **A write on node A is visible on node B as soon as A's save returns.** Redis writes
+//!   the invalidation to B's connection before it replies to A. Before serving a hit, B
+//!   checks, without a round trip (a non-blocking peek at the socket), that nothing Redis
+//!   wrote to its invalidation connections is still unread or being applied; if anything is,
+//!   the load goes to Redis. (This ordering holds on one host and on a network where B's
+//!   packets are not delayed longer than A's reply plus A's response to the user.)
+//! - **A load that races an invalidation never caches the old value.** Each load notes the
+//!   invalidation sequence number before it asks Redis; an invalidation of that key
+//!   recorded after that point makes the loaded value unservable.
+//! - **A lost invalidation connection flushes the cache.** Until every connection is back
+//!   (reconnected automatically with backoff, and checked with `PING` every health check
+//!   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
+//!   of primaries (failover, resharding to a new primary) reconnects the same way.
+//! - **No entry is served older than the local TTL**, counted from when its load began,
+//!   even if every invalidation were lost.
+//!
+//! # Limits
+//!
+//! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
+//! building such a store fails. The node's own write removes its entry rather than
+//! updating it, since an invalidation message does not tell whose write it announces.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use session::{ClusteredStore, RedisStore, SessionConfig, SessionData, SessionProvider};
+//!
+//! #[derive(SessionData)]
+//! struct AppSession {
+//!     user: Option<String>,
+//! }
+//!
+//! # async fn run() -> Result<(), session::Error> {
+//! let redis = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+//! let store = ClusteredStore::builder(redis)
+//!     .max_entries(50_000)
+//!     .local_ttl(Duration::from_secs(30))
+//!     .build()
+//!     .await?;
+//! let provider = SessionProvider::<AppSession, _>::new(store, SessionConfig::production().build()?);
+//! # let _ = provider;
+//! # Ok(())
+//! # }
+//! ```
+
+mod listener;
+mod tracker;
+
+use std::{
+    fmt,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+
+use moka::future::Cache;
+use tokio::sync::Notify;
+
+use self::tracker::{Snapshot, Tracker};
+use crate::{
+    Error,
+    id::StoreKey,
+    store::{
+        QueryStore, Record, Rename, ScanPage, SessionStore,
+        redis::{RedisStore, RedisStoreBuilder},
+    },
+};
+
+/// A cached record and the state its load started from.
+struct Entry {
+    record: Record,
+    snapshot: Snapshot,
+}
+
+/// What the store, its listeners and its supervisor share.
+struct Shared {
+    redis: RedisStore,
+    cache: Cache<StoreKey, Arc<Entry>>,
+    tracker: Tracker,
+    /// Signalled when an installed invalidation connection ends.
+    lost: Notify,
+    /// The `CLIENT SETNAME` of this store's invalidation connections.
+    name: String,
+}
+
+/// A [`RedisStore`] with a local cache kept coherent across application nodes; see the
+/// [module documentation](self).
+///
+/// Cheap to clone; clones share the cache and the connections. The invalidation
+/// connections are closed when the last clone is dropped.
+#[derive(Clone)]
+pub struct ClusteredStore {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ClusteredStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusteredStore")
+            .field("redis", &self.shared.redis)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`ClusteredStore`]; see [`ClusteredStore::builder`].
+#[derive(Debug)]
+#[must_use = "call .build().await to get a ClusteredStore"]
+pub struct ClusteredStoreBuilder {
+    redis: RedisStoreBuilder,
+    max_entries: u64,
+    local_ttl: Duration,
+    health_check_interval: Duration,
+}
+
+/// Counters of a [`ClusteredStore`] since it was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusteredStats {
+    /// Loads served from the local cache (no round trip).
+    pub hits: u64,
+    /// Loads that went to Redis.
+    pub misses: u64,
+    /// Invalidations of this store's keys received from Redis.
+    pub invalidations: u64,
+    /// Times the whole local cache was dropped (lost connection, `FLUSHDB`, `clear`).
+    pub flushes: u64,
+    /// Entries held now, valid or not yet evicted.
+    pub entries: u64,
+    /// Whether every invalidation connection is up, so loads are cached.
+    pub caching: bool,
+}
+
+impl ClusteredStats {
+    /// `hits / (hits + misses)`, or 0 before any load.
+    pub fn hit_ratio(&self) -> f64 {
+        let loads = self.hits + self.misses;
+        if loads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / loads as f64
+        }
+    }
+}
+
+impl ClusteredStore {
+    /// Configures a clustered store over the Redis store that `redis` would build (one
+    /// server with [`RedisStore::builder`], or a cluster with
+    /// [`RedisStore::cluster_builder`]).
+    ///
+    /// Defaults: at most 100,000 cached sessions, a local TTL of 30 s, a health check of
+    /// the invalidation connections every second.
+    pub fn builder(redis: RedisStoreBuilder) -> ClusteredStoreBuilder {
+        ClusteredStoreBuilder {
+            redis,
+            max_entries: 100_000,
+            local_ttl: Duration::from_secs(30),
+            health_check_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The Redis store behind the cache.
+    pub fn redis(&self) -> &RedisStore {
+        &self.shared.redis
+    }
+
+    /// The counters since the store was built.
+    pub fn stats(&self) -> ClusteredStats {
+        let counters = &self.shared.tracker.counters;
+        ClusteredStats {
+            hits: counters.hits.load(Relaxed),
+            misses: counters.misses.load(Relaxed),
+            invalidations: counters.invalidations.load(Relaxed),
+            flushes: counters.flushes.load(Relaxed),
+            entries: self.shared.cache.entry_count(),
+            caching: self.shared.tracker.is_ready(),
+        }
+    }
+
+    /// The client name (`CLIENT SETNAME`) of this store's invalidation connections, as
+    /// `CLIENT LIST` shows them: `session-invalidation-` and 16 random hex digits.
+    pub fn invalidation_client_name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Whether a load of `key` now would be served from the local cache.
+    pub async fn is_cached(&self, key: &StoreKey) -> bool {
+        self.shared.valid_entry(key).await.is_some()
+    }
+}
+
+impl Shared {
+    /// The cached record of `key`, if it may be served now.
+    async fn valid_entry(&self, key: &StoreKey) -> Option<Arc<Entry>> {
+        let entry = self.cache.get(key).await?;
+        let now = self.redis.clock().now_ms();
+        (self.tracker.serves(key, &entry.snapshot) && !entry.record.meta.is_expired(now)).then_some(entry)
+    }
+
+    /// After this node's own write of `key` (whatever its outcome): drop the entry, and
+    /// make sure no load that started before the write caches what it read.
+    async fn forget(&self, key: &StoreKey) {
+        self.tracker.invalidate(key);
+        self.cache.invalidate(key).await;
+    }
+}
+
+impl ClusteredStoreBuilder {
+    /// The most sessions cached on this node (default 100,000); the least recently used
+    /// go first.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// How long a cached session may be served after its load began (default 30 s), even if
+    /// every invalidation were lost.
+    pub fn local_ttl(mut self, ttl: Duration) -> Self {
+        self.local_ttl = ttl;
+        self
+    }
+
+    /// How often the invalidation connections are checked with `PING` and, on a cluster,
+    /// against the current primaries (default 1 s).
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.health_check_interval = interval;
+        self
+    }
+
+    /// Builds the Redis store, opens the invalidation connections and starts the task that
+    /// keeps them up.
+    ///
+    /// # Errors
+    ///
+    /// What [`RedisStoreBuilder::build`] reports; [`Error::Config`] for a zero TTL or
+    /// interval, or a TLS or Unix-socket Redis; [`Error::Timeout`] or [`Error::Store`] when
+    /// an invalidation connection cannot be opened.
+    pub async fn build(self) -> Result<ClusteredStore, Error> {
+        if self.local_ttl.is_zero() || self.health_check_interval.is_zero() {
+            return Err(Error::Config(
+                "the clustered store's local TTL and health check interval must be greater than zero".into(),
+            ));
+        }
+        let redis = self.redis.build().await?;
+        if redis.node_settings().tls {
+            return Err(Error::Config(
+                "the clustered store's invalidation connections do not support TLS (rediss://) yet; use RedisStore, or reach Redis over a private network".into(),
+            ));
+        }
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).map_err(|error| Error::Random(error.to_string()))?;
+        let name = format!(
+            "session-invalidation-{}",
+            id.iter().map(|byte| format!("{byte:02x}")).collect::<String>()
+        );
+        let cache = Cache::builder()
+            .max_capacity(self.max_entries)
+            .time_to_live(self.local_ttl)
+            .build();
+        let shared = Arc::new(Shared {
+            redis,
+            cache,
+            tracker: Tracker::new(
+                self.local_ttl,
+                self.max_entries.try_into().unwrap_or(usize::MAX).max(100_000),
+            ),
+            lost: Notify::new(),
+            name,
+        });
+        let listeners = listener::connect_all(&shared).await?;
+        tokio::spawn(listener::supervise(
+            Arc::downgrade(&shared),
+            listeners,
+            self.health_check_interval,
+        ));
+        Ok(ClusteredStore { shared })
+    }
+}
+
+impl SessionStore for ClusteredStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        let shared = &self.shared;
+        if let Some(entry) = shared.valid_entry(key).await {
+            shared.tracker.counters.hits.fetch_add(1, Relaxed);
+            return Ok(Some(entry.record.clone()));
+        }
+        shared.tracker.counters.misses.fetch_add(1, Relaxed);
+        let snapshot = shared.tracker.snapshot();
+        let record = shared.redis.load(key).await?;
+        if let (Some(record), Some(snapshot)) = (&record, snapshot)
+            && shared.tracker.still_valid(key, &snapshot)
+        {
+            let entry = Entry {
+                record: record.clone(),
+                snapshot,
+            };
+            shared.cache.insert(*key, Arc::new(entry)).await;
+        }
+        Ok(record)
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
+        let created = self.shared.redis.create(key, record).await;
+        self.shared.forget(key).await;
+        created
+    }
+
+    async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
+        let updated = self.shared.redis.update(key, update).await;
+        self.shared.forget(key).await;
+        updated
+    }
+
+    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        let renamed = self.shared.redis.rename(from, to, update).await;
+        self.shared.forget(from).await;
+        self.shared.forget(to).await;
+        renamed
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
+        let deleted = self.shared.redis.delete(key).await;
+        self.shared.forget(key).await;
+        deleted
+    }
+}
+
+impl QueryStore for ClusteredStore {
+    async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
+        self.shared.redis.scan(cursor, batch).await
+    }
+
+    async fn count(&self) -> Result<usize, Error> {
+        self.shared.redis.count().await
+    }
+
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
+        let deleted = self.shared.redis.delete_many(keys).await;
+        for key in keys {
+            self.shared.forget(key).await;
+        }
+        deleted
+    }
+
+    async fn clear(&self) -> Result<usize, Error> {
+        let cleared = self.shared.redis.clear().await;
+        self.shared.tracker.flush();
+        self.shared.cache.invalidate_all();
+        cleared
+    }
+}

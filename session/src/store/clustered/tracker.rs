@@ -1,0 +1,322 @@
+//! What decides whether a cached record may be served: the invalidations seen so far, the
+//! epoch (bumped by every flush), whether every invalidation link is up and caught up, and
+//! the entry's age.
+//!
+//! A load takes a [`Snapshot`] before it asks Redis. Its result may be cached, and later
+//! served, only while no invalidation of that key arrived after the snapshot, no flush
+//! happened, and the snapshot is younger than the local TTL. Invalidations are recorded
+//! per key with a sequence number and kept for one local TTL (after that every entry that
+//! could predate them has expired by age), so a read racing an invalidation can never
+//! re-insert the value it invalidated.
+
+use std::{
+    collections::HashMap,
+    io::ErrorKind,
+    net::{Shutdown, TcpStream},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, RwLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
+    },
+    time::{Duration, Instant},
+};
+
+use crate::id::StoreKey;
+
+const SHARDS: usize = 64;
+
+/// The state a load started from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Snapshot {
+    epoch: u64,
+    seq: u64,
+    at: Instant,
+}
+
+/// One invalidation connection, as the read path sees it.
+#[derive(Debug)]
+pub(super) struct Link {
+    /// A second handle on the connection's socket, to see unread bytes without reading.
+    peek: TcpStream,
+    /// Odd while the connection's driver is being polled (it may be mid-way through
+    /// applying what it read).
+    polls: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Link {
+    pub(super) fn new(peek: TcpStream) -> Self {
+        Self {
+            peek,
+            polls: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Brackets one poll of the connection's driver.
+    pub(super) fn polling<T>(&self, poll: impl FnOnce() -> T) -> T {
+        self.polls.fetch_add(1, SeqCst);
+        let result = poll();
+        self.polls.fetch_add(1, SeqCst);
+        result
+    }
+
+    pub(super) fn close(&self) {
+        self.closed.store(true, SeqCst);
+        // Shuts the socket itself (not just this handle), so the driver sees the end.
+        let _ = self.peek.shutdown(Shutdown::Both);
+    }
+
+    /// Whether everything Redis has written to this connection so far has been applied:
+    /// no unread bytes, and no driver poll in progress or finished meanwhile.
+    fn caught_up(&self) -> bool {
+        let before = self.polls.load(SeqCst);
+        if before % 2 == 1 || self.closed.load(SeqCst) {
+            return false;
+        }
+        let idle = matches!(self.peek.peek(&mut [0u8; 1]), Err(error) if error.kind() == ErrorKind::WouldBlock);
+        idle && self.polls.load(SeqCst) == before
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Invalidated {
+    seq: u64,
+    at: Instant,
+}
+
+/// Counters for [`ClusteredStats`](super::ClusteredStats).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) hits: AtomicU64,
+    pub(super) misses: AtomicU64,
+    pub(super) invalidations: AtomicU64,
+    pub(super) flushes: AtomicU64,
+}
+
+/// See the [module documentation](self).
+#[derive(Debug)]
+pub(super) struct Tracker {
+    epoch: AtomicU64,
+    seq: AtomicU64,
+    ready: AtomicBool,
+    recent: Box<[Mutex<HashMap<StoreKey, Invalidated>>]>,
+    recent_len: AtomicUsize,
+    max_recent: usize,
+    ttl: Duration,
+    links: RwLock<Vec<Arc<Link>>>,
+    pub(super) counters: Counters,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is one map operation: a panic cannot leave it half done.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Tracker {
+    /// A tracker that is not ready (serves nothing) until links are installed.
+    pub(super) fn new(ttl: Duration, max_recent: usize) -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            recent: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            recent_len: AtomicUsize::new(0),
+            max_recent: max_recent.max(1),
+            ttl,
+            links: RwLock::new(Vec::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Invalidated>> {
+        &self.recent[usize::from(key.as_bytes()[1]) % SHARDS]
+    }
+
+    /// Where a load starts; `None` while the links are down (its result is not cached).
+    pub(super) fn snapshot(&self) -> Option<Snapshot> {
+        let snapshot = Snapshot {
+            epoch: self.epoch.load(SeqCst),
+            seq: self.seq.load(SeqCst),
+            at: Instant::now(),
+        };
+        self.ready.load(SeqCst).then_some(snapshot)
+    }
+
+    /// Whether a record loaded from `snapshot` is still what Redis holds, as far as the
+    /// invalidations applied so far tell.
+    pub(super) fn still_valid(&self, key: &StoreKey, snapshot: &Snapshot) -> bool {
+        self.ready.load(SeqCst)
+            && self.epoch.load(SeqCst) == snapshot.epoch
+            && snapshot.at.elapsed() < self.ttl
+            && lock(self.shard(key))
+                .get(key)
+                .is_none_or(|seen| seen.seq <= snapshot.seq)
+    }
+
+    /// Whether a cached record may be served now: every link caught up, then
+    /// [`still_valid`](Self::still_valid).
+    pub(super) fn serves(&self, key: &StoreKey, snapshot: &Snapshot) -> bool {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        !links.is_empty() && links.iter().all(|link| link.caught_up()) && self.still_valid(key, snapshot)
+    }
+
+    /// Records that `key` changed: no load that started before now may be cached or served.
+    pub(super) fn invalidate(&self, key: &StoreKey) {
+        let seq = self.seq.fetch_add(1, SeqCst) + 1;
+        let seen = Invalidated {
+            seq,
+            at: Instant::now(),
+        };
+        if lock(self.shard(key)).insert(*key, seen).is_none()
+            && self.recent_len.fetch_add(1, SeqCst) + 1 > self.max_recent
+        {
+            // Bounded memory under a write storm: forget everything at once instead.
+            self.flush();
+        }
+    }
+
+    /// Makes every cached entry unservable (an epoch change), e.g. after `FLUSHDB`.
+    pub(super) fn flush(&self) {
+        self.epoch.fetch_add(1, SeqCst);
+        self.counters.flushes.fetch_add(1, SeqCst);
+        for shard in &*self.recent {
+            lock(shard).clear();
+        }
+        self.recent_len.store(0, SeqCst);
+    }
+
+    /// The links went down: nothing is cached or served until [`install`](Self::install).
+    pub(super) fn lost(&self) {
+        self.ready.store(false, SeqCst);
+        self.flush();
+        let links = std::mem::take(&mut *self.links.write().unwrap_or_else(PoisonError::into_inner));
+        for link in links {
+            link.close();
+        }
+    }
+
+    /// A link's connection ended; if it was one of the installed links, everything is
+    /// [`lost`](Self::lost) and `true` returned.
+    pub(super) fn link_ended(&self, link: &Arc<Link>) -> bool {
+        let installed = self
+            .links
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|installed| Arc::ptr_eq(installed, link));
+        if installed {
+            self.lost();
+        }
+        installed
+    }
+
+    /// Every link is up and tracking: caching resumes.
+    pub(super) fn install(&self, links: Vec<Arc<Link>>) {
+        *self.links.write().unwrap_or_else(PoisonError::into_inner) = links;
+        // Nothing was cached while down; a new epoch makes sure of it.
+        self.epoch.fetch_add(1, SeqCst);
+        self.ready.store(true, SeqCst);
+    }
+
+    pub(super) fn is_ready(&self) -> bool {
+        self.ready.load(SeqCst)
+    }
+
+    /// Forgets invalidations older than the local TTL: every entry that could predate them
+    /// has expired by age.
+    pub(super) fn prune(&self) {
+        let mut removed = 0;
+        for shard in &*self.recent {
+            let mut shard = lock(shard);
+            let before = shard.len();
+            shard.retain(|_, seen| seen.at.elapsed() < self.ttl);
+            removed += before - shard.len();
+        }
+        let _ = self
+            .recent_len
+            .fetch_update(SeqCst, SeqCst, |len| Some(len.saturating_sub(removed)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn key(byte: u8) -> StoreKey {
+        StoreKey::from_bytes([byte; 32])
+    }
+
+    fn ready_tracker(ttl: Duration) -> (Tracker, TcpStream) {
+        let tracker = Tracker::new(ttl, 1000);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        tracker.install(vec![Arc::new(Link::new(client))]);
+        (tracker, server)
+    }
+
+    #[test]
+    fn a_load_racing_an_invalidation_is_never_served() {
+        let (tracker, _server) = ready_tracker(Duration::from_secs(60));
+        let snapshot = tracker.snapshot().unwrap();
+        assert!(tracker.serves(&key(1), &snapshot));
+        tracker.invalidate(&key(1));
+        assert!(
+            !tracker.still_valid(&key(1), &snapshot),
+            "invalidated after the load began"
+        );
+        assert!(tracker.serves(&key(2), &snapshot), "other keys are unaffected");
+        let later = tracker.snapshot().unwrap();
+        assert!(tracker.serves(&key(1), &later), "a load after the invalidation is fine");
+    }
+
+    #[test]
+    fn flushes_and_lost_links_stop_serving() {
+        let (tracker, _server) = ready_tracker(Duration::from_secs(60));
+        let snapshot = tracker.snapshot().unwrap();
+        tracker.flush();
+        assert!(!tracker.serves(&key(1), &snapshot));
+        let snapshot = tracker.snapshot().unwrap();
+        tracker.lost();
+        assert!(!tracker.serves(&key(1), &snapshot));
+        assert!(
+            tracker.snapshot().is_none(),
+            "nothing is cached while the links are down"
+        );
+    }
+
+    #[test]
+    fn unread_bytes_on_a_link_mean_not_caught_up() {
+        use std::io::Write as _;
+        let (tracker, mut server) = ready_tracker(Duration::from_secs(60));
+        let snapshot = tracker.snapshot().unwrap();
+        server.write_all(b">2\r\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tracker.serves(&key(1), &snapshot) {
+            assert!(Instant::now() < deadline, "the bytes never arrived");
+        }
+    }
+
+    #[test]
+    fn entries_expire_by_age_even_without_invalidations() {
+        let (tracker, _server) = ready_tracker(Duration::from_millis(30));
+        let snapshot = tracker.snapshot().unwrap();
+        assert!(tracker.serves(&key(1), &snapshot));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!tracker.serves(&key(1), &snapshot));
+    }
+
+    #[test]
+    fn too_many_remembered_invalidations_flush_instead() {
+        let tracker = Tracker::new(Duration::from_secs(60), 3);
+        let epoch = tracker.epoch.load(SeqCst);
+        for byte in 0..4 {
+            tracker.invalidate(&key(byte));
+        }
+        assert_eq!(tracker.epoch.load(SeqCst), epoch + 1);
+        assert_eq!(tracker.recent_len.load(SeqCst), 0);
+    }
+}

@@ -1,0 +1,450 @@
+//! The clustered store against real processes on loopback: a `redis-server` and a 6-node
+//! Redis Cluster of the test's own, with two or three application nodes (separate store
+//! instances) sharing them.
+//!
+//! Figures (invalidation delay, hit ratio, round trips, failover time) are printed; run
+//! with `--nocapture` to see them.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use common::{AppSession, redis_cluster::RedisCluster, redis_server::RedisServer};
+use session::{ClusteredStore, ManualClock, RedisStore, RedisStoreBuilder, SessionConfig, SessionId, SessionProvider};
+
+type Provider = SessionProvider<AppSession, ClusteredStore>;
+
+fn prefix() -> String {
+    static STORES: AtomicUsize = AtomicUsize::new(0);
+    format!("clustered{}:", STORES.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn node(redis: RedisStoreBuilder) -> ClusteredStore {
+    ClusteredStore::builder(redis.command_timeout(Duration::from_secs(2)))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// `count` application nodes sharing one standalone Redis under one prefix.
+async fn standalone_nodes(server: &RedisServer, count: usize) -> Vec<ClusteredStore> {
+    let prefix = prefix();
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(node(RedisStore::builder(server.url()).prefix(&prefix)).await);
+    }
+    nodes
+}
+
+/// `count` application nodes sharing one Redis Cluster under one prefix.
+async fn cluster_nodes(cluster: &RedisCluster, count: usize) -> Vec<ClusteredStore> {
+    let prefix = prefix();
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(node(RedisStore::cluster_builder(cluster.urls()).prefix(&prefix)).await);
+    }
+    nodes
+}
+
+fn provider(store: ClusteredStore) -> Provider {
+    SessionProvider::new(store, SessionConfig::development().build().unwrap())
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+/// Retries `attempt` until it succeeds or `timeout` passes.
+async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustered_store_on_one_redis_passes_the_store_contract() {
+    let server = RedisServer::start();
+    common::contract::run(|clock: ManualClock| {
+        block_on(ClusteredStore::builder(RedisStore::builder(server.url()).prefix(prefix()).clock(clock)).build())
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustered_store_on_a_redis_cluster_passes_the_store_contract() {
+    let cluster = RedisCluster::start();
+    common::contract::run(|clock: ManualClock| {
+        let redis = RedisStore::cluster_builder(cluster.urls())
+            .prefix(prefix())
+            .clock(clock);
+        block_on(ClusteredStore::builder(redis).build()).unwrap()
+    })
+    .await;
+}
+
+/// Loads `id` on `node` until it is cached there. (A load that overlapped an invalidation
+/// is not cached, by design; the next one is.)
+async fn cache_on(node: &Provider, id: &SessionId) {
+    eventually(Duration::from_secs(5), "cached", || async {
+        node.get(id).await.unwrap();
+        node.store().is_cached(&id.store_key()).await.then_some(())
+    })
+    .await;
+}
+
+/// Writes on `writer`, reads on `reader` right after each save returns: never stale.
+async fn writes_are_seen_at_once(writer: &Provider, reader: &Provider, rounds: u64) {
+    let mut session = writer.create().unwrap();
+    session.set_user(Some("alice".into()));
+    writer.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+    for round in 1..=rounds {
+        // The reader holds a cached copy...
+        let before = reader.get(&id).await.unwrap();
+        assert_eq!(*before.visits(), round - 1);
+        cache_on(reader, &id).await;
+        // ...the writer changes the session...
+        let mut session = writer.get(&id).await.unwrap();
+        *session.visits_mut() = round;
+        writer.save(&mut session).await.unwrap();
+        // ...and the reader's very next load sees it.
+        let after = reader.get(&id).await.unwrap();
+        assert_eq!(
+            *after.visits(),
+            round,
+            "round {round}: a stale read right after the save returned"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_node_is_read_on_another_right_after_the_save_returns() {
+    let server = RedisServer::start();
+    let nodes = standalone_nodes(&server, 2).await;
+    let (a, b) = (provider(nodes[0].clone()), provider(nodes[1].clone()));
+    writes_are_seen_at_once(&a, &b, 300).await;
+    writes_are_seen_at_once(&b, &a, 100).await;
+}
+
+/// Round trips, as Redis counts the session commands it ran (`INFO commandstats`):
+/// `hgetall` (a load), `evalsha` (a write script), `del`.
+async fn session_commands(server: &RedisServer) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(
+            &mut redis::Client::open(server.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            ["hgetall", "evalsha", "del"]
+                .contains(&name)
+                .then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+async fn round_trips(server: &RedisServer, before: &BTreeMap<String, u64>) -> u64 {
+    let after = session_commands(server).await;
+    after
+        .iter()
+        .map(|(name, calls)| calls - before.get(name).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_read_costs_no_round_trip_and_a_read_modify_write_one_or_two() {
+    let server = RedisServer::start();
+    let store = standalone_nodes(&server, 1).await.remove(0);
+    let provider = provider(store.clone());
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+
+    // Read-only requests: the first loads (1), the rest are local (0 each).
+    let before = session_commands(&server).await;
+    provider.get(&id).await.unwrap();
+    assert_eq!(round_trips(&server, &before).await, 1, "first read");
+    let before = session_commands(&server).await;
+    for _ in 0..100 {
+        let session = provider.get(&id).await.unwrap();
+        assert_eq!(session.user().as_deref(), Some("alice"));
+    }
+    assert_eq!(round_trips(&server, &before).await, 0, "100 cached reads");
+
+    // Read-modify-write after a read: the load is local, the save one round trip.
+    let before = session_commands(&server).await;
+    let mut session = provider.get(&id).await.unwrap();
+    *session.visits_mut() += 1;
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        round_trips(&server, &before).await,
+        1,
+        "read-modify-write on a cached session"
+    );
+
+    // Back-to-back read-modify-writes: the own write dropped the entry, so each loads once.
+    let before = session_commands(&server).await;
+    for _ in 0..10 {
+        let mut session = provider.get(&id).await.unwrap();
+        *session.visits_mut() += 1;
+        provider.save(&mut session).await.unwrap();
+    }
+    assert_eq!(
+        round_trips(&server, &before).await,
+        20,
+        "10 back-to-back read-modify-writes"
+    );
+    println!(
+        "round trips per request: read-only (cached) 0, read-only (first) 1, read-modify-write 1 after a read, 2 back to back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_invalidation_connection_flushes_the_cache_and_is_restored() {
+    let server = RedisServer::start();
+    let nodes = standalone_nodes(&server, 2).await;
+    let (a, b) = (provider(nodes[0].clone()), provider(nodes[1].clone()));
+    let mut session = a.create().unwrap();
+    a.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+    cache_on(&b, &id).await;
+
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut raw).await.unwrap();
+    let name = format!("name={}", b.store().invalidation_client_name());
+    let listener = clients
+        .lines()
+        .find(|line| line.split_whitespace().any(|field| field == name))
+        .and_then(|line| line.split_whitespace().find_map(|field| field.strip_prefix("id=")))
+        .expect("node B's invalidation connection is listed")
+        .to_owned();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&listener)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    // Right after the kill, and until it is back: every read is fresh.
+    let started = Instant::now();
+    let mut round = 0;
+    let mut flushed_reads = 0;
+    while !b.store().stats().caching || round < 5 {
+        round += 1;
+        let mut session = a.get(&id).await.unwrap();
+        *session.visits_mut() = round;
+        a.save(&mut session).await.unwrap();
+        assert_eq!(
+            *b.get(&id).await.unwrap().visits(),
+            round,
+            "stale read while reconnecting"
+        );
+        if !b.store().stats().caching {
+            flushed_reads += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the invalidation connection never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let restored_after = started.elapsed();
+    assert!(b.store().stats().flushes >= 1, "the loss flushed the cache");
+
+    // Restored: the cache is used again, and invalidations work again.
+    b.get(&id).await.unwrap();
+    let hits = b.store().stats().hits;
+    b.get(&id).await.unwrap();
+    assert_eq!(b.store().stats().hits, hits + 1, "cached again after reconnection");
+    writes_are_seen_at_once(&a, &b, 20).await;
+    println!(
+        "invalidation connection killed: restored after {restored_after:?}, {flushed_reads} reads went to Redis meanwhile, none stale"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_a_cluster_never_read_stale_data() {
+    let cluster = RedisCluster::start();
+    let nodes = cluster_nodes(&cluster, 3).await;
+    let providers: Vec<Provider> = nodes.iter().cloned().map(provider).collect();
+    writes_are_seen_at_once(&providers[0], &providers[1], 100).await;
+    writes_are_seen_at_once(&providers[2], &providers[0], 50).await;
+
+    // Invalidation delay: from A's save returning until B would no longer serve its
+    // entry ("effective") and until B has applied the invalidation message ("applied").
+    let (a, b) = (&providers[0], &providers[1]);
+    let mut session = a.create().unwrap();
+    a.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+    let key = id.store_key();
+    let (mut effective, mut applied) = (Vec::new(), Vec::new());
+    for round in 0..200 {
+        cache_on(b, &id).await;
+        let seen = b.store().stats().invalidations;
+        let mut session = a.get(&id).await.unwrap();
+        *session.visits_mut() = round;
+        a.save(&mut session).await.unwrap();
+        let saved = Instant::now();
+        while b.store().is_cached(&key).await {
+            assert!(saved.elapsed() < Duration::from_secs(5), "never invalidated");
+            tokio::task::yield_now().await;
+        }
+        effective.push(saved.elapsed());
+        while b.store().stats().invalidations == seen {
+            assert!(saved.elapsed() < Duration::from_secs(5), "no invalidation message");
+            tokio::task::yield_now().await;
+        }
+        applied.push(saved.elapsed());
+    }
+    effective.sort();
+    applied.sort();
+    println!(
+        "invalidation delay over 200 writes (cluster): effective median {:?} p99 {:?}; message applied median {:?} p99 {:?}",
+        percentile(&effective, 0.5),
+        percentile(&effective, 0.99),
+        percentile(&applied, 0.5),
+        percentile(&applied, 0.99)
+    );
+    assert!(percentile(&applied, 0.99) < Duration::from_secs(1));
+
+    // Hit ratio: 400 sessions, requests spread over two nodes at random (no sticky
+    // sessions), 90% read-only and 10% read-modify-write.
+    let (a, b) = (ClusteredStore::clone(&nodes[0]), ClusteredStore::clone(&nodes[1]));
+    let pa = provider(a.clone());
+    let pb = provider(b.clone());
+    let mut ids = Vec::new();
+    for _ in 0..400 {
+        let mut session = pa.create().unwrap();
+        pa.save(&mut session).await.unwrap();
+        ids.push(session.id().clone());
+    }
+    let mut random = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let (mut reads, mut writes) = (0, 0);
+    let mut before = (a.stats(), b.stats());
+    for request in 0..6000 {
+        if request == 2000 {
+            // The first 2,000 requests warm both caches up; the rest are measured.
+            before = (a.stats(), b.stats());
+            (reads, writes) = (0, 0);
+        }
+        let id: &SessionId = &ids[(next() % 400) as usize];
+        let node = if next() % 2 == 0 { &pa } else { &pb };
+        let mut session = node.get(id).await.unwrap();
+        if next() % 10 == 0 {
+            *session.visits_mut() += 1;
+            node.save(&mut session).await.unwrap();
+            writes += 1;
+        } else {
+            reads += 1;
+        }
+    }
+    let (after_a, after_b) = (a.stats(), b.stats());
+    let hits = after_a.hits - before.0.hits + after_b.hits - before.1.hits;
+    let misses = after_a.misses - before.0.misses + after_b.misses - before.1.misses;
+    let ratio = hits as f64 / (hits + misses) as f64;
+    println!(
+        "hit ratio over {reads} read-only and {writes} read-modify-write requests on 400 sessions across two nodes, after 2,000 warm-up requests: {:.1}% ({hits} hits, {misses} misses)",
+        ratio * 100.0
+    );
+    assert!(ratio > 0.5, "hit ratio {ratio}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_stay_readable_after_a_primary_fails_over() {
+    let mut cluster = RedisCluster::start();
+    let nodes = cluster_nodes(&cluster, 2).await;
+    let (a, b) = (provider(nodes[0].clone()), provider(nodes[1].clone()));
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let mut session = a.create().unwrap();
+        session.set_user(Some(format!("user{i}")));
+        a.save(&mut session).await.unwrap();
+        ids.push(session.id().clone());
+    }
+    for id in &ids {
+        b.get(id).await.unwrap();
+    }
+    cluster.wait_replicated(Duration::from_secs(10));
+
+    let victim = cluster.primaries()[0];
+    let replica = cluster.replica_of(victim);
+    let killed = Instant::now();
+    cluster.kill(victim);
+    // The killed primary's connections end at once: node B stops serving from its cache.
+    eventually(Duration::from_secs(5), "node B noticed the loss", || async {
+        (!b.store().stats().caching).then_some(())
+    })
+    .await;
+    cluster.wait_until_healthy(Duration::from_secs(60));
+    assert!(cluster.primaries().contains(&replica), "the replica was promoted");
+    let promoted = killed.elapsed();
+
+    for (i, id) in ids.iter().enumerate() {
+        for (name, node) in [("A", &a), ("B", &b)] {
+            let session = eventually(Duration::from_secs(30), "readable after failover", || async {
+                node.try_get(id).await.ok().flatten()
+            })
+            .await;
+            assert_eq!(
+                session.user().as_deref(),
+                Some(format!("user{i}").as_str()),
+                "node {name}"
+            );
+        }
+    }
+    let readable = killed.elapsed();
+
+    // Writes work, node B caches again once it listens to the new primary, and stays coherent.
+    eventually(Duration::from_secs(30), "node B caching again", || async {
+        b.store().stats().caching.then_some(())
+    })
+    .await;
+    let hits = b.store().stats().hits;
+    b.get(&ids[0]).await.unwrap();
+    b.get(&ids[0]).await.unwrap();
+    assert!(b.store().stats().hits > hits, "cached again after the failover");
+    writes_are_seen_at_once(&a, &b, 20).await;
+    println!(
+        "failover: replica promoted {promoted:?} after the primary was killed; all 30 sessions readable on both nodes after {readable:?}"
+    );
+}
