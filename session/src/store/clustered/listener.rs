@@ -49,6 +49,10 @@ impl redis::aio::AsyncPushSender for Invalidations {
         if info.kind != PushKind::Invalidate {
             return Ok(());
         }
+        #[cfg(test)]
+        if shared.deaf.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         match info.data.first() {
             Some(Value::Array(names)) => {
                 for name in names {

@@ -115,6 +115,9 @@ struct Shared {
     lost: Notify,
     /// The `CLIENT SETNAME` of this store's invalidation connections.
     name: String,
+    /// Tests: drop every invalidation, as if each message were lost.
+    #[cfg(test)]
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 /// A [`RedisStore`] with a local cache kept coherent across application nodes; see the
@@ -299,6 +302,8 @@ impl ClusteredStoreBuilder {
             ),
             lost: Notify::new(),
             name,
+            #[cfg(test)]
+            deaf: std::sync::atomic::AtomicBool::new(false),
         });
         let listeners = listener::connect_all(&shared).await?;
         tokio::spawn(listener::supervise(
@@ -380,5 +385,114 @@ impl QueryStore for ClusteredStore {
         self.shared.tracker.flush();
         self.shared.cache.invalidate_all();
         cleared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::TcpListener,
+        process::{Child, Command, Stdio},
+        sync::atomic::Ordering,
+        time::Instant,
+    };
+
+    use super::*;
+    use crate::{FieldRecord, SessionId, SessionMeta, SystemClock, clock::Clock as _};
+
+    /// A `redis-server` on a free loopback port, killed on drop.
+    struct Server(Child, u16);
+
+    impl Server {
+        fn start() -> Self {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!("could not start redis-server ({error}): install it with `apt-get install redis-server`")
+                });
+            let server = Self(child, port);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn record(value: &[u8]) -> Record {
+        let mut fields = FieldRecord::new();
+        fields.push(1, value);
+        Record {
+            meta: SessionMeta::new(SystemClock.now_ms(), 60_000, 600_000),
+            fields,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lost_invalidations_are_bounded_by_the_local_ttl() {
+        let server = Server::start();
+        let ttl = Duration::from_secs(2);
+        let node = || {
+            let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1)).prefix("ttl:");
+            ClusteredStore::builder(redis).local_ttl(ttl).build()
+        };
+        let (a, b) = (node().await.unwrap(), node().await.unwrap());
+        let key = SessionId::generate().unwrap().store_key();
+        assert!(a.create(&key, &record(b"old")).await.unwrap());
+        let cached_at = loop {
+            b.load(&key).await.unwrap();
+            let at = Instant::now();
+            if b.is_cached(&key).await {
+                break at;
+            }
+        };
+
+        b.shared.deaf.store(true, Ordering::SeqCst);
+        assert!(a.update(&key, &record(b"new")).await.unwrap());
+        let mut stale_reads = 0;
+        loop {
+            let value = b
+                .load(&key)
+                .await
+                .unwrap()
+                .unwrap()
+                .fields
+                .get(1)
+                .unwrap()
+                .unwrap()
+                .to_vec();
+            if value == b"new" {
+                break;
+            }
+            assert!(cached_at.elapsed() < ttl, "a stale read after the local TTL");
+            stale_reads += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            stale_reads > 0,
+            "with every invalidation lost, the entry is served until its TTL"
+        );
+        assert!(cached_at.elapsed() >= ttl.mul_f32(0.5));
     }
 }
