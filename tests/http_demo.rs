@@ -1,5 +1,6 @@
 //! The demo application (DESIGN D9) end to end: a real server on a loopback port, a real
-//! client with a cookie jar, for the memory and the cookie store.
+//! client with a cookie jar, for the memory, cookie and Redis stores (a spawned
+//! `redis-server`).
 
 mod common;
 
@@ -10,40 +11,81 @@ mod app;
 use std::time::Duration;
 
 use axum::Router;
-use common::http::{bare, browser, cookie_value, serve, set_cookies};
+use common::{
+    http::{bare, browser, cookie_value, serve, set_cookies},
+    redis_server::RedisServer,
+};
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use session::{
     CookieStore, ManualClock, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
+    resilience::{BreakerConfig, RetryPolicy},
+    store::redis::RedisStore,
 };
 
 #[derive(Clone, Copy, Debug)]
 enum Store {
     Memory,
     Cookie,
+    Redis,
 }
 
 const COOKIE: &str = "session";
 
-fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) -> Router {
+/// What keeps a test's server side alive: its clock, and its Redis server if any.
+struct Running {
+    clock: ManualClock,
+    redis: Option<RedisServer>,
+}
+
+async fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) -> (Router, Option<RedisServer>) {
     let config = config.clock(clock.clone()).build().unwrap();
     match store {
         Store::Memory => {
             let memory = MemoryStore::builder().clock(clock.clone()).build();
-            app::router(SessionProvider::new(memory, config), OutagePolicy::FailClosed)
+            (
+                app::router(SessionProvider::new(memory, config), OutagePolicy::FailClosed),
+                None,
+            )
         }
         Store::Cookie => {
             let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..48).collect::<Vec<u8>>()).unwrap());
-            app::router(CookieStore::new(ring, config).unwrap(), OutagePolicy::FailClosed)
+            (
+                app::router(CookieStore::new(ring, config).unwrap(), OutagePolicy::FailClosed),
+                None,
+            )
+        }
+        Store::Redis => {
+            let server = RedisServer::start();
+            let store = RedisStore::builder(server.url())
+                .clock(clock.clone())
+                .command_timeout(Duration::from_millis(250))
+                .retry(RetryPolicy::none())
+                .circuit_breaker(BreakerConfig {
+                    failure_threshold: 2,
+                    reset_timeout: Duration::from_millis(500),
+                })
+                .build()
+                .await
+                .unwrap();
+            (
+                app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed),
+                Some(server),
+            )
         }
     }
 }
 
-async fn start(store: Store) -> (String, ManualClock) {
+async fn start_with(store: Store, config: SessionConfigBuilder) -> (String, Running) {
     let clock = ManualClock::new();
-    (serve(app(store, &clock, SessionConfig::development())).await, clock)
+    let (router, redis) = app(store, &clock, config).await;
+    (serve(router).await, Running { clock, redis })
+}
+
+async fn start(store: Store) -> (String, Running) {
+    start_with(store, SessionConfig::development()).await
 }
 
 async fn get(client: &Client, url: String) -> Value {
@@ -71,7 +113,7 @@ fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBui
 }
 
 async fn every_route(store: Store) {
-    let (base, _) = start(store).await;
+    let (base, _running) = start(store).await;
     let client = browser();
 
     let page = client.get(format!("{base}/")).send().await.unwrap();
@@ -166,7 +208,7 @@ async fn every_route_cookie() {
 }
 
 async fn flash_is_visible_on_exactly_the_next_request(store: Store) {
-    let (base, _) = start(store).await;
+    let (base, _running) = start(store).await;
     let client = browser();
     login(&client, &base, "alice").await;
     assert_eq!(
@@ -202,7 +244,7 @@ async fn flash_cookie() {
 }
 
 async fn login_regenerates_the_id(store: Store) {
-    let (base, _) = start(store).await;
+    let (base, _running) = start(store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let before = cookie_value(&first, COOKIE).expect("a new session sets a cookie");
@@ -247,9 +289,8 @@ async fn login_regenerates_the_id_cookie() {
     login_regenerates_the_id(Store::Cookie).await;
 }
 
-#[tokio::test]
-async fn regenerated_and_logged_out_ids_are_dead_on_a_server_side_store() {
-    let (base, _) = start(Store::Memory).await;
+async fn old_ids_are_dead_on_a_server_side_store(store: Store) {
+    let (base, _running) = start(store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let anonymous = cookie_value(&first, COOKIE).unwrap();
@@ -305,8 +346,18 @@ async fn regenerated_and_logged_out_ids_are_dead_on_a_server_side_store() {
     assert_eq!(replay["user"], Value::Null);
 }
 
+#[tokio::test]
+async fn old_ids_are_dead_on_a_server_side_store_memory() {
+    old_ids_are_dead_on_a_server_side_store(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn old_ids_are_dead_on_a_server_side_store_redis() {
+    old_ids_are_dead_on_a_server_side_store(Store::Redis).await;
+}
+
 async fn bad_cookies_start_a_fresh_session(store: Store) {
-    let (base, _) = start(store).await;
+    let (base, _running) = start(store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let good = cookie_value(&first, COOKIE).unwrap();
@@ -346,11 +397,11 @@ async fn bad_cookies_cookie() {
 }
 
 async fn expiry(store: Store) {
-    let clock = ManualClock::new();
     let config = SessionConfig::testing()
         .idle_timeout(Duration::from_secs(60))
         .absolute_timeout(Duration::from_secs(150));
-    let base = serve(app(store, &clock, config)).await;
+    let (base, running) = start_with(store, config).await;
+    let clock = &running.clock;
     let client = browser();
     get(&client, format!("{base}/api/visit")).await;
     clock.advance(Duration::from_secs(59));
@@ -387,9 +438,8 @@ async fn expiry_cookie() {
     expiry(Store::Cookie).await;
 }
 
-#[tokio::test]
-async fn eight_concurrent_preference_writes_on_one_session_all_survive() {
-    let (base, _) = start(Store::Memory).await;
+async fn eight_concurrent_preference_writes_all_survive(store: Store) {
+    let (base, _running) = start(store).await;
     let client = browser();
     get(&client, format!("{base}/api/visit")).await;
     for round in 0..10 {
@@ -415,8 +465,18 @@ async fn eight_concurrent_preference_writes_on_one_session_all_survive() {
     }
 }
 
+#[tokio::test]
+async fn eight_concurrent_preference_writes_all_survive_memory() {
+    eight_concurrent_preference_writes_all_survive(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn eight_concurrent_preference_writes_all_survive_redis() {
+    eight_concurrent_preference_writes_all_survive(Store::Redis).await;
+}
+
 async fn peek_never_sets_a_cookie(store: Store) {
-    let (base, _) = start(store).await;
+    let (base, _running) = start(store).await;
     let client = browser();
     let anonymous = client.get(format!("{base}/api/peek")).send().await.unwrap();
     assert!(set_cookies(&anonymous).is_empty(), "no session, none created");
@@ -466,8 +526,7 @@ async fn set_cookie_attributes_follow_each_preset() {
         ),
     ];
     for (config, present, absent) in presets {
-        let clock = ManualClock::new();
-        let base = serve(app(Store::Memory, &clock, config)).await;
+        let (base, _running) = start_with(Store::Memory, config).await;
         let response = bare().get(format!("{base}/api/visit")).send().await.unwrap();
         assert_eq!(
             response.headers()[header::CACHE_CONTROL],
@@ -483,4 +542,77 @@ async fn set_cookie_attributes_follow_each_preset() {
             assert!(!cookies[0].contains(part), "{} has {part}", cookies[0]);
         }
     }
+}
+
+#[tokio::test]
+async fn every_route_redis() {
+    every_route(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn flash_redis() {
+    flash_is_visible_on_exactly_the_next_request(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn login_regenerates_the_id_redis() {
+    login_regenerates_the_id(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn bad_cookies_redis() {
+    bad_cookies_start_a_fresh_session(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn expiry_redis() {
+    expiry(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn peek_never_sets_a_cookie_redis() {
+    peek_never_sets_a_cookie(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session() {
+    let (base, running) = start(Store::Redis).await;
+    let redis = running.redis.as_ref().expect("a Redis-backed demo");
+    let client = browser();
+    login(&client, &base, "alice").await;
+    assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], 1);
+
+    redis.freeze();
+    for path in ["/api/visit", "/api/peek", "/api/private"] {
+        let started = std::time::Instant::now();
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path} while Redis is frozen"
+        );
+        assert!(set_cookies(&response).is_empty(), "no cookie while the store is down");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{path} failed fast: {:?}",
+            started.elapsed()
+        );
+    }
+    redis.thaw();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let visit = loop {
+        let response = client.get(format!("{base}/api/visit")).send().await.unwrap();
+        if response.status() == StatusCode::OK {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} after thawing",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(visit["user"], "alice", "the stored session survived the outage");
+    assert_eq!(visit["visits"], 2, "and nothing was lost or written twice");
 }

@@ -1,11 +1,18 @@
 //! The demo application (DESIGN D9): `cargo run --example demo`, then open
 //! <http://127.0.0.1:3000>.
 //!
-//! Environment: `SESSION_DEMO_ADDR` (default `127.0.0.1:3000`), `SESSION_DEMO_STORE`
-//! (`memory`, the default, or `cookie`), `SESSION_SECRET` (cookie store key material, as
-//! base64 or text of at least 32 bytes; unset: a random secret per process, with a warning), `SESSION_IDLE_TIMEOUT_SECS` (default 1800),
-//! `SESSION_ABSOLUTE_TIMEOUT_SECS` (default 86400), `SESSION_DEMO_SECURE=1` for the
-//! production cookie preset (`__Host-`, `Secure`: needs HTTPS in front).
+//! Environment:
+//!
+//! - `SESSION_DEMO_ADDR`: where to listen (default `127.0.0.1:3000`);
+//! - `SESSION_DEMO_STORE`: `memory` (the default), `cookie` or `redis`;
+//! - `REDIS_URL`: for `redis` (default `redis://127.0.0.1:6379`; `rediss://` and passwords
+//!   in the URL work);
+//! - `SESSION_SECRET`: the cookie store's key material, base64 or text of at least 32
+//!   bytes (unset: a random secret per process, with a warning);
+//! - `SESSION_IDLE_TIMEOUT_SECS` (default 1800), `SESSION_ABSOLUTE_TIMEOUT_SECS` (default
+//!   86400);
+//! - `SESSION_DEMO_SECURE=1`: the production cookie preset (`__Host-`, `Secure`: needs
+//!   HTTPS in front).
 
 mod app;
 
@@ -15,6 +22,7 @@ use session::{
     CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
+    store::redis::RedisStore,
 };
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -79,8 +87,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
             app::router(store, OutagePolicy::FailClosed)
         }
+        "redis" => {
+            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            let store = RedisStore::builder(url).build().await?;
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
         other => {
-            return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory` or `cookie`").into());
+            return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory`, `cookie` or `redis`").into());
         }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
