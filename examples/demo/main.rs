@@ -4,9 +4,14 @@
 //! Environment:
 //!
 //! - `SESSION_DEMO_ADDR`: where to listen (default `127.0.0.1:3000`);
-//! - `SESSION_DEMO_STORE`: `memory` (the default), `cookie` or `redis`;
-//! - `REDIS_URL`: for `redis` (default `redis://127.0.0.1:6379`; `rediss://` and passwords
-//!   in the URL work);
+//! - `SESSION_DEMO_STORE`: `memory` (the default), `cookie`, `redis`, or `clustered` (a
+//!   local cache per demo process in front of Redis, kept coherent across processes: run
+//!   several on different `SESSION_DEMO_ADDR`s behind one load balancer);
+//! - `REDIS_URL`: for `redis` and `clustered` (default `redis://127.0.0.1:6379`;
+//!   `rediss://` and passwords in the URL work for `redis`);
+//! - `REDIS_CLUSTER_URLS`: for `redis` and `clustered` on a Redis Cluster instead, a
+//!   comma-separated list of node URLs (e.g.
+//!   `redis://127.0.0.1:7000,redis://127.0.0.1:7001`); it takes precedence over `REDIS_URL`;
 //! - `SESSION_SECRET`: the cookie store's key material, base64 or text of at least 32
 //!   bytes (unset: a random secret per process, with a warning);
 //! - `SESSION_IDLE_TIMEOUT_SECS` (default 1800), `SESSION_ABSOLUTE_TIMEOUT_SECS` (default
@@ -19,10 +24,10 @@ mod app;
 use std::{net::SocketAddr, time::Duration};
 
 use session::{
-    CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    ClusteredStore, CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
-    store::redis::RedisStore,
+    store::redis::{RedisStore, RedisStoreBuilder},
 };
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -44,6 +49,23 @@ fn config() -> Result<SessionConfigBuilder, String> {
     Ok(preset
         .idle_timeout(env_secs("SESSION_IDLE_TIMEOUT_SECS", 1800)?)
         .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?))
+}
+
+/// The Redis store: on the Redis Cluster of `REDIS_CLUSTER_URLS` if set, else on the
+/// server of `REDIS_URL`; and a description of it for the start-up line.
+fn redis() -> (RedisStoreBuilder, String) {
+    if let Ok(list) = std::env::var("REDIS_CLUSTER_URLS") {
+        let urls: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(String::from)
+            .collect();
+        let described = format!("Redis Cluster via {} seed node(s)", urls.len());
+        return (RedisStore::cluster_builder(urls), described);
+    }
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    (RedisStore::builder(url), "one Redis server".to_owned())
 }
 
 /// The cookie store's key material: `SESSION_SECRET` as base64, or as raw text of at
@@ -77,6 +99,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
+    let mut label = format!("{store} store");
     let config = config()?.build()?;
     let app = match store.as_str() {
         "memory" => app::router(
@@ -88,16 +111,27 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             app::router(store, OutagePolicy::FailClosed)
         }
         "redis" => {
-            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-            let store = RedisStore::builder(url).build().await?;
-            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+            let (redis, described) = redis();
+            label = format!("{label}, {described}");
+            app::router(
+                SessionProvider::new(redis.build().await?, config),
+                OutagePolicy::FailClosed,
+            )
+        }
+        "clustered" => {
+            let (redis, described) = redis();
+            label = format!("{label}: a local cache over {described}");
+            let clustered = ClusteredStore::builder(redis).build().await?;
+            app::router(SessionProvider::new(clustered, config), OutagePolicy::FailClosed)
         }
         other => {
-            return Err(format!("SESSION_DEMO_STORE={other:?}: expected `memory`, `cookie` or `redis`").into());
+            return Err(
+                format!("SESSION_DEMO_STORE={other:?}: expected `memory`, `cookie`, `redis` or `clustered`").into(),
+            );
         }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("session demo ({store} store) on http://{}", listener.local_addr()?);
+    println!("session demo ({label}) on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

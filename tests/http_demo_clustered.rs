@@ -1,0 +1,86 @@
+//! The demo application on the clustered store, as a load balancer without sticky
+//! sessions would use it: two demo processes' worth of application nodes (each its own
+//! server and its own `ClusteredStore`) over one Redis Cluster, one browser alternating
+//! between them.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/demo/app.rs"]
+mod app;
+
+use common::{
+    http::{bare, browser, cookie_value, serve},
+    redis_cluster::RedisCluster,
+};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use session::{ClusteredStore, SessionConfig, SessionProvider, http::OutagePolicy, store::redis::RedisStore};
+
+async fn demo_node(cluster: &RedisCluster) -> (String, ClusteredStore) {
+    let redis = RedisStore::cluster_builder(cluster.urls()).prefix("demo:");
+    let store = ClusteredStore::builder(redis).build().await.unwrap();
+    let provider = SessionProvider::new(store.clone(), SessionConfig::development().build().unwrap());
+    (serve(app::router(provider, OutagePolicy::FailClosed)).await, store)
+}
+
+async fn get(client: &Client, url: String) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_alternating_between_two_nodes_sees_one_session() {
+    let cluster = RedisCluster::start();
+    let ((a, store_a), (b, store_b)) = (demo_node(&cluster).await, demo_node(&cluster).await);
+    let client = browser();
+
+    // Log in on A; B sees the user and the flash, exactly once.
+    let response = client
+        .post(format!("{a}/api/login"))
+        .json(&json!({"user": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie_value(&response, "session").expect("login sets the session cookie");
+    let state = get(&client, format!("{b}/api/peek")).await;
+    assert_eq!(state["user"], "alice");
+    assert_eq!(state["notice"], "Welcome alice");
+    assert_eq!(get(&client, format!("{b}/api/visit")).await["notice"], "Welcome alice");
+    assert_eq!(get(&client, format!("{a}/api/visit")).await["notice"], Value::Null);
+
+    // Visits counted on both nodes, each seeing the other's last write.
+    for visit in 3..=20 {
+        let node = if visit % 2 == 0 { &a } else { &b };
+        assert_eq!(get(&client, format!("{node}/api/visit")).await["visits"], visit);
+    }
+    // Read-only requests are served from the local caches.
+    let hits = store_a.stats().hits + store_b.stats().hits;
+    for node in [&a, &b, &a, &b] {
+        assert_eq!(get(&client, format!("{node}/api/peek")).await["visits"], 20);
+        get(&client, format!("{node}/api/prefs")).await;
+    }
+    assert!(
+        store_a.stats().hits + store_b.stats().hits > hits,
+        "peeks hit the local caches"
+    );
+
+    // Log out on B: A, which has the session cached, refuses a replay of the cookie at once.
+    let replay = || {
+        bare()
+            .get(format!("{a}/api/private"))
+            .header("cookie", format!("session={cookie}"))
+            .send()
+    };
+    assert_eq!(replay().await.unwrap().status(), StatusCode::OK);
+    let response = client
+        .post(format!("{b}/api/logout"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(replay().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
