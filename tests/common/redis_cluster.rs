@@ -29,6 +29,19 @@ impl RedisCluster {
     /// Starts 6 nodes, creates the cluster (3 primaries, 1 replica each) and waits until
     /// every node reports `cluster_state:ok` and every replica is in sync.
     pub fn start() -> Self {
+        // A port found free can be taken by another test before the node binds it: then
+        // the node exits, and the cluster is started again on other ports.
+        for attempt in 1.. {
+            match Self::start_nodes() {
+                Ok(cluster) => return cluster.create(),
+                Err(why) if attempt < 3 => eprintln!("retrying the cluster on other ports: {why}"),
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn start_nodes() -> Result<Self, String> {
         static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "session-cluster-{}-{}",
@@ -42,8 +55,14 @@ impl RedisCluster {
             cluster.nodes.push(Process { child, port });
         }
         for node in &mut cluster.nodes {
-            wait_until_answering(node);
+            wait_until_answering(node)?;
         }
+        Ok(cluster)
+    }
+
+    /// `redis-cli --cluster create` over the started nodes, then waits until healthy.
+    fn create(self) -> Self {
+        let cluster = self;
         let addresses: Vec<String> = cluster
             .nodes
             .iter()
@@ -221,22 +240,21 @@ fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
         })
 }
 
-fn wait_until_answering(node: &mut Process) {
+fn wait_until_answering(node: &mut Process) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while query(node.port, &["PING"]).is_err() {
         if let Ok(Some(status)) = node.child.try_wait() {
-            panic!(
+            return Err(format!(
                 "redis-server exited with {status} before answering on port {}",
                 node.port
-            );
+            ));
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not answer within 10 s on port {}",
-            node.port
-        );
+        if Instant::now() >= deadline {
+            return Err(format!("redis-server did not answer within 10 s on port {}", node.port));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
 /// `count` ports below 55535 whose cluster bus ports (+10000) are free too. Held open
@@ -247,11 +265,11 @@ fn free_ports(count: usize) -> Vec<u16> {
     while ports.len() < count {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
-        if port < 55_535 && port >= 1024 {
-            if let Ok(bus) = TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)) {
-                ports.push(port);
-                held.push(bus);
-            }
+        if (1024..55_535).contains(&port)
+            && let Ok(bus) = TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000))
+        {
+            ports.push(port);
+            held.push(bus);
         }
         held.push(listener);
     }
