@@ -148,6 +148,13 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
             .await
     })
     .await?;
+    if shared.redis.is_cluster() {
+        // The topology came from one node's view, which may lag a failover.
+        let role: Vec<Value> = within(timeout, redis::cmd("ROLE").query_async(connection)).await?;
+        if !matches!(role.first(), Some(Value::BulkString(role)) if role == b"master") {
+            return Err(Error::Store(format!("{node} is no longer a primary").into()));
+        }
+    }
     Ok(listener)
 }
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use redis::{
-    Client, Cmd, IntoConnectionInfo as _, Pipeline, RedisFuture, RedisResult, Value,
+    Client, Cmd, ErrorKind, IntoConnectionInfo as _, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind,
+    Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
@@ -200,6 +201,12 @@ impl Connection {
     }
 
     /// The primaries that hold slots, sorted by address; `[None]` for one server.
+    ///
+    /// # Errors
+    ///
+    /// `CLUSTERDOWN` when the node asked does not see every slot served by a live primary
+    /// (e.g. mid-failover): a partial list would make a scan, or the clustered store's
+    /// listeners, miss sessions.
     pub(super) async fn primaries(&mut self) -> RedisResult<Vec<Option<Node>>> {
         let Self::Cluster(connection) = self else {
             return Ok(vec![None]);
@@ -210,19 +217,31 @@ impl Connection {
                 .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing)
                 .await?,
         )?;
-        let mut nodes = parse_primaries(&text);
+        let (mut nodes, slots) = parse_primaries(&text);
+        if slots != SLOTS {
+            return Err(RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ClusterDown),
+                "not every slot is served by a live primary yet",
+            )));
+        }
         nodes.sort();
         nodes.dedup();
         Ok(nodes.into_iter().map(Some).collect())
     }
 }
 
-/// The primaries with slots in `CLUSTER NODES` output, except those known to have failed.
+/// The slots of a Redis Cluster.
+const SLOTS: u32 = 16_384;
+
+/// The primaries with slots in `CLUSTER NODES` output, except those known to have failed,
+/// and how many slots they serve together.
 ///
 /// A line is `<id> <ip:port@bus[,hostname]> <flags> <primary id> <ping> <pong> <epoch>
-/// <link> <slot ranges...>`.
-pub(crate) fn parse_primaries(text: &str) -> Vec<Node> {
-    text.lines()
+/// <link> <slot ranges...>`; a range is `a-b` or `a`, and `[…]` marks a slot migrating.
+pub(crate) fn parse_primaries(text: &str) -> (Vec<Node>, u32) {
+    let mut slots = 0;
+    let nodes = text
+        .lines()
         .filter_map(|line| {
             let parts: Vec<&str> = line.split_whitespace().collect();
             let (address, flags) = (*parts.get(1)?, *parts.get(2)?);
@@ -233,12 +252,20 @@ pub(crate) fn parse_primaries(text: &str) -> Vec<Node> {
             }
             let address = address.split(['@', ',']).next()?;
             let (host, port) = address.rsplit_once(':')?;
-            Some(Node {
+            let node = Node {
                 host: host.to_owned(),
                 port: port.parse().ok()?,
-            })
+            };
+            for range in parts[8..].iter().filter(|range| !range.starts_with('[')) {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(low), Ok(high)) = (low.parse::<u32>(), high.parse::<u32>()) {
+                    slots += high.saturating_sub(low) + 1;
+                }
+            }
+            Some(node)
         })
-        .collect()
+        .collect();
+    (nodes, slots)
 }
 
 #[cfg(test)]
@@ -255,7 +282,11 @@ mod tests {
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
 9a1b 127.0.0.1:30006@40006 master - 0 1426238316232 6 connected
 ";
-        let nodes: Vec<String> = parse_primaries(text).iter().map(ToString::to_string).collect();
+        let (nodes, slots) = parse_primaries(text);
+        let nodes: Vec<String> = nodes.iter().map(ToString::to_string).collect();
         assert_eq!(nodes, ["127.0.0.1:30002", "127.0.0.1:30003", "127.0.0.1:30001"]);
+        assert_eq!(slots, 16_384);
+        let (_, slots) = parse_primaries(&text.replace("myself,master", "myself,master,fail"));
+        assert_eq!(slots, 16_384 - 5461, "a failed primary's slots are not served");
     }
 }
