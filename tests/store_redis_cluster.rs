@@ -91,3 +91,52 @@ async fn sessions_spread_over_every_primary_and_regenerate_moves_between_slots()
     assert_eq!(provider.store().clear().await.unwrap(), 50);
     assert_eq!(provider.count().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regenerate_racing_updates_of_the_old_id_loses_none_of_them() {
+    use session::{Clock as _, FieldRecord, SessionId, SessionMeta, SessionStore as _, store::Record, store::Rename};
+
+    let cluster = RedisCluster::start();
+    let clock = ManualClock::new();
+    let store = builder(&cluster, &clock).build().await.unwrap();
+    let now = clock.now_ms();
+    let record = move |value: u32| {
+        let mut fields = FieldRecord::new();
+        fields.push(7, &value.to_be_bytes());
+        Record {
+            meta: SessionMeta::new(now, 60_000, 600_000),
+            fields,
+        }
+    };
+    for _ in 0..30 {
+        let (from, to) = (
+            SessionId::generate().unwrap().store_key(),
+            SessionId::generate().unwrap().store_key(),
+        );
+        assert!(store.create(&from, &record(0)).await.unwrap());
+        // Updates of the old ID keep coming while it is regenerated; each one that reports
+        // success must survive under the new ID.
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                for value in 1.. {
+                    if !store.update(&from, &record(value)).await.unwrap() {
+                        return last;
+                    }
+                    last = value;
+                }
+                unreachable!()
+            })
+        };
+        tokio::task::yield_now().await;
+        let mut empty = record(0);
+        empty.fields = FieldRecord::new();
+        assert_eq!(store.rename(&from, &to, &empty).await.unwrap(), Rename::Renamed);
+        let last = writer.await.unwrap();
+        let moved = store.load(&to).await.unwrap().expect("the session moved");
+        let value = moved.fields.get(7).unwrap().unwrap();
+        assert_eq!(value, last.to_be_bytes(), "the last acknowledged update survived");
+        assert_eq!(store.load(&from).await.unwrap(), None);
+    }
+}

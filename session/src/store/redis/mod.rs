@@ -68,14 +68,18 @@
 //! What differs:
 //!
 //! - **regenerate** (rename) cannot move a session between two slots in one script. It
-//!   takes three scripts, each in one slot: read the live source and a digest of its
-//!   content; write the target, refusing to overwrite a live one; delete the source only if
-//!   its content still matches the digest (else copy again, as a concurrent request changed
-//!   it). The old ID is dead when the call returns and no data is lost. A crash between the
-//!   steps leaves the source only (after the read) or both keys (after the write), never
-//!   neither; in the second case the orphan copy under the new ID, which was never handed
-//!   out, expires with its TTL, and the old ID lives until its own. That window is the
-//!   price of the three round trips;
+//!   takes three scripts (three round trips), each in one slot: read the live source and a
+//!   digest of its content; write the target, refusing to overwrite a live one; delete the
+//!   source only if its content still matches the digest, else copy again, as a concurrent
+//!   request updated it meanwhile (so no acknowledged update is lost). The old ID is dead
+//!   when the call returns. A crash between the steps leaves the source only (after the
+//!   read) or both keys (after the write), never neither; in the second case the orphan
+//!   copy under the new ID, which was never handed out, expires with its TTL, and the old
+//!   ID lives until its own. If updates keep racing it, the last of four attempts freezes
+//!   the source as it reads it (its expiry field `x` set to 0: loads and writes then treat
+//!   it as gone, and a racing update fails as it would after an atomic rename); only a crash
+//!   between that read and the write would leave the session unusable (its data stays until
+//!   its TTL);
 //! - **delete_many** deletes key by key, concurrently, instead of multi-key `DEL`s;
 //! - **scan, count, clear** run `SCAN` on every primary in turn (found with
 //!   `CLUSTER NODES`), and read or delete the found keys with single-key commands. A scan
@@ -566,7 +570,13 @@ impl Inner {
                 return None;
             }
         };
-        if meta.is_expired(now) {
+        // `x` is the expiry the scripts read; a cluster regenerate sets it to 0 to freeze a
+        // session it is moving, which makes the session gone at once for loads too.
+        let frozen = hash
+            .get(EXPIRY_FIELD)
+            .and_then(|x| std::str::from_utf8(x).ok()?.parse::<u64>().ok())
+            .is_some_and(|x| x <= now);
+        if meta.is_expired(now) || frozen {
             return None;
         }
         let mut fields: Vec<(u32, Vec<u8>)> = hash
@@ -743,11 +753,13 @@ impl Inner {
         let update_args = self.write_args(update)?;
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
+            let freeze = attempt + 1 == MOVE_ATTEMPTS;
             let mut read = self.scripts.move_read.key(&source);
-            read.arg(now);
+            read.arg(now).arg(u8::from(freeze));
             let read = &read;
+            // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self
-                .call(true, |mut connection| async move {
+                .call(!freeze, |mut connection| async move {
                     read.invoke_async(&mut connection).await
                 })
                 .await?;
@@ -779,7 +791,7 @@ impl Inner {
 
             // The copy exists: from here on a crash leaves both keys, never neither.
             let mut delete = self.scripts.move_delete.key(&source);
-            delete.arg(self.clock.now_ms()).arg(digest);
+            delete.arg(self.clock.now_ms()).arg(digest).arg(u8::from(freeze));
             let delete = &delete;
             let deleted: i64 = self
                 .call(false, |mut connection| async move {
@@ -796,6 +808,7 @@ impl Inner {
                 _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
             }
         }
+        // Not reached in practice: the last attempt froze the source, so it could not change.
         self.discard_copy(&target).await?;
         Err(Error::Store(
             format!("the session kept changing during {MOVE_ATTEMPTS} attempts to regenerate its ID").into(),

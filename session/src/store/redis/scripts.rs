@@ -65,15 +65,18 @@ local function digest(h)
 end
 ";
 
-/// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `ARGV[1]` now.
-/// Returns nil when no live record exists, else the content's digest and the hash's
-/// field/value pairs.
+/// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `ARGV[1]` now,
+/// `ARGV[2]` `1` to freeze the source: its expiry field becomes 0, so every script and
+/// load treats it as gone while it keeps its data and TTL (the last attempt does this, so
+/// a steady stream of updates cannot starve a regenerate). Returns nil when no live record
+/// exists, else the content's digest and the hash's field/value pairs.
 const MOVE_READ: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if not x or x <= tonumber(ARGV[1]) then return false end
 local h = redis.call('HGETALL', KEYS[1])
 local out = {digest(h)}
 for i = 1, #h do out[#out + 1] = h[i] end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'x', '0') end
 return out
 ";
 
@@ -95,11 +98,18 @@ return 1
 ";
 
 /// Cluster move, step 3, in the source's slot. `KEYS[1]` the source; `ARGV[1]` now,
-/// `ARGV[2]` the digest step 1 read. Returns 1 deleted, 0 changed since step 1 (kept),
-/// -1 gone or expired meanwhile.
+/// `ARGV[2]` the digest step 1 read, `ARGV[3]` `1` if step 1 froze the source. Returns 1
+/// deleted, 0 changed since step 1 or frozen by another move (kept), -1 gone or expired
+/// meanwhile.
 const MOVE_DELETE: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
-if not x or x <= tonumber(ARGV[1]) then
+if not x then return -1 end
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if x == 0 then return 0 end
+if x <= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return -1
 end
