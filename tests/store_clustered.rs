@@ -433,6 +433,11 @@ async fn sessions_stay_readable_after_a_primary_fails_over() {
         }
     }
     let readable = killed.elapsed();
+    assert_eq!(
+        b.store().redis().breaker_state(),
+        session::resilience::BreakerState::Closed,
+        "the failover did not leave the circuit open"
+    );
 
     // Writes work, node B caches again once it listens to the new primary, and stays coherent.
     eventually(Duration::from_secs(30), "node B caching again", || async {
@@ -447,4 +452,19 @@ async fn sessions_stay_readable_after_a_primary_fails_over() {
     println!(
         "failover: replica promoted {promoted:?} after the primary was killed; all 30 sessions readable on both nodes after {readable:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misconfiguration_and_unreachable_redis_fail_at_build() {
+    let error = ClusteredStore::builder(RedisStore::builder("redis://127.0.0.1:1/"))
+        .local_ttl(Duration::ZERO)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, session::Error::Config(_)), "{error}");
+    let unreachable = RedisStore::builder("redis://127.0.0.1:1/")
+        .command_timeout(Duration::from_millis(300))
+        .retry(session::resilience::RetryPolicy::none());
+    let error = ClusteredStore::builder(unreachable).build().await.unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
 }

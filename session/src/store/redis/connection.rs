@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use redis::{
-    Client, Cmd, ErrorKind, IntoConnectionInfo as _, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind,
-    Value,
+    Client, Cmd, IntoConnectionInfo as _, Pipeline, RedisFuture, RedisResult, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
@@ -200,16 +199,12 @@ impl Connection {
         }
     }
 
-    /// The primaries that hold slots, sorted by address; `[None]` for one server.
-    ///
-    /// # Errors
-    ///
-    /// `CLUSTERDOWN` when the node asked does not see every slot served by a live primary
-    /// (e.g. mid-failover): a partial list would make a scan, or the clustered store's
-    /// listeners, miss sessions.
-    pub(super) async fn primaries(&mut self) -> RedisResult<Vec<Option<Node>>> {
+    /// The primaries that hold slots, sorted by address (`[None]` for one server), and
+    /// whether they serve every slot: mid-failover they may not, and a partial list would
+    /// make a scan, or the clustered store's listeners, miss sessions.
+    pub(super) async fn primaries(&mut self) -> RedisResult<(Vec<Option<Node>>, bool)> {
         let Self::Cluster(connection) = self else {
-            return Ok(vec![None]);
+            return Ok((vec![None], true));
         };
         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
         let text: String = redis::from_redis_value(
@@ -218,15 +213,9 @@ impl Connection {
                 .await?,
         )?;
         let (mut nodes, slots) = parse_primaries(&text);
-        if slots != SLOTS {
-            return Err(RedisError::from((
-                ErrorKind::Server(ServerErrorKind::ClusterDown),
-                "not every slot is served by a live primary yet",
-            )));
-        }
         nodes.sort();
         nodes.dedup();
-        Ok(nodes.into_iter().map(Some).collect())
+        Ok((nodes.into_iter().map(Some).collect(), slots == SLOTS))
     }
 }
 

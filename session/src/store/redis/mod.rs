@@ -42,7 +42,8 @@
 //! - create, update (including a sliding refresh, which writes only `m`, `x` and the TTL)
 //!   and rename (regenerate): one `EVALSHA` of a Lua script that checks liveness and writes
 //!   only the given fields and the TTL atomically; the scripts are loaded when the store is
-//!   built and reloaded transparently after a Redis restart;
+//!   built and reloaded transparently after a Redis restart (on a Redis Cluster, a rename
+//!   is three, see [below](#redis-cluster));
 //! - delete: one `DEL`;
 //! - scan: `SCAN MATCH {prefix}{…} COUNT n` (never `KEYS`) plus one pipelined round trip
 //!   for the page's records; count, clear and delete_many work in batches the same way.
@@ -325,11 +326,7 @@ impl RedisStore {
                 "a Redis server on a Unix socket has no TCP address".into(),
             ));
         }
-        let nodes = self
-            .inner
-            .call(true, |mut connection| async move { connection.primaries().await })
-            .await?;
-        Ok(nodes.into_iter().flatten().collect())
+        Ok(self.inner.scan_nodes().await?.into_iter().flatten().collect())
     }
 }
 
@@ -654,12 +651,24 @@ impl Inner {
     }
 
     /// The nodes to scan: `[None]` for one server, every primary of a cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the cluster does not have every slot served yet (e.g.
+    /// mid-failover); not a backend failure for the breaker, as the node answered.
     async fn scan_nodes(&self) -> Result<Vec<Option<Node>>, Error> {
         if !self.backend.is_cluster() {
             return Ok(vec![None]);
         }
-        self.call(true, |mut connection| async move { connection.primaries().await })
-            .await
+        let (nodes, complete) = self
+            .call(true, |mut connection| async move { connection.primaries().await })
+            .await?;
+        if !complete {
+            return Err(Error::Store(
+                "the Redis Cluster does not have every slot served by a live primary yet".into(),
+            ));
+        }
+        Ok(nodes)
     }
 
     /// Visits every `SCAN` page of this store (on every primary of a cluster) with `page`,
