@@ -52,7 +52,11 @@
 //!
 //! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
 //! building such a store fails. The node's own write removes its entry rather than
-//! updating it, since an invalidation message does not tell whose write it announces.
+//! updating it, since an invalidation message does not tell whose write it announces. A
+//! primary added to a cluster while the store runs (slots moved to a new node, rather than
+//! a replica promoted after a failure) is listened to from the next health check on, so
+//! writes to slots it took over may be missed for up to one health check interval.
+//! Metrics: [`ClusteredStore::stats`]; the Redis store's own metrics cover the round trips.
 //!
 //! # Examples
 //!
