@@ -53,9 +53,10 @@
 //! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
 //! building such a store fails. The node's own write removes its entry rather than
 //! updating it, since an invalidation message does not tell whose write it announces. A
-//! primary added to a cluster while the store runs (slots moved to a new node, rather than
-//! a replica promoted after a failure) is listened to from the next health check on, so
-//! writes to slots it took over may be missed for up to one health check interval.
+//! primary that appears while its predecessor stays up (a manual failover, or slots moved
+//! to a new node; a primary that dies instead ends its connection at once) is listened to
+//! from the next health check on, so writes to the slots it took over may be missed for up
+//! to one health check interval.
 //! Metrics: [`ClusteredStore::stats`]; the Redis store's own metrics cover the round trips.
 //!
 //! # Examples
