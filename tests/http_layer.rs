@@ -279,6 +279,20 @@ fn cookie_store(binding: ClientBinding) -> CookieStore {
     CookieStore::new(ring, config()).unwrap().bind_client(binding)
 }
 
+/// GETs `/count` with these headers and optional session cookie: (body, new cookie).
+async fn count_as(base: &str, headers: &[(&str, &str)], cookie: Option<&str>) -> (String, Option<String>) {
+    let mut request = bare().get(format!("{base}/count"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(value) = cookie {
+        request = request.header(header::COOKIE, format!("session={value}"));
+    }
+    let response = request.send().await.unwrap();
+    let cookie = cookie_value(&response, "session");
+    (response.text().await.unwrap(), cookie)
+}
+
 #[tokio::test]
 async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers() {
     let layer = SessionLayer::new(cookie_store(ClientBinding {
@@ -286,39 +300,16 @@ async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers() {
         ip: true,
     }));
     let base = serve(routes(layer)).await;
-    let client = bare();
-    let first = client
-        .get(format!("{base}/count"))
-        .header(header::USER_AGENT, "browser-a")
-        .send()
-        .await
-        .unwrap();
-    let value = cookie_value(&first, "session").unwrap();
-    let again = client
-        .get(format!("{base}/count"))
-        .header(header::USER_AGENT, "browser-a")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header(header::COOKIE, format!("session={value}"))
-        .send()
-        .await
-        .unwrap();
+    let (_, value) = count_as(&base, &[("user-agent", "browser-a")], None).await;
+    let value = value.unwrap();
+    let forged = [("user-agent", "browser-a"), ("x-forwarded-for", "203.0.113.9")];
+    let (body, _) = count_as(&base, &forged, Some(&value)).await;
     assert_eq!(
-        again.text().await.unwrap(),
-        "2",
+        body, "2",
         "a forged proxy header changes nothing without a trusted proxy"
     );
-    let other_agent = client
-        .get(format!("{base}/count"))
-        .header(header::USER_AGENT, "browser-b")
-        .header(header::COOKIE, format!("session={value}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        other_agent.text().await.unwrap(),
-        "1",
-        "another User-Agent gets a fresh session"
-    );
+    let (body, _) = count_as(&base, &[("user-agent", "browser-b")], Some(&value)).await;
+    assert_eq!(body, "1", "another User-Agent gets a fresh session");
 }
 
 #[tokio::test]
@@ -329,38 +320,15 @@ async fn client_binding_uses_a_trusted_proxy_header_when_configured() {
     }))
     .trusted_proxy_header(header::HeaderName::from_static("x-forwarded-for"));
     let base = serve(routes(layer)).await;
-    let client = bare();
-    let first = client
-        .get(format!("{base}/count"))
-        .header("x-forwarded-for", "198.51.100.1, 192.0.2.7")
-        .send()
-        .await
-        .unwrap();
-    let value = cookie_value(&first, "session").unwrap();
-    let same = client
-        .get(format!("{base}/count"))
-        .header("x-forwarded-for", "192.0.2.7")
-        .header(header::COOKIE, format!("session={value}"))
-        .send()
-        .await
-        .unwrap();
+    let (_, value) = count_as(&base, &[("x-forwarded-for", "198.51.100.1, 192.0.2.7")], None).await;
+    let value = value.unwrap();
+    let (body, _) = count_as(&base, &[("x-forwarded-for", "192.0.2.7")], Some(&value)).await;
     assert_eq!(
-        same.text().await.unwrap(),
-        "2",
+        body, "2",
         "the last address, appended by the trusted proxy, is the client"
     );
-    let moved = client
-        .get(format!("{base}/count"))
-        .header("x-forwarded-for", "192.0.2.8")
-        .header(header::COOKIE, format!("session={value}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        moved.text().await.unwrap(),
-        "1",
-        "another client address gets a fresh session"
-    );
+    let (body, _) = count_as(&base, &[("x-forwarded-for", "192.0.2.8")], Some(&value)).await;
+    assert_eq!(body, "1", "another client address gets a fresh session");
 }
 
 #[tokio::test]

@@ -66,6 +66,10 @@ fn redis(c: &mut Criterion) {
     let server = RedisServer::start().expect("redis-server");
     let url = server.url();
     let mut group = c.benchmark_group("redis");
+    let ours = rt
+        .block_on(async { OursStore::new(stores::ours_redis(&url).await?).await })
+        .expect("stored");
+    group.bench_function("session", |b| b.iter(|| rt.block_on(ours.load_save()).expect("saved")));
     let tower = rt
         .block_on(async { TowerStoreOps::new(stores::tower_redis(&url).await?).await })
         .expect("stored");

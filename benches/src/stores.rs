@@ -18,13 +18,9 @@ pub const OURS_PREFIX: &str = "bench:";
 /// # Errors
 ///
 /// When Redis cannot be reached.
-pub async fn ours_redis(url: &str) -> Result<OursRedis, BoxError> {
-    let _ = url;
-    Err("the Redis store is not merged yet".into())
+pub async fn ours_redis(url: &str) -> Result<session::RedisStore, BoxError> {
+    Ok(session::RedisStore::builder(url).prefix(OURS_PREFIX).build().await?)
 }
-
-/// This crate's Redis store type.
-pub type OursRedis = session::MemoryStore;
 
 /// tower-sessions-redis-store over a connected fred pool.
 ///

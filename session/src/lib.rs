@@ -47,7 +47,8 @@
 //! - [`SessionProvider`]: create, load, save, regenerate, delete, query;
 //! - [`SessionConfig`]: lifetimes (idle, absolute, sliding refresh) and cookie attributes,
 //!   with presets;
-//! - [`store`]: the store contract and [`MemoryStore`];
+//! - [`store`]: the store contract and [`MemoryStore`]; with the `redis` feature,
+//!   `RedisStore` (`store::redis`), with retry and a circuit breaker (`resilience`);
 //! - [`codec`]: the field-tagged record format.
 
 #![forbid(unsafe_code)]
@@ -64,6 +65,8 @@ mod error;
 mod flash;
 mod id;
 mod provider;
+#[cfg(feature = "redis")]
+pub mod resilience;
 mod session;
 mod set_cookie;
 pub mod store;
@@ -81,6 +84,8 @@ pub use provider::{SaveOutcome, SessionProvider, StoredSession};
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
 pub use set_cookie::MAX_COOKIE_BYTES;
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisStore, RedisStoreBuilder};
 pub use store::{QueryStore, SessionStore, cookie::CookieStore, memory::MemoryStore};
 
 /// What generated code reaches; not a public API.

@@ -5,6 +5,7 @@ pub mod contract;
 pub mod counting;
 pub mod failing;
 pub mod http;
+pub mod redis_server;
 
 use session::{Flash, SessionData};
 

@@ -9,7 +9,8 @@
 //! (seconds per run, default 4), `--sessions N` (memory fill, default 1,000,000),
 //! `--no-micro` (skip criterion and reuse its last results), `--out PATH`.
 //! Subcommands used internally, each in a fresh process: `serve APP [REDIS_URL]`,
-//! `memory ours|tower COUNT`.
+//! `memory ours|tower COUNT`; and for profiling a server started with `serve`:
+//! `load ADDR PATH SECS`.
 
 use std::{
     collections::BTreeMap,
@@ -48,6 +49,7 @@ fn main() -> Result<(), BoxError> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("memory") => memory_child(&args[1..]),
+        Some("load") => load_only(&args[1..]),
         _ => report(parse_options(&args)?),
     }
 }
@@ -134,6 +136,33 @@ fn memory_child(args: &[String]) -> Result<(), BoxError> {
     let footprint = runtime.block_on(memory::fill(which, count))?;
     println!("{} {}", footprint.sessions, footprint.bytes);
     Ok(())
+}
+
+/// `load ADDR PATH SECS`: one measured phase against a running server, e.g. one under a
+/// profiler.
+fn load_only(args: &[String]) -> Result<(), BoxError> {
+    let [addr, path, secs] = args else {
+        return Err("load needs ADDR PATH SECS".into());
+    };
+    let path: &'static str = String::leak(path.clone());
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs.parse()?),
+        max_requests_per_connection: 10_000_000,
+    };
+    tokio()?.block_on(async {
+        let mut clients = Clients::connect(addr.parse()?, load, "/init").await?;
+        let outcome = clients.run(path).await?;
+        println!(
+            "{:.0} req/s  p50 {:.0} us  p99 {:.0} us  errors {}",
+            outcome.per_second(),
+            outcome.p50_us,
+            outcome.p99_us,
+            outcome.errors
+        );
+        Ok(())
+    })
 }
 
 struct Server {

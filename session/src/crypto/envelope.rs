@@ -448,15 +448,8 @@ fn open_inner(ring: &KeyRing, purpose: &Purpose, input: &str, now: u64, limits: 
 mod tests {
     use super::*;
     use crate::crypto::keys::Secret;
+    use crate::crypto::test_hex as hex;
     use cbc::cipher::block_padding::NoPadding;
-
-    fn hex(s: &str) -> Vec<u8> {
-        assert!(s.len().is_multiple_of(2));
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn ring() -> KeyRing {
         KeyRing::new(KeyId(7), Secret::from_bytes((0u8..64).collect::<Vec<_>>()).unwrap())

@@ -26,3 +26,13 @@ pub mod keys;
 
 pub use envelope::{InvalidPurpose, OpenError, OpenLimits, Opened, Purpose, SealError, SealOptions};
 pub use keys::{KeyError, KeyId, KeyRing, Pbkdf2Params, Secret, pbkdf2_sha256};
+
+/// Decodes the hex of published test vectors.
+#[cfg(test)]
+pub(crate) fn test_hex(text: &str) -> Vec<u8> {
+    assert!(text.len().is_multiple_of(2));
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -14,6 +14,8 @@ use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
 
 pub mod cookie;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,141 @@
+//! Key names, hash field names and the metadata encoding of the Redis layout.
+
+use crate::{id::StoreKey, session::SessionMeta};
+
+/// The hash field holding the lifetime data.
+pub(super) const META_FIELD: &[u8] = b"m";
+/// The hash field holding the expiry in decimal milliseconds, for the Lua scripts.
+pub(super) const EXPIRY_FIELD: &[u8] = b"x";
+/// The prefix of a session field's hash field name.
+const FIELD_PREFIX: &[u8] = b"f:";
+/// `created`, `accessed`, `idle deadline`, `absolute deadline`: 8 bytes each.
+const META_LEN: usize = 32;
+
+/// Builds the Redis key names of one store.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+    pattern: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        let mut pattern = String::with_capacity(prefix.len() + 67);
+        for c in prefix.chars() {
+            // SCAN MATCH is a glob: a prefix with glob characters must match literally.
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('{');
+        pattern.extend(std::iter::repeat_n('?', 64));
+        pattern.push('}');
+        Self {
+            prefix: prefix.to_owned(),
+            pattern,
+        }
+    }
+
+    /// `{prefix}{<64 hex digits>}`: the digest is the hash tag, so Redis Cluster puts every
+    /// key of one session in one slot.
+    pub(super) fn key(&self, key: &StoreKey) -> String {
+        format!("{}{{{}}}", self.prefix, key.to_hex())
+    }
+
+    /// The SCAN MATCH pattern of this store's keys.
+    pub(super) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The digest of a key name from SCAN, if it is one of this store's.
+    pub(super) fn parse(&self, name: &[u8]) -> Option<StoreKey> {
+        let hex = name
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_prefix(b"{")?
+            .strip_suffix(b"}")?;
+        StoreKey::from_hex(std::str::from_utf8(hex).ok()?)
+    }
+}
+
+/// A short, non-identifying label of a key for logs and spans: 8 hex digits of the digest.
+pub(super) fn short(key: &StoreKey) -> String {
+    let mut hex = key.to_hex();
+    hex.truncate(8);
+    hex
+}
+
+/// The hash field name of a session field: `f:` and the tag in 8 hex digits.
+pub(super) fn field_name(tag: u32) -> Vec<u8> {
+    let mut name = Vec::with_capacity(10);
+    name.extend_from_slice(FIELD_PREFIX);
+    name.extend_from_slice(format!("{tag:08x}").as_bytes());
+    name
+}
+
+/// The tag of a session field's hash field name; `None` for other fields.
+pub(super) fn field_tag(name: &[u8]) -> Option<u32> {
+    let hex = name.strip_prefix(FIELD_PREFIX)?;
+    if hex.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+/// The lifetime data as 32 bytes, big-endian.
+pub(super) fn encode_meta(meta: &SessionMeta) -> [u8; META_LEN] {
+    let mut out = [0u8; META_LEN];
+    let parts = [
+        meta.created_ms,
+        meta.accessed_ms,
+        meta.idle_deadline_ms,
+        meta.absolute_deadline_ms,
+    ];
+    for (chunk, value) in out.chunks_exact_mut(8).zip(parts) {
+        chunk.copy_from_slice(&value.to_be_bytes());
+    }
+    out
+}
+
+/// Reads what [`encode_meta`] wrote; `None` for anything else.
+pub(super) fn decode_meta(bytes: &[u8]) -> Option<SessionMeta> {
+    let bytes: &[u8; META_LEN] = bytes.try_into().ok()?;
+    let mut parts = bytes
+        .chunks_exact(8)
+        .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
+    Some(SessionMeta {
+        created_ms: parts.next()?,
+        accessed_ms: parts.next()?,
+        idle_deadline_ms: parts.next()?,
+        absolute_deadline_ms: parts.next()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_digest_as_hash_tag_and_parse_back() {
+        let key = StoreKey::from_bytes([0xab; 32]);
+        let keys = Keys::new("app*:");
+        let name = keys.key(&key);
+        assert_eq!(name, format!("app*:{{{}}}", "ab".repeat(32)));
+        assert_eq!(keys.parse(name.as_bytes()), Some(key));
+        assert_eq!(keys.parse(b"app*:{nothex}"), None);
+        assert_eq!(keys.parse(b"other:{ab}"), None);
+        assert!(keys.pattern().starts_with("app\\*:{?"));
+        assert!(keys.pattern().ends_with("?}"));
+    }
+
+    #[test]
+    fn field_names_and_meta_round_trip() {
+        assert_eq!(field_name(0xdead_beef), b"f:deadbeef");
+        assert_eq!(field_tag(b"f:deadbeef"), Some(0xdead_beef));
+        assert_eq!(field_tag(b"f:dead"), None);
+        assert_eq!(field_tag(META_FIELD), None);
+        let meta = SessionMeta::new(1_700_000_000_000, 1_000, u64::MAX);
+        assert_eq!(decode_meta(&encode_meta(&meta)), Some(meta));
+        assert_eq!(decode_meta(&[0; 31]), None);
+    }
+}

@@ -1,0 +1,754 @@
+//! The Redis store (feature `redis`): one hash per session, one round trip per load and
+//! per save, with a per-command timeout, retry and a circuit breaker.
+//!
+//! # Layout
+//!
+//! A session is one Redis hash under the key
+//!
+//! ```text
+//! {prefix}{<digest>}          e.g.  session:{3f9a…c2}   (64 lowercase hex digits)
+//! ```
+//!
+//! where `<digest>` is the [`StoreKey`] (SHA-256 of the session ID, never the ID
+//! itself). The digest is the key's Redis Cluster *hash tag*, so everything stored for one
+//! session lives in one slot. The hash holds:
+//!
+//! | field | value |
+//! |---|---|
+//! | `m` | lifetime data: created, accessed, idle deadline, absolute deadline; ms since the Unix epoch, 4 × u64 big-endian |
+//! | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
+//! | `f:<tag>` | one per session field, `<tag>` its [`FieldDef::tag`](crate::FieldDef) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
+//!
+//! The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
+//!
+//! # Encryption at rest
+//!
+//! With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
+//! (marker `2`, then the envelope text; see [`crypto::envelope`](crate::crypto::envelope))
+//! under the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed
+//! value names what it is (the metadata, or the field's tag), so it cannot be moved to
+//! another field, and expires with the session's absolute deadline. A dump of the database
+//! then shows no session data and no usable lifetimes: forged or plain values are not
+//! accepted. Left visible: the digests, the field tags, value lengths and `x`. A party that
+//! can write to Redis can still delete sessions, or copy one session's sealed field into
+//! another session. Keys rotate as with cookies ([`KeyRing::with_previous`]): values are
+//! re-sealed with the newest key as they are written, so keep a retired key in the ring for
+//! one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
+//!
+//! # Round trips
+//!
+//! - load: one `HGETALL`; a record that is absent, expired by the store's clock or has no
+//!   readable metadata is no session;
+//! - create, update (including a sliding refresh, which writes only `m`, `x` and the TTL)
+//!   and rename (regenerate): one `EVALSHA` of a Lua script that checks liveness and writes
+//!   only the given fields and the TTL atomically; the scripts are loaded when the store is
+//!   built and reloaded transparently after a Redis restart;
+//! - delete: one `DEL`;
+//! - scan: `SCAN MATCH {prefix}{…} COUNT n` (never `KEYS`) plus one pipelined round trip
+//!   for the page's records; count, clear and delete_many work in batches the same way.
+//!
+//! # Failures
+//!
+//! Every command is bounded by the command timeout. Loads, deletes and the query
+//! operations are retried with capped exponential backoff and full jitter
+//! ([`RetryPolicy`]); writes are not, since a write that timed out may still have been
+//! applied. A [`circuit breaker`](BreakerConfig) counts backend failures (unreachable,
+//! timeout, `LOADING`, `READONLY`, …, never "not found"), and while open fails calls at
+//! once with [`Error::CircuitOpen`]. When it opens, the connection is replaced, so a
+//! silently dead TCP connection is not reused.
+//!
+//! # Redis Cluster
+//!
+//! Load, create, update and delete touch one key and work in one slot. Renaming moves a
+//! session between two keys of different slots, which Redis Cluster refuses in one script,
+//! and `delete_many` sends multi-key `DEL`s; so this store targets a standalone Redis (or a
+//! primary with replicas) for now.
+
+mod layout;
+mod scripts;
+mod telemetry;
+mod value;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    sync::{Arc, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use redis::{
+    Client, ErrorKind, RedisError, RedisResult, ServerErrorKind,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tracing::Instrument as _;
+
+use self::{
+    layout::{EXPIRY_FIELD, Keys, META_FIELD},
+    scripts::Scripts,
+    value::{Sealing, ValueCodec},
+};
+use crate::{
+    Error,
+    clock::{Clock, SystemClock},
+    codec::FieldRecord,
+    crypto::{KeyRing, Purpose},
+    id::StoreKey,
+    resilience::{BreakerConfig, BreakerState, CircuitBreaker, Outcome, RetryPolicy},
+    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
+};
+
+/// Keys asked of each `SCAN` by count, clear and delete_many.
+const BATCH: usize = 500;
+
+/// A session store in Redis.
+///
+/// Cheap to clone; clones share one multiplexed, auto-reconnecting connection. See the
+/// [module documentation](self) for the key layout and the failure handling.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session::{RedisStore, SessionConfig, SessionProvider, SessionData};
+///
+/// #[derive(SessionData)]
+/// struct AppSession {
+///     user: Option<String>,
+/// }
+///
+/// # async fn run() -> Result<(), session::Error> {
+/// let store = RedisStore::builder("redis://:password@127.0.0.1:6380/0")
+///     .prefix("myapp:session:")
+///     .command_timeout(Duration::from_millis(500))
+///     .compress_above(Some(1024))
+///     .build()
+///     .await?;
+/// let provider = SessionProvider::<AppSession, _>::new(store, SessionConfig::production().build()?);
+/// # let _ = provider;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: RwLock<ConnectionManager>,
+    client: Client,
+    connection_config: ConnectionManagerConfig,
+    keys: Keys,
+    scripts: Scripts,
+    values: ValueCodec,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL is left out: it may hold a password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.keys)
+            .field("command_timeout", &self.inner.timeout)
+            .field("retry", &self.inner.retry)
+            .field("breaker", &self.inner.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`RedisStore`]; see [`RedisStore::builder`].
+#[must_use = "call .build().await to get a RedisStore"]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    command_timeout: Duration,
+    retry: RetryPolicy,
+    breaker: BreakerConfig,
+    compress_above: Option<usize>,
+    encryption: Option<KeyRing>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("compress_above", &self.compress_above)
+            .field("encrypted", &self.encryption.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Configures a store for the Redis server at `url`:
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS (feature
+    /// `redis-tls`).
+    ///
+    /// Defaults: prefix `session:`, command timeout 1 s, [`RetryPolicy::default`] (3
+    /// attempts), [`BreakerConfig::default`] (opens after 5 failures, probes after 10 s),
+    /// no compression, no encryption at rest, the system clock.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "session:".to_owned(),
+            command_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            compress_above: None,
+            encryption: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The circuit breaker's state, e.g. for a health check.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key of this store (default `session:`); stores with different
+    /// prefixes share a Redis database without seeing each other's sessions.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest one command (one attempt) may take, connecting included (default 1 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How loads, deletes and query operations are retried after a backend failure.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// When the circuit breaker opens and how long it stays open.
+    pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+
+    /// Gzip field values longer than this many bytes (default `None`: never). With
+    /// encryption, values are compressed before sealing; then compressing a value that mixes
+    /// attacker-chosen data with secrets can leak them through its length.
+    pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
+        self.compress_above = bytes;
+        self
+    }
+
+    /// Seals every stored value with this key ring (see the
+    /// [module documentation](self#encryption-at-rest)). Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session::{RedisStore, crypto::{KeyId, KeyRing, Secret}};
+    ///
+    /// let ring = KeyRing::new(KeyId(1), Secret::generate().unwrap());
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6380/").encryption(ring);
+    /// # let _ = builder;
+    /// ```
+    pub fn encryption(mut self, ring: KeyRing) -> Self {
+        self.encryption = Some(ring);
+        self
+    }
+
+    /// The clock that decides expiry and TTLs; share it with the provider's configuration.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Connects, and loads the scripts, so a wrong URL, password or unreachable server is
+    /// reported at start-up rather than at the first request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid URL or a zero timeout; [`Error::Timeout`] or
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection.
+    pub async fn build(self) -> Result<RedisStore, Error> {
+        if self.command_timeout.is_zero() {
+            return Err(Error::Config(
+                "the Redis command timeout must be greater than zero".into(),
+            ));
+        }
+        let client = Client::open(self.url.as_str()).map_err(|error| {
+            let hint = if self.url.starts_with("rediss:") && !cfg!(feature = "redis-tls") {
+                "; enable the `redis-tls` feature of `session` for rediss:// URLs"
+            } else {
+                "; expected redis://[[user]:password@]host[:port][/db] or rediss://…"
+            };
+            Error::Config(format!("invalid Redis URL: {error}{hint}"))
+        })?;
+        let connection_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.command_timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(self.command_timeout);
+        let purpose = Purpose::store("redis").map_err(|error| Error::Config(error.to_string()))?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), connection_config.clone())
+            .map_err(|error| Error::Config(format!("invalid Redis connection settings: {error}")))?;
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                connection: RwLock::new(connection),
+                client,
+                connection_config,
+                keys: Keys::new(&self.prefix),
+                scripts: Scripts::new(),
+                values: ValueCodec {
+                    compress_above: self.compress_above,
+                    sealing: self.encryption.map(|ring| Sealing { ring, purpose }),
+                },
+                clock: self.clock,
+                timeout: self.command_timeout,
+                retry: self.retry,
+                breaker: CircuitBreaker::new(self.breaker, telemetry::breaker_changed),
+            }),
+        };
+        let scripts = &store.inner.scripts;
+        store
+            .inner
+            .call(true, |mut connection| async move {
+                for script in scripts.all() {
+                    script.load_async(&mut connection).await?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(store)
+    }
+}
+
+/// Whether an error means the backend is failing, rather than refusing this command.
+fn is_backend_failure(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        )
+}
+
+fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(error))
+}
+
+impl Inner {
+    fn connection(&self) -> ConnectionManager {
+        self.connection.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Drops the current connection for a fresh one, connected at the next call.
+    fn reconnect(&self) {
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.connection_config.clone()) {
+            Ok(fresh) => {
+                *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+            }
+            Err(error) => tracing::warn!(%error, "could not replace the Redis connection"),
+        }
+    }
+
+    /// Runs one command (`attempt` is called once per attempt) under the timeout, the
+    /// breaker and, if `idempotent`, the retry policy.
+    async fn call<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, Error>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let attempts = if idempotent { self.retry.attempts() } else { 1 };
+        let mut tried = 0;
+        loop {
+            let permit = self.breaker.acquire()?;
+            let error = match tokio::time::timeout(self.timeout, attempt(self.connection())).await {
+                Ok(Ok(value)) => {
+                    permit.record(Outcome::Answered);
+                    return Ok(value);
+                }
+                Ok(Err(error)) if !is_backend_failure(&error) => {
+                    permit.record(Outcome::Answered);
+                    return Err(store_error(error));
+                }
+                Ok(Err(error)) => {
+                    self.failed(permit);
+                    store_error(error)
+                }
+                Err(_) => {
+                    self.failed(permit);
+                    Error::Timeout(self.timeout)
+                }
+            };
+            tried += 1;
+            if tried >= attempts {
+                return Err(error);
+            }
+            tracing::debug!(%error, attempt = tried, "retrying an idempotent Redis command");
+            tokio::time::sleep(self.retry.backoff(tried - 1)).await;
+        }
+    }
+
+    fn failed(&self, permit: crate::resilience::Permit<'_>) {
+        if permit.record(Outcome::Failed) == Some(BreakerState::Open) {
+            self.reconnect();
+        }
+    }
+
+    /// The hash field/value pairs that write `record`: metadata, expiry, then each field.
+    fn write_args(&self, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
+        let mut args = Vec::with_capacity(4 + 2 * 8);
+        args.push(META_FIELD.to_vec());
+        args.push(self.values.encode_meta(&record.meta).map_err(store_error)?);
+        args.push(EXPIRY_FIELD.to_vec());
+        args.push(record.meta.expires_ms().to_string().into_bytes());
+        for field in record.fields.iter() {
+            let (tag, value) = field.map_err(store_error)?;
+            args.push(layout::field_name(tag));
+            let stored = self.values.encode_field(tag, value, record.meta.absolute_deadline_ms);
+            args.push(stored.map_err(store_error)?);
+        }
+        Ok(args)
+    }
+
+    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record.
+    fn now_and_ttl(&self, record: &Record) -> (u64, u64) {
+        let now = self.clock.now_ms();
+        (now, record.meta.expires_ms().saturating_sub(now).max(1))
+    }
+
+    /// Reads a record from its hash; `None` when absent, expired or unreadable.
+    fn decode(&self, key: &StoreKey, hash: HashMap<Vec<u8>, Vec<u8>>, now: u64) -> Option<Record> {
+        if hash.is_empty() {
+            return None;
+        }
+        let meta = match hash.get(META_FIELD).map(|bytes| self.values.decode_meta(bytes, now)) {
+            Some(Ok(meta)) => meta,
+            Some(Err(error)) => {
+                tracing::warn!(
+                    key = %layout::short(key),
+                    %error,
+                    "Redis session metadata is unreadable; treated as no session"
+                );
+                return None;
+            }
+            None => {
+                tracing::warn!(key = %layout::short(key), "Redis session hash has no metadata; treated as no session");
+                return None;
+            }
+        };
+        if meta.is_expired(now) {
+            return None;
+        }
+        let mut fields: Vec<(u32, Vec<u8>)> = hash
+            .into_iter()
+            .filter_map(|(name, stored)| {
+                let tag = layout::field_tag(&name)?;
+                match self.values.decode_field(tag, &stored, now) {
+                    Ok(value) => Some((tag, value)),
+                    Err(error) => {
+                        tracing::warn!(
+                            key = %layout::short(key),
+                            tag,
+                            %error,
+                            "stored session field is unreadable; it keeps its default"
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        // Hash order is arbitrary; sorting makes equal records encode equally.
+        fields.sort_unstable_by_key(|(tag, _)| *tag);
+        let mut record = FieldRecord::new();
+        for (tag, value) in &fields {
+            record.push(*tag, value);
+        }
+        Some(Record { meta, fields: record })
+    }
+
+    /// Runs `operation` in a span and records its metrics.
+    async fn observe<T>(
+        &self,
+        op: &'static str,
+        key: Option<&StoreKey>,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let span = match key {
+            Some(key) => {
+                tracing::debug_span!("session_store", store = "redis", op, key = %layout::short(key))
+            }
+            None => tracing::debug_span!("session_store", store = "redis", op),
+        };
+        let started = Instant::now();
+        let result = operation.instrument(span.clone()).await;
+        telemetry::operation(op, started.elapsed(), result.as_ref().err());
+        if let Err(error) = &result {
+            span.in_scope(|| {
+                tracing::debug!(%error, kind = telemetry::error_kind(error), "Redis session store operation failed");
+            });
+        }
+        result
+    }
+
+    /// Keys of one `SCAN` page of this store, and the next cursor (0 when done).
+    async fn scan_keys(
+        connection: &mut ConnectionManager,
+        pattern: &str,
+        keys: &Keys,
+        cursor: u64,
+        count: usize,
+    ) -> RedisResult<(u64, Vec<(StoreKey, Vec<u8>)>)> {
+        let (next, names): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(connection)
+            .await?;
+        let found = names
+            .into_iter()
+            .filter_map(|name| keys.parse(&name).map(|key| (key, name)))
+            .collect();
+        Ok((next, found))
+    }
+
+    /// Visits every `SCAN` page of this store with `page`, one retried call per page;
+    /// returns the sum of what the pages return.
+    async fn for_each_page<F, Fut>(&self, page: F) -> Result<usize, Error>
+    where
+        F: Fn(ConnectionManager, Vec<(StoreKey, Vec<u8>)>) -> Fut,
+        Fut: Future<Output = RedisResult<usize>>,
+    {
+        let mut cursor = 0;
+        let mut total = 0;
+        loop {
+            let (next, keys) = self
+                .call(true, |mut connection| {
+                    let (pattern, keys) = (self.keys.pattern(), &self.keys);
+                    async move { Self::scan_keys(&mut connection, pattern, keys, cursor, BATCH).await }
+                })
+                .await?;
+            if !keys.is_empty() {
+                total += self.call(true, |connection| page(connection, keys.clone())).await?;
+            }
+            if next == 0 {
+                return Ok(total);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        let inner = &self.inner;
+        let name = inner.keys.key(key);
+        inner
+            .observe("load", Some(key), async {
+                let hash: HashMap<Vec<u8>, Vec<u8>> = inner
+                    .call(true, |mut connection| {
+                        let name = &name;
+                        async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
+                    })
+                    .await?;
+                Ok(inner.decode(key, hash, inner.clock.now_ms()))
+            })
+            .await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("create", Some(key), async {
+                let (now, ttl) = inner.now_and_ttl(record);
+                let mut invocation = inner.scripts.create.key(inner.keys.key(key));
+                invocation.arg(now).arg(ttl).arg(inner.write_args(record)?);
+                let invocation = &invocation;
+                let created: i64 = inner
+                    .call(false, |mut connection| async move {
+                        invocation.invoke_async(&mut connection).await
+                    })
+                    .await?;
+                Ok(created == 1)
+            })
+            .await
+    }
+
+    async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("update", Some(key), async {
+                let (now, ttl) = inner.now_and_ttl(update);
+                let mut invocation = inner.scripts.update.key(inner.keys.key(key));
+                invocation.arg(now).arg(ttl).arg(inner.write_args(update)?);
+                let invocation = &invocation;
+                let updated: i64 = inner
+                    .call(false, |mut connection| async move {
+                        invocation.invoke_async(&mut connection).await
+                    })
+                    .await?;
+                Ok(updated == 1)
+            })
+            .await
+    }
+
+    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("regenerate", Some(from), async {
+                let (now, ttl) = inner.now_and_ttl(update);
+                let mut invocation = inner.scripts.rename.key(inner.keys.key(from));
+                invocation
+                    .key(inner.keys.key(to))
+                    .arg(now)
+                    .arg(ttl)
+                    .arg(inner.write_args(update)?);
+                let invocation = &invocation;
+                let outcome: i64 = inner
+                    .call(false, |mut connection| async move {
+                        invocation.invoke_async(&mut connection).await
+                    })
+                    .await?;
+                match outcome {
+                    0 => Ok(Rename::Renamed),
+                    1 => Ok(Rename::SourceMissing),
+                    2 => Ok(Rename::TargetExists),
+                    other => Err(Error::Store(format!("the rename script answered {other}").into())),
+                }
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let name = inner.keys.key(key);
+        inner
+            .observe("delete", Some(key), async {
+                let deleted: i64 = inner
+                    .call(true, |mut connection| {
+                        let name = &name;
+                        async move { redis::cmd("DEL").arg(name).query_async(&mut connection).await }
+                    })
+                    .await?;
+                Ok(deleted > 0)
+            })
+            .await
+    }
+}
+
+impl QueryStore for RedisStore {
+    async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("scan", None, async {
+                let (next, hashes) = inner
+                    .call(true, |mut connection| {
+                        let (pattern, keys) = (inner.keys.pattern(), &inner.keys);
+                        async move {
+                            let (next, found) = Inner::scan_keys(&mut connection, pattern, keys, cursor, batch).await?;
+                            if found.is_empty() {
+                                return Ok((next, Vec::new()));
+                            }
+                            let mut pipe = redis::pipe();
+                            for (_, name) in &found {
+                                pipe.cmd("HGETALL").arg(name);
+                            }
+                            let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe.query_async(&mut connection).await?;
+                            let keyed = found.into_iter().map(|(key, _)| key).zip(hashes);
+                            Ok((next, keyed.collect::<Vec<_>>()))
+                        }
+                    })
+                    .await?;
+                let now = inner.clock.now_ms();
+                let records = hashes
+                    .into_iter()
+                    .filter_map(|(key, hash)| Some((key, inner.decode(&key, hash, now)?)))
+                    .collect();
+                Ok(ScanPage {
+                    records,
+                    next: (next != 0).then_some(next),
+                })
+            })
+            .await
+    }
+
+    async fn count(&self) -> Result<usize, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("count", None, async {
+                let now = inner.clock.now_ms();
+                inner
+                    .for_each_page(|mut connection, keys| async move {
+                        let mut pipe = redis::pipe();
+                        for (_, name) in &keys {
+                            pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
+                        }
+                        let expiries: Vec<Option<u64>> = pipe.query_async(&mut connection).await?;
+                        Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
+                    })
+                    .await
+            })
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("delete_many", None, async {
+                let mut deleted = 0;
+                for chunk in keys.chunks(BATCH) {
+                    let names: Vec<String> = chunk.iter().map(|key| inner.keys.key(key)).collect();
+                    let names = &names;
+                    let count: usize = inner
+                        .call(true, |mut connection| async move {
+                            redis::cmd("DEL").arg(names).query_async(&mut connection).await
+                        })
+                        .await?;
+                    deleted += count;
+                }
+                Ok(deleted)
+            })
+            .await
+    }
+
+    async fn clear(&self) -> Result<usize, Error> {
+        let inner = &self.inner;
+        inner
+            .observe("clear", None, async {
+                let now = inner.clock.now_ms();
+                inner
+                    .for_each_page(|mut connection, keys| async move {
+                        // Read each expiry and delete in the same pipeline, so only live
+                        // sessions are counted.
+                        let mut pipe = redis::pipe();
+                        for (_, name) in &keys {
+                            pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
+                            pipe.cmd("DEL").arg(name).ignore();
+                        }
+                        let expiries: Vec<Option<u64>> = pipe.query_async(&mut connection).await?;
+                        Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
+                    })
+                    .await
+            })
+            .await
+    }
+}

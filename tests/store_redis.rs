@@ -1,0 +1,590 @@
+//! The Redis store against a real `redis-server` of the test's own: the shared contract,
+//! round trips counted by Redis itself, the layout at rest, outages and restarts.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use common::{AppSession, redis_server::RedisServer};
+use session::{
+    Clock, Error, FieldDef, FieldRecord, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig,
+    SessionId, SessionMeta, SessionProvider, SessionStore,
+    crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
+    resilience::{BreakerConfig, BreakerState, RetryPolicy},
+    store::{QueryStore, Record},
+};
+
+type Provider = SessionProvider<AppSession, RedisStore>;
+
+const IDLE: Duration = Duration::from_secs(30 * 60);
+
+fn builder(server: &RedisServer, clock: &ManualClock) -> RedisStoreBuilder {
+    static STORES: AtomicUsize = AtomicUsize::new(0);
+    let n = STORES.fetch_add(1, Ordering::Relaxed);
+    RedisStore::builder(server.url())
+        .prefix(format!("test{n}:session:"))
+        .clock(clock.clone())
+}
+
+fn provider_for(store: RedisStore, clock: &ManualClock) -> Provider {
+    let config = SessionConfig::development()
+        .idle_timeout(IDLE)
+        .refresh_interval(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    SessionProvider::new(store, config)
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn tag(name: &str) -> u32 {
+    FieldDef::tag_of(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_passes_the_store_contract() {
+    let server = RedisServer::start();
+    common::contract::run(|clock: ManualClock| {
+        // The contract's factory is synchronous; building connects, so block on it here.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(builder(&server, &clock).build())
+                .unwrap()
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_saves_of_different_fields_both_survive() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let id = session.id().to_string();
+
+    // Two overlapping requests of one user, each changing its own field.
+    let mut first = provider.load(&id).await.unwrap().unwrap();
+    let mut second = provider.load(&id).await.unwrap().unwrap();
+    *first.visits_mut() += 5;
+    second.set_theme("dark".into());
+    assert_eq!(provider.save(&mut first).await.unwrap(), SaveOutcome::Updated);
+    assert_eq!(provider.save(&mut second).await.unwrap(), SaveOutcome::Updated);
+
+    let loaded = provider.load(&id).await.unwrap().unwrap();
+    assert_eq!(*loaded.visits(), 5, "the first request's change survived");
+    assert_eq!(loaded.theme(), "dark", "the second request's change survived");
+    assert_eq!(loaded.user().as_deref(), Some("alice"));
+}
+
+/// Command counts since the last call, from Redis's own `INFO commandstats`, without the
+/// `INFO` calls themselves. Commands run inside a script are counted too, so a save shows
+/// one `evalsha` plus the script's own commands.
+struct CommandStats {
+    connection: redis::aio::MultiplexedConnection,
+    last: BTreeMap<String, u64>,
+}
+
+impl CommandStats {
+    async fn new(server: &RedisServer) -> Self {
+        let mut stats = Self {
+            connection: raw(server).await,
+            last: BTreeMap::new(),
+        };
+        stats.last = stats.read().await;
+        stats
+    }
+
+    async fn read(&mut self) -> BTreeMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.connection)
+            .await
+            .unwrap();
+        info.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+                let calls = rest.split(',').next()?.parse().ok()?;
+                (name != "info").then(|| (name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    async fn delta(&mut self) -> BTreeMap<&'static str, u64> {
+        let now = self.read().await;
+        let delta = now
+            .iter()
+            .filter_map(|(name, &calls)| {
+                let before = self.last.get(name).copied().unwrap_or(0);
+                let name: &'static str = Box::leak(name.clone().into_boxed_str());
+                (calls > before).then_some((name, calls - before))
+            })
+            .collect();
+        self.last = now;
+        delta
+    }
+}
+
+fn counts(pairs: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+    pairs.iter().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_load_and_every_save_is_exactly_one_round_trip() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
+    let mut stats = CommandStats::new(&server).await;
+    // The script's own commands: liveness check, the write, the TTL.
+    let script = |extra: &[(&'static str, u64)]| {
+        let mut all = counts(&[("evalsha", 1), ("hget", 1), ("hset", 1), ("pexpire", 1)]);
+        for (name, calls) in extra {
+            *all.entry(name).or_default() += calls;
+        }
+        all
+    };
+
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
+    assert_eq!(stats.delta().await, script(&[("del", 1)]), "create");
+
+    let id = session.id().to_string();
+    let mut session = provider.load(&id).await.unwrap().unwrap();
+    assert_eq!(stats.delta().await, counts(&[("hgetall", 1)]), "load");
+
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Unchanged);
+    assert_eq!(stats.delta().await, counts(&[]), "an unchanged session is not written");
+
+    *session.visits_mut() += 1;
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Updated);
+    assert_eq!(stats.delta().await, script(&[]), "update");
+
+    clock.advance(Duration::from_secs(120));
+    let mut session = provider.load(&id).await.unwrap().unwrap();
+    stats.delta().await;
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Refreshed);
+    assert_eq!(stats.delta().await, script(&[]), "sliding refresh");
+
+    provider.regenerate_id(&mut session).await.unwrap();
+    assert_eq!(stats.delta().await, script(&[("hget", 1), ("rename", 1)]), "regenerate");
+
+    provider.delete(&mut session).await.unwrap();
+    assert_eq!(stats.delta().await, counts(&[("del", 1)]), "delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a_ttl() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock).prefix("app:s:").build().await.unwrap();
+    let provider = provider_for(store, &clock);
+    let mut raw = raw(&server).await;
+
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let name = format!("app:s:{{{}}}", session.id().store_key().to_hex());
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&name),
+        "one key, the digest as its hash tag"
+    );
+
+    let fields: Vec<String> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
+    let mut fields = fields;
+    fields.sort();
+    let mut expected: Vec<String> = ["m", "x"].map(String::from).to_vec();
+    expected.extend(["user", "visits", "theme", "language", "notice"].map(|field| format!("f:{:08x}", tag(field))));
+    expected.sort();
+    assert_eq!(fields, expected);
+
+    let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
+    let idle = IDLE.as_millis() as i64;
+    assert!(
+        (idle - 5_000..=idle).contains(&pttl),
+        "the TTL follows the idle deadline: {pttl} ms"
+    );
+
+    // A change rewrites only its field: the others keep their stored bytes, even if
+    // someone else changed them meanwhile.
+    let theme = format!("f:{:08x}", tag("theme"));
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg(&theme)
+        .arg(b"\x00\x04blue")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    *session.visits_mut() = 7;
+    provider.save(&mut session).await.unwrap();
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.theme(), "blue", "the unchanged field was not rewritten");
+    assert_eq!(*loaded.visits(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_are_compressed_and_read_back() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock).compress_above(Some(64)).build().await.unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut session = provider.create().unwrap();
+    let long = "compressible ".repeat(200);
+    session.set_user(Some(long.clone()));
+    session.set_language(Some("en".into()));
+    provider.save(&mut session).await.unwrap();
+
+    let name = raw_key(&session.id().store_key(), &server).await;
+    let stored: Vec<u8> = redis::cmd("HGET")
+        .arg(&name)
+        .arg(format!("f:{:08x}", tag("user")))
+        .query_async(&mut raw(&server).await)
+        .await
+        .unwrap();
+    assert_eq!(stored[0], 1, "marked gzip");
+    assert!(stored.len() < long.len() / 4, "{} bytes stored", stored.len());
+
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some(long.as_str()));
+    assert_eq!(loaded.language().as_deref(), Some("en"));
+}
+
+/// The key a store wrote for `key`, found by its digest.
+async fn raw_key(key: &session::StoreKey, server: &RedisServer) -> String {
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{{{}}}", key.to_hex()))
+        .query_async(&mut raw(server).await)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names.into_iter().next().unwrap()
+}
+
+fn ring() -> KeyRing {
+    KeyRing::new(KeyId(1), Secret::generate().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_redis_store_passes_the_store_contract() {
+    let server = RedisServer::start();
+    let ring = ring();
+    common::contract::run(|clock: ManualClock| {
+        let builder = builder(&server, &clock)
+            .encryption(ring.clone())
+            .compress_above(Some(16));
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(builder.build()).unwrap())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let ring = ring();
+    let store = builder(&server, &clock)
+        .prefix("enc:")
+        .encryption(ring.clone())
+        .build()
+        .await
+        .unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut session = provider.create().unwrap();
+    let secret = "alice-secret-4f2a9c";
+    session.set_user(Some(secret.into()));
+    session.set_language(Some("en-GB".into()));
+    provider.save(&mut session).await.unwrap();
+
+    let name = raw_key(&session.id().store_key(), &server).await;
+    let mut raw = raw(&server).await;
+    let hash: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&name).query_async(&mut raw).await.unwrap();
+    let dump: Vec<u8> = hash
+        .iter()
+        .flat_map(|(field, value)| [field.clone(), value.clone()].concat())
+        .collect();
+    assert!(
+        !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "no plaintext at rest"
+    );
+    assert!(!dump.windows(5).any(|w| w == b"en-GB"));
+    let user = hash
+        .iter()
+        .find(|(field, _)| *field == format!("f:{:08x}", tag("user")).into_bytes())
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    assert_eq!(user[0], 2, "marked sealed");
+
+    // The envelope is bound to the store's purpose: it does not open as a cookie.
+    let text = std::str::from_utf8(&user[1..]).unwrap();
+    let now = clock.now_ms() / 1000;
+    assert!(
+        ring.open(&Purpose::store("redis").unwrap(), text, now, &OpenLimits::default())
+            .is_ok()
+    );
+    assert!(
+        ring.open(&Purpose::cookie("session").unwrap(), text, now, &OpenLimits::default())
+            .is_err()
+    );
+
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some(secret));
+    assert_eq!(loaded.language().as_deref(), Some("en-GB"));
+
+    // Another key ring reads nothing, and a plain store does not adopt sealed data.
+    let key = session.id().store_key();
+    let foreign = builder(&server, &clock)
+        .prefix("enc:")
+        .encryption(self::ring())
+        .build()
+        .await
+        .unwrap();
+    let plain = builder(&server, &clock).prefix("enc:").build().await.unwrap();
+    assert_eq!(foreign.load(&key).await.unwrap(), None);
+    assert_eq!(plain.load(&key).await.unwrap(), None);
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_default() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock).build().await.unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut raw = raw(&server).await;
+
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    session.set_theme("dark".into());
+    provider.save(&mut session).await.unwrap();
+    let name = raw_key(&session.id().store_key(), &server).await;
+
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg(format!("f:{:08x}", tag("theme")))
+        .arg(b"\x07garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.theme(), "light", "an unreadable field takes its default");
+    assert_eq!(loaded.user().as_deref(), Some("alice"), "the others are kept");
+
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg("m")
+        .arg("short")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&session.id().store_key()).await.unwrap(),
+        None,
+        "corrupt metadata is no session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_operations_see_only_this_stores_prefix() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = builder(&server, &clock).prefix("a:").build().await.unwrap();
+    // A prefix with glob characters must match literally.
+    let b = builder(&server, &clock).prefix("a*:").build().await.unwrap();
+    let mut raw = raw(&server).await;
+    let _: () = redis::cmd("SET")
+        .arg("a:unrelated")
+        .arg("1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let record = Record {
+        meta: SessionMeta::new(clock.now_ms(), 60_000, 600_000),
+        fields: FieldRecord::new(),
+    };
+    for _ in 0..5 {
+        assert!(
+            a.create(&SessionId::generate().unwrap().store_key(), &record)
+                .await
+                .unwrap()
+        );
+    }
+    for _ in 0..3 {
+        assert!(
+            b.create(&SessionId::generate().unwrap().store_key(), &record)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(a.count().await.unwrap(), 5);
+    assert_eq!(b.count().await.unwrap(), 3);
+
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(a.count().await.unwrap(), 0, "expired by the store's clock");
+    let page = a.scan(0, 100).await.unwrap();
+    assert!(page.records.is_empty(), "a scan returns no expired record");
+
+    assert_eq!(a.clear().await.unwrap(), 0, "nothing live was cleared");
+    let left: Vec<String> = redis::cmd("KEYS").arg("a:*").query_async(&mut raw).await.unwrap();
+    assert_eq!(left, ["a:unrelated"], "clear removed this store's keys only");
+    let b_keys: Vec<String> = redis::cmd("KEYS").arg("a\\*:*").query_async(&mut raw).await.unwrap();
+    assert_eq!(b_keys.len(), 3, "the other store's keys are untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misconfiguration_and_unreachable_servers_fail_at_build() {
+    let error = RedisStore::builder("not a url").build().await.unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error}");
+
+    let error = RedisStore::builder("redis://127.0.0.1:1/")
+        .command_timeout(Duration::ZERO)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error}");
+
+    // A port nobody listens on: a stopped server.
+    let port = {
+        let server = RedisServer::start();
+        server.port()
+    };
+    let started = Instant::now();
+    let error = RedisStore::builder(format!("redis://127.0.0.1:{port}/"))
+        .command_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        })
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // rediss:// (feature redis-tls) against a plain-text server: the TLS handshake fails
+    // as an unavailable backend, not as a panic or a configuration error.
+    let plain = RedisServer::start();
+    let error = RedisStore::builder(format!("rediss://127.0.0.1:{}/", plain.port()))
+        .command_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::none())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+}
+
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+fn resilient(builder: RedisStoreBuilder) -> RedisStoreBuilder {
+    builder
+        .command_timeout(TIMEOUT)
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        })
+        .circuit_breaker(BreakerConfig {
+            failure_threshold: 3,
+            reset_timeout: Duration::from_millis(800),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_fails_fast_opens_the_breaker_and_recovers_without_loss() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = resilient(builder(&server, &clock)).build().await.unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    *session.visits_mut() = 41;
+    session.set_language(Some("fr".into()));
+    provider.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+    let mut other = provider.create().unwrap();
+    provider.save(&mut other).await.unwrap();
+
+    server.freeze();
+
+    // A write is not retried: it fails after one timeout.
+    other.set_user(Some("bob".into()));
+    let started = Instant::now();
+    let error = provider.save(&mut other).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, Error::Timeout(_)), "{error}");
+    assert!(elapsed >= TIMEOUT && elapsed < 2 * TIMEOUT, "{elapsed:?}");
+
+    // A load is retried once, then the breaker (3 failures) opens.
+    let started = Instant::now();
+    let error = provider.get(&id).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(error.is_unavailable(), "{error}");
+    assert!(elapsed < 3 * TIMEOUT, "{elapsed:?}");
+    assert_eq!(store.breaker_state(), BreakerState::Open);
+
+    // While open, calls fail at once.
+    let started = Instant::now();
+    let error = provider.get(&id).await.unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen { .. }), "{error}");
+    assert!(started.elapsed() < Duration::from_millis(50), "{:?}", started.elapsed());
+
+    server.thaw();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let loaded = provider.get(&id).await.expect("recovered after the reset timeout");
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    assert_eq!(loaded.user().as_deref(), Some("alice"));
+    assert_eq!(*loaded.visits(), 41);
+    assert_eq!(loaded.language().as_deref(), Some("fr"));
+    assert_eq!(loaded.theme(), "light");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_is_reconnected_without_rebuilding_the_store() {
+    let mut server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = resilient(builder(&server, &clock)).build().await.unwrap();
+    let provider = provider_for(store, &clock);
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+
+    server.restart();
+
+    // The old session is gone (no persistence); the store answers again once reconnected.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reloaded = loop {
+        match provider.try_get(session.id()).await {
+            Ok(found) => break found,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "no recovery within 5 s: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(reloaded.is_none(), "the restarted server has no data");
+
+    // New sessions work, scripts included (Redis lost them too).
+    let mut fresh = provider.create().unwrap();
+    fresh.set_user(Some("bob".into()));
+    provider.save(&mut fresh).await.unwrap();
+    *fresh.visits_mut() += 1;
+    provider.save(&mut fresh).await.unwrap();
+    let loaded = provider.get(fresh.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("bob"));
+    assert_eq!(*loaded.visits(), 1);
+}
