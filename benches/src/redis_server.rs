@@ -116,6 +116,69 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Starts watching every command with `MONITOR`, to tell the commands clients send
+    /// (round trips) from those that Lua scripts run. Its output adds to the server's
+    /// byte counters: never watch while counting bytes.
+    ///
+    /// # Errors
+    ///
+    /// When the server does not answer.
+    pub fn monitor(&self) -> io::Result<Monitor> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"MONITOR\r\n")?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if !line.starts_with("+OK") {
+            return Err(io::Error::other(format!("MONITOR refused: {line:?}")));
+        }
+        Ok(Monitor { reader })
+    }
+}
+
+/// A `MONITOR` connection.
+#[derive(Debug)]
+pub struct Monitor {
+    reader: BufReader<TcpStream>,
+}
+
+impl Monitor {
+    /// Stops watching: the commands seen so far that clients sent, by name (upper case),
+    /// leaving out those run by scripts and the measurement's own.
+    ///
+    /// # Errors
+    ///
+    /// When the server does not answer.
+    pub fn client_commands(mut self, server: &RedisServer) -> io::Result<BTreeMap<String, u64>> {
+        const SENTINEL: &str = "end-of-measurement";
+        server.command(&["ECHO", SENTINEL])?;
+        let mut commands = BTreeMap::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "MONITOR closed"));
+            }
+            if line.contains(SENTINEL) {
+                return Ok(commands);
+            }
+            // +<time> [<db> <client address or "lua">] "<COMMAND>" "<arg>"...
+            let Some((source, rest)) = line.split_once(']') else {
+                continue;
+            };
+            if source.ends_with(" lua") {
+                continue;
+            }
+            let name = rest.trim().split('"').nth(1).unwrap_or("").to_uppercase();
+            if !OVERHEAD_COMMANDS.contains(&name.to_lowercase().as_str()) {
+                *commands.entry(name).or_default() += 1;
+            }
+        }
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
