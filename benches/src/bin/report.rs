@@ -44,7 +44,21 @@ struct Options {
     out: PathBuf,
 }
 
+/// This executable's path, read at start-up: `cargo bench` rebuilds (replaces) it while
+/// the report runs, after which the running process's own path reads as deleted.
+static SELF_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn self_path() -> Result<PathBuf, BoxError> {
+    match SELF_PATH.get() {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
+
 fn main() -> Result<(), BoxError> {
+    if let Ok(path) = std::env::current_exe() {
+        let _ = SELF_PATH.set(path);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
@@ -172,7 +186,7 @@ struct Server {
 
 impl Server {
     fn start(app: App, redis_url: Option<&str>) -> Result<Self, BoxError> {
-        let mut command = Command::new(std::env::current_exe()?);
+        let mut command = Command::new(self_path()?);
         command.arg("serve").arg(app.name());
         if let Some(url) = redis_url {
             command.arg(url);
@@ -446,7 +460,7 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
 }
 
 fn memory_in_child(which: &str, count: u64) -> Result<Footprint, BoxError> {
-    let output = Command::new(std::env::current_exe()?)
+    let output = Command::new(self_path()?)
         .args(["memory", which, &count.to_string()])
         .stderr(Stdio::inherit())
         .output()?;
@@ -780,7 +794,8 @@ fn render(
          cargo run -p session-benches --release --bin report -- --quick # a one-minute smoke run\n\
          cargo bench -p session-benches --bench micro                   # the criterion part alone\n\
          ```\n\n\
-         Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. The code is in `benches/`: \
+         Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. What was profiled and changed, with \
+         figures before and after: [benches/PROFILING.md](benches/PROFILING.md). The code is in `benches/`: \
          `src/content.rs` (the session), `src/ops.rs` and `benches/micro.rs` (micro), `src/apps.rs` and `src/load.rs` (end to end), \
          `src/memory.rs`, `src/redis_server.rs`."
     );

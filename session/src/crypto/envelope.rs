@@ -55,7 +55,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -386,7 +386,7 @@ fn seal_raw(
     raw.extend_from_slice(body);
     raw.resize(PREFIX_LEN + padded, 0);
     // Encrypted where it lies: no second buffer for the ciphertext.
-    cbc::Encryptor::<Aes256>::new(key.enc_key().into(), iv.into())
+    cbc::Encryptor::<Aes256>::inner_iv_init(key.cipher().clone(), iv.into())
         .encrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..], body.len())
         .expect("room for the padding is reserved above");
     let tag = mac_for(key, purpose).chain_update(&raw).finalize().into_bytes();
@@ -428,7 +428,7 @@ fn open_inner(ring: &KeyRing, purpose: &Purpose, input: &str, now: u64, limits: 
 
     // Decrypted in place, then moved to the front of the same buffer: no second buffer.
     let end = raw.len() - TAG_LEN;
-    let body_len = cbc::Decryptor::<Aes256>::new(key.enc_key().into(), (&iv).into())
+    let body_len = cbc::Decryptor::<Aes256>::inner_iv_init(key.cipher().clone(), (&iv).into())
         .decrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..end])
         .map_err(|_| Reject::Padding)?
         .len();
@@ -460,6 +460,7 @@ mod tests {
     use super::*;
     use crate::crypto::keys::Secret;
     use crate::crypto::test_hex as hex;
+    use cbc::cipher::KeyIvInit;
     use cbc::cipher::block_padding::NoPadding;
 
     fn ring() -> KeyRing {
@@ -640,7 +641,7 @@ mod tests {
         let iv = [1u8; IV_LEN];
         // A block whose plaintext ends in 0x00 is invalid PKCS#7.
         let mut block = [0u8; 16];
-        cbc::Encryptor::<Aes256>::new(key.enc_key().into(), (&iv).into())
+        cbc::Encryptor::<Aes256>::inner_iv_init(key.cipher().clone(), (&iv).into())
             .encrypt_padded_mut::<NoPadding>(&mut block, 16)
             .unwrap();
         let mut raw = vec![1, key.id.0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
