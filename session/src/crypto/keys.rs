@@ -319,6 +319,9 @@ impl From<u8> for KeyId {
     }
 }
 
+/// 32 bytes of key material, zeroized on drop, boxed so it never moves.
+type BoxedKey = Box<Zeroizing<[u8; 32]>>;
+
 /// Keys derived from one [`Secret`].
 ///
 /// Boxed so that growing the ring's `Vec` moves pointers, never key bytes,
@@ -326,7 +329,7 @@ impl From<u8> for KeyId {
 #[derive(Clone)]
 pub(crate) struct DerivedKey {
     pub(crate) id: KeyId,
-    mac: Box<Zeroizing<[u8; 32]>>,
+    mac: BoxedKey,
     /// The AES-256 key, kept only expanded into round keys (zeroized on drop by the `aes`
     /// crate), so no seal or open repeats the key schedule.
     cipher: Box<Aes256>,
@@ -341,7 +344,7 @@ impl DerivedKey {
     }
 
     /// The encryption and MAC keys of `secret` (HKDF-SHA256).
-    fn expand(secret: &Secret) -> (Box<Zeroizing<[u8; 32]>>, Box<Zeroizing<[u8; 32]>>) {
+    fn expand(secret: &Secret) -> (BoxedKey, BoxedKey) {
         let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.expose());
         let mut enc = Box::new(Zeroizing::new([0u8; 32]));
         let mut mac = Box::new(Zeroizing::new([0u8; 32]));
