@@ -63,6 +63,13 @@ impl FieldRecord {
         Self::default()
     }
 
+    /// An empty record with room for `bytes` bytes of fields.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
     /// Wraps stored bytes; they are validated as they are read.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self { bytes }
