@@ -63,6 +63,13 @@ impl FieldRecord {
         Self::default()
     }
 
+    /// An empty record with room for `bytes` bytes of fields.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
     /// Wraps stored bytes; they are validated as they are read.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self { bytes }
@@ -121,14 +128,24 @@ impl FieldRecord {
     ///
     /// When either record is malformed; `self` is then left unchanged.
     pub fn merge(&mut self, update: &FieldRecord) -> Result<(), CorruptRecord> {
-        let updated: Vec<u32> = update
-            .iter()
-            .map(|field| field.map(|(tag, _)| tag))
-            .collect::<Result<_, _>>()?;
-        let mut merged = Vec::with_capacity(self.bytes.len() + update.bytes.len());
+        update.iter().try_for_each(|field| field.map(drop))?;
+        // Validated above, so `Ok` is the only shape left; no list of tags to allocate.
+        let updated = |tag: u32| update.iter().any(|field| matches!(field, Ok((t, _)) if t == tag));
+        if self.overwrite_in_place(update)? {
+            return Ok(());
+        }
+        // Sized exactly, so a store can keep the bytes as a boxed slice without copying.
+        let mut kept = 0;
         for field in self.iter() {
             let (tag, value) = field?;
-            if !updated.contains(&tag) {
+            if !updated(tag) {
+                kept += 4 + varint_len(value.len()) + value.len();
+            }
+        }
+        let mut merged = Vec::with_capacity(kept + update.bytes.len());
+        for field in self.iter() {
+            let (tag, value) = field?;
+            if !updated(tag) {
                 merged.extend_from_slice(&tag.to_le_bytes());
                 write_varint(&mut merged, value.len());
                 merged.extend_from_slice(value);
@@ -137,6 +154,44 @@ impl FieldRecord {
         merged.extend_from_slice(&update.bytes);
         self.bytes = merged;
         Ok(())
+    }
+
+    /// The common save (a counter, a flag) changes values without changing their length:
+    /// then the new bytes replace the old where they are, with no allocation. Returns
+    /// `false`, changing nothing, unless every updated tag is stored exactly once with a
+    /// value of its new length.
+    fn overwrite_in_place(&mut self, update: &FieldRecord) -> Result<bool, CorruptRecord> {
+        let mut places = [(0usize, 0usize); 8];
+        let mut count = 0;
+        for field in update.iter() {
+            let (tag, value) = field?;
+            // A tag repeated in the update goes through the merge, which keeps the last.
+            if count == places.len() || update.iter().take(count).any(|f| matches!(f, Ok((t, _)) if t == tag)) {
+                return Ok(false);
+            }
+            let mut found = None;
+            let mut offset = 0;
+            for stored in self.iter() {
+                let (stored_tag, stored_value) = stored?;
+                // Lengths are minimal varints (the reader refuses others), so this is exact.
+                let end = offset + 4 + varint_len(stored_value.len()) + stored_value.len();
+                if stored_tag == tag {
+                    if found.is_some() || stored_value.len() != value.len() {
+                        return Ok(false);
+                    }
+                    found = Some((end - value.len(), end));
+                }
+                offset = end;
+            }
+            let Some(place) = found else { return Ok(false) };
+            places[count] = place;
+            count += 1;
+        }
+        for (&(start, end), field) in places[..count].iter().zip(update.iter()) {
+            let (_, value) = field?;
+            self.bytes[start..end].copy_from_slice(value);
+        }
+        Ok(true)
     }
 }
 
@@ -185,6 +240,10 @@ fn write_varint(out: &mut Vec<u8>, mut value: usize) {
     out.push(value as u8);
 }
 
+fn varint_len(value: usize) -> usize {
+    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut value: usize = 0;
     for (i, &byte) in bytes.iter().enumerate().take(5) {
@@ -225,8 +284,13 @@ pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, 
 /// Never fails: unknown tags are skipped; fields that are missing, malformed or of a changed
 /// type keep their default, and the latter two are reported through `tracing`.
 pub fn decode<T: SessionData>(record: &FieldRecord) -> T {
+    decode_bytes(&record.bytes)
+}
+
+/// [`decode`] of borrowed record bytes, so a caller holding them need not copy them.
+pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
     let mut data = T::initial();
-    for field in record.iter() {
+    for field in (Fields { bytes, offset: 0 }) {
         let (tag, value) = match field {
             Ok(field) => field,
             Err(error) => {
@@ -364,6 +428,34 @@ mod tests {
         base.merge(&update).unwrap();
         let fields: Vec<_> = base.iter().map(Result::unwrap).collect();
         assert_eq!(fields, vec![(1, &b"one"[..]), (2, &b"TWO"[..]), (3, &b"three"[..])]);
+    }
+
+    #[test]
+    fn merge_overwrites_same_length_values_in_place() {
+        let mut base = FieldRecord::new();
+        base.push(1, b"one");
+        base.push(2, b"two");
+        let mut update = FieldRecord::new();
+        update.push(1, b"ONE");
+        base.merge(&update).unwrap();
+        let fields: Vec<_> = base.iter().map(Result::unwrap).collect();
+        assert_eq!(fields, vec![(1, &b"ONE"[..]), (2, &b"two"[..])]);
+        // A repeated tag in the update keeps its last value, as the general merge does.
+        let mut update = FieldRecord::new();
+        update.push(2, b"abc");
+        update.push(2, b"xyz");
+        base.merge(&update).unwrap();
+        assert_eq!(base.get(2).unwrap(), Some(&b"xyz"[..]));
+        assert_eq!(base.iter().count(), 3);
+    }
+
+    #[test]
+    fn varint_lengths_match_the_writer() {
+        for value in [0usize, 1, 127, 128, 16_383, 16_384, u32::MAX as usize] {
+            let mut out = Vec::new();
+            write_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
     }
 
     #[test]

@@ -112,7 +112,18 @@ impl StoreKey {
 
     /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        let mut hex = String::with_capacity(64);
+        self.write_hex(&mut hex);
+        hex
+    }
+
+    /// Appends the 64 hex digits to `out`; on every Redis command, so no formatting machinery.
+    pub(crate) fn write_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
     }
 
     /// Parses 64 hex digits.

@@ -55,7 +55,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -375,15 +375,20 @@ fn seal_raw(
     iv: &[u8; IV_LEN],
     body: &[u8],
 ) -> Vec<u8> {
-    let ciphertext =
-        cbc::Encryptor::<Aes256>::new(key.enc_key().into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(body);
-    let mut raw = Vec::with_capacity(PREFIX_LEN + ciphertext.len() + TAG_LEN);
+    // PKCS#7 always adds 1 to 16 bytes.
+    let padded = (body.len() / BLOCK_LEN + 1) * BLOCK_LEN;
+    let mut raw = Vec::with_capacity(PREFIX_LEN + padded + TAG_LEN);
     raw.push(version);
     raw.push(key.id.0);
     raw.extend_from_slice(&expires_at.to_be_bytes());
     raw.push(flags);
     raw.extend_from_slice(iv);
-    raw.extend_from_slice(&ciphertext);
+    raw.extend_from_slice(body);
+    raw.resize(PREFIX_LEN + padded, 0);
+    // Encrypted where it lies: no second buffer for the ciphertext.
+    cbc::Encryptor::<Aes256>::inner_iv_init(key.cipher().clone(), iv.into())
+        .encrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..], body.len())
+        .expect("room for the padding is reserved above");
     let tag = mac_for(key, purpose).chain_update(&raw).finalize().into_bytes();
     raw.extend_from_slice(&tag);
     raw
@@ -393,12 +398,12 @@ fn open_inner(ring: &KeyRing, purpose: &Purpose, input: &str, now: u64, limits: 
     if input.len() > limits.max_input_len {
         return Err(Reject::TooLong);
     }
-    let raw = STRICT_B64URL.decode(input).map_err(|_| Reject::Base64)?;
+    let mut raw = STRICT_B64URL.decode(input).map_err(|_| Reject::Base64)?;
     if raw.len() < MIN_LEN || !(raw.len() - PREFIX_LEN - TAG_LEN).is_multiple_of(BLOCK_LEN) {
         return Err(Reject::Length);
     }
     let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
-    let (prefix, ciphertext) = signed.split_first_chunk::<PREFIX_LEN>().ok_or(Reject::Length)?;
+    let (prefix, _ciphertext) = signed.split_first_chunk::<PREFIX_LEN>().ok_or(Reject::Length)?;
     let [version, key_id, e0, e1, e2, e3, e4, e5, e6, e7, flags, iv @ ..] = *prefix;
 
     if version != ENVELOPE_VERSION {
@@ -421,9 +426,15 @@ fn open_inner(ring: &KeyRing, purpose: &Purpose, input: &str, now: u64, limits: 
         return Err(Reject::Expired);
     }
 
-    let body = cbc::Decryptor::<Aes256>::new(key.enc_key().into(), (&iv).into())
-        .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-        .map_err(|_| Reject::Padding)?;
+    // Decrypted in place, then moved to the front of the same buffer: no second buffer.
+    let end = raw.len() - TAG_LEN;
+    let body_len = cbc::Decryptor::<Aes256>::inner_iv_init(key.cipher().clone(), (&iv).into())
+        .decrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..end])
+        .map_err(|_| Reject::Padding)?
+        .len();
+    let mut body = raw;
+    body.copy_within(PREFIX_LEN..PREFIX_LEN + body_len, 0);
+    body.truncate(body_len);
     let plaintext = if flags & FLAG_GZIP != 0 {
         let body = Zeroizing::new(body);
         compress::gunzip_bounded(&body, limits.max_plaintext_len).map_err(|e| match e {
@@ -449,6 +460,7 @@ mod tests {
     use super::*;
     use crate::crypto::keys::Secret;
     use crate::crypto::test_hex as hex;
+    use cbc::cipher::KeyIvInit;
     use cbc::cipher::block_padding::NoPadding;
 
     fn ring() -> KeyRing {
@@ -629,7 +641,7 @@ mod tests {
         let iv = [1u8; IV_LEN];
         // A block whose plaintext ends in 0x00 is invalid PKCS#7.
         let mut block = [0u8; 16];
-        cbc::Encryptor::<Aes256>::new(key.enc_key().into(), (&iv).into())
+        cbc::Encryptor::<Aes256>::inner_iv_init(key.cipher().clone(), (&iv).into())
             .encrypt_padded_mut::<NoPadding>(&mut block, 16)
             .unwrap();
         let mut raw = vec![1, key.id.0, 0, 0, 0, 0, 0, 0, 0, 0, 0];

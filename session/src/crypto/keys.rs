@@ -8,6 +8,7 @@
 //! `b"session/keyring/v1"` expands a 32-byte AES-256 key (`info = b"enc"`) and
 //! a 32-byte HMAC-SHA256 key (`info = b"mac"`).
 
+use aes::{Aes256, cipher::KeyInit as _};
 use std::fmt;
 use std::sync::Arc;
 
@@ -318,6 +319,9 @@ impl From<u8> for KeyId {
     }
 }
 
+/// 32 bytes of key material, zeroized on drop, boxed so it never moves.
+type BoxedKey = Box<Zeroizing<[u8; 32]>>;
+
 /// Keys derived from one [`Secret`].
 ///
 /// Boxed so that growing the ring's `Vec` moves pointers, never key bytes,
@@ -325,12 +329,22 @@ impl From<u8> for KeyId {
 #[derive(Clone)]
 pub(crate) struct DerivedKey {
     pub(crate) id: KeyId,
-    enc: Box<Zeroizing<[u8; 32]>>,
-    mac: Box<Zeroizing<[u8; 32]>>,
+    mac: BoxedKey,
+    /// The AES-256 key, kept only expanded into round keys (zeroized on drop by the `aes`
+    /// crate), so no seal or open repeats the key schedule.
+    cipher: Box<Aes256>,
 }
 
 impl DerivedKey {
     fn derive(id: KeyId, secret: &Secret) -> Self {
+        let (enc, mac) = Self::expand(secret);
+        let key: &[u8; 32] = &enc;
+        let cipher = Box::new(Aes256::new(key.into()));
+        Self { id, mac, cipher }
+    }
+
+    /// The encryption and MAC keys of `secret` (HKDF-SHA256).
+    fn expand(secret: &Secret) -> (BoxedKey, BoxedKey) {
         let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.expose());
         let mut enc = Box::new(Zeroizing::new([0u8; 32]));
         let mut mac = Box::new(Zeroizing::new([0u8; 32]));
@@ -338,12 +352,12 @@ impl DerivedKey {
             .expect("32 bytes is within the HKDF-SHA256 output limit");
         hk.expand(HKDF_INFO_MAC, mac.as_mut_slice())
             .expect("32 bytes is within the HKDF-SHA256 output limit");
-        Self { id, enc, mac }
+        (enc, mac)
     }
 
-    /// The AES-256 key.
-    pub(crate) fn enc_key(&self) -> &[u8; 32] {
-        &self.enc
+    /// The AES-256 key, expanded.
+    pub(crate) fn cipher(&self) -> &Aes256 {
+        &self.cipher
     }
 
     /// The HMAC-SHA256 key.
@@ -446,10 +460,13 @@ mod tests {
     #[test]
     fn derivation_separates_enc_and_mac_and_is_deterministic() {
         let material: Vec<u8> = (0u8..64).collect();
+        let (a_enc, a_mac) = DerivedKey::expand(&Secret::from_bytes(material.clone()).unwrap());
+        let (b_enc, b_mac) = DerivedKey::expand(&Secret::from_bytes(material.clone()).unwrap());
+        assert_ne!(**a_enc, **a_mac);
+        assert_eq!(**a_enc, **b_enc);
+        assert_eq!(**a_mac, **b_mac);
         let a = DerivedKey::derive(KeyId(1), &Secret::from_bytes(material.clone()).unwrap());
         let b = DerivedKey::derive(KeyId(9), &Secret::from_bytes(material).unwrap());
-        assert_ne!(**a.enc, **a.mac);
-        assert_eq!(**a.enc, **b.enc);
         assert_eq!(**a.mac, **b.mac);
     }
 

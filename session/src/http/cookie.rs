@@ -1,20 +1,23 @@
 //! Reading the session cookie from request headers, with the `cookie` crate.
 
-use cookie::Cookie;
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::{Error, config::CookieConfig, set_cookie};
 
 /// The value of the first cookie called `name` in the request.
+///
+/// Splits the `Cookie` header by hand, as the `cookie` crate's `split_parse` would (pairs
+/// separated by `;`, name and value trimmed, pairs without `=` or with an empty name
+/// skipped), but without building a `Cookie` for every pair: this runs on every request.
 pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == name)
-        .map(|cookie| cookie.value().to_owned())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(pair_name, _)| !name.is_empty() && pair_name.trim() == name)
+        .map(|(_, value)| value.trim().to_owned())
 }
 
 /// The `Set-Cookie` header that sets the session cookie to `value`, or expires it.

@@ -41,23 +41,26 @@ struct Options {
 /// Adds a [`LazySession<T>`] to every request and commits it after the handler.
 ///
 /// See the [module documentation](super) for the behaviour.
-pub struct SessionLayer<T, B> {
+pub struct SessionLayer<T: SessionData, B> {
     backend: Arc<B>,
+    /// The same backend, type-erased once rather than on every request.
+    loader: Arc<dyn Loader<T>>,
     options: Arc<Options>,
     data: PhantomData<fn() -> T>,
 }
 
-impl<T, B> Clone for SessionLayer<T, B> {
+impl<T: SessionData, B> Clone for SessionLayer<T, B> {
     fn clone(&self) -> Self {
         Self {
             backend: self.backend.clone(),
+            loader: self.loader.clone(),
             options: self.options.clone(),
             data: PhantomData,
         }
     }
 }
 
-impl<T, B> fmt::Debug for SessionLayer<T, B> {
+impl<T: SessionData, B> fmt::Debug for SessionLayer<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
             .field("outage_policy", &self.options.outage_policy)
@@ -70,8 +73,10 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
     /// A layer over `backend`: a [`SessionProvider`](crate::SessionProvider) or a cookie
     /// store.
     pub fn new(backend: B) -> Self {
+        let backend = Arc::new(backend);
         Self {
-            backend: Arc::new(backend),
+            loader: backend.clone(),
+            backend,
             options: Arc::new(Options {
                 outage_policy: OutagePolicy::default(),
                 trusted_proxy_header: None,
@@ -109,12 +114,12 @@ impl<S, T: SessionData, B: SessionBackend<T>> Layer<S> for SessionLayer<T, B> {
 }
 
 /// The service [`SessionLayer`] wraps around an inner service.
-pub struct SessionService<S, T, B> {
+pub struct SessionService<S, T: SessionData, B> {
     inner: S,
     layer: SessionLayer<T, B>,
 }
 
-impl<S: Clone, T, B> Clone for SessionService<S, T, B> {
+impl<S: Clone, T: SessionData, B> Clone for SessionService<S, T, B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -123,7 +128,7 @@ impl<S: Clone, T, B> Clone for SessionService<S, T, B> {
     }
 }
 
-impl<S, T, B> fmt::Debug for SessionService<S, T, B> {
+impl<S, T: SessionData, B> fmt::Debug for SessionService<S, T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionService")
             .field("layer", &self.layer)
@@ -153,8 +158,7 @@ where
         let options = &self.layer.options;
         let cookie = cookie::read(request.headers(), &backend.config().cookie().name);
         let client = client_info(&request, options.trusted_proxy_header.as_ref());
-        let loader: Arc<dyn Loader<T>> = Arc::new(backend.clone());
-        let session = LazySession::new(loader, cookie, client, options.outage_policy);
+        let session = LazySession::new(self.layer.loader.clone(), cookie, client, options.outage_policy);
         request.extensions_mut().insert(session.clone());
 
         // The clone that was polled ready is the one to call.

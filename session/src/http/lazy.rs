@@ -13,22 +13,22 @@ use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use super::{backend::SessionBackend, layer::OutagePolicy};
 use crate::{ClientInfo, Error, Session, SessionData};
 
-type LoadFuture<T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send>>;
+type LoadFuture<'a, T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send + 'a>>;
 
 /// The backend, with its type erased so that handlers name only the session type.
 pub(crate) trait Loader<T: SessionData>: Send + Sync {
-    fn load(&self, cookie: String, client: ClientInfo) -> LoadFuture<T>;
+    // Borrows rather than clones: the request's cookie and client outlive the load.
+    fn load<'a>(&'a self, cookie: &'a str, client: &'a ClientInfo) -> LoadFuture<'a, T>;
     fn create(&self) -> Result<Session<T>, Error>;
 }
 
-impl<T: SessionData, B: SessionBackend<T>> Loader<T> for Arc<B> {
-    fn load(&self, cookie: String, client: ClientInfo) -> LoadFuture<T> {
-        let backend = self.clone();
-        Box::pin(async move { SessionBackend::load(&*backend, &cookie, &client).await })
+impl<T: SessionData, B: SessionBackend<T>> Loader<T> for B {
+    fn load<'a>(&'a self, cookie: &'a str, client: &'a ClientInfo) -> LoadFuture<'a, T> {
+        Box::pin(SessionBackend::load(self, cookie, client))
     }
 
     fn create(&self) -> Result<Session<T>, Error> {
-        SessionBackend::create(&**self)
+        SessionBackend::create(self)
     }
 }
 
@@ -180,7 +180,7 @@ impl<T: SessionData> LazySession<T> {
             slot.looked_up = true;
             return Ok(slot);
         };
-        match self.inner.loader.load(cookie.clone(), self.inner.client.clone()).await {
+        match self.inner.loader.load(cookie, &self.inner.client).await {
             Ok(session) => {
                 slot.session = session;
                 slot.looked_up = true;

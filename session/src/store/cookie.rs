@@ -26,7 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ClientBinding, ClientInfo, Error, FieldRecord, Session, SessionConfig, SessionData, SessionId,
+    ClientBinding, ClientInfo, Error, Session, SessionConfig, SessionData, SessionId,
     clock::duration_ms,
     codec,
     crypto::{KeyRing, OpenLimits, Purpose, SealOptions},
@@ -83,6 +83,10 @@ pub struct CookieStore {
     config: SessionConfig,
     compress_above: Option<usize>,
     binding: ClientBinding,
+    /// Bytes of the `Set-Cookie` value around the cookie value (name, `=`, attributes):
+    /// the cookie crate writes the value verbatim, so a value's full size is this plus its
+    /// length, checked on every seal without rendering the header twice.
+    frame_len: usize,
 }
 
 impl CookieStore {
@@ -93,12 +97,14 @@ impl CookieStore {
     /// [`Error::Config`] if the cookie name is too long to be a purpose label.
     pub fn new(ring: KeyRing, config: SessionConfig) -> Result<Self, Error> {
         let purpose = Purpose::cookie(&config.cookie().name).map_err(|error| Error::Config(error.to_string()))?;
+        let frame_len = set_cookie::render(config.cookie(), Some(""))?.len();
         Ok(Self {
             ring,
             purpose,
             config,
             compress_above: None,
             binding: ClientBinding::NONE,
+            frame_len,
         })
     }
 
@@ -159,7 +165,7 @@ impl CookieStore {
         }
         let refresh_due = opened.sealed_with_old_key
             || now.saturating_sub(meta.accessed_ms) >= duration_ms(self.config.refresh_interval());
-        let data = codec::decode::<T>(&FieldRecord::from_bytes(payload.fields.to_vec()));
+        let data = codec::decode_bytes::<T>(payload.fields);
         Some(Session::from_parts(
             SessionId::from_bytes(payload.id),
             data,
@@ -200,7 +206,13 @@ impl CookieStore {
             max_plaintext_len: MAX_PLAINTEXT,
         };
         let value = self.ring.seal(&self.purpose, &plaintext, &options)?;
-        set_cookie::render(self.config.cookie(), Some(&value))?;
+        let size = self.frame_len + value.len();
+        if size > set_cookie::MAX_COOKIE_BYTES {
+            return Err(Error::CookieTooLarge {
+                size,
+                limit: set_cookie::MAX_COOKIE_BYTES,
+            });
+        }
         session.set_meta(meta);
         session.saved(Status::Stored);
         Ok(value)

@@ -40,7 +40,12 @@ impl Keys {
     /// `{prefix}{<64 hex digits>}`: the digest is the hash tag, so Redis Cluster puts every
     /// key of one session in one slot.
     pub(super) fn key(&self, key: &StoreKey) -> String {
-        format!("{}{{{}}}", self.prefix, key.to_hex())
+        let mut name = String::with_capacity(self.prefix.len() + 66);
+        name.push_str(&self.prefix);
+        name.push('{');
+        key.write_hex(&mut name);
+        name.push('}');
+        name
     }
 
     #[cfg(feature = "clustered")]
@@ -73,9 +78,14 @@ pub(super) fn short(key: &StoreKey) -> String {
 
 /// The hash field name of a session field: `f:` and the tag in 8 hex digits.
 pub(super) fn field_name(tag: u32) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut name = Vec::with_capacity(10);
     name.extend_from_slice(FIELD_PREFIX);
-    name.extend_from_slice(format!("{tag:08x}").as_bytes());
+    name.extend(
+        (0..8)
+            .rev()
+            .map(|nibble| DIGITS[((tag >> (4 * nibble)) & 0xf) as usize]),
+    );
     name
 }
 

@@ -93,6 +93,7 @@ mod scripts;
 mod telemetry;
 mod value;
 
+use std::borrow::Cow;
 use std::{
     collections::HashMap,
     fmt,
@@ -576,11 +577,11 @@ impl Inner {
         if meta.is_expired(now) || frozen {
             return None;
         }
-        let mut fields: Vec<(u32, Vec<u8>)> = hash
-            .into_iter()
+        let mut fields: Vec<(u32, Cow<'_, [u8]>)> = hash
+            .iter()
             .filter_map(|(name, stored)| {
-                let tag = layout::field_tag(&name)?;
-                match self.values.decode_field(tag, &stored, now) {
+                let tag = layout::field_tag(name)?;
+                match self.values.decode_field(tag, stored, now) {
                     Ok(value) => Some((tag, value)),
                     Err(error) => {
                         tracing::warn!(
@@ -596,7 +597,7 @@ impl Inner {
             .collect();
         // Hash order is arbitrary; sorting makes equal records encode equally.
         fields.sort_unstable_by_key(|(tag, _)| *tag);
-        let mut record = FieldRecord::new();
+        let mut record = FieldRecord::with_capacity(fields.iter().map(|(_, value)| 4 + 5 + value.len()).sum());
         for (tag, value) in &fields {
             record.push(*tag, value);
         }

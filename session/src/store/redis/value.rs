@@ -9,6 +9,7 @@
 //! on (they could have been written by anyone with access to Redis), and sealed ones when
 //! it is off.
 
+use std::borrow::Cow;
 use std::io::{Read as _, Write as _};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
@@ -96,7 +97,12 @@ impl ValueCodec {
     }
 
     /// Reads a session field stored by [`encode_field`](Self::encode_field).
-    pub(super) fn decode_field(&self, tag: u32, stored: &[u8], now_ms: u64) -> Result<Vec<u8>, ValueError> {
+    pub(super) fn decode_field<'a>(
+        &self,
+        tag: u32,
+        stored: &'a [u8],
+        now_ms: u64,
+    ) -> Result<Cow<'a, [u8]>, ValueError> {
         let mut plaintext = self.decode(stored, now_ms)?;
         if self.sealing.is_some() {
             let mut binding = [FIELD_DOMAIN, 0, 0, 0, 0];
@@ -104,7 +110,7 @@ impl ValueCodec {
             if !plaintext.starts_with(&binding) {
                 return Err(ValueError::Unsealed);
             }
-            plaintext.drain(..binding.len());
+            plaintext.to_mut().drain(..binding.len());
         }
         Ok(plaintext)
     }
@@ -164,7 +170,9 @@ impl ValueCodec {
         Ok(out)
     }
 
-    fn decode(&self, stored: &[u8], now_ms: u64) -> Result<Vec<u8>, ValueError> {
+    // Borrowed when stored plain (the common case): a load decodes every field, and a copy
+    // of each would be one more allocation per field.
+    fn decode<'a>(&self, stored: &'a [u8], now_ms: u64) -> Result<Cow<'a, [u8]>, ValueError> {
         let (&marker, body) = stored.split_first().ok_or(ValueError::Empty)?;
         match (marker, &self.sealing) {
             (SEALED, Some(sealing)) => {
@@ -178,12 +186,12 @@ impl ValueCodec {
                     .ring
                     .open(&sealing.purpose, text, now_ms / 1000, &limits)
                     .map_err(|_| ValueError::Unsealed)?;
-                Ok(opened.plaintext)
+                Ok(Cow::Owned(opened.plaintext))
             }
             (SEALED, None) => Err(ValueError::NoKeyRing),
             (PLAIN | GZIP, Some(_)) => Err(ValueError::NotSealed),
-            (PLAIN, None) => Ok(body.to_vec()),
-            (GZIP, None) => gunzip(body, MAX_VALUE_LEN),
+            (PLAIN, None) => Ok(Cow::Borrowed(body)),
+            (GZIP, None) => gunzip(body, MAX_VALUE_LEN).map(Cow::Owned),
             (other, _) => Err(ValueError::UnknownMarker(other)),
         }
     }
@@ -268,7 +276,7 @@ mod tests {
         let stored = codec.encode_field(7, b"secret value", now_ms + 60_000).unwrap();
         assert_eq!(stored[0], SEALED);
         assert!(!stored.windows(6).any(|w| w == b"secret"));
-        assert_eq!(codec.decode_field(7, &stored, now_ms).unwrap(), b"secret value");
+        assert_eq!(&*codec.decode_field(7, &stored, now_ms).unwrap(), b"secret value");
         assert!(
             matches!(codec.decode_field(8, &stored, now_ms), Err(ValueError::Unsealed)),
             "another field"

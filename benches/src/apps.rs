@@ -1,0 +1,222 @@
+//! The end-to-end apps: one axum router per session layer, identical otherwise.
+//!
+//! Every app serves `GET /init` (store the whole benchmark session), `GET /read` (read the
+//! visit counter) and `GET /rmw` (increment it), answering the counter as text.
+
+use std::{
+    fmt,
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use axum::{Router, http::StatusCode, routing::get};
+use session::{
+    CookieStore, MemoryStore, SessionConfig, SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::{LazySession, SessionLayer},
+};
+
+use crate::content::{self, Profile};
+
+/// A boxed error for set-up code.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which session layer an app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum App {
+    /// No session at all: the counter is a process-wide atomic.
+    NoSession,
+    /// This crate, `MemoryStore`.
+    OursMemory,
+    /// This crate, `CookieStore`.
+    OursCookie,
+    /// This crate, `RedisStore`.
+    OursRedis,
+    /// tower-sessions, its `MemoryStore`.
+    TowerMemory,
+    /// tower-sessions, `tower-sessions-redis-store` over a fred pool.
+    TowerRedis,
+}
+
+impl App {
+    /// Every app, in report order.
+    pub const ALL: [App; 6] = [
+        App::NoSession,
+        App::OursMemory,
+        App::OursCookie,
+        App::OursRedis,
+        App::TowerMemory,
+        App::TowerRedis,
+    ];
+
+    /// The name used on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            App::NoSession => "no-session",
+            App::OursMemory => "session-memory",
+            App::OursCookie => "session-cookie",
+            App::OursRedis => "session-redis",
+            App::TowerMemory => "tower-sessions-memory",
+            App::TowerRedis => "tower-sessions-redis",
+        }
+    }
+
+    /// Whether the app needs a Redis server.
+    pub fn uses_redis(self) -> bool {
+        matches!(self, App::OursRedis | App::TowerRedis)
+    }
+}
+
+impl fmt::Display for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for App {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        App::ALL
+            .into_iter()
+            .find(|app| app.name() == text)
+            .ok_or_else(|| format!("unknown app {text:?}; one of: {}", names()))
+    }
+}
+
+fn names() -> String {
+    App::ALL.map(App::name).join(", ")
+}
+
+/// The router of `app`; Redis-backed apps connect to `redis_url`.
+///
+/// # Errors
+///
+/// When a store cannot be configured or Redis cannot be reached.
+pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxError> {
+    let redis_url = || redis_url.ok_or_else(|| format!("{app} needs a Redis URL"));
+    let config = || SessionConfig::development().build();
+    Ok(match app {
+        App::NoSession => routes(plain::init, plain::read, plain::rmw),
+        App::OursMemory => {
+            let provider = SessionProvider::<Profile, _>::new(MemoryStore::new(), config()?);
+            routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider))
+        }
+        App::OursCookie => {
+            let store = CookieStore::new(KeyRing::new(KeyId(1), Secret::generate()?), config()?)?;
+            routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::<Profile, _>::new(store))
+        }
+        App::OursRedis => {
+            let store = crate::stores::ours_redis(redis_url()?).await?;
+            let provider = SessionProvider::<Profile, _>::new(store, config()?);
+            routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider))
+        }
+        App::TowerMemory => routes(tower::init, tower::read, tower::rmw)
+            .layer(tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()).with_secure(false)),
+        App::TowerRedis => {
+            let store = crate::stores::tower_redis(redis_url()?).await?;
+            routes(tower::init, tower::read, tower::rmw)
+                .layer(tower_sessions::SessionManagerLayer::new(store).with_secure(false))
+        }
+    })
+}
+
+fn routes<H1, T1, H2, T2, H3, T3>(init: H1, read: H2, rmw: H3) -> Router
+where
+    H1: axum::handler::Handler<T1, ()>,
+    H2: axum::handler::Handler<T2, ()>,
+    H3: axum::handler::Handler<T3, ()>,
+    T1: 'static,
+    T2: 'static,
+    T3: 'static,
+{
+    Router::new()
+        .route("/init", get(init))
+        .route("/read", get(read))
+        .route("/rmw", get(rmw))
+}
+
+/// Handlers without any session.
+mod plain {
+    use super::*;
+
+    static VISITS: AtomicU64 = AtomicU64::new(content::VISITS);
+
+    pub(super) async fn init() -> String {
+        VISITS.load(Ordering::Relaxed).to_string()
+    }
+
+    pub(super) async fn read() -> String {
+        VISITS.load(Ordering::Relaxed).to_string()
+    }
+
+    pub(super) async fn rmw() -> String {
+        (VISITS.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+    }
+}
+
+/// Handlers over this crate's lazy session.
+mod ours {
+    use super::*;
+
+    pub(super) async fn init(session: LazySession<Profile>) -> Result<String, session::Error> {
+        let mut session = session.load().await?;
+        content::fill(&mut session);
+        Ok(session.visits().to_string())
+    }
+
+    pub(super) async fn read(session: LazySession<Profile>) -> Result<String, session::Error> {
+        Ok(match session.existing().await? {
+            Some(session) => session.visits().to_string(),
+            None => "0".to_owned(),
+        })
+    }
+
+    pub(super) async fn rmw(session: LazySession<Profile>) -> Result<String, session::Error> {
+        let mut session = session.load().await?;
+        *session.visits_mut() += 1;
+        Ok(session.visits().to_string())
+    }
+}
+
+/// Handlers over tower-sessions' `Session`, written as its documentation shows.
+mod tower {
+    use super::*;
+    use tower_sessions::Session;
+
+    fn failed(error: tower_sessions::session::Error) -> StatusCode {
+        eprintln!("tower-sessions error: {error}");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    pub(super) async fn init(session: Session) -> Result<String, StatusCode> {
+        for (key, value) in content::tower_data() {
+            session.insert_value(&key, value).await.map_err(failed)?;
+        }
+        Ok(content::VISITS.to_string())
+    }
+
+    pub(super) async fn read(session: Session) -> Result<String, StatusCode> {
+        let visits: Option<u64> = session.get("visits").await.map_err(failed)?;
+        Ok(visits.unwrap_or(0).to_string())
+    }
+
+    pub(super) async fn rmw(session: Session) -> Result<String, StatusCode> {
+        let visits = session.get::<u64>("visits").await.map_err(failed)?.unwrap_or(0) + 1;
+        session.insert("visits", visits).await.map_err(failed)?;
+        Ok(visits.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for app in App::ALL {
+            assert_eq!(app.name().parse::<App>(), Ok(app));
+        }
+        assert!("nope".parse::<App>().is_err());
+    }
+}

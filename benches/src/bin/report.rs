@@ -1,0 +1,906 @@
+//! Runs every benchmark and writes `BENCHMARKS.md` at the repository root.
+//!
+//! ```text
+//! cargo run -p session-benches --release --bin report             # everything (~6 minutes once built)
+//! cargo run -p session-benches --release --bin report -- --quick  # a fast smoke run
+//! ```
+//!
+//! Options: `--runs N` (end-to-end runs per app and request kind, default 5), `--secs S`
+//! (seconds per run, default 3), `--sessions N` (memory fill, default 1,000,000),
+//! `--no-micro` (skip criterion and reuse its last results), `--out PATH`.
+//! Subcommands used internally, each in a fresh process: `serve APP [REDIS_URL]`,
+//! `memory ours|tower COUNT`; and for profiling a server started with `serve`:
+//! `load ADDR PATH SECS`.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use session_benches::{
+    apps::{self, App, BoxError},
+    load::{Clients, Load, Outcome},
+    memory::{self, Filled, Footprint},
+    ops::{ActixStoreOps, OursStore, TowerStoreOps},
+    redis_server::{RedisServer, Traffic},
+    stores,
+};
+
+const KINDS: [(&str, &str); 2] = [("read", "/read"), ("rmw", "/rmw")];
+/// Operations per library in the Redis wire count.
+const WIRE_OPS: u64 = 1000;
+
+struct Options {
+    runs: usize,
+    secs: f64,
+    sessions: u64,
+    micro: bool,
+    quick: bool,
+    out: PathBuf,
+}
+
+/// This executable's path, read at start-up: `cargo bench` rebuilds (replaces) it while
+/// the report runs, after which the running process's own path reads as deleted.
+static SELF_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn self_path() -> Result<PathBuf, BoxError> {
+    match SELF_PATH.get() {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
+
+fn main() -> Result<(), BoxError> {
+    if let Ok(path) = std::env::current_exe() {
+        let _ = SELF_PATH.set(path);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("memory") => memory_child(&args[1..]),
+        Some("load") => load_only(&args[1..]),
+        _ => report(parse_options(&args)?),
+    }
+}
+
+fn parse_options(args: &[String]) -> Result<Options, BoxError> {
+    let root = repo_root();
+    let mut options = Options {
+        runs: 5,
+        secs: 3.0,
+        sessions: 1_000_000,
+        micro: true,
+        quick: false,
+        out: root.join("BENCHMARKS.md"),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => options.runs = value()?.parse()?,
+            "--secs" => options.secs = value()?.parse()?,
+            "--sessions" => options.sessions = value()?.parse()?,
+            "--out" => options.out = value()?.into(),
+            "--no-micro" => options.micro = false,
+            "--quick" => {
+                options.quick = true;
+                options.runs = 1;
+                options.secs = 1.0;
+                options.sessions = 100_000;
+            }
+            other => return Err(format!("unknown option {other}; see the top of benches/src/bin/report.rs").into()),
+        }
+    }
+    Ok(options)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ is in the repository")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
+}
+
+fn tokio() -> Result<tokio::runtime::Runtime, BoxError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+// ---- Child processes -------------------------------------------------------------------
+
+/// `serve APP [REDIS_URL]`: serves the app on a free loopback port, prints
+/// `listening ADDR`, and stops when its standard input closes.
+fn serve(args: &[String]) -> Result<(), BoxError> {
+    let app: App = args.first().ok_or("serve needs an app")?.parse()?;
+    let redis_url = args.get(1).map(String::as_str);
+    tokio()?.block_on(async move {
+        let router = apps::router(app, redis_url).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening {}", listener.local_addr()?);
+        let stdin_closed = async {
+            let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stdin_closed)
+            .await?;
+        Ok(())
+    })
+}
+
+/// `memory ours|tower COUNT`: prints `SESSIONS BYTES`.
+fn memory_child(args: &[String]) -> Result<(), BoxError> {
+    let which = match args.first().map(String::as_str) {
+        Some("ours") => Filled::Ours,
+        Some("tower") => Filled::Tower,
+        _ => return Err("memory needs ours or tower".into()),
+    };
+    let count: u64 = args.get(1).ok_or("memory needs a count")?.parse()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let footprint = runtime.block_on(memory::fill(which, count))?;
+    println!("{} {}", footprint.sessions, footprint.bytes);
+    Ok(())
+}
+
+/// `load ADDR PATH SECS`: one measured phase against a running server, e.g. one under a
+/// profiler.
+fn load_only(args: &[String]) -> Result<(), BoxError> {
+    let [addr, path, secs] = args else {
+        return Err("load needs ADDR PATH SECS".into());
+    };
+    let path: &'static str = String::leak(path.clone());
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs.parse()?),
+        max_requests_per_connection: 10_000_000,
+    };
+    tokio()?.block_on(async {
+        let mut clients = Clients::connect(addr.parse()?, load, "/init").await?;
+        let outcome = clients.run(path).await?;
+        println!(
+            "{:.0} req/s  p50 {:.0} us  p99 {:.0} us  errors {}",
+            outcome.per_second(),
+            outcome.p50_us,
+            outcome.p99_us,
+            outcome.errors
+        );
+        Ok(())
+    })
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(app: App, redis_url: Option<&str>) -> Result<Self, BoxError> {
+        let mut command = Command::new(self_path()?);
+        command.arg("serve").arg(app.name());
+        if let Some(url) = redis_url {
+            command.arg(url);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .ok_or_else(|| format!("{app} did not start: {line:?}"))?
+            .parse()?;
+        Ok(Self { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- The report ------------------------------------------------------------------------
+
+fn report(options: Options) -> Result<(), BoxError> {
+    let started = Instant::now();
+    let micro = if options.micro {
+        eprintln!("== micro benchmarks (criterion)");
+        run_criterion(options.quick)?
+    } else {
+        read_criterion()
+    };
+    eprintln!("== Redis wire counts");
+    let redis = RedisServer::start()?;
+    let wire = tokio()?.block_on(wire_counts(&redis))?;
+    eprintln!("== end to end");
+    let e2e = end_to_end(&options, &redis)?;
+    eprintln!("== memory, {} sessions", options.sessions);
+    let mut footprints = BTreeMap::new();
+    for (name, which) in [("session", "ours"), ("tower-sessions", "tower")] {
+        footprints.insert(name, memory_in_child(which, options.sessions)?);
+    }
+    let text = render(&options, &micro, &wire, &e2e, &footprints, started.elapsed());
+    std::fs::write(&options.out, text)?;
+    eprintln!("wrote {} in {:.0?}", options.out.display(), started.elapsed());
+    Ok(())
+}
+
+/// The criterion benchmarks the report reads: (group, [ids, this crate first]).
+const MICRO: [(&str, &str, &[&str]); 4] = [
+    (
+        "codec",
+        "encode + decode",
+        &["session", "tower-sessions", "actix-session"],
+    ),
+    (
+        "cookie",
+        "cookie seal + open",
+        &["session", "actix-session", "axum-extra"],
+    ),
+    ("memory", "memory store load + save", &["session", "tower-sessions"]),
+    (
+        "redis",
+        "Redis store load + save",
+        &["session", "tower-sessions", "actix-session"],
+    ),
+];
+
+/// Medians in nanoseconds by (group, id).
+type Micro = BTreeMap<(String, String), f64>;
+
+fn criterion_home() -> PathBuf {
+    target_dir().join("criterion")
+}
+
+fn run_criterion(quick: bool) -> Result<Micro, BoxError> {
+    let home = criterion_home();
+    for (group, _, _) in MICRO {
+        // Stale results of a bench that no longer runs must not be reported.
+        let _ = std::fs::remove_dir_all(home.join(group));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(repo_root())
+        .args(["bench", "-p", "session-benches", "--bench", "micro", "-j1", "--"])
+        .env("CRITERION_HOME", &home)
+        .env("CARGO_TARGET_DIR", target_dir());
+    if quick {
+        command.args([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("cargo bench failed: {status}").into());
+    }
+    Ok(read_criterion())
+}
+
+fn read_criterion() -> Micro {
+    let mut medians = Micro::new();
+    for (group, _, ids) in MICRO {
+        for id in ids {
+            let path = criterion_home().join(group).join(id).join("new/estimates.json");
+            let median = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .and_then(|json| json["median"]["point_estimate"].as_f64());
+            match median {
+                Some(ns) => {
+                    medians.insert((group.to_owned(), (*id).to_owned()), ns);
+                }
+                None => eprintln!("no criterion result at {}", path.display()),
+            }
+        }
+    }
+    medians
+}
+
+/// Per-operation Redis traffic of one library: (load, save) each averaged over
+/// [`WIRE_OPS`] operations.
+struct Wire {
+    load: Traffic,
+    save: Traffic,
+    /// Commands the client sent (round trips when nothing is pipelined), by name.
+    load_sent: BTreeMap<String, u64>,
+    save_sent: BTreeMap<String, u64>,
+}
+
+async fn wire_counts(redis: &RedisServer) -> Result<BTreeMap<&'static str, Wire>, BoxError> {
+    // Each block: WIRE_OPS operations under MONITOR for the commands sent, then
+    // WIRE_OPS more between two snapshots of the counters for the traffic.
+    macro_rules! traffic {
+        ($op:expr) => {{
+            let monitor = redis.monitor()?;
+            for _ in 0..WIRE_OPS {
+                $op;
+            }
+            let sent = monitor.client_commands(redis)?;
+            let before = redis.counters()?;
+            for _ in 0..WIRE_OPS {
+                $op;
+            }
+            (Traffic::between(&before, &redis.counters()?), sent)
+        }};
+    }
+    let url = redis.url();
+    let mut wire = BTreeMap::new();
+    match stores::ours_redis(&url).await {
+        Ok(store) => {
+            let ours = OursStore::new(store).await?;
+            let mut session = ours.loaded().await?;
+            let (load, load_sent) = traffic!(ours.load().await?);
+            let (save, save_sent) = traffic!(ours.save(&mut session).await?);
+            wire.insert(
+                "session",
+                Wire {
+                    load,
+                    save,
+                    load_sent,
+                    save_sent,
+                },
+            );
+        }
+        Err(error) => eprintln!("session Redis store unavailable: {error}"),
+    }
+    let tower = TowerStoreOps::new(stores::tower_redis(&url).await?).await?;
+    let mut record = tower.load().await?;
+    let (load, load_sent) = traffic!(tower.load().await?);
+    let (save, save_sent) = traffic!(tower.save(&mut record).await?);
+    wire.insert(
+        "tower-sessions",
+        Wire {
+            load,
+            save,
+            load_sent,
+            save_sent,
+        },
+    );
+    let actix = ActixStoreOps::new(stores::actix_redis(&url).await?).await?;
+    let state = actix.load().await?;
+    let (load, load_sent) = traffic!(actix.load().await?);
+    let (save, save_sent) = traffic!(actix.save(state.clone()).await?);
+    wire.insert(
+        "actix-session",
+        Wire {
+            load,
+            save,
+            load_sent,
+            save_sent,
+        },
+    );
+    Ok(wire)
+}
+
+/// One measured phase of one app.
+struct Measured {
+    outcome: Outcome,
+    traffic: Option<Traffic>,
+}
+
+type E2e = BTreeMap<(App, &'static str), Vec<Measured>>;
+
+fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(options.secs),
+        max_requests_per_connection: 1_000_000,
+    };
+    let runtime = tokio()?;
+    let url = redis.url();
+    // Every app is up at once and the runs interleave, so a burst of noise from the
+    // shared machine hits every app alike rather than one.
+    let mut servers = Vec::new();
+    for app in App::ALL {
+        let server = match Server::start(app, app.uses_redis().then_some(url.as_str())) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("{app}: not measured: {error}");
+                continue;
+            }
+        };
+        let clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
+        servers.push((app, server, clients));
+    }
+    let mut results = E2e::new();
+    for run in 0..options.runs {
+        for (app, _server, clients) in &mut servers {
+            for (kind, path) in KINDS {
+                let before = app.uses_redis().then(|| redis.counters()).transpose()?;
+                let outcome = runtime.block_on(clients.run(path))?;
+                let traffic = match before {
+                    Some(before) => Some(Traffic::between(&before, &redis.counters()?)),
+                    None => None,
+                };
+                eprintln!(
+                    "run {} {app:>22} {kind:>4}: {:>8.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us  errors {}",
+                    run + 1,
+                    outcome.per_second(),
+                    outcome.p50_us,
+                    outcome.p99_us,
+                    outcome.errors
+                );
+                if outcome.errors > 0 {
+                    return Err(format!("{app} {kind}: {} failed requests", outcome.errors).into());
+                }
+                results
+                    .entry((*app, kind))
+                    .or_default()
+                    .push(Measured { outcome, traffic });
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn memory_in_child(which: &str, count: u64) -> Result<Footprint, BoxError> {
+    let output = Command::new(self_path()?)
+        .args(["memory", which, &count.to_string()])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("memory {which} failed: {}", output.status).into());
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let mut numbers = text.split_whitespace().map(str::parse::<u64>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(sessions)), Some(Ok(bytes))) => Ok(Footprint { sessions, bytes }),
+        _ => Err(format!("memory {which} printed {text:?}").into()),
+    }
+}
+
+// ---- Rendering -------------------------------------------------------------------------
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Median requests/s, p50 and p99 of an app's runs of one kind.
+fn e2e_medians(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64)> {
+    let runs = e2e.get(&(app, kind))?;
+    let pick = |f: fn(&Outcome) -> f64| median(runs.iter().map(|run| f(&run.outcome)).collect());
+    Some((pick(Outcome::per_second), pick(|o| o.p50_us), pick(|o| o.p99_us)))
+}
+
+/// The median over runs of `ours`'s requests/s divided by `peer`'s in the same run: the
+/// runs interleave the apps, so each pair was measured seconds apart, which keeps a burst
+/// of load from the shared machine out of the ratio better than a ratio of medians.
+fn e2e_ratio(e2e: &E2e, ours: App, peer: App, kind: &str) -> Option<f64> {
+    let (ours, peer) = (e2e.get(&(ours, kind))?, e2e.get(&(peer, kind))?);
+    let ratios: Vec<f64> = ours
+        .iter()
+        .zip(peer)
+        .map(|(o, p)| o.outcome.per_second() / p.outcome.per_second())
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
+/// Median per-request Redis commands, bytes in and bytes out.
+fn e2e_traffic(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64, String)> {
+    let runs = e2e.get(&(app, kind))?;
+    let per = |f: &dyn Fn(&Traffic) -> u64| {
+        median(
+            runs.iter()
+                .filter_map(|run| {
+                    let traffic = run.traffic.as_ref()?;
+                    Some(f(traffic) as f64 / run.outcome.requests.max(1) as f64)
+                })
+                .collect(),
+        )
+    };
+    let last = runs.last()?;
+    let describe = last.traffic.as_ref()?.describe_per(last.outcome.requests);
+    Some((
+        per(&Traffic::total_calls),
+        per(&|t| t.bytes_in),
+        per(&|t| t.bytes_out),
+        describe,
+    ))
+}
+
+fn time(ns: f64) -> String {
+    if ns >= 1_000_000.0 {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    } else if ns >= 1_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown CPU".to_owned(), |(_, model)| model.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kib| {
+            format!(", {:.0} GiB of memory", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{model}, {cores} cores{memory}, Linux")
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map_or_else(|| "unknown date".to_owned(), |text| text.trim().to_owned())
+}
+
+fn render(
+    options: &Options,
+    micro: &Micro,
+    wire: &BTreeMap<&'static str, Wire>,
+    e2e: &E2e,
+    footprints: &BTreeMap<&str, Footprint>,
+    took: Duration,
+) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Generated by `cargo run -p session-benches --release --bin report{}` on {}, in {:.0} s.\n",
+        if options.quick { " -- --quick" } else { "" },
+        today(),
+        took.as_secs_f64()
+    );
+    let _ = writeln!(
+        w,
+        "Machine: {}. The machine is shared with other builds, so only figures of one run are compared; every figure is a median.\n",
+        machine()
+    );
+    let _ = writeln!(
+        w,
+        "Every library holds the same session: a user id (u64), a user name, a visit counter and eight short preference strings \
+         (theme, language, timezone, currency, font_size, density, sidebar, notifications), in its own idiom \
+         (typed fields here; JSON values in tower-sessions and actix-session; a JSON string in the axum-extra private cookie).\n"
+    );
+
+    // ---- Summary
+    let _ = writeln!(w, "## Summary: this crate ÷ each peer\n");
+    let _ = writeln!(
+        w,
+        "Ratio: above 1 means this crate does better. For times, bytes and memory it is the peer's figure ÷ ours; for \
+         requests/s, ours ÷ the peer's, taken as the median over the runs of the ratio within each run (the runs interleave \
+         the apps, so the two figures of a pair were measured seconds apart); the req/s columns are the medians of the runs.\n"
+    );
+    let _ = writeln!(w, "| Measure | Peer | This crate | Peer | Ratio |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|");
+    for (group, title, ids) in MICRO {
+        let ours = micro.get(&(group.to_owned(), "session".to_owned()));
+        for peer in &ids[1..] {
+            let theirs = micro.get(&(group.to_owned(), (*peer).to_owned()));
+            let (ours_text, theirs_text, ratio) = match (ours, theirs) {
+                (Some(o), Some(t)) => (time(*o), time(*t), format!("{:.2}×", t / o)),
+                (o, t) => (
+                    o.map_or("—".into(), |o| time(*o)),
+                    t.map_or("—".into(), |t| time(*t)),
+                    "—".into(),
+                ),
+            };
+            let _ = writeln!(w, "| {title} | {peer} | {ours_text} | {theirs_text} | {ratio} |");
+        }
+    }
+    let pairs = [
+        (App::OursMemory, App::TowerMemory, "tower-sessions (memory)"),
+        (App::OursRedis, App::TowerRedis, "tower-sessions (Redis)"),
+        (App::OursMemory, App::NoSession, "no session (ours: memory)"),
+        (App::OursCookie, App::NoSession, "no session (ours: cookie)"),
+        (App::OursRedis, App::NoSession, "no session (ours: Redis)"),
+    ];
+    for (kind, label) in [("rmw", "e2e read-modify-write"), ("read", "e2e read-only")] {
+        for (ours, peer, peer_label) in pairs {
+            let (Some((o, _, _)), Some((t, _, _)), Some(ratio)) = (
+                e2e_medians(e2e, ours, kind),
+                e2e_medians(e2e, peer, kind),
+                e2e_ratio(e2e, ours, peer, kind),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(w, "| {label}, req/s | {peer_label} | {o:.0} | {t:.0} | {ratio:.2}× |");
+        }
+    }
+    if let (Some(o), Some(t)) = (footprints.get("session"), footprints.get("tower-sessions")) {
+        let _ = writeln!(
+            w,
+            "| memory per live session | tower-sessions | {:.0} B | {:.0} B | {:.2}× |",
+            o.per_session(),
+            t.per_session(),
+            t.per_session() / o.per_session()
+        );
+    }
+    if let Some(ours) = wire.get("session") {
+        for peer in ["tower-sessions", "actix-session"] {
+            if let Some(theirs) = wire.get(peer) {
+                let bytes = |x: &Wire| {
+                    (x.load.bytes_in + x.load.bytes_out + x.save.bytes_in + x.save.bytes_out) as f64 / WIRE_OPS as f64
+                };
+                let _ = writeln!(
+                    w,
+                    "| Redis bytes per load + save | {peer} | {:.0} B | {:.0} B | {:.2}× |",
+                    bytes(ours),
+                    bytes(theirs),
+                    bytes(theirs) / bytes(ours)
+                );
+            }
+        }
+    }
+
+    // ---- Budgets
+    let _ = writeln!(w, "\n## DESIGN D10 budgets\n");
+    for line in budgets(micro, wire, e2e, footprints) {
+        let _ = writeln!(w, "- {line}");
+    }
+
+    // ---- Micro
+    let _ = writeln!(w, "\n## Micro benchmarks (criterion, median time per operation)\n");
+    let _ = writeln!(w, "| Operation | Library | Median |");
+    let _ = writeln!(w, "|---|---|---:|");
+    for (group, title, ids) in MICRO {
+        for id in ids {
+            if let Some(ns) = micro.get(&(group.to_owned(), (*id).to_owned())) {
+                let _ = writeln!(w, "| {title} | {id} | {} |", time(*ns));
+            }
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\n- encode + decode: this crate's field-tagged postcard record of every field; tower-sessions' `Record` through MessagePack \
+         (as its Redis store); actix-session's state map through JSON (as all its stores).\n\
+         - cookie seal + open: a change, then the `Set-Cookie` value and its opening as the next request. This crate: `CookieStore::seal` + `open` \
+         (AES-256-CBC + HMAC-SHA256, DESIGN D6). actix-session: `CookieSessionStore` JSON in a private cookie of the cookie crate, \
+         built and read as its middleware does (AES-256-GCM). axum-extra: `PrivateCookieJar::add` rendered to `Set-Cookie`, then \
+         `PrivateCookieJar::from_headers` + `get` (AES-256-GCM).\n\
+         - store load + save: load the session, increment the counter, save; this crate through `SessionProvider`, tower-sessions \
+         through its `Session` (its middleware's path), actix-session through its `SessionStore` (`load` + `update`)."
+    );
+
+    // ---- End to end
+    let _ = writeln!(
+        w,
+        "\n## End to end (axum over loopback HTTP/1.1)\n\n\
+         {} keep-alive connections, each taking turns among 8 users with their own cookie jar (so {} live sessions), \
+         {} run(s) of {:.0} s per app and request kind, interleaved across apps; medians of the runs. \
+         `read` reads the counter, `rmw` increments it. The apps differ only in their session layer.\n",
+        32,
+        32 * 8,
+        options.runs,
+        options.secs
+    );
+    let _ = writeln!(w, "| App | Request | req/s | p50 | p99 |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|");
+    for app in App::ALL {
+        for (kind, _) in KINDS {
+            if let Some((rps, p50, p99)) = e2e_medians(e2e, app, kind) {
+                let _ = writeln!(w, "| {app} | {kind} | {rps:.0} | {p50:.0} µs | {p99:.0} µs |");
+            }
+        }
+    }
+
+    // ---- Redis on the wire
+    let _ = writeln!(
+        w,
+        "\n## Redis on the wire\n\n\
+         From `INFO commandstats` and `INFO stats` (`total_net_input_bytes`, `total_net_output_bytes`) before and after, \
+         less the measurement's own commands. Commands include those run inside Lua scripts (this crate's save is one `EVALSHA` \
+         whose script runs `HGET`, `HSET` and `PEXPIRE`; round trips are in the next table). End to end, per request:\n"
+    );
+    let _ = writeln!(
+        w,
+        "| App | Request | Commands | Bytes to Redis | Bytes from Redis | Commands by name |"
+    );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---|");
+    for app in App::ALL.into_iter().filter(|app| app.uses_redis()) {
+        for (kind, _) in KINDS {
+            if let Some((calls, bytes_in, bytes_out, names)) = e2e_traffic(e2e, app, kind) {
+                let _ = writeln!(
+                    w,
+                    "| {app} | {kind} | {calls:.2} | {bytes_in:.0} | {bytes_out:.0} | {names} |"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\nStore operations alone, {WIRE_OPS} each, per operation. *Sent* counts the commands the client sent, \
+         from `MONITOR` (each one round trip: none of these libraries pipelines a load or a save); *run* counts every \
+         command Redis executed, including those a Lua script runs, from `INFO commandstats`.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| Library | Operation | Sent (round trips) | Run | Bytes to Redis | Bytes from Redis | Commands sent | Commands run |"
+    );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---|---|");
+    for (name, counts) in wire {
+        for (op, traffic, sent) in [
+            ("load", &counts.load, &counts.load_sent),
+            ("save", &counts.save, &counts.save_sent),
+        ] {
+            let per = |x: u64| x as f64 / WIRE_OPS as f64;
+            let sent_names = sent
+                .iter()
+                .map(|(name, calls)| format!("{name}×{:.2}", per(*calls)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                w,
+                "| {name} | {op} | {:.2} | {:.2} | {:.0} | {:.0} | {sent_names} | {} |",
+                per(sent.values().sum()),
+                per(traffic.total_calls()),
+                per(traffic.bytes_in),
+                per(traffic.bytes_out),
+                traffic.describe_per(WIRE_OPS)
+            );
+        }
+    }
+
+    // ---- Memory
+    let _ = writeln!(
+        w,
+        "\n## Memory\n\n\
+         Resident set growth of a fresh process filling the store with {} copies of the session (from `/proc/self/status`), \
+         divided by the live sessions; this crate through `SessionProvider::save` into a `MemoryStore` with room for all of them, \
+         tower-sessions through `SessionStore::create` into its `MemoryStore`.\n",
+        options.sessions
+    );
+    let _ = writeln!(w, "| Store | Live sessions | Growth | Per session |");
+    let _ = writeln!(w, "|---|---:|---:|---:|");
+    for (name, footprint) in footprints {
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {:.1} MiB | {:.0} B |",
+            footprint.sessions,
+            footprint.bytes as f64 / 1024.0 / 1024.0,
+            footprint.per_session()
+        );
+    }
+
+    // ---- Reproduce
+    let _ = writeln!(
+        w,
+        "\n## How to reproduce\n\n\
+         ```sh\n\
+         apt-get install redis-server     # the Redis benchmarks start their own server on a free loopback port\n\
+         cargo run -p session-benches --release --bin report            # about 6 minutes once built; rewrites this file\n\
+         cargo run -p session-benches --release --bin report -- --quick # a one-minute smoke run\n\
+         cargo bench -p session-benches --bench micro                   # the criterion part alone\n\
+         ```\n\n\
+         Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. What was profiled and changed, with \
+         figures before and after: [benches/PROFILING.md](benches/PROFILING.md). The code is in `benches/`: \
+         `src/content.rs` (the session), `src/ops.rs` and `benches/micro.rs` (micro), `src/apps.rs` and `src/load.rs` (end to end), \
+         `src/memory.rs`, `src/redis_server.rs`."
+    );
+    out
+}
+
+fn budgets(
+    micro: &Micro,
+    wire: &BTreeMap<&'static str, Wire>,
+    e2e: &E2e,
+    footprints: &BTreeMap<&str, Footprint>,
+) -> Vec<String> {
+    let mark = |met: bool| if met { "**met**" } else { "**not met**" };
+    let mut lines = Vec::new();
+    let get = |group: &str, id: &str| micro.get(&(group.to_owned(), id.to_owned())).copied();
+    if let Some(ours) = get("cookie", "session") {
+        let peers: Vec<(String, f64)> = ["actix-session", "axum-extra"]
+            .iter()
+            .filter_map(|peer| Some(((*peer).to_owned(), get("cookie", peer)?)))
+            .collect();
+        let met = peers.iter().all(|(_, t)| ours < *t);
+        let detail = peers
+            .iter()
+            .map(|(peer, t)| format!("{peer} {}", time(*t)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!(
+            "Cookie seal + open faster than every peer's cookie path: {} ({} vs {detail}).",
+            mark(met),
+            time(ours)
+        ));
+    }
+    let rps = |app: App| e2e_medians(e2e, app, "rmw").map(|(rps, _, _)| rps);
+    for (ours, tower, store) in [
+        (App::OursMemory, App::TowerMemory, "memory"),
+        (App::OursRedis, App::TowerRedis, "Redis"),
+    ] {
+        if let (Some(o), Some(t), Some(ratio)) = (rps(ours), rps(tower), e2e_ratio(e2e, ours, tower, "rmw")) {
+            lines.push(format!(
+                "E2e read-modify-write ≥ 1.3× tower-sessions, {store} store: {} ({ratio:.2}×; medians {o:.0} vs {t:.0} req/s).",
+                mark(ratio >= 1.3),
+            ));
+        }
+    }
+    if let Some(none) = rps(App::NoSession) {
+        for app in [App::OursMemory, App::OursCookie, App::OursRedis] {
+            if let (Some(o), Some(ratio)) = (rps(app), e2e_ratio(e2e, app, App::NoSession, "rmw")) {
+                lines.push(format!(
+                    "E2e read-modify-write ≥ 85% of the app without sessions, {app}: {} ({:.0}%; medians {o:.0} vs {none:.0} req/s).",
+                    mark(ratio >= 0.85),
+                    100.0 * ratio
+                ));
+            }
+        }
+    }
+    if let Some(ours) = wire.get("session") {
+        let per = |sent: &BTreeMap<String, u64>| sent.values().sum::<u64>() as f64 / WIRE_OPS as f64;
+        lines.push(format!(
+            "Redis: at most one round trip per load and per save: {} ({:.2} commands sent per load, {:.2} per save).",
+            mark(per(&ours.load_sent) <= 1.0 && per(&ours.save_sent) <= 1.0),
+            per(&ours.load_sent),
+            per(&ours.save_sent)
+        ));
+        let bytes = |x: &Wire| x.load.bytes_in + x.load.bytes_out + x.save.bytes_in + x.save.bytes_out;
+        let peers: Vec<_> = wire.iter().filter(|(name, _)| **name != "session").collect();
+        let met = peers.iter().all(|(_, theirs)| bytes(ours) < bytes(theirs));
+        let detail = peers
+            .iter()
+            .map(|(name, theirs)| format!("{name} {:.0} B", bytes(theirs) as f64 / WIRE_OPS as f64))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!(
+            "Redis: fewer bytes on the wire than the peers for the same data: {} ({:.0} B per load + save vs {detail}).",
+            mark(met),
+            bytes(ours) as f64 / WIRE_OPS as f64
+        ));
+    } else {
+        lines
+            .push("Redis budgets: not measured (this crate's Redis store is not available on this branch).".to_owned());
+    }
+    if let Some(ours) = footprints.get("session") {
+        lines.push(format!(
+            "Memory store: {} live sessions in bounded memory: **met** ({:.0} B per session, {:.0} MiB in all; the store is bounded by its capacity and evicts beyond it).",
+            ours.sessions,
+            ours.per_session(),
+            ours.bytes as f64 / 1024.0 / 1024.0
+        ));
+    }
+    lines
+}

@@ -1,0 +1,19 @@
+//! The benchmarks of `session` side by side with its peers (DESIGN D10): tower-sessions,
+//! actix-session and axum-extra's private cookie jar, all holding the same session
+//! ([`content`]).
+//!
+//! - `benches/micro.rs` (criterion): encode + decode, cookie seal + open, memory and Redis
+//!   store load + save;
+//! - [`apps`] and [`load`]: axum apps that differ only in their session layer, and a
+//!   loopback load generator;
+//! - [`memory`]: bytes per live session in the in-memory stores;
+//! - the `report` binary runs everything and writes `BENCHMARKS.md`:
+//!   `cargo run -p session-benches --release --bin report`.
+
+pub mod apps;
+pub mod content;
+pub mod load;
+pub mod memory;
+pub mod ops;
+pub mod redis_server;
+pub mod stores;

@@ -1,0 +1,240 @@
+//! The load generator: keep-alive HTTP/1.1 connections on loopback, each with its own
+//! cookie jars, bounded in requests and in time.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use cookie::Cookie;
+use http::{Request, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::{body::Bytes, client::conn::http1::SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpStream, sync::Barrier, task::JoinSet};
+
+use crate::apps::BoxError;
+
+/// How long one request may take before the connection gives up.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shape of the load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// Users a connection takes turns with, each with its own cookie jar (and so session).
+    pub users_per_connection: usize,
+    /// How long the measured phase lasts.
+    pub duration: Duration,
+    /// The most requests one connection sends in the measured phase.
+    pub max_requests_per_connection: u64,
+}
+
+/// The outcome of a measured phase.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Successful requests.
+    pub requests: u64,
+    /// Failed requests (non-2xx or transport errors).
+    pub errors: u64,
+    /// How long the phase lasted.
+    pub elapsed: Duration,
+    /// Median latency, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency, microseconds.
+    pub p99_us: f64,
+}
+
+impl Outcome {
+    /// Successful requests per second.
+    pub fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+struct User {
+    jar: HashMap<String, String>,
+}
+
+impl User {
+    fn cookie_header(&self) -> Option<String> {
+        (!self.jar.is_empty()).then(|| {
+            self.jar
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn remember(&mut self, headers: &http::HeaderMap) {
+        for value in headers.get_all(header::SET_COOKIE) {
+            let Some(cookie) = value.to_str().ok().and_then(|text| Cookie::parse(text.to_owned()).ok()) else {
+                continue;
+            };
+            let expired = cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative());
+            if expired || cookie.value().is_empty() {
+                self.jar.remove(cookie.name());
+            } else {
+                self.jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+    }
+}
+
+struct Connection {
+    sender: SendRequest<Empty<Bytes>>,
+    users: Vec<User>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr, users: usize) -> Result<Self, BoxError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let users = (0..users).map(|_| User { jar: HashMap::new() }).collect();
+        Ok(Self { sender, users })
+    }
+
+    /// One request as `user`; `Ok(false)` for a non-2xx answer.
+    async fn request(&mut self, user: usize, path: &str) -> Result<bool, BoxError> {
+        let user = &mut self.users[user];
+        let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
+        if let Some(cookies) = user.cookie_header() {
+            request = request.header(header::COOKIE, cookies);
+        }
+        let request = request.body(Empty::new())?;
+        let exchange = async {
+            self.sender.ready().await?;
+            let response = self.sender.send_request(request).await?;
+            let (parts, body) = response.into_parts();
+            body.collect().await?;
+            Ok::<_, BoxError>(parts)
+        };
+        let parts = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await??;
+        user.remember(&parts.headers);
+        Ok(parts.status.is_success())
+    }
+}
+
+/// Connected clients whose users each hold a session.
+pub struct Clients {
+    connections: Vec<Connection>,
+    load: Load,
+}
+
+impl Clients {
+    /// Opens the connections and has every user call `init_path` once, so every user
+    /// holds a session before anything is measured.
+    ///
+    /// # Errors
+    ///
+    /// When a connection fails or an init request is refused.
+    pub async fn connect(addr: SocketAddr, load: Load, init_path: &str) -> Result<Self, BoxError> {
+        let mut connections = Vec::with_capacity(load.connections);
+        for _ in 0..load.connections {
+            let mut connection = Connection::open(addr, load.users_per_connection).await?;
+            for user in 0..load.users_per_connection {
+                if !connection.request(user, init_path).await? {
+                    return Err(format!("{init_path} failed").into());
+                }
+            }
+            connections.push(connection);
+        }
+        Ok(Self { connections, load })
+    }
+
+    /// Sends `path` from every connection, users in turn, until the duration is over or
+    /// each connection has sent its most requests.
+    ///
+    /// # Errors
+    ///
+    /// When a connection task panics.
+    pub async fn run(&mut self, path: &'static str) -> Result<Outcome, BoxError> {
+        let load = self.load;
+        let start = Arc::new(Barrier::new(load.connections + 1));
+        let mut tasks = JoinSet::new();
+        for mut connection in self.connections.drain(..) {
+            let start = start.clone();
+            tasks.spawn(async move {
+                let mut latencies = Vec::with_capacity(64 * 1024);
+                let mut errors = 0;
+                start.wait().await;
+                let deadline = Instant::now() + load.duration;
+                let mut sent = 0u64;
+                while sent < load.max_requests_per_connection && Instant::now() < deadline {
+                    let user = (sent % load.users_per_connection as u64) as usize;
+                    let began = Instant::now();
+                    match connection.request(user, path).await {
+                        Ok(true) => latencies.push(began.elapsed().as_micros() as u32),
+                        Ok(false) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            break;
+                        }
+                    }
+                    sent += 1;
+                }
+                (connection, latencies, errors)
+            });
+        }
+        start.wait().await;
+        let began = Instant::now();
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (connection, mut some, failed) = joined?;
+            self.connections.push(connection);
+            latencies.append(&mut some);
+            errors += failed;
+        }
+        let elapsed = began.elapsed();
+        latencies.sort_unstable();
+        Ok(Outcome {
+            requests: latencies.len() as u64,
+            errors,
+            elapsed,
+            p50_us: percentile(&latencies, 0.50),
+            p99_us: percentile(&latencies, 0.99),
+        })
+    }
+}
+
+/// The `q` quantile of sorted samples (nearest rank).
+fn percentile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 0.5), 50.0);
+        assert_eq!(percentile(&samples, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn jars_keep_and_expire_cookies() {
+        let mut user = User { jar: HashMap::new() };
+        let mut headers = http::HeaderMap::new();
+        headers.append(header::SET_COOKIE, "id=abc; Path=/; HttpOnly".parse().unwrap());
+        user.remember(&headers);
+        assert_eq!(user.cookie_header().as_deref(), Some("id=abc"));
+        let mut headers = http::HeaderMap::new();
+        headers.append(header::SET_COOKIE, "id=; Max-Age=0".parse().unwrap());
+        user.remember(&headers);
+        assert_eq!(user.cookie_header(), None);
+    }
+}
