@@ -20,6 +20,44 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.trim().to_owned())
 }
 
+/// The `Set-Cookie` text of the session cookie around its value: the `cookie` crate writes
+/// `name=value` and then the attributes, which depend only on the configuration, so they
+/// are rendered once per layer rather than on every response that sets the cookie.
+#[derive(Debug, Clone)]
+pub(crate) struct SetCookieFrame {
+    head: String,
+    tail: String,
+}
+
+impl SetCookieFrame {
+    pub(crate) fn new(config: &CookieConfig) -> Result<Self, Error> {
+        let text = set_cookie::render(config, Some(""))?;
+        let head = format!("{}=", config.name);
+        let tail = text
+            .strip_prefix(&head)
+            .ok_or_else(|| Error::Config("the session cookie does not start with its name".to_owned()))?
+            .to_owned();
+        Ok(Self { head, tail })
+    }
+
+    /// What [`set_cookie`] gives for `Some(value)`, with the same size limit.
+    pub(crate) fn header(&self, value: &str) -> Result<HeaderValue, Error> {
+        let size = self.head.len() + value.len() + self.tail.len();
+        if size > set_cookie::MAX_COOKIE_BYTES {
+            return Err(Error::CookieTooLarge {
+                size,
+                limit: set_cookie::MAX_COOKIE_BYTES,
+            });
+        }
+        let mut text = String::with_capacity(size);
+        text.push_str(&self.head);
+        text.push_str(value);
+        text.push_str(&self.tail);
+        HeaderValue::try_from(text)
+            .map_err(|error| Error::Config(format!("the session cookie is not a valid header: {error}")))
+    }
+}
+
 /// The `Set-Cookie` header that sets the session cookie to `value`, or expires it.
 pub(crate) fn set_cookie(config: &CookieConfig, value: Option<&str>) -> Result<HeaderValue, Error> {
     let text = set_cookie::render(config, value)?;
@@ -30,6 +68,33 @@ pub(crate) fn set_cookie(config: &CookieConfig, value: Option<&str>) -> Result<H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_frame_renders_what_the_cookie_crate_renders() {
+        use crate::SessionConfig;
+        use std::time::Duration;
+
+        for config in [
+            SessionConfig::production().build().unwrap(),
+            SessionConfig::development()
+                .max_age(Some(Duration::from_secs(600)))
+                .cookie_domain("example.com")
+                .build()
+                .unwrap(),
+        ] {
+            let frame = SetCookieFrame::new(config.cookie()).unwrap();
+            let value = "a-sealed_value123";
+            assert_eq!(
+                frame.header(value).unwrap(),
+                set_cookie(config.cookie(), Some(value)).unwrap()
+            );
+            let big = "x".repeat(5000);
+            assert!(matches!(
+                frame.header(&big),
+                Err(Error::CookieTooLarge { limit: 4096, .. })
+            ));
+        }
+    }
 
     #[test]
     fn reads_the_named_cookie_among_others() {

@@ -36,6 +36,9 @@ pub enum OutagePolicy {
 struct Options {
     outage_policy: OutagePolicy,
     trusted_proxy_header: Option<HeaderName>,
+    /// The `Set-Cookie` text around the value, rendered once; `None` if the configuration
+    /// cannot render (every set then reports why).
+    frame: Option<cookie::SetCookieFrame>,
 }
 
 /// Adds a [`LazySession<T>`] to every request and commits it after the handler.
@@ -73,6 +76,7 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
     /// A layer over `backend`: a [`SessionProvider`](crate::SessionProvider) or a cookie
     /// store.
     pub fn new(backend: B) -> Self {
+        let frame = cookie::SetCookieFrame::new(backend.config().cookie()).ok();
         let backend = Arc::new(backend);
         Self {
             loader: backend.clone(),
@@ -80,6 +84,7 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
             options: Arc::new(Options {
                 outage_policy: OutagePolicy::default(),
                 trusted_proxy_header: None,
+                frame,
             }),
             data: PhantomData,
         }
@@ -155,7 +160,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let backend = self.layer.backend.clone();
-        let options = &self.layer.options;
+        let options = self.layer.options.clone();
         let cookie = cookie::read(request.headers(), &backend.config().cookie().name);
         let client = client_info(&request, options.trusted_proxy_header.as_ref());
         let session = LazySession::new(self.layer.loader.clone(), cookie, client, options.outage_policy);
@@ -166,7 +171,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut response = inner.call(request).await?;
-            commit(&*backend, &session, &mut response).await;
+            commit(&*backend, options.frame.as_ref(), &session, &mut response).await;
             Ok(response)
         })
     }
@@ -204,6 +209,7 @@ fn peer_ip<Body>(request: &Request<Body>) -> Option<IpAddr> {
 /// Writes the session after the handler and sets the cookie accordingly.
 async fn commit<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
     backend: &B,
+    frame: Option<&cookie::SetCookieFrame>,
     session: &LazySession<T>,
     response: &mut Response<ResBody>,
 ) {
@@ -221,7 +227,7 @@ async fn commit<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
     if current.is_new() && (current.is_deleted() || !current.is_dirty()) {
         // Nothing worth storing; an invalid cookie the client sent is expired.
         if current.is_deleted() && session.had_cookie() {
-            set_cookie(backend, response, None);
+            set_cookie(backend, frame, response, None);
         }
         return;
     }
@@ -238,17 +244,22 @@ async fn commit<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
     };
     match update {
         CookieUpdate::Keep => {}
-        CookieUpdate::Set(value) => set_cookie(backend, response, Some(&value)),
-        CookieUpdate::Remove => set_cookie(backend, response, None),
+        CookieUpdate::Set(value) => set_cookie(backend, frame, response, Some(&value)),
+        CookieUpdate::Remove => set_cookie(backend, frame, response, None),
     }
 }
 
 fn set_cookie<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
     backend: &B,
+    frame: Option<&cookie::SetCookieFrame>,
     response: &mut Response<ResBody>,
     value: Option<&str>,
 ) {
-    match cookie::set_cookie(backend.config().cookie(), value) {
+    let header = match (frame, value) {
+        (Some(frame), Some(value)) => frame.header(value),
+        _ => cookie::set_cookie(backend.config().cookie(), value),
+    };
+    match header {
         Ok(header) => {
             let headers = response.headers_mut();
             headers.append(header::SET_COOKIE, header);
