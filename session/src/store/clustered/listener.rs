@@ -51,6 +51,7 @@ impl redis::aio::AsyncPushSender for Invalidations {
         }
         #[cfg(test)]
         if shared.deaf.load(std::sync::atomic::Ordering::SeqCst) {
+            shared.dropped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Ok(());
         }
         match info.data.first() {

@@ -123,6 +123,9 @@ struct Shared {
     /// Tests: drop every invalidation, as if each message were lost.
     #[cfg(test)]
     deaf: std::sync::atomic::AtomicBool,
+    /// Tests: how many invalidations `deaf` has dropped.
+    #[cfg(test)]
+    dropped: std::sync::atomic::AtomicUsize,
 }
 
 /// A [`RedisStore`] with a local cache kept coherent across application nodes; see the
@@ -309,6 +312,8 @@ impl ClusteredStoreBuilder {
             name,
             #[cfg(test)]
             deaf: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            dropped: std::sync::atomic::AtomicUsize::new(0),
         });
         let listeners = listener::connect_all(&shared).await?;
         tokio::spawn(listener::supervise(
@@ -475,8 +480,17 @@ mod tests {
 
         b.shared.deaf.store(true, Ordering::SeqCst);
         assert!(a.update(&key, &record(b"new")).await.unwrap());
+        // Until the listener has read (and dropped) the push, its unread bytes make `b`
+        // go to Redis; the property under test starts once the message is truly lost.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.shared.dropped.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the invalidation never reached the listener");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let mut stale_reads = 0;
         loop {
+            // Taken before the read: a stale answer proves the entry was still young then.
+            let age = cached_at.elapsed();
             let value = b
                 .load(&key)
                 .await
@@ -490,7 +504,7 @@ mod tests {
             if value == b"new" {
                 break;
             }
-            assert!(cached_at.elapsed() < ttl, "a stale read after the local TTL");
+            assert!(age < ttl, "a stale read after the local TTL");
             stale_reads += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
