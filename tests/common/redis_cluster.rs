@@ -189,6 +189,18 @@ impl RedisCluster {
         if primaries.len() != 3 {
             return Err(format!("primaries {primaries:?}"));
         }
+        // `cluster_state:ok` does not mean the gossip has settled: a client that reads an
+        // unsettled view can be redirected in circles. Every node must know every node, be
+        // linked to it, and see the same owner for every slot.
+        let mut views = Vec::new();
+        for node in &self.nodes {
+            let text = query(node.port, &["CLUSTER", "NODES"]).map_err(|e| format!("{}: {e}", node.port))?;
+            let live: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();
+            views.push(settled_view(&text, &live).map_err(|why| format!("{}: {why}", node.port))?);
+        }
+        if views.windows(2).any(|pair| pair[0] != pair[1]) {
+            return Err(format!("the nodes disagree on the topology: {views:?}"));
+        }
         Ok(())
     }
 
@@ -202,6 +214,17 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The nodes' own account of a failed test: failovers, crashes, lost links.
+            for node in &self.nodes {
+                let log = std::fs::read_to_string(log_path(&self.dir, node.port)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- redis-server on port {} (last lines of its log) ---", node.port);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
         for node in &mut self.nodes {
             let _ = node.child.kill();
         }
@@ -210,6 +233,10 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn log_path(dir: &std::path::Path, port: u16) -> PathBuf {
+    dir.join(format!("node-{port}.log"))
 }
 
 fn url(port: u16) -> String {
@@ -230,6 +257,7 @@ fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
         .args(["--appendonly", "no"])
         .args(["--daemonize", "no"])
         .args(["--dir", &dir.to_string_lossy()])
+        .args(["--logfile", &log_path(dir, port).to_string_lossy()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -253,6 +281,11 @@ fn wait_until_answering(node: &mut Process) -> Result<(), String> {
             return Err(format!("redis-server did not answer within 10 s on port {}", node.port));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // A node that lost its port to another test's server exits, and that server answers.
+    let info = query(node.port, &["INFO", "server"]).map_err(|e| format!("port {}: {e}", node.port))?;
+    if field(&info, "process_id") != Some(node.child.id().to_string().as_str()) {
+        return Err(format!("port {} is answered by another redis-server", node.port));
     }
     Ok(())
 }
@@ -301,6 +334,45 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 fn port_of(address: &str) -> Option<u16> {
     address.split(['@', ',']).next()?.rsplit_once(':')?.1.parse().ok()
+}
+
+/// One node's `CLUSTER NODES` as sorted `address role slots` lines of the `live` nodes, if
+/// it knows each of them, linked, none in a handshake, without an address or suspected of
+/// failure, and holds every killed node as failed.
+fn settled_view(text: &str, live: &[u16]) -> Result<Vec<String>, String> {
+    let mut view = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (Some(address), Some(flags), Some(link)) = (parts.get(1), parts.get(2), parts.get(7)) else {
+            return Err(format!("unreadable line {line:?}"));
+        };
+        let flags: Vec<&str> = flags.split(',').collect();
+        if !port_of(address).is_some_and(|port| live.contains(&port)) {
+            if !flags.contains(&"fail") {
+                return Err(format!("a killed node not yet failed: {line}"));
+            }
+            continue;
+        }
+        if flags
+            .iter()
+            .any(|flag| matches!(*flag, "handshake" | "noaddr" | "fail" | "fail?"))
+            || *link != "connected"
+        {
+            return Err(format!("not settled: {line}"));
+        }
+        let role = if flags.contains(&"master") {
+            "primary"
+        } else {
+            "replica"
+        };
+        let address = address.split('@').next().unwrap_or(address);
+        view.push(format!("{address} {role} {}", parts[8..].join(" ")));
+    }
+    if view.len() != live.len() {
+        return Err(format!("knows {} of the {} live nodes", view.len(), live.len()));
+    }
+    view.sort();
+    Ok(view)
 }
 
 /// The port of a `CLUSTER NODES` line that is a primary serving slots.

@@ -20,10 +20,19 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers PING.
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        // A port found free can be taken by another test's server before ours binds it:
+        // then ours exits, and it starts again on another port.
+        for attempt in 1.. {
+            match Self::start_on(free_port()) {
+                Ok(server) => return server,
+                Err(why) if attempt < 3 => eprintln!("retrying redis-server on another port: {why}"),
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!()
     }
 
-    fn start_on(port: u16) -> Self {
+    fn start_on(port: u16) -> Result<Self, String> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -40,8 +49,8 @@ impl RedisServer {
                 _ => panic!("could not start redis-server: {error}"),
             });
         let mut server = Self { child, port };
-        server.wait_until_ready();
-        server
+        server.wait_until_ready()?;
+        Ok(server)
     }
 
     /// The port it listens on.
@@ -68,7 +77,7 @@ impl RedisServer {
     /// on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::start_on(self.port);
+        *self = Self::start_on(self.port).unwrap_or_else(|why| panic!("restarting: {why}"));
     }
 
     fn kill(&mut self) {
@@ -84,25 +93,38 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} failed");
     }
 
-    fn wait_until_ready(&mut self) {
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if ping(self.port) {
-                return;
-            }
+        while !ping(self.port) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "redis-server exited with {status} before answering on port {}",
                     self.port
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING within 10 s on port {}",
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server did not answer PING within 10 s on port {}",
+                    self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Whoever answered must be our process, not another test's server on the same port.
+        if self.process_id() != Some(self.child.id()) {
+            return Err(format!("port {} is answered by another redis-server", self.port));
+        }
+        Ok(())
+    }
+
+    fn process_id(&self) -> Option<u32> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut connection).ok()?;
+        info.lines()
+            .find_map(|line| line.trim_end().strip_prefix("process_id:"))?
+            .parse()
+            .ok()
     }
 }
 
