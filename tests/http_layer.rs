@@ -363,3 +363,48 @@ async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_coo
         "the previous session stays as it was"
     );
 }
+
+#[tokio::test]
+async fn a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_next_response() {
+    let secret =
+        |seed: u8| Secret::from_bytes((0..48u8).map(|i| i.wrapping_mul(31) ^ seed).collect::<Vec<u8>>()).unwrap();
+    let server = |ring: KeyRing| async move {
+        serve(routes(SessionLayer::new(CookieStore::new(ring, config()).unwrap()))).await
+    };
+    let old = server(KeyRing::new(KeyId(1), secret(1))).await;
+    let rotated = server(
+        KeyRing::new(KeyId(2), secret(2))
+            .with_previous(KeyId(1), secret(1))
+            .unwrap(),
+    )
+    .await;
+    let newest_only = server(KeyRing::new(KeyId(2), secret(2))).await;
+    let user_at = |base: &str, cookie: &str| {
+        bare()
+            .get(format!("{base}/user"))
+            .header(header::COOKIE, format!("session={cookie}"))
+            .send()
+    };
+
+    let response = bare().get(format!("{old}/login")).send().await.unwrap();
+    let sealed_with_old = cookie_value(&response, "session").expect("login sets the cookie");
+    let response = user_at(&rotated, &sealed_with_old).await.unwrap();
+    let resealed = cookie_value(&response, "session").expect("a read-only request still re-seals an old-key cookie");
+    assert_eq!(response.text().await.unwrap(), "alice", "the previous key still opens");
+
+    assert_eq!(
+        user_at(&newest_only, &resealed).await.unwrap().text().await.unwrap(),
+        "alice"
+    );
+    assert_eq!(
+        user_at(&old, &resealed).await.unwrap().text().await.unwrap(),
+        "",
+        "sealed with the newest key, which the old ring does not hold"
+    );
+    let response = user_at(&rotated, &resealed).await.unwrap();
+    assert_eq!(
+        cookie_value(&response, "session"),
+        None,
+        "the newest key needs no re-seal"
+    );
+}

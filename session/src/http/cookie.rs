@@ -4,20 +4,17 @@ use http::{HeaderMap, HeaderValue, header};
 
 use crate::{Error, config::CookieConfig, set_cookie};
 
-/// The value of the first cookie called `name` in the request.
-///
-/// Splits the `Cookie` header by hand, as the `cookie` crate's `split_parse` would (pairs
-/// separated by `;`, name and value trimmed, pairs without `=` or with an empty name
-/// skipped), but without building a `Cookie` for every pair: this runs on every request.
+/// The value of the first cookie called `name` in the request (every `Cookie` header,
+/// in order); pairs the `cookie` crate cannot parse are skipped, not fatal.
 pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(pair_name, _)| !name.is_empty() && pair_name.trim() == name)
-        .map(|(_, value)| value.trim().to_owned())
+        .flat_map(::cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 /// The `Set-Cookie` text of the session cookie around its value: the `cookie` crate writes
@@ -103,5 +100,12 @@ mod tests {
         headers.append(header::COOKIE, HeaderValue::from_static("session=second"));
         assert_eq!(read(&headers, "session").as_deref(), Some("abc"));
         assert_eq!(read(&headers, "missing"), None);
+
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("broken; =x;  session = padded ;"),
+        );
+        assert_eq!(read(&headers, "session").as_deref(), Some("padded"));
     }
 }
