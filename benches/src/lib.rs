@@ -7,10 +7,12 @@
 //! - [`apps`] and [`load`]: axum apps that differ only in their session layer, and a
 //!   loopback load generator;
 //! - [`memory`]: bytes per live session in the in-memory stores;
+//! - [`clustered`]: round trips and local hit ratio of the clustered store on two nodes;
 //! - the `report` binary runs everything and writes `BENCHMARKS.md`:
 //!   `cargo run -p session-benches --release --bin report`.
 
 pub mod apps;
+pub mod clustered;
 pub mod content;
 pub mod load;
 pub mod memory;

@@ -24,6 +24,7 @@ use std::{
 
 use session_benches::{
     apps::{self, App, BoxError},
+    clustered,
     load::{Clients, Load, Outcome},
     memory::{self, Filled, Footprint},
     ops::{ActixStoreOps, OursStore, TowerStoreOps},
@@ -231,6 +232,8 @@ fn report(options: Options) -> Result<(), BoxError> {
     eprintln!("== Redis wire counts");
     let redis = RedisServer::start()?;
     let wire = tokio()?.block_on(wire_counts(&redis))?;
+    eprintln!("== clustered store, two nodes");
+    let clustered = tokio()?.block_on(clustered::measure(&redis))?;
     eprintln!("== end to end");
     let e2e = end_to_end(&options, &redis)?;
     eprintln!("== memory, {} sessions", options.sessions);
@@ -238,7 +241,15 @@ fn report(options: Options) -> Result<(), BoxError> {
     for (name, which) in [("session", "ours"), ("tower-sessions", "tower")] {
         footprints.insert(name, memory_in_child(which, options.sessions)?);
     }
-    let text = render(&options, &micro, &wire, &e2e, &footprints, started.elapsed());
+    let text = render(
+        &options,
+        &micro,
+        &wire,
+        &clustered,
+        &e2e,
+        &footprints,
+        started.elapsed(),
+    );
     std::fs::write(&options.out, text)?;
     eprintln!("wrote {} in {:.0?}", options.out.display(), started.elapsed());
     Ok(())
@@ -577,6 +588,7 @@ fn render(
     options: &Options,
     micro: &Micro,
     wire: &BTreeMap<&'static str, Wire>,
+    clustered: &clustered::Figures,
     e2e: &E2e,
     footprints: &BTreeMap<&str, Footprint>,
     took: Duration,
@@ -779,6 +791,40 @@ fn render(
                 traffic.describe_per(WIRE_OPS)
             );
         }
+    }
+
+    // ---- Clustered store
+    let _ = writeln!(
+        w,
+        "\n## Clustered store: two nodes, one Redis\n\n\
+         Two application nodes, each a `ClusteredStore` (a local cache kept coherent by Redis's invalidations) over the \
+         same spawned Redis, share {} sessions; each request goes to either node, as behind a load balancer without \
+         sticky sessions. A read-only request is a load; a read-modify-write request loads, increments the visit \
+         counter and saves. {} requests per phase, after a warm-up phase; round trips are the session commands Redis \
+         counted (nothing is pipelined), so a local hit is none.\n",
+        clustered::SESSIONS,
+        clustered::REQUESTS
+    );
+    let _ = writeln!(
+        w,
+        "| Requests | Round trips per request | Commands per request | Local hit ratio |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|");
+    for (name, phase) in [
+        ("read-only".to_owned(), &clustered.read_only),
+        ("read-modify-write".to_owned(), &clustered.read_modify_write),
+        (
+            format!("mixed, {}% read-only", clustered::READ_ONLY_PERCENT),
+            &clustered.mixed,
+        ),
+    ] {
+        let _ = writeln!(
+            w,
+            "| {name} | {:.2} | {} | {:.1}% |",
+            phase.round_trips(),
+            phase.traffic.describe_per(phase.requests),
+            phase.hit_ratio()
+        );
     }
 
     // ---- Memory

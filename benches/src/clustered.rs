@@ -1,0 +1,146 @@
+//! The clustered store's figures: two application nodes, each a [`ClusteredStore`] over the
+//! same spawned Redis, serving many sessions as a load balancer without sticky sessions
+//! would send them (each request to either node).
+//!
+//! Counted with Redis's own command statistics, so a local hit shows as no command at all.
+
+use session::{ClusteredStats, ClusteredStore, RedisStore, SessionConfig, SessionProvider};
+
+use crate::{
+    apps::BoxError,
+    content::{self, Profile},
+    redis_server::{RedisServer, Traffic},
+};
+
+/// Sessions spread over the two nodes.
+pub const SESSIONS: usize = 400;
+/// Requests per measured phase.
+pub const REQUESTS: u64 = 4_000;
+/// Share of read-only requests in the mixed phase, in percent.
+pub const READ_ONLY_PERCENT: u64 = 80;
+
+/// What one phase cost.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Requests made.
+    pub requests: u64,
+    /// Redis session commands they sent (each one round trip: nothing is pipelined).
+    pub traffic: Traffic,
+    /// Loads served from a local cache, over both nodes.
+    pub hits: u64,
+    /// Loads that went to Redis, over both nodes.
+    pub misses: u64,
+}
+
+impl Phase {
+    /// Round trips per request.
+    #[must_use]
+    pub fn round_trips(&self) -> f64 {
+        self.traffic.total_calls() as f64 / self.requests as f64
+    }
+
+    /// Loads served from a local cache, in percent.
+    #[must_use]
+    pub fn hit_ratio(&self) -> f64 {
+        100.0 * self.hits as f64 / (self.hits + self.misses).max(1) as f64
+    }
+}
+
+/// The three measured phases, after a warm-up of one mixed phase.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Loads alone.
+    pub read_only: Phase,
+    /// Load, increment, save.
+    pub read_modify_write: Phase,
+    /// Both, mixed as [`READ_ONLY_PERCENT`] says.
+    pub mixed: Phase,
+}
+
+type Provider = SessionProvider<Profile, ClusteredStore>;
+
+/// Runs the phases against `redis`.
+///
+/// # Errors
+///
+/// When Redis fails or a session is lost.
+pub async fn measure(redis: &RedisServer) -> Result<Figures, BoxError> {
+    let node = || async {
+        let store = RedisStore::builder(redis.url()).prefix("bench-clustered:");
+        let store = ClusteredStore::builder(store).build().await?;
+        Ok::<_, BoxError>(SessionProvider::<Profile, _>::new(
+            store,
+            SessionConfig::development().build()?,
+        ))
+    };
+    let nodes = [node().await?, node().await?];
+    let mut tokens = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let mut session = nodes[0].create()?;
+        content::fill(&mut session);
+        nodes[0].save(&mut session).await?;
+        tokens.push(session.id().to_string());
+    }
+    let mut requests = Requests::new(&nodes, &tokens);
+    requests.phase(redis, READ_ONLY_PERCENT).await?;
+    Ok(Figures {
+        read_only: requests.phase(redis, 100).await?,
+        read_modify_write: requests.phase(redis, 0).await?,
+        mixed: requests.phase(redis, READ_ONLY_PERCENT).await?,
+    })
+}
+
+/// A deterministic stream of requests: a session, a node and a kind for each.
+struct Requests<'a> {
+    nodes: &'a [Provider; 2],
+    tokens: &'a [String],
+    state: u64,
+}
+
+impl<'a> Requests<'a> {
+    fn new(nodes: &'a [Provider; 2], tokens: &'a [String]) -> Self {
+        Self {
+            nodes,
+            tokens,
+            state: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// xorshift64: the same sequence on every run.
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// `REQUESTS` requests, `read_only_percent` of them read-only, the rest a visit
+    /// counter's read-modify-write.
+    async fn phase(&mut self, redis: &RedisServer, read_only_percent: u64) -> Result<Phase, BoxError> {
+        let stats =
+            |nodes: &[Provider; 2]| -> [ClusteredStats; 2] { [nodes[0].store().stats(), nodes[1].store().stats()] };
+        let before_stats = stats(self.nodes);
+        let before = redis.counters()?;
+        for _ in 0..REQUESTS {
+            let pick = self.next();
+            let token = &self.tokens[(pick % self.tokens.len() as u64) as usize];
+            let node = &self.nodes[((pick >> 20) % 2) as usize];
+            let mut session = node.load(token).await?.ok_or("a session was lost")?;
+            if (pick >> 32) % 100 >= read_only_percent {
+                *session.visits_mut() += 1;
+                node.save(&mut session).await?;
+            }
+        }
+        let traffic = Traffic::between(&before, &redis.counters()?);
+        let after_stats = stats(self.nodes);
+        let delta = |field: fn(&ClusteredStats) -> u64| -> u64 {
+            (0..2).map(|i| field(&after_stats[i]) - field(&before_stats[i])).sum()
+        };
+        Ok(Phase {
+            requests: REQUESTS,
+            traffic,
+            hits: delta(|stats| stats.hits),
+            misses: delta(|stats| stats.misses),
+        })
+    }
+}
