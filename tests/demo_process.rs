@@ -13,7 +13,11 @@ use std::{
     time::Duration,
 };
 
-use common::{http::browser, redis_server::RedisServer};
+use common::{
+    http::{browser, get_json, send_json},
+    redis_server::RedisServer,
+};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The demo binary next to this test's: `target/<profile>/examples/demo`.
@@ -102,54 +106,22 @@ async fn tour(demo: &Demo) {
     let url = |path: &str| format!("{}{path}", demo.url);
     let index = client.get(url("/")).send().await.unwrap().text().await.unwrap();
     assert!(index.contains("<h1>session demo</h1>"), "{index}");
-    let login = client
-        .post(url("/api/login"))
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let login = send_json(&client, Method::POST, url("/api/login"), json!({"user": "alice"})).await;
     assert_eq!(login.status(), 200);
-    let first: Value = client
-        .get(url("/api/visit"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = get_json(&client, url("/api/visit")).await;
     assert_eq!(first["user"], "alice");
     assert_eq!(first["notice"], "Welcome alice");
-    let second: Value = client
-        .get(url("/api/visit"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second = get_json(&client, url("/api/visit")).await;
     assert_eq!(second["notice"], Value::Null);
     assert_eq!(
         second["visits"].as_u64(),
         first["visits"].as_u64().map(|visits| visits + 1)
     );
-    let put = client
-        .put(url("/api/prefs/theme"))
-        .json(&json!({"value": "dark"}))
-        .send()
-        .await
-        .unwrap();
+    let put = send_json(&client, Method::PUT, url("/api/prefs/theme"), json!({"value": "dark"})).await;
     assert_eq!(put.status(), 200);
-    let prefs: Value = client
-        .get(url("/api/prefs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(prefs["theme"], "dark", "{prefs}");
-    assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 200);
-    let logout = client.post(url("/api/logout")).json(&json!({})).send().await.unwrap();
+    assert_eq!(get_json(&client, url("/api/prefs")).await["theme"], "dark");
+    assert_eq!(get_json(&client, url("/api/private")).await["user"], "alice");
+    let logout = send_json(&client, Method::POST, url("/api/logout"), json!({})).await;
     assert_eq!(logout.status(), 200);
     assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use common::{
-    http::{bare, browser, cookie_value, serve, set_cookies},
+    http::{bare, browser, cookie_value, get_json, send_json, serve, set_cookies},
     redis_server::RedisServer,
 };
 use reqwest::{Client, StatusCode, header};
@@ -88,18 +88,8 @@ async fn start(store: Store) -> (String, Running) {
     start_with(store, SessionConfig::development()).await
 }
 
-async fn get(client: &Client, url: String) -> Value {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
-async fn send(client: &Client, method: reqwest::Method, url: String, body: Value) -> reqwest::Response {
-    client.request(method, url).json(&body).send().await.unwrap()
-}
-
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
-    send(
+    send_json(
         client,
         reqwest::Method::POST,
         format!("{base}/api/login"),
@@ -121,12 +111,12 @@ async fn every_route(store: Store) {
     assert!(page.text().await.unwrap().contains("<form id=\"login\">"));
 
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await,
+        get_json(&client, format!("{base}/api/visit")).await,
         json!({ "visits": 1, "user": null, "notice": null })
     );
-    assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], 2);
+    assert_eq!(get_json(&client, format!("{base}/api/visit")).await["visits"], 2);
     assert_eq!(
-        get(&client, format!("{base}/api/peek")).await,
+        get_json(&client, format!("{base}/api/peek")).await,
         json!({ "visits": 2, "user": null, "notice": null })
     );
 
@@ -137,11 +127,11 @@ async fn every_route(store: Store) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({ "user": "alice" }));
     assert_eq!(
-        get(&client, format!("{base}/api/private")).await,
+        get_json(&client, format!("{base}/api/private")).await,
         json!({ "user": "alice" })
     );
 
-    let flash = send(
+    let flash = send_json(
         &client,
         reqwest::Method::POST,
         format!("{base}/api/flash"),
@@ -150,7 +140,7 @@ async fn every_route(store: Store) {
     .await;
     assert_eq!(flash.json::<Value>().await.unwrap(), json!({}));
 
-    let put = send(
+    let put = send_json(
         &client,
         reqwest::Method::PUT,
         format!("{base}/api/prefs/theme"),
@@ -158,7 +148,7 @@ async fn every_route(store: Store) {
     )
     .await;
     assert_eq!(put.status(), StatusCode::OK);
-    let unknown = send(
+    let unknown = send_json(
         &client,
         reqwest::Method::PUT,
         format!("{base}/api/prefs/colour"),
@@ -166,7 +156,7 @@ async fn every_route(store: Store) {
     )
     .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let prefs = get(&client, format!("{base}/api/prefs")).await;
+    let prefs = get_json(&client, format!("{base}/api/prefs")).await;
     assert_eq!(prefs["theme"], "dark");
     assert_eq!(prefs.as_object().unwrap().len(), 8);
     assert!(
@@ -176,7 +166,7 @@ async fn every_route(store: Store) {
             .all(|name| prefs[name].is_null())
     );
 
-    let bad = send(
+    let bad = send_json(
         &client,
         reqwest::Method::POST,
         format!("{base}/api/login"),
@@ -185,14 +175,14 @@ async fn every_route(store: Store) {
     .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
-    let logout = send(&client, reqwest::Method::POST, format!("{base}/api/logout"), json!({})).await;
+    let logout = send_json(&client, reqwest::Method::POST, format!("{base}/api/logout"), json!({})).await;
     assert_eq!(logout.json::<Value>().await.unwrap(), json!({}));
     assert_eq!(
         client.get(format!("{base}/api/private")).send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await,
+        get_json(&client, format!("{base}/api/visit")).await,
         json!({ "visits": 1, "user": null, "notice": null })
     );
 }
@@ -212,25 +202,31 @@ async fn flash_is_visible_on_exactly_the_next_request(store: Store) {
     let client = browser();
     login(&client, &base, "alice").await;
     assert_eq!(
-        get(&client, format!("{base}/api/peek")).await["notice"],
+        get_json(&client, format!("{base}/api/peek")).await["notice"],
         "Welcome alice",
         "peek shows, keeps"
     );
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await["notice"],
+        get_json(&client, format!("{base}/api/visit")).await["notice"],
         "Welcome alice"
     );
-    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], Value::Null);
+    assert_eq!(
+        get_json(&client, format!("{base}/api/visit")).await["notice"],
+        Value::Null
+    );
 
-    send(
+    send_json(
         &client,
         reqwest::Method::POST,
         format!("{base}/api/flash"),
         json!({ "notice": "one" }),
     )
     .await;
-    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], "one");
-    assert_eq!(get(&client, format!("{base}/api/visit")).await["notice"], Value::Null);
+    assert_eq!(get_json(&client, format!("{base}/api/visit")).await["notice"], "one");
+    assert_eq!(
+        get_json(&client, format!("{base}/api/visit")).await["notice"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -403,26 +399,26 @@ async fn expiry(store: Store) {
     let (base, running) = start_with(store, config).await;
     let clock = &running.clock;
     let client = browser();
-    get(&client, format!("{base}/api/visit")).await;
+    get_json(&client, format!("{base}/api/visit")).await;
     clock.advance(Duration::from_secs(59));
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await["visits"],
+        get_json(&client, format!("{base}/api/visit")).await["visits"],
         2,
         "alive within the idle timeout"
     );
     clock.advance(Duration::from_secs(60));
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await["visits"],
+        get_json(&client, format!("{base}/api/visit")).await["visits"],
         1,
         "idle timeout: a new session"
     );
     for visits in 2..=4 {
         clock.advance(Duration::from_secs(40));
-        assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], visits);
+        assert_eq!(get_json(&client, format!("{base}/api/visit")).await["visits"], visits);
     }
     clock.advance(Duration::from_secs(40));
     assert_eq!(
-        get(&client, format!("{base}/api/visit")).await["visits"],
+        get_json(&client, format!("{base}/api/visit")).await["visits"],
         1,
         "absolute timeout despite activity"
     );
@@ -441,20 +437,20 @@ async fn expiry_cookie() {
 async fn eight_concurrent_preference_writes_all_survive(store: Store) {
     let (base, _running) = start(store).await;
     let client = browser();
-    get(&client, format!("{base}/api/visit")).await;
+    get_json(&client, format!("{base}/api/visit")).await;
     for round in 0..10 {
         let writes = app::PREFERENCES.map(|name| {
             let (client, base) = (client.clone(), base.clone());
             tokio::spawn(async move {
                 let body = json!({ "value": format!("{name}-{round}") });
-                let response = send(&client, reqwest::Method::PUT, format!("{base}/api/prefs/{name}"), body).await;
+                let response = send_json(&client, reqwest::Method::PUT, format!("{base}/api/prefs/{name}"), body).await;
                 assert_eq!(response.status(), StatusCode::OK);
             })
         });
         for write in writes {
             write.await.unwrap();
         }
-        let prefs = get(&client, format!("{base}/api/prefs")).await;
+        let prefs = get_json(&client, format!("{base}/api/prefs")).await;
         for name in app::PREFERENCES {
             assert_eq!(
                 prefs[name],
@@ -580,7 +576,7 @@ async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session() {
     let redis = running.redis.as_ref().expect("a Redis-backed demo");
     let client = browser();
     login(&client, &base, "alice").await;
-    assert_eq!(get(&client, format!("{base}/api/visit")).await["visits"], 1);
+    assert_eq!(get_json(&client, format!("{base}/api/visit")).await["visits"], 1);
 
     redis.freeze();
     for path in ["/api/visit", "/api/peek", "/api/private"] {

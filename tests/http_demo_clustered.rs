@@ -10,10 +10,10 @@ mod common;
 mod app;
 
 use common::{
-    http::{bare, browser, cookie_value, serve},
+    http::{bare, browser, cookie_value, get_json, serve},
     redis_cluster::RedisCluster,
 };
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use session::{ClusteredStore, SessionConfig, SessionProvider, http::OutagePolicy, store::redis::RedisStore};
 
@@ -22,12 +22,6 @@ async fn demo_node(cluster: &RedisCluster) -> (String, ClusteredStore) {
     let store = ClusteredStore::builder(redis).build().await.unwrap();
     let provider = SessionProvider::new(store.clone(), SessionConfig::development().build().unwrap());
     (serve(app::router(provider, OutagePolicy::FailClosed)).await, store)
-}
-
-async fn get(client: &Client, url: String) -> Value {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,22 +39,25 @@ async fn a_browser_alternating_between_two_nodes_sees_one_session() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = cookie_value(&response, "session").expect("login sets the session cookie");
-    let state = get(&client, format!("{b}/api/peek")).await;
+    let state = get_json(&client, format!("{b}/api/peek")).await;
     assert_eq!(state["user"], "alice");
     assert_eq!(state["notice"], "Welcome alice");
-    assert_eq!(get(&client, format!("{b}/api/visit")).await["notice"], "Welcome alice");
-    assert_eq!(get(&client, format!("{a}/api/visit")).await["notice"], Value::Null);
+    assert_eq!(
+        get_json(&client, format!("{b}/api/visit")).await["notice"],
+        "Welcome alice"
+    );
+    assert_eq!(get_json(&client, format!("{a}/api/visit")).await["notice"], Value::Null);
 
     // Visits counted on both nodes, each seeing the other's last write.
     for visit in 3..=20 {
         let node = if visit % 2 == 0 { &a } else { &b };
-        assert_eq!(get(&client, format!("{node}/api/visit")).await["visits"], visit);
+        assert_eq!(get_json(&client, format!("{node}/api/visit")).await["visits"], visit);
     }
     // Read-only requests are served from the local caches.
     let hits = store_a.stats().hits + store_b.stats().hits;
     for node in [&a, &b, &a, &b] {
-        assert_eq!(get(&client, format!("{node}/api/peek")).await["visits"], 20);
-        get(&client, format!("{node}/api/prefs")).await;
+        assert_eq!(get_json(&client, format!("{node}/api/peek")).await["visits"], 20);
+        get_json(&client, format!("{node}/api/prefs")).await;
     }
     assert!(
         store_a.stats().hits + store_b.stats().hits > hits,

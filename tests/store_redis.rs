@@ -588,3 +588,34 @@ async fn a_restarted_redis_is_reconnected_without_rebuilding_the_store() {
     assert_eq!(loaded.user().as_deref(), Some("bob"));
     assert_eq!(*loaded.visits(), 1);
 }
+
+#[tokio::test]
+async fn a_password_protected_server_is_used_with_the_password_in_the_url_and_refused_without() {
+    let server = RedisServer::start_with_password(Some("correct-horse-battery"));
+    let clock = ManualClock::new();
+    let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("alice"));
+
+    let port = server.port();
+    for (url, what) in [
+        (format!("redis://127.0.0.1:{port}/"), "no password"),
+        (format!("redis://:wrong-password@127.0.0.1:{port}/"), "a wrong password"),
+    ] {
+        let error = RedisStore::builder(url)
+            .command_timeout(Duration::from_millis(500))
+            .retry(RetryPolicy::none())
+            .build()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a store with {what} was built"));
+        let text = error.to_string();
+        assert!(
+            text.contains("NOAUTH") || text.contains("WRONGPASS") || text.contains("uthentication"),
+            "{what}: the error says why: {text}"
+        );
+    }
+}

@@ -2,14 +2,17 @@
 //! same spawned Redis, serving many sessions as a load balancer without sticky sessions
 //! would send them (each request to either node).
 //!
-//! Counted with Redis's own command statistics, so a local hit shows as no command at all.
+//! The commands are those clients sent, seen with `MONITOR` (not the ones a script runs),
+//! so a local hit shows as no command at all.
+
+use std::collections::BTreeMap;
 
 use session::{ClusteredStats, ClusteredStore, RedisStore, SessionConfig, SessionProvider};
 
 use crate::{
     apps::BoxError,
     content::{self, Profile},
-    redis_server::{RedisServer, Traffic},
+    redis_server::RedisServer,
 };
 
 /// Sessions spread over the two nodes.
@@ -24,8 +27,8 @@ pub const READ_ONLY_PERCENT: u64 = 80;
 pub struct Phase {
     /// Requests made.
     pub requests: u64,
-    /// Redis session commands they sent (each one round trip: nothing is pipelined).
-    pub traffic: Traffic,
+    /// Redis session commands they sent, by name (each one round trip: nothing is pipelined).
+    pub sent: BTreeMap<String, u64>,
     /// Loads served from a local cache, over both nodes.
     pub hits: u64,
     /// Loads that went to Redis, over both nodes.
@@ -36,7 +39,23 @@ impl Phase {
     /// Round trips per request.
     #[must_use]
     pub fn round_trips(&self) -> f64 {
-        self.traffic.total_calls() as f64 / self.requests as f64
+        self.sent.values().sum::<u64>() as f64 / self.requests as f64
+    }
+
+    /// The commands per request, as `HGETALL×0.50, EVALSHA×0.20`.
+    #[must_use]
+    pub fn commands(&self) -> String {
+        let per = |calls: u64| calls as f64 / self.requests as f64;
+        let text: Vec<String> = self
+            .sent
+            .iter()
+            .map(|(name, calls)| format!("{name}×{:.2}", per(*calls)))
+            .collect();
+        if text.is_empty() {
+            "none".to_owned()
+        } else {
+            text.join(", ")
+        }
     }
 
     /// Loads served from a local cache, in percent.
@@ -120,7 +139,7 @@ impl<'a> Requests<'a> {
         let stats =
             |nodes: &[Provider; 2]| -> [ClusteredStats; 2] { [nodes[0].store().stats(), nodes[1].store().stats()] };
         let before_stats = stats(self.nodes);
-        let before = redis.counters()?;
+        let monitor = redis.monitor()?;
         for _ in 0..REQUESTS {
             let pick = self.next();
             let token = &self.tokens[(pick % self.tokens.len() as u64) as usize];
@@ -131,14 +150,14 @@ impl<'a> Requests<'a> {
                 node.save(&mut session).await?;
             }
         }
-        let traffic = Traffic::between(&before, &redis.counters()?);
+        let sent = monitor.client_commands(redis)?;
         let after_stats = stats(self.nodes);
         let delta = |field: fn(&ClusteredStats) -> u64| -> u64 {
             (0..2).map(|i| field(&after_stats[i]) - field(&before_stats[i])).sum()
         };
         Ok(Phase {
             requests: REQUESTS,
-            traffic,
+            sent,
             hits: delta(|stats| stats.hits),
             misses: delta(|stats| stats.misses),
         })

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use reqwest::{Client, Response, header};
+use reqwest::{Client, Method, Response, StatusCode, header};
+use serde_json::Value;
 
 /// Serves `app` on an ephemeral loopback port until the test's runtime ends.
 pub async fn serve(app: Router) -> String {
@@ -44,4 +45,16 @@ pub fn cookie_value(response: &Response, name: &str) -> Option<String> {
         let (key, value) = pair.split_once('=')?;
         (key == name).then(|| value.to_owned())
     })
+}
+
+/// GETs `url`, expects 200, and returns the JSON body.
+pub async fn get_json(client: &Client, url: String) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Sends `body` as JSON with `method` to `url`.
+pub async fn send_json(client: &Client, method: Method, url: String, body: Value) -> Response {
+    client.request(method, url).json(&body).send().await.unwrap()
 }

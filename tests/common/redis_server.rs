@@ -15,15 +15,21 @@ const MISSING: &str = "redis-server not found: install it with `apt-get install 
 pub struct RedisServer {
     child: Child,
     port: u16,
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers PING.
     pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// Starts a server that requires `password` (`requirepass`), if any.
+    pub fn start_with_password(password: Option<&str>) -> Self {
         // A port found free can be taken by another test's server before ours binds it:
         // then ours exits, and it starts again on another port.
         for attempt in 1.. {
-            match Self::start_on(free_port()) {
+            match Self::start_on(free_port(), password) {
                 Ok(server) => return server,
                 Err(why) if attempt < 3 => eprintln!("retrying redis-server on another port: {why}"),
                 Err(why) => panic!("{why}"),
@@ -32,9 +38,15 @@ impl RedisServer {
         unreachable!()
     }
 
-    fn start_on(port: u16) -> Result<Self, String> {
+    fn start_on(port: u16, password: Option<&str>) -> Result<Self, String> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
+            .args(
+                password
+                    .map(|password| ["--requirepass", password])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -48,7 +60,11 @@ impl RedisServer {
                 std::io::ErrorKind::NotFound => panic!("{MISSING}"),
                 _ => panic!("could not start redis-server: {error}"),
             });
-        let mut server = Self { child, port };
+        let mut server = Self {
+            child,
+            port,
+            password: password.map(str::to_owned),
+        };
         server.wait_until_ready()?;
         Ok(server)
     }
@@ -58,9 +74,12 @@ impl RedisServer {
         self.port
     }
 
-    /// Its `redis://` URL.
+    /// Its `redis://` URL, with the password if it has one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// Stops the process (SIGSTOP): connections stay open but nothing is answered.
@@ -77,7 +96,8 @@ impl RedisServer {
     /// on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::start_on(self.port).unwrap_or_else(|why| panic!("restarting: {why}"));
+        let password = self.password.take();
+        *self = Self::start_on(self.port, password.as_deref()).unwrap_or_else(|why| panic!("restarting: {why}"));
     }
 
     fn kill(&mut self) {
@@ -148,6 +168,7 @@ fn ping(port: u16) -> bool {
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
+    // A server with a password answers, but refuses until authenticated.
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.read_exact(&mut reply).is_ok() && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }

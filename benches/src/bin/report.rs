@@ -800,8 +800,9 @@ fn render(
          Two application nodes, each a `ClusteredStore` (a local cache kept coherent by Redis's invalidations) over the \
          same spawned Redis, share {} sessions; each request goes to either node, as behind a load balancer without \
          sticky sessions. A read-only request is a load; a read-modify-write request loads, increments the visit \
-         counter and saves. {} requests per phase, after a warm-up phase; round trips are the session commands Redis \
-         counted (nothing is pipelined), so a local hit is none.\n",
+         counter and saves. {} requests per phase, after a warm-up phase; round trips are the commands the nodes sent, \
+         seen with `MONITOR` (nothing is pipelined; the commands a script runs inside Redis are not round trips), so a \
+         local hit is none.\n",
         clustered::SESSIONS,
         clustered::REQUESTS
     );
@@ -822,7 +823,7 @@ fn render(
             w,
             "| {name} | {:.2} | {} | {:.1}% |",
             phase.round_trips(),
-            phase.traffic.describe_per(phase.requests),
+            phase.commands(),
             phase.hit_ratio()
         );
     }
