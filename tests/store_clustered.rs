@@ -228,6 +228,57 @@ async fn a_cached_read_costs_no_round_trip_and_a_read_modify_write_one_or_two() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_applications_keys_and_forged_messages_evict_nothing() {
+    let server = RedisServer::start();
+    let ours = provider(standalone_nodes(&server, 1).await.remove(0));
+    let mut session = ours.create().unwrap();
+    session.set_user(Some("alice".into()));
+    ours.save(&mut session).await.unwrap();
+    let id = session.id().clone();
+    cache_on(&ours, &id).await;
+    let before = ours.store().stats();
+
+    // Another application on the same Redis, another prefix: its writes are not ours. And a
+    // client that publishes fake invalidations (RESP2 pub/sub form) of our very key name.
+    let theirs = provider(standalone_nodes(&server, 1).await.remove(0));
+    for _ in 0..20 {
+        let mut other = theirs.create().unwrap();
+        other.set_user(Some("mallory".into()));
+        theirs.save(&mut other).await.unwrap();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let mut names: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
+    names.push("*".to_owned());
+    for name in &names {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("__redis__:invalidate")
+            .arg(name)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    // Anything Redis did push has arrived once a write of our own prefix is seen.
+    let mut marker = ours.create().unwrap();
+    ours.save(&mut marker).await.unwrap();
+    eventually(Duration::from_secs(5), "our own write's invalidation", || async {
+        (ours.store().stats().invalidations > before.invalidations).then_some(())
+    })
+    .await;
+
+    let after = ours.store().stats();
+    assert_eq!(after.flushes, before.flushes, "nothing flushed the cache");
+    assert!(
+        ours.store().is_cached(&id.store_key()).await,
+        "the entry survived {} foreign writes and {} forged messages",
+        20,
+        names.len()
+    );
+    assert_eq!(ours.get(&id).await.unwrap().user().as_deref(), Some("alice"));
+    assert_eq!(ours.store().stats().hits, after.hits + 1, "served locally");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_invalidation_connection_flushes_the_cache_and_is_restored() {
     let server = RedisServer::start();
     let nodes = standalone_nodes(&server, 2).await;

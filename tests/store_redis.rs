@@ -619,3 +619,32 @@ async fn a_password_protected_server_is_used_with_the_password_in_the_url_and_re
         );
     }
 }
+
+#[tokio::test]
+async fn a_tls_server_is_used_with_its_ca_and_refused_when_its_certificate_is_not_trusted() {
+    let server = RedisServer::start_tls();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock)
+        .tls_root_certificates(server.ca_pem())
+        .build()
+        .await
+        .unwrap();
+    let provider = provider_for(store, &clock);
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        provider.get(session.id()).await.unwrap().user().as_deref(),
+        Some("alice"),
+        "a round trip over rediss://"
+    );
+
+    // The system's roots do not include the test's CA: the certificate is refused.
+    let error = RedisStore::builder(server.url())
+        .command_timeout(Duration::from_millis(500))
+        .retry(RetryPolicy::none())
+        .build()
+        .await
+        .expect_err("an untrusted certificate was accepted");
+    assert!(error.is_unavailable(), "{error}");
+}

@@ -51,8 +51,14 @@ pub(crate) struct NodeSettings {
 }
 
 impl Backend {
-    pub(super) fn standalone(url: &str, timeout: Duration) -> Result<Self, Error> {
-        let client = Client::open(url).map_err(|error| invalid_url(url, &error))?;
+    /// `tls_roots`: PEM certificates to trust for `rediss://` instead of the system's.
+    pub(super) fn standalone(url: &str, timeout: Duration, tls_roots: Option<&[u8]>) -> Result<Self, Error> {
+        let client = match tls_roots {
+            #[cfg(feature = "redis-tls")]
+            Some(pem) => Client::build_with_tls(url, certificates(pem)),
+            _ => Client::open(url),
+        }
+        .map_err(|error| invalid_url(url, &error))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_number_of_retries(2)
@@ -61,7 +67,7 @@ impl Backend {
         Ok(Self::Standalone { client, config })
     }
 
-    pub(super) fn cluster(urls: &[String], timeout: Duration) -> Result<Self, Error> {
+    pub(super) fn cluster(urls: &[String], timeout: Duration, tls_roots: Option<&[u8]>) -> Result<Self, Error> {
         if urls.is_empty() {
             return Err(Error::Config(
                 "a Redis Cluster store needs at least one node URL (redis://host:port)".into(),
@@ -73,7 +79,13 @@ impl Backend {
                 .into_connection_info()
                 .map_err(|error| invalid_url(url, &error))?;
         }
-        let client = ClusterClient::builder(urls.iter().map(String::as_str))
+        let builder = ClusterClient::builder(urls.iter().map(String::as_str));
+        let builder = match tls_roots {
+            #[cfg(feature = "redis-tls")]
+            Some(pem) => builder.certs(certificates(pem)),
+            _ => builder,
+        };
+        let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
             // The store's own timeout and retry bound each call; these only cover
@@ -145,6 +157,14 @@ fn invalid_url(url: &str, error: &redis::RedisError) -> Error {
         "; expected redis://[[user]:password@]host[:port][/db] or rediss://…"
     };
     Error::Config(format!("invalid Redis URL: {error}{hint}"))
+}
+
+#[cfg(feature = "redis-tls")]
+fn certificates(pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    }
 }
 
 /// A multiplexed connection to one server, or to a whole cluster (routing each command by

@@ -204,6 +204,8 @@ pub struct RedisStoreBuilder {
     compress_above: Option<usize>,
     encryption: Option<KeyRing>,
     clock: Arc<dyn Clock>,
+    /// PEM certificates trusted for `rediss://` instead of the system's roots.
+    tls_roots: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -216,6 +218,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("breaker", &self.breaker)
             .field("compress_above", &self.compress_above)
             .field("encrypted", &self.encryption.is_some())
+            .field("private_tls_roots", &self.tls_roots.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +242,7 @@ impl RedisStore {
             compress_above: None,
             encryption: None,
             clock: Arc::new(SystemClock),
+            tls_roots: None,
         }
     }
 
@@ -388,6 +392,31 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts these PEM certificates (e.g. a private CA's) for `rediss://` servers instead
+    /// of the system's root certificates (feature `redis-tls`). Server certificates are
+    /// always verified.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use session::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/ca.pem")?;
+    /// let store = RedisStore::builder("rediss://:password@redis.internal:6380/")
+    ///     .tls_root_certificates(ca)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots = Some(pem.into());
+        self
+    }
+
     /// Connects, and loads the scripts, so a wrong URL, password or unreachable server is
     /// reported at start-up rather than at the first request.
     ///
@@ -401,10 +430,11 @@ impl RedisStoreBuilder {
                 "the Redis command timeout must be greater than zero".into(),
             ));
         }
+        let tls_roots = self.tls_roots.as_deref();
         let backend = if self.cluster {
-            Backend::cluster(&self.urls, self.command_timeout)?
+            Backend::cluster(&self.urls, self.command_timeout, tls_roots)?
         } else {
-            Backend::standalone(&self.urls[0], self.command_timeout)?
+            Backend::standalone(&self.urls[0], self.command_timeout, tls_roots)?
         };
         #[cfg(feature = "clustered")]
         let nodes = backend.node_settings(&self.urls[0])?;
