@@ -51,12 +51,20 @@
 //! # Limits
 //!
 //! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
-//! building such a store fails. The node's own write removes its entry rather than
-//! updating it, since an invalidation message does not tell whose write it announces. A
-//! primary that appears while its predecessor stays up (a manual failover, or slots moved
-//! to a new node; a primary that dies instead ends its connection at once) is listened to
-//! from the next health check on, so writes to the slots it took over may be missed for up
-//! to one health check interval.
+//! building such a store fails.
+//!
+//! The node's own write removes its entry rather than updating it, since a broadcast
+//! invalidation does not tell whose write it announces. `NOLOOP` cannot tell either: Redis
+//! remembers one writer per key per event-loop cycle, so another node's write in the same
+//! cycle as ours would go unannounced and the cache would keep a stale copy. Updating in
+//! place would take per-key tracking (`REDIRECT`) armed on every data connection and
+//! re-armed, without a gap, whenever the redis crate reconnects one of them.
+//!
+//! A primary that appears while its predecessor stays up (a manual failover, or slots
+//! moved to a new node; a primary that dies instead ends its connection at once) is
+//! listened to from the next health check on, so writes to the slots it took over may be
+//! missed for up to one health check interval.
+//!
 //! Metrics: [`ClusteredStore::stats`]; the Redis store's own metrics cover the round trips.
 //!
 //! # Examples
