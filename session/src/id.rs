@@ -30,6 +30,15 @@ const ID_TEXT_LEN: usize = 43;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId([u8; ID_BYTES]);
 
+/// `N` random bytes from the operating system, as `2 * N` lowercase hex digits: names
+/// that must not collide across processes (a store's writer name, a client name).
+#[cfg(feature = "redis")]
+pub(crate) fn random_hex<const N: usize>() -> Result<String, Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|error| Error::Random(error.to_string()))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 impl SessionId {
     /// A new random ID.
     ///

@@ -8,6 +8,7 @@
 //! tell, without a round trip, whether Redis has written anything not yet applied.
 
 use std::{
+    collections::HashMap,
     future::{Future, poll_fn},
     pin::pin,
     sync::{Arc, Weak},
@@ -17,7 +18,11 @@ use std::{
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value, aio::MultiplexedConnection};
 
 use super::{Shared, tracker::Link};
-use crate::{Error, store::redis::Node};
+use crate::{
+    Error,
+    id::StoreKey,
+    store::redis::{Node, RedisStore},
+};
 
 /// The longest pause between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -56,17 +61,20 @@ impl redis::aio::AsyncPushSender for Invalidations {
         }
         match info.data.first() {
             Some(Value::Array(names)) => {
-                for name in names {
-                    let Value::BulkString(name) = name else { continue };
-                    // Only this store's keys: anything else is ignored, whatever sent it.
-                    if let Some(key) = shared.redis.parse_key_name(name) {
-                        shared.tracker.invalidate(&key);
-                        shared
-                            .tracker
-                            .counters
-                            .invalidations
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let names = names.iter().filter_map(|name| match name {
+                    Value::BulkString(name) => Some(name.as_slice()),
+                    _ => None,
+                });
+                for (key, writers) in writers(&shared.redis, names) {
+                    if writers.only_own() && shared.tracker.is_own_echo(&key) {
+                        continue;
                     }
+                    shared.tracker.invalidate(&key);
+                    shared
+                        .tracker
+                        .counters
+                        .invalidations
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             // A null invalidation: the database was flushed.
@@ -74,6 +82,41 @@ impl redis::aio::AsyncPushSender for Invalidations {
         }
         Ok(())
     }
+}
+
+/// The writers one invalidation message names for one session key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Writers {
+    /// This store signed a write of the key.
+    own: bool,
+    /// Another store signed a write of the key.
+    other: bool,
+}
+
+impl Writers {
+    /// Every write of the key in this event-loop cycle was this store's. (An unsigned
+    /// change, such as an expiry, names no writer: the key alone counts as another's.)
+    fn only_own(self) -> bool {
+        self.own && !self.other
+    }
+}
+
+/// Groups the key names of one message by session key; names that are not this store's
+/// are ignored, whatever sent them.
+fn writers<'a>(redis: &RedisStore, names: impl Iterator<Item = &'a [u8]>) -> HashMap<StoreKey, Writers> {
+    let mut grouped = HashMap::<StoreKey, Writers>::new();
+    for name in names {
+        let Some((key, writer)) = redis.parse_mention(name) else {
+            continue;
+        };
+        let writers = grouped.entry(key).or_default();
+        match writer {
+            None => {}
+            Some(writer) if writer == redis.writer().as_bytes() => writers.own = true,
+            Some(_) => writers.other = true,
+        }
+    }
+    grouped
 }
 
 fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {

@@ -96,14 +96,15 @@ mod tracker;
 
 use std::{
     fmt,
+    future::Future,
     sync::{Arc, atomic::Ordering::Relaxed},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use moka::future::Cache;
 use tokio::sync::Notify;
 
-use self::tracker::{Snapshot, Tracker};
+use self::tracker::{Basis, Snapshot, Tracker};
 use crate::{
     Error,
     id::StoreKey,
@@ -255,7 +256,46 @@ impl Shared {
         self.tracker.invalidate(key);
         self.cache.invalidate(key).await;
     }
+
+    /// Runs this node's `write` of `key` and, when it succeeds and its result `written` is
+    /// known here (see [`Basis`]), caches that result; otherwise drops the entry.
+    async fn write_through(
+        &self,
+        key: &StoreKey,
+        basis: Basis<'_>,
+        write: impl Future<Output = Result<bool, Error>>,
+        written: impl FnOnce() -> Option<Record>,
+    ) -> Result<bool, Error> {
+        let snapshot = self.tracker.begin_write(key, basis);
+        let outcome = write.await;
+        if matches!(outcome, Ok(true)) {
+            // Redis sent the write's echo before its reply: let the listener apply it while
+            // the write still counts as in flight, so the echo is known as ours.
+            let deadline = Instant::now() + ECHO_WAIT;
+            while !self.tracker.caught_up() && Instant::now() < deadline {
+                tokio::task::yield_now().await;
+            }
+        }
+        // A timeout or a lost connection may leave the write to run later, unseen.
+        let settled = !matches!(outcome, Err(Error::Timeout(_) | Error::Store(_)));
+        self.tracker.end_write(key, settled);
+        let cached = match (&outcome, snapshot) {
+            (Ok(true), Some(snapshot)) => written().map(|record| Entry { record, snapshot }),
+            _ => None,
+        };
+        match cached {
+            Some(entry) if self.tracker.still_valid(key, &entry.snapshot) => {
+                self.cache.insert(*key, Arc::new(entry)).await;
+            }
+            _ => self.cache.invalidate(key).await,
+        }
+        outcome
+    }
 }
+
+/// How long a successful write waits for its echo to be applied before it stops counting
+/// as in flight (an echo applied later counts as another writer's: the entry is dropped).
+const ECHO_WAIT: Duration = Duration::from_millis(2);
 
 impl ClusteredStoreBuilder {
     /// The most sessions cached on this node (default 100,000); the least recently used
@@ -299,12 +339,7 @@ impl ClusteredStoreBuilder {
                 "the clustered store's invalidation connections do not support TLS (rediss://) yet; use RedisStore, or reach Redis over a private network".into(),
             ));
         }
-        let mut id = [0u8; 8];
-        getrandom::fill(&mut id).map_err(|error| Error::Random(error.to_string()))?;
-        let name = format!(
-            "session-invalidation-{}",
-            id.iter().map(|byte| format!("{byte:02x}")).collect::<String>()
-        );
+        let name = format!("session-invalidation-{}", redis.writer());
         let cache = Cache::builder()
             .max_capacity(self.max_entries)
             .time_to_live(self.local_ttl)
@@ -356,15 +391,28 @@ impl SessionStore for ClusteredStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
-        let created = self.shared.redis.create(key, record).await;
-        self.shared.forget(key).await;
-        created
+        let shared = &self.shared;
+        shared
+            .write_through(key, Basis::Whole, shared.redis.create(key, record), || {
+                Some(record.clone())
+            })
+            .await
     }
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let updated = self.shared.redis.update(key, update).await;
-        self.shared.forget(key).await;
-        updated
+        let shared = &self.shared;
+        let base = shared.cache.get(key).await;
+        let basis = base
+            .as_deref()
+            .map_or(Basis::Unknown, |base| Basis::Cached(&base.snapshot));
+        shared
+            .write_through(key, basis, shared.redis.update(key, update), || {
+                let mut record = base.as_deref()?.record.clone();
+                record.fields.merge(&update.fields).ok()?;
+                record.meta = update.meta;
+                Some(record)
+            })
+            .await
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
@@ -465,6 +513,83 @@ mod tests {
             meta: SessionMeta::new(SystemClock.now_ms(), 60_000, 600_000),
             fields,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_an_echo_of_a_write_in_flight_signed_by_this_store_alone_is_skipped() {
+        let server = Server::start();
+        let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1)).prefix("echo:");
+        let node = ClusteredStore::builder(redis).build().await.unwrap();
+        let mut raw = redis::Client::open(format!("redis://127.0.0.1:{}/", server.1))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let (key, marker) = (
+            SessionId::generate().unwrap().store_key(),
+            SessionId::generate().unwrap().store_key(),
+        );
+        let name = |key: &StoreKey| format!("echo:{{{}}}", key.to_hex());
+        let own = format!("{}!{}", name(&key), node.redis().writer());
+        let other = format!("{}!0123456789abcdef", name(&key));
+        let tracker = &node.shared.tracker;
+        let invalidations = || node.stats().invalidations;
+        // One script, so Redis announces its keys in one message, as for writes of one cycle.
+        let mut write = async |signatures: &[&str]| {
+            let before = invalidations();
+            let mut keys = vec![name(&key)];
+            keys.extend(signatures.iter().map(|signature| signature.to_string()));
+            let _: () = redis::Script::new(
+                "redis.call('HSET', KEYS[1], 'f', '1') for i = 2, #KEYS do redis.call('SET', KEYS[i], '') redis.call('DEL', KEYS[i]) end",
+            )
+            .key(keys)
+            .invoke_async(&mut raw)
+            .await
+            .unwrap();
+            // An unsigned change of another key after it: once that one is applied, so is
+            // the message before it.
+            let snapshot = tracker.snapshot().unwrap();
+            let _: () = redis::cmd("SET")
+                .arg(name(&marker))
+                .arg("")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while tracker.still_valid(&marker, &snapshot) {
+                assert!(Instant::now() < deadline, "the invalidations never arrived");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            invalidations() - before - 1
+        };
+
+        assert_eq!(write(&[]).await, 1, "an unsigned change invalidates");
+        assert_eq!(write(&[&other]).await, 1, "another store's write invalidates");
+        assert_eq!(
+            write(&[&own]).await,
+            1,
+            "an own echo with no write in flight invalidates"
+        );
+
+        tracker.begin_write(&key, Basis::Unknown);
+        assert_eq!(write(&[&own]).await, 0, "the echo of the write in flight is skipped");
+        assert_eq!(
+            write(&[&own, &other]).await,
+            1,
+            "another store's write in the same cycle invalidates"
+        );
+        tracker.end_write(&key, true);
+        assert_eq!(write(&[&own]).await, 1, "the write ended: echoes count again");
+
+        tracker.begin_write(&key, Basis::Unknown);
+        tracker.end_write(&key, false);
+        tracker.begin_write(&key, Basis::Unknown);
+        assert_eq!(
+            write(&[&own]).await,
+            1,
+            "after a write that may still run unseen, own echoes count for a local TTL"
+        );
+        tracker.end_write(&key, true);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,14 @@
 //! per key with a sequence number and kept for one local TTL (after that every entry that
 //! could predate them has expired by age), so a read racing an invalidation can never
 //! re-insert the value it invalidated.
+//!
+//! The node's own writes count as invalidations too (taken locally, before the write is
+//! sent), so a write orders against loads and other writes of this node; a write whose
+//! result can be computed here (a create, or an update of a record cached and valid when
+//! the write began) gets a snapshot that its own echo from Redis does not invalidate: the
+//! listener skips an echo that names only this store as writer while a write of that key
+//! is in flight. A write that failed (it may still run later, unseen) makes its key's
+//! echoes count as foreign for one local TTL.
 
 use std::{
     collections::HashMap,
@@ -84,6 +92,25 @@ struct Invalidated {
     at: Instant,
 }
 
+/// This node's writes of one key.
+#[derive(Debug, Default)]
+struct OwnWrites {
+    in_flight: u32,
+    /// Until then, echoes of this key are treated as another writer's.
+    doubtful_until: Option<Instant>,
+}
+
+/// What a write of this node starts from; see [`Tracker::begin_write`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Basis<'a> {
+    /// The write carries the whole record (a create).
+    Whole,
+    /// The write changes the record cached with this snapshot.
+    Cached(&'a Snapshot),
+    /// Nothing known here: the write's result cannot be cached.
+    Unknown,
+}
+
 /// Counters for [`ClusteredStats`](super::ClusteredStats).
 #[derive(Debug, Default)]
 pub(super) struct Counters {
@@ -100,6 +127,7 @@ pub(super) struct Tracker {
     seq: AtomicU64,
     ready: AtomicBool,
     recent: Box<[Mutex<HashMap<StoreKey, Invalidated>>]>,
+    own: Box<[Mutex<HashMap<StoreKey, OwnWrites>>]>,
     recent_len: AtomicUsize,
     max_recent: usize,
     ttl: Duration,
@@ -120,6 +148,7 @@ impl Tracker {
             seq: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             recent: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            own: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             recent_len: AtomicUsize::new(0),
             max_recent: max_recent.max(1),
             ttl,
@@ -130,6 +159,10 @@ impl Tracker {
 
     fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Invalidated>> {
         &self.recent[usize::from(key.as_bytes()[1]) % SHARDS]
+    }
+
+    fn own_shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, OwnWrites>> {
+        &self.own[usize::from(key.as_bytes()[1]) % SHARDS]
     }
 
     /// Where a load starts; `None` while the links are down (its result is not cached).
@@ -156,23 +189,84 @@ impl Tracker {
     /// Whether a cached record may be served now: every link caught up, then
     /// [`still_valid`](Self::still_valid).
     pub(super) fn serves(&self, key: &StoreKey, snapshot: &Snapshot) -> bool {
-        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
-        !links.is_empty() && links.iter().all(|link| link.caught_up()) && self.still_valid(key, snapshot)
+        self.caught_up() && self.still_valid(key, snapshot)
     }
 
     /// Records that `key` changed: no load that started before now may be cached or served.
     pub(super) fn invalidate(&self, key: &StoreKey) {
+        self.record(key, |_| ());
+    }
+
+    /// [`invalidate`](Self::invalidate), running `inspect` on the key's previous
+    /// invalidation under the same lock; returns the new sequence number and its result.
+    fn record<T>(&self, key: &StoreKey, inspect: impl FnOnce(Option<&Invalidated>) -> T) -> (u64, T) {
+        let mut shard = lock(self.shard(key));
+        let inspected = inspect(shard.get(key));
         let seq = self.seq.fetch_add(1, SeqCst) + 1;
         let seen = Invalidated {
             seq,
             at: Instant::now(),
         };
-        if lock(self.shard(key)).insert(*key, seen).is_none()
-            && self.recent_len.fetch_add(1, SeqCst) + 1 > self.max_recent
-        {
+        let added = shard.insert(*key, seen).is_none();
+        drop(shard);
+        if added && self.recent_len.fetch_add(1, SeqCst) + 1 > self.max_recent {
             // Bounded memory under a write storm: forget everything at once instead.
             self.flush();
         }
+        (seq, inspected)
+    }
+
+    /// This node starts a write of `key`: invalidates it (see [`invalidate`](Self::invalidate))
+    /// and marks the write in flight. Returns the snapshot under which the write's result
+    /// may be cached when it succeeds, if it can be: the basis was valid up to this point.
+    /// Every call must be followed by [`end_write`](Self::end_write).
+    pub(super) fn begin_write(&self, key: &StoreKey, basis: Basis<'_>) -> Option<Snapshot> {
+        lock(self.own_shard(key)).entry(*key).or_default().in_flight += 1;
+        let now = Instant::now();
+        let epoch = self.epoch.load(SeqCst);
+        let (seq, unchanged) = self.record(key, |seen| match basis {
+            Basis::Cached(base) => seen.is_none_or(|seen| seen.seq <= base.seq),
+            Basis::Whole | Basis::Unknown => true,
+        });
+        let snapshot = match basis {
+            Basis::Whole => Snapshot { epoch, seq, at: now },
+            Basis::Cached(base) if unchanged => Snapshot {
+                epoch: base.epoch,
+                seq,
+                at: base.at,
+            },
+            Basis::Cached(_) | Basis::Unknown => return None,
+        };
+        self.still_valid(key, &snapshot).then_some(snapshot)
+    }
+
+    /// The write [`begin_write`](Self::begin_write) started has ended; `settled` if Redis
+    /// answered (whatever the answer), so the write cannot still run later.
+    pub(super) fn end_write(&self, key: &StoreKey, settled: bool) {
+        let mut own = lock(self.own_shard(key));
+        let Some(writes) = own.get_mut(key) else { return };
+        writes.in_flight = writes.in_flight.saturating_sub(1);
+        if !settled {
+            writes.doubtful_until = Some(Instant::now() + self.ttl);
+        }
+        if writes.in_flight == 0 && writes.doubtful_until.is_none() {
+            own.remove(key);
+        }
+    }
+
+    /// Whether an invalidation of `key` that names only this store as writer is the echo of
+    /// a write in flight, which need not invalidate anything.
+    pub(super) fn is_own_echo(&self, key: &StoreKey) -> bool {
+        lock(self.own_shard(key)).get(key).is_some_and(|writes| {
+            writes.in_flight > 0 && writes.doubtful_until.is_none_or(|until| until <= Instant::now())
+        })
+    }
+
+    /// Whether everything Redis has written to the invalidation connections so far has been
+    /// applied.
+    pub(super) fn caught_up(&self) -> bool {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        !links.is_empty() && links.iter().all(|link| link.caught_up())
     }
 
     /// Makes every cached entry unservable (an epoch change), e.g. after `FLUSHDB`.
@@ -232,6 +326,14 @@ impl Tracker {
             shard.retain(|_, seen| seen.at.elapsed() < self.ttl);
             removed += before - shard.len();
         }
+        for shard in &*self.own {
+            lock(shard).retain(|_, writes| {
+                if writes.doubtful_until.is_some_and(|until| until <= Instant::now()) {
+                    writes.doubtful_until = None;
+                }
+                writes.in_flight > 0 || writes.doubtful_until.is_some()
+            });
+        }
         let _ = self
             .recent_len
             .fetch_update(SeqCst, SeqCst, |len| Some(len.saturating_sub(removed)));
@@ -271,6 +373,37 @@ mod tests {
         assert!(tracker.serves(&key(2), &snapshot), "other keys are unaffected");
         let later = tracker.snapshot().unwrap();
         assert!(tracker.serves(&key(1), &later), "a load after the invalidation is fine");
+    }
+
+    #[test]
+    fn an_own_write_is_cached_only_from_a_basis_nothing_else_changed() {
+        let (tracker, _server) = ready_tracker(Duration::from_secs(60));
+        let base = tracker.snapshot().unwrap();
+        let first = tracker.begin_write(&key(1), Basis::Cached(&base)).unwrap();
+        assert!(
+            tracker.begin_write(&key(1), Basis::Cached(&base)).is_none(),
+            "a second write from the same basis cannot know the first's result"
+        );
+        assert!(
+            !tracker.still_valid(&key(1), &first),
+            "nor can the first know the second's"
+        );
+        tracker.end_write(&key(1), true);
+        tracker.end_write(&key(1), true);
+
+        let base = tracker.snapshot().unwrap();
+        tracker.invalidate(&key(2));
+        assert!(
+            tracker.begin_write(&key(2), Basis::Cached(&base)).is_none(),
+            "changed meanwhile"
+        );
+        tracker.end_write(&key(2), true);
+        assert!(tracker.begin_write(&key(3), Basis::Unknown).is_none());
+        tracker.end_write(&key(3), true);
+        let created = tracker.begin_write(&key(4), Basis::Whole).unwrap();
+        assert!(tracker.serves(&key(4), &created));
+        tracker.end_write(&key(4), true);
+        assert!(!tracker.is_own_echo(&key(4)), "no write in flight");
     }
 
     #[test]

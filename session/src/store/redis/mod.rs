@@ -171,6 +171,8 @@ struct Inner {
     #[cfg(feature = "clustered")]
     nodes: NodeSettings,
     keys: Keys,
+    /// This store's name in its keys' signatures: 16 random hex digits.
+    writer: String,
     scripts: Scripts,
     values: ValueCodec,
     clock: Arc<dyn Clock>,
@@ -291,12 +293,18 @@ impl RedisStore {
 /// What the clustered store needs to know of the Redis store it wraps.
 #[cfg(feature = "clustered")]
 impl RedisStore {
-    /// The session digest of a Redis key name, if the name is one of this store's.
-    pub(crate) fn parse_key_name(&self, name: &[u8]) -> Option<StoreKey> {
-        self.inner.keys.parse(name)
+    /// The prefix of this store's key names.
+    /// This store's name in the signatures of its writes.
+    pub(crate) fn writer(&self) -> &str {
+        &self.inner.writer
     }
 
-    /// The prefix of this store's key names.
+    /// A key name an invalidation mentions: one of this store's keys, and the writer when
+    /// it is a signature.
+    pub(crate) fn parse_mention<'a>(&self, name: &'a [u8]) -> Option<(StoreKey, Option<&'a [u8]>)> {
+        self.inner.keys.parse_mention(name)
+    }
+
     pub(crate) fn prefix(&self) -> &str {
         self.inner.keys.prefix()
     }
@@ -447,6 +455,7 @@ impl RedisStoreBuilder {
                 #[cfg(feature = "clustered")]
                 nodes,
                 keys: Keys::new(&self.prefix),
+                writer: crate::id::random_hex::<8>()?,
                 scripts: Scripts::new(),
                 values: ValueCodec {
                     compress_above: self.compress_above,
@@ -758,11 +767,21 @@ impl Inner {
 
     /// The expiry (`x`) of each of `names`, and, if `delete`, deletes them in the same
     /// round trip (on a cluster, one pipeline per key, as keys live in different slots).
-    async fn expiries(connection: &mut Connection, names: &[Vec<u8>], delete: bool) -> RedisResult<Vec<Option<u64>>> {
+    /// The expiry field of each key; with `delete_as`, also deletes each key and signs
+    /// the deletion as that writer (after it, so a cycle that sees the deletion sees the
+    /// signature in the same or a later invalidation).
+    async fn expiries(
+        connection: &mut Connection,
+        names: &[Vec<u8>],
+        delete_as: Option<&str>,
+    ) -> RedisResult<Vec<Option<u64>>> {
         let per_key = |pipe: &mut redis::Pipeline, name: &[u8]| {
             pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
-            if delete {
+            if let Some(writer) = delete_as {
+                let signature = [name, b"!", writer.as_bytes()].concat();
                 pipe.cmd("DEL").arg(name).ignore();
+                pipe.cmd("SET").arg(&signature).arg("").ignore();
+                pipe.cmd("DEL").arg(&signature).ignore();
             }
         };
         match connection {
@@ -795,7 +814,7 @@ impl Inner {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
             let mut read = self.scripts.move_read.key(&source);
-            read.arg(now).arg(u8::from(freeze));
+            read.key(self.signature(from)).arg(now).arg(u8::from(freeze));
             let read = &read;
             // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self
@@ -805,7 +824,7 @@ impl Inner {
                 .await?;
             let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
                 if attempt > 0 {
-                    self.discard_copy(&target).await?;
+                    self.delete_one(to).await?;
                 }
                 return Ok(Rename::SourceMissing);
             };
@@ -813,6 +832,7 @@ impl Inner {
 
             let mut write = self.scripts.move_write.key(&target);
             write
+                .key(self.signature(to))
                 .arg(now)
                 .arg(ttl)
                 .arg(u8::from(attempt > 0))
@@ -831,7 +851,11 @@ impl Inner {
 
             // The copy exists: from here on a crash leaves both keys, never neither.
             let mut delete = self.scripts.move_delete.key(&source);
-            delete.arg(self.clock.now_ms()).arg(digest).arg(u8::from(freeze));
+            delete
+                .key(self.signature(from))
+                .arg(self.clock.now_ms())
+                .arg(digest)
+                .arg(u8::from(freeze));
             let delete = &delete;
             let deleted: i64 = self
                 .call(false, |mut connection| async move {
@@ -842,25 +866,35 @@ impl Inner {
                 1 => return Ok(Rename::Renamed),
                 -1 => {
                     // Deleted (e.g. logged out) meanwhile: that delete wins.
-                    self.discard_copy(&target).await?;
+                    self.delete_one(to).await?;
                     return Ok(Rename::SourceMissing);
                 }
                 _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
             }
         }
         // Not reached in practice: the last attempt froze the source, so it could not change.
-        self.discard_copy(&target).await?;
+        self.delete_one(to).await?;
         Err(Error::Store(
             format!("the session kept changing during {MOVE_ATTEMPTS} attempts to regenerate its ID").into(),
         ))
     }
 
-    async fn discard_copy(&self, target: &str) -> Result<(), Error> {
-        self.call(true, |mut connection| async move {
-            redis::cmd("DEL").arg(target).query_async::<i64>(&mut connection).await
-        })
-        .await
-        .map(drop)
+    /// Deletes `key`, signed; whether it existed.
+    async fn delete_one(&self, key: &StoreKey) -> Result<bool, Error> {
+        let mut invocation = self.scripts.delete.key(self.keys.key(key));
+        invocation.key(self.signature(key));
+        let invocation = &invocation;
+        let deleted: i64 = self
+            .call(true, |mut connection| async move {
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// The signature of this store's writes of `key`.
+    fn signature(&self, key: &StoreKey) -> String {
+        self.keys.signature(key, &self.writer)
     }
 }
 
@@ -887,7 +921,11 @@ impl SessionStore for RedisStore {
             .observe("create", Some(key), async {
                 let (now, ttl) = inner.now_and_ttl(record);
                 let mut invocation = inner.scripts.create.key(inner.keys.key(key));
-                invocation.arg(now).arg(ttl).arg(inner.write_args(record)?);
+                invocation
+                    .key(inner.signature(key))
+                    .arg(now)
+                    .arg(ttl)
+                    .arg(inner.write_args(record)?);
                 let invocation = &invocation;
                 let created: i64 = inner
                     .call(false, |mut connection| async move {
@@ -905,7 +943,11 @@ impl SessionStore for RedisStore {
             .observe("update", Some(key), async {
                 let (now, ttl) = inner.now_and_ttl(update);
                 let mut invocation = inner.scripts.update.key(inner.keys.key(key));
-                invocation.arg(now).arg(ttl).arg(inner.write_args(update)?);
+                invocation
+                    .key(inner.signature(key))
+                    .arg(now)
+                    .arg(ttl)
+                    .arg(inner.write_args(update)?);
                 let invocation = &invocation;
                 let updated: i64 = inner
                     .call(false, |mut connection| async move {
@@ -930,6 +972,8 @@ impl SessionStore for RedisStore {
                 let mut invocation = inner.scripts.rename.key(inner.keys.key(from));
                 invocation
                     .key(inner.keys.key(to))
+                    .key(inner.signature(from))
+                    .key(inner.signature(to))
                     .arg(now)
                     .arg(ttl)
                     .arg(inner.write_args(update)?);
@@ -951,18 +995,7 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         let inner = &self.inner;
-        let name = inner.keys.key(key);
-        inner
-            .observe("delete", Some(key), async {
-                let deleted: i64 = inner
-                    .call(true, |mut connection| {
-                        let name = &name;
-                        async move { redis::cmd("DEL").arg(name).query_async(&mut connection).await }
-                    })
-                    .await?;
-                Ok(deleted > 0)
-            })
-            .await
+        inner.observe("delete", Some(key), inner.delete_one(key)).await
     }
 }
 
@@ -1022,7 +1055,7 @@ impl QueryStore for RedisStore {
                 inner
                     .for_each_page(|mut connection, keys| async move {
                         let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
-                        let expiries = Inner::expiries(&mut connection, &names, false).await?;
+                        let expiries = Inner::expiries(&mut connection, &names, None).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await
@@ -1036,29 +1069,29 @@ impl QueryStore for RedisStore {
             .observe("delete_many", None, async {
                 let mut deleted = 0;
                 for chunk in keys.chunks(BATCH) {
-                    let names: Vec<String> = chunk.iter().map(|key| inner.keys.key(key)).collect();
-                    let names = &names;
-                    let count: usize = inner
-                        .call(true, |mut connection| async move {
-                            match connection {
-                                // One multi-key DEL: one round trip for the chunk.
-                                Connection::Standalone(_) => {
-                                    redis::cmd("DEL").arg(names).query_async(&mut connection).await
-                                }
-                                // Each key is its own slot: one DEL per key, concurrently.
-                                Connection::Cluster(_) => {
-                                    let counts = try_join_all(names.iter().map(|name| {
-                                        let mut connection = connection.clone();
-                                        async move {
-                                            redis::cmd("DEL").arg(name).query_async::<usize>(&mut connection).await
-                                        }
-                                    }))
-                                    .await?;
-                                    Ok(counts.into_iter().sum())
-                                }
-                            }
-                        })
-                        .await?;
+                    let count = if inner.backend.is_cluster() {
+                        // Each key is its own slot: one script per key, concurrently.
+                        try_join_all(chunk.iter().map(|key| inner.delete_one(key)))
+                            .await?
+                            .into_iter()
+                            .filter(|&deleted| deleted)
+                            .count()
+                    } else {
+                        // One script for the chunk: one round trip.
+                        let mut invocation = inner.scripts.delete_many.prepare_invoke();
+                        for key in chunk {
+                            invocation.key(inner.keys.key(key));
+                        }
+                        for key in chunk {
+                            invocation.key(inner.signature(key));
+                        }
+                        let invocation = &invocation;
+                        inner
+                            .call(true, |mut connection| async move {
+                                invocation.invoke_async::<usize>(&mut connection).await
+                            })
+                            .await?
+                    };
                     deleted += count;
                 }
                 Ok(deleted)
@@ -1076,7 +1109,7 @@ impl QueryStore for RedisStore {
                         // Read each expiry and delete in the same round trip, so only live
                         // sessions are counted.
                         let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
-                        let expiries = Inner::expiries(&mut connection, &names, true).await?;
+                        let expiries = Inner::expiries(&mut connection, &names, Some(&inner.writer)).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await

@@ -9,33 +9,70 @@
 //! `ARGV[3..]` hash field/value pairs to write (always including the metadata, so never
 //! empty).
 //!
+//! Every script that changes a session key also sets and deletes that key's signature
+//! (the last `KEYS`, see `Keys::signature`), so the broadcast invalidation Redis sends for
+//! the event-loop cycle names every store that wrote the key in it.
+//!
 //! Redis Cluster refuses a script whose keys live in two slots, and a session's old and
 //! new keys do (their hash tags differ). There a regenerate is the three `MOVE_*` scripts,
 //! each in one slot: read the source, write the target, delete the source if unchanged.
 
 use redis::Script;
 
-/// `KEYS[1]` the key. Returns 1 if created, 0 if a live record exists.
+/// Prepended to every script that writes.
+const SIGN: &str = r"
+local function sign(signature)
+  redis.call('SET', signature, '')
+  redis.call('DEL', signature)
+end
+";
+
+/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns 1 if created, 0 if a live record
+/// exists.
 const CREATE: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if x and x > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+sign(KEYS[2])
 return 1
 ";
 
-/// `KEYS[1]` the key. Returns 1 if updated, 0 if no live record exists.
+/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns 1 if updated, 0 if no live record
+/// exists.
 const UPDATE: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if not x or x <= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+sign(KEYS[2])
 return 1
 ";
 
-/// `KEYS[1]` the source, `KEYS[2]` the target. Returns 0 renamed, 1 source missing,
-/// 2 target exists.
+/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns how many keys were deleted.
+const DELETE: &str = r"
+local deleted = redis.call('DEL', KEYS[1])
+if deleted > 0 then sign(KEYS[2]) end
+return deleted
+";
+
+/// `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures (one server only). Returns how
+/// many keys were deleted.
+const DELETE_MANY: &str = r"
+local n = #KEYS / 2
+local deleted = 0
+for i = 1, n do
+  if redis.call('DEL', KEYS[i]) > 0 then
+    deleted = deleted + 1
+    sign(KEYS[n + i])
+  end
+end
+return deleted
+";
+
+/// `KEYS[1]` the source, `KEYS[2]` the target, `KEYS[3]` and `KEYS[4]` their signatures.
+/// Returns 0 renamed, 1 source missing, 2 target exists.
 const RENAME: &str = r"
 local now = tonumber(ARGV[1])
 local target = tonumber(redis.call('HGET', KEYS[2], 'x'))
@@ -45,6 +82,8 @@ if not source or source <= now then return 1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+sign(KEYS[3])
+sign(KEYS[4])
 return 0
 ";
 
@@ -65,7 +104,8 @@ local function digest(h)
 end
 ";
 
-/// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `ARGV[1]` now,
+/// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `KEYS[2]` its
+/// signature, `ARGV[1]` now,
 /// `ARGV[2]` `1` to freeze the source: its expiry field becomes 0, so every script and
 /// load treats it as gone while it keeps its data and TTL (the last attempt does this, so
 /// a steady stream of updates cannot starve a regenerate). Returns nil when no live record
@@ -76,11 +116,15 @@ if not x or x <= tonumber(ARGV[1]) then return false end
 local h = redis.call('HGETALL', KEYS[1])
 local out = {digest(h)}
 for i = 1, #h do out[#out + 1] = h[i] end
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'x', '0') end
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'x', '0')
+  sign(KEYS[2])
+end
 return out
 ";
 
-/// Cluster move, step 2, in the target's slot. `KEYS[1]` the target; `ARGV[1]` now,
+/// Cluster move, step 2, in the target's slot. `KEYS[1]` the target, `KEYS[2]` its
+/// signature; `ARGV[1]` now,
 /// `ARGV[2]` the TTL, `ARGV[3]` `1` to replace the copy an earlier attempt wrote, `ARGV[4]`
 /// how many of the following values are copied pairs; then the copied pairs, then the
 /// update's pairs. Returns 1 written, 0 a live record exists (and `ARGV[3]` is not `1`).
@@ -94,34 +138,36 @@ local n = tonumber(ARGV[4])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5 + n))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+sign(KEYS[2])
 return 1
 ";
 
-/// Cluster move, step 3, in the source's slot. `KEYS[1]` the source; `ARGV[1]` now,
+/// Cluster move, step 3, in the source's slot. `KEYS[1]` the source, `KEYS[2]` its
+/// signature; `ARGV[1]` now,
 /// `ARGV[2]` the digest step 1 read, `ARGV[3]` `1` if step 1 froze the source. Returns 1
 /// deleted, 0 changed since step 1 or frozen by another move (kept), -1 gone or expired
 /// meanwhile.
 const MOVE_DELETE: &str = r"
+local function delete(outcome)
+  redis.call('DEL', KEYS[1])
+  sign(KEYS[2])
+  return outcome
+end
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if not x then return -1 end
-if ARGV[3] == '1' then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
+if ARGV[3] == '1' then return delete(1) end
 if x == 0 then return 0 end
-if x <= tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  return -1
-end
+if x <= tonumber(ARGV[1]) then return delete(-1) end
 if digest(redis.call('HGETALL', KEYS[1])) ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
+return delete(1)
 ";
 
 /// The compiled scripts; `Script` keeps the SHA-1 and falls back to loading on `NOSCRIPT`.
 pub(super) struct Scripts {
     pub(super) create: Script,
     pub(super) update: Script,
+    pub(super) delete: Script,
+    pub(super) delete_many: Script,
     pub(super) rename: Script,
     pub(super) move_read: Script,
     pub(super) move_write: Script,
@@ -131,12 +177,14 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            create: Script::new(CREATE),
-            update: Script::new(UPDATE),
-            rename: Script::new(RENAME),
-            move_read: Script::new(&format!("{DIGEST}{MOVE_READ}")),
-            move_write: Script::new(MOVE_WRITE),
-            move_delete: Script::new(&format!("{DIGEST}{MOVE_DELETE}")),
+            create: Script::new(&format!("{SIGN}{CREATE}")),
+            update: Script::new(&format!("{SIGN}{UPDATE}")),
+            delete: Script::new(&format!("{SIGN}{DELETE}")),
+            delete_many: Script::new(&format!("{SIGN}{DELETE_MANY}")),
+            rename: Script::new(&format!("{SIGN}{RENAME}")),
+            move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
+            move_write: Script::new(&format!("{SIGN}{MOVE_WRITE}")),
+            move_delete: Script::new(&format!("{SIGN}{DIGEST}{MOVE_DELETE}")),
         }
     }
 
@@ -147,12 +195,19 @@ impl Scripts {
             vec![
                 &self.create,
                 &self.update,
+                &self.delete,
                 &self.move_read,
                 &self.move_write,
                 &self.move_delete,
             ]
         } else {
-            vec![&self.create, &self.update, &self.rename]
+            vec![
+                &self.create,
+                &self.update,
+                &self.delete,
+                &self.delete_many,
+                &self.rename,
+            ]
         }
     }
 }
