@@ -22,9 +22,10 @@
 //!
 //! - a load that finds a valid local entry: no round trip;
 //! - a load that misses: the Redis store's one round trip, and the result is cached;
-//! - every write (create, update, sliding refresh, regenerate, delete) goes to Redis as
-//!   with [`RedisStore`] and removes the node's own entry, so the next load of that session
-//!   reads it back once. Query and bulk operations go to Redis.
+//! - every write goes to Redis as with [`RedisStore`]. A create, and an update (or sliding
+//!   refresh) of a session cached and valid when the write began, leave the written
+//!   record in the node's cache, so a read-modify-write request costs one round trip; a
+//!   regenerate or delete drops the entry. Query and bulk operations go to Redis.
 //!
 //! # Coherence
 //!
@@ -41,6 +42,17 @@
 //! - **A load that races an invalidation never caches the old value.** Each load notes the
 //!   invalidation sequence number before it asks Redis; an invalidation of that key
 //!   recorded after that point makes the loaded value unservable.
+//! - **The node's own writes update its cache without hiding anyone else's.** Every write
+//!   of every [`RedisStore`] also sets and deletes, in the same script, a signature key
+//!   naming the store (`<key>!<writer>`), and Redis announces all the keys a cycle of its
+//!   event loop changed in one message, so each message names every writer of a session in
+//!   it. An invalidation is skipped only when this store is its session's sole writer in
+//!   the message and a write of that session is in flight here. A write counts as an
+//!   invalidation of this node from the moment it is sent, which orders it against the
+//!   node's own loads and other writes; its result is cached only if nothing else changed
+//!   the session between the cached copy it started from and its answer. A write that
+//!   timed out (it may still run later) makes its session's echoes count as another
+//!   writer's for one local TTL.
 //! - **A lost invalidation connection flushes the cache.** Until every connection is back
 //!   (reconnected automatically with backoff, and checked with `PING` every health check
 //!   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
@@ -53,12 +65,11 @@
 //! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
 //! building such a store fails.
 //!
-//! The node's own write removes its entry rather than updating it, since a broadcast
-//! invalidation does not tell whose write it announces. `NOLOOP` cannot tell either: Redis
-//! remembers one writer per key per event-loop cycle, so another node's write in the same
-//! cycle as ours would go unannounced and the cache would keep a stale copy. Updating in
-//! place would take per-key tracking (`REDIRECT`) armed on every data connection and
-//! re-armed, without a gap, whenever the redis crate reconnects one of them.
+//! A change that no store signs (a key expired or evicted by Redis, or written by another
+//! program) in the same event-loop cycle as this node's own write of that session is not
+//! seen by this node (for at most the local TTL). Redis's own `NOLOOP` option is not used
+//! for the same reason in a wider form: it remembers one writer per key per cycle, so it
+//! would hide any other node's write that shares a cycle with ours.
 //!
 //! A primary that appears while its predecessor stays up (a manual failover, or slots
 //! moved to a new node; a primary that dies instead ends its connection at once) is
@@ -268,7 +279,7 @@ impl Shared {
     ) -> Result<bool, Error> {
         let snapshot = self.tracker.begin_write(key, basis);
         let outcome = write.await;
-        if matches!(outcome, Ok(true)) {
+        if matches!(outcome, Ok(true)) && snapshot.is_some() {
             // Redis sent the write's echo before its reply: let the listener apply it while
             // the write still counts as in flight, so the echo is known as ours.
             let deadline = Instant::now() + ECHO_WAIT;

@@ -21,6 +21,11 @@
 //!
 //! The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 //!
+//! Each write also sets and deletes, inside its script, the key's *signature*
+//! `{prefix}{<digest>}!<writer>` (`<writer>`: 16 random hex digits per store), which never
+//! outlives the script and never matches a scan. It makes Redis's invalidation messages
+//! name the writer, which the [clustered store](crate::store::clustered) needs.
+//!
 //! # Encryption at rest
 //!
 //! With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
@@ -44,7 +49,7 @@
 //!   only the given fields and the TTL atomically; the scripts are loaded when the store is
 //!   built and reloaded transparently after a Redis restart (on a Redis Cluster, a rename
 //!   is three, see [below](#redis-cluster));
-//! - delete: one `DEL`;
+//! - delete: one `EVALSHA` (a `DEL` and the signature);
 //! - scan: `SCAN MATCH {prefix}{…} COUNT n` (never `KEYS`) plus one pipelined round trip
 //!   for the page's records; count, clear and delete_many work in batches the same way.
 //!
