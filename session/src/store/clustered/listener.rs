@@ -65,7 +65,7 @@ impl redis::aio::AsyncPushSender for Invalidations {
                     Value::BulkString(name) => Some(name.as_slice()),
                     _ => None,
                 });
-                for (key, writers) in writers(&shared.redis, names) {
+                for (key, writers) in writers(&shared.store, names) {
                     if writers.only_own() && shared.tracker.is_own_echo(&key) {
                         continue;
                     }
@@ -135,7 +135,7 @@ where
 
 /// Opens the invalidation connection to `node` and turns tracking on.
 async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
-    let timeout = shared.redis.command_timeout();
+    let timeout = shared.store.command_timeout();
     let stream = within(timeout, tokio::net::TcpStream::connect((node.host.as_str(), node.port))).await?;
     stream.set_nodelay(true).map_err(store_error)?;
     let stream = stream.into_std().map_err(store_error)?;
@@ -144,7 +144,7 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
     let link = Arc::new(Link::new(peek));
 
     let settings = shared
-        .redis
+        .store
         .node_settings()
         .redis
         .clone()
@@ -174,7 +174,7 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
         node: node.clone(),
     };
     let name = shared.name.as_str();
-    let prefix = shared.redis.prefix();
+    let prefix = shared.store.prefix();
     let connection = &mut listener.connection;
     within(timeout, async {
         redis::cmd("CLIENT")
@@ -192,7 +192,7 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
             .await
     })
     .await?;
-    if shared.redis.is_cluster() {
+    if shared.store.is_cluster() {
         // The topology came from one node's view, which may lag a failover.
         let role: Vec<Value> = within(timeout, redis::cmd("ROLE").query_async(connection)).await?;
         if !matches!(role.first(), Some(Value::BulkString(role)) if role == b"master") {
@@ -219,7 +219,7 @@ async fn drive(driver: impl Future<Output = ()>, link: Arc<Link>, shared: Weak<S
 
 /// Connects to every primary; all or nothing.
 pub(super) async fn connect_all(shared: &Arc<Shared>) -> Result<Vec<Listener>, Error> {
-    let nodes = shared.redis.primaries().await?;
+    let nodes = shared.store.primaries().await?;
     if nodes.is_empty() {
         return Err(Error::Store("Redis reported no primary to listen to".into()));
     }
@@ -235,7 +235,7 @@ pub(super) async fn connect_all(shared: &Arc<Shared>) -> Result<Vec<Listener>, E
 
 /// Whether every listener answers `PING` and, on a cluster, still covers every primary.
 async fn healthy(shared: &Shared, listeners: &mut [Listener]) -> bool {
-    let timeout = shared.redis.command_timeout();
+    let timeout = shared.store.command_timeout();
     for listener in listeners.iter_mut() {
         let ping = redis::cmd("PING");
         if let Err(error) = within(timeout, ping.query_async::<()>(&mut listener.connection)).await {
@@ -243,9 +243,9 @@ async fn healthy(shared: &Shared, listeners: &mut [Listener]) -> bool {
             return false;
         }
     }
-    if shared.redis.is_cluster() {
+    if shared.store.is_cluster() {
         // A failed topology query (e.g. mid-failover) is no reason to drop working links.
-        if let Ok(primaries) = shared.redis.primaries().await {
+        if let Ok(primaries) = shared.store.primaries().await {
             let listening: Vec<&Node> = listeners.iter().map(|listener| &listener.node).collect();
             if primaries.iter().collect::<Vec<_>>() != listening {
                 tracing::info!("clustered session store: the cluster's primaries changed; reconnecting");

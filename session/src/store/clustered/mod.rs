@@ -47,12 +47,14 @@
 //!   naming the store (`<key>!<writer>`), and Redis announces all the keys a cycle of its
 //!   event loop changed in one message, so each message names every writer of a session in
 //!   it. An invalidation is skipped only when this store is its session's sole writer in
-//!   the message and a write of that session is in flight here. A write counts as an
-//!   invalidation of this node from the moment it is sent, which orders it against the
-//!   node's own loads and other writes; its result is cached only if nothing else changed
-//!   the session between the cached copy it started from and its answer. A write that
-//!   timed out (it may still run later) makes its session's echoes count as another
-//!   writer's for one local TTL.
+//!   the message and a write of that session is in flight here. Each write of this node
+//!   counts as an invalidation when it is sent and again when it is answered, so no load
+//!   that overlapped it is cached; its result is cached only if nothing was recorded for
+//!   the session between the two (another writer's change, or another write of this node)
+//!   and the cached copy it started from was still valid. A write that timed out or was
+//!   abandoned (it may still run later) makes its session's echoes, or after a `clear`
+//!   every echo, count as another writer's for one local TTL. Writes through
+//!   [`ClusteredStore::redis`] are signed as another writer's.
 //! - **A lost invalidation connection flushes the cache.** Until every connection is back
 //!   (reconnected automatically with backoff, and checked with `PING` every health check
 //!   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
@@ -65,9 +67,12 @@
 //! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
 //! building such a store fails.
 //!
-//! A change that no store signs (a key expired or evicted by Redis, or written by another
-//! program) in the same event-loop cycle as this node's own write of that session is not
-//! seen by this node (for at most the local TTL). Redis's own `NOLOOP` option is not used
+//! A change that no store signs (a key expired or evicted by Redis, a write by another
+//! program, or by a node running a version of this crate from before signatures: upgrade
+//! every node sharing a prefix together, or change the prefix) in the same event-loop
+//! cycle as this node's own write of that session is not seen by this node, for at most
+//! the local TTL; nor is a write of this node that timed out and that Redis runs more than
+//! one local TTL later. Redis's own `NOLOOP` option is not used
 //! for the same reason in a wider form: it remembers one writer per key per cycle, so it
 //! would hide any other node's write that shares a cycle with ours.
 //!
@@ -115,7 +120,7 @@ use std::{
 use moka::future::Cache;
 use tokio::sync::Notify;
 
-use self::tracker::{Basis, Snapshot, Tracker};
+use self::tracker::{Basis, Snapshot, Tracker, Write};
 use crate::{
     Error,
     id::StoreKey,
@@ -133,6 +138,10 @@ struct Entry {
 
 /// What the store, its listeners and its supervisor share.
 struct Shared {
+    /// The Redis store this node's writes go through, signed as this node's.
+    store: RedisStore,
+    /// The same store for [`ClusteredStore::redis`]: its writes are signed as another
+    /// writer's, since this node does not track them.
     redis: RedisStore,
     cache: Cache<StoreKey, Arc<Entry>>,
     tracker: Tracker,
@@ -223,7 +232,9 @@ impl ClusteredStore {
         }
     }
 
-    /// The Redis store behind the cache.
+    /// The Redis store behind the cache (its connections and breaker). Writes made through
+    /// it count as another writer's: they invalidate this node's cache as any other node's
+    /// would.
     pub fn redis(&self) -> &RedisStore {
         &self.shared.redis
     }
@@ -257,29 +268,35 @@ impl Shared {
     /// The cached record of `key`, if it may be served now.
     async fn valid_entry(&self, key: &StoreKey) -> Option<Arc<Entry>> {
         let entry = self.cache.get(key).await?;
-        let now = self.redis.clock().now_ms();
+        let now = self.store.clock().now_ms();
         (self.tracker.serves(key, &entry.snapshot) && !entry.record.meta.is_expired(now)).then_some(entry)
     }
 
-    /// After this node's own write of `key` (whatever its outcome): drop the entry, and
-    /// make sure no load that started before the write caches what it read.
-    async fn forget(&self, key: &StoreKey) {
-        self.tracker.invalidate(key);
-        self.cache.invalidate(key).await;
+    /// Caches what this node's write of `key` left in Redis, if `snapshot` is still valid.
+    async fn cache_written(&self, key: &StoreKey, record: Record, snapshot: Snapshot) {
+        if self.tracker.still_valid(key, &snapshot) {
+            self.cache.insert(*key, Arc::new(Entry { record, snapshot })).await;
+        } else {
+            self.cache.invalidate(key).await;
+        }
     }
 
-    /// Runs this node's `write` of `key` and, when it succeeds and its result `written` is
-    /// known here (see [`Basis`]), caches that result; otherwise drops the entry.
-    async fn write_through(
+    /// Runs this node's `write` of `keys`, each with what it starts from, as writes in
+    /// flight (see [`tracker`]). Returns the write's outcome and, when `succeeded` says the
+    /// first key's result is in Redis and it may be cached, the snapshot to cache it under.
+    async fn run_write<T>(
         &self,
-        key: &StoreKey,
-        basis: Basis<'_>,
-        write: impl Future<Output = Result<bool, Error>>,
-        written: impl FnOnce() -> Option<Record>,
-    ) -> Result<bool, Error> {
-        let snapshot = self.tracker.begin_write(key, basis);
+        keys: &[(StoreKey, Basis<'_>)],
+        write: impl Future<Output = Result<T, Error>>,
+        succeeded: impl FnOnce(&T) -> bool,
+    ) -> (Result<T, Error>, Option<Snapshot>) {
+        let mut in_flight = InFlight::new(&self.tracker);
+        for (key, basis) in keys {
+            in_flight.begin(key, *basis);
+        }
         let outcome = write.await;
-        if matches!(outcome, Ok(true)) && snapshot.is_some() {
+        let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
+        if cacheable {
             // Redis sent the write's echo before its reply: let the listener apply it while
             // the write still counts as in flight, so the echo is known as ours.
             let deadline = Instant::now() + ECHO_WAIT;
@@ -287,20 +304,69 @@ impl Shared {
                 tokio::task::yield_now().await;
             }
         }
-        // A timeout or a lost connection may leave the write to run later, unseen.
-        let settled = !matches!(outcome, Err(Error::Timeout(_) | Error::Store(_)));
-        self.tracker.end_write(key, settled);
-        let cached = match (&outcome, snapshot) {
-            (Ok(true), Some(snapshot)) => written().map(|record| Entry { record, snapshot }),
-            _ => None,
-        };
-        match cached {
-            Some(entry) if self.tracker.still_valid(key, &entry.snapshot) => {
-                self.cache.insert(*key, Arc::new(entry)).await;
-            }
-            _ => self.cache.invalidate(key).await,
+        let snapshot = in_flight.end(settled(&outcome)).filter(|_| cacheable);
+        for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
+            self.cache.invalidate(key).await;
         }
-        outcome
+        (outcome, snapshot)
+    }
+}
+
+/// Whether Redis answered a write, so it cannot still run later, unseen (as it may after a
+/// timeout or a lost connection).
+fn settled<T>(outcome: &Result<T, Error>) -> bool {
+    !matches!(outcome, Err(Error::Timeout(_) | Error::Store(_)))
+}
+
+/// Marks every key doubtful (see [`Tracker::doubt_everything`]) when dropped: the guard
+/// of a write of keys not known here; forgotten once that write has settled.
+struct DoubtOnDrop<'a>(&'a Tracker);
+
+impl Drop for DoubtOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.doubt_everything();
+    }
+}
+
+/// Writes of this node in flight; each is ended exactly once, as abandoned (it may still
+/// run) if the future running it is dropped first.
+struct InFlight<'a> {
+    tracker: &'a Tracker,
+    writes: Vec<Write>,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(tracker: &'a Tracker) -> Self {
+        Self {
+            tracker,
+            writes: Vec::new(),
+        }
+    }
+
+    fn begin(&mut self, key: &StoreKey, basis: Basis<'_>) {
+        self.writes.push(self.tracker.begin_write(key, basis));
+    }
+
+    fn first_cacheable(&self) -> bool {
+        self.writes.first().is_some_and(Write::cacheable)
+    }
+
+    /// Ends every write; the snapshot under which the first one's result may be cached.
+    fn end(mut self, settled: bool) -> Option<Snapshot> {
+        let mut writes = std::mem::take(&mut self.writes).into_iter();
+        let first = writes.next().and_then(|write| self.tracker.end_write(write, settled));
+        for write in writes {
+            let _ = self.tracker.end_write(write, settled);
+        }
+        first
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        for write in self.writes.drain(..) {
+            let _ = self.tracker.end_write(write, false);
+        }
     }
 }
 
@@ -356,7 +422,8 @@ impl ClusteredStoreBuilder {
             .time_to_live(self.local_ttl)
             .build();
         let shared = Arc::new(Shared {
-            redis,
+            store: redis.clone(),
+            redis: redis.with_own_writer()?,
             cache,
             tracker: Tracker::new(
                 self.local_ttl,
@@ -388,7 +455,7 @@ impl SessionStore for ClusteredStore {
         }
         shared.tracker.counters.misses.fetch_add(1, Relaxed);
         let snapshot = shared.tracker.snapshot();
-        let record = shared.redis.load(key).await?;
+        let record = shared.store.load(key).await?;
         if let (Some(record), Some(snapshot)) = (&record, snapshot)
             && shared.tracker.still_valid(key, &snapshot)
         {
@@ -403,11 +470,15 @@ impl SessionStore for ClusteredStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
         let shared = &self.shared;
-        shared
-            .write_through(key, Basis::Whole, shared.redis.create(key, record), || {
-                Some(record.clone())
+        let (created, snapshot) = shared
+            .run_write(&[(*key, Basis::Whole)], shared.store.create(key, record), |&created| {
+                created
             })
-            .await
+            .await;
+        if let Some(snapshot) = snapshot {
+            shared.cache_written(key, record.clone(), snapshot).await;
+        }
+        created
     }
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
@@ -416,51 +487,66 @@ impl SessionStore for ClusteredStore {
         let basis = base
             .as_deref()
             .map_or(Basis::Unknown, |base| Basis::Cached(&base.snapshot));
-        shared
-            .write_through(key, basis, shared.redis.update(key, update), || {
-                let mut record = base.as_deref()?.record.clone();
-                record.fields.merge(&update.fields).ok()?;
-                record.meta = update.meta;
-                Some(record)
-            })
-            .await
+        let (updated, snapshot) = shared
+            .run_write(&[(*key, basis)], shared.store.update(key, update), |&updated| updated)
+            .await;
+        let written = base.as_deref().and_then(|base| {
+            let mut record = base.record.clone();
+            record.fields.merge(&update.fields).ok()?;
+            record.meta = update.meta;
+            Some(record)
+        });
+        match (snapshot, written) {
+            (Some(snapshot), Some(record)) => shared.cache_written(key, record, snapshot).await,
+            (Some(_), None) => shared.cache.invalidate(key).await,
+            (None, _) => {}
+        }
+        updated
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        let renamed = self.shared.redis.rename(from, to, update).await;
-        self.shared.forget(from).await;
-        self.shared.forget(to).await;
-        renamed
+        let shared = &self.shared;
+        let keys = [(*from, Basis::Unknown), (*to, Basis::Unknown)];
+        shared
+            .run_write(&keys, shared.store.rename(from, to, update), |_| false)
+            .await
+            .0
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
-        let deleted = self.shared.redis.delete(key).await;
-        self.shared.forget(key).await;
-        deleted
+        let shared = &self.shared;
+        let keys = [(*key, Basis::Unknown)];
+        shared.run_write(&keys, shared.store.delete(key), |_| false).await.0
     }
 }
 
 impl QueryStore for ClusteredStore {
     async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
-        self.shared.redis.scan(cursor, batch).await
+        self.shared.store.scan(cursor, batch).await
     }
 
     async fn count(&self) -> Result<usize, Error> {
-        self.shared.redis.count().await
+        self.shared.store.count().await
     }
 
     async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
-        let deleted = self.shared.redis.delete_many(keys).await;
-        for key in keys {
-            self.shared.forget(key).await;
-        }
-        deleted
+        let shared = &self.shared;
+        let writes: Vec<_> = keys.iter().map(|key| (*key, Basis::Unknown)).collect();
+        shared
+            .run_write(&writes, shared.store.delete_many(keys), |_| false)
+            .await
+            .0
     }
 
     async fn clear(&self) -> Result<usize, Error> {
-        let cleared = self.shared.redis.clear().await;
-        self.shared.tracker.flush();
-        self.shared.cache.invalidate_all();
+        let shared = &self.shared;
+        let abandoned = DoubtOnDrop(&shared.tracker);
+        let cleared = shared.store.clear().await;
+        if settled(&cleared) {
+            std::mem::forget(abandoned);
+        }
+        shared.tracker.flush();
+        shared.cache.invalidate_all();
         cleared
     }
 }
@@ -541,7 +627,7 @@ mod tests {
             SessionId::generate().unwrap().store_key(),
         );
         let name = |key: &StoreKey| format!("echo:{{{}}}", key.to_hex());
-        let own = format!("{}!{}", name(&key), node.redis().writer());
+        let own = format!("{}!{}", name(&key), node.shared.store.writer());
         let other = format!("{}!0123456789abcdef", name(&key));
         let tracker = &node.shared.tracker;
         let invalidations = || node.stats().invalidations;
@@ -582,25 +668,59 @@ mod tests {
             "an own echo with no write in flight invalidates"
         );
 
-        tracker.begin_write(&key, Basis::Unknown);
+        let in_flight = tracker.begin_write(&key, Basis::Unknown);
         assert_eq!(write(&[&own]).await, 0, "the echo of the write in flight is skipped");
         assert_eq!(
             write(&[&own, &other]).await,
             1,
             "another store's write in the same cycle invalidates"
         );
-        tracker.end_write(&key, true);
+        let _ = tracker.end_write(in_flight, true);
         assert_eq!(write(&[&own]).await, 1, "the write ended: echoes count again");
 
-        tracker.begin_write(&key, Basis::Unknown);
-        tracker.end_write(&key, false);
-        tracker.begin_write(&key, Basis::Unknown);
+        let in_flight = tracker.begin_write(&key, Basis::Unknown);
+        let via_handle = format!("{}!{}", name(&key), node.redis().writer());
+        assert_eq!(
+            write(&[&via_handle]).await,
+            1,
+            "writes through `redis()` are another writer's"
+        );
+        let _ = tracker.end_write(in_flight, true);
+
+        let failed = tracker.begin_write(&key, Basis::Unknown);
+        let _ = tracker.end_write(failed, false);
+        let in_flight = tracker.begin_write(&key, Basis::Unknown);
         assert_eq!(
             write(&[&own]).await,
             1,
             "after a write that may still run unseen, own echoes count for a local TTL"
         );
-        tracker.end_write(&key, true);
+        let _ = tracker.end_write(in_flight, true);
+    }
+
+    #[test]
+    fn an_abandoned_write_leaves_its_key_doubtful() {
+        let tracker = Tracker::new(Duration::from_secs(60), 100);
+        let key = StoreKey::from_bytes([7; 32]);
+        let mut abandoned = InFlight::new(&tracker);
+        abandoned.begin(&key, Basis::Unknown);
+        assert!(tracker.is_own_echo(&key));
+        drop(abandoned);
+        assert!(!tracker.is_own_echo(&key), "ended");
+        let mut next = InFlight::new(&tracker);
+        next.begin(&key, Basis::Unknown);
+        assert!(!tracker.is_own_echo(&key), "the abandoned write may still run unseen");
+        assert!(next.end(true).is_none());
+
+        let other = StoreKey::from_bytes([8; 32]);
+        let mut in_flight = InFlight::new(&tracker);
+        in_flight.begin(&other, Basis::Unknown);
+        drop(DoubtOnDrop(&tracker));
+        assert!(
+            !tracker.is_own_echo(&other),
+            "after an abandoned clear, no echo is ours"
+        );
+        assert!(in_flight.end(true).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,13 +9,14 @@
 //! could predate them has expired by age), so a read racing an invalidation can never
 //! re-insert the value it invalidated.
 //!
-//! The node's own writes count as invalidations too (taken locally, before the write is
-//! sent), so a write orders against loads and other writes of this node; a write whose
-//! result can be computed here (a create, or an update of a record cached and valid when
-//! the write began) gets a snapshot that its own echo from Redis does not invalidate: the
-//! listener skips an echo that names only this store as writer while a write of that key
-//! is in flight. A write that failed (it may still run later, unseen) makes its key's
-//! echoes count as foreign for one local TTL.
+//! The node's own writes count as invalidations too, once when sent and once when
+//! answered, so no load that overlapped a write is cached. A write whose result is known
+//! here (a create, or an update of a record cached and valid when the write began) caches
+//! it under the second one, if nothing was recorded for the key in between: the listener
+//! skips an echo that names only this store as writer while a write of that key is in
+//! flight, and anything else (another writer's change, or another write of this node)
+//! counts. A write that failed or was abandoned (it may still run later, unseen) makes its
+//! key's echoes count as another writer's for one local TTL.
 
 use std::{
     collections::HashMap,
@@ -100,6 +101,23 @@ struct OwnWrites {
     doubtful_until: Option<Instant>,
 }
 
+/// A write of this node in flight; see [`Tracker::begin_write`].
+#[derive(Debug)]
+#[must_use = "pass it to Tracker::end_write"]
+pub(super) struct Write {
+    key: StoreKey,
+    seq: u64,
+    /// The epoch and age of what the write's result derives from, if it can be cached.
+    basis: Option<(u64, Instant)>,
+}
+
+impl Write {
+    /// Whether the write's result may be cached if nothing else happens meanwhile.
+    pub(super) fn cacheable(&self) -> bool {
+        self.basis.is_some()
+    }
+}
+
 /// What a write of this node starts from; see [`Tracker::begin_write`].
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Basis<'a> {
@@ -128,6 +146,8 @@ pub(super) struct Tracker {
     ready: AtomicBool,
     recent: Box<[Mutex<HashMap<StoreKey, Invalidated>>]>,
     own: Box<[Mutex<HashMap<StoreKey, OwnWrites>>]>,
+    /// Until then, no echo is this node's: a write of unknown keys may still run unseen.
+    doubtful_until: Mutex<Option<Instant>>,
     recent_len: AtomicUsize,
     max_recent: usize,
     ttl: Duration,
@@ -149,6 +169,7 @@ impl Tracker {
             ready: AtomicBool::new(false),
             recent: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             own: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            doubtful_until: Mutex::new(None),
             recent_len: AtomicUsize::new(0),
             max_recent: max_recent.max(1),
             ttl,
@@ -217,10 +238,9 @@ impl Tracker {
     }
 
     /// This node starts a write of `key`: invalidates it (see [`invalidate`](Self::invalidate))
-    /// and marks the write in flight. Returns the snapshot under which the write's result
-    /// may be cached when it succeeds, if it can be: the basis was valid up to this point.
-    /// Every call must be followed by [`end_write`](Self::end_write).
-    pub(super) fn begin_write(&self, key: &StoreKey, basis: Basis<'_>) -> Option<Snapshot> {
+    /// and marks the write in flight. Every call must be followed by
+    /// [`end_write`](Self::end_write) with what it returns.
+    pub(super) fn begin_write(&self, key: &StoreKey, basis: Basis<'_>) -> Write {
         lock(self.own_shard(key)).entry(*key).or_default().in_flight += 1;
         let now = Instant::now();
         let epoch = self.epoch.load(SeqCst);
@@ -228,38 +248,54 @@ impl Tracker {
             Basis::Cached(base) => seen.is_none_or(|seen| seen.seq <= base.seq),
             Basis::Whole | Basis::Unknown => true,
         });
-        let snapshot = match basis {
-            Basis::Whole => Snapshot { epoch, seq, at: now },
-            Basis::Cached(base) if unchanged => Snapshot {
-                epoch: base.epoch,
-                seq,
-                at: base.at,
-            },
-            Basis::Cached(_) | Basis::Unknown => return None,
+        let basis = match basis {
+            Basis::Whole => Some((epoch, now)),
+            Basis::Cached(base) if unchanged => Some((base.epoch, base.at)),
+            Basis::Cached(_) | Basis::Unknown => None,
         };
-        self.still_valid(key, &snapshot).then_some(snapshot)
+        Write { key: *key, seq, basis }
     }
 
-    /// The write [`begin_write`](Self::begin_write) started has ended; `settled` if Redis
-    /// answered (whatever the answer), so the write cannot still run later.
-    pub(super) fn end_write(&self, key: &StoreKey, settled: bool) {
-        let mut own = lock(self.own_shard(key));
-        let Some(writes) = own.get_mut(key) else { return };
-        writes.in_flight = writes.in_flight.saturating_sub(1);
-        if !settled {
-            writes.doubtful_until = Some(Instant::now() + self.ttl);
+    /// The write has ended; `settled` if Redis answered it (whatever the answer), so it
+    /// cannot still run later. Invalidates the key again, so a load that began during the
+    /// write (and may have read the record before it) is not cached. Returns the snapshot
+    /// under which the write's result may be cached: only if it had a valid basis and
+    /// nothing else was recorded for the key while it ran (another write of this node, or
+    /// anyone's write Redis announced).
+    pub(super) fn end_write(&self, write: Write, settled: bool) -> Option<Snapshot> {
+        {
+            let mut own = lock(self.own_shard(&write.key));
+            if let Some(writes) = own.get_mut(&write.key) {
+                writes.in_flight = writes.in_flight.saturating_sub(1);
+                if !settled {
+                    writes.doubtful_until = Some(Instant::now() + self.ttl);
+                }
+                if writes.in_flight == 0 && writes.doubtful_until.is_none() {
+                    own.remove(&write.key);
+                }
+            }
         }
-        if writes.in_flight == 0 && writes.doubtful_until.is_none() {
-            own.remove(key);
-        }
+        let (seq, alone) = self.record(&write.key, |seen| seen.is_some_and(|seen| seen.seq == write.seq));
+        let (epoch, at) = write.basis.filter(|_| settled && alone)?;
+        let snapshot = Snapshot { epoch, seq, at };
+        self.still_valid(&write.key, &snapshot).then_some(snapshot)
     }
 
     /// Whether an invalidation of `key` that names only this store as writer is the echo of
     /// a write in flight, which need not invalidate anything.
     pub(super) fn is_own_echo(&self, key: &StoreKey) -> bool {
+        if lock(&self.doubtful_until).is_some_and(|until| until > Instant::now()) {
+            return false;
+        }
         lock(self.own_shard(key)).get(key).is_some_and(|writes| {
             writes.in_flight > 0 && writes.doubtful_until.is_none_or(|until| until <= Instant::now())
         })
+    }
+
+    /// A write of keys not known here (a `clear`) failed or was abandoned: it may still run
+    /// later, unseen, so no echo counts as this node's for one local TTL.
+    pub(super) fn doubt_everything(&self) {
+        *lock(&self.doubtful_until) = Some(Instant::now() + self.ttl);
     }
 
     /// Whether everything Redis has written to the invalidation connections so far has been
@@ -379,31 +415,47 @@ mod tests {
     fn an_own_write_is_cached_only_from_a_basis_nothing_else_changed() {
         let (tracker, _server) = ready_tracker(Duration::from_secs(60));
         let base = tracker.snapshot().unwrap();
-        let first = tracker.begin_write(&key(1), Basis::Cached(&base)).unwrap();
+        let first = tracker.begin_write(&key(1), Basis::Cached(&base));
+        let second = tracker.begin_write(&key(1), Basis::Cached(&base));
         assert!(
-            tracker.begin_write(&key(1), Basis::Cached(&base)).is_none(),
+            tracker.end_write(second, true).is_none(),
             "a second write from the same basis cannot know the first's result"
         );
-        assert!(
-            !tracker.still_valid(&key(1), &first),
-            "nor can the first know the second's"
-        );
-        tracker.end_write(&key(1), true);
-        tracker.end_write(&key(1), true);
+        assert!(tracker.end_write(first, true).is_none(), "nor the first the second's");
 
         let base = tracker.snapshot().unwrap();
-        tracker.invalidate(&key(2));
+        let write = tracker.begin_write(&key(2), Basis::Cached(&base));
+        let loading = tracker.snapshot().unwrap();
+        let written = tracker.end_write(write, true).unwrap();
+        assert!(tracker.serves(&key(2), &written));
         assert!(
-            tracker.begin_write(&key(2), Basis::Cached(&base)).is_none(),
-            "changed meanwhile"
+            !tracker.still_valid(&key(2), &loading),
+            "a load that overlapped the write is not cached"
         );
-        tracker.end_write(&key(2), true);
-        assert!(tracker.begin_write(&key(3), Basis::Unknown).is_none());
-        tracker.end_write(&key(3), true);
-        let created = tracker.begin_write(&key(4), Basis::Whole).unwrap();
-        assert!(tracker.serves(&key(4), &created));
-        tracker.end_write(&key(4), true);
-        assert!(!tracker.is_own_echo(&key(4)), "no write in flight");
+
+        let base = tracker.snapshot().unwrap();
+        let write = tracker.begin_write(&key(3), Basis::Cached(&base));
+        tracker.invalidate(&key(3));
+        assert!(tracker.end_write(write, true).is_none(), "changed while it ran");
+
+        let base = tracker.snapshot().unwrap();
+        tracker.invalidate(&key(4));
+        let write = tracker.begin_write(&key(4), Basis::Cached(&base));
+        assert!(tracker.end_write(write, true).is_none(), "changed before it began");
+
+        let write = tracker.begin_write(&key(5), Basis::Unknown);
+        assert!(tracker.is_own_echo(&key(5)));
+        assert!(tracker.end_write(write, true).is_none());
+        assert!(!tracker.is_own_echo(&key(5)), "no write in flight");
+
+        let write = tracker.begin_write(&key(6), Basis::Whole);
+        assert!(tracker.end_write(write, false).is_none(), "not answered");
+        let write = tracker.begin_write(&key(6), Basis::Whole);
+        assert!(
+            !tracker.is_own_echo(&key(6)),
+            "doubtful after a write that may still run"
+        );
+        assert!(tracker.end_write(write, true).is_some());
     }
 
     #[test]

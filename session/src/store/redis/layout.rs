@@ -49,8 +49,8 @@ impl Keys {
     }
 
     /// `{prefix}{<64 hex digits>}!<writer>`: the key a write of `key` by the store `writer`
-    /// sets and deletes in the same script, so Redis's broadcast invalidation of `key` also
-    /// names who wrote it. It never outlives the script.
+    /// sets and deletes in the same script (in `clear`, the same pipeline), so Redis's
+    /// broadcast invalidation of `key` also names who wrote it.
     pub(super) fn signature(&self, key: &StoreKey, writer: &str) -> String {
         let mut name = self.key(key);
         name.push('!');

@@ -168,6 +168,8 @@ const NODE_SHIFT: u32 = 48;
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
+    /// This handle's name in the signatures of its writes: 16 random hex digits.
+    writer: Arc<str>,
 }
 
 struct Inner {
@@ -176,8 +178,6 @@ struct Inner {
     #[cfg(feature = "clustered")]
     nodes: NodeSettings,
     keys: Keys,
-    /// This store's name in its keys' signatures: 16 random hex digits.
-    writer: String,
     scripts: Scripts,
     values: ValueCodec,
     clock: Arc<dyn Clock>,
@@ -299,9 +299,18 @@ impl RedisStore {
 #[cfg(feature = "clustered")]
 impl RedisStore {
     /// The prefix of this store's key names.
+    /// A handle on the same store and connections that signs its writes with a name of its
+    /// own, so they count as another writer's.
+    pub(crate) fn with_own_writer(&self) -> Result<RedisStore, Error> {
+        Ok(RedisStore {
+            inner: self.inner.clone(),
+            writer: crate::id::random_hex::<8>()?.into(),
+        })
+    }
+
     /// This store's name in the signatures of its writes.
     pub(crate) fn writer(&self) -> &str {
-        &self.inner.writer
+        &self.writer
     }
 
     /// A key name an invalidation mentions: one of this store's keys, and the writer when
@@ -454,13 +463,13 @@ impl RedisStoreBuilder {
         let purpose = Purpose::store("redis").map_err(|error| Error::Config(error.to_string()))?;
         let connection = backend.connect_lazily()?;
         let store = RedisStore {
+            writer: crate::id::random_hex::<8>()?.into(),
             inner: Arc::new(Inner {
                 connection: RwLock::new(connection),
                 backend,
                 #[cfg(feature = "clustered")]
                 nodes,
                 keys: Keys::new(&self.prefix),
-                writer: crate::id::random_hex::<8>()?,
                 scripts: Scripts::new(),
                 values: ValueCodec {
                     compress_above: self.compress_above,
@@ -773,8 +782,8 @@ impl Inner {
     /// The expiry (`x`) of each of `names`, and, if `delete`, deletes them in the same
     /// round trip (on a cluster, one pipeline per key, as keys live in different slots).
     /// The expiry field of each key; with `delete_as`, also deletes each key and signs
-    /// the deletion as that writer (after it, so a cycle that sees the deletion sees the
-    /// signature in the same or a later invalidation).
+    /// the deletion as that writer (after it, so a message that announces the deletion
+    /// names the writer, or a later one does).
     async fn expiries(
         connection: &mut Connection,
         names: &[Vec<u8>],
@@ -785,7 +794,8 @@ impl Inner {
             if let Some(writer) = delete_as {
                 let signature = [name, b"!", writer.as_bytes()].concat();
                 pipe.cmd("DEL").arg(name).ignore();
-                pipe.cmd("SET").arg(&signature).arg("").ignore();
+                // A pipeline is not atomic: should the DEL below be lost, the key expires.
+                pipe.cmd("SET").arg(&signature).arg("").arg("PX").arg(1000).ignore();
                 pipe.cmd("DEL").arg(&signature).ignore();
             }
         };
@@ -812,14 +822,22 @@ impl Inner {
 
     /// Regenerate on a cluster: copy to the target's slot, then delete the unchanged source
     /// (see the [module documentation](self#redis-cluster)).
-    async fn move_between_slots(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+    async fn move_between_slots(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        update: &Record,
+        writer: &str,
+    ) -> Result<Rename, Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
         let update_args = self.write_args(update)?;
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
             let mut read = self.scripts.move_read.key(&source);
-            read.key(self.signature(from)).arg(now).arg(u8::from(freeze));
+            read.key(self.keys.signature(from, writer))
+                .arg(now)
+                .arg(u8::from(freeze));
             let read = &read;
             // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self
@@ -829,7 +847,7 @@ impl Inner {
                 .await?;
             let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
                 if attempt > 0 {
-                    self.delete_one(to).await?;
+                    self.delete_one(to, writer).await?;
                 }
                 return Ok(Rename::SourceMissing);
             };
@@ -837,7 +855,7 @@ impl Inner {
 
             let mut write = self.scripts.move_write.key(&target);
             write
-                .key(self.signature(to))
+                .key(self.keys.signature(to, writer))
                 .arg(now)
                 .arg(ttl)
                 .arg(u8::from(attempt > 0))
@@ -857,7 +875,7 @@ impl Inner {
             // The copy exists: from here on a crash leaves both keys, never neither.
             let mut delete = self.scripts.move_delete.key(&source);
             delete
-                .key(self.signature(from))
+                .key(self.keys.signature(from, writer))
                 .arg(self.clock.now_ms())
                 .arg(digest)
                 .arg(u8::from(freeze));
@@ -871,23 +889,23 @@ impl Inner {
                 1 => return Ok(Rename::Renamed),
                 -1 => {
                     // Deleted (e.g. logged out) meanwhile: that delete wins.
-                    self.delete_one(to).await?;
+                    self.delete_one(to, writer).await?;
                     return Ok(Rename::SourceMissing);
                 }
                 _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
             }
         }
         // Not reached in practice: the last attempt froze the source, so it could not change.
-        self.delete_one(to).await?;
+        self.delete_one(to, writer).await?;
         Err(Error::Store(
             format!("the session kept changing during {MOVE_ATTEMPTS} attempts to regenerate its ID").into(),
         ))
     }
 
-    /// Deletes `key`, signed; whether it existed.
-    async fn delete_one(&self, key: &StoreKey) -> Result<bool, Error> {
+    /// Deletes `key`, signed by `writer`; whether it existed.
+    async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.key(self.signature(key));
+        invocation.key(self.keys.signature(key, writer));
         let invocation = &invocation;
         let deleted: i64 = self
             .call(true, |mut connection| async move {
@@ -896,10 +914,12 @@ impl Inner {
             .await?;
         Ok(deleted > 0)
     }
+}
 
-    /// The signature of this store's writes of `key`.
+impl RedisStore {
+    /// The signature of this handle's writes of `key`.
     fn signature(&self, key: &StoreKey) -> String {
-        self.keys.signature(key, &self.writer)
+        self.inner.keys.signature(key, &self.writer)
     }
 }
 
@@ -927,7 +947,7 @@ impl SessionStore for RedisStore {
                 let (now, ttl) = inner.now_and_ttl(record);
                 let mut invocation = inner.scripts.create.key(inner.keys.key(key));
                 invocation
-                    .key(inner.signature(key))
+                    .key(self.signature(key))
                     .arg(now)
                     .arg(ttl)
                     .arg(inner.write_args(record)?);
@@ -949,7 +969,7 @@ impl SessionStore for RedisStore {
                 let (now, ttl) = inner.now_and_ttl(update);
                 let mut invocation = inner.scripts.update.key(inner.keys.key(key));
                 invocation
-                    .key(inner.signature(key))
+                    .key(self.signature(key))
                     .arg(now)
                     .arg(ttl)
                     .arg(inner.write_args(update)?);
@@ -968,7 +988,11 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         if inner.backend.is_cluster() {
             return inner
-                .observe("regenerate", Some(from), inner.move_between_slots(from, to, update))
+                .observe(
+                    "regenerate",
+                    Some(from),
+                    inner.move_between_slots(from, to, update, &self.writer),
+                )
                 .await;
         }
         inner
@@ -977,8 +1001,8 @@ impl SessionStore for RedisStore {
                 let mut invocation = inner.scripts.rename.key(inner.keys.key(from));
                 invocation
                     .key(inner.keys.key(to))
-                    .key(inner.signature(from))
-                    .key(inner.signature(to))
+                    .key(self.signature(from))
+                    .key(self.signature(to))
                     .arg(now)
                     .arg(ttl)
                     .arg(inner.write_args(update)?);
@@ -1000,7 +1024,9 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         let inner = &self.inner;
-        inner.observe("delete", Some(key), inner.delete_one(key)).await
+        inner
+            .observe("delete", Some(key), inner.delete_one(key, &self.writer))
+            .await
     }
 }
 
@@ -1076,7 +1102,7 @@ impl QueryStore for RedisStore {
                 for chunk in keys.chunks(BATCH) {
                     let count = if inner.backend.is_cluster() {
                         // Each key is its own slot: one script per key, concurrently.
-                        try_join_all(chunk.iter().map(|key| inner.delete_one(key)))
+                        try_join_all(chunk.iter().map(|key| inner.delete_one(key, &self.writer)))
                             .await?
                             .into_iter()
                             .filter(|&deleted| deleted)
@@ -1088,7 +1114,7 @@ impl QueryStore for RedisStore {
                             invocation.key(inner.keys.key(key));
                         }
                         for key in chunk {
-                            invocation.key(inner.signature(key));
+                            invocation.key(self.signature(key));
                         }
                         let invocation = &invocation;
                         inner
@@ -1114,7 +1140,7 @@ impl QueryStore for RedisStore {
                         // Read each expiry and delete in the same round trip, so only live
                         // sessions are counted.
                         let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
-                        let expiries = Inner::expiries(&mut connection, &names, Some(&inner.writer)).await?;
+                        let expiries = Inner::expiries(&mut connection, &names, Some(&self.writer)).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await
