@@ -66,7 +66,8 @@ impl redis::aio::AsyncPushSender for Invalidations {
                     _ => None,
                 });
                 for (key, writers) in writers(&shared.store, names) {
-                    if writers.only_own() && shared.tracker.is_own_echo(&key) {
+                    let echo = shared.tracker.note_mention(&key);
+                    if echo && writers.only_own() {
                         continue;
                     }
                     shared.tracker.invalidate(&key);

@@ -51,9 +51,10 @@
 //!   counts as an invalidation when it is sent and again when it is answered, so no load
 //!   that overlapped it is cached; its result is cached only if nothing was recorded for
 //!   the session between the two (another writer's change, or another write of this node)
-//!   and the cached copy it started from was still valid. A write that timed out or was
-//!   abandoned (it may still run later) makes its session's echoes, or after a `clear`
-//!   every echo, count as another writer's for one local TTL. Writes through
+//!   and the cached copy it started from was still valid. A write that ended in an error
+//!   or was abandoned (an attempt may still run later) makes its session's echoes count as
+//!   another writer's for one local TTL; while a `clear` runs, and for one local TTL after
+//!   one that did not succeed, no echo counts as this node's. Writes through
 //!   [`ClusteredStore::redis`] are signed as another writer's.
 //! - **A lost invalidation connection flushes the cache.** Until every connection is back
 //!   (reconnected automatically with backoff, and checked with `PING` every health check
@@ -71,7 +72,7 @@
 //! program, or by a node running a version of this crate from before signatures: upgrade
 //! every node sharing a prefix together, or change the prefix) in the same event-loop
 //! cycle as this node's own write of that session is not seen by this node, for at most
-//! the local TTL; nor is a write of this node that timed out and that Redis runs more than
+//! the local TTL; nor is a write of this node that failed and that Redis runs more than
 //! one local TTL later. Redis's own `NOLOOP` option is not used
 //! for the same reason in a wider form: it remembers one writer per key per cycle, so it
 //! would hide any other node's write that shares a cycle with ours.
@@ -300,7 +301,7 @@ impl Shared {
             // Redis sent the write's echo before its reply: let the listener apply it while
             // the write still counts as in flight, so the echo is known as ours.
             let deadline = Instant::now() + ECHO_WAIT;
-            while !self.tracker.caught_up() && Instant::now() < deadline {
+            while !in_flight.first_echoed() && Instant::now() < deadline {
                 tokio::task::yield_now().await;
             }
         }
@@ -312,19 +313,23 @@ impl Shared {
     }
 }
 
-/// Whether Redis answered a write, so it cannot still run later, unseen (as it may after a
-/// timeout or a lost connection).
+/// Whether a write certainly cannot still run later, unseen. Only success says so: after
+/// a timeout, a lost connection, or a retry that ended in any error, an earlier attempt
+/// may still be on its way.
 fn settled<T>(outcome: &Result<T, Error>) -> bool {
-    !matches!(outcome, Err(Error::Timeout(_) | Error::Store(_)))
+    outcome.is_ok()
 }
 
-/// Marks every key doubtful (see [`Tracker::doubt_everything`]) when dropped: the guard
-/// of a write of keys not known here; forgotten once that write has settled.
-struct DoubtOnDrop<'a>(&'a Tracker);
+/// A `clear` of this node in flight (see [`Tracker::begin_clear`]); ended exactly once,
+/// as unsettled if the future running it is dropped first.
+struct Clearing<'a> {
+    tracker: &'a Tracker,
+    settled: bool,
+}
 
-impl Drop for DoubtOnDrop<'_> {
+impl Drop for Clearing<'_> {
     fn drop(&mut self) {
-        self.0.doubt_everything();
+        self.tracker.end_clear(self.settled);
     }
 }
 
@@ -349,6 +354,10 @@ impl<'a> InFlight<'a> {
 
     fn first_cacheable(&self) -> bool {
         self.writes.first().is_some_and(Write::cacheable)
+    }
+
+    fn first_echoed(&self) -> bool {
+        self.writes.first().is_some_and(|write| self.tracker.echoed(write))
     }
 
     /// Ends every write; the snapshot under which the first one's result may be cached.
@@ -540,12 +549,14 @@ impl QueryStore for ClusteredStore {
 
     async fn clear(&self) -> Result<usize, Error> {
         let shared = &self.shared;
-        let abandoned = DoubtOnDrop(&shared.tracker);
+        shared.tracker.begin_clear();
+        let mut clearing = Clearing {
+            tracker: &shared.tracker,
+            settled: false,
+        };
         let cleared = shared.store.clear().await;
-        if settled(&cleared) {
-            std::mem::forget(abandoned);
-        }
-        shared.tracker.flush();
+        clearing.settled = settled(&cleared);
+        drop(clearing);
         shared.cache.invalidate_all();
         cleared
     }
@@ -704,20 +715,27 @@ mod tests {
         let key = StoreKey::from_bytes([7; 32]);
         let mut abandoned = InFlight::new(&tracker);
         abandoned.begin(&key, Basis::Unknown);
-        assert!(tracker.is_own_echo(&key));
+        assert!(tracker.note_mention(&key));
         drop(abandoned);
-        assert!(!tracker.is_own_echo(&key), "ended");
+        assert!(!tracker.note_mention(&key), "ended");
         let mut next = InFlight::new(&tracker);
         next.begin(&key, Basis::Unknown);
-        assert!(!tracker.is_own_echo(&key), "the abandoned write may still run unseen");
+        assert!(!tracker.note_mention(&key), "the abandoned write may still run unseen");
         assert!(next.end(true).is_none());
 
         let other = StoreKey::from_bytes([8; 32]);
         let mut in_flight = InFlight::new(&tracker);
         in_flight.begin(&other, Basis::Unknown);
-        drop(DoubtOnDrop(&tracker));
+        assert!(tracker.note_mention(&other));
+        tracker.begin_clear();
+        let clearing = Clearing {
+            tracker: &tracker,
+            settled: false,
+        };
+        assert!(!tracker.note_mention(&other), "while a clear runs, no echo is ours");
+        drop(clearing);
         assert!(
-            !tracker.is_own_echo(&other),
+            !tracker.note_mention(&other),
             "after an abandoned clear, no echo is ours"
         );
         assert!(in_flight.end(true).is_none());

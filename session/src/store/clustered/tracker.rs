@@ -97,6 +97,8 @@ struct Invalidated {
 #[derive(Debug, Default)]
 struct OwnWrites {
     in_flight: u32,
+    /// Invalidation messages that mentioned the key while a write of it was in flight.
+    echoes: u64,
     /// Until then, echoes of this key are treated as another writer's.
     doubtful_until: Option<Instant>,
 }
@@ -107,6 +109,8 @@ struct OwnWrites {
 pub(super) struct Write {
     key: StoreKey,
     seq: u64,
+    /// [`OwnWrites::echoes`] when the write began.
+    echoes: u64,
     /// The epoch and age of what the write's result derives from, if it can be cached.
     basis: Option<(u64, Instant)>,
 }
@@ -148,6 +152,8 @@ pub(super) struct Tracker {
     own: Box<[Mutex<HashMap<StoreKey, OwnWrites>>]>,
     /// Until then, no echo is this node's: a write of unknown keys may still run unseen.
     doubtful_until: Mutex<Option<Instant>>,
+    /// `clear`s of this node running: no echo is this node's while one is.
+    clears: AtomicUsize,
     recent_len: AtomicUsize,
     max_recent: usize,
     ttl: Duration,
@@ -170,6 +176,7 @@ impl Tracker {
             recent: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             own: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             doubtful_until: Mutex::new(None),
+            clears: AtomicUsize::new(0),
             recent_len: AtomicUsize::new(0),
             max_recent: max_recent.max(1),
             ttl,
@@ -241,7 +248,12 @@ impl Tracker {
     /// and marks the write in flight. Every call must be followed by
     /// [`end_write`](Self::end_write) with what it returns.
     pub(super) fn begin_write(&self, key: &StoreKey, basis: Basis<'_>) -> Write {
-        lock(self.own_shard(key)).entry(*key).or_default().in_flight += 1;
+        let echoes = {
+            let mut own = lock(self.own_shard(key));
+            let writes = own.entry(*key).or_default();
+            writes.in_flight += 1;
+            writes.echoes
+        };
         let now = Instant::now();
         let epoch = self.epoch.load(SeqCst);
         let (seq, unchanged) = self.record(key, |seen| match basis {
@@ -253,7 +265,12 @@ impl Tracker {
             Basis::Cached(base) if unchanged => Some((base.epoch, base.at)),
             Basis::Cached(_) | Basis::Unknown => None,
         };
-        Write { key: *key, seq, basis }
+        Write {
+            key: *key,
+            seq,
+            echoes,
+            basis,
+        }
     }
 
     /// The write has ended; `settled` if Redis answered it (whatever the answer), so it
@@ -281,15 +298,39 @@ impl Tracker {
         self.still_valid(&write.key, &snapshot).then_some(snapshot)
     }
 
-    /// Whether an invalidation of `key` that names only this store as writer is the echo of
-    /// a write in flight, which need not invalidate anything.
-    pub(super) fn is_own_echo(&self, key: &StoreKey) -> bool {
-        if lock(&self.doubtful_until).is_some_and(|until| until > Instant::now()) {
-            return false;
-        }
-        lock(self.own_shard(key)).get(key).is_some_and(|writes| {
+    /// Notes a message mentioning `key` (see [`echoed`](Self::echoed)); returns whether, if
+    /// it names only this store as writer, it is the echo of a write in flight, which need
+    /// not invalidate anything.
+    pub(super) fn note_mention(&self, key: &StoreKey) -> bool {
+        let own = {
+            let mut own = lock(self.own_shard(key));
+            let Some(writes) = own.get_mut(key) else { return false };
+            writes.echoes += 1;
             writes.in_flight > 0 && writes.doubtful_until.is_none_or(|until| until <= Instant::now())
-        })
+        };
+        own && self.clears.load(SeqCst) == 0 && lock(&self.doubtful_until).is_none_or(|until| until <= Instant::now())
+    }
+
+    /// Whether a message mentioning the write's key has been applied since it began.
+    pub(super) fn echoed(&self, write: &Write) -> bool {
+        lock(self.own_shard(&write.key))
+            .get(&write.key)
+            .is_some_and(|writes| writes.echoes > write.echoes)
+    }
+
+    /// A `clear` of this node starts: until [`end_clear`](Self::end_clear), no echo is
+    /// this node's.
+    pub(super) fn begin_clear(&self) {
+        self.clears.fetch_add(1, SeqCst);
+    }
+
+    /// The `clear` has ended (`settled` if Redis answered it): flushes everything.
+    pub(super) fn end_clear(&self, settled: bool) {
+        if !settled {
+            self.doubt_everything();
+        }
+        self.flush();
+        self.clears.fetch_sub(1, SeqCst);
     }
 
     /// A write of keys not known here (a `clear`) failed or was abandoned: it may still run
@@ -300,7 +341,7 @@ impl Tracker {
 
     /// Whether everything Redis has written to the invalidation connections so far has been
     /// applied.
-    pub(super) fn caught_up(&self) -> bool {
+    fn caught_up(&self) -> bool {
         let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
         !links.is_empty() && links.iter().all(|link| link.caught_up())
     }
@@ -444,15 +485,21 @@ mod tests {
         assert!(tracker.end_write(write, true).is_none(), "changed before it began");
 
         let write = tracker.begin_write(&key(5), Basis::Unknown);
-        assert!(tracker.is_own_echo(&key(5)));
+        assert!(tracker.note_mention(&key(5)));
         assert!(tracker.end_write(write, true).is_none());
-        assert!(!tracker.is_own_echo(&key(5)), "no write in flight");
+        assert!(!tracker.note_mention(&key(5)), "no write in flight");
+
+        let write = tracker.begin_write(&key(7), Basis::Whole);
+        assert!(!tracker.echoed(&write));
+        assert!(tracker.note_mention(&key(7)));
+        assert!(tracker.echoed(&write), "a message mentioning the key was applied");
+        assert!(tracker.end_write(write, true).is_some());
 
         let write = tracker.begin_write(&key(6), Basis::Whole);
         assert!(tracker.end_write(write, false).is_none(), "not answered");
         let write = tracker.begin_write(&key(6), Basis::Whole);
         assert!(
-            !tracker.is_own_echo(&key(6)),
+            !tracker.note_mention(&key(6)),
             "doubtful after a write that may still run"
         );
         assert!(tracker.end_write(write, true).is_some());
