@@ -297,9 +297,10 @@ impl Shared {
         }
         let outcome = write.await;
         let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
-        if cacheable {
-            // Redis sent the write's echo before its reply: let the listener apply it while
-            // the write still counts as in flight, so the echo is known as ours.
+        if cacheable && self.tracker.is_ready() {
+            // Redis sent the write's echo before its reply: let the listener apply a message
+            // naming the key while the write still counts as in flight, so an echo is known
+            // as ours.
             let deadline = Instant::now() + ECHO_WAIT;
             while !in_flight.first_echoed() && Instant::now() < deadline {
                 tokio::task::yield_now().await;
@@ -379,8 +380,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// How long a successful write waits for its echo to be applied before it stops counting
-/// as in flight (an echo applied later counts as another writer's: the entry is dropped).
+/// How long a successful write waits for a message naming its key (its echo) to be
+/// applied before it stops counting as in flight (an echo applied later counts as another
+/// writer's: the entry is dropped).
 const ECHO_WAIT: Duration = Duration::from_millis(2);
 
 impl ClusteredStoreBuilder {

@@ -97,7 +97,7 @@ struct Invalidated {
 #[derive(Debug, Default)]
 struct OwnWrites {
     in_flight: u32,
-    /// Invalidation messages that mentioned the key while a write of it was in flight.
+    /// Invalidation messages that mentioned the key while this entry existed.
     echoes: u64,
     /// Until then, echoes of this key are treated as another writer's.
     doubtful_until: Option<Instant>,
@@ -273,8 +273,8 @@ impl Tracker {
         }
     }
 
-    /// The write has ended; `settled` if Redis answered it (whatever the answer), so it
-    /// cannot still run later. Invalidates the key again, so a load that began during the
+    /// The write has ended; `settled` if it certainly cannot still run later (it
+    /// succeeded). Invalidates the key again, so a load that began during the
     /// write (and may have read the record before it) is not cached. Returns the snapshot
     /// under which the write's result may be cached: only if it had a valid basis and
     /// nothing else was recorded for the key while it ran (another write of this node, or
