@@ -298,7 +298,6 @@ impl RedisStore {
 /// What the clustered store needs to know of the Redis store it wraps.
 #[cfg(feature = "clustered")]
 impl RedisStore {
-    /// The prefix of this store's key names.
     /// A handle on the same store and connections that signs its writes with a name of its
     /// own, so they count as another writer's.
     pub(crate) fn with_own_writer(&self) -> Result<RedisStore, Error> {
@@ -319,6 +318,7 @@ impl RedisStore {
         self.inner.keys.parse_mention(name)
     }
 
+    /// The prefix of this store's key names.
     pub(crate) fn prefix(&self) -> &str {
         self.inner.keys.prefix()
     }
@@ -779,20 +779,20 @@ impl Inner {
         Ok(found.into_iter().map(|(key, _)| key).zip(hashes).collect())
     }
 
-    /// The expiry (`x`) of each of `names`, and, if `delete`, deletes them in the same
-    /// round trip (on a cluster, one pipeline per key, as keys live in different slots).
-    /// The expiry field of each key; with `delete_as`, also deletes each key and signs
-    /// the deletion as that writer (after it, so a message that announces the deletion
-    /// names the writer, or a later one does).
+    /// The expiry (`x`) of each of `keys` (digest and key name, as a scan yields them), and,
+    /// with `delete_as`, deletes them in the same round trip, each signed by that writer
+    /// after its deletion (so a message that announces the deletion names the writer, or a
+    /// later one does). On a cluster, one pipeline per key, as keys live in different slots.
     async fn expiries(
+        &self,
         connection: &mut Connection,
-        names: &[Vec<u8>],
+        keys: &[(StoreKey, Vec<u8>)],
         delete_as: Option<&str>,
     ) -> RedisResult<Vec<Option<u64>>> {
-        let per_key = |pipe: &mut redis::Pipeline, name: &[u8]| {
+        let per_key = |pipe: &mut redis::Pipeline, (key, name): &(StoreKey, Vec<u8>)| {
             pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
             if let Some(writer) = delete_as {
-                let signature = [name, b"!", writer.as_bytes()].concat();
+                let signature = self.keys.signature(key, writer);
                 pipe.cmd("DEL").arg(name).ignore();
                 // A pipeline is not atomic: should the DEL below be lost, the key expires.
                 pipe.cmd("SET").arg(&signature).arg("").arg("PX").arg(1000).ignore();
@@ -802,16 +802,16 @@ impl Inner {
         match connection {
             Connection::Standalone(_) => {
                 let mut pipe = redis::pipe();
-                for name in names {
-                    per_key(&mut pipe, name);
+                for key in keys {
+                    per_key(&mut pipe, key);
                 }
                 pipe.query_async(connection).await
             }
             Connection::Cluster(_) => {
-                let expiries = try_join_all(names.iter().map(|name| {
+                let expiries = try_join_all(keys.iter().map(|key| {
                     let mut connection = connection.clone();
                     let mut pipe = redis::pipe();
-                    per_key(&mut pipe, name);
+                    per_key(&mut pipe, key);
                     async move { pipe.query_async::<(Option<u64>,)>(&mut connection).await }
                 }))
                 .await?;
@@ -1085,8 +1085,7 @@ impl QueryStore for RedisStore {
                 let now = inner.clock.now_ms();
                 inner
                     .for_each_page(|mut connection, keys| async move {
-                        let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
-                        let expiries = Inner::expiries(&mut connection, &names, None).await?;
+                        let expiries = inner.expiries(&mut connection, &keys, None).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await
@@ -1109,7 +1108,7 @@ impl QueryStore for RedisStore {
                             .count()
                     } else {
                         // One script for the chunk: one round trip.
-                        let mut invocation = inner.scripts.delete_many.prepare_invoke();
+                        let mut invocation = inner.scripts.delete.prepare_invoke();
                         for key in chunk {
                             invocation.key(inner.keys.key(key));
                         }
@@ -1139,8 +1138,7 @@ impl QueryStore for RedisStore {
                     .for_each_page(|mut connection, keys| async move {
                         // Read each expiry and delete in the same round trip, so only live
                         // sessions are counted.
-                        let names: Vec<Vec<u8>> = keys.into_iter().map(|(_, name)| name).collect();
-                        let expiries = Inner::expiries(&mut connection, &names, Some(&self.writer)).await?;
+                        let expiries = inner.expiries(&mut connection, &keys, Some(&self.writer)).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await

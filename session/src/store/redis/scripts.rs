@@ -50,16 +50,9 @@ sign(KEYS[2])
 return 1
 ";
 
-/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns how many keys were deleted.
+/// `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures (on a cluster, one key per
+/// call: a key and its signature share a slot). Returns how many keys were deleted.
 const DELETE: &str = r"
-local deleted = redis.call('DEL', KEYS[1])
-if deleted > 0 then sign(KEYS[2]) end
-return deleted
-";
-
-/// `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures (one server only). Returns how
-/// many keys were deleted.
-const DELETE_MANY: &str = r"
 local n = #KEYS / 2
 local deleted = 0
 for i = 1, n do
@@ -167,7 +160,6 @@ pub(super) struct Scripts {
     pub(super) create: Script,
     pub(super) update: Script,
     pub(super) delete: Script,
-    pub(super) delete_many: Script,
     pub(super) rename: Script,
     pub(super) move_read: Script,
     pub(super) move_write: Script,
@@ -180,7 +172,6 @@ impl Scripts {
             create: Script::new(&format!("{SIGN}{CREATE}")),
             update: Script::new(&format!("{SIGN}{UPDATE}")),
             delete: Script::new(&format!("{SIGN}{DELETE}")),
-            delete_many: Script::new(&format!("{SIGN}{DELETE_MANY}")),
             rename: Script::new(&format!("{SIGN}{RENAME}")),
             move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
             move_write: Script::new(&format!("{SIGN}{MOVE_WRITE}")),
@@ -201,13 +192,7 @@ impl Scripts {
                 &self.move_delete,
             ]
         } else {
-            vec![
-                &self.create,
-                &self.update,
-                &self.delete,
-                &self.delete_many,
-                &self.rename,
-            ]
+            vec![&self.create, &self.update, &self.delete, &self.rename]
         }
     }
 }
