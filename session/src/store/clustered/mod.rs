@@ -501,16 +501,18 @@ impl SessionStore for ClusteredStore {
         let (updated, snapshot) = shared
             .run_write(&[(*key, basis)], shared.store.update(key, update), |&updated| updated)
             .await;
-        let written = base.as_deref().and_then(|base| {
-            let mut record = base.record.clone();
-            record.fields.merge(&update.fields).ok()?;
-            record.meta = update.meta;
-            Some(record)
-        });
-        match (snapshot, written) {
-            (Some(snapshot), Some(record)) => shared.cache_written(key, record, snapshot).await,
-            (Some(_), None) => shared.cache.invalidate(key).await,
-            (None, _) => {}
+        if let Some(snapshot) = snapshot {
+            // A snapshot means the write started from the cached `base`.
+            let written = base.as_deref().and_then(|base| {
+                let mut record = base.record.clone();
+                record.fields.merge(&update.fields).ok()?;
+                record.meta = update.meta;
+                Some(record)
+            });
+            match written {
+                Some(record) => shared.cache_written(key, record, snapshot).await,
+                None => shared.cache.invalidate(key).await,
+            }
         }
         updated
     }

@@ -161,6 +161,11 @@ pub(super) struct Tracker {
     pub(super) counters: Counters,
 }
 
+/// Whether a doubt that lasts `until` is over (or there is none).
+fn lapsed(until: Option<Instant>) -> bool {
+    until.is_none_or(|until| until <= Instant::now())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is one map operation: a panic cannot leave it half done.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -287,7 +292,7 @@ impl Tracker {
                 if !settled {
                     writes.doubtful_until = Some(Instant::now() + self.ttl);
                 }
-                if writes.in_flight == 0 && writes.doubtful_until.is_none() {
+                if writes.in_flight == 0 && lapsed(writes.doubtful_until) {
                     own.remove(&write.key);
                 }
             }
@@ -306,9 +311,9 @@ impl Tracker {
             let mut own = lock(self.own_shard(key));
             let Some(writes) = own.get_mut(key) else { return false };
             writes.echoes += 1;
-            writes.in_flight > 0 && writes.doubtful_until.is_none_or(|until| until <= Instant::now())
+            writes.in_flight > 0 && lapsed(writes.doubtful_until)
         };
-        own && self.clears.load(SeqCst) == 0 && lock(&self.doubtful_until).is_none_or(|until| until <= Instant::now())
+        own && self.clears.load(SeqCst) == 0 && lapsed(*lock(&self.doubtful_until))
     }
 
     /// Whether a message mentioning the write's key has been applied since it began.
@@ -324,19 +329,15 @@ impl Tracker {
         self.clears.fetch_add(1, SeqCst);
     }
 
-    /// The `clear` has ended (`settled` if Redis answered it): flushes everything.
+    /// The `clear` has ended (`settled` if it succeeded): flushes everything. A clear that
+    /// did not succeed may still run later, unseen, so for one local TTL no echo counts as
+    /// this node's.
     pub(super) fn end_clear(&self, settled: bool) {
         if !settled {
-            self.doubt_everything();
+            *lock(&self.doubtful_until) = Some(Instant::now() + self.ttl);
         }
         self.flush();
         self.clears.fetch_sub(1, SeqCst);
-    }
-
-    /// A write of keys not known here (a `clear`) failed or was abandoned: it may still run
-    /// later, unseen, so no echo counts as this node's for one local TTL.
-    pub(super) fn doubt_everything(&self) {
-        *lock(&self.doubtful_until) = Some(Instant::now() + self.ttl);
     }
 
     /// Whether everything Redis has written to the invalidation connections so far has been
@@ -404,12 +405,7 @@ impl Tracker {
             removed += before - shard.len();
         }
         for shard in &*self.own {
-            lock(shard).retain(|_, writes| {
-                if writes.doubtful_until.is_some_and(|until| until <= Instant::now()) {
-                    writes.doubtful_until = None;
-                }
-                writes.in_flight > 0 || writes.doubtful_until.is_some()
-            });
+            lock(shard).retain(|_, writes| writes.in_flight > 0 || !lapsed(writes.doubtful_until));
         }
         let _ = self
             .recent_len
