@@ -21,7 +21,7 @@ use super::{Shared, tracker::Link};
 use crate::{
     Error,
     id::StoreKey,
-    store::redis::{Node, RedisStore},
+    store::redis::{RedisStore, tracking::Node},
 };
 
 /// The longest pause between two reconnection attempts.

@@ -11,8 +11,6 @@ use redis::{
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
 };
-#[cfg(feature = "clustered")]
-use redis::{ConnectionAddr, RedisConnectionInfo};
 
 use crate::Error;
 
@@ -38,16 +36,9 @@ pub(super) enum Backend {
     Cluster {
         client: ClusterClient,
         config: redis::cluster::ClusterConfig,
+        /// The first node's settings: credentials, TLS.
+        seed: redis::ConnectionInfo,
     },
-}
-
-#[cfg(feature = "clustered")]
-/// How a node outside the store's own connections (e.g. an invalidation listener) is
-/// reached: its credentials and database, and whether it needs TLS.
-#[derive(Clone)]
-pub(crate) struct NodeSettings {
-    pub(crate) redis: RedisConnectionInfo,
-    pub(crate) tls: bool,
 }
 
 impl Backend {
@@ -73,12 +64,16 @@ impl Backend {
                 "a Redis Cluster store needs at least one node URL (redis://host:port)".into(),
             ));
         }
-        for url in urls {
-            // Parsed one by one so the error names the bad URL.
-            url.as_str()
-                .into_connection_info()
-                .map_err(|error| invalid_url(url, &error))?;
-        }
+        // Parsed one by one so the error names the bad URL.
+        let parsed = urls
+            .iter()
+            .map(|url| {
+                url.as_str()
+                    .into_connection_info()
+                    .map_err(|error| invalid_url(url, &error))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let seed = parsed.into_iter().next().expect("checked non-empty above");
         let builder = ClusterClient::builder(urls.iter().map(String::as_str));
         let builder = match tls_roots {
             #[cfg(feature = "redis-tls")]
@@ -98,7 +93,7 @@ impl Backend {
         let config = redis::cluster::ClusterConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
-        Ok(Self::Cluster { client, config })
+        Ok(Self::Cluster { client, config, seed })
     }
 
     /// A fresh connection, connected at its first command.
@@ -109,7 +104,7 @@ impl Backend {
                     .map(Connection::Standalone)
                     .map_err(|error| Error::Config(format!("invalid Redis connection settings: {error}")))
             }
-            Self::Cluster { client, config } => Ok(Connection::Cluster(
+            Self::Cluster { client, config, .. } => Ok(Connection::Cluster(
                 client.get_pending_async_connection_with_config(config.clone()),
             )),
         }
@@ -119,33 +114,11 @@ impl Backend {
         matches!(self, Self::Cluster { .. })
     }
 
-    #[cfg(feature = "clustered")]
-    /// Credentials, database and TLS of the nodes (from the URL, or the first cluster URL).
-    pub(super) fn node_settings(&self, first_url: &str) -> Result<NodeSettings, Error> {
-        let info = match self {
-            Self::Standalone { client, .. } => client.get_connection_info().clone(),
-            Self::Cluster { .. } => first_url
-                .into_connection_info()
-                .map_err(|error| invalid_url(first_url, &error))?,
-        };
-        Ok(NodeSettings {
-            redis: info.redis_settings().clone(),
-            tls: !matches!(info.addr(), ConnectionAddr::Tcp(..)),
-        })
-    }
-
-    #[cfg(feature = "clustered")]
-    /// The standalone server's address; `None` for a cluster or a Unix socket.
-    pub(super) fn standalone_node(&self) -> Option<Node> {
+    /// The settings of the server, or of the first cluster node given.
+    pub(super) fn seed(&self) -> &redis::ConnectionInfo {
         match self {
-            Self::Standalone { client, .. } => match client.get_connection_info().addr() {
-                ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => Some(Node {
-                    host: host.clone(),
-                    port: *port,
-                }),
-                _ => None,
-            },
-            Self::Cluster { .. } => None,
+            Self::Standalone { client, .. } => client.get_connection_info(),
+            Self::Cluster { seed, .. } => seed,
         }
     }
 }
@@ -247,7 +220,7 @@ const SLOTS: u32 = 16_384;
 ///
 /// A line is `<id> <ip:port@bus[,hostname]> <flags> <primary id> <ping> <pong> <epoch>
 /// <link> <slot ranges...>`; a range is `a-b` or `a`, and `[…]` marks a slot migrating.
-pub(crate) fn parse_primaries(text: &str) -> (Vec<Node>, u32) {
+fn parse_primaries(text: &str) -> (Vec<Node>, u32) {
     let mut slots = 0;
     let nodes = text
         .lines()

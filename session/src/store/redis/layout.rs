@@ -58,20 +58,6 @@ impl Keys {
         name
     }
 
-    /// A key name that an invalidation mentions: one of this store's keys, with the writer
-    /// when it is a [`signature`](Self::signature).
-    #[cfg(feature = "clustered")]
-    pub(super) fn parse_mention<'a>(&self, name: &'a [u8]) -> Option<(StoreKey, Option<&'a [u8]>)> {
-        let split = name.iter().rposition(|&byte| byte == b'}')? + 1;
-        let key = self.parse(&name[..split])?;
-        match &name[split..] {
-            [] => Some((key, None)),
-            [b'!', writer @ ..] if !writer.is_empty() => Some((key, Some(writer))),
-            _ => None,
-        }
-    }
-
-    #[cfg(feature = "clustered")]
     /// The prefix of every key name.
     pub(super) fn prefix(&self) -> &str {
         &self.prefix
@@ -165,28 +151,6 @@ mod tests {
         assert_eq!(keys.parse(b"other:{ab}"), None);
         assert!(keys.pattern().starts_with("app\\*:{?"));
         assert!(keys.pattern().ends_with("?}"));
-    }
-
-    #[cfg(feature = "clustered")]
-    #[test]
-    fn signatures_name_the_key_and_the_writer() {
-        let key = StoreKey::from_bytes([0xab; 32]);
-        let keys = Keys::new("app:");
-        let signature = keys.signature(&key, "0123abcd");
-        assert_eq!(signature, format!("{}!0123abcd", keys.key(&key)));
-        assert_eq!(
-            keys.parse_mention(signature.as_bytes()),
-            Some((key, Some(&b"0123abcd"[..])))
-        );
-        assert_eq!(keys.parse_mention(keys.key(&key).as_bytes()), Some((key, None)));
-        assert_eq!(keys.parse(signature.as_bytes()), None, "SCAN never yields a signature");
-        for other in [
-            format!("{}!", keys.key(&key)),
-            format!("{}x", keys.key(&key)),
-            "app:{ab}!x".into(),
-        ] {
-            assert_eq!(keys.parse_mention(other.as_bytes()), None, "{other}");
-        }
     }
 
     #[test]

@@ -1,0 +1,135 @@
+//! The call loop every Redis command of the store goes through: the per-command timeout,
+//! the circuit breaker, retries of idempotent commands, and the span and metrics of each
+//! store operation.
+
+use std::{future::Future, sync::PoisonError, time::Instant};
+
+use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, ScriptInvocation, ServerErrorKind};
+use tracing::Instrument as _;
+
+use super::{Inner, connection::Connection, layout, telemetry};
+use crate::{
+    Error,
+    id::StoreKey,
+    resilience::{BreakerState, Outcome, Permit},
+};
+
+/// Whether an error means the backend is failing, rather than refusing this command.
+fn is_backend_failure(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        )
+}
+
+pub(super) fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(error))
+}
+
+impl Inner {
+    fn connection(&self) -> Connection {
+        self.connection.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Drops the current connection for a fresh one, connected at the next call.
+    fn reconnect(&self) {
+        match self.backend.connect_lazily() {
+            Ok(fresh) => {
+                *self.connection.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+            }
+            Err(error) => tracing::warn!(%error, "could not replace the Redis connection"),
+        }
+    }
+
+    /// Runs one command (`attempt` is called once per attempt) under the timeout, the
+    /// breaker and, if `idempotent`, the retry policy.
+    pub(super) async fn call<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, Error>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let attempts = if idempotent { self.retry.attempts() } else { 1 };
+        let mut tried = 0;
+        loop {
+            let permit = self.breaker.acquire()?;
+            let error = match tokio::time::timeout(self.timeout, attempt(self.connection())).await {
+                Ok(Ok(value)) => {
+                    permit.record(Outcome::Answered);
+                    return Ok(value);
+                }
+                Ok(Err(error)) if !is_backend_failure(&error) => {
+                    permit.record(Outcome::Answered);
+                    return Err(store_error(error));
+                }
+                Ok(Err(error)) => {
+                    self.failed(permit);
+                    store_error(error)
+                }
+                Err(_) => {
+                    self.failed(permit);
+                    Error::Timeout(self.timeout)
+                }
+            };
+            tried += 1;
+            if tried >= attempts {
+                return Err(error);
+            }
+            tracing::debug!(%error, attempt = tried, "retrying an idempotent Redis command");
+            tokio::time::sleep(self.retry.backoff(tried - 1)).await;
+        }
+    }
+
+    /// Runs a script through [`call`](Self::call).
+    pub(super) async fn run_script<T: FromRedisValue>(
+        &self,
+        idempotent: bool,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        self.call(idempotent, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    fn failed(&self, permit: Permit<'_>) {
+        if permit.record(Outcome::Failed) == Some(BreakerState::Open) {
+            self.reconnect();
+        }
+    }
+
+    /// Runs `operation` in a span and records its metrics.
+    pub(super) async fn observe<T>(
+        &self,
+        op: &'static str,
+        key: Option<&StoreKey>,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let span = match key {
+            Some(key) => {
+                tracing::debug_span!("session_store", store = "redis", op, key = %layout::short(key))
+            }
+            None => tracing::debug_span!("session_store", store = "redis", op),
+        };
+        let started = Instant::now();
+        let result = operation.instrument(span.clone()).await;
+        telemetry::operation(op, started.elapsed(), result.as_ref().err());
+        if let Err(error) = &result {
+            span.in_scope(|| {
+                tracing::debug!(%error, kind = telemetry::error_kind(error), "Redis session store operation failed");
+            });
+        }
+        result
+    }
+}

@@ -1,0 +1,152 @@
+//! What differs on a Redis Cluster: a regenerate moves the session between two slots in
+//! three steps, and a scan visits every primary in turn, its cursor carrying the primary's
+//! index (see [`RedisStore`](super::RedisStore#redis-cluster)).
+
+use super::{Inner, connection::Node};
+use crate::{
+    Error,
+    id::StoreKey,
+    store::{Record, Rename},
+};
+
+/// Attempts of a cluster regenerate whose source keeps changing under it.
+const MOVE_ATTEMPTS: usize = 4;
+/// A cluster scan cursor: the primary's index above these bits, its `SCAN` cursor below.
+const NODE_SHIFT: u32 = 48;
+
+/// Where a scan cursor points: the index of the node to scan and that node's own cursor.
+pub(super) fn split_cursor(cursor: u64, cluster: bool) -> (usize, u64) {
+    if cluster {
+        ((cursor >> NODE_SHIFT) as usize, cursor & ((1 << NODE_SHIFT) - 1))
+    } else {
+        (0, cursor)
+    }
+}
+
+/// The cursor that follows a page of node `index` (of `nodes`) whose own `SCAN` answered
+/// `next`; `None` when the scan is complete.
+///
+/// # Errors
+///
+/// When a node's cursor is too large to carry the node's index.
+pub(super) fn next_cursor(next: u64, index: usize, nodes: usize, cluster: bool) -> Result<Option<u64>, Error> {
+    Ok(match (next, cluster) {
+        (0, false) => None,
+        (next, false) => Some(next),
+        (0, true) => (index + 1 < nodes).then(|| ((index + 1) as u64) << NODE_SHIFT),
+        (next, true) if next >> NODE_SHIFT == 0 => Some(((index as u64) << NODE_SHIFT) | next),
+        (next, true) => {
+            return Err(Error::Store(
+                format!("a Redis SCAN cursor ({next}) too large to carry a cluster node index").into(),
+            ));
+        }
+    })
+}
+
+impl Inner {
+    /// The nodes to scan: `[None]` for one server, every primary of a cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the cluster does not have every slot served yet (e.g.
+    /// mid-failover); not a backend failure for the breaker, as the node answered.
+    pub(super) async fn scan_nodes(&self) -> Result<Vec<Option<Node>>, Error> {
+        if !self.backend.is_cluster() {
+            return Ok(vec![None]);
+        }
+        let (nodes, complete) = self
+            .call(true, |mut connection| async move { connection.primaries().await })
+            .await?;
+        if !complete {
+            return Err(Error::Store(
+                "the Redis Cluster does not have every slot served by a live primary yet".into(),
+            ));
+        }
+        Ok(nodes)
+    }
+
+    /// Regenerate on a cluster: copy to the target's slot, then delete the unchanged source
+    /// (see [`RedisStore`](super::RedisStore#redis-cluster)).
+    pub(super) async fn move_between_slots(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        update: &Record,
+        writer: &str,
+    ) -> Result<Rename, Error> {
+        let (source, target) = (self.keys.key(from), self.keys.key(to));
+        let update_args = self.write_args(update)?;
+        for attempt in 0..MOVE_ATTEMPTS {
+            let (now, ttl) = self.now_and_ttl(update);
+            let freeze = attempt + 1 == MOVE_ATTEMPTS;
+            let mut read = self.scripts.move_read.key(&source);
+            read.key(self.keys.signature(from, writer))
+                .arg(now)
+                .arg(u8::from(freeze));
+            // A freezing read writes: not retried.
+            let copied: Option<Vec<Vec<u8>>> = self.run_script(!freeze, &read).await?;
+            let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
+                if attempt > 0 {
+                    self.delete_one(to, writer).await?;
+                }
+                return Ok(Rename::SourceMissing);
+            };
+            let digest = copied.remove(0);
+
+            let mut write = self.scripts.move_write.key(&target);
+            write
+                .key(self.keys.signature(to, writer))
+                .arg(now)
+                .arg(ttl)
+                .arg(u8::from(attempt > 0))
+                .arg(copied.len())
+                .arg(copied)
+                .arg(&update_args);
+            let written: i64 = self.run_script(false, &write).await?;
+            if written == 0 {
+                return Ok(Rename::TargetExists);
+            }
+
+            // The copy exists: from here on a crash leaves both keys, never neither.
+            let mut delete = self.scripts.move_delete.key(&source);
+            delete
+                .key(self.keys.signature(from, writer))
+                .arg(self.clock.now_ms())
+                .arg(digest)
+                .arg(u8::from(freeze));
+            let deleted: i64 = self.run_script(false, &delete).await?;
+            match deleted {
+                1 => return Ok(Rename::Renamed),
+                -1 => {
+                    // Deleted (e.g. logged out) meanwhile: that delete wins.
+                    self.delete_one(to, writer).await?;
+                    return Ok(Rename::SourceMissing);
+                }
+                _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
+            }
+        }
+        // Not reached in practice: the last attempt froze the source, so it could not change.
+        self.delete_one(to, writer).await?;
+        Err(Error::Store(
+            format!("the session kept changing during {MOVE_ATTEMPTS} attempts to regenerate its ID").into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_cursors_carry_the_node_index() {
+        assert_eq!(split_cursor(42, false), (0, 42));
+        assert_eq!(next_cursor(0, 0, 1, false).unwrap(), None);
+        assert_eq!(next_cursor(7, 0, 1, false).unwrap(), Some(7));
+        let next = next_cursor(7, 2, 3, true).unwrap().unwrap();
+        assert_eq!(split_cursor(next, true), (2, 7));
+        let next = next_cursor(0, 1, 3, true).unwrap().unwrap();
+        assert_eq!(split_cursor(next, true), (2, 0), "a finished node moves on to the next");
+        assert_eq!(next_cursor(0, 2, 3, true).unwrap(), None, "the last node ends the scan");
+        assert!(next_cursor(1 << NODE_SHIFT, 0, 3, true).is_err());
+    }
+}

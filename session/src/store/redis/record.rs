@@ -1,0 +1,90 @@
+//! A [`Record`] as the hash fields that write it, and a hash read back as a record.
+
+use std::{borrow::Cow, collections::HashMap};
+
+use super::{
+    Inner,
+    call::store_error,
+    layout::{self, EXPIRY_FIELD, META_FIELD},
+};
+use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
+
+impl Inner {
+    /// The hash field/value pairs that write `record`: metadata, expiry, then each field.
+    pub(super) fn write_args(&self, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
+        let mut args = Vec::with_capacity(4 + 2 * 8);
+        args.push(META_FIELD.to_vec());
+        args.push(self.values.encode_meta(&record.meta).map_err(store_error)?);
+        args.push(EXPIRY_FIELD.to_vec());
+        args.push(record.meta.expires_ms().to_string().into_bytes());
+        for field in record.fields.iter() {
+            let (tag, value) = field.map_err(store_error)?;
+            args.push(layout::field_name(tag));
+            let stored = self.values.encode_field(tag, value, record.meta.absolute_deadline_ms);
+            args.push(stored.map_err(store_error)?);
+        }
+        Ok(args)
+    }
+
+    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record.
+    pub(super) fn now_and_ttl(&self, record: &Record) -> (u64, u64) {
+        let now = self.clock.now_ms();
+        (now, record.meta.expires_ms().saturating_sub(now).max(1))
+    }
+
+    /// Reads a record from its hash; `None` when absent, expired or unreadable.
+    pub(super) fn decode(&self, key: &StoreKey, hash: HashMap<Vec<u8>, Vec<u8>>, now: u64) -> Option<Record> {
+        if hash.is_empty() {
+            return None;
+        }
+        let meta = match hash.get(META_FIELD).map(|bytes| self.values.decode_meta(bytes, now)) {
+            Some(Ok(meta)) => meta,
+            Some(Err(error)) => {
+                tracing::warn!(
+                    key = %layout::short(key),
+                    %error,
+                    "Redis session metadata is unreadable; treated as no session"
+                );
+                return None;
+            }
+            None => {
+                tracing::warn!(key = %layout::short(key), "Redis session hash has no metadata; treated as no session");
+                return None;
+            }
+        };
+        // `x` is the expiry the scripts read; a cluster regenerate sets it to 0 to freeze a
+        // session it is moving, which makes the session gone at once for loads too.
+        let frozen = hash
+            .get(EXPIRY_FIELD)
+            .and_then(|x| std::str::from_utf8(x).ok()?.parse::<u64>().ok())
+            .is_some_and(|x| x <= now);
+        if meta.is_expired(now) || frozen {
+            return None;
+        }
+        let mut fields: Vec<(u32, Cow<'_, [u8]>)> = hash
+            .iter()
+            .filter_map(|(name, stored)| {
+                let tag = layout::field_tag(name)?;
+                match self.values.decode_field(tag, stored, now) {
+                    Ok(value) => Some((tag, value)),
+                    Err(error) => {
+                        tracing::warn!(
+                            key = %layout::short(key),
+                            tag,
+                            %error,
+                            "stored session field is unreadable; it keeps its default"
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        // Hash order is arbitrary; sorting makes equal records encode equally.
+        fields.sort_unstable_by_key(|(tag, _)| *tag);
+        let mut record = FieldRecord::with_capacity(fields.iter().map(|(_, value)| 4 + 5 + value.len()).sum());
+        for (tag, value) in &fields {
+            record.push(*tag, value);
+        }
+        Some(Record { meta, fields: record })
+    }
+}

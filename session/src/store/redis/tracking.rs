@@ -1,0 +1,131 @@
+//! The narrow interface a client-side cache in front of this store (the clustered store)
+//! has to it, and nothing else reaches past [`RedisStore`]'s public API:
+//!
+//! - **who wrote**: every write of a handle sets and deletes, in the same script, a
+//!   *signature* key `<key>!<writer>` (see `layout.rs`), so Redis's invalidation messages
+//!   name the writers of each key; [`RedisStore::writer`] is this handle's name,
+//!   [`RedisStore::with_own_writer`] a handle on the same connections that signs as
+//!   someone else, and [`RedisStore::parse_mention`] reads a key name a message mentions;
+//! - **where to listen**: the key prefix to track, the primaries to connect to, and how to
+//!   reach them ([`NodeSettings`]);
+//! - **when**: the store's clock and command timeout, so the cache agrees with the store.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{ConnectionAddr, RedisConnectionInfo};
+
+pub(crate) use super::connection::Node;
+use super::{RedisStore, connection::Backend, layout::Keys};
+use crate::{Error, clock::Clock, id::StoreKey};
+
+/// How a connection outside the store's own (an invalidation listener) reaches a node:
+/// its credentials and database, and whether it needs TLS.
+#[derive(Clone)]
+pub(crate) struct NodeSettings {
+    pub(crate) redis: RedisConnectionInfo,
+    pub(crate) tls: bool,
+}
+
+impl RedisStore {
+    /// A handle on the same store and connections that signs its writes with a name of its
+    /// own, so they count as another writer's.
+    pub(crate) fn with_own_writer(&self) -> Result<RedisStore, Error> {
+        Ok(RedisStore {
+            inner: self.inner.clone(),
+            writer: crate::id::random_hex::<8>()?.into(),
+        })
+    }
+
+    /// This handle's name in the signatures of its writes.
+    pub(crate) fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// A key name an invalidation mentions: one of this store's session keys, and the
+    /// writer when it is a signature (`<key>!<writer>`).
+    pub(crate) fn parse_mention<'a>(&self, name: &'a [u8]) -> Option<(StoreKey, Option<&'a [u8]>)> {
+        parse_mention(&self.inner.keys, name)
+    }
+
+    /// The prefix of this store's key names.
+    pub(crate) fn prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+
+    /// The store's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The per-command timeout.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// How other connections reach the nodes: credentials, database, TLS.
+    pub(crate) fn node_settings(&self) -> NodeSettings {
+        let seed = self.inner.backend.seed();
+        NodeSettings {
+            redis: seed.redis_settings().clone(),
+            tls: !matches!(seed.addr(), ConnectionAddr::Tcp(..)),
+        }
+    }
+
+    /// The nodes that accept writes: the one server, or every cluster primary that holds
+    /// slots, sorted by address.
+    ///
+    /// # Errors
+    ///
+    /// When the cluster cannot be asked, or the server is a Unix socket.
+    pub(crate) async fn primaries(&self) -> Result<Vec<Node>, Error> {
+        match &self.inner.backend {
+            Backend::Standalone { client, .. } => match client.get_connection_info().addr() {
+                ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => Ok(vec![Node {
+                    host: host.clone(),
+                    port: *port,
+                }]),
+                _ => Err(Error::Config(
+                    "a Redis server on a Unix socket has no TCP address".into(),
+                )),
+            },
+            Backend::Cluster { .. } => Ok(self.inner.scan_nodes().await?.into_iter().flatten().collect()),
+        }
+    }
+}
+
+/// See [`RedisStore::parse_mention`].
+fn parse_mention<'a>(keys: &Keys, name: &'a [u8]) -> Option<(StoreKey, Option<&'a [u8]>)> {
+    let split = name.iter().rposition(|&byte| byte == b'}')? + 1;
+    let key = keys.parse(&name[..split])?;
+    match &name[split..] {
+        [] => Some((key, None)),
+        [b'!', writer @ ..] if !writer.is_empty() => Some((key, Some(writer))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_name_the_key_and_the_writer() {
+        let key = StoreKey::from_bytes([0xab; 32]);
+        let keys = Keys::new("app:");
+        let signature = keys.signature(&key, "0123abcd");
+        assert_eq!(signature, format!("{}!0123abcd", keys.key(&key)));
+        assert_eq!(
+            parse_mention(&keys, signature.as_bytes()),
+            Some((key, Some(&b"0123abcd"[..])))
+        );
+        assert_eq!(parse_mention(&keys, keys.key(&key).as_bytes()), Some((key, None)));
+        assert_eq!(keys.parse(signature.as_bytes()), None, "SCAN never yields a signature");
+        for other in [
+            format!("{}!", keys.key(&key)),
+            format!("{}x", keys.key(&key)),
+            "app:{ab}!x".into(),
+        ] {
+            assert_eq!(parse_mention(&keys, other.as_bytes()), None, "{other}");
+        }
+    }
+}
