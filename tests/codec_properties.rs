@@ -4,7 +4,7 @@ mod common;
 
 use common::AppSession;
 use proptest::prelude::*;
-use session::{DirtySet, FieldRecord, SessionData, codec};
+use session::{__private::DirtySet, __private::codec, SessionData, store::FieldRecord};
 
 fn app_session() -> impl Strategy<Value = (AppSession, Option<String>)> {
     (

@@ -18,11 +18,10 @@ use common::{
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use session::{
-    CookieStore, ManualClock, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    CookieSessions, ManualClock, MemoryStore, RedisStore, SessionConfig, SessionConfigBuilder, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
     resilience::{BreakerConfig, RetryPolicy},
-    store::redis::RedisStore,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +52,7 @@ async fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) ->
         Store::Cookie => {
             let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..48).collect::<Vec<u8>>()).unwrap());
             (
-                app::router(CookieStore::new(ring, config).unwrap(), OutagePolicy::FailClosed),
+                app::router(CookieSessions::new(ring, config).unwrap(), OutagePolicy::FailClosed),
                 None,
             )
         }

@@ -15,7 +15,7 @@ use common::{
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use session::{ClusteredStore, SessionConfig, SessionProvider, http::OutagePolicy, store::redis::RedisStore};
+use session::{ClusteredStore, RedisStore, SessionConfig, SessionProvider, http::OutagePolicy};
 
 async fn demo_node(cluster: &RedisCluster) -> (String, ClusteredStore) {
     let redis = RedisStore::cluster_builder(cluster.urls()).prefix("demo:");

@@ -12,7 +12,7 @@ use common::{
 };
 use reqwest::header;
 use session::{
-    ClientBinding, CookieStore, Error, MemoryStore, Session, SessionConfig, SessionProvider,
+    ClientBinding, CookieSessions, Error, MemoryStore, Session, SessionConfig, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer},
 };
@@ -274,9 +274,9 @@ async fn a_missing_layer_is_a_rejection_that_names_the_fix() {
     assert!(body.contains("SessionLayer::new"), "{body}");
 }
 
-fn cookie_store(binding: ClientBinding) -> CookieStore {
+fn cookie_store(binding: ClientBinding) -> CookieSessions {
     let ring = KeyRing::new(KeyId(1), Secret::generate().unwrap());
-    CookieStore::new(ring, config()).unwrap().bind_client(binding)
+    CookieSessions::new(ring, config()).unwrap().bind_client(binding)
 }
 
 /// GETs `/count` with these headers and optional session cookie: (body, new cookie).
@@ -369,7 +369,7 @@ async fn a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_
     let secret =
         |seed: u8| Secret::from_bytes((0..48u8).map(|i| i.wrapping_mul(31) ^ seed).collect::<Vec<u8>>()).unwrap();
     let server = |ring: KeyRing| async move {
-        serve(routes(SessionLayer::new(CookieStore::new(ring, config()).unwrap()))).await
+        serve(routes(SessionLayer::new(CookieSessions::new(ring, config()).unwrap()))).await
     };
     let old = server(KeyRing::new(KeyId(1), secret(1))).await;
     let rotated = server(

@@ -10,8 +10,8 @@ use std::{
 
 use common::{AppSession, counting::Counting};
 use session::{
-    Callbacks, Error, FieldDef, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData, SessionId,
-    SessionProvider,
+    __private::FieldDef, Callbacks, Error, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData,
+    SessionId, SessionProvider,
 };
 
 type Provider = SessionProvider<AppSession, Counting<MemoryStore>>;

@@ -1,7 +1,7 @@
 //! A record written by an older struct decodes into a newer one (DESIGN D4): added,
 //! removed, retyped and renamed fields never lose the other fields, never panic.
 
-use session::{DirtySet, Flash, SessionData, codec};
+use session::{__private::DirtySet, __private::codec, Flash, SessionData};
 
 mod v1 {
     use super::*;
@@ -41,7 +41,7 @@ mod v2 {
     }
 }
 
-fn old_record() -> session::FieldRecord {
+fn old_record() -> session::store::FieldRecord {
     let mut old = v1::Account::initial();
     old.user = Some("alice".into());
     old.visits = 7;
@@ -88,11 +88,11 @@ fn an_older_struct_reads_a_newer_record_too() {
 fn a_truncated_or_garbled_record_keeps_what_it_can() {
     let bytes = old_record().into_bytes();
     for cut in 0..bytes.len() {
-        let _: v2::Account = codec::decode(&session::FieldRecord::from_bytes(bytes[..cut].to_vec()));
+        let _: v2::Account = codec::decode(&session::store::FieldRecord::from_bytes(bytes[..cut].to_vec()));
     }
     let mut garbled = bytes.clone();
     let last = garbled.len() - 1;
     garbled[last] ^= 0xff;
-    let new: v2::Account = codec::decode(&session::FieldRecord::from_bytes(garbled));
+    let new: v2::Account = codec::decode(&session::store::FieldRecord::from_bytes(garbled));
     assert_eq!(new.login.as_deref(), Some("alice"), "fields before the damage are kept");
 }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use common::{AppSession, redis_cluster::RedisCluster, redis_server::RedisServer};
-use session::{ClusteredStore, ManualClock, RedisStore, RedisStoreBuilder, SessionConfig, SessionId, SessionProvider};
+use session::{ClusteredStore, RedisStore, RedisStoreBuilder, SessionConfig, SessionId, SessionProvider};
 
 type Provider = SessionProvider<AppSession, ClusteredStore>;
 
@@ -54,10 +54,6 @@ fn provider(store: ClusteredStore) -> Provider {
     SessionProvider::new(store, SessionConfig::development().build().unwrap())
 }
 
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
-}
-
 /// Retries `attempt` until it succeeds or `timeout` passes.
 async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut attempt: F) -> T
 where
@@ -79,27 +75,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clustered_store_on_one_redis_passes_the_store_contract() {
-    let server = RedisServer::start();
-    common::contract::run(|clock: ManualClock| {
-        block_on(ClusteredStore::builder(RedisStore::builder(server.url()).prefix(prefix()).clock(clock)).build())
-            .unwrap()
-    })
-    .await;
-}
+// The contract, each case a test (`on_one_redis::create_never_overwrites`, …), on the
+// shared server and the shared cluster: every store has a key prefix of its own.
+common::contract::store_contract!(on_one_redis, |clock| async move {
+    let redis = RedisStore::builder(RedisServer::shared().url())
+        .prefix(prefix())
+        .clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clustered_store_on_a_redis_cluster_passes_the_store_contract() {
-    let cluster = RedisCluster::start();
-    common::contract::run(|clock: ManualClock| {
-        let redis = RedisStore::cluster_builder(cluster.urls())
-            .prefix(prefix())
-            .clock(clock);
-        block_on(ClusteredStore::builder(redis).build()).unwrap()
-    })
-    .await;
-}
+common::contract::store_contract!(on_a_redis_cluster, |clock| async move {
+    let redis = RedisStore::cluster_builder(RedisCluster::shared().urls())
+        .prefix(prefix())
+        .clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});
 
 /// Loads `id` on `node` until it is cached there. (A load that overlapped an invalidation
 /// is not cached, by design; the next one is.)

@@ -1,4 +1,4 @@
-//! The cookie store: the whole session sealed into the cookie.
+//! Cookie sessions (`CookieSessions`): the whole session sealed into the cookie.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::{net::IpAddr, time::Duration};
 use common::AppSession;
 use proptest::prelude::*;
 use session::{
-    ClientBinding, ClientInfo, CookieStore, Error, ManualClock, Session, SessionConfig,
+    ClientBinding, ClientInfo, CookieSessions, Error, ManualClock, Session, SessionConfig,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
 };
 
@@ -24,22 +24,22 @@ fn ring() -> KeyRing {
     KeyRing::new(KeyId(1), secret(1))
 }
 
-fn store_with(ring: KeyRing, clock: &ManualClock, config: session::SessionConfigBuilder) -> CookieStore {
-    CookieStore::new(ring, config.clock(clock.clone()).build().unwrap()).unwrap()
+fn store_with(ring: KeyRing, clock: &ManualClock, config: session::SessionConfigBuilder) -> CookieSessions {
+    CookieSessions::new(ring, config.clock(clock.clone()).build().unwrap()).unwrap()
 }
 
-fn store(clock: &ManualClock) -> CookieStore {
+fn store(clock: &ManualClock) -> CookieSessions {
     store_with(ring(), clock, SessionConfig::testing())
 }
 
-fn sealed(store: &CookieStore, user: &str) -> String {
+fn sealed(store: &CookieSessions, user: &str) -> String {
     let mut session = store.create::<AppSession>().unwrap();
     session.set_user(Some(user.into()));
     session.set_notice("hello".into());
     store.seal(&mut session, &ClientInfo::default()).unwrap()
 }
 
-fn open(store: &CookieStore, value: &str) -> Option<Session<AppSession>> {
+fn open(store: &CookieSessions, value: &str) -> Option<Session<AppSession>> {
     store.open(value, &ClientInfo::default())
 }
 

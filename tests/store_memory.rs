@@ -5,14 +5,15 @@ mod common;
 use std::time::Duration;
 
 use session::{
-    Clock, FieldRecord, ManualClock, MemoryStore, SessionId, SessionMeta,
+    Clock, ManualClock, MemoryStore, SessionId, SessionMeta,
+    store::FieldRecord,
     store::{Record, SessionStore},
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_store_passes_the_store_contract() {
-    common::contract::run(|clock| MemoryStore::builder().clock(clock).build()).await;
-}
+common::contract::store_contract!(
+    memory,
+    |clock| async move { MemoryStore::builder().clock(clock).build() }
+);
 
 fn record(clock: &ManualClock, idle_ms: u64) -> Record {
     Record {

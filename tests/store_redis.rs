@@ -11,10 +11,13 @@ use std::{
 
 use common::{AppSession, redis_server::RedisServer};
 use session::{
-    Clock, Error, FieldDef, FieldRecord, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig,
-    SessionId, SessionMeta, SessionProvider, SessionStore,
+    __private::FieldDef,
+    Clock, Error, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig, SessionId, SessionMeta,
+    SessionProvider,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
+    store::FieldRecord,
+    store::SessionStore,
     store::{QueryStore, Record},
 };
 
@@ -52,19 +55,11 @@ fn tag(name: &str) -> u32 {
     FieldDef::tag_of(name)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_passes_the_store_contract() {
-    let server = RedisServer::start();
-    common::contract::run(|clock: ManualClock| {
-        // The contract's factory is synchronous; building connects, so block on it here.
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(builder(&server, &clock).build())
-                .unwrap()
-        })
-    })
-    .await;
-}
+// The contract, each case a test (`plain::create_never_overwrites`, …), on the shared
+// server: every store has a key prefix of its own.
+common::contract::store_contract!(plain, |clock| async move {
+    builder(RedisServer::shared(), &clock).build().await.unwrap()
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_saves_of_different_fields_both_survive() {
@@ -282,7 +277,7 @@ async fn large_values_are_compressed_and_read_back() {
 }
 
 /// The key a store wrote for `key`, found by its digest.
-async fn raw_key(key: &session::StoreKey, server: &RedisServer) -> String {
+async fn raw_key(key: &session::store::StoreKey, server: &RedisServer) -> String {
     let names: Vec<String> = redis::cmd("KEYS")
         .arg(format!("*{{{}}}", key.to_hex()))
         .query_async(&mut raw(server).await)
@@ -296,18 +291,15 @@ fn ring() -> KeyRing {
     KeyRing::new(KeyId(1), Secret::generate().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_redis_store_passes_the_store_contract() {
-    let server = RedisServer::start();
-    let ring = ring();
-    common::contract::run(|clock: ManualClock| {
-        let builder = builder(&server, &clock)
-            .encryption(ring.clone())
-            .compress_above(Some(16));
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(builder.build()).unwrap())
-    })
-    .await;
-}
+// The contract on an encrypted, compressing store: `encrypted::create_never_overwrites`, ….
+common::contract::store_contract!(encrypted, |clock| async move {
+    builder(RedisServer::shared(), &clock)
+        .encryption(ring())
+        .compress_above(Some(16))
+        .build()
+        .await
+        .unwrap()
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() {

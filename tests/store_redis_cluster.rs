@@ -16,18 +16,11 @@ fn builder(cluster: &RedisCluster, clock: &ManualClock) -> RedisStoreBuilder {
         .clock(clock.clone())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_on_a_cluster_passes_the_store_contract() {
-    let cluster = RedisCluster::start();
-    common::contract::run(|clock: ManualClock| {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(builder(&cluster, &clock).build())
-                .unwrap()
-        })
-    })
-    .await;
-}
+// The contract, each case a test (`cluster::create_never_overwrites`, …), on the cluster
+// shared by this file's tests: every store has a key prefix of its own.
+common::contract::store_contract!(cluster, |clock| async move {
+    builder(RedisCluster::shared(), &clock).build().await.unwrap()
+});
 
 type Provider = session::SessionProvider<common::AppSession, RedisStore>;
 
@@ -94,7 +87,9 @@ async fn sessions_spread_over_every_primary_and_regenerate_moves_between_slots()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regenerate_racing_updates_of_the_old_id_loses_none_of_them() {
-    use session::{Clock as _, FieldRecord, SessionId, SessionMeta, SessionStore as _, store::Record, store::Rename};
+    use session::{
+        Clock as _, SessionId, SessionMeta, store::FieldRecord, store::Record, store::Rename, store::SessionStore as _,
+    };
 
     let cluster = RedisCluster::start();
     let clock = ManualClock::new();

@@ -11,9 +11,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use session_benches::{
     content::{self, Profile},
     ops::{self, ActixCookie, ActixStoreOps, AxumCookie, OursCookie, OursStore, TowerStoreOps},
-    redis_server::RedisServer,
     stores,
 };
+use session_test_support::RedisServer;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -63,7 +63,7 @@ fn memory(c: &mut Criterion) {
 
 fn redis(c: &mut Criterion) {
     let rt = runtime();
-    let server = RedisServer::start().expect("redis-server");
+    let server = RedisServer::start();
     let url = server.url();
     let mut group = c.benchmark_group("redis");
     let ours = rt

@@ -11,7 +11,7 @@ use std::{
 
 use axum::{Router, http::StatusCode, routing::get};
 use session::{
-    CookieStore, MemoryStore, SessionConfig, SessionProvider,
+    CookieSessions, MemoryStore, SessionConfig, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::{LazySession, SessionLayer},
 };
@@ -28,7 +28,7 @@ pub enum App {
     NoSession,
     /// This crate, `MemoryStore`.
     OursMemory,
-    /// This crate, `CookieStore`.
+    /// This crate, `CookieSessions`.
     OursCookie,
     /// This crate, `RedisStore`.
     OursRedis,
@@ -103,7 +103,7 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
             routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider))
         }
         App::OursCookie => {
-            let store = CookieStore::new(KeyRing::new(KeyId(1), Secret::generate()?), config()?)?;
+            let store = CookieSessions::new(KeyRing::new(KeyId(1), Secret::generate()?), config()?)?;
             routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::<Profile, _>::new(store))
         }
         App::OursRedis => {

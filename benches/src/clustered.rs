@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use session::{ClusteredStats, ClusteredStore, RedisStore, SessionConfig, SessionProvider};
+use session_test_support::RedisServer;
 
 use crate::{
     apps::BoxError,
     content::{self, Profile},
-    redis_server::RedisServer,
 };
 
 /// Sessions spread over the two nodes.

@@ -4,12 +4,16 @@
 //!
 //! - `benches/micro.rs` (criterion): encode + decode, cookie seal + open, memory and Redis
 //!   store load + save;
+//! - `benches/cookie.rs` and `benches/redis.rs` (criterion): `session` alone, cookie seal +
+//!   open of a typical and a large session, Redis load, save and create;
 //! - [`apps`] and [`load`]: axum apps that differ only in their session layer, and a
 //!   loopback load generator;
 //! - [`memory`]: bytes per live session in the in-memory stores;
 //! - [`clustered`]: round trips and local hit ratio of the clustered store on two nodes;
 //! - the `report` binary runs everything and writes `BENCHMARKS.md`:
 //!   `cargo run -p session-benches --release --bin report`.
+//!
+//! The private `redis-server` and its counters come from `session-test-support`.
 
 pub mod apps;
 pub mod clustered;
@@ -17,5 +21,4 @@ pub mod content;
 pub mod load;
 pub mod memory;
 pub mod ops;
-pub mod redis_server;
 pub mod stores;

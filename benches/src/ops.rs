@@ -6,9 +6,10 @@ use std::{collections::HashMap, sync::Arc};
 use actix_session::storage::{CookieSessionStore, SessionKey, SessionStore as ActixStore};
 use axum_extra::extract::cookie::{Cookie as ExtraCookie, Key as AxumKey, PrivateCookieJar};
 use session::{
-    ClientInfo, CookieStore, DirtySet, SessionConfig, SessionData, SessionProvider, SessionStore,
-    codec::{self, FieldRecord},
+    __private::{DirtySet, codec},
+    ClientInfo, CookieSessions, SessionConfig, SessionData, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
+    store::{FieldRecord, SessionStore},
 };
 use tower_sessions::{
     Session as TowerSession, SessionStore as TowerStore,
@@ -61,7 +62,7 @@ pub fn tower_record() -> Record {
 
 /// This crate's cookie store with the benchmark session, ready to seal.
 pub struct OursCookie {
-    store: CookieStore,
+    store: CookieSessions,
     session: session::Session<Profile>,
     client: ClientInfo,
 }
@@ -74,7 +75,7 @@ impl OursCookie {
     /// When no key can be generated.
     pub fn new() -> Result<Self, BoxError> {
         let ring = KeyRing::new(KeyId(1), Secret::generate()?);
-        let store = CookieStore::new(ring, SessionConfig::development().build()?)?;
+        let store = CookieSessions::new(ring, SessionConfig::development().build()?)?;
         let mut session = store.create::<Profile>()?;
         content::fill(&mut session);
         Ok(Self {

@@ -24,10 +24,10 @@ mod app;
 use std::{net::SocketAddr, time::Duration};
 
 use session::{
-    ClusteredStore, CookieStore, MemoryStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    ClusteredStore, CookieSessions, MemoryStore, RedisStore, RedisStoreBuilder, SessionConfig, SessionConfigBuilder,
+    SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
-    store::redis::{RedisStore, RedisStoreBuilder},
 };
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -107,7 +107,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             OutagePolicy::FailClosed,
         ),
         "cookie" => {
-            let store = CookieStore::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
+            let store = CookieSessions::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
             app::router(store, OutagePolicy::FailClosed)
         }
         "redis" => {

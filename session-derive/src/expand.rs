@@ -86,7 +86,7 @@ fn fallback(input: &DeriveInput, krate: &Path) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics #krate::SessionData for #ident #ty_generics #where_clause {
                 type Fields = #fields_ident #ty_generics;
-                const FIELDS: &'static [#krate::FieldDef] = &[];
+                const FIELDS: &'static [#krate::__private::FieldDef] = &[];
                 fn initial() -> Self {
                     ::core::unreachable!()
                 }
@@ -138,7 +138,7 @@ fn expand(container: &Container) -> TokenStream {
         let name = p.field.stored_name();
         let tag = field_tag(&name);
         let flash = p.flash;
-        quote!(#krate::FieldDef::new(#name, #tag, #flash))
+        quote!(#krate::__private::FieldDef::new(#name, #tag, #flash))
     });
 
     let initial = container.fields.iter().map(|field| {
@@ -190,8 +190,8 @@ fn expand(container: &Container) -> TokenStream {
     });
     let flash_fns = persisted.iter().any(|p| p.flash).then(|| {
         quote! {
-            fn flash_dirty(&self) -> #krate::DirtySet {
-                let mut dirty = #krate::DirtySet::EMPTY;
+            fn flash_dirty(&self) -> #krate::__private::DirtySet {
+                let mut dirty = #krate::__private::DirtySet::EMPTY;
                 #(#flash_dirty)*
                 dirty
             }
@@ -221,7 +221,7 @@ fn expand(container: &Container) -> TokenStream {
             impl #impl_generics #krate::SessionData for #ident #ty_generics #where_clause {
                 type Fields = #fields_ident #ty_generics;
 
-                const FIELDS: &'static [#krate::FieldDef] = &[#(#field_defs),*];
+                const FIELDS: &'static [#krate::__private::FieldDef] = &[#(#field_defs),*];
 
                 fn initial() -> Self {
                     Self { #(#initial),* }

@@ -1,10 +1,12 @@
 //! The contract between `#[derive(SessionData)]` and the runtime.
 
-use crate::codec::FieldError;
+use crate::field::FieldError;
 
 /// A typed session: a struct whose fields are stored, tracked and flashed field by field.
 ///
-/// Derive it; implementing it by hand is possible but rarely useful.
+/// Derive it: the trait's items are the glue the derive generates for the runtime, hidden
+/// from these docs and free to change in any release, so it is not meant to be implemented
+/// by hand.
 ///
 /// # Deriving
 ///
@@ -52,12 +54,15 @@ use crate::codec::FieldError;
 /// compile errors on the field.
 pub trait SessionData: Sized + Send + Sync + 'static {
     /// The generated accessor type that `Session<Self>` dereferences to.
+    #[doc(hidden)]
     type Fields: FieldsOf<Self>;
 
     /// The stored fields, in declaration order; a field's index is its position here.
+    #[doc(hidden)]
     const FIELDS: &'static [FieldDef];
 
     /// A session's data before anything is stored in it.
+    #[doc(hidden)]
     fn initial() -> Self;
 
     /// Appends the encoding of field `index` to `out`.
@@ -65,6 +70,7 @@ pub trait SessionData: Sized + Send + Sync + 'static {
     /// # Errors
     ///
     /// When the value cannot be serialized, or `index` is not a field.
+    #[doc(hidden)]
     fn encode_field(&self, index: usize, out: &mut Vec<u8>) -> Result<(), FieldError>;
 
     /// Replaces field `index` with the value decoded from `bytes`; on error the field is
@@ -73,18 +79,21 @@ pub trait SessionData: Sized + Send + Sync + 'static {
     /// # Errors
     ///
     /// When `bytes` do not decode as the field's current type, or `index` is not a field.
+    #[doc(hidden)]
     fn decode_field(&mut self, index: usize, bytes: &[u8]) -> Result<(), FieldError>;
 
     /// The flash fields whose stored value must change at the next save.
+    #[doc(hidden)]
     fn flash_dirty(&self) -> DirtySet {
         DirtySet::EMPTY
     }
 
     /// Records that every flash field's stored value was just written.
+    #[doc(hidden)]
     fn flash_saved(&mut self) {}
 }
 
-/// Describes one stored field of a [`SessionData`] type.
+/// Describes one stored field of a [`SessionData`] type (generated code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDef {
     /// The stored name (the field name, or its `rename`).

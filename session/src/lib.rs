@@ -47,12 +47,17 @@
 //! - [`SessionProvider`]: create, load, save, regenerate, delete, query;
 //! - [`SessionConfig`]: lifetimes (idle, absolute, sliding refresh) and cookie attributes,
 //!   with presets;
-//! - [`store`]: the store contract and [`MemoryStore`]; with the `redis` feature,
-//!   `RedisStore` (`store::redis`, one server or a Redis Cluster), with retry and a circuit
-//!   breaker (`resilience`); with the `clustered` feature, `ClusteredStore`
-//!   (`store::clustered`), a local cache per application node in front of it, kept
+//! - the stores: [`MemoryStore`]; with the `redis` feature, `RedisStore` (one server or a
+//!   Redis Cluster) with retry and a circuit breaker (`resilience`); with the `clustered`
+//!   feature, `ClusteredStore`, a local cache per application node in front of it, kept
 //!   coherent by invalidations pushed by Redis;
-//! - [`codec`]: the field-tagged record format.
+//! - [`CookieSessions`]: the whole session in an encrypted cookie, no server-side state;
+//! - [`http`] (features `http`, `axum`): the tower layer and the axum extractor;
+//! - [`crypto`]: secrets, the key ring and the sealed envelope;
+//! - [`store`]: what a store implements, for writing your own.
+//!
+//! `ARCHITECTURE.md` in the repository maps the modules and follows one request and one
+//! field's bytes through them.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -60,12 +65,16 @@
 mod callbacks;
 mod client;
 mod clock;
-pub mod codec;
+mod codec;
 mod config;
+mod cookie_sessions;
 pub mod crypto;
 mod data;
 mod error;
+mod field;
 mod flash;
+#[cfg(feature = "http")]
+pub mod http;
 mod id;
 mod provider;
 #[cfg(feature = "redis")]
@@ -77,31 +86,35 @@ pub mod store;
 pub use callbacks::Callbacks;
 pub use client::{ClientBinding, ClientInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{FieldError, FieldRecord};
 pub use config::{CookieConfig, SameSite, SessionConfig, SessionConfigBuilder};
-pub use data::{DirtySet, FieldDef, SessionData};
+pub use cookie_sessions::CookieSessions;
+pub use data::SessionData;
 pub use error::{Error, Result};
+pub use field::FieldError;
 pub use flash::Flash;
-pub use id::{SessionId, StoreKey};
+pub use id::SessionId;
 pub use provider::{SaveOutcome, SessionProvider, StoredSession};
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
 pub use set_cookie::MAX_COOKIE_BYTES;
 #[cfg(feature = "clustered")]
 pub use store::clustered::{ClusteredStats, ClusteredStore, ClusteredStoreBuilder};
+pub use store::memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
-pub use store::{QueryStore, SessionStore, cookie::CookieStore, memory::MemoryStore};
 
-/// What generated code reaches; not a public API.
+/// What generated code reaches, and the internals the project's own tests inspect; not a
+/// public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
-        codec::{FieldCodec, StoredField, flash_codec, no_such_field, value_codec},
-        data::{FieldsOf, Tracked},
+        data::{DirtySet, FieldDef, FieldsOf, Tracked},
+        field::{FieldCodec, StoredField, flash_codec, no_such_field, value_codec},
         flash::FlashSlot,
     };
-}
 
-#[cfg(feature = "http")]
-pub mod http;
+    /// The record codec, for the project's own codec tests.
+    pub mod codec {
+        pub use crate::codec::{decode, encode};
+    }
+}

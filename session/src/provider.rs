@@ -268,7 +268,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 let meta = session.meta().accessed_at(now, self.idle_ms());
                 let update = Record {
                     meta,
-                    fields: codec::encode(session.data(), session.dirty_fields())?,
+                    fields: codec::encode(session.data(), session.dirty_set())?,
                 };
                 let old = session.stored_id().clone();
                 for _ in 0..ID_ATTEMPTS {
@@ -291,7 +291,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 Err(Error::IdCollision { attempts: ID_ATTEMPTS })
             }
             Status::Stored => {
-                let dirty = session.dirty_fields();
+                let dirty = session.dirty_set();
                 let outcome = if !dirty.is_empty() {
                     SaveOutcome::Updated
                 } else if session.is_refresh_due() {

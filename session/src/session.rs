@@ -166,15 +166,23 @@ impl<T: SessionData> Session<T> {
         self.stored_id.is_some()
     }
 
+    /// The stored names of the fields whose stored value changed since load or save: what
+    /// the next save writes.
+    pub fn dirty_fields(&self) -> impl Iterator<Item = &'static str> {
+        self.dirty_set()
+            .iter()
+            .filter_map(|index| T::FIELDS.get(index).map(|def| def.name))
+    }
+
     /// The fields whose stored value changed since load or save.
-    pub fn dirty_fields(&self) -> DirtySet {
+    pub(crate) fn dirty_set(&self) -> DirtySet {
         let tracked = self.fields.tracked();
         tracked.marked().union(tracked.data().flash_dirty())
     }
 
     /// Whether any stored field changed.
     pub fn is_dirty(&self) -> bool {
-        !self.dirty_fields().is_empty()
+        !self.dirty_set().is_empty()
     }
 
     /// Whether the sliding idle deadline is due to be refreshed.
@@ -264,7 +272,7 @@ impl<T: SessionData + fmt::Debug> fmt::Debug for Session<T> {
             .field("data", self.data())
             .field("meta", &self.meta)
             .field("status", &self.status)
-            .field("dirty", &self.dirty_fields())
+            .field("dirty", &self.dirty_set())
             .finish()
     }
 }

@@ -1,14 +1,102 @@
 //! The store contract: one suite every server-side store must pass.
 //!
-//! Each store's test calls [`run`] with a factory that builds an empty store whose
-//! expiry follows the given clock.
+//! [`store_contract!`] makes each case a test of its own for one store, in a module named
+//! after it: `store_contract!(memory, |clock| async move { … })` gives
+//! `memory::create_never_overwrites`, `memory::rename_is_atomic`, …. The factory builds an
+//! empty store whose expiry follows the given clock; each case calls it once, so a store
+//! on a shared server needs a key prefix of its own per call.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use session::{
-    Clock, FieldRecord, ManualClock, SessionId, SessionMeta, StoreKey,
+    Clock, ManualClock, SessionId, SessionMeta,
+    store::FieldRecord,
+    store::StoreKey,
     store::{QueryStore, Record, Rename, SessionStore},
 };
+
+/// One test per contract case, in a module `$name`, each against a fresh store from the
+/// factory `|clock| async move { … }` (the store's expiry follows `clock`).
+macro_rules! store_contract {
+    ($name:ident, |$clock:ident| $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::common::contract::store_contract!(@cases $clock, $make;
+                create_never_overwrites,
+                update_merges_fields_and_never_resurrects,
+                rename_is_atomic,
+                delete_removes,
+                expired_records_are_never_returned,
+                query_operations,
+                concurrent_updates_of_different_fields_all_survive,
+            );
+        }
+    };
+    (@cases $clock:ident, $make:expr; $($case:ident,)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::common::contract::cases::$case(|$clock: ::session::ManualClock| $make).await;
+            }
+        )+
+    };
+}
+
+pub(crate) use store_contract;
+
+/// The contract's cases, each given the factory of the store it runs against.
+pub mod cases {
+    use super::*;
+
+    /// A new key loads as none; create never overwrites a live record.
+    pub async fn create_never_overwrites<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+        super::create_never_overwrites(&make(ManualClock::new()).await, &ManualClock::new()).await;
+    }
+
+    /// Update merges fields, replaces the meta, and never creates a missing record.
+    pub async fn update_merges_fields_and_never_resurrects<S: QueryStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        super::update_merges_fields_and_never_resurrects(&make(ManualClock::new()).await, &ManualClock::new()).await;
+    }
+
+    /// Rename moves a record at once, and refuses a missing source or a live target.
+    pub async fn rename_is_atomic<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+        super::rename_is_atomic(&make(ManualClock::new()).await, &ManualClock::new()).await;
+    }
+
+    /// Delete removes, and reports when there was nothing to delete.
+    pub async fn delete_removes<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+        super::delete_removes(&make(ManualClock::new()).await, &ManualClock::new()).await;
+    }
+
+    /// A record expires at its deadline, to the millisecond, and stays dead.
+    pub async fn expired_records_are_never_returned<S: QueryStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::expired_records_are_never_returned(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// Count, scan, delete_many and clear see every live record of the store.
+    pub async fn query_operations<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+        let clock = ManualClock::new();
+        super::query_operations(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// Concurrent updates of different fields of one record all survive.
+    pub async fn concurrent_updates_of_different_fields_all_survive<S: QueryStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        super::concurrent_updates_of_different_fields_all_survive(
+            Arc::new(make(ManualClock::new()).await),
+            &ManualClock::new(),
+        )
+        .await;
+    }
+}
 
 const MINUTE_MS: u64 = 60_000;
 
@@ -33,23 +121,6 @@ fn record(clock: &ManualClock, pairs: &[(u32, &[u8])]) -> Record {
 
 fn field_of(record: &Record, tag: u32) -> Option<Vec<u8>> {
     record.fields.get(tag).unwrap().map(<[u8]>::to_vec)
-}
-
-/// Runs every contract case against fresh stores from `make`.
-pub async fn run<S, F>(make: F)
-where
-    S: QueryStore,
-    F: Fn(ManualClock) -> S,
-{
-    create_never_overwrites(&make(ManualClock::new()), &ManualClock::new()).await;
-    update_merges_fields_and_never_resurrects(&make(ManualClock::new()), &ManualClock::new()).await;
-    rename_is_atomic(&make(ManualClock::new()), &ManualClock::new()).await;
-    delete_removes(&make(ManualClock::new()), &ManualClock::new()).await;
-    let clock = ManualClock::new();
-    expired_records_are_never_returned(&make(clock.clone()), &clock).await;
-    let clock = ManualClock::new();
-    query_operations(&make(clock.clone()), &clock).await;
-    concurrent_updates_of_different_fields_all_survive(Arc::new(make(ManualClock::new())), &ManualClock::new()).await;
 }
 
 async fn create_never_overwrites<S: SessionStore>(store: &S, clock: &ManualClock) {

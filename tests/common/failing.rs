@@ -6,7 +6,8 @@ use std::sync::{
 };
 
 use session::{
-    Error, StoreKey,
+    Error,
+    store::StoreKey,
     store::{Record, Rename, SessionStore},
 };
 

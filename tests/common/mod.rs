@@ -1,12 +1,13 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, unused_imports, unused_macros, missing_docs)]
 
 pub mod contract;
 pub mod counting;
 pub mod failing;
 pub mod http;
-pub mod redis_cluster;
-pub mod redis_server;
+
+/// The private `redis-server` and Redis Cluster, from `session-test-support`.
+pub use session_test_support::{redis_cluster, redis_server};
 
 use session::{Flash, SessionData};
 

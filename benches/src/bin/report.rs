@@ -28,9 +28,9 @@ use session_benches::{
     load::{Clients, Load, Outcome},
     memory::{self, Filled, Footprint},
     ops::{ActixStoreOps, OursStore, TowerStoreOps},
-    redis_server::{RedisServer, Traffic},
     stores,
 };
+use session_test_support::{RedisServer, Traffic};
 
 const KINDS: [(&str, &str); 2] = [("read", "/read"), ("rmw", "/rmw")];
 /// Operations per library in the Redis wire count.
@@ -230,7 +230,7 @@ fn report(options: Options) -> Result<(), BoxError> {
         read_criterion()
     };
     eprintln!("== Redis wire counts");
-    let redis = RedisServer::start()?;
+    let redis = RedisServer::try_start()?;
     let wire = tokio()?.block_on(wire_counts(&redis))?;
     eprintln!("== clustered store, two nodes");
     let clustered = tokio()?.block_on(clustered::measure(&redis))?;
@@ -706,7 +706,7 @@ fn render(
         w,
         "\n- encode + decode: this crate's field-tagged postcard record of every field; tower-sessions' `Record` through MessagePack \
          (as its Redis store); actix-session's state map through JSON (as all its stores).\n\
-         - cookie seal + open: a change, then the `Set-Cookie` value and its opening as the next request. This crate: `CookieStore::seal` + `open` \
+         - cookie seal + open: a change, then the `Set-Cookie` value and its opening as the next request. This crate: `CookieSessions::seal` + `open` \
          (AES-256-CBC + HMAC-SHA256, DESIGN D6). actix-session: `CookieSessionStore` JSON in a private cookie of the cookie crate, \
          built and read as its middleware does (AES-256-GCM). axum-extra: `PrivateCookieJar::add` rendered to `Set-Cookie`, then \
          `PrivateCookieJar::from_headers` + `get` (AES-256-GCM).\n\
@@ -858,11 +858,13 @@ fn render(
          cargo run -p session-benches --release --bin report            # about 6 minutes once built; rewrites this file\n\
          cargo run -p session-benches --release --bin report -- --quick # a one-minute smoke run\n\
          cargo bench -p session-benches --bench micro                   # the criterion part alone\n\
+         cargo bench -p session-benches --bench cookie                  # session alone: cookie seal and open\n\
+         cargo bench -p session-benches --bench redis                   # session alone: Redis load, save, create\n\
          ```\n\n\
          Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. What was profiled and changed, with \
          figures before and after: [benches/PROFILING.md](benches/PROFILING.md). The code is in `benches/`: \
          `src/content.rs` (the session), `src/ops.rs` and `benches/micro.rs` (micro), `src/apps.rs` and `src/load.rs` (end to end), \
-         `src/memory.rs`, `src/redis_server.rs`."
+         `src/memory.rs`; the private `redis-server` and its counters are in the workspace's `test-support/src/redis_server.rs`."
     );
     out
 }

@@ -1,12 +1,4 @@
-//! Key material: validated secrets and the key ring derived from them.
-//!
-//! A [`Secret`] is the raw material an application configures. A [`KeyRing`]
-//! turns one or more secrets into per-purpose keys exactly once, at
-//! construction, so no key derivation ever happens on the request path.
-//!
-//! Derivation: for every secret, HKDF-SHA256 with the fixed salt
-//! `b"session/keyring/v1"` expands a 32-byte AES-256 key (`info = b"enc"`) and
-//! a 32-byte HMAC-SHA256 key (`info = b"mac"`).
+//! Key material: validated secrets and the key ring derived from them (see the parent module's docs).
 
 use aes::{Aes256, cipher::KeyInit as _};
 use std::fmt;

@@ -1,8 +1,10 @@
-//! What the layer needs from a session backend: a server-side provider or the cookie store.
+//! What the layer needs from a session backend: a server-side provider or `CookieSessions`.
 
 use std::future::Future;
 
-use crate::{ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, SessionStore};
+use crate::{
+    ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, store::SessionStore,
+};
 
 /// What the response must do with the session cookie after a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::{
-    layer::{error_response, status_response},
     lazy::LazySession,
+    response::{error_response, status_response},
 };
 use crate::{Session, SessionData};
 

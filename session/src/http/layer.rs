@@ -16,21 +16,10 @@ use tower::{Layer, Service};
 use super::{
     backend::{CookieUpdate, SessionBackend},
     cookie,
-    lazy::{LazySession, Loader},
+    lazy::{LazySession, Loader, OutagePolicy},
+    response::{error_response, status_response},
 };
-use crate::{ClientInfo, Error, SessionData};
-
-/// What the layer does when the store cannot be reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OutagePolicy {
-    /// Answer 503 Service Unavailable (the default): no request runs on a session it could
-    /// not verify.
-    #[default]
-    FailClosed,
-    /// Serve the request with an anonymous session that is never saved, leaving the
-    /// stored session untouched.
-    Degrade,
-}
+use crate::{ClientInfo, SessionData};
 
 #[derive(Clone)]
 struct Options {
@@ -272,21 +261,4 @@ fn set_cookie<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
             *response = error_response(&error);
         }
     }
-}
-
-pub(crate) fn error_response<ResBody: Default>(error: &Error) -> Response<ResBody> {
-    status_response(if error.is_unavailable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    })
-}
-
-pub(crate) fn status_response<ResBody: Default>(status: StatusCode) -> Response<ResBody> {
-    let mut response = Response::new(ResBody::default());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

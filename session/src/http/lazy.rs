@@ -10,7 +10,7 @@ use std::{
 
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use super::{backend::SessionBackend, layer::OutagePolicy};
+use super::backend::SessionBackend;
 use crate::{ClientInfo, Error, Session, SessionData};
 
 type LoadFuture<'a, T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send + 'a>>;
@@ -30,6 +30,18 @@ impl<T: SessionData, B: SessionBackend<T>> Loader<T> for B {
     fn create(&self) -> Result<Session<T>, Error> {
         SessionBackend::create(self)
     }
+}
+
+/// What the layer does when the store cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutagePolicy {
+    /// Answer 503 Service Unavailable (the default): no request runs on a session it could
+    /// not verify.
+    #[default]
+    FailClosed,
+    /// Serve the request with an anonymous session that is never saved, leaving the
+    /// stored session untouched.
+    Degrade,
 }
 
 /// What happened to the session during the request.

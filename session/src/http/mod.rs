@@ -41,14 +41,15 @@ mod cookie;
 mod guard;
 mod layer;
 mod lazy;
+mod response;
 
 #[cfg(feature = "axum")]
 mod axum;
 
 pub use backend::{CookieUpdate, SessionBackend};
 pub use guard::{RequireSession, RequireSessionLayer};
-pub use layer::{OutagePolicy, SessionLayer, SessionService};
-pub use lazy::{LazySession, SessionGuard};
+pub use layer::{SessionLayer, SessionService};
+pub use lazy::{LazySession, OutagePolicy, SessionGuard};
 
 #[cfg(feature = "axum")]
 pub use self::axum::MissingSessionLayer;

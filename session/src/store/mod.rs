@@ -1,8 +1,23 @@
 //! The server-side store contract, and the stores.
 //!
-//! A store keeps [`Record`]s (lifetime data plus field-tagged bytes, see
-//! [`codec`](crate::codec)) keyed by the [`StoreKey`] digest of the session ID. It knows
-//! nothing of the session's Rust type, so one store serves every `SessionData` type.
+//! A store keeps [`Record`]s (lifetime data plus a [`FieldRecord`] of field-tagged bytes)
+//! keyed by the [`StoreKey`] digest of the session ID. It knows nothing of the session's
+//! Rust type, so one store serves every `SessionData` type. The stores this crate ships
+//! ([`MemoryStore`](crate::MemoryStore), `RedisStore`, `ClusteredStore`) are at the crate
+//! root; this module is what a store of your own implements.
+//!
+//! # The record format
+//!
+//! A [`FieldRecord`] is a sequence of fields, each written as
+//!
+//! ```text
+//! tag     u32, little-endian: a stable hash of the field's stored name
+//! length  unsigned LEB128 varint: byte length of the value
+//! value   the field's postcard encoding
+//! ```
+//!
+//! A store need not look inside: it keeps the bytes, and merges an update's fields into the
+//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does).
 //!
 //! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
 //! query and bulk operations exist only for those, so asking a store that cannot do them
@@ -10,14 +25,17 @@
 
 use std::future::Future;
 
-use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta};
+use crate::{Error, session::SessionMeta};
+pub use crate::{
+    codec::{CorruptRecord, FieldRecord, Fields},
+    id::StoreKey,
+};
 
 #[cfg(feature = "clustered")]
-pub mod clustered;
-pub mod cookie;
-pub mod memory;
+pub(crate) mod clustered;
+pub(crate) mod memory;
 #[cfg(feature = "redis")]
-pub mod redis;
+pub(crate) mod redis;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +64,7 @@ pub enum Rename {
 /// provider checks again with its own.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a server-side session store",
-    note = "a `CookieStore` keeps the whole session in the cookie: give it to `SessionLayer` directly; `SessionProvider` and its query and bulk operations need a server-side store such as `MemoryStore`"
+    note = "`CookieSessions` keeps the whole session in the cookie and is given to `SessionLayer` directly; `SessionProvider` and its query and bulk operations need a server-side store such as `MemoryStore`"
 )]
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads the record under `key`.

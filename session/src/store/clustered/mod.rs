@@ -1,112 +1,7 @@
-//! The clustered store (feature `clustered`): a bounded local cache on each application
-//! node in front of a shared [`RedisStore`] (one server or a Redis Cluster), kept coherent
-//! by invalidations that Redis itself pushes.
-//!
-//! ```text
-//!   node A                              node B
-//!   ┌──────────────────────────┐        ┌──────────────────────────┐
-//!   │ ClusteredStore           │        │ ClusteredStore           │
-//!   │  local cache (moka)      │        │  local cache (moka)      │
-//!   │  hit: 0 round trips      │        │  hit: 0 round trips      │
-//!   └──┬────────────────▲──────┘        └──┬────────────────▲──────┘
-//!      │ loads (miss),  │ invalidations    │ loads (miss),  │ invalidations
-//!      │ every write    │ (RESP3 push)     │ every write    │ (RESP3 push)
-//!   ┌──▼────────────────┴──────────────────▼────────────────┴──────┐
-//!   │ Redis, or each primary of a Redis Cluster                    │
-//!   │  CLIENT TRACKING ON BCAST PREFIX <prefix>: any change of a   │
-//!   │  key under the prefix is pushed to every node's listener     │
-//!   └──────────────────────────────────────────────────────────────┘
-//! ```
-//!
-//! # What a request costs
-//!
-//! - a load that finds a valid local entry: no round trip;
-//! - a load that misses: the Redis store's one round trip, and the result is cached;
-//! - every write goes to Redis as with [`RedisStore`]. A create, and an update (or sliding
-//!   refresh) of a session cached and valid when the write began, leave the written
-//!   record in the node's cache, so a read-modify-write request costs one round trip; a
-//!   regenerate or delete drops the entry. Query and bulk operations go to Redis.
-//!
-//! # Coherence
-//!
-//! - **Invalidations come from Redis.** Each node keeps one RESP3 connection per primary in
-//!   `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode. Only Redis writes to it, so
-//!   invalidations cannot be forged by other clients, and only key names that parse as this
-//!   store's keys are applied.
-//! - **A write on node A is visible on node B as soon as A's save returns.** Redis writes
-//!   the invalidation to B's connection before it replies to A. Before serving a hit, B
-//!   checks, without a round trip (a non-blocking peek at the socket), that nothing Redis
-//!   wrote to its invalidation connections is still unread or being applied; if anything is,
-//!   the load goes to Redis. (This ordering holds on one host and on a network where B's
-//!   packets are not delayed longer than A's reply plus A's response to the user.)
-//! - **A load that races an invalidation never caches the old value.** Each load notes the
-//!   invalidation sequence number before it asks Redis; an invalidation of that key
-//!   recorded after that point makes the loaded value unservable.
-//! - **The node's own writes update its cache without hiding anyone else's.** Every write
-//!   of every [`RedisStore`] also sets and deletes, in the same script, a signature key
-//!   naming the store (`<key>!<writer>`), and Redis announces all the keys a cycle of its
-//!   event loop changed in one message, so each message names every writer of a session in
-//!   it. An invalidation is skipped only when this store is its session's sole writer in
-//!   the message and a write of that session is in flight here. Each write of this node
-//!   counts as an invalidation when it is sent and again when it is answered, so no load
-//!   that overlapped it is cached; its result is cached only if nothing was recorded for
-//!   the session between the two (another writer's change, or another write of this node)
-//!   and the cached copy it started from was still valid. A write that ended in an error
-//!   or was abandoned (an attempt may still run later) makes its session's echoes count as
-//!   another writer's for one local TTL; while a `clear` runs, and for one local TTL after
-//!   one that did not succeed, no echo counts as this node's. Writes through
-//!   [`ClusteredStore::redis`] are signed as another writer's.
-//! - **A lost invalidation connection flushes the cache.** Until every connection is back
-//!   (reconnected automatically with backoff, and checked with `PING` every health check
-//!   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
-//!   of primaries (failover, resharding to a new primary) reconnects the same way.
-//! - **No entry is served older than the local TTL**, counted from when its load began,
-//!   even if every invalidation were lost.
-//!
-//! # Limits
-//!
-//! TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
-//! building such a store fails.
-//!
-//! A change that no store signs (a key expired or evicted by Redis, a write by another
-//! program, or by a node running a version of this crate from before signatures: upgrade
-//! every node sharing a prefix together, or change the prefix) in the same event-loop
-//! cycle as this node's own write of that session is not seen by this node, for at most
-//! the local TTL; nor is a write of this node that failed and that Redis runs more than
-//! one local TTL later. Redis's own `NOLOOP` option is not used
-//! for the same reason in a wider form: it remembers one writer per key per cycle, so it
-//! would hide any other node's write that shares a cycle with ours.
-//!
-//! A primary that appears while its predecessor stays up (a manual failover, or slots
-//! moved to a new node; a primary that dies instead ends its connection at once) is
-//! listened to from the next health check on, so writes to the slots it took over may be
-//! missed for up to one health check interval.
-//!
-//! Metrics: [`ClusteredStore::stats`]; the Redis store's own metrics cover the round trips.
-//!
-//! # Examples
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use session::{ClusteredStore, RedisStore, SessionConfig, SessionData, SessionProvider};
-//!
-//! #[derive(SessionData)]
-//! struct AppSession {
-//!     user: Option<String>,
-//! }
-//!
-//! # async fn run() -> Result<(), session::Error> {
-//! let redis = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
-//! let store = ClusteredStore::builder(redis)
-//!     .max_entries(50_000)
-//!     .local_ttl(Duration::from_secs(30))
-//!     .build()
-//!     .await?;
-//! let provider = SessionProvider::<AppSession, _>::new(store, SessionConfig::production().build()?);
-//! # let _ = provider;
-//! # Ok(())
-//! # }
-//! ```
+//! The clustered store: a local cache per application node in front of the Redis store.
+//! What it promises is told once, on [`ClusteredStore`] (its "Coherence" section);
+//! `tracker.rs` keeps the bookkeeping that the promises rest on, and `listener.rs` the
+//! invalidation connections.
 
 mod listener;
 mod tracker;
@@ -158,11 +53,118 @@ struct Shared {
     dropped: std::sync::atomic::AtomicUsize,
 }
 
-/// A [`RedisStore`] with a local cache kept coherent across application nodes; see the
-/// [module documentation](self).
+/// A [`RedisStore`] (one server or a Redis Cluster) with a bounded local cache on each
+/// application node, kept coherent by invalidations that Redis itself pushes (feature `clustered`).
+/// by invalidations that Redis itself pushes.
+///
+/// ```text
+///   node A                              node B
+///   ┌──────────────────────────┐        ┌──────────────────────────┐
+///   │ ClusteredStore           │        │ ClusteredStore           │
+///   │  local cache (moka)      │        │  local cache (moka)      │
+///   │  hit: 0 round trips      │        │  hit: 0 round trips      │
+///   └──┬────────────────▲──────┘        └──┬────────────────▲──────┘
+///      │ loads (miss),  │ invalidations    │ loads (miss),  │ invalidations
+///      │ every write    │ (RESP3 push)     │ every write    │ (RESP3 push)
+///   ┌──▼────────────────┴──────────────────▼────────────────┴──────┐
+///   │ Redis, or each primary of a Redis Cluster                    │
+///   │  CLIENT TRACKING ON BCAST PREFIX <prefix>: any change of a   │
+///   │  key under the prefix is pushed to every node's listener     │
+///   └──────────────────────────────────────────────────────────────┘
+/// ```
+///
+/// # What a request costs
+///
+/// - a load that finds a valid local entry: no round trip;
+/// - a load that misses: the Redis store's one round trip, and the result is cached;
+/// - every write goes to Redis as with [`RedisStore`]. A create, and an update (or sliding
+///   refresh) of a session cached and valid when the write began, leave the written
+///   record in the node's cache, so a read-modify-write request costs one round trip; a
+///   regenerate or delete drops the entry. Query and bulk operations go to Redis.
+///
+/// # Coherence
+///
+/// - **Invalidations come from Redis.** Each node keeps one RESP3 connection per primary in
+///   `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode. Only Redis writes to it, so
+///   invalidations cannot be forged by other clients, and only key names that parse as this
+///   store's keys are applied.
+/// - **A write on node A is visible on node B as soon as A's save returns.** Redis writes
+///   the invalidation to B's connection before it replies to A. Before serving a hit, B
+///   checks, without a round trip (a non-blocking peek at the socket), that nothing Redis
+///   wrote to its invalidation connections is still unread or being applied; if anything is,
+///   the load goes to Redis. (This ordering holds on one host and on a network where B's
+///   packets are not delayed longer than A's reply plus A's response to the user.)
+/// - **A load that races an invalidation never caches the old value.** Each load notes the
+///   invalidation sequence number before it asks Redis; an invalidation of that key
+///   recorded after that point makes the loaded value unservable.
+/// - **The node's own writes update its cache without hiding anyone else's.** Every write
+///   of every [`RedisStore`] also sets and deletes, in the same script, a signature key
+///   naming the store (`<key>!<writer>`), and Redis announces all the keys a cycle of its
+///   event loop changed in one message, so each message names every writer of a session in
+///   it. An invalidation is skipped only when this store is its session's sole writer in
+///   the message and a write of that session is in flight here. Each write of this node
+///   counts as an invalidation when it is sent and again when it is answered, so no load
+///   that overlapped it is cached; its result is cached only if nothing was recorded for
+///   the session between the two (another writer's change, or another write of this node)
+///   and the cached copy it started from was still valid. A write that ended in an error
+///   or was abandoned (an attempt may still run later) makes its session's echoes count as
+///   another writer's for one local TTL; while a `clear` runs, and for one local TTL after
+///   one that did not succeed, no echo counts as this node's. Writes through
+///   [`ClusteredStore::redis`] are signed as another writer's.
+/// - **A lost invalidation connection flushes the cache.** Until every connection is back
+///   (reconnected automatically with backoff, and checked with `PING` every health check
+///   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
+///   of primaries (failover, resharding to a new primary) reconnects the same way.
+/// - **No entry is served older than the local TTL**, counted from when its load began,
+///   even if every invalidation were lost.
+///
+/// # Limits
+///
+/// TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
+/// building such a store fails.
+///
+/// A change that no store signs (a key expired or evicted by Redis, a write by another
+/// program, or by a node running a version of this crate from before signatures: upgrade
+/// every node sharing a prefix together, or change the prefix) in the same event-loop
+/// cycle as this node's own write of that session is not seen by this node, for at most
+/// the local TTL; nor is a write of this node that failed and that Redis runs more than
+/// one local TTL later. Redis's own `NOLOOP` option is not used
+/// for the same reason in a wider form: it remembers one writer per key per cycle, so it
+/// would hide any other node's write that shares a cycle with ours.
+///
+/// A primary that appears while its predecessor stays up (a manual failover, or slots
+/// moved to a new node; a primary that dies instead ends its connection at once) is
+/// listened to from the next health check on, so writes to the slots it took over may be
+/// missed for up to one health check interval.
+///
+/// Metrics: [`ClusteredStore::stats`]; the Redis store's own metrics cover the round trips.
 ///
 /// Cheap to clone; clones share the cache and the connections. The invalidation
 /// connections are closed when the last clone is dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session::{ClusteredStore, RedisStore, SessionConfig, SessionData, SessionProvider};
+///
+/// #[derive(SessionData)]
+/// struct AppSession {
+///     user: Option<String>,
+/// }
+///
+/// # async fn run() -> Result<(), session::Error> {
+/// let redis = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+/// let store = ClusteredStore::builder(redis)
+///     .max_entries(50_000)
+///     .local_ttl(Duration::from_secs(30))
+///     .build()
+///     .await?;
+/// let provider = SessionProvider::<AppSession, _>::new(store, SessionConfig::production().build()?);
+/// # let _ = provider;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ClusteredStore {
     shared: Arc<Shared>,
@@ -568,55 +570,12 @@ impl QueryStore for ClusteredStore {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        net::TcpListener,
-        process::{Child, Command, Stdio},
-        sync::atomic::Ordering,
-        time::Instant,
-    };
+    use std::{sync::atomic::Ordering, time::Instant};
+
+    use session_test_support::RedisServer;
 
     use super::*;
-    use crate::{FieldRecord, SessionId, SessionMeta, SystemClock, clock::Clock as _};
-
-    /// A `redis-server` on a free loopback port, killed on drop.
-    struct Server(Child, u16);
-
-    impl Server {
-        fn start() -> Self {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|error| {
-                    panic!("could not start redis-server ({error}): install it with `apt-get install redis-server`")
-                });
-            let server = Self(child, port);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            server
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::{SessionId, SessionMeta, SystemClock, clock::Clock as _, store::FieldRecord};
 
     fn record(value: &[u8]) -> Record {
         let mut fields = FieldRecord::new();
@@ -629,10 +588,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_an_echo_of_a_write_in_flight_signed_by_this_store_alone_is_skipped() {
-        let server = Server::start();
-        let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1)).prefix("echo:");
+        let server = RedisServer::start();
+        let redis = RedisStore::builder(server.url()).prefix("echo:");
         let node = ClusteredStore::builder(redis).build().await.unwrap();
-        let mut raw = redis::Client::open(format!("redis://127.0.0.1:{}/", server.1))
+        let mut raw = redis::Client::open(server.url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
@@ -747,10 +706,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lost_invalidations_are_bounded_by_the_local_ttl() {
-        let server = Server::start();
+        let server = RedisServer::start();
         let ttl = Duration::from_secs(2);
         let node = || {
-            let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1)).prefix("ttl:");
+            let redis = RedisStore::builder(server.url()).prefix("ttl:");
             ClusteredStore::builder(redis).local_ttl(ttl).build()
         };
         let (a, b) = (node().await.unwrap(), node().await.unwrap());

@@ -37,7 +37,7 @@ pub(super) enum Backend {
         client: ClusterClient,
         config: redis::cluster::ClusterConfig,
         /// The first node's settings: credentials, TLS.
-        seed: redis::ConnectionInfo,
+        seed: Box<redis::ConnectionInfo>,
     },
 }
 
@@ -73,7 +73,7 @@ impl Backend {
                     .map_err(|error| invalid_url(url, &error))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let seed = parsed.into_iter().next().expect("checked non-empty above");
+        let seed = Box::new(parsed.into_iter().next().expect("checked non-empty above"));
         let builder = ClusterClient::builder(urls.iter().map(String::as_str));
         let builder = match tls_roots {
             #[cfg(feature = "redis-tls")]

@@ -81,7 +81,7 @@ use crate::{
 /// # Encryption at rest
 ///
 /// With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
-/// (marker `2`, then the envelope text; see [`crypto::envelope`](crate::crypto::envelope))
+/// (marker `2`, then the envelope text; see [`crypto::envelope`](crate::crypto#the-envelope))
 /// under the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed
 /// value names what it is (the metadata, or the field's tag), so it cannot be moved to
 /// another field, and expires with the session's absolute deadline. A dump of the database

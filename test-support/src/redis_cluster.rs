@@ -1,25 +1,34 @@
-//! A Redis Cluster of the test's own: 3 primaries with 1 replica each, on free loopback
+//! A Redis Cluster of the caller's own: 3 primaries with 1 replica each, on free loopback
 //! ports (each with its cluster bus port, port + 10000, free too), killed on drop.
+//!
+//! Never the default port 6379: a system Redis may run there.
 
 use std::{
     net::{Ipv4Addr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
+
+use crate::watchdog::{DEFAULT_PORT, Shared};
 
 const MISSING: &str = "redis-server and redis-cli not found: install them with `apt-get install redis-server` (Debian/Ubuntu; it ships redis-cli too)";
 /// Shorter than the default 15 s so a failover takes seconds, long enough that a loaded
 /// machine does not fail nodes over by mistake.
 const NODE_TIMEOUT_MS: u64 = 2000;
 
+#[derive(Debug)]
 struct Process {
     child: Child,
     port: u16,
 }
 
-/// A running 6-node Redis Cluster without persistence.
+/// A running 6-node Redis Cluster without persistence, its nodes killed on drop.
+#[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<Process>,
     dir: PathBuf,
@@ -39,6 +48,26 @@ impl RedisCluster {
             }
         }
         unreachable!()
+    }
+
+    /// One cluster per process, started on first use, for the tests that only write under
+    /// a key prefix of their own: starting a cluster takes seconds. It lives until the
+    /// process exits (a watchdog kills its nodes then); being shared, it cannot be changed
+    /// ([`kill`](Self::kill) needs a cluster of one's own).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<Shared<RedisCluster>> = OnceLock::new();
+        &SHARED
+            .get_or_init(|| {
+                let cluster = Self::start();
+                let pids: Vec<u32> = cluster.nodes.iter().map(|node| node.child.id()).collect();
+                let dir = cluster.dir.clone();
+                Shared::new(cluster, &pids, Some(&dir))
+            })
+            .value
     }
 
     fn start_nodes() -> Result<Self, String> {
@@ -290,8 +319,8 @@ fn wait_until_answering(node: &mut Process) -> Result<(), String> {
     Ok(())
 }
 
-/// `count` ports below 55535 whose cluster bus ports (+10000) are free too. Held open
-/// while searching, so one search never returns the same port twice.
+/// `count` ports below 55535, never 6379, whose cluster bus ports (+10000) are free too.
+/// Held open while searching, so one search never returns the same port twice.
 fn free_ports(count: usize) -> Vec<u16> {
     let mut held = Vec::new();
     let mut ports = Vec::new();
@@ -299,6 +328,7 @@ fn free_ports(count: usize) -> Vec<u16> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
         if (1024..55_535).contains(&port)
+            && port != DEFAULT_PORT
             && let Ok(bus) = TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000))
         {
             ports.push(port);
@@ -309,7 +339,11 @@ fn free_ports(count: usize) -> Vec<u16> {
     ports
 }
 
-/// One command on a fresh connection, as text.
+/// One command to the node on `port`, on a fresh connection, as text.
+///
+/// # Errors
+///
+/// When the node cannot be reached, or refuses the command.
 pub fn query(port: u16, args: &[&str]) -> redis::RedisResult<String> {
     let client = redis::Client::open(url(port))?;
     let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;

@@ -1,12 +1,13 @@
 //! Seal and open of a typical cookie session (a user and a few preferences) and of a larger
 //! one (plus 30 recent pages), plain and gzip-compressed; compression is skipped when it
-//! does not shrink the payload, as for the typical session. Run with `cargo bench -p session --bench cookie`.
+//! does not shrink the payload, as for the typical session. Run with
+//! `cargo bench -p session-benches --bench cookie`.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session::{
-    ClientInfo, CookieStore, Flash, SessionConfig, SessionData,
+    ClientInfo, CookieSessions, Flash, SessionConfig, SessionData,
     crypto::{KeyId, KeyRing, Secret},
 };
 
@@ -23,9 +24,9 @@ struct DemoSession {
     recent_pages: Vec<String>,
 }
 
-fn store(compress_above: Option<usize>) -> CookieStore {
+fn store(compress_above: Option<usize>) -> CookieSessions {
     let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..64).collect::<Vec<u8>>()).unwrap());
-    CookieStore::new(ring, SessionConfig::production().build().unwrap())
+    CookieSessions::new(ring, SessionConfig::production().build().unwrap())
         .unwrap()
         .compress_above(compress_above)
 }

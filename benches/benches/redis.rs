@@ -1,18 +1,15 @@
 //! Load and save through the provider against a `redis-server` spawned on a free loopback
 //! port: each is one round trip (`HGETALL`, `EVALSHA`).
 //!
-//! `cargo bench --bench redis -- --sample-size 20`
+//! `cargo bench -p session-benches --bench redis -- --sample-size 20`
 
-#![allow(missing_docs)]
-
-#[allow(dead_code)]
-#[path = "../tests/common/redis_server.rs"]
-mod redis_server;
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
 use std::{hint::black_box, time::Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session::{RedisStore, SessionConfig, SessionData, SessionProvider};
+use session_test_support::RedisServer;
 
 #[derive(SessionData)]
 struct BenchSession {
@@ -24,7 +21,7 @@ struct BenchSession {
 }
 
 fn redis(c: &mut Criterion) {
-    let server = redis_server::RedisServer::start();
+    let server = RedisServer::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

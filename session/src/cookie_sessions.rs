@@ -1,27 +1,4 @@
-//! The cookie store: the whole session sealed into the cookie (DESIGN D6).
-//!
-//! The cookie value is a [sealed envelope](crate::crypto::envelope) with the purpose
-//! `cookie:<name>`, so a cookie sealed under one name opens under no other name and never
-//! as a store value. Its plaintext is the postcard encoding of
-//!
-//! ```text
-//! id          [u8; 32]   the session ID (for callbacks and logs; not a lookup key)
-//! created     u64        SessionMeta, milliseconds since the epoch (varints)
-//! accessed    u64
-//! idle        u64        sliding deadline
-//! absolute    u64        fixed deadline
-//! binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
-//! fields      bytes      the field-tagged record of every stored field (codec)
-//! ```
-//!
-//! Expiry is enforced from the authenticated envelope and lifetimes, never from the
-//! cookie's `Max-Age`. A cookie sealed with an older key of the ring opens and is re-sealed
-//! with the newest key on the next response.
-//!
-//! A cookie store holds no server-side state, so it has no query or bulk operations (it
-//! is not a [`SessionStore`](crate::SessionStore)), and a regenerated or deleted session's
-//! old cookie stays valid until it expires if a client replays it. Use a server-side store
-//! where revocation must be immediate.
+//! Sessions kept whole in the cookie: sealed on every change, opened on every request.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,12 +27,38 @@ struct Payload<'a> {
     fields: &'a [u8],
 }
 
-/// Keeps the whole session in an encrypted, authenticated cookie.
+/// Sessions kept whole in an encrypted, authenticated cookie: no server-side state.
+///
+/// The cookie value is a [sealed envelope](crate::crypto#the-envelope) with the purpose
+/// `cookie:<name>`, so a cookie sealed under one name opens under no other name and never
+/// as a store value. Its plaintext is the postcard encoding of
+///
+/// ```text
+/// id          [u8; 32]   the session ID (for callbacks and logs; not a lookup key)
+/// created     u64        SessionMeta, milliseconds since the epoch (varints)
+/// accessed    u64
+/// idle        u64        sliding deadline
+/// absolute    u64        fixed deadline
+/// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
+/// fields      bytes      the field-tagged record of every stored field (codec)
+/// ```
+///
+/// Expiry is enforced from the authenticated envelope and lifetimes, never from the
+/// cookie's `Max-Age`. A cookie sealed with an older key of the ring opens and is re-sealed
+/// with the newest key on the next response.
+///
+/// Cookie sessions leave no server-side state, so they have no query or bulk operations (this
+/// is not a [`SessionStore`](crate::store::SessionStore)), and a regenerated or deleted session's
+/// old cookie stays valid until it expires if a client replays it. Use a server-side store
+/// where revocation must be immediate.
+///
+/// Give it to [`SessionLayer`](crate::http::SessionLayer) in place of a
+/// [`SessionProvider`](crate::SessionProvider).
 ///
 /// # Examples
 ///
 /// ```
-/// use session::{ClientInfo, CookieStore, SessionConfig, SessionData};
+/// use session::{ClientInfo, CookieSessions, SessionConfig, SessionData};
 /// use session::crypto::{KeyId, KeyRing, Secret};
 ///
 /// #[derive(SessionData)]
@@ -64,7 +67,7 @@ struct Payload<'a> {
 /// }
 ///
 /// let ring = KeyRing::new(KeyId(1), Secret::generate()?);
-/// let store = CookieStore::new(ring, SessionConfig::production().build()?)?.compress_above(Some(256));
+/// let store = CookieSessions::new(ring, SessionConfig::production().build()?)?.compress_above(Some(256));
 ///
 /// let client = ClientInfo::default();
 /// let mut session = store.create::<AppSession>()?;
@@ -77,7 +80,7 @@ struct Payload<'a> {
 /// # Ok::<(), session::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct CookieStore {
+pub struct CookieSessions {
     ring: KeyRing,
     purpose: Purpose,
     config: SessionConfig,
@@ -89,8 +92,8 @@ pub struct CookieStore {
     frame_len: usize,
 }
 
-impl CookieStore {
-    /// A cookie store sealing with `ring` under the cookie name of `config`.
+impl CookieSessions {
+    /// Cookie sessions sealed with `ring` under the cookie name of `config`.
     ///
     /// # Errors
     ///
@@ -221,19 +224,19 @@ impl CookieStore {
 
 #[cfg(feature = "http")]
 mod backend {
-    use super::CookieStore;
+    use super::CookieSessions;
     use crate::{
         ClientInfo, Error, Session, SessionConfig, SessionData,
         http::{CookieUpdate, SessionBackend},
     };
 
-    impl<T: SessionData> SessionBackend<T> for CookieStore {
+    impl<T: SessionData> SessionBackend<T> for CookieSessions {
         fn config(&self) -> &SessionConfig {
             &self.config
         }
 
         fn create(&self) -> Result<Session<T>, Error> {
-            CookieStore::create(self)
+            CookieSessions::create(self)
         }
 
         async fn load(&self, cookie: &str, client: &ClientInfo) -> Result<Option<Session<T>>, Error> {
