@@ -1,4 +1,4 @@
-//! The demo application (DESIGN D9) end to end: a real server on a loopback port, a real
+//! The demo application end to end: a real server on a loopback port, a real
 //! client with a cookie jar, for the memory, cookie and Redis stores (a spawned
 //! `redis-server`).
 

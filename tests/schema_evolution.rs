@@ -1,4 +1,4 @@
-//! A record written by an older struct decodes into a newer one (DESIGN D4): added,
+//! A record written by an older struct decodes into a newer one: added,
 //! removed, retyped and renamed fields never lose the other fields, never panic.
 
 use session::{__private::DirtySet, __private::codec, Flash, SessionData};

@@ -1,4 +1,4 @@
-//! The benchmarks of `session` side by side with its peers (DESIGN D10): tower-sessions,
+//! The benchmarks of `session` side by side with its peers: tower-sessions,
 //! actix-session and axum-extra's private cookie jar, all holding the same session
 //! ([`content`]).
 //!

@@ -1,4 +1,4 @@
-//! The demo's routes (DESIGN D9), generic over the session backend, so `main.rs` and the
+//! The demo's routes (listed in `main.rs`), generic over the session backend, so `main.rs` and the
 //! end-to-end tests serve exactly the same application.
 
 use axum::{

@@ -1,5 +1,21 @@
-//! The demo application (DESIGN D9): `cargo run --example demo`, then open
-//! <http://127.0.0.1:3000>.
+//! The demo application: `cargo run --example demo`, then open <http://127.0.0.1:3000>.
+//! It is the project's living documentation and the target of its end-to-end tests
+//! (`tests/http_demo.rs`).
+//!
+//! Routes (JSON in and out, except `/`):
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | an HTML page: the user, the visit count, the flash notice, login and logout forms |
+//! | `GET /api/visit` | increments `visits`; answers `{"visits":N,"user":U\|null,"notice":F\|null}`, `notice` being the flash visible in this request |
+//! | `GET /api/peek` | the same fields, read only: never changes the session, never sets a cookie |
+//! | `POST /api/login` `{"user":"alice"}` | sets the user, regenerates the ID, sets the flash notice `"Welcome alice"` for the next request; answers `{"user":"alice"}` |
+//! | `POST /api/logout` | deletes the session and expires the cookie; answers `{}` |
+//! | `POST /api/flash` `{"notice":"..."}` | sets the flash notice for the next request; answers `{}` |
+//! | `GET /api/private` | 401 without a logged-in session, else `{"user":U}` |
+//! | `PUT /api/prefs/{name}` `{"value":"..."}` | sets one of eight preferences (theme, language, timezone, currency, font_size, density, sidebar, notifications), each its own typed field; answers `{}`; an unknown name is 404 |
+//! | `GET /api/prefs` | all eight preferences (null when unset) |
+//!
 //!
 //! Environment:
 //!

@@ -686,7 +686,7 @@ fn render(
     }
 
     // ---- Budgets
-    let _ = writeln!(w, "\n## DESIGN D10 budgets\n");
+    let _ = writeln!(w, "\n## Budgets\n");
     for line in budgets(micro, wire, e2e, footprints) {
         let _ = writeln!(w, "- {line}");
     }
@@ -707,7 +707,7 @@ fn render(
         "\n- encode + decode: this crate's field-tagged postcard record of every field; tower-sessions' `Record` through MessagePack \
          (as its Redis store); actix-session's state map through JSON (as all its stores).\n\
          - cookie seal + open: a change, then the `Set-Cookie` value and its opening as the next request. This crate: `CookieSessions::seal` + `open` \
-         (AES-256-CBC + HMAC-SHA256, DESIGN D6). actix-session: `CookieSessionStore` JSON in a private cookie of the cookie crate, \
+         (AES-256-CBC + HMAC-SHA256). actix-session: `CookieSessionStore` JSON in a private cookie of the cookie crate, \
          built and read as its middleware does (AES-256-GCM). axum-extra: `PrivateCookieJar::add` rendered to `Set-Cookie`, then \
          `PrivateCookieJar::from_headers` + `get` (AES-256-GCM).\n\
          - store load + save: load the session, increment the counter, save; this crate through `SessionProvider`, tower-sessions \

@@ -85,8 +85,14 @@ mod compress;
 mod envelope;
 mod keys;
 
-pub use envelope::{InvalidPurpose, OpenError, OpenLimits, Opened, Purpose, SealError, SealOptions};
-pub use keys::{KeyError, KeyId, KeyRing, Pbkdf2Params, Secret, pbkdf2_sha256};
+pub use envelope::{
+    DEFAULT_MAX_INPUT_LEN, DEFAULT_MAX_PLAINTEXT_LEN, ENVELOPE_VERSION, InvalidPurpose, MAX_PURPOSE_LEN, OpenError,
+    OpenLimits, Opened, Purpose, SealError, SealOptions,
+};
+pub use keys::{
+    KeyError, KeyId, KeyRing, MIN_PBKDF2_ITERATIONS, MIN_PBKDF2_SALT_LEN, MIN_SECRET_LEN, Pbkdf2Params, Secret,
+    pbkdf2_sha256,
+};
 
 /// Decodes the hex of published test vectors.
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! The invalidation connections and the task that keeps them up.
 //!
-//! One RESP3 connection per primary, in `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode:
-//! Redis itself pushes the name of every key under the prefix that any client changes (or
-//! that expires or is evicted), so no other party can forge an invalidation, and only
-//! names that parse as this store's keys are applied. The connection is opened on a TCP
+//! One RESP3 connection per primary, in `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode
+//! (invariants 1, 2 and 5 on `ClusteredStore`). The connection is opened on a TCP
 //! stream of our own, with a second handle on its socket ([`Link`]), so the read path can
 //! tell, without a round trip, whether Redis has written anything not yet applied.
 

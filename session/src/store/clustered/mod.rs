@@ -84,39 +84,31 @@ struct Shared {
 ///
 /// # Coherence
 ///
-/// - **Invalidations come from Redis.** Each node keeps one RESP3 connection per primary in
-///   `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode. Only Redis writes to it, so
-///   invalidations cannot be forged by other clients, and only key names that parse as this
-///   store's keys are applied.
-/// - **A write on node A is visible on node B as soon as A's save returns.** Redis writes
-///   the invalidation to B's connection before it replies to A. Before serving a hit, B
-///   checks, without a round trip (a non-blocking peek at the socket), that nothing Redis
-///   wrote to its invalidation connections is still unread or being applied; if anything is,
-///   the load goes to Redis. (This ordering holds on one host and on a network where B's
-///   packets are not delayed longer than A's reply plus A's response to the user.)
-/// - **A load that races an invalidation never caches the old value.** Each load notes the
-///   invalidation sequence number before it asks Redis; an invalidation of that key
-///   recorded after that point makes the loaded value unservable.
-/// - **The node's own writes update its cache without hiding anyone else's.** Every write
-///   of every [`RedisStore`] also sets and deletes, in the same script, a signature key
-///   naming the store (`<key>!<writer>`), and Redis announces all the keys a cycle of its
-///   event loop changed in one message, so each message names every writer of a session in
-///   it. An invalidation is skipped only when this store is its session's sole writer in
-///   the message and a write of that session is in flight here. Each write of this node
-///   counts as an invalidation when it is sent and again when it is answered, so no load
-///   that overlapped it is cached; its result is cached only if nothing was recorded for
-///   the session between the two (another writer's change, or another write of this node)
-///   and the cached copy it started from was still valid. A write that ended in an error
-///   or was abandoned (an attempt may still run later) makes its session's echoes count as
-///   another writer's for one local TTL; while a `clear` runs, and for one local TTL after
-///   one that did not succeed, no echo counts as this node's. Writes through
-///   [`ClusteredStore::redis`] are signed as another writer's.
-/// - **A lost invalidation connection flushes the cache.** Until every connection is back
-///   (reconnected automatically with backoff, and checked with `PING` every health check
-///   interval), every load goes to Redis and nothing is cached. On a Redis Cluster a change
-///   of primaries (failover, resharding to a new primary) reconnects the same way.
-/// - **No entry is served older than the local TTL**, counted from when its load began,
-///   even if every invalidation were lost.
+/// The invariants, stated once here (the README, `tracker.rs` and `listener.rs` refer to
+/// this list):
+///
+/// 1. **Only Redis invalidates.** Invalidations arrive on RESP3 connections in `CLIENT
+///    TRACKING ON BCAST PREFIX <prefix>` mode, one per primary, which only Redis writes
+///    to; only key names that parse as this store's keys are applied.
+/// 2. **A write on node A is seen by node B as soon as A's save returns.** Redis writes
+///    the invalidation to B before it replies to A, and B serves a hit only after checking,
+///    without a round trip, that nothing is unread or being applied on its invalidation
+///    connections. (This holds on one host, and on a network that does not delay B's
+///    packets longer than A's reply plus A's response to the user.)
+/// 3. **A load that races an invalidation never caches what it read.**
+/// 4. **A node's own write updates its cache only if nobody else's change can hide
+///    behind it.** Every write signs its key with its store's name in the same script
+///    (`<key>!<writer>`, set and deleted at once), so Redis's message for an event-loop
+///    cycle names every writer of each key in it; an echo is skipped only when it names
+///    this store alone while one of its writes of that key is in flight. After a write
+///    that failed or was abandoned, and during and after a `clear` that did not succeed,
+///    echoes count as another writer's for one local TTL. Writes through
+///    [`ClusteredStore::redis`] count as another writer's.
+/// 5. **A lost invalidation connection flushes the cache**, and nothing is cached until
+///    every connection is back (reconnected with backoff, checked with `PING` every health
+///    check interval; on a Redis Cluster, also when the primaries change).
+/// 6. **No entry is served later than the local TTL after its load began**, even if every
+///    invalidation were lost.
 ///
 /// # Limits
 ///

@@ -1,22 +1,14 @@
-//! What decides whether a cached record may be served: the invalidations seen so far, the
-//! epoch (bumped by every flush), whether every invalidation link is up and caught up, and
-//! the entry's age.
+//! The bookkeeping behind the clustered store's coherence invariants (numbered on
+//! `ClusteredStore`, in `mod.rs`): what decides whether a cached record may be served.
 //!
-//! A load takes a [`Snapshot`] before it asks Redis. Its result may be cached, and later
-//! served, only while no invalidation of that key arrived after the snapshot, no flush
-//! happened, and the snapshot is younger than the local TTL. Invalidations are recorded
-//! per key with a sequence number and kept for one local TTL (after that every entry that
-//! could predate them has expired by age), so a read racing an invalidation can never
-//! re-insert the value it invalidated.
-//!
-//! The node's own writes count as invalidations too, once when sent and once when
-//! answered, so no load that overlapped a write is cached. A write whose result is known
-//! here (a create, or an update of a record cached and valid when the write began) caches
-//! it under the second one, if nothing was recorded for the key in between: the listener
-//! skips an echo that names only this store as writer while a write of that key is in
-//! flight, and anything else (another writer's change, or another write of this node)
-//! counts. A write that failed or was abandoned (it may still run later, unseen) makes its
-//! key's echoes count as another writer's for one local TTL.
+//! - A load takes a [`Snapshot`] (sequence number, flush epoch, time) before it asks Redis;
+//!   its result is servable while no invalidation of that key was recorded after the
+//!   snapshot, no flush happened, and the snapshot is younger than the local TTL
+//!   (invariants 3, 5, 6). Invalidations are kept per key for one local TTL: after that,
+//!   every entry that could predate them has expired by age.
+//! - The node's own writes are recorded as invalidations when sent and when answered, so
+//!   no overlapping load is cached; [`Write`] holds what is needed to cache a write's
+//!   result only if nothing else was recorded for its key in between (invariant 4).
 
 use std::{
     collections::HashMap,

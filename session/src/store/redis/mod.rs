@@ -69,14 +69,14 @@ use crate::{
 /// |---|---|
 /// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline; ms since the Unix epoch, 4 × u64 big-endian |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `f:<tag>` | one per session field, `<tag>` its [`FieldDef::tag`](crate::FieldDef) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
+/// | `f:<tag>` | one per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
 ///
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
 /// Each write also sets and deletes, inside its script, the key's *signature*
 /// `{prefix}{<digest>}!<writer>` (`<writer>`: 16 random hex digits per store), which never
 /// outlives the script and never matches a scan. It makes Redis's invalidation messages
-/// name the writer, which the [clustered store](crate::store::clustered) needs.
+/// name the writer, which the clustered store (`ClusteredStore`, feature `clustered`) needs.
 ///
 /// # Encryption at rest
 ///
@@ -88,7 +88,7 @@ use crate::{
 /// then shows no session data and no usable lifetimes: forged or plain values are not
 /// accepted. Left visible: the digests, the field tags, value lengths and `x`. A party that
 /// can write to Redis can still delete sessions, or copy one session's sealed field into
-/// another session. Keys rotate as with cookies ([`KeyRing::with_previous`]): values are
+/// another session. Keys rotate as with cookies ([`KeyRing::with_previous`](crate::crypto::KeyRing::with_previous)): values are
 /// re-sealed with the newest key as they are written, so keep a retired key in the ring for
 /// one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
 ///
@@ -110,7 +110,7 @@ use crate::{
 /// Every command is bounded by the command timeout. Loads, deletes and the query
 /// operations are retried with capped exponential backoff and full jitter
 /// ([`RetryPolicy`]); writes are not, since a write that timed out may still have been
-/// applied. A [`circuit breaker`](BreakerConfig) counts backend failures (unreachable,
+/// applied. A [circuit breaker](crate::resilience::BreakerConfig) counts backend failures (unreachable,
 /// timeout, `LOADING`, `READONLY`, …, never "not found"), and while open fails calls at
 /// once with [`Error::CircuitOpen`]. When it opens, the connection is replaced, so a
 /// silently dead TCP connection is not reused.
