@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use session::{
     Clock, ManualClock, MemoryStore, SessionId, SessionMeta,
-    store::FieldRecord,
-    store::{Record, SessionStore},
+    store::{FieldRecord, Record, SessionStore},
 };
 
 common::contract::store_contract!(

@@ -16,9 +16,7 @@ use session::{
     SessionProvider,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
-    store::FieldRecord,
-    store::SessionStore,
-    store::{QueryStore, Record},
+    store::{FieldRecord, QueryStore, Record, SessionStore},
 };
 
 type Provider = SessionProvider<AppSession, RedisStore>;

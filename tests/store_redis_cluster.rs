@@ -88,7 +88,8 @@ async fn sessions_spread_over_every_primary_and_regenerate_moves_between_slots()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regenerate_racing_updates_of_the_old_id_loses_none_of_them() {
     use session::{
-        Clock as _, SessionId, SessionMeta, store::FieldRecord, store::Record, store::Rename, store::SessionStore as _,
+        Clock as _, SessionId, SessionMeta,
+        store::{FieldRecord, Record, Rename, SessionStore as _},
     };
 
     let cluster = RedisCluster::start();

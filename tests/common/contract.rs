@@ -10,9 +10,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use session::{
     Clock, ManualClock, SessionId, SessionMeta,
-    store::FieldRecord,
-    store::StoreKey,
-    store::{QueryStore, Record, Rename, SessionStore},
+    store::{FieldRecord, QueryStore, Record, Rename, SessionStore, StoreKey},
 };
 
 /// One test per contract case, in a module `$name`, each against a fresh store from the

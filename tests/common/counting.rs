@@ -7,8 +7,7 @@ use std::sync::{
 
 use session::{
     Error,
-    store::StoreKey,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
+    store::{QueryStore, Record, Rename, ScanPage, SessionStore, StoreKey},
 };
 
 #[derive(Default)]

@@ -7,8 +7,7 @@ use std::sync::{
 
 use session::{
     Error,
-    store::StoreKey,
-    store::{Record, Rename, SessionStore},
+    store::{Record, Rename, SessionStore, StoreKey},
 };
 
 #[derive(Clone)]
