@@ -367,6 +367,76 @@ async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_values_copied_into_another_session_do_not_open_and_survive_regeneration() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock)
+        .prefix("bind:")
+        .encryption(ring())
+        .build()
+        .await
+        .unwrap();
+    let provider = provider_for(store.clone(), &clock);
+    let mut victim = provider.create().unwrap();
+    victim.set_user(Some("alice".into()));
+    provider.save(&mut victim).await.unwrap();
+    let mut attacker = provider.create().unwrap();
+    attacker.set_user(Some("mallory".into()));
+    attacker.set_language(Some("fr".into()));
+    provider.save(&mut attacker).await.unwrap();
+
+    // Someone who can write to Redis copies the victim's sealed `user` into their session.
+    let (victim_key, attacker_key) = (
+        raw_key(&victim.id().store_key(), &server).await,
+        raw_key(&attacker.id().store_key(), &server).await,
+    );
+    let mut raw = raw(&server).await;
+    let user_field = format!("f:{:08x}", tag("user"));
+    let stolen: Vec<u8> = redis::cmd("HGET")
+        .arg(&victim_key)
+        .arg(&user_field)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&attacker_key)
+        .arg(&user_field)
+        .arg(stolen)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let loaded = provider.get(attacker.id()).await.unwrap();
+    assert_eq!(loaded.user(), &None, "a field moved from another session does not open");
+    assert_eq!(
+        loaded.language().as_deref(),
+        Some("fr"),
+        "the rest of the session is intact"
+    );
+
+    // Copying the victim's metadata too (the whole hash) gives no session at all.
+    let _: () = redis::cmd("COPY")
+        .arg(&victim_key)
+        .arg(&attacker_key)
+        .arg("REPLACE")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        provider.try_get(attacker.id()).await.unwrap().is_none(),
+        "metadata bound to its key"
+    );
+
+    // A regenerated ID moves the session to another key; its sealed fields still open.
+    let mut victim = provider.get(victim.id()).await.unwrap();
+    victim.regenerate_id().unwrap();
+    victim.set_language(Some("de".into()));
+    provider.save(&mut victim).await.unwrap();
+    let reloaded = provider.get(victim.id()).await.unwrap();
+    assert_eq!(reloaded.user().as_deref(), Some("alice"));
+    assert_eq!(reloaded.language().as_deref(), Some("de"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_default() {
     let server = RedisServer::start();
     let clock = ManualClock::new();

@@ -22,6 +22,7 @@ struct Payload<'a> {
     accessed_ms: u64,
     idle_deadline_ms: u64,
     absolute_deadline_ms: u64,
+    lineage: [u8; 16],
     binding: Option<[u8; 16]>,
     #[serde(borrow)]
     fields: &'a [u8],
@@ -39,6 +40,7 @@ struct Payload<'a> {
 /// accessed    u64
 /// idle        u64        sliding deadline
 /// absolute    u64        fixed deadline
+/// lineage     [u8; 16]   the session's lineage (SessionMeta::lineage)
 /// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
 /// fields      bytes      the field-tagged record of every stored field (codec)
 /// ```
@@ -140,7 +142,8 @@ impl CookieSessions {
             self.config.now_ms(),
             duration_ms(self.config.idle_timeout()),
             duration_ms(self.config.absolute_timeout()),
-        );
+        )
+        .with_random_lineage()?;
         Ok(Session::new(SessionId::generate()?, meta))
     }
 
@@ -162,6 +165,7 @@ impl CookieSessions {
             accessed_ms: payload.accessed_ms,
             idle_deadline_ms: payload.idle_deadline_ms,
             absolute_deadline_ms: payload.absolute_deadline_ms,
+            lineage: payload.lineage,
         };
         if meta.is_expired(now) || payload.binding != self.binding.digest(client) {
             return None;
@@ -196,6 +200,7 @@ impl CookieSessions {
             accessed_ms: meta.accessed_ms,
             idle_deadline_ms: meta.idle_deadline_ms,
             absolute_deadline_ms: meta.absolute_deadline_ms,
+            lineage: meta.lineage,
             binding: self.binding.digest(client),
             fields: fields.as_bytes(),
         };

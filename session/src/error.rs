@@ -74,16 +74,29 @@ pub enum Error {
         retry_in: Duration,
     },
 
-    /// The store's backend failed.
+    /// The store's backend could not be reached or is failing: connection refused or
+    /// dropped, I/O error, a server still loading or failing over. The HTTP layer answers
+    /// 503 (or degrades, as configured).
+    #[error("session store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// The store answered, but with an error or an answer this crate does not expect (a
+    /// refused command, a key of the wrong type, a script's unknown result). The HTTP layer
+    /// answers 500 and logs it: retrying elsewhere would not help.
     #[error("session store failed: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
-    /// Whether the error means the store is unreachable or failing, as opposed to a
-    /// problem with this particular session or the configuration.
+    /// Whether the error means the store is unreachable or failing ([`Timeout`],
+    /// [`CircuitOpen`], [`Unavailable`]), as opposed to a store that answered with an error,
+    /// a problem with this particular session, or the configuration.
+    ///
+    /// [`Timeout`]: Self::Timeout
+    /// [`CircuitOpen`]: Self::CircuitOpen
+    /// [`Unavailable`]: Self::Unavailable
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Store(_))
+        matches!(self, Self::Timeout(_) | Self::CircuitOpen { .. } | Self::Unavailable(_))
     }
 }
 

@@ -151,7 +151,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// [`Error::Random`] if the operating system's random number generator fails.
     pub fn create(&self) -> Result<Session<T>, Error> {
         let config = &self.shared.config;
-        let meta = SessionMeta::new(self.now_ms(), self.idle_ms(), duration_ms(config.absolute_timeout()));
+        let meta = SessionMeta::new(self.now_ms(), self.idle_ms(), duration_ms(config.absolute_timeout()))
+            .with_random_lineage()?;
         Ok(Session::new(SessionId::generate()?, meta))
     }
 

@@ -26,6 +26,10 @@ pub struct SessionMeta {
     pub idle_deadline_ms: u64,
     /// The fixed deadline, never extended.
     pub absolute_deadline_ms: u64,
+    /// A random identity the session gets when it is created and keeps when its ID is
+    /// regenerated: values sealed at rest are bound to it, so they do not open in another
+    /// session. All zeros in a record built by [`new`](Self::new) alone.
+    pub lineage: [u8; 16],
 }
 
 impl SessionMeta {
@@ -37,7 +41,19 @@ impl SessionMeta {
             accessed_ms: now_ms,
             idle_deadline_ms: now_ms.saturating_add(idle_ms).min(absolute_deadline_ms),
             absolute_deadline_ms,
+            lineage: [0; 16],
         }
+    }
+
+    /// The same lifetimes with a fresh random [`lineage`](Self::lineage).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn with_random_lineage(self) -> Result<Self, Error> {
+        let mut lineage = [0u8; 16];
+        getrandom::fill(&mut lineage).map_err(|error| Error::Random(error.to_string()))?;
+        Ok(Self { lineage, ..self })
     }
 
     /// The same session, accessed at `now_ms`: the idle deadline slides, the absolute one

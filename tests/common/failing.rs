@@ -28,7 +28,7 @@ impl<S> Failing<S> {
     }
     fn check(&self) -> Result<(), Error> {
         if self.down.load(Ordering::SeqCst) {
-            Err(Error::Store("connection refused (simulated outage)".into()))
+            Err(Error::Unavailable("connection refused (simulated outage)".into()))
         } else {
             Ok(())
         }

@@ -36,6 +36,8 @@ pub(crate) mod clustered;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod value;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]

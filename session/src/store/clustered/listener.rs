@@ -119,7 +119,7 @@ fn writers<'a>(redis: &RedisStore, names: impl Iterator<Item = &'a [u8]>) -> Has
 }
 
 fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Store(Box::new(error))
+    Error::Unavailable(Box::new(error))
 }
 
 async fn within<T, E>(timeout: Duration, future: impl Future<Output = Result<T, E>>) -> Result<T, Error>
@@ -195,7 +195,7 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
         // The topology came from one node's view, which may lag a failover.
         let role: Vec<Value> = within(timeout, redis::cmd("ROLE").query_async(connection)).await?;
         if !matches!(role.first(), Some(Value::BulkString(role)) if role == b"master") {
-            return Err(Error::Store(format!("{node} is no longer a primary").into()));
+            return Err(Error::Unavailable(format!("{node} is no longer a primary").into()));
         }
     }
     Ok(listener)
@@ -220,7 +220,7 @@ async fn drive(driver: impl Future<Output = ()>, link: Arc<Link>, shared: Weak<S
 pub(super) async fn connect_all(shared: &Arc<Shared>) -> Result<Vec<Listener>, Error> {
     let nodes = shared.store.primaries().await?;
     if nodes.is_empty() {
-        return Err(Error::Store("Redis reported no primary to listen to".into()));
+        return Err(Error::Unavailable("Redis reported no primary to listen to".into()));
     }
     let mut listeners = Vec::with_capacity(nodes.len());
     for node in &nodes {

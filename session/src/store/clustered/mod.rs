@@ -292,11 +292,13 @@ impl Shared {
         let outcome = write.await;
         let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
         if cacheable && self.tracker.is_ready() {
-            // Redis sent the write's echo before its reply: let the listener apply a message
-            // naming the key while the write still counts as in flight, so an echo is known
-            // as ours.
+            // Redis sent the write's echo before its reply, so it is read or waiting to be
+            // read: let the listener apply it while the write still counts as in flight, so
+            // the echo is known as ours. Once every link is caught up, no echo is pending.
+            // A time bound, not a scheduling one: on a loaded machine the listener may not
+            // run for milliseconds.
             let deadline = Instant::now() + ECHO_WAIT;
-            while !in_flight.first_echoed() && Instant::now() < deadline {
+            while !in_flight.first_echoed() && !self.tracker.caught_up() && Instant::now() < deadline {
                 tokio::task::yield_now().await;
             }
         }
@@ -374,10 +376,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// How long a successful write waits for a message naming its key (its echo) to be
-/// applied before it stops counting as in flight (an echo applied later counts as another
-/// writer's: the entry is dropped).
-const ECHO_WAIT: Duration = Duration::from_millis(2);
+/// The longest a successful write waits for the invalidation links to catch up with its
+/// echo before it stops counting as in flight (an echo applied later counts as another
+/// writer's: the entry is dropped). Reached only when the echo is not on its way, e.g. a
+/// link whose bytes arrive later than the write's reply.
+const ECHO_WAIT: Duration = Duration::from_millis(50);
 
 impl ClusteredStoreBuilder {
     /// The most sessions cached on this node (default 100,000); the least recently used
@@ -407,7 +410,7 @@ impl ClusteredStoreBuilder {
     /// # Errors
     ///
     /// What [`RedisStoreBuilder::build`] reports; [`Error::Config`] for a zero TTL or
-    /// interval, or a TLS or Unix-socket Redis; [`Error::Timeout`] or [`Error::Store`] when
+    /// interval, or a TLS or Unix-socket Redis; [`Error::Timeout`] or [`Error::Unavailable`] when
     /// an invalidation connection cannot be opened.
     pub async fn build(self) -> Result<ClusteredStore, Error> {
         if self.local_ttl.is_zero() || self.health_check_interval.is_zero() {

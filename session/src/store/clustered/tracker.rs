@@ -334,7 +334,7 @@ impl Tracker {
 
     /// Whether everything Redis has written to the invalidation connections so far has been
     /// applied.
-    fn caught_up(&self) -> bool {
+    pub(super) fn caught_up(&self) -> bool {
         let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
         !links.is_empty() && links.iter().all(|link| link.caught_up())
     }

@@ -6,20 +6,15 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    Inner, RedisStore,
-    connection::Backend,
-    layout::Keys,
-    scripts::Scripts,
-    telemetry,
-    value::{Sealing, ValueCodec},
-};
+use super::{Inner, RedisStore, connection::Backend, layout::Keys, scripts::Scripts, telemetry};
 use crate::{
     Error,
     clock::{Clock, SystemClock},
     crypto::{KeyRing, Purpose},
     resilience::{BreakerConfig, CircuitBreaker, RetryPolicy},
+    store::value::{Sealing, ValueCodec},
 };
+
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
 #[must_use = "call .build().await to get a RedisStore"]
 pub struct RedisStoreBuilder {
@@ -194,7 +189,7 @@ impl RedisStoreBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for an invalid URL or a zero timeout; [`Error::Timeout`] or
-    /// [`Error::Store`] when the server cannot be reached or refuses the connection.
+    /// [`Error::Unavailable`] when the server cannot be reached or refuses the connection.
     pub async fn build(self) -> Result<RedisStore, Error> {
         if self.command_timeout.is_zero() {
             return Err(Error::Config(

@@ -75,7 +75,7 @@ impl Inner {
                 }
                 Ok(Err(error)) => {
                     self.failed(permit);
-                    store_error(error)
+                    Error::Unavailable(Box::new(error))
                 }
                 Err(_) => {
                     self.failed(permit);

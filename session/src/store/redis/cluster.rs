@@ -48,8 +48,8 @@ impl Inner {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the cluster does not have every slot served yet (e.g.
-    /// mid-failover); not a backend failure for the breaker, as the node answered.
+    /// [`Error::Unavailable`] when the cluster does not have every slot served yet (e.g.
+    /// mid-failover); not a failure for the breaker, as the node answered.
     pub(super) async fn scan_nodes(&self) -> Result<Vec<Option<Node>>, Error> {
         if !self.backend.is_cluster() {
             return Ok(vec![None]);
@@ -58,7 +58,7 @@ impl Inner {
             .call(true, |mut connection| async move { connection.primaries().await })
             .await?;
         if !complete {
-            return Err(Error::Store(
+            return Err(Error::Unavailable(
                 "the Redis Cluster does not have every slot served by a live primary yet".into(),
             ));
         }
@@ -75,7 +75,7 @@ impl Inner {
         writer: &str,
     ) -> Result<Rename, Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
-        let update_args = self.write_args(update)?;
+        let update_args = self.write_args(to, update)?;
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;

@@ -5,7 +5,6 @@
 //! - `call.rs`: the call loop every command goes through (timeout, retry, breaker, metrics);
 //! - `connection.rs`: one server or a Redis Cluster behind one connection type;
 //! - `layout.rs`: key names, hash field names, the metadata bytes;
-//! - `value.rs`: one stored value: plain, gzip or sealed;
 //! - `record.rs`: a [`Record`] to hash fields and back;
 //! - `scripts.rs`: the Lua scripts that make each write one atomic round trip;
 //! - `cluster.rs`: what differs on a Redis Cluster (regenerate across slots, scanning
@@ -25,7 +24,6 @@ mod scripts;
 mod telemetry;
 #[cfg(feature = "clustered")]
 pub(crate) mod tracking;
-mod value;
 
 use std::{
     fmt,
@@ -38,14 +36,13 @@ use self::{
     connection::{Backend, Connection},
     layout::Keys,
     scripts::Scripts,
-    value::ValueCodec,
 };
 use crate::{
     Error,
     clock::Clock,
     id::StoreKey,
     resilience::{BreakerState, CircuitBreaker, RetryPolicy},
-    store::{Record, Rename, SessionStore},
+    store::{Record, Rename, SessionStore, value::ValueCodec},
 };
 
 /// A session store in Redis (feature `redis`): one hash per session, one round trip per load
@@ -67,7 +64,7 @@ use crate::{
 ///
 /// | field | value |
 /// |---|---|
-/// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline; ms since the Unix epoch, 4 × u64 big-endian |
+/// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
 /// | `f:<tag>` | one per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
 ///
@@ -81,14 +78,18 @@ use crate::{
 /// # Encryption at rest
 ///
 /// With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
-/// (marker `2`, then the envelope text; see [`crypto::envelope`](crate::crypto#the-envelope))
-/// under the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed
-/// value names what it is (the metadata, or the field's tag), so it cannot be moved to
-/// another field, and expires with the session's absolute deadline. A dump of the database
-/// then shows no session data and no usable lifetimes: forged or plain values are not
-/// accepted. Left visible: the digests, the field tags, value lengths and `x`. A party that
-/// can write to Redis can still delete sessions, or copy one session's sealed field into
-/// another session. Keys rotate as with cookies ([`KeyRing::with_previous`](crate::crypto::KeyRing::with_previous)): values are
+/// (marker `2`, then the envelope text; see [`crypto`](crate::crypto#the-envelope)) under
+/// the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed value
+/// is bound to where it belongs: `m` to its key's digest, a field to its tag and to the
+/// session's [`lineage`](crate::SessionMeta::lineage) (which `m` holds, and which a
+/// regenerated ID keeps). A value copied into another session or field does not open (the
+/// field takes its default; metadata copied to another key is no session), and a sealed
+/// value expires with the session's absolute deadline. A dump of the database shows no
+/// session data and no usable lifetimes: forged or plain values are not accepted. Left
+/// visible: the digests, the field tags, value lengths and `x`. A party that can write to
+/// Redis can still delete sessions, or put back an older value of a session's own field.
+/// Keys rotate as with cookies
+/// ([`KeyRing::with_previous`](crate::crypto::KeyRing::with_previous)): values are
 /// re-sealed with the newest key as they are written, so keep a retired key in the ring for
 /// one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
 ///
@@ -255,7 +256,7 @@ impl SessionStore for RedisStore {
                     .key(self.signature(key))
                     .arg(now)
                     .arg(ttl)
-                    .arg(inner.write_args(record)?);
+                    .arg(inner.write_args(key, record)?);
                 let created: i64 = inner.run_script(false, &invocation).await?;
                 Ok(created == 1)
             })
@@ -272,7 +273,7 @@ impl SessionStore for RedisStore {
                     .key(self.signature(key))
                     .arg(now)
                     .arg(ttl)
-                    .arg(inner.write_args(update)?);
+                    .arg(inner.write_args(key, update)?);
                 let updated: i64 = inner.run_script(false, &invocation).await?;
                 Ok(updated == 1)
             })
@@ -300,7 +301,7 @@ impl SessionStore for RedisStore {
                     .key(self.signature(to))
                     .arg(now)
                     .arg(ttl)
-                    .arg(inner.write_args(update)?);
+                    .arg(inner.write_args(to, update)?);
                 let outcome: i64 = inner.run_script(false, &invocation).await?;
                 match outcome {
                     0 => Ok(Rename::Renamed),

@@ -7,20 +7,32 @@ use super::{
     call::store_error,
     layout::{self, EXPIRY_FIELD, META_FIELD},
 };
-use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
+use crate::{
+    Error,
+    codec::FieldRecord,
+    id::StoreKey,
+    store::{Record, value::ValueError},
+};
 
 impl Inner {
-    /// The hash field/value pairs that write `record`: metadata, expiry, then each field.
-    pub(super) fn write_args(&self, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
+    /// The hash field/value pairs that write `record` under `key`: metadata, expiry, then
+    /// each field.
+    pub(super) fn write_args(&self, key: &StoreKey, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
+        let meta = &record.meta;
         let mut args = Vec::with_capacity(4 + 2 * 8);
         args.push(META_FIELD.to_vec());
-        args.push(self.values.encode_meta(&record.meta).map_err(store_error)?);
+        let stored_meta = self
+            .values
+            .encode_meta(key, &layout::encode_meta(meta), meta.absolute_deadline_ms);
+        args.push(stored_meta.map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
             args.push(layout::field_name(tag));
-            let stored = self.values.encode_field(tag, value, record.meta.absolute_deadline_ms);
+            let stored = self
+                .values
+                .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms);
             args.push(stored.map_err(store_error)?);
         }
         Ok(args)
@@ -37,7 +49,11 @@ impl Inner {
         if hash.is_empty() {
             return None;
         }
-        let meta = match hash.get(META_FIELD).map(|bytes| self.values.decode_meta(bytes, now)) {
+        let meta = hash.get(META_FIELD).map(|stored| {
+            let bytes = self.values.decode_meta(key, stored, now)?;
+            layout::decode_meta(&bytes).ok_or(ValueError::Meta)
+        });
+        let meta = match meta {
             Some(Ok(meta)) => meta,
             Some(Err(error)) => {
                 tracing::warn!(
@@ -65,7 +81,7 @@ impl Inner {
             .iter()
             .filter_map(|(name, stored)| {
                 let tag = layout::field_tag(name)?;
-                match self.values.decode_field(tag, stored, now) {
+                match self.values.decode_field(tag, stored, &meta.lineage, now) {
                     Ok(value) => Some((tag, value)),
                     Err(error) => {
                         tracing::warn!(

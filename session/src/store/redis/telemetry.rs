@@ -3,7 +3,7 @@
 //! | name | kind | labels |
 //! |---|---|---|
 //! | `session_store_operations_total` | counter | `store`, `op`, `outcome` (`ok`, `error`) |
-//! | `session_store_errors_total` | counter | `store`, `op`, `kind` (`timeout`, `circuit_open`, `backend`, `other`) |
+//! | `session_store_errors_total` | counter | `store`, `op`, `kind` (`timeout`, `circuit_open`, `unavailable`, `error`, `other`) |
 //! | `session_store_latency_seconds` | histogram | `store`, `op` |
 //! | `session_store_breaker_transitions_total` | counter | `store`, `state` |
 //! | `session_store_breaker_state` | gauge | `store` (0 closed, 1 open, 2 half-open) |
@@ -24,7 +24,8 @@ pub(super) fn error_kind(error: &Error) -> &'static str {
     match error {
         Error::Timeout(_) => "timeout",
         Error::CircuitOpen { .. } => "circuit_open",
-        Error::Store(_) => "backend",
+        Error::Unavailable(_) => "unavailable",
+        Error::Store(_) => "error",
         _ => "other",
     }
 }

@@ -1,23 +1,32 @@
-//! How values are stored in a session's hash: a marker byte, then the value as is,
-//! gzip-compressed, or sealed.
+//! How a server-side store keeps one value (a session field, or the store's metadata
+//! bytes): a marker byte, then the value as is, gzip-compressed, or sealed.
 //!
-//! With encryption at rest, every session field and the metadata are sealed with the
-//! crypto envelope under [`Purpose::store`]`("redis")`, so no stored value ever opens as a
-//! cookie. The sealed plaintext starts with what it is (`m`, or `f` and the field tag), so
-//! a sealed value cannot be moved to another field or into the metadata; and the envelope
-//! expires at the session's absolute deadline. Plain values are refused when encryption is
-//! on (they could have been written by anyone with access to Redis), and sealed ones when
-//! it is off.
+//! With encryption at rest, every value is sealed with the crypto envelope under the
+//! store's [`Purpose::store`], so no stored value ever opens as a cookie, and the envelope
+//! expires at the session's absolute deadline. The sealed plaintext starts with what the
+//! value is bound to, checked when it is opened:
+//!
+//! - metadata: `m`, then the session's [`StoreKey`] digest: it opens under no other key,
+//!   so a session's metadata copied to another key is no session;
+//! - a field: `f`, the field's tag, then the session's [`lineage`](SessionMeta::lineage),
+//!   which the metadata holds: it opens in no other field and no other session, yet a
+//!   regenerated ID (a new key, the same lineage) keeps every field readable.
+//!
+//! So a party that can write to the database cannot move a sealed value into another
+//! session or field; it can still delete sessions, or put back an older value of the same
+//! field of the same session. Plain values are refused when encryption is on (anyone with
+//! write access could have written them), and sealed ones when it is off.
 
 use std::borrow::Cow;
 use std::io::{Read as _, Write as _};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 
+#[cfg(doc)]
+use crate::session::SessionMeta;
 use crate::{
     crypto::{KeyRing, OpenLimits, Purpose, SealError, SealOptions},
-    session::SessionMeta,
-    store::redis::layout,
+    id::StoreKey,
 };
 
 /// The value follows as is.
@@ -33,11 +42,11 @@ const FIELD_DOMAIN: u8 = b'f';
 
 /// The most bytes a stored value may decompress to: a corrupt or hostile value cannot
 /// exhaust memory.
-pub(super) const MAX_VALUE_LEN: usize = 16 << 20;
+pub(crate) const MAX_VALUE_LEN: usize = 16 << 20;
 
 /// Why a stored value could not be read back.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ValueError {
+pub(crate) enum ValueError {
     #[error("empty stored value")]
     Empty,
     #[error("unknown value marker {0}")]
@@ -50,7 +59,7 @@ pub(super) enum ValueError {
     NotSealed,
     #[error("a sealed value, but this store has no encryption key ring")]
     NoKeyRing,
-    #[error("the sealed value did not open (tampered, expired, foreign key or another field's)")]
+    #[error("the sealed value did not open (tampered, expired, foreign key, or another session's or field's)")]
     Unsealed,
     #[error("malformed metadata")]
     Meta,
@@ -58,18 +67,18 @@ pub(super) enum ValueError {
 
 /// Encryption at rest: the key ring and the store's purpose.
 #[derive(Clone)]
-pub(super) struct Sealing {
-    pub(super) ring: KeyRing,
-    pub(super) purpose: Purpose,
+pub(crate) struct Sealing {
+    pub(crate) ring: KeyRing,
+    pub(crate) purpose: Purpose,
 }
 
 /// Encodes and decodes stored values.
 #[derive(Clone, Default)]
-pub(super) struct ValueCodec {
+pub(crate) struct ValueCodec {
     /// Values longer than this are compressed.
-    pub(super) compress_above: Option<usize>,
+    pub(crate) compress_above: Option<usize>,
     /// Seal every value, if set.
-    pub(super) sealing: Option<Sealing>,
+    pub(crate) sealing: Option<Sealing>,
 }
 
 impl std::fmt::Debug for ValueCodec {
@@ -82,13 +91,20 @@ impl std::fmt::Debug for ValueCodec {
 }
 
 impl ValueCodec {
-    /// The stored form of a session field; `expires_ms` bounds a sealed value's life.
-    pub(super) fn encode_field(&self, tag: u32, value: &[u8], expires_ms: u64) -> Result<Vec<u8>, SealError> {
+    /// The stored form of a session field of the session whose lineage is `lineage`;
+    /// `expires_ms` bounds a sealed value's life.
+    pub(crate) fn encode_field(
+        &self,
+        tag: u32,
+        value: &[u8],
+        lineage: &[u8; 16],
+        expires_ms: u64,
+    ) -> Result<Vec<u8>, SealError> {
         match &self.sealing {
             Some(sealing) => {
-                let mut plaintext = Vec::with_capacity(5 + value.len());
-                plaintext.push(FIELD_DOMAIN);
-                plaintext.extend_from_slice(&tag.to_be_bytes());
+                let binding = field_binding(tag, lineage);
+                let mut plaintext = Vec::with_capacity(binding.len() + value.len());
+                plaintext.extend_from_slice(&binding);
                 plaintext.extend_from_slice(value);
                 self.seal(sealing, &plaintext, expires_ms)
             }
@@ -96,50 +112,47 @@ impl ValueCodec {
         }
     }
 
-    /// Reads a session field stored by [`encode_field`](Self::encode_field).
-    pub(super) fn decode_field<'a>(
+    /// Reads a session field stored by [`encode_field`](Self::encode_field) for the same
+    /// tag and lineage.
+    pub(crate) fn decode_field<'a>(
         &self,
         tag: u32,
         stored: &'a [u8],
+        lineage: &[u8; 16],
         now_ms: u64,
     ) -> Result<Cow<'a, [u8]>, ValueError> {
-        let mut plaintext = self.decode(stored, now_ms)?;
-        if self.sealing.is_some() {
-            let mut binding = [FIELD_DOMAIN, 0, 0, 0, 0];
-            binding[1..].copy_from_slice(&tag.to_be_bytes());
-            if !plaintext.starts_with(&binding) {
-                return Err(ValueError::Unsealed);
-            }
-            plaintext.to_mut().drain(..binding.len());
+        let plaintext = self.decode(stored, now_ms)?;
+        match self.sealing {
+            Some(_) => strip_binding(plaintext, &field_binding(tag, lineage)),
+            None => Ok(plaintext),
         }
-        Ok(plaintext)
     }
 
-    /// The stored metadata: 32 plain bytes (see [`layout::encode_meta`]), or sealed.
-    pub(super) fn encode_meta(&self, meta: &SessionMeta) -> Result<Vec<u8>, SealError> {
-        let bytes = layout::encode_meta(meta);
+    /// The stored form of the metadata bytes of the session under `key`.
+    pub(crate) fn encode_meta(&self, key: &StoreKey, bytes: &[u8], expires_ms: u64) -> Result<Vec<u8>, SealError> {
         match &self.sealing {
             Some(sealing) => {
-                let mut plaintext = Vec::with_capacity(1 + bytes.len());
-                plaintext.push(META_DOMAIN);
-                plaintext.extend_from_slice(&bytes);
-                self.seal(sealing, &plaintext, meta.absolute_deadline_ms)
+                let binding = meta_binding(key);
+                let mut plaintext = Vec::with_capacity(binding.len() + bytes.len());
+                plaintext.extend_from_slice(&binding);
+                plaintext.extend_from_slice(bytes);
+                self.seal(sealing, &plaintext, expires_ms)
             }
+            // Never compressed: the store may read it without this codec (e.g. a script).
             None => Ok(bytes.to_vec()),
         }
     }
 
-    /// Reads the metadata stored by [`encode_meta`](Self::encode_meta).
-    pub(super) fn decode_meta(&self, stored: &[u8], now_ms: u64) -> Result<SessionMeta, ValueError> {
-        match &self.sealing {
-            Some(_) => {
-                let plaintext = self.decode(stored, now_ms)?;
-                match plaintext.split_first() {
-                    Some((&META_DOMAIN, bytes)) => layout::decode_meta(bytes).ok_or(ValueError::Meta),
-                    _ => Err(ValueError::Unsealed),
-                }
-            }
-            None => layout::decode_meta(stored).ok_or(ValueError::Meta),
+    /// Reads the metadata bytes stored by [`encode_meta`](Self::encode_meta) for `key`.
+    pub(crate) fn decode_meta<'a>(
+        &self,
+        key: &StoreKey,
+        stored: &'a [u8],
+        now_ms: u64,
+    ) -> Result<Cow<'a, [u8]>, ValueError> {
+        match self.sealing {
+            Some(_) => strip_binding(self.decode(stored, now_ms)?, &meta_binding(key)),
+            None => Ok(Cow::Borrowed(stored)),
         }
     }
 
@@ -197,6 +210,32 @@ impl ValueCodec {
     }
 }
 
+/// What a sealed field's plaintext starts with.
+fn field_binding(tag: u32, lineage: &[u8; 16]) -> [u8; 21] {
+    let mut binding = [0u8; 21];
+    binding[0] = FIELD_DOMAIN;
+    binding[1..5].copy_from_slice(&tag.to_be_bytes());
+    binding[5..].copy_from_slice(lineage);
+    binding
+}
+
+/// What sealed metadata's plaintext starts with.
+fn meta_binding(key: &StoreKey) -> [u8; 33] {
+    let mut binding = [0u8; 33];
+    binding[0] = META_DOMAIN;
+    binding[1..].copy_from_slice(key.as_bytes());
+    binding
+}
+
+/// The plaintext after `binding`; an error when it does not start with it.
+fn strip_binding<'a>(mut plaintext: Cow<'a, [u8]>, binding: &[u8]) -> Result<Cow<'a, [u8]>, ValueError> {
+    if !plaintext.starts_with(binding) {
+        return Err(ValueError::Unsealed);
+    }
+    plaintext.to_mut().drain(..binding.len());
+    Ok(plaintext)
+}
+
 /// The marker and the gzip stream; `None` if compression failed (then it is stored plain).
 fn gzip(value: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![GZIP];
@@ -220,6 +259,8 @@ fn gunzip(body: &[u8], max_len: usize) -> Result<Vec<u8>, ValueError> {
 mod tests {
     use super::*;
 
+    const LINEAGE: [u8; 16] = [3; 16];
+
     #[test]
     fn small_values_stay_plain_and_large_ones_are_compressed() {
         let codec = ValueCodec {
@@ -229,10 +270,10 @@ mod tests {
         let small = b"short".to_vec();
         assert_eq!(codec.plain(&small)[0], PLAIN);
         let large = b"abc".repeat(100);
-        let stored = codec.encode_field(7, &large, 0).unwrap();
+        let stored = codec.encode_field(7, &large, &LINEAGE, 0).unwrap();
         assert_eq!(stored[0], GZIP);
         assert!(stored.len() < large.len());
-        assert_eq!(codec.decode_field(7, &stored, 0).unwrap(), large);
+        assert_eq!(codec.decode_field(7, &stored, &LINEAGE, 0).unwrap(), large);
         assert_eq!(codec.decode(&codec.plain(&small), 0).unwrap(), small);
     }
 
@@ -270,50 +311,72 @@ mod tests {
     }
 
     #[test]
-    fn sealed_values_are_bound_to_their_field_and_expire_with_the_session() {
+    fn sealed_values_are_bound_to_their_field_session_and_key_and_expire_with_the_session() {
         let codec = sealed_codec();
         let now_ms = 1_700_000_000_000;
-        let stored = codec.encode_field(7, b"secret value", now_ms + 60_000).unwrap();
+        let stored = codec
+            .encode_field(7, b"secret value", &LINEAGE, now_ms + 60_000)
+            .unwrap();
         assert_eq!(stored[0], SEALED);
         assert!(!stored.windows(6).any(|w| w == b"secret"));
-        assert_eq!(&*codec.decode_field(7, &stored, now_ms).unwrap(), b"secret value");
+        assert_eq!(
+            &*codec.decode_field(7, &stored, &LINEAGE, now_ms).unwrap(),
+            b"secret value"
+        );
         assert!(
-            matches!(codec.decode_field(8, &stored, now_ms), Err(ValueError::Unsealed)),
+            matches!(
+                codec.decode_field(8, &stored, &LINEAGE, now_ms),
+                Err(ValueError::Unsealed)
+            ),
             "another field"
         );
         assert!(
             matches!(
-                codec.decode_field(7, &stored, now_ms + 60_000),
+                codec.decode_field(7, &stored, &[4; 16], now_ms),
+                Err(ValueError::Unsealed)
+            ),
+            "another session"
+        );
+        assert!(
+            matches!(
+                codec.decode_field(7, &stored, &LINEAGE, now_ms + 60_000),
                 Err(ValueError::Unsealed)
             ),
             "expired"
         );
+        let key = StoreKey::from_bytes([1; 32]);
         assert!(
-            matches!(codec.decode_meta(&stored, now_ms), Err(ValueError::Unsealed)),
+            matches!(codec.decode_meta(&key, &stored, now_ms), Err(ValueError::Unsealed)),
             "not meta"
         );
 
-        let meta = SessionMeta::new(now_ms, 60_000, 600_000);
-        let sealed_meta = codec.encode_meta(&meta).unwrap();
-        assert_eq!(codec.decode_meta(&sealed_meta, now_ms).unwrap(), meta);
+        let sealed_meta = codec.encode_meta(&key, b"meta bytes", now_ms + 60_000).unwrap();
+        assert_eq!(&*codec.decode_meta(&key, &sealed_meta, now_ms).unwrap(), b"meta bytes");
+        assert!(
+            matches!(
+                codec.decode_meta(&StoreKey::from_bytes([2; 32]), &sealed_meta, now_ms),
+                Err(ValueError::Unsealed)
+            ),
+            "metadata moved to another key"
+        );
 
         let plain = ValueCodec::default();
         assert!(matches!(
-            codec.decode_field(7, &plain.plain(b"x"), now_ms),
+            codec.decode_field(7, &plain.plain(b"x"), &LINEAGE, now_ms),
             Err(ValueError::NotSealed)
         ));
         assert!(matches!(
-            plain.decode_field(7, &stored, now_ms),
+            plain.decode_field(7, &stored, &LINEAGE, now_ms),
             Err(ValueError::NoKeyRing)
         ));
         assert!(
-            codec.decode_meta(&layout::encode_meta(&meta), now_ms).is_err(),
+            codec.decode_meta(&key, b"meta bytes", now_ms).is_err(),
             "plain metadata refused"
         );
 
         let other_key = sealed_codec();
         assert!(matches!(
-            other_key.decode_field(7, &stored, now_ms),
+            other_key.decode_field(7, &stored, &LINEAGE, now_ms),
             Err(ValueError::Unsealed)
         ));
     }
