@@ -39,6 +39,26 @@ async fn own_cache_control(session: LazySession<AppSession>) -> Result<impl Into
     Ok(([(header::CACHE_CONTROL, "private, max-age=5")], "ok"))
 }
 
+async fn public_cache_control(session: LazySession<AppSession>) -> Result<impl IntoResponse, Error> {
+    let visits = *session.load().await?.visits();
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], visits.to_string()))
+}
+
+async fn logout_then_fail(session: LazySession<AppSession>) -> impl IntoResponse {
+    if let Ok(mut session) = session.load().await {
+        session.delete();
+    }
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn regenerate_then_fail(session: LazySession<AppSession>) -> impl IntoResponse {
+    if let Ok(mut session) = session.load().await {
+        session.regenerate_id().unwrap();
+        session.set_user(Some("changed by a failing handler".into()));
+    }
+    StatusCode::SERVICE_UNAVAILABLE
+}
+
 async fn user(session: LazySession<AppSession>) -> Result<String, Error> {
     Ok(session
         .existing()
@@ -63,6 +83,9 @@ fn routes<B: SessionBackend<AppSession>>(layer: SessionLayer<AppSession, B>) -> 
         .route("/untouched", get(untouched))
         .route("/fails", get(fails))
         .route("/cache", get(own_cache_control))
+        .route("/public", get(public_cache_control))
+        .route("/logout-fails", get(logout_then_fail))
+        .route("/regenerate-fails", get(regenerate_then_fail))
         .route("/user", get(user))
         .route("/login", get(login))
         .merge(private)
@@ -111,6 +134,128 @@ async fn nothing_is_saved_on_a_5xx_response() {
             .unwrap(),
         ""
     );
+}
+
+#[tokio::test]
+async fn a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers_5xx() {
+    let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), config());
+    let base = serve(routes(SessionLayer::new(provider))).await;
+
+    // Logout in a failing request: the session is gone server-side and the cookie expired.
+    let login = bare().get(format!("{base}/login")).send().await.unwrap();
+    let cookie = cookie_value(&login, "session").unwrap();
+    let response = bare()
+        .get(format!("{base}/logout-fails"))
+        .header(header::COOKIE, format!("session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the handler's status is kept"
+    );
+    let expired = set_cookies(&response);
+    assert!(
+        expired.iter().any(|c| c.contains("Max-Age=0")),
+        "the cookie is expired: {expired:?}"
+    );
+    let replay = bare()
+        .get(format!("{base}/user"))
+        .header(header::COOKIE, format!("session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.text().await.unwrap(), "", "the logged-out session is dead");
+
+    // ID regeneration in a failing request: the old ID dies, the data change is dropped.
+    let login = bare().get(format!("{base}/login")).send().await.unwrap();
+    let cookie = cookie_value(&login, "session").unwrap();
+    let response = bare()
+        .get(format!("{base}/regenerate-fails"))
+        .header(header::COOKIE, format!("session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let fresh = cookie_value(&response, "session").expect("the regenerated ID is sent");
+    assert_ne!(fresh, cookie);
+    let user_of = |cookie: String| {
+        let base = base.clone();
+        async move {
+            bare()
+                .get(format!("{base}/user"))
+                .header(header::COOKIE, format!("session={cookie}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(user_of(cookie).await, "", "the old ID is dead");
+    assert_eq!(user_of(fresh).await, "alice", "the new ID holds the data as it was");
+}
+
+#[tokio::test]
+async fn responses_built_from_a_session_vary_on_cookie_and_stay_out_of_shared_caches() {
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(
+        MemoryStore::new(),
+        config(),
+    ))))
+    .await;
+    let client = browser();
+    let directives = |response: &reqwest::Response| {
+        (
+            response
+                .headers()
+                .get(header::VARY)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            response
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.to_str().unwrap().to_owned()),
+        )
+    };
+    let first = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(
+        directives(&first),
+        (Some("Cookie".into()), Some("no-store".into())),
+        "a response that sets the cookie"
+    );
+    let unchanged = client.get(format!("{base}/public")).send().await.unwrap();
+    assert!(set_cookies(&unchanged).is_empty());
+    assert_eq!(
+        directives(&unchanged),
+        (Some("Cookie".into()), Some("private, max-age=60".into())),
+        "a read-only response: the application's `public` becomes `private`"
+    );
+    let own = client.get(format!("{base}/cache")).send().await.unwrap();
+    assert_eq!(directives(&own).1.as_deref(), Some("private, max-age=5"), "kept as set");
+    let untouched = client.get(format!("{base}/untouched")).send().await.unwrap();
+    assert_eq!(directives(&untouched), (None, None), "no session read, nothing added");
+}
+
+#[tokio::test]
+async fn a_store_that_answers_with_an_error_gives_500_and_an_unreachable_one_503() {
+    let store = Failing::new(MemoryStore::new());
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(store.clone(), config())))).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    store.set_erroring(true);
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "answered with an error"
+    );
+    store.set_down(true);
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "unreachable");
+    store.set_down(false);
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "2", "nothing was lost");
 }
 
 #[tokio::test]

@@ -232,7 +232,7 @@ mod backend {
     use super::CookieSessions;
     use crate::{
         ClientInfo, Error, Session, SessionConfig, SessionData,
-        http::{CookieUpdate, SessionBackend},
+        http::{CookieUpdate, RequestOutcome, SessionBackend},
     };
 
     impl<T: SessionData> SessionBackend<T> for CookieSessions {
@@ -248,11 +248,18 @@ mod backend {
             Ok(self.open(cookie, client))
         }
 
-        async fn commit(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<CookieUpdate, Error> {
+        async fn commit(
+            &self,
+            session: &mut Session<T>,
+            client: &ClientInfo,
+            outcome: RequestOutcome,
+        ) -> Result<CookieUpdate, Error> {
             if session.is_deleted() {
                 return Ok(CookieUpdate::Remove);
             }
-            if !session.needs_save() {
+            // A cookie cannot be revoked, so a failed request's regeneration would only
+            // reseal its dropped changes: keep the client's cookie.
+            if !session.needs_save() || outcome == RequestOutcome::Failed {
                 return Ok(CookieUpdate::Keep);
             }
             self.seal(session, client).map(CookieUpdate::Set)

@@ -6,7 +6,7 @@ use crate::{
     Error,
     callbacks::Callbacks,
     clock::duration_ms,
-    codec,
+    codec::{self, FieldRecord},
     config::SessionConfig,
     data::{DirtySet, SessionData},
     id::{SessionId, StoreKey},
@@ -235,6 +235,21 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// encoded; otherwise when the store fails. On error the stored session is unchanged
     /// and the session keeps its pending changes.
     pub async fn save(&self, session: &mut Session<T>) -> Result<SaveOutcome, Error> {
+        self.write(session, Changes::Keep).await
+    }
+
+    /// Applies only what ends or moves the session: a deletion, or a regenerated ID (with
+    /// the lifetimes, none of the data changes). For a request that failed: its logout and
+    /// its ID regeneration must happen, its data changes must not.
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](Self::save).
+    pub async fn save_lifecycle_only(&self, session: &mut Session<T>) -> Result<SaveOutcome, Error> {
+        self.write(session, Changes::Drop).await
+    }
+
+    async fn write(&self, session: &mut Session<T>, changes: Changes) -> Result<SaveOutcome, Error> {
         let store = &self.shared.store;
         let callbacks = &self.shared.callbacks;
         let now = self.now_ms();
@@ -248,6 +263,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 session.saved(Status::Deleted);
                 Ok(SaveOutcome::Deleted)
             }
+            Status::New if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::New => {
                 let meta = session.meta().accessed_at(now, self.idle_ms());
                 let record = Record {
@@ -267,10 +283,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             }
             Status::Stored if session.is_regenerated() => {
                 let meta = session.meta().accessed_at(now, self.idle_ms());
-                let update = Record {
-                    meta,
-                    fields: codec::encode(session.data(), session.dirty_set())?,
+                let fields = match changes {
+                    Changes::Keep => codec::encode(session.data(), session.dirty_set())?,
+                    Changes::Drop => FieldRecord::new(),
                 };
+                let update = Record { meta, fields };
                 let old = session.stored_id().clone();
                 for _ in 0..ID_ATTEMPTS {
                     match store
@@ -291,6 +308,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 }
                 Err(Error::IdCollision { attempts: ID_ATTEMPTS })
             }
+            Status::Stored if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::Stored => {
                 let dirty = session.dirty_set();
                 let outcome = if !dirty.is_empty() {
@@ -335,6 +353,13 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         session.regenerate_id()?;
         self.save(session).await.map(drop)
     }
+}
+
+/// Whether a save writes the session's data changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changes {
+    Keep,
+    Drop,
 }
 
 /// Query and bulk operations, for stores that can enumerate their sessions.

@@ -233,6 +233,12 @@ impl<T: SessionData> Session<T> {
         self.status = Status::Deleted;
     }
 
+    /// Whether the session was deleted or its ID regenerated: what a failed request still
+    /// applies.
+    pub(crate) fn ends_or_moves(&self) -> bool {
+        self.is_deleted() || self.is_regenerated()
+    }
+
     pub(crate) fn status(&self) -> Status {
         self.status
     }

@@ -1,8 +1,8 @@
-//! A store wrapper that can be switched into an outage.
+//! A store wrapper that can be switched into an outage, or into answering with errors.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU8, Ordering},
 };
 
 use session::{
@@ -13,24 +13,33 @@ use session::{
 #[derive(Clone)]
 pub struct Failing<S> {
     pub inner: S,
-    down: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
 }
+
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const ERRORING: u8 = 2;
 
 impl<S> Failing<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            down: Arc::default(),
+            mode: Arc::default(),
         }
     }
+    /// Unreachable (`Error::Unavailable`) while `down`.
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
+        self.mode.store(if down { DOWN } else { UP }, Ordering::SeqCst);
+    }
+    /// Answering every call with an error (`Error::Store`) while `erroring`.
+    pub fn set_erroring(&self, erroring: bool) {
+        self.mode.store(if erroring { ERRORING } else { UP }, Ordering::SeqCst);
     }
     fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unavailable("connection refused (simulated outage)".into()))
-        } else {
-            Ok(())
+        match self.mode.load(Ordering::SeqCst) {
+            DOWN => Err(Error::Unavailable("connection refused (simulated outage)".into())),
+            ERRORING => Err(Error::Store("WRONGTYPE (simulated error reply)".into())),
+            _ => Ok(()),
         }
     }
 }

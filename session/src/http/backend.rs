@@ -17,6 +17,16 @@ pub enum CookieUpdate {
     Remove,
 }
 
+/// How the request a session belongs to ended, which decides what its commit writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The handler answered below 500: every change is written.
+    Succeeded,
+    /// The handler answered 5xx: a deletion or an ID regeneration is still applied (a
+    /// logout must not be undone by a failing page), data changes are dropped.
+    Failed,
+}
+
 /// A source of sessions for [`SessionLayer`](super::SessionLayer).
 pub trait SessionBackend<T: SessionData>: Send + Sync + 'static {
     /// The configuration (cookie attributes, lifetimes).
@@ -38,7 +48,8 @@ pub trait SessionBackend<T: SessionData>: Send + Sync + 'static {
     fn load(&self, cookie: &str, client: &ClientInfo)
     -> impl Future<Output = Result<Option<Session<T>>, Error>> + Send;
 
-    /// Writes what the session needs written and says what to do with the cookie.
+    /// Writes what the session needs written after a request that ended as `outcome`, and
+    /// says what to do with the cookie.
     ///
     /// # Errors
     ///
@@ -48,6 +59,7 @@ pub trait SessionBackend<T: SessionData>: Send + Sync + 'static {
         &self,
         session: &mut Session<T>,
         client: &ClientInfo,
+        outcome: RequestOutcome,
     ) -> impl Future<Output = Result<CookieUpdate, Error>> + Send;
 }
 
@@ -64,9 +76,18 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
         SessionProvider::load(self, cookie).await
     }
 
-    async fn commit(&self, session: &mut Session<T>, _client: &ClientInfo) -> Result<CookieUpdate, Error> {
+    async fn commit(
+        &self,
+        session: &mut Session<T>,
+        _client: &ClientInfo,
+        outcome: RequestOutcome,
+    ) -> Result<CookieUpdate, Error> {
         let persistent = self.config().cookie().max_age.is_some();
-        match self.save(session).await {
+        let saved = match outcome {
+            RequestOutcome::Succeeded => self.save(session).await,
+            RequestOutcome::Failed => self.save_lifecycle_only(session).await,
+        };
+        match saved {
             Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().to_string())),
             // A persistent cookie's Max-Age slides with the session.
             Ok(SaveOutcome::Updated | SaveOutcome::Refreshed) if persistent => {

@@ -10,14 +10,14 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
 use super::{
-    backend::{CookieUpdate, SessionBackend},
-    cookie,
+    backend::SessionBackend,
+    commit, cookie,
     lazy::{LazySession, Loader, OutagePolicy},
-    response::{error_response, status_response},
+    response::error_response,
 };
 use crate::{ClientInfo, SessionData};
 
@@ -195,46 +195,60 @@ fn peer_ip<Body>(request: &Request<Body>) -> Option<IpAddr> {
     request.extensions().get::<SocketAddr>().map(SocketAddr::ip)
 }
 
-/// Writes the session after the handler and sets the cookie accordingly.
+/// Writes the session after the handler (see [`commit::commit`]) and applies the outcome
+/// to the response.
 async fn commit<T: SessionData, B: SessionBackend<T>, ResBody: Default>(
     backend: &B,
     frame: Option<&cookie::SetCookieFrame>,
     session: &LazySession<T>,
     response: &mut Response<ResBody>,
 ) {
-    let mut slot = session.slot().lock().await;
-    if slot.outage && !slot.degraded {
-        *response = status_response(StatusCode::SERVICE_UNAVAILABLE);
-        return;
+    let outcome = commit::commit(backend, session, response.status().as_u16()).await;
+    if let Some(error) = &outcome.error {
+        *response = error_response(error);
+    } else if let Some(value) = &outcome.cookie {
+        set_cookie(backend, frame, response, value.as_deref());
     }
-    if slot.degraded || response.status().is_server_error() {
-        return;
+    if outcome.read_session {
+        keep_out_of_shared_caches(response.headers_mut());
     }
-    let Some(current) = slot.session.as_mut() else {
-        return;
+}
+
+/// A response built from a session depends on the request's cookie: `Vary: Cookie`, and
+/// `Cache-Control: private` unless the application chose `private` or `no-store` itself
+/// (a `public` it chose is replaced).
+fn keep_out_of_shared_caches(headers: &mut HeaderMap) {
+    let varies = headers.get_all(header::VARY).iter().any(|value| {
+        value.to_str().is_ok_and(|text| {
+            text.split(',')
+                .any(|name| matches!(name.trim(), "*") || name.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+    let directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .map(|directive| directive.trim().to_owned())
+        .filter(|directive| !directive.is_empty())
+        .collect();
+    let private = |directive: &String| {
+        let name = directive.split('=').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
     };
-    if current.is_new() && (current.is_deleted() || !current.is_dirty()) {
-        // Nothing worth storing; an invalid cookie the client sent is expired.
-        if current.is_deleted() && session.had_cookie() {
-            set_cookie(backend, frame, response, None);
-        }
+    if directives.iter().any(private) {
         return;
     }
-    if !current.needs_save() {
-        return;
-    }
-    let update = match backend.commit(current, session.client()).await {
-        Ok(update) => update,
-        Err(error) => {
-            tracing::error!(%error, "session could not be saved; the stored session is unchanged");
-            *response = error_response(&error);
-            return;
-        }
-    };
-    match update {
-        CookieUpdate::Keep => {}
-        CookieUpdate::Set(value) => set_cookie(backend, frame, response, Some(&value)),
-        CookieUpdate::Remove => set_cookie(backend, frame, response, None),
+    let mut kept: Vec<String> = directives
+        .into_iter()
+        .filter(|directive| !directive.eq_ignore_ascii_case("public"))
+        .collect();
+    kept.insert(0, "private".to_owned());
+    if let Ok(value) = HeaderValue::from_str(&kept.join(", ")) {
+        headers.insert(header::CACHE_CONTROL, value);
     }
 }
 

@@ -37,6 +37,7 @@
 //! ```
 
 mod backend;
+mod commit;
 mod cookie;
 mod guard;
 mod layer;
@@ -46,7 +47,7 @@ mod response;
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use backend::{CookieUpdate, SessionBackend};
+pub use backend::{CookieUpdate, RequestOutcome, SessionBackend};
 pub use guard::{RequireSession, RequireSessionLayer};
 pub use layer::{SessionLayer, SessionService};
 pub use lazy::{LazySession, OutagePolicy, SessionGuard};
