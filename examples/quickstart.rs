@@ -25,7 +25,7 @@ async fn main() -> Result<(), session::Error> {
     *session.visits_mut() += 1;
     session.set_notice("Welcome alice".to_owned());
     let outcome = provider.save(&mut session).await?;
-    let cookie = session.id().to_string();
+    let cookie = session.id().expose();
     println!("saved a new session ({outcome:?}); the client holds {}…", &cookie[..8]);
 
     // Second request: the same client comes back.

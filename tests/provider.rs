@@ -271,15 +271,15 @@ async fn unknown_garbage_and_expired_ids_are_not_adopted() {
     assert!(provider.load("garbage").await.unwrap().is_none());
     assert!(provider.load("").await.unwrap().is_none());
     let unknown = SessionId::generate().unwrap();
-    assert!(provider.load(&unknown.to_string()).await.unwrap().is_none());
-    let fresh = provider.load_or_create(Some(&unknown.to_string())).await.unwrap();
+    assert!(provider.load(&unknown.expose()).await.unwrap().is_none());
+    let fresh = provider.load_or_create(Some(&unknown.expose())).await.unwrap();
     assert_ne!(fresh.id(), &unknown, "a client-chosen ID is never adopted");
     assert!(fresh.is_new());
 
     let mut session = provider.create().unwrap();
     provider.save(&mut session).await.unwrap();
     clock.advance(Duration::from_secs(24 * 3600));
-    assert!(provider.load(&session.id().to_string()).await.unwrap().is_none());
+    assert!(provider.load(&session.id().expose()).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

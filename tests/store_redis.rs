@@ -67,7 +67,7 @@ async fn overlapping_saves_of_different_fields_both_survive() {
     let mut session = provider.create().unwrap();
     session.set_user(Some("alice".into()));
     provider.save(&mut session).await.unwrap();
-    let id = session.id().to_string();
+    let id = session.id().expose();
 
     // Two overlapping requests of one user, each changing its own field.
     let mut first = provider.load(&id).await.unwrap().unwrap();
@@ -163,7 +163,7 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
     assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
     assert_eq!(stats.delta().await, script(&[("del", 1)]), "create");
 
-    let id = session.id().to_string();
+    let id = session.id().expose();
     let mut session = provider.load(&id).await.unwrap().unwrap();
     assert_eq!(stats.delta().await, counts(&[("hgetall", 1)]), "load");
 

@@ -98,7 +98,7 @@ pub async fn measure(redis: &RedisServer) -> Result<Figures, BoxError> {
         let mut session = nodes[0].create()?;
         content::fill(&mut session);
         nodes[0].save(&mut session).await?;
-        tokens.push(session.id().to_string());
+        tokens.push(session.id().expose());
     }
     let mut requests = Requests::new(&nodes, &tokens);
     requests.phase(redis, READ_ONLY_PERCENT).await?;

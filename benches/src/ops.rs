@@ -212,7 +212,7 @@ impl<S: SessionStore> OursStore<S> {
         content::fill(&mut session);
         provider.save(&mut session).await?;
         Ok(Self {
-            token: session.id().to_string(),
+            token: session.id().expose(),
             provider,
         })
     }

@@ -51,6 +51,14 @@ impl SessionId {
         Ok(Self(bytes))
     }
 
+    /// The ID as the client holds it (43 characters of URL-safe base64), e.g. the cookie
+    /// value. It is a bearer credential: whoever has it has the session, so never log it.
+    /// (`SessionId` has no `Display`, and its `Debug` is redacted, so that printing one is
+    /// always this explicit call.)
+    pub fn expose(&self) -> String {
+        BASE64URL.encode(self.0)
+    }
+
     /// Parses an ID as a client sent it; anything but the canonical 43-character form is
     /// `None`.
     ///
@@ -60,7 +68,7 @@ impl SessionId {
     /// use session::SessionId;
     ///
     /// let id = SessionId::generate()?;
-    /// assert_eq!(SessionId::parse(&id.to_string()), Some(id));
+    /// assert_eq!(SessionId::parse(&id.expose()), Some(id));
     /// assert_eq!(SessionId::parse("not an id"), None);
     /// # Ok::<(), session::Error>(())
     /// ```
@@ -89,13 +97,6 @@ impl SessionId {
     }
 }
 
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = [0u8; ID_TEXT_LEN];
-        let written = BASE64URL.encode_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
-    }
-}
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,15 +164,15 @@ mod tests {
         let a = SessionId::generate().unwrap();
         let b = SessionId::generate().unwrap();
         assert_ne!(a, b);
-        assert_eq!(a.to_string().len(), ID_TEXT_LEN);
-        assert_eq!(SessionId::parse(&a.to_string()), Some(a.clone()));
+        assert_eq!(a.expose().len(), ID_TEXT_LEN);
+        assert_eq!(SessionId::parse(&a.expose()), Some(a.clone()));
         assert_ne!(a.store_key(), b.store_key());
         assert_eq!(format!("{a:?}"), "SessionId(<redacted>)");
     }
 
     #[test]
     fn garbage_and_non_canonical_ids_are_refused() {
-        let id = SessionId::generate().unwrap().to_string();
+        let id = SessionId::generate().unwrap().expose();
         // The last character carries two unused bits; setting one is non-canonical.
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let last = ALPHABET.iter().position(|&c| c == id.as_bytes()[42]).unwrap();

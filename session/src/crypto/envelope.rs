@@ -249,13 +249,25 @@ impl KeyRing {
     pub fn seal(&self, purpose: &Purpose, plaintext: &[u8], opts: &SealOptions) -> Result<String, SealError> {
         let mut iv = [0u8; IV_LEN];
         getrandom::fill(&mut iv).map_err(|_| SealError::Rng)?;
-        self.seal_with_iv(purpose, plaintext, opts, iv)
+        self.seal_under_iv(purpose, plaintext, opts, iv)
     }
 
-    /// [`KeyRing::seal`] with a caller-chosen IV, for golden test vectors
-    /// only: reusing an IV under one key leaks plaintext structure.
+    /// [`KeyRing::seal`] with a caller-chosen IV, for golden test vectors only
+    /// (feature `insecure-test-hooks`): reusing an IV under one key leaks
+    /// plaintext structure.
+    #[cfg(any(test, feature = "insecure-test-hooks"))]
     #[doc(hidden)]
     pub fn seal_with_iv(
+        &self,
+        purpose: &Purpose,
+        plaintext: &[u8],
+        opts: &SealOptions,
+        iv: [u8; IV_LEN],
+    ) -> Result<String, SealError> {
+        self.seal_under_iv(purpose, plaintext, opts, iv)
+    }
+
+    fn seal_under_iv(
         &self,
         purpose: &Purpose,
         plaintext: &[u8],

@@ -15,7 +15,10 @@ use zeroize::Zeroizing;
 pub const MIN_SECRET_LEN: usize = 32;
 
 /// Minimum PBKDF2 iteration count accepted by [`Pbkdf2Params::new`].
-pub const MIN_PBKDF2_ITERATIONS: u32 = 100_000;
+pub const MIN_PBKDF2_ITERATIONS: u32 = 600_000;
+
+/// Minimum length, in characters, of a password for [`Secret::from_password`].
+pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// Minimum PBKDF2 salt length, in bytes.
 pub const MIN_PBKDF2_SALT_LEN: usize = 16;
@@ -91,12 +94,21 @@ pub enum KeyError {
     InvalidBase64,
     /// PBKDF2 iteration count below [`MIN_PBKDF2_ITERATIONS`].
     #[error(
-        "PBKDF2 iteration count {iterations} is too low: use at least 100000 \
-         (600000 or more is recommended), or configure a random secret instead"
+        "PBKDF2 iteration count {iterations} is too low: use at least 600000 (OWASP's \
+         figure for PBKDF2-HMAC-SHA256), or configure a random secret instead"
     )]
     WeakPbkdf2 {
         /// The refused iteration count.
         iterations: u32,
+    },
+    /// A password shorter than [`MIN_PASSWORD_LEN`] characters.
+    #[error(
+        "password is {len} characters, at least 12 are required: choose a longer passphrase, \
+         or configure a random secret instead"
+    )]
+    ShortPassword {
+        /// Length of the refused password, in characters.
+        len: usize,
     },
     /// PBKDF2 salt shorter than [`MIN_PBKDF2_SALT_LEN`].
     #[error(
@@ -163,8 +175,9 @@ impl Secret {
     /// PBKDF2-HMAC-SHA256.
     ///
     /// This is slow on purpose; call it once at start-up and build the
-    /// [`KeyRing`] from the result. The password must be non-empty and must
-    /// not contain a known placeholder (when shorter than 64 bytes).
+    /// [`KeyRing`] from the result. The password must have at least
+    /// [`MIN_PASSWORD_LEN`] characters and must not contain a known placeholder
+    /// (when shorter than 64 bytes).
     pub fn from_password(password: &str, params: Pbkdf2Params) -> Result<Self, KeyError> {
         let pw = password.as_bytes();
         if pw.is_empty() {
@@ -172,6 +185,10 @@ impl Secret {
         }
         if contains_known_default(pw) {
             return Err(KeyError::KnownDefault);
+        }
+        let len = password.chars().count();
+        if len < MIN_PASSWORD_LEN {
+            return Err(KeyError::ShortPassword { len });
         }
         let mut bytes = Zeroizing::new(vec![0u8; PASSWORD_KEY_LEN]);
         pbkdf2_sha256(pw, &params.salt, params.iterations, &mut bytes);
@@ -242,8 +259,8 @@ pub struct Pbkdf2Params {
 }
 
 impl Pbkdf2Params {
-    /// Validates the parameters: at least 100 000 iterations and a salt of
-    /// at least 16 bytes.
+    /// Validates the parameters: at least [`MIN_PBKDF2_ITERATIONS`] (600 000)
+    /// iterations and a salt of at least 16 bytes.
     pub fn new(iterations: u32, salt: impl Into<Vec<u8>>) -> Result<Self, KeyError> {
         let salt = salt.into();
         if iterations < MIN_PBKDF2_ITERATIONS {
@@ -255,7 +272,9 @@ impl Pbkdf2Params {
         Ok(Self { iterations, salt })
     }
 
-    /// Skips the iteration floor so tests stay fast. Never use in production.
+    /// Skips the iteration floor so tests stay fast (feature `insecure-test-hooks`, for
+    /// this crate's own tests). Never use in production.
+    #[cfg(any(test, feature = "insecure-test-hooks"))]
     #[doc(hidden)]
     pub fn insecure_for_tests(iterations: u32, salt: impl Into<Vec<u8>>) -> Self {
         Self {

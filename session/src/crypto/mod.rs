@@ -90,7 +90,7 @@ pub use envelope::{
     OpenLimits, Opened, Purpose, SealError, SealOptions,
 };
 pub use keys::{
-    KeyError, KeyId, KeyRing, MIN_PBKDF2_ITERATIONS, MIN_PBKDF2_SALT_LEN, MIN_SECRET_LEN, Pbkdf2Params, Secret,
+    KeyError, KeyId, KeyRing, MIN_PASSWORD_LEN, MIN_PBKDF2_ITERATIONS, MIN_PBKDF2_SALT_LEN, MIN_SECRET_LEN, Pbkdf2Params, Secret,
     pbkdf2_sha256,
 };
 

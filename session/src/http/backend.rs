@@ -88,10 +88,10 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
             RequestOutcome::Failed => self.save_lifecycle_only(session).await,
         };
         match saved {
-            Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().to_string())),
+            Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().expose())),
             // A persistent cookie's Max-Age slides with the session.
             Ok(SaveOutcome::Updated | SaveOutcome::Refreshed) if persistent => {
-                Ok(CookieUpdate::Set(session.id().to_string()))
+                Ok(CookieUpdate::Set(session.id().expose()))
             }
             Ok(SaveOutcome::Updated | SaveOutcome::Refreshed | SaveOutcome::Unchanged) => Ok(CookieUpdate::Keep),
             Ok(SaveOutcome::Deleted) => Ok(CookieUpdate::Remove),
