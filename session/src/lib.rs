@@ -24,7 +24,7 @@
 //! session.set_user(Some("alice".into()));
 //! session.set_notice("Welcome alice".into());
 //! provider.save(&mut session).await?;
-//! let cookie = session.id().to_string();
+//! let cookie = session.id().expose();
 //!
 //! // Request 2: the flash notice is visible once.
 //! let mut session = provider.load(&cookie).await?.expect("live session");
