@@ -11,8 +11,10 @@ use common::{
     http::{bare, browser, cookie_value, serve, set_cookies},
 };
 use reqwest::header;
+use std::sync::{Arc, Mutex};
+
 use session::{
-    ClientBinding, CookieSessions, Error, MemoryStore, Session, SessionConfig, SessionProvider,
+    Callbacks, ClientBinding, CookieSessions, Error, MemoryStore, Rejection, Session, SessionConfig, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer},
 };
@@ -474,6 +476,104 @@ async fn client_binding_uses_a_trusted_proxy_header_when_configured() {
     );
     let (body, _) = count_as(&base, &[("x-forwarded-for", "192.0.2.8")], Some(&value)).await;
     assert_eq!(body, "1", "another client address gets a fresh session");
+    let spoofed = [("x-forwarded-for", "192.0.2.7, not-an-address")];
+    let (body, _) = count_as(&base, &spoofed, Some(&value)).await;
+    assert_eq!(
+        body, "1",
+        "only the proxy's own (last) entry counts: an earlier, client-written one is never used"
+    );
+    let (body, _) = count_as(&base, &[], Some(&value)).await;
+    assert_eq!(
+        body, "1",
+        "no address known: the binding cannot be verified, a fresh session"
+    );
+}
+
+#[tokio::test]
+async fn tampered_cookies_malformed_ids_and_client_mismatches_are_reported() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let callbacks = {
+        let seen = seen.clone();
+        Callbacks::new().on_rejected(move |rejection| seen.lock().unwrap().push(rejection))
+    };
+    let layer = SessionLayer::new(
+        cookie_store(ClientBinding {
+            user_agent: true,
+            ip: false,
+        })
+        .with_callbacks(callbacks.clone()),
+    );
+    let base = serve(routes(layer)).await;
+    let (_, value) = count_as(&base, &[("user-agent", "browser-a")], None).await;
+    let value = value.unwrap();
+    let mut tampered = value.clone().into_bytes();
+    tampered[30] = if tampered[30] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (body, _) = count_as(&base, &[("user-agent", "browser-a")], Some(&tampered)).await;
+    assert_eq!(body, "1", "a tampered cookie gets a fresh session");
+    let (body, _) = count_as(&base, &[("user-agent", "browser-b")], Some(&value)).await;
+    assert_eq!(body, "1");
+    assert_eq!(*seen.lock().unwrap(), [Rejection::Tampered, Rejection::ClientMismatch]);
+
+    seen.lock().unwrap().clear();
+    let provider = SessionProvider::new(MemoryStore::new(), config()).with_callbacks(callbacks);
+    let base = serve(routes(SessionLayer::new(provider))).await;
+    let (body, _) = count_as(&base, &[], Some("not-a-session-id")).await;
+    assert_eq!(body, "1");
+    let unknown = session::SessionId::generate().unwrap().expose();
+    count_as(&base, &[], Some(&unknown)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Rejection::MalformedId],
+        "an unknown but well-formed ID is the everyday end of a session, not reported"
+    );
+}
+
+#[tokio::test]
+async fn with_two_session_cookies_the_live_one_is_used() {
+    let base = serve(routes(SessionLayer::new(SessionProvider::new(
+        MemoryStore::new(),
+        config(),
+    ))))
+    .await;
+    let (_, live) = count_as(&base, &[], None).await;
+    let live = live.unwrap();
+    let stale = session::SessionId::generate().unwrap().expose();
+    let response = bare()
+        .get(format!("{base}/count"))
+        .header(header::COOKIE, format!("session={stale}; other=1; session={live}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        "2",
+        "the second cookie holds the live session"
+    );
+}
+
+#[tokio::test]
+async fn a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_stored() {
+    async fn grow(session: LazySession<AppSession>) -> Result<&'static str, Error> {
+        session.load().await?.set_user(Some("x".repeat(2_000)));
+        Ok("ok")
+    }
+    let config = SessionConfig::development().max_record_bytes(1_024).build().unwrap();
+    let app = Router::new()
+        .route("/grow", get(grow))
+        .route("/count", get(count))
+        .layer(SessionLayer::<AppSession, _>::new(SessionProvider::new(
+            MemoryStore::new(),
+            config,
+        )));
+    let base = serve(app).await;
+    let client = browser();
+    client.get(format!("{base}/count")).send().await.unwrap();
+    let response = client.get(format!("{base}/grow")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(set_cookies(&response).is_empty());
+    let response = client.get(format!("{base}/count")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "2", "the stored session is as it was");
 }
 
 #[tokio::test]
@@ -493,7 +593,7 @@ async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_coo
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let response = client.get(format!("{base}/huge")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(set_cookies(&response).is_empty());
     assert_eq!(
         client

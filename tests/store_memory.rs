@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use session::{
-    Clock, ManualClock, MemoryStore, SessionId, SessionMeta,
+    Clock, Error, ManualClock, MemoryStore, SessionId, SessionMeta,
     store::{FieldRecord, Record, SessionStore},
 };
 
@@ -22,7 +22,66 @@ fn record(clock: &ManualClock, idle_ms: u64) -> Record {
 }
 
 #[tokio::test]
-async fn capacity_is_bounded_and_evicts_the_soonest_to_expire() {
+async fn a_flood_of_new_sessions_never_evicts_an_established_one() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().capacity(3_200).clock(clock.clone()).build();
+    // 1,000 users who came back (an update makes a session established).
+    let users: Vec<_> = (0..1_000).map(|_| SessionId::generate().unwrap().store_key()).collect();
+    for key in &users {
+        assert!(store.create(key, &record(&clock, 600_000)).await.unwrap());
+        assert!(store.update(key, &record(&clock, 600_000)).await.unwrap());
+    }
+    // A flood of 20,000 one-request visitors.
+    for _ in 0..20_000 {
+        let key = SessionId::generate().unwrap().store_key();
+        assert!(store.create(&key, &record(&clock, 600_000)).await.unwrap());
+    }
+    assert!(store.len() <= store.capacity());
+    for key in &users {
+        assert!(
+            store.load(key).await.unwrap().is_some(),
+            "an established session was evicted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_store_full_of_established_sessions_refuses_new_ones_and_bounds_bytes() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().capacity(64).clock(clock.clone()).build();
+    let (mut established, mut refused) = (Vec::new(), 0);
+    for _ in 0..200 {
+        let key = SessionId::generate().unwrap().store_key();
+        match store.create(&key, &record(&clock, 600_000)).await {
+            Ok(true) => {
+                assert!(store.update(&key, &record(&clock, 600_000)).await.unwrap());
+                established.push(key);
+            }
+            Err(Error::Unavailable(_)) => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(refused > 0, "a store full of established sessions refuses new ones");
+    assert!(store.len() <= store.capacity());
+    for key in &established {
+        assert!(store.load(key).await.unwrap().is_some(), "none was evicted");
+    }
+
+    let small = MemoryStore::builder()
+        .max_bytes(32 * 4_096)
+        .clock(clock.clone())
+        .build();
+    let mut big = record(&clock, 600_000);
+    big.fields.push(1, &[7u8; 1_000]);
+    for _ in 0..1_000 {
+        let key = SessionId::generate().unwrap().store_key();
+        assert!(small.create(&key, &big).await.unwrap());
+    }
+    assert!(small.bytes() <= 32 * 4_096, "{} bytes", small.bytes());
+}
+
+#[tokio::test]
+async fn capacity_is_bounded_and_evicts_probationary_sessions_first() {
     let clock = ManualClock::new();
     let store = MemoryStore::builder().capacity(64).clock(clock.clone()).build();
     for i in 0..1_000u64 {

@@ -1,11 +1,12 @@
-//! Lifecycle callbacks: started, loaded, deleted, regenerated.
+//! Lifecycle callbacks: started, loaded, deleted, regenerated, and rejected.
 
 use std::{fmt, sync::Arc};
 
-use crate::id::SessionId;
+use crate::{id::SessionId, rejection::Rejection};
 
 type IdHook = Arc<dyn Fn(&SessionId) + Send + Sync>;
 type RegenerateHook = Arc<dyn Fn(&SessionId, &SessionId) + Send + Sync>;
+type RejectHook = Arc<dyn Fn(Rejection) + Send + Sync>;
 
 /// Functions the provider calls as sessions come and go, e.g. for audit logs.
 ///
@@ -31,6 +32,7 @@ pub struct Callbacks {
     pub(crate) loaded: Option<IdHook>,
     pub(crate) deleted: Option<IdHook>,
     pub(crate) regenerated: Option<RegenerateHook>,
+    pub(crate) rejected: Option<RejectHook>,
 }
 
 impl Callbacks {
@@ -67,6 +69,15 @@ impl Callbacks {
         self
     }
 
+    /// Called when a presented session is refused for a reason worth attention (a
+    /// malformed or tampered cookie, another client's session; see [`Rejection`]). The
+    /// request goes on with a fresh session; a rate-limited warning is logged as well.
+    #[must_use]
+    pub fn on_rejected(mut self, hook: impl Fn(Rejection) + Send + Sync + 'static) -> Self {
+        self.rejected = Some(Arc::new(hook));
+        self
+    }
+
     pub(crate) fn id_hook(hook: Option<&IdHook>, id: &SessionId) {
         if let Some(hook) = hook {
             hook(id);
@@ -81,6 +92,7 @@ impl fmt::Debug for Callbacks {
             .field("loaded", &self.loaded.is_some())
             .field("deleted", &self.deleted.is_some())
             .field("regenerated", &self.regenerated.is_some())
+            .field("rejected", &self.rejected.is_some())
             .finish()
     }
 }

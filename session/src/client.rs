@@ -39,6 +39,13 @@ impl ClientBinding {
         self.user_agent || self.ip
     }
 
+    /// Whether `client` matches the bound facts whose digest the session holds. An unknown
+    /// IP address never matches a binding to the IP: a server that cannot tell the client's
+    /// address cannot tell it apart from another client's.
+    pub(crate) fn matches(self, stored: Option<[u8; 16]>, client: &ClientInfo) -> bool {
+        !(self.ip && client.ip.is_none()) && stored == self.digest(client)
+    }
+
     /// The digest of the bound facts, kept inside the sealed session.
     pub(crate) fn digest(self, client: &ClientInfo) -> Option<[u8; 16]> {
         if !self.is_enabled() {

@@ -294,6 +294,63 @@ pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
     data
 }
 
+/// How many bytes a stored record takes, in total and per field of `T`, so a save can
+/// tell the size the record will have after a field-level merge without the stored bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RecordSize {
+    total: usize,
+    /// Per field of `T::FIELDS`: its bytes in the record (tag and length included).
+    fields: Vec<u32>,
+}
+
+impl RecordSize {
+    /// The size of `record`, read from its field headers only.
+    pub(crate) fn of<T: SessionData>(record: &FieldRecord) -> Self {
+        let mut size = Self {
+            total: record.bytes.len(),
+            fields: vec![0; T::FIELDS.len()],
+        };
+        for (tag, value) in record.iter().map_while(Result::ok) {
+            if let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) {
+                size.fields[index] = stored_len(value.len());
+            }
+        }
+        size
+    }
+
+    /// The total after `update`'s fields replace the stored ones.
+    pub(crate) fn after<T: SessionData>(&self, update: &FieldRecord) -> usize {
+        let mut total = self.total;
+        for (tag, value) in update.iter().map_while(Result::ok) {
+            let old = T::FIELDS
+                .iter()
+                .position(|def| def.tag == tag)
+                .and_then(|index| self.fields.get(index))
+                .copied()
+                .unwrap_or(0);
+            total = total.saturating_sub(old as usize) + stored_len(value.len()) as usize;
+        }
+        total
+    }
+
+    /// Records that `update` was written.
+    pub(crate) fn apply<T: SessionData>(&mut self, update: &FieldRecord) {
+        self.total = self.after::<T>(update);
+        for (tag, value) in update.iter().map_while(Result::ok) {
+            if let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag)
+                && let Some(slot) = self.fields.get_mut(index)
+            {
+                *slot = stored_len(value.len());
+            }
+        }
+    }
+}
+
+/// The bytes a field of `len` value bytes takes in a record.
+fn stored_len(len: usize) -> u32 {
+    u32::try_from(4 + varint_len(len) + len).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,9 @@ pub struct CookieConfig {
     pub max_age: Option<Duration>,
 }
 
+/// The default [`SessionConfig::max_record_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+
 /// How sessions live and how their cookie looks. Build one with a preset or
 /// [`SessionConfig::builder`]; invalid combinations are refused by
 /// [`SessionConfigBuilder::build`].
@@ -66,6 +69,7 @@ pub struct SessionConfig {
     idle_timeout: Duration,
     absolute_timeout: Duration,
     refresh_interval: Duration,
+    max_record_bytes: usize,
     cookie: CookieConfig,
     clock: Arc<dyn Clock>,
 }
@@ -76,6 +80,7 @@ impl fmt::Debug for SessionConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
             .field("refresh_interval", &self.refresh_interval)
+            .field("max_record_bytes", &self.max_record_bytes)
             .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
@@ -102,6 +107,7 @@ impl SessionConfig {
                 idle_timeout: Duration::from_secs(30 * 60),
                 absolute_timeout: Duration::from_secs(24 * 60 * 60),
                 refresh_interval: Duration::from_secs(60),
+                max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
                 cookie: CookieConfig {
                     name: "__Host-session".to_owned(),
                     path: "/".to_owned(),
@@ -152,6 +158,13 @@ impl SessionConfig {
         self.refresh_interval
     }
 
+    /// The largest a session may be in a server-side store, in bytes of encoded fields:
+    /// a save that would make it larger fails with [`Error::RecordTooLarge`] and stores
+    /// nothing.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
     /// The cookie attributes.
     pub fn cookie(&self) -> &CookieConfig {
         &self.cookie
@@ -183,6 +196,13 @@ impl SessionConfigBuilder {
     /// Sets the sliding-refresh throttle.
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.config.refresh_interval = interval;
+        self
+    }
+
+    /// Sets the largest a session may be in a server-side store (default 64 KiB of encoded
+    /// fields). Cookie sessions are bounded by the 4096-byte cookie instead.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_record_bytes = bytes;
         self
     }
 
@@ -257,6 +277,9 @@ impl SessionConfigBuilder {
                 "refresh_interval ({:?}) must be shorter than idle_timeout ({:?}), or sessions expire while in use",
                 config.refresh_interval, config.idle_timeout
             ));
+        }
+        if config.max_record_bytes == 0 {
+            return refuse("max_record_bytes must be greater than zero".into());
         }
         validate_cookie(&config.cookie).map_err(Error::Config)?;
         Ok(config)

@@ -3,11 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ClientBinding, ClientInfo, Error, Session, SessionConfig, SessionData, SessionId,
+    Callbacks, ClientBinding, ClientInfo, Error, Session, SessionConfig, SessionData, SessionId,
     clock::duration_ms,
     codec,
-    crypto::{KeyRing, OpenLimits, Purpose, SealOptions},
+    crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
     data::DirtySet,
+    rejection::{self, Rejection},
     session::{SessionMeta, Status},
     set_cookie,
 };
@@ -88,6 +89,7 @@ pub struct CookieSessions {
     config: SessionConfig,
     compress_above: Option<usize>,
     binding: ClientBinding,
+    callbacks: Callbacks,
     /// Bytes of the `Set-Cookie` value around the cookie value (name, `=`, attributes):
     /// the cookie crate writes the value verbatim, so a value's full size is this plus its
     /// length, checked on every seal without rendering the header twice.
@@ -109,8 +111,18 @@ impl CookieSessions {
             config,
             compress_above: None,
             binding: ClientBinding::NONE,
+            callbacks: Callbacks::default(),
             frame_len,
         })
+    }
+
+    /// Sets the callbacks. Cookie sessions keep nothing server-side, so only
+    /// [`on_rejected`](Callbacks::on_rejected) is called (tampered cookies, client
+    /// mismatches).
+    #[must_use]
+    pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
+        self.callbacks = callbacks;
+        self
     }
 
     /// Compresses the sealed data (gzip) when it is longer than this many bytes.
@@ -155,7 +167,14 @@ impl CookieSessions {
             max_input_len: set_cookie::MAX_COOKIE_BYTES,
             max_plaintext_len: MAX_PLAINTEXT,
         };
-        let opened = self.ring.open(&self.purpose, value, now / 1000, &limits).ok()?;
+        let opened = match self.ring.open_telling_expiry(&self.purpose, value, now / 1000, &limits) {
+            Ok(opened) => opened,
+            Err(OpenFailure::Expired) => return None,
+            Err(OpenFailure::Invalid) => {
+                rejection::report(&self.callbacks, Rejection::Tampered);
+                return None;
+            }
+        };
         let Ok(payload) = postcard::from_bytes::<Payload>(&opened.plaintext) else {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
             return None;
@@ -167,7 +186,11 @@ impl CookieSessions {
             absolute_deadline_ms: payload.absolute_deadline_ms,
             lineage: payload.lineage,
         };
-        if meta.is_expired(now) || payload.binding != self.binding.digest(client) {
+        if meta.is_expired(now) {
+            return None;
+        }
+        if !self.binding.matches(payload.binding, client) {
+            rejection::report(&self.callbacks, Rejection::ClientMismatch);
             return None;
         }
         let refresh_due = opened.sealed_with_old_key

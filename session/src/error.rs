@@ -39,12 +39,25 @@ pub enum Error {
         source: crate::FieldError,
     },
 
-    /// The session cookie would exceed what browsers accept.
+    /// The session cookie would exceed what browsers accept. The HTTP layer answers 413.
     #[error(
         "the session cookie would be {size} bytes (name, value and attributes); browsers accept at most {limit}: store less in the session or use a server-side store"
     )]
     CookieTooLarge {
         /// The size of the `Set-Cookie` value that was refused.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The session would be larger than the store allows
+    /// ([`SessionConfig::max_record_bytes`](crate::SessionConfig::max_record_bytes)); nothing
+    /// was stored. The HTTP layer answers 413.
+    #[error(
+        "the session would be {size} bytes, over the limit of {limit}: store less in it, or raise max_record_bytes"
+    )]
+    RecordTooLarge {
+        /// The size the session would have had, in bytes of encoded fields.
         size: usize,
         /// The limit.
         limit: usize,

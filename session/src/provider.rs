@@ -6,10 +6,11 @@ use crate::{
     Error,
     callbacks::Callbacks,
     clock::duration_ms,
-    codec::{self, FieldRecord},
+    codec::{self, FieldRecord, RecordSize},
     config::SessionConfig,
     data::{DirtySet, SessionData},
     id::{SessionId, StoreKey},
+    rejection::{self, Rejection},
     session::{Session, SessionMeta, Status},
     store::{QueryStore, Record, Rename, SessionStore},
 };
@@ -166,7 +167,10 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     pub async fn load(&self, token: &str) -> Result<Option<Session<T>>, Error> {
         match SessionId::parse(token) {
             Some(id) => self.try_get(&id).await,
-            None => Ok(None),
+            None => {
+                rejection::report(&self.shared.callbacks, Rejection::MalformedId);
+                Ok(None)
+            }
         }
     }
 
@@ -206,13 +210,9 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             now.saturating_sub(record.meta.accessed_ms) >= duration_ms(self.shared.config.refresh_interval());
         let data = codec::decode::<T>(&record.fields);
         Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
-        Ok(Some(Session::from_parts(
-            id.clone(),
-            data,
-            record.meta,
-            Status::Stored,
-            refresh_due,
-        )))
+        let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due);
+        *session.stored_size_mut() = RecordSize::of::<T>(&record.fields);
+        Ok(Some(session))
     }
 
     /// Loads a live session by ID.
@@ -232,7 +232,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     ///
     /// [`Error::Gone`] when the session was deleted or expired in the store meanwhile (its
     /// changes are dropped, not resurrected); [`Error::Encode`] when a field cannot be
-    /// encoded; otherwise when the store fails. On error the stored session is unchanged
+    /// encoded; [`Error::RecordTooLarge`] when the session would grow past
+    /// [`SessionConfig::max_record_bytes`]; otherwise when the store fails. On error the stored session is unchanged
     /// and the session keeps its pending changes.
     pub async fn save(&self, session: &mut Session<T>) -> Result<SaveOutcome, Error> {
         self.write(session, Changes::Keep).await
@@ -247,6 +248,15 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// As [`save`](Self::save).
     pub async fn save_lifecycle_only(&self, session: &mut Session<T>) -> Result<SaveOutcome, Error> {
         self.write(session, Changes::Drop).await
+    }
+
+    /// Refuses a record over the configured size, before anything is written.
+    fn check_size(&self, size: usize) -> Result<(), Error> {
+        let limit = self.shared.config.max_record_bytes();
+        if size > limit {
+            return Err(Error::RecordTooLarge { size, limit });
+        }
+        Ok(())
     }
 
     async fn write(&self, session: &mut Session<T>, changes: Changes) -> Result<SaveOutcome, Error> {
@@ -270,8 +280,10 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     meta,
                     fields: codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?,
                 };
+                self.check_size(record.fields.as_bytes().len())?;
                 for _ in 0..ID_ATTEMPTS {
                     if store.create(&session.id().store_key(), &record).await? {
+                        *session.stored_size_mut() = RecordSize::of::<T>(&record.fields);
                         session.set_meta(meta);
                         session.saved(Status::Stored);
                         Callbacks::id_hook(callbacks.started.as_ref(), session.id());
@@ -287,6 +299,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     Changes::Keep => codec::encode(session.data(), session.dirty_set())?,
                     Changes::Drop => FieldRecord::new(),
                 };
+                self.check_size(session.stored_size().after::<T>(&fields))?;
                 let update = Record { meta, fields };
                 let old = session.stored_id().clone();
                 for _ in 0..ID_ATTEMPTS {
@@ -295,6 +308,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                         .await?
                     {
                         Rename::Renamed => {
+                            session.stored_size_mut().apply::<T>(&update.fields);
                             session.set_meta(meta);
                             session.saved(Status::Stored);
                             if let Some(hook) = &callbacks.regenerated {
@@ -323,9 +337,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     meta,
                     fields: codec::encode(session.data(), dirty)?,
                 };
+                self.check_size(session.stored_size().after::<T>(&update.fields))?;
                 if !store.update(&session.id().store_key(), &update).await? {
                     return Err(Error::Gone);
                 }
+                session.stored_size_mut().apply::<T>(&update.fields);
                 session.set_meta(meta);
                 session.saved(Status::Stored);
                 Ok(outcome)

@@ -9,6 +9,7 @@ use std::{
 use crate::{
     Error,
     clock::from_unix_ms,
+    codec::RecordSize,
     data::{DirtySet, FieldsOf, SessionData, Tracked},
     id::SessionId,
 };
@@ -102,6 +103,7 @@ pub struct Session<T: SessionData> {
     stored_id: Option<SessionId>,
     in_store: bool,
     refresh_due: bool,
+    stored_size: RecordSize,
 }
 
 impl<T: SessionData> Session<T> {
@@ -119,6 +121,7 @@ impl<T: SessionData> Session<T> {
             stored_id: None,
             in_store,
             refresh_due,
+            stored_size: RecordSize::default(),
         }
     }
 
@@ -237,6 +240,15 @@ impl<T: SessionData> Session<T> {
     /// applies.
     pub(crate) fn ends_or_moves(&self) -> bool {
         self.is_deleted() || self.is_regenerated()
+    }
+
+    /// The size of the record as stored, as far as this session's saves tell.
+    pub(crate) fn stored_size(&self) -> &RecordSize {
+        &self.stored_size
+    }
+
+    pub(crate) fn stored_size_mut(&mut self) -> &mut RecordSize {
+        &mut self.stored_size
     }
 
     pub(crate) fn status(&self) -> Status {

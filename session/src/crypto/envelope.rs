@@ -315,11 +315,37 @@ impl KeyRing {
         now_unix_secs: u64,
         limits: &OpenLimits,
     ) -> Result<Opened, OpenError> {
+        self.open_telling_expiry(purpose, input, now_unix_secs, limits)
+            .map_err(|_| OpenError)
+    }
+
+    /// [`open`](Self::open), telling this crate whether the envelope was authentic and only
+    /// expired (the everyday end of a session) or did not authenticate at all (worth
+    /// reporting).
+    pub(crate) fn open_telling_expiry(
+        &self,
+        purpose: &Purpose,
+        input: &str,
+        now_unix_secs: u64,
+        limits: &OpenLimits,
+    ) -> Result<Opened, OpenFailure> {
         open_inner(self, purpose, input, now_unix_secs, limits).map_err(|reason| {
             tracing::debug!(reason = reason.as_str(), "sealed envelope rejected");
-            OpenError
+            match reason {
+                Reject::Expired => OpenFailure::Expired,
+                _ => OpenFailure::Invalid,
+            }
         })
     }
+}
+
+/// Why [`KeyRing::open_telling_expiry`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenFailure {
+    /// Authentic, but past its expiry.
+    Expired,
+    /// Not authentic, malformed, or sealed with a key not in the ring.
+    Invalid,
 }
 
 fn mac_for(key: &DerivedKey, purpose: &Purpose) -> HmacSha256 {

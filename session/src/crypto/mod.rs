@@ -83,6 +83,7 @@
 
 mod compress;
 mod envelope;
+pub(crate) use envelope::OpenFailure;
 mod keys;
 
 pub use envelope::{
@@ -90,8 +91,8 @@ pub use envelope::{
     OpenLimits, Opened, Purpose, SealError, SealOptions,
 };
 pub use keys::{
-    KeyError, KeyId, KeyRing, MIN_PASSWORD_LEN, MIN_PBKDF2_ITERATIONS, MIN_PBKDF2_SALT_LEN, MIN_SECRET_LEN, Pbkdf2Params, Secret,
-    pbkdf2_sha256,
+    KeyError, KeyId, KeyRing, MIN_PASSWORD_LEN, MIN_PBKDF2_ITERATIONS, MIN_PBKDF2_SALT_LEN, MIN_SECRET_LEN,
+    Pbkdf2Params, Secret, pbkdf2_sha256,
 };
 
 /// Decodes the hex of published test vectors.

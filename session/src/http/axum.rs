@@ -39,11 +39,7 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for LazySession<T> {
 /// 503 when the store is unavailable, 500 otherwise; the details go to the log, not the client.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = if self.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
+        let status = super::response::status_of(&self);
         tracing::error!(error = %self, "session error");
         (status, status.canonical_reason().unwrap_or("error")).into_response()
     }

@@ -4,17 +4,20 @@ use http::{HeaderMap, HeaderValue, header};
 
 use crate::{Error, config::CookieConfig, set_cookie};
 
-/// The value of the first cookie called `name` in the request (every `Cookie` header,
-/// in order); pairs the `cookie` crate cannot parse are skipped, not fatal.
-pub(crate) fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The values of the cookies called `name` in the request (every `Cookie` header, in
+/// order); pairs the `cookie` crate cannot parse are skipped, not fatal. A browser sends
+/// several when cookies of one name were set for different paths or domains (say, an old
+/// one for a parent domain): each is tried in turn.
+pub(crate) fn read(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(::cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == name)
+        .filter(|cookie| cookie.name() == name)
         .map(|cookie| cookie.value().to_owned())
+        .collect()
 }
 
 /// The `Set-Cookie` text of the session cookie around its value: the `cookie` crate writes
@@ -94,18 +97,18 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_named_cookie_among_others() {
+    fn reads_every_cookie_of_the_name_in_order_among_others() {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("a=1; session=abc"));
         headers.append(header::COOKIE, HeaderValue::from_static("session=second"));
-        assert_eq!(read(&headers, "session").as_deref(), Some("abc"));
-        assert_eq!(read(&headers, "missing"), None);
+        assert_eq!(read(&headers, "session"), ["abc", "second"]);
+        assert!(read(&headers, "missing").is_empty());
 
         let mut headers = HeaderMap::new();
         headers.append(
             header::COOKIE,
             HeaderValue::from_static("broken; =x;  session = padded ;"),
         );
-        assert_eq!(read(&headers, "session").as_deref(), Some("padded"));
+        assert_eq!(read(&headers, "session"), ["padded"]);
     }
 }

@@ -86,9 +86,11 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
         self
     }
 
-    /// Takes the client IP from this header (the last address in it, the one your own
-    /// proxy appended) instead of the connection's peer. Set it only behind a proxy that
-    /// always sets the header; a client can write any value into it otherwise.
+    /// Takes the client IP from this header instead of the connection's peer: the last
+    /// entry of its last occurrence, the one your own proxy appended (earlier entries are
+    /// what the client sent, and are ignored; a last entry that is not an IP address leaves
+    /// the address unknown). Set it only behind a proxy that always sets the header; a
+    /// client can write any value into it otherwise.
     #[must_use]
     pub fn trusted_proxy_header(mut self, header: HeaderName) -> Self {
         Arc::make_mut(&mut self.options).trusted_proxy_header = Some(header);
@@ -150,9 +152,9 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let backend = self.layer.backend.clone();
         let options = self.layer.options.clone();
-        let cookie = cookie::read(request.headers(), &backend.config().cookie().name);
+        let cookies = cookie::read(request.headers(), &backend.config().cookie().name);
         let client = client_info(&request, options.trusted_proxy_header.as_ref());
-        let session = LazySession::new(self.layer.loader.clone(), cookie, client, options.outage_policy);
+        let session = LazySession::new(self.layer.loader.clone(), cookies, client, options.outage_policy);
         request.extensions_mut().insert(session.clone());
 
         // The clone that was polled ready is the one to call.
@@ -173,14 +175,16 @@ fn client_info<Body>(request: &Request<Body>, trusted_header: Option<&HeaderName
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let ip = match trusted_header {
+        // Only the last entry is the proxy's own; earlier ones are what the client sent.
+        // An entry that does not parse leaves the address unknown.
         Some(name) => request
             .headers()
             .get_all(name)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-            .next_back(),
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok()),
         None => peer_ip(request),
     };
     ClientInfo { user_agent, ip }

@@ -66,7 +66,8 @@ pub struct LazySession<T: SessionData> {
 
 struct Inner<T: SessionData> {
     slot: Arc<Mutex<Slot<T>>>,
-    cookie: Option<String>,
+    /// The values of the request's session cookies, usually one.
+    cookies: Vec<String>,
     client: ClientInfo,
     loader: Arc<dyn Loader<T>>,
     outage_policy: OutagePolicy,
@@ -83,7 +84,7 @@ impl<T: SessionData> Clone for LazySession<T> {
 impl<T: SessionData> fmt::Debug for LazySession<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazySession")
-            .field("has_cookie", &self.inner.cookie.is_some())
+            .field("has_cookie", &!self.inner.cookies.is_empty())
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +118,7 @@ impl<T: SessionData + fmt::Debug> fmt::Debug for SessionGuard<T> {
 impl<T: SessionData> LazySession<T> {
     pub(crate) fn new(
         loader: Arc<dyn Loader<T>>,
-        cookie: Option<String>,
+        cookies: Vec<String>,
         client: ClientInfo,
         outage_policy: OutagePolicy,
     ) -> Self {
@@ -130,7 +131,7 @@ impl<T: SessionData> LazySession<T> {
         Self {
             inner: Arc::new(Inner {
                 slot: Arc::new(Mutex::new(slot)),
-                cookie,
+                cookies,
                 client,
                 loader,
                 outage_policy,
@@ -147,7 +148,7 @@ impl<T: SessionData> LazySession<T> {
     }
 
     pub(crate) fn had_cookie(&self) -> bool {
-        self.inner.cookie.is_some()
+        !self.inner.cookies.is_empty()
     }
 
     /// The request's session: the client's live session, or a new one (stored only if
@@ -182,17 +183,23 @@ impl<T: SessionData> LazySession<T> {
             .map(|guard| SessionGuard { guard })
     }
 
+    /// The first of the request's session cookies that designates a live session.
+    async fn load_first_live(&self) -> Result<Option<Session<T>>, Error> {
+        for cookie in &self.inner.cookies {
+            if let Some(session) = self.inner.loader.load(cookie, &self.inner.client).await? {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
+    }
+
     /// Locks the slot, loading the client's session the first time.
     async fn lookup(&self) -> Result<OwnedMutexGuard<Slot<T>>, Error> {
         let mut slot = self.inner.slot.clone().lock_owned().await;
         if slot.session.is_some() || slot.looked_up {
             return Ok(slot);
         }
-        let Some(cookie) = &self.inner.cookie else {
-            slot.looked_up = true;
-            return Ok(slot);
-        };
-        match self.inner.loader.load(cookie, &self.inner.client).await {
+        match self.load_first_live().await {
             Ok(session) => {
                 slot.session = session;
                 slot.looked_up = true;

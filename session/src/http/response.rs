@@ -5,13 +5,18 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::Error;
 
-/// The status an error answers with: 503 when the store is unavailable, else 500.
+/// The response an error answers with.
 pub(super) fn error_response<ResBody: Default>(error: &Error) -> Response<ResBody> {
-    status_response(if error.is_unavailable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    })
+    status_response(status_of(error))
+}
+
+/// 503 when the store is unavailable, 413 when the session grew too large, else 500.
+pub(crate) fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::RecordTooLarge { .. } | Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        error if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// An empty response with `status`, never cached.

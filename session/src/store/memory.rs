@@ -1,7 +1,7 @@
 //! An in-process store: sharded, bounded, expiring.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
     time::Duration,
 };
@@ -16,12 +16,15 @@ use crate::{
 };
 
 const SHARDS: usize = 32;
-/// How many entries an eviction looks at, like Redis's `volatile-ttl` sampling.
-const EVICTION_SAMPLE: usize = 8;
+/// What an entry costs besides its field bytes: key, metadata, map slot and queue slot.
+const ENTRY_OVERHEAD: usize = 160;
 
 struct Entry {
     meta: SessionMeta,
     fields: Box<[u8]>,
+    /// Written again since it was created (updated, refreshed or given a new ID): a session
+    /// somebody came back to, evicted only after every probationary one.
+    established: bool,
 }
 
 impl Entry {
@@ -31,13 +34,67 @@ impl Entry {
             fields: FieldRecord::from_bytes(self.fields.to_vec()),
         }
     }
+
+    fn cost(&self) -> usize {
+        ENTRY_OVERHEAD + self.fields.len()
+    }
 }
 
-type Shard = HashMap<StoreKey, Entry>;
+/// One lock's worth of sessions, with its accounting.
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<StoreKey, Entry>,
+    /// Keys in creation order of the sessions not yet established; may hold keys since
+    /// established, deleted or re-created, skipped when reached (each is pushed once per
+    /// create, so skipping is paid for by the create that pushed it).
+    probation: VecDeque<StoreKey>,
+    /// The sum of the entries' [`Entry::cost`].
+    bytes: usize,
+}
+
+impl Shard {
+    fn insert(&mut self, key: StoreKey, entry: Entry) {
+        self.bytes += entry.cost();
+        if !entry.established {
+            self.probation.push_back(key);
+        }
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.bytes -= old.cost();
+        }
+    }
+
+    fn remove(&mut self, key: &StoreKey) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.bytes -= entry.cost();
+        Some(entry)
+    }
+
+    /// Evicts the oldest probationary session; `false` when there is none.
+    fn evict_probationary(&mut self) -> bool {
+        while let Some(key) = self.probation.pop_front() {
+            if self.entries.get(&key).is_some_and(|entry| !entry.established) {
+                self.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops queued keys that no longer name a probationary session, once they outnumber
+    /// the live ones (sessions established or deleted without being evicted).
+    fn compact_probation(&mut self) {
+        if self.probation.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.probation
+                .retain(|key| entries.get(key).is_some_and(|entry| !entry.established));
+        }
+    }
+}
 
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
+    shard_bytes: usize,
     clock: Arc<dyn Clock>,
 }
 
@@ -45,9 +102,20 @@ struct Inner {
 /// single-node deployments that accept losing sessions on restart.
 ///
 /// Records are keyed by the ID digest and sharded across locks. Expired records are never
-/// returned and are swept in the background (when created inside a Tokio runtime) and
-/// whenever a full shard needs room. At capacity, a new session evicts the sampled
-/// record closest to expiry.
+/// returned and are swept in the background (when created inside a Tokio runtime).
+///
+/// # Bounds
+///
+/// The store holds at most [`capacity`](MemoryStoreBuilder::capacity) sessions and
+/// [`max_bytes`](MemoryStoreBuilder::max_bytes) bytes (field bytes plus a fixed overhead
+/// per session). When a write needs room, it evicts, in creation order, sessions that were
+/// never written again after they were created (*probationary*: a visitor who came once).
+/// A session written again (a change, a sliding refresh, a login's new ID) is
+/// *established* and is never evicted for room: when only established sessions are left,
+/// a new session is refused with [`Error::Unavailable`] (the HTTP layer answers 503), and a
+/// write that would grow past the byte budget too. So a flood of new anonymous sessions
+/// pushes out only other newcomers, never the users who are using the site. Each write
+/// does a constant amount of eviction work on average.
 ///
 /// # Examples
 ///
@@ -75,6 +143,7 @@ impl std::fmt::Debug for MemoryStore {
 #[must_use = "call .build() to get a MemoryStore"]
 pub struct MemoryStoreBuilder {
     capacity: usize,
+    max_bytes: usize,
     sweep_interval: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -86,7 +155,7 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store for up to 1,000,000 sessions, swept every 60 seconds.
+    /// A store for up to 1,000,000 sessions and 1 GiB, swept every 60 seconds.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -95,6 +164,7 @@ impl MemoryStore {
     pub fn builder() -> MemoryStoreBuilder {
         MemoryStoreBuilder {
             capacity: 1_000_000,
+            max_bytes: 1 << 30,
             sweep_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }
@@ -105,9 +175,15 @@ impl MemoryStore {
         self.inner.sweep()
     }
 
-    /// How many records are held, expired or not (a cheap estimate of memory use).
+    /// How many records are held, expired or not.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.inner.shards.iter().map(|shard| lock(shard).entries.len()).sum()
+    }
+
+    /// The bytes the held records account for (field bytes plus a fixed overhead each),
+    /// which [`max_bytes`](MemoryStoreBuilder::max_bytes) bounds.
+    pub fn bytes(&self) -> usize {
+        self.inner.shards.iter().map(|shard| lock(shard).bytes).sum()
     }
 
     /// Whether the store holds no record.
@@ -128,6 +204,13 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// The most bytes the records may account for (default 1 GiB): field bytes plus a
+    /// fixed overhead per session. See [`MemoryStore`]'s bounds.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
     /// How often the background task removes expired records.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
@@ -143,8 +226,9 @@ impl MemoryStoreBuilder {
     /// Builds the store, and starts its sweeper when called inside a Tokio runtime.
     pub fn build(self) -> MemoryStore {
         let inner = Arc::new(Inner {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: self.capacity.div_ceil(SHARDS).max(1),
+            shard_bytes: (self.max_bytes / SHARDS).max(ENTRY_OVERHEAD),
             clock: self.clock,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -190,41 +274,65 @@ impl Inner {
             .iter()
             .map(|shard| {
                 let mut shard = lock(shard);
-                let before = shard.len();
-                shard.retain(|_, entry| !entry.meta.is_expired(now));
-                before - shard.len()
+                let expired: Vec<StoreKey> = shard
+                    .entries
+                    .iter()
+                    .filter(|(_, entry)| entry.meta.is_expired(now))
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in &expired {
+                    shard.remove(key);
+                }
+                shard.compact_probation();
+                expired.len()
             })
             .sum()
     }
 
-    /// Makes room for one more entry in a full shard.
-    fn make_room(&self, shard: &mut Shard, now: u64) {
-        if shard.len() < self.shard_capacity {
-            return;
+    /// Makes room in `shard` for `more` entries and `bytes` more bytes, evicting
+    /// probationary sessions, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when only established sessions are left to evict.
+    fn make_room(&self, shard: &mut Shard, more: usize, bytes: usize) -> Result<(), Error> {
+        while shard.entries.len() + more > self.shard_capacity || shard.bytes + bytes > self.shard_bytes {
+            if !shard.evict_probationary() {
+                return Err(Error::Unavailable(
+                    "the memory store is full of established sessions; raise its capacity or max_bytes".into(),
+                ));
+            }
+            tracing::debug!("memory store at capacity: evicted the oldest probationary session");
         }
-        shard.retain(|_, entry| !entry.meta.is_expired(now));
-        while shard.len() >= self.shard_capacity {
-            let victim = shard
-                .iter()
-                .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, entry)| entry.meta.expires_ms())
-                .map(|(key, _)| *key);
-            let Some(victim) = victim else { return };
-            shard.remove(&victim);
-            tracing::debug!("memory store at capacity: evicted the sampled session closest to expiry");
-        }
+        shard.compact_probation();
+        Ok(())
     }
 }
 
 fn live<'a>(shard: &'a mut Shard, key: &StoreKey, now: u64) -> Option<&'a mut Entry> {
-    if shard.get(key).is_some_and(|entry| entry.meta.is_expired(now)) {
+    if shard.entries.get(key).is_some_and(|entry| entry.meta.is_expired(now)) {
         shard.remove(key);
     }
-    shard.get_mut(key)
+    shard.entries.get_mut(key)
 }
 
-/// Moves `from` to `to`; `target` is `None` when both keys live in `source`.
+/// The entry `entry` becomes with `update` merged in, established.
+fn updated(entry: &Entry, update: &Record) -> Result<Entry, Error> {
+    let mut fields = FieldRecord::from_bytes(entry.fields.to_vec());
+    fields
+        .merge(&update.fields)
+        .map_err(|error| Error::Store(Box::new(error)))?;
+    Ok(Entry {
+        meta: update.meta,
+        fields: fields.into_bytes().into_boxed_slice(),
+        established: true,
+    })
+}
+
+/// Moves `from` to `to` with `update` applied; `target` is `None` when both keys live in
+/// `source`.
 fn rename_in(
+    inner: &Inner,
     source: &mut Shard,
     target: Option<&mut Shard>,
     from: &StoreKey,
@@ -233,10 +341,7 @@ fn rename_in(
     now: u64,
 ) -> Result<Rename, Error> {
     let target_taken = match &target {
-        Some(_) => target
-            .as_ref()
-            .and_then(|shard| shard.get(to))
-            .is_some_and(|entry| !entry.meta.is_expired(now)),
+        Some(shard) => shard.entries.get(to).is_some_and(|entry| !entry.meta.is_expired(now)),
         None => live(source, to, now).is_some(),
     };
     if target_taken {
@@ -245,22 +350,23 @@ fn rename_in(
     let Some(entry) = live(source, from, now) else {
         return Ok(Rename::SourceMissing);
     };
-    // Apply first: it is the only step that can fail, and it leaves the entry intact if so.
-    apply(entry, update)?;
-    let Some(entry) = source.remove(from) else {
-        return Ok(Rename::SourceMissing);
-    };
-    target.unwrap_or(source).insert(*to, entry);
+    // Built first: it is the step that can fail, and it leaves the source intact if so.
+    let moved = updated(entry, update)?;
+    let old_cost = entry.cost();
+    entry.established = true;
+    match target {
+        Some(target) => {
+            inner.make_room(target, 1, moved.cost())?;
+            source.remove(from);
+            target.insert(*to, moved);
+        }
+        None => {
+            inner.make_room(source, 0, moved.cost().saturating_sub(old_cost))?;
+            source.remove(from);
+            source.insert(*to, moved);
+        }
+    }
     Ok(Rename::Renamed)
-}
-
-fn apply(entry: &mut Entry, update: &Record) -> Result<(), Error> {
-    let mut fields = FieldRecord::from_bytes(std::mem::take(&mut entry.fields).into_vec());
-    let merged = fields.merge(&update.fields);
-    entry.fields = fields.into_bytes().into_boxed_slice();
-    merged.map_err(|error| Error::Store(Box::new(error)))?;
-    entry.meta = update.meta;
-    Ok(())
 }
 
 impl SessionStore for MemoryStore {
@@ -275,14 +381,13 @@ impl SessionStore for MemoryStore {
         if live(&mut shard, key, now).is_some() {
             return Ok(false);
         }
-        self.inner.make_room(&mut shard, now);
-        shard.insert(
-            *key,
-            Entry {
-                meta: record.meta,
-                fields: record.fields.as_bytes().into(),
-            },
-        );
+        let entry = Entry {
+            meta: record.meta,
+            fields: record.fields.as_bytes().into(),
+            established: false,
+        };
+        self.inner.make_room(&mut shard, 1, entry.cost())?;
+        shard.insert(*key, entry);
         Ok(true)
     }
 
@@ -292,7 +397,12 @@ impl SessionStore for MemoryStore {
         let Some(entry) = live(&mut shard, key, now) else {
             return Ok(false);
         };
-        apply(entry, update)?;
+        let (new, old_cost) = (updated(entry, update)?, entry.cost());
+        // Written again: from now on never evicted for room, not even for its own growth.
+        entry.established = true;
+        self.inner
+            .make_room(&mut shard, 0, new.cost().saturating_sub(old_cost))?;
+        shard.insert(*key, new);
         Ok(true)
     }
 
@@ -300,7 +410,15 @@ impl SessionStore for MemoryStore {
         let now = self.inner.clock.now_ms();
         let (a, b) = (self.inner.shard_of(from), self.inner.shard_of(to));
         if a == b {
-            return rename_in(&mut lock(&self.inner.shards[a]), None, from, to, update, now);
+            return rename_in(
+                &self.inner,
+                &mut lock(&self.inner.shards[a]),
+                None,
+                from,
+                to,
+                update,
+                now,
+            );
         }
         // Lock in shard order so two concurrent renames cannot deadlock.
         let mut low = lock(&self.inner.shards[a.min(b)]);
@@ -310,7 +428,7 @@ impl SessionStore for MemoryStore {
         } else {
             (&mut *high, &mut *low)
         };
-        rename_in(source, Some(target), from, to, update, now)
+        rename_in(&self.inner, source, Some(target), from, to, update, now)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
@@ -329,6 +447,7 @@ impl QueryStore for MemoryStore {
         };
         let now = self.inner.clock.now_ms();
         let records = lock(shard)
+            .entries
             .iter()
             .filter(|(_, entry)| !entry.meta.is_expired(now))
             .map(|(key, entry)| (*key, entry.record()))
@@ -346,7 +465,13 @@ impl QueryStore for MemoryStore {
             .inner
             .shards
             .iter()
-            .map(|shard| lock(shard).values().filter(|entry| !entry.meta.is_expired(now)).count())
+            .map(|shard| {
+                lock(shard)
+                    .entries
+                    .values()
+                    .filter(|entry| !entry.meta.is_expired(now))
+                    .count()
+            })
             .sum())
     }
 
@@ -365,8 +490,12 @@ impl QueryStore for MemoryStore {
             .iter()
             .map(|shard| {
                 let mut shard = lock(shard);
-                let live = shard.values().filter(|entry| !entry.meta.is_expired(now)).count();
-                shard.clear();
+                let live = shard
+                    .entries
+                    .values()
+                    .filter(|entry| !entry.meta.is_expired(now))
+                    .count();
+                *shard = Shard::default();
                 live
             })
             .sum())
