@@ -97,7 +97,6 @@ impl SessionId {
     }
 }
 
-
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionId(<redacted>)")
