@@ -149,7 +149,7 @@ struct Shared {
 /// let redis = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
 /// let store = ClusteredStore::builder(redis)
 ///     .max_entries(50_000)
-///     .local_ttl(Duration::from_secs(30))
+///     .local_ttl(Duration::from_secs(5))
 ///     .build()
 ///     .await?;
 /// let provider = SessionProvider::<AppSession, _>::new(store, SessionConfig::production().build()?);
@@ -216,13 +216,13 @@ impl ClusteredStore {
     /// server with [`RedisStore::builder`], or a cluster with
     /// [`RedisStore::cluster_builder`]).
     ///
-    /// Defaults: at most 100,000 cached sessions, a local TTL of 30 s, a health check of
+    /// Defaults: at most 100,000 cached sessions, a local TTL of 5 s (what a lost invalidation can cost at most), a health check of
     /// the invalidation connections every second.
     pub fn builder(redis: RedisStoreBuilder) -> ClusteredStoreBuilder {
         ClusteredStoreBuilder {
             redis,
             max_entries: 100_000,
-            local_ttl: Duration::from_secs(30),
+            local_ttl: Duration::from_secs(5),
             health_check_interval: Duration::from_secs(1),
         }
     }
@@ -390,7 +390,7 @@ impl ClusteredStoreBuilder {
         self
     }
 
-    /// How long a cached session may be served after its load began (default 30 s), even if
+    /// How long a cached session may be served after its load began (default 5 s), even if
     /// every invalidation were lost.
     pub fn local_ttl(mut self, ttl: Duration) -> Self {
         self.local_ttl = ttl;

@@ -108,13 +108,17 @@ impl Inner {
             }
 
             // The copy exists: from here on a crash leaves both keys, never neither.
+            // Retried: it leaves a marker naming the target, so a retry of a delete that ran
+            // but whose answer was lost finds the move done rather than a source gone.
             let mut delete = self.scripts.move_delete.key(&source);
             delete
                 .key(self.keys.signature(from, writer))
+                .key(self.keys.moved_marker(from))
                 .arg(self.clock.now_ms())
                 .arg(digest)
-                .arg(u8::from(freeze));
-            let deleted: i64 = self.run_script(false, &delete).await?;
+                .arg(u8::from(freeze))
+                .arg(&target);
+            let deleted: i64 = self.run_script(true, &delete).await?;
             match deleted {
                 1 => return Ok(Rename::Renamed),
                 -1 => {
@@ -135,7 +139,58 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use session_test_support::RedisServer;
+
     use super::*;
+    use crate::{SessionId, SessionMeta, store::FieldRecord};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_last_step_of_a_move_finds_the_move_done() {
+        let server = RedisServer::start();
+        let store = crate::RedisStore::builder(server.url())
+            .prefix("move:")
+            .build()
+            .await
+            .unwrap();
+        let inner = &store.inner;
+        let (from, to) = (
+            SessionId::generate().unwrap().store_key(),
+            SessionId::generate().unwrap().store_key(),
+        );
+        let mut fields = FieldRecord::new();
+        fields.push(1, b"data");
+        let record = Record {
+            meta: SessionMeta::new(inner.clock.now_ms(), 60_000, 600_000),
+            fields,
+        };
+        assert!(
+            crate::store::SessionStore::create(&store, &from, &record)
+                .await
+                .unwrap()
+        );
+        let moved = inner.move_between_slots(&from, &to, &record, "w").await.unwrap();
+        assert_eq!(moved, Rename::Renamed);
+
+        // The last step again, as a retry after a lost answer would run it.
+        let delete_again = |target: String| {
+            let mut delete = inner.scripts.move_delete.key(inner.keys.key(&from));
+            delete
+                .key(inner.keys.signature(&from, "w"))
+                .key(inner.keys.moved_marker(&from))
+                .arg(inner.clock.now_ms())
+                .arg("digest")
+                .arg(0)
+                .arg(target);
+            async move { inner.run_script::<i64>(true, &delete).await.unwrap() }
+        };
+        assert_eq!(delete_again(inner.keys.key(&to)).await, 1, "the move is done");
+        let other = SessionId::generate().unwrap().store_key();
+        assert_eq!(
+            delete_again(inner.keys.key(&other)).await,
+            -1,
+            "for another target the source is simply gone"
+        );
+    }
 
     #[test]
     fn cluster_cursors_carry_the_node_index() {

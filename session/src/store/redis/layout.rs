@@ -60,6 +60,13 @@ impl Keys {
         name
     }
 
+    /// `{prefix}{<64 hex digits>}!moved`: set for a minute when a Redis Cluster regenerate
+    /// deletes its source, naming the target, so a retried delete knows it already ran.
+    /// Never matches a scan.
+    pub(super) fn moved_marker(&self, key: &StoreKey) -> String {
+        self.signature(key, "moved")
+    }
+
     /// The prefix of every key name.
     pub(super) fn prefix(&self) -> &str {
         &self.prefix

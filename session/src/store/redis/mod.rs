@@ -131,10 +131,14 @@ use crate::{
 ///   digest of its content; write the target, refusing to overwrite a live one; delete the
 ///   source only if its content still matches the digest, else copy again, as a concurrent
 ///   request updated it meanwhile (so no acknowledged update is lost). The old ID is dead
-///   when the call returns. A crash between the steps leaves the source only (after the
-///   read) or both keys (after the write), never neither; in the second case the orphan
-///   copy under the new ID, which was never handed out, expires with its TTL, and the old
-///   ID lives until its own. If updates keep racing it, the last of four attempts freezes
+///   when the call returns. The last step is retried under the store's
+///   [`RetryPolicy`] (3 attempts by default, each within the command timeout): it leaves
+///   a marker `{prefix}{<digest>}!moved` naming the target for a minute, so a retry of a
+///   delete that ran but whose answer was lost knows the move is done. If every attempt
+///   fails, the call fails and the old ID lives until its TTL. A crash between the steps
+///   leaves the source only (after the read) or both keys (after the write), never
+///   neither; in the second case the orphan copy under the new ID, which was never handed
+///   out, expires with its TTL, and the old ID lives until its own. If updates keep racing it, the last of four attempts freezes
 ///   the source as it reads it (its expiry field `x` set to 0: loads and writes then treat
 ///   it as gone, and a racing update fails as it would after an atomic rename); only a crash
 ///   between that read and the write would leave the session unusable (its data stays until

@@ -136,18 +136,23 @@ return 1
 ";
 
 /// Cluster move, step 3, in the source's slot. `KEYS[1]` the source, `KEYS[2]` its
-/// signature; `ARGV[1]` now,
-/// `ARGV[2]` the digest step 1 read, `ARGV[3]` `1` if step 1 froze the source. Returns 1
-/// deleted, 0 changed since step 1 or frozen by another move (kept), -1 gone or expired
+/// signature, `KEYS[3]` its moved marker; `ARGV[1]` now, `ARGV[2]` the digest step 1 read,
+/// `ARGV[3]` `1` if step 1 froze the source, `ARGV[4]` the target's key name. Returns 1
+/// deleted (or deleted by an earlier run of this step, as the marker says: the step is
+/// retried), 0 changed since step 1 or frozen by another move (kept), -1 gone or expired
 /// meanwhile.
 const MOVE_DELETE: &str = r"
 local function delete(outcome)
   redis.call('DEL', KEYS[1])
   sign(KEYS[2])
+  if outcome == 1 then redis.call('SET', KEYS[3], ARGV[4], 'PX', 60000) end
   return outcome
 end
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
-if not x then return -1 end
+if not x then
+  if redis.call('GET', KEYS[3]) == ARGV[4] then return 1 end
+  return -1
+end
 if ARGV[3] == '1' then return delete(1) end
 if x == 0 then return 0 end
 if x <= tonumber(ARGV[1]) then return delete(-1) end
