@@ -78,7 +78,7 @@ pub mod http;
 mod id;
 mod provider;
 mod rejection;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub mod resilience;
 mod session;
 mod set_cookie;
@@ -104,6 +104,14 @@ pub use store::clustered::{ClusteredStats, ClusteredStore, ClusteredStoreBuilder
 pub use store::memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+pub use store::sql::ExpiryTask;
+#[cfg(feature = "mysql")]
+pub use store::sql::mysql::{MySqlStore, MySqlStoreBuilder};
+#[cfg(feature = "postgres")]
+pub use store::sql::postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use store::sql::sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// What generated code reaches, and the internals the project's own tests inspect; not a
 /// public API: anything here may change in any release.

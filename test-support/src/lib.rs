@@ -7,10 +7,16 @@
 //! [`RedisCluster::shared`] are started once per process for the tests that only need
 //! somewhere to write under a prefix of their own; since a `static` is never dropped, a
 //! watchdog process kills them when the process that started them exits.
+//!
+//! [`PostgresServer`] is a PostgreSQL server of a test's own (`initdb` + `postgres`), for
+//! the SQL stores' outage tests: frozen, stopped and started again without touching the
+//! machine's shared server.
 
+pub mod postgres_server;
 pub mod redis_cluster;
 pub mod redis_server;
 mod watchdog;
 
+pub use postgres_server::PostgresServer;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{Counters, Monitor, RedisServer, Traffic};

@@ -5,6 +5,7 @@ pub mod contract;
 pub mod counting;
 pub mod failing;
 pub mod http;
+pub mod sql;
 
 /// The private `redis-server` and Redis Cluster, from `session-test-support`.
 pub use session_test_support::{redis_cluster, redis_server};

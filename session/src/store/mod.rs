@@ -36,7 +36,9 @@ pub(crate) mod clustered;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+pub(crate) mod sql;
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub(crate) mod value;
 
 /// A stored session.

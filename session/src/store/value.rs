@@ -61,6 +61,7 @@ pub(crate) enum ValueError {
     NoKeyRing,
     #[error("the sealed value did not open (tampered, expired, foreign key, or another session's or field's)")]
     Unsealed,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     #[error("malformed metadata")]
     Meta,
 }

@@ -16,8 +16,10 @@ pub(crate) const MAX_PART_LEN: usize = 48;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Quote {
     /// `"name"`: PostgreSQL and SQLite.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
     Double,
     /// `` `name` ``: MySQL and MariaDB.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     Backtick,
 }
 
@@ -68,11 +70,13 @@ impl Table {
     }
 
     /// The quoted schema, if the name has one.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn schema(&self) -> Option<String> {
         self.schema.as_deref().map(|schema| self.quote(schema))
     }
 
     /// The quoted table name, unqualified.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn bare(&self) -> String {
         self.quote(&self.name)
     }

@@ -1,0 +1,269 @@
+//! The SQL stores: [`PostgresStore`](crate::PostgresStore) (feature `postgres`),
+//! [`SqliteStore`](crate::SqliteStore) (feature `sqlite`) and
+//! [`MySqlStore`](crate::MySqlStore) (feature `mysql`, MySQL 8 or MariaDB 10.5+), on
+//! sqlx. What they share is here, one job per file:
+//!
+//! - `table.rs`: table names, validated and quoted;
+//! - `call.rs`: the call loop (timeout with pool acquire included, circuit breaker, retry
+//!   of idempotent calls) and the mapping of sqlx's errors;
+//! - `row.rs`: a [`Record`] as columns, and a row back as a record;
+//! - `expiry.rs`: the background task that deletes expired rows;
+//!
+//! and each backend's statements are in its own file (`postgres.rs`, `sqlite.rs`,
+//! `mysql.rs`).
+//!
+//! # Layout
+//!
+//! One row per session:
+//!
+//! | column | type | value |
+//! |---|---|---|
+//! | `id` | `BYTEA` / `BLOB` / `BINARY(32)`, primary key | the [`StoreKey`] (SHA-256 of the session ID, never the ID itself) |
+//! | `expires_at` | `BIGINT`, indexed | the expiry (the earlier of the two deadlines) in ms since the Unix epoch |
+//! | `meta` | bytes | created, accessed, idle deadline, absolute deadline (4 × u64 big-endian), then the 16-byte lineage; sealed with encryption at rest |
+//! | `fields` | `JSONB` / `TEXT` / `JSON` | `{"<tag>": "<value>", …}`: one member per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits, `<value>` the base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes |
+//!
+//! # Atomicity
+//!
+//! Liveness is judged by the store's clock: every statement is given `now` (ms) and
+//! treats a row whose `expires_at` is not after it as absent, so a manual clock works and
+//! skew between application servers and the database does not matter. Each operation is
+//! one statement, atomic on its own:
+//!
+//! - **load**: `SELECT … WHERE id = ? AND expires_at > now`;
+//! - **update** (a save, or a sliding refresh, which leaves `fields` alone):
+//!   `UPDATE … SET expires_at, meta, fields = <merge>(fields, ?) WHERE id = ? AND
+//!   expires_at > now`. The row lock serializes overlapping updates, and each merges only
+//!   the members it carries into the object it finds, so two overlapping requests that
+//!   change different fields both keep their change; a deleted or expired row matches
+//!   nothing and is not resurrected;
+//! - **create**: an insert that replaces only an expired row (PostgreSQL and SQLite: one
+//!   `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= now`; MySQL: an `INSERT`,
+//!   and only if the key is taken, an `UPDATE … WHERE expires_at <= now` of that row), so a
+//!   live session is never overwritten;
+//! - **regenerate** (rename): one `UPDATE … SET id = <new>, expires_at, meta, fields =
+//!   <merge> WHERE id = <old> AND expires_at > now`: the session moves and the old ID is
+//!   dead in the same statement, and an update of the old ID racing it either lands before
+//!   (and moves with it) or finds nothing. If a row holds the new key (a unique violation;
+//!   with 256-bit random IDs, only ever an expired one in practice), an expired one is
+//!   deleted and the move tried once more; a live one is left alone ([`Rename::TargetExists`]);
+//! - **delete**: `DELETE … WHERE id = ?`.
+//!
+//! Query operations page through the primary key (a cursor is the first 8 bytes of the
+//! next digest), count with `count(*)`, and delete with `DELETE … WHERE id IN (…)`.
+//!
+//! Why a JSON object rather than a second table with a row per field: the merge is then one
+//! `UPDATE` of one row on all three databases. With a row per field, an update is an update
+//! of the session row plus an upsert of each field: one statement on PostgreSQL (a
+//! data-modifying `WITH`), but a transaction of several on SQLite and MySQL, which have no
+//! data-modifying `WITH`. The cost is base64 (a third more bytes per value) and a JSON merge
+//! of a few hundred bytes per write, inside the database.
+
+mod call;
+mod expiry;
+#[cfg(feature = "mysql")]
+pub(crate) mod mysql;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+mod row;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+mod table;
+
+use std::{sync::Arc, time::Duration};
+
+pub use self::expiry::ExpiryTask;
+use self::{
+    call::Core,
+    table::{Quote, Table},
+};
+#[cfg(doc)]
+use crate::store::{Record, Rename, StoreKey};
+use crate::{
+    Error,
+    clock::{Clock, SystemClock},
+    crypto::{KeyRing, Purpose},
+    resilience::{BreakerConfig, CircuitBreaker, RetryPolicy},
+    store::value::{Sealing, ValueCodec},
+};
+
+/// Keys one `DELETE … WHERE id IN (…)` names at most.
+const DELETE_BATCH: usize = 500;
+
+/// Where a store's pool comes from.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+enum Source<P> {
+    /// The application's own pool.
+    Pool(P),
+    /// A URL: the store opens a pool of its own.
+    Url(String),
+}
+
+/// What every SQL store builder holds.
+struct Options {
+    table: String,
+    timeout: Duration,
+    retry: RetryPolicy,
+    breaker: BreakerConfig,
+    compress_above: Option<usize>,
+    encryption: Option<KeyRing>,
+    clock: Arc<dyn Clock>,
+    max_connections: u32,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("compress_above", &self.compress_above)
+            .field("encrypted", &self.encryption.is_some())
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            table: "sessions".to_owned(),
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            compress_above: None,
+            encryption: None,
+            clock: Arc::new(SystemClock),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Options {
+    /// Validates the options into what the store keeps.
+    fn core(self, backend: &'static str, quote: Quote) -> Result<Core, Error> {
+        if self.timeout.is_zero() {
+            return Err(Error::Config(
+                "the SQL store's command timeout must be greater than zero".into(),
+            ));
+        }
+        let table = Table::parse(&self.table, quote)?;
+        let purpose = Purpose::store(backend).map_err(|error| Error::Config(error.to_string()))?;
+        Ok(Core {
+            backend,
+            table,
+            clock: self.clock,
+            timeout: self.timeout,
+            retry: self.retry,
+            breaker: CircuitBreaker::new(self.breaker, call::breaker_changed(backend)),
+            values: ValueCodec {
+                compress_above: self.compress_above,
+                sealing: self.encryption.map(|ring| Sealing { ring, purpose }),
+            },
+        })
+    }
+}
+
+/// The setters every SQL store builder shares, documented once.
+macro_rules! builder_options {
+    ($backend:literal, $store:literal) => {
+        /// The session table (default `sessions`): `table` or `schema.table`, each part an
+        /// ASCII letter or `_` followed by letters, digits or `_`, at most 48 characters.
+        /// Any other name is refused by [`build`](Self::build), so no name can carry SQL.
+        /// Stores with different tables share a database without seeing each other's
+        /// sessions.
+        pub fn table(mut self, name: impl Into<String>) -> Self {
+            self.options.table = name.into();
+            self
+        }
+
+        /// The longest one call may take, waiting for a pooled connection included
+        /// (default 1 s); past it the call fails with [`Error::Timeout`](crate::Error::Timeout).
+        pub fn command_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = timeout;
+            self
+        }
+
+        /// How loads, deletes and query operations are retried after a backend failure
+        /// (default [`RetryPolicy::default`](crate::resilience::RetryPolicy::default)).
+        /// Writes are not retried: one that timed out may have been applied.
+        pub fn retry(mut self, policy: crate::resilience::RetryPolicy) -> Self {
+            self.options.retry = policy;
+            self
+        }
+
+        /// When the circuit breaker opens and how long it stays open (default
+        /// [`BreakerConfig::default`](crate::resilience::BreakerConfig::default)).
+        pub fn circuit_breaker(mut self, config: crate::resilience::BreakerConfig) -> Self {
+            self.options.breaker = config;
+            self
+        }
+
+        /// Gzip field values longer than this many bytes (default `None`: never). With
+        /// encryption, values are compressed before sealing; then compressing a value that
+        /// mixes attacker-chosen data with secrets can leak them through its length.
+        pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
+            self.options.compress_above = bytes;
+            self
+        }
+
+        #[doc = concat!("Seals every stored value with this key ring, under the purpose `store:", $backend, "` (see")]
+        #[doc = concat!("[encryption at rest](crate::", $store, "#encryption-at-rest)). Default: none.")]
+        /// Turning encryption on (or off) makes existing sessions unreadable.
+        pub fn encryption(mut self, ring: crate::crypto::KeyRing) -> Self {
+            self.options.encryption = Some(ring);
+            self
+        }
+
+        /// The clock that decides expiry; share it with the provider's configuration.
+        pub fn clock(mut self, clock: impl crate::Clock) -> Self {
+            self.options.clock = std::sync::Arc::new(clock);
+            self
+        }
+    };
+}
+use builder_options;
+
+/// The scan cursor's lower bound on the digest: its 8 bytes, then zeros.
+fn cursor_bound(cursor: u64) -> [u8; 32] {
+    let mut bound = [0u8; 32];
+    bound[..8].copy_from_slice(&cursor.to_be_bytes());
+    bound
+}
+
+/// The cursor after a page whose last digest is `last`, if the page was full; `None`
+/// when the scan is complete. A page ends with every row of its last 8-byte prefix.
+fn next_cursor(last: Option<&[u8]>, rows: usize, batch: usize) -> Option<u64> {
+    if rows < batch.max(1) {
+        return None;
+    }
+    let prefix: [u8; 8] = last?.get(..8)?.try_into().ok()?;
+    u64::from_be_bytes(prefix).checked_add(1)
+}
+
+/// A digest read back from the `id` column.
+fn store_key(id: &[u8]) -> Option<crate::id::StoreKey> {
+    Some(crate::id::StoreKey::from_bytes(id.try_into().ok()?))
+}
+
+/// Whether an error is the database refusing a duplicate key.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_page_through_digest_prefixes() {
+        assert_eq!(cursor_bound(0), [0; 32]);
+        assert_eq!(&cursor_bound(0x0102_0304_0506_0708)[..9], &[1, 2, 3, 4, 5, 6, 7, 8, 0]);
+        let last = [0xab; 32];
+        assert_eq!(next_cursor(Some(&last), 10, 10), Some(0xabab_abab_abab_abac));
+        assert_eq!(next_cursor(Some(&last), 9, 10), None, "a short page is the last");
+        assert_eq!(next_cursor(Some(&[0xff; 32]), 10, 10), None, "nothing after the top");
+        assert_eq!(next_cursor(None, 0, 0), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! A [`Record`] as the columns that write it, and a row read back as a record.
+//!
+//! - `expires_at`: the expiry (the earlier deadline) in ms, a `BIGINT` the statements
+//!   compare with the store's `now`;
+//! - `meta`: created, accessed, idle deadline, absolute deadline (8 bytes each,
+//!   big-endian), then the 16-byte lineage; sealed with encryption at rest;
+//! - `fields`: a JSON object with one member per field, `"<tag in 8 hex digits>":
+//!   "<base64 of the stored value>"`, the stored value being a marker byte and the plain,
+//!   gzip or sealed bytes (`store::value`). An update merges its members into the stored
+//!   object in SQL (`||` on PostgreSQL, `json_patch` on SQLite, `JSON_MERGE_PATCH` on
+//!   MySQL), so it touches only the fields it carries.
+
+use std::{borrow::Cow, collections::BTreeMap};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+
+use super::call::{Core, db_ms};
+use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta, store::Record};
+
+/// The four lifetimes, 8 bytes each.
+const LIFETIMES_LEN: usize = 32;
+/// The lifetimes, then the lineage.
+const META_LEN: usize = LIFETIMES_LEN + 16;
+
+/// The columns of one write.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    pub(crate) expires_at: i64,
+    pub(crate) meta: Vec<u8>,
+    /// The JSON object of the written fields; `{}` when there are none.
+    pub(crate) fields: String,
+}
+
+impl Columns {
+    /// Whether the write carries no field (a sliding refresh): then the stores' statements
+    /// leave `fields` alone.
+    pub(crate) fn has_fields(&self) -> bool {
+        self.fields.len() > 2
+    }
+}
+
+fn encode_meta(meta: &SessionMeta) -> [u8; META_LEN] {
+    let mut out = [0u8; META_LEN];
+    let lifetimes = [
+        meta.created_ms,
+        meta.accessed_ms,
+        meta.idle_deadline_ms,
+        meta.absolute_deadline_ms,
+    ];
+    for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(lifetimes) {
+        chunk.copy_from_slice(&value.to_be_bytes());
+    }
+    out[LIFETIMES_LEN..].copy_from_slice(&meta.lineage);
+    out
+}
+
+fn decode_meta(bytes: &[u8]) -> Option<SessionMeta> {
+    let bytes: &[u8; META_LEN] = bytes.try_into().ok()?;
+    let mut lifetimes = bytes[..LIFETIMES_LEN]
+        .chunks_exact(8)
+        .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
+    let mut meta = SessionMeta::new(0, 0, 0);
+    meta.created_ms = lifetimes.next()?;
+    meta.accessed_ms = lifetimes.next()?;
+    meta.idle_deadline_ms = lifetimes.next()?;
+    meta.absolute_deadline_ms = lifetimes.next()?;
+    meta.lineage = bytes[LIFETIMES_LEN..].try_into().ok()?;
+    Some(meta)
+}
+
+/// A short, non-identifying label of a key for logs: 8 hex digits of the digest.
+pub(crate) fn short(key: &StoreKey) -> String {
+    let mut hex = key.to_hex();
+    hex.truncate(8);
+    hex
+}
+
+/// The member name of a field: its tag in 8 lowercase hex digits.
+fn member(tag: u32) -> String {
+    format!("{tag:08x}")
+}
+
+fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(error))
+}
+
+impl Core {
+    /// The columns that write `record` under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] for a malformed record or a value that cannot be sealed.
+    pub(crate) fn columns(&self, key: &StoreKey, record: &Record) -> Result<Columns, Error> {
+        let meta = &record.meta;
+        // The last value of a repeated tag wins, as in `FieldRecord::get`.
+        let mut members = BTreeMap::new();
+        for field in record.fields.iter() {
+            let (tag, value) = field.map_err(store_error)?;
+            let stored = self
+                .values
+                .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms)
+                .map_err(store_error)?;
+            members.insert(tag, STANDARD.encode(stored));
+        }
+        let mut fields = String::with_capacity(2 + members.values().map(|v| v.len() + 14).sum::<usize>());
+        fields.push('{');
+        for (i, (tag, value)) in members.iter().enumerate() {
+            if i > 0 {
+                fields.push(',');
+            }
+            // Hex digits and base64: nothing to escape.
+            fields.push('"');
+            fields.push_str(&member(*tag));
+            fields.push_str("\":\"");
+            fields.push_str(value);
+            fields.push('"');
+        }
+        fields.push('}');
+        let stored_meta = self
+            .values
+            .encode_meta(key, &encode_meta(meta), meta.absolute_deadline_ms)
+            .map_err(store_error)?;
+        Ok(Columns {
+            expires_at: db_ms(meta.expires_ms()),
+            meta: stored_meta,
+            fields,
+        })
+    }
+
+    /// Reads the record of a row the statement found live; `None` when its metadata is
+    /// unreadable or it expired by the store's clock. A field that does not read back is
+    /// left out (it takes its default) and logged.
+    pub(crate) fn record(&self, key: &StoreKey, meta: &[u8], fields: &str, now_ms: u64) -> Option<Record> {
+        let meta = match self.values.decode_meta(key, meta, now_ms) {
+            Ok(bytes) => decode_meta(&bytes),
+            Err(error) => {
+                tracing::warn!(store = self.backend, key = %short(key), %error, "session metadata is unreadable; treated as no session");
+                return None;
+            }
+        };
+        let Some(meta) = meta else {
+            tracing::warn!(store = self.backend, key = %short(key), "session metadata is malformed; treated as no session");
+            return None;
+        };
+        if meta.is_expired(now_ms) {
+            return None;
+        }
+        let members: BTreeMap<String, String> = match serde_json::from_str(fields) {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::warn!(store = self.backend, key = %short(key), %error, "session fields are not a JSON object of strings; every field keeps its default");
+                BTreeMap::new()
+            }
+        };
+        let mut decoded: Vec<(u32, Vec<u8>)> = members
+            .iter()
+            .filter_map(|(name, value)| {
+                let tag = (name.len() == 8).then(|| u32::from_str_radix(name, 16).ok()).flatten()?;
+                let read = STANDARD
+                    .decode(value.as_bytes())
+                    .map_err(|error| error.to_string())
+                    .and_then(|stored| {
+                        self.values
+                            .decode_field(tag, &stored, &meta.lineage, now_ms)
+                            .map(Cow::into_owned)
+                            .map_err(|error| error.to_string())
+                    });
+                match read {
+                    Ok(value) => Some((tag, value)),
+                    Err(error) => {
+                        tracing::warn!(store = self.backend, key = %short(key), tag, %error, "stored session field is unreadable; it keeps its default");
+                        None
+                    }
+                }
+            })
+            .collect();
+        decoded.sort_unstable_by_key(|(tag, _)| *tag);
+        let mut record = FieldRecord::with_capacity(decoded.iter().map(|(_, value)| 9 + value.len()).sum());
+        for (tag, value) in &decoded {
+            record.push(*tag, value);
+        }
+        Some(Record { meta, fields: record })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_with_its_lineage() {
+        let mut meta = SessionMeta::new(1_700_000_000_000, 60_000, u64::MAX);
+        meta.lineage = [7; 16];
+        assert_eq!(decode_meta(&encode_meta(&meta)), Some(meta));
+        assert_eq!(decode_meta(&[0; 32]), None);
+        assert_eq!(member(0xdead_beef), "deadbeef");
+        assert_eq!(member(1), "00000001");
+    }
+}

@@ -1,0 +1,329 @@
+//! Databases for the SQL stores' tests: on the machine's PostgreSQL and MariaDB/MySQL
+//! servers, one database per test process with a name of its own, created on first use and
+//! dropped when the process exits (a watchdog runs `psql` or `mariadb` then); and SQLite
+//! files in a directory of the process's own, removed the same way. Every store gets a
+//! table of its own.
+//!
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and `MYSQL_URL`
+//! (default `mysql://root@127.0.0.1:3306/mysql`) name the servers and a user that may
+//! `CREATE DATABASE`. A server that is not there fails the test with how to start it: no
+//! test is skipped.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use sqlx::Connection as _;
+use tokio::sync::OnceCell;
+
+pub const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+/// A table name no other store of this process uses.
+pub fn table() -> String {
+    static TABLES: AtomicUsize = AtomicUsize::new(0);
+    format!("sessions_{}", TABLES.fetch_add(1, Ordering::Relaxed))
+}
+
+fn unique_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("session_test_{}_{nanos}", std::process::id())
+}
+
+/// `url` with its database (path) replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (authority, query) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path.split_once('?').map(|(_, query)| query)),
+        None => (rest, None),
+    };
+    match query {
+        Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
+        None => format!("{scheme}://{authority}/{database}"),
+    }
+}
+
+/// Runs `script` with `sh` once this process has exited.
+fn after_exit(script: &str) {
+    let parent = std::process::id();
+    let script = format!("while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; {script}");
+    // Its standard streams must not hold the test harness's pipes open. Never waited for:
+    // it outlives this process by design.
+    let watchdog = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the watchdog that cleans up the test databases (sh)");
+    std::mem::forget(watchdog);
+}
+
+/// Single-quoted for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The URL of this process's PostgreSQL database, created on first use.
+///
+/// # Panics
+///
+/// When the server is not reachable or refuses, with how to start it.
+pub async fn postgres_url() -> String {
+    static DATABASE: OnceCell<String> = OnceCell::const_new();
+    DATABASE
+        .get_or_init(|| async {
+            let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| POSTGRES_DEFAULT.to_owned());
+            let mut connection = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&admin))
+                .await
+                .unwrap_or_else(|_| panic!("PostgreSQL at {admin} did not answer within 10 s"))
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "PostgreSQL is not reachable at {admin}: {error}. Start it (`service postgresql start`; \
+                         `.ci/run` does) or set DATABASE_URL to a server and user that may CREATE DATABASE"
+                    )
+                });
+            let name = unique_name();
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("CREATE DATABASE {name} on {admin}: {error}"));
+            let _ = connection.close().await;
+            after_exit(&format!(
+                "psql {} -q -c {} >/dev/null 2>&1",
+                sh_quote(&admin),
+                sh_quote(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            ));
+            with_database(&admin, &name)
+        })
+        .await
+        .clone()
+}
+
+/// `mysql` client arguments for a `mysql://user:password@host:port/…` URL.
+fn mysql_client_args(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (credentials, host) = authority.rsplit_once('@').unwrap_or(("root", authority));
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+    let mut args = format!("-h {} -P {} -u {}", sh_quote(host), sh_quote(port), sh_quote(user));
+    if !password.is_empty() {
+        args.push_str(&format!(" --password={}", sh_quote(password)));
+    }
+    args
+}
+
+/// The URL of this process's MySQL/MariaDB database, created on first use.
+///
+/// # Panics
+///
+/// When the server is not reachable or refuses, with how to start it.
+pub async fn mysql_url() -> String {
+    static DATABASE: OnceCell<String> = OnceCell::const_new();
+    DATABASE
+        .get_or_init(|| async {
+            let admin = std::env::var("MYSQL_URL").unwrap_or_else(|_| MYSQL_DEFAULT.to_owned());
+            let mut connection = tokio::time::timeout(Duration::from_secs(10), sqlx::MySqlConnection::connect(&admin))
+                .await
+                .unwrap_or_else(|_| panic!("MySQL/MariaDB at {admin} did not answer within 10 s"))
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "MySQL/MariaDB is not reachable at {admin}: {error}. Start it (`service mariadb start`; \
+                             `.ci/run` does) or set MYSQL_URL to a server and user that may CREATE DATABASE"
+                    )
+                });
+            let name = unique_name();
+            sqlx::query(&format!("CREATE DATABASE `{name}`"))
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("CREATE DATABASE {name} on {admin}: {error}"));
+            let _ = connection.close().await;
+            after_exit(&format!(
+                "(command -v mariadb >/dev/null && c=mariadb || c=mysql; $c {} -e {} >/dev/null 2>&1)",
+                mysql_client_args(&admin),
+                sh_quote(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            ));
+            with_database(&admin, &name)
+        })
+        .await
+        .clone()
+}
+
+/// A fresh path for a SQLite database file, in a directory of this process's own that is
+/// removed when it exits.
+pub fn sqlite_path() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    static FILES: AtomicUsize = AtomicUsize::new(0);
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(unique_name());
+        std::fs::create_dir_all(&dir).expect("create the SQLite test directory");
+        after_exit(&format!("rm -rf {}", sh_quote(&dir.to_string_lossy())));
+        dir
+    });
+    dir.join(format!("store{}.db", FILES.fetch_add(1, Ordering::Relaxed)))
+}
+
+pub mod cases {
+    //! Cases every SQL store runs through the provider, beyond the store contract.
+
+    use std::sync::Arc;
+
+    use session::{Error, ManualClock, SaveOutcome, SessionConfig, SessionData, SessionProvider, store::SessionStore};
+    use tokio::sync::Barrier;
+
+    /// Eight independent fields, one per overlapping writer.
+    #[derive(SessionData, Debug, Clone, PartialEq)]
+    pub struct Wide {
+        pub f0: u64,
+        pub f1: u64,
+        pub f2: u64,
+        pub f3: u64,
+        pub f4: u64,
+        pub f5: u64,
+        pub f6: u64,
+        pub f7: u64,
+    }
+
+    fn set(session: &mut session::Session<Wide>, field: usize, value: u64) {
+        match field {
+            0 => session.set_f0(value),
+            1 => session.set_f1(value),
+            2 => session.set_f2(value),
+            3 => session.set_f3(value),
+            4 => session.set_f4(value),
+            5 => session.set_f5(value),
+            6 => session.set_f6(value),
+            _ => session.set_f7(value),
+        }
+    }
+
+    fn fields(session: &session::Session<Wide>) -> [u64; 8] {
+        [
+            *session.f0(),
+            *session.f1(),
+            *session.f2(),
+            *session.f3(),
+            *session.f4(),
+            *session.f5(),
+            *session.f6(),
+            *session.f7(),
+        ]
+    }
+
+    pub fn provider<S: SessionStore>(store: S, clock: &ManualClock) -> Arc<SessionProvider<Wide, S>> {
+        let config = SessionConfig::development().clock(clock.clone()).build().unwrap();
+        Arc::new(SessionProvider::new(store, config))
+    }
+
+    /// Eight requests of one session overlap, each loading it and then saving a change to
+    /// its own field: every change survives.
+    pub async fn eight_overlapping_field_writes_all_survive<S: SessionStore>(store: S, clock: &ManualClock) {
+        let provider = provider(store, clock);
+        for round in 0..5u64 {
+            let mut session = provider.create().unwrap();
+            session.set_f0(0);
+            provider.save(&mut session).await.unwrap();
+            let id = session.id().expose();
+            let barrier = Arc::new(Barrier::new(8));
+            let writers: Vec<_> = (0..8usize)
+                .map(|field| {
+                    let (provider, id, barrier) = (provider.clone(), id.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        let mut session = provider.load(&id).await.unwrap().expect("live");
+                        // Every request has loaded before any saves: all eight overlap.
+                        barrier.wait().await;
+                        set(&mut session, field, 100 * round + field as u64 + 1);
+                        provider.save(&mut session).await.unwrap()
+                    })
+                })
+                .collect();
+            for writer in writers {
+                assert_eq!(writer.await.unwrap(), SaveOutcome::Updated);
+            }
+            let loaded = provider.load(&id).await.unwrap().expect("live");
+            let expected: Vec<u64> = (0..8).map(|field| 100 * round + field + 1).collect();
+            assert_eq!(
+                fields(&loaded).to_vec(),
+                expected,
+                "round {round}: every writer's field kept"
+            );
+        }
+    }
+
+    /// A regeneration races seven updates of other fields: afterwards the old ID is dead,
+    /// every update that was acknowledged is in the session under its new ID, and every
+    /// update that was refused (`Gone`) left no trace anywhere.
+    pub async fn regenerate_racing_updates_loses_nothing_acknowledged<S: SessionStore>(store: S, clock: &ManualClock) {
+        let provider = provider(store, clock);
+        let (mut landed, mut refused) = (0, 0);
+        for round in 0..10 {
+            let mut session = provider.create().unwrap();
+            session.set_f0(1);
+            provider.save(&mut session).await.unwrap();
+            let old = session.id().expose();
+            let barrier = Arc::new(Barrier::new(8));
+            let updaters: Vec<_> = (1..8usize)
+                .map(|field| {
+                    let (provider, old, barrier) = (provider.clone(), old.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        let mut session = provider.load(&old).await.unwrap().expect("live");
+                        barrier.wait().await;
+                        set(&mut session, field, 1000 + field as u64);
+                        match provider.save(&mut session).await {
+                            Ok(outcome) => {
+                                assert_eq!(outcome, SaveOutcome::Updated);
+                                true
+                            }
+                            Err(Error::Gone) => false,
+                            Err(other) => panic!("round {round}: field {field}: {other}"),
+                        }
+                    })
+                })
+                .collect();
+            let regenerator = {
+                let (provider, old, barrier) = (provider.clone(), old.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let mut session = provider.load(&old).await.unwrap().expect("live");
+                    barrier.wait().await;
+                    provider.regenerate_id(&mut session).await.unwrap();
+                    session.id().expose()
+                })
+            };
+            let mut acknowledged = Vec::new();
+            for updater in updaters {
+                acknowledged.push(updater.await.unwrap());
+            }
+            let new = regenerator.await.unwrap();
+            assert!(
+                provider.load(&old).await.unwrap().is_none(),
+                "round {round}: the old ID is dead"
+            );
+            let moved = provider.load(&new).await.unwrap().expect("the new ID is live");
+            let values = fields(&moved);
+            assert_eq!(values[0], 1, "round {round}: the untouched field moved");
+            for (i, &acknowledged) in acknowledged.iter().enumerate() {
+                let field = i + 1;
+                let expected = if acknowledged { 1000 + field as u64 } else { 0 };
+                assert_eq!(
+                    values[field], expected,
+                    "round {round}: field {field} (acknowledged: {acknowledged})"
+                );
+                if acknowledged {
+                    landed += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        eprintln!("updates racing a regeneration: {landed} acknowledged and moved, {refused} refused as gone");
+    }
+}

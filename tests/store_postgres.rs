@@ -1,0 +1,324 @@
+//! The PostgreSQL store: the shared contract and the SQL stores' concurrency cases on the
+//! machine's server (a database of this process's own, see `common::sql`), the schema, the
+//! expiry task; and outages of a server of the test's own (`initdb` + `postgres`), frozen
+//! and killed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sql::{self, cases};
+use session::{
+    Clock, Error, ManualClock, PostgresStore, PostgresStoreBuilder, SessionMeta,
+    resilience::{BreakerConfig, BreakerState, RetryPolicy},
+    store::{FieldRecord, Record, SessionStore},
+};
+use session_test_support::PostgresServer;
+use sqlx::PgPool;
+
+async fn pool() -> PgPool {
+    PgPool::connect(&sql::postgres_url().await).await.unwrap()
+}
+
+/// A builder on this process's database, on a table of its own.
+async fn builder(clock: &ManualClock) -> PostgresStoreBuilder {
+    PostgresStore::builder(pool().await)
+        .table(sql::table())
+        .clock(clock.clone())
+}
+
+async fn store(clock: &ManualClock) -> PostgresStore {
+    let store = builder(clock).await.build().await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+common::contract::store_contract!(contract, |clock| async move { store(&clock).await });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_overlapping_field_writes_all_survive() {
+    let clock = ManualClock::new();
+    cases::eight_overlapping_field_writes_all_survive(store(&clock).await, &clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regenerate_racing_updates_loses_nothing_acknowledged() {
+    let clock = ManualClock::new();
+    cases::regenerate_racing_updates_loses_nothing_acknowledged(store(&clock).await, &clock).await;
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_creates_the_documented_schema() {
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let store = PostgresStore::builder(pool().await)
+        .table(format!("public.{table}"))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(&table)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let columns: Vec<(&str, &str)> = columns.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    assert_eq!(
+        columns,
+        [
+            ("id", "bytea"),
+            ("expires_at", "bigint"),
+            ("meta", "bytea"),
+            ("fields", "jsonb")
+        ]
+    );
+    let index: Option<String> = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
+        .bind(format!("{table}_expires_at"))
+        .fetch_optional(store.pool())
+        .await
+        .unwrap();
+    assert!(index.unwrap().contains("(expires_at)"));
+
+    // The documented SQL is what migrate runs, and runs on its own too.
+    let other = sql::table();
+    let schema = PostgresStore::schema(&other).unwrap();
+    sqlx::raw_sql(&schema).execute(store.pool()).await.unwrap();
+    sqlx::raw_sql(&schema).execute(store.pool()).await.unwrap();
+    let store = PostgresStore::builder(store.pool().clone())
+        .table(other)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load(&session::SessionId::generate().unwrap().store_key())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn table_names_that_could_carry_sql_are_refused() {
+    for name in ["sessions; DROP TABLE users", "x\"y", "a.b.c", "1st", ""] {
+        let error = PostgresStore::builder(pool().await)
+            .table(name)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{name:?}: {error}");
+        assert!(PostgresStore::schema(name).is_err());
+    }
+}
+
+#[tokio::test]
+async fn rows_hold_the_digest_and_only_written_fields_change() {
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let store = PostgresStore::builder(pool().await)
+        .table(&table)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let id = session::SessionId::generate().unwrap();
+    let key = id.store_key();
+    let mut fields = FieldRecord::new();
+    fields.push(1, b"one");
+    fields.push(2, b"two");
+    let meta = SessionMeta::new(clock.now_ms(), 60_000, 600_000);
+    store.create(&key, &Record { meta, fields }).await.unwrap();
+    let (stored_id, expires_at, json): (Vec<u8>, i64, String) =
+        sqlx::query_as(&format!("SELECT id, expires_at, fields::text FROM \"{table}\""))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored_id, key.as_bytes().to_vec(), "the row is keyed by the digest");
+    assert_ne!(stored_id, id.expose().into_bytes(), "never by the ID");
+    assert_eq!(expires_at, i64::try_from(meta.expires_ms()).unwrap());
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"00000001": "AG9uZQ==", "00000002": "AHR3bw=="})
+    );
+
+    let mut update = FieldRecord::new();
+    update.push(2, b"TWO");
+    store.update(&key, &Record { meta, fields: update }).await.unwrap();
+    let json: String = sqlx::query_scalar(&format!("SELECT fields::text FROM \"{table}\""))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"00000001": "AG9uZQ==", "00000002": "AFRXTw=="})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let store = PostgresStore::builder(pool().await)
+        .table(&table)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM \"{table}\""))
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let create = |idle_ms: u64| {
+        let (store, clock) = (store.clone(), clock.clone());
+        async move {
+            let key = session::SessionId::generate().unwrap().store_key();
+            let meta = SessionMeta::new(clock.now_ms(), idle_ms, 10 * idle_ms);
+            assert!(
+                store
+                    .create(
+                        &key,
+                        &Record {
+                            meta,
+                            fields: FieldRecord::new()
+                        }
+                    )
+                    .await
+                    .unwrap()
+            );
+            key
+        }
+    };
+    for _ in 0..5 {
+        create(60_000).await;
+    }
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(create(3_600_000).await);
+    }
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(rows().await, 8, "expired rows stay until swept");
+
+    let task = store.spawn_expiry_task(Duration::from_millis(50));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rows().await != 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the task did not sweep");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for key in &live {
+        assert!(store.load(key).await.unwrap().is_some(), "live sessions are kept");
+    }
+    task.stop().await;
+
+    create(60_000).await;
+    clock.advance(Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rows().await, 4, "a stopped task deletes nothing");
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    assert_eq!(rows().await, 3);
+}
+
+// Outages, on a server of the test's own.
+
+/// A store on `server` that fails fast: 300 ms per call, no retry, open after 2 failures
+/// for 500 ms.
+async fn outage_store(server: &PostgresServer, clock: &ManualClock) -> PostgresStore {
+    let store = PostgresStore::builder_from_url(server.url("postgres"))
+        .clock(clock.clone())
+        .command_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::none())
+        .circuit_breaker(BreakerConfig {
+            failure_threshold: 2,
+            reset_timeout: Duration::from_millis(500),
+        })
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn private_server() -> PostgresServer {
+    tokio::task::spawn_blocking(PostgresServer::start).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_times_out_opens_the_breaker_and_recovers_with_nothing_lost() {
+    let server = private_server().await;
+    let clock = ManualClock::new();
+    let store = outage_store(&server, &clock).await;
+    let provider = cases::provider(store.clone(), &clock);
+    let mut session = provider.create().unwrap();
+    session.set_f1(7);
+    provider.save(&mut session).await.unwrap();
+    let id = session.id().expose();
+
+    server.freeze();
+    let started = std::time::Instant::now();
+    let error = provider.load(&id).await.unwrap_err();
+    assert!(matches!(error, Error::Timeout(_)), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout");
+    session.set_f2(8);
+    let error = provider.save(&mut session).await.unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+    assert_eq!(store.breaker_state(), BreakerState::Open);
+    let error = provider.load(&id).await.unwrap_err();
+    assert!(
+        matches!(error, Error::CircuitOpen { .. }),
+        "fails fast while open: {error}"
+    );
+
+    server.thaw();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let loaded = provider.load(&id).await.unwrap().expect("nothing lost");
+    assert_eq!(*loaded.f1(), 7);
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    let mut loaded = loaded;
+    loaded.set_f2(9);
+    provider.save(&mut loaded).await.unwrap();
+    assert_eq!(*provider.load(&id).await.unwrap().unwrap().f2(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_is_unavailable_and_every_session_is_back_after_restart() {
+    let mut server = private_server().await;
+    let clock = ManualClock::new();
+    let store = outage_store(&server, &clock).await;
+    let provider = cases::provider(store.clone(), &clock);
+    let mut ids = Vec::new();
+    for value in 0..5 {
+        let mut session = provider.create().unwrap();
+        session.set_f3(value);
+        provider.save(&mut session).await.unwrap();
+        ids.push(session.id().expose());
+    }
+
+    tokio::task::block_in_place(|| server.stop());
+    for _ in 0..2 {
+        let error = provider.load(&ids[0]).await.unwrap_err();
+        assert!(
+            matches!(error, Error::Unavailable(_) | Error::Timeout(_)),
+            "an unreachable database: {error:?}"
+        );
+    }
+    assert_eq!(store.breaker_state(), BreakerState::Open);
+    let error = provider.create().map(drop);
+    assert!(error.is_ok(), "creating in memory needs no database");
+
+    tokio::task::block_in_place(|| server.start_again()).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (value, id) in ids.iter().enumerate() {
+        let loaded = provider.load(id).await.unwrap().expect("every session is back");
+        assert_eq!(*loaded.f3(), value as u64);
+    }
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+}
