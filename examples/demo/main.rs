@@ -20,9 +20,15 @@
 //! Environment:
 //!
 //! - `SESSION_DEMO_ADDR`: where to listen (default `127.0.0.1:3000`);
-//! - `SESSION_DEMO_STORE`: `memory` (the default), `cookie`, `redis`, or `clustered` (a
+//! - `SESSION_DEMO_STORE`: `memory` (the default), `cookie`, `redis`, `clustered` (a
 //!   local cache per demo process in front of Redis, kept coherent across processes: run
-//!   several on different `SESSION_DEMO_ADDR`s behind one load balancer);
+//!   several on different `SESSION_DEMO_ADDR`s behind one load balancer), `postgres`,
+//!   `sqlite` or `mysql` (the SQL stores: the table `sessions` is created if missing, and
+//!   expired rows are deleted every 5 minutes);
+//! - `DATABASE_URL`: for `postgres` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//!   and `mysql` (default `mysql://root@127.0.0.1:3306/test`; MariaDB works too);
+//! - `SESSION_DEMO_SQLITE_PATH`: for `sqlite`, the database file, created if missing
+//!   (default `session-demo.db` in the working directory);
 //! - `REDIS_URL`: for `redis` and `clustered` (default `redis://127.0.0.1:6379`;
 //!   `rediss://` and passwords in the URL work for `redis`);
 //! - `REDIS_CLUSTER_URLS`: for `redis` and `clustered` on a Redis Cluster instead, a
@@ -40,11 +46,17 @@ mod app;
 use std::{net::SocketAddr, time::Duration};
 
 use session::{
-    ClusteredStore, CookieSessions, MemoryStore, RedisStore, RedisStoreBuilder, SessionConfig, SessionConfigBuilder,
-    SessionProvider,
+    ClusteredStore, CookieSessions, ExpiryTask, MemoryStore, MySqlStore, PostgresStore, RedisStore, RedisStoreBuilder,
+    SessionConfig, SessionConfigBuilder, SessionProvider, SqliteStore,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
 };
+
+/// The SQL stores' defaults: the servers of a development machine.
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+/// How often the SQL stores delete expired rows.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(300);
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
     match std::env::var(name) {
@@ -117,6 +129,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
     let mut label = format!("{store} store");
     let config = config()?.build()?;
+    // The SQL stores' expiry task runs as long as this handle lives: until the server stops.
+    let mut _expiry: Option<ExpiryTask> = None;
     let app = match store.as_str() {
         "memory" => app::router(
             SessionProvider::new(MemoryStore::new(), config),
@@ -140,10 +154,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let clustered = ClusteredStore::builder(redis).build().await?;
             app::router(SessionProvider::new(clustered, config), OutagePolicy::FailClosed)
         }
+        "postgres" => {
+            let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| POSTGRES_URL.to_owned());
+            let store = PostgresStore::builder_from_url(url).build().await?;
+            store.migrate().await?;
+            _expiry = Some(store.spawn_expiry_task(EXPIRY_INTERVAL));
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
+        "mysql" => {
+            let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| MYSQL_URL.to_owned());
+            let store = MySqlStore::builder_from_url(url).build().await?;
+            store.migrate().await?;
+            _expiry = Some(store.spawn_expiry_task(EXPIRY_INTERVAL));
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
+        "sqlite" => {
+            let path = std::env::var("SESSION_DEMO_SQLITE_PATH").unwrap_or_else(|_| "session-demo.db".to_owned());
+            label = format!("{label} in {path}");
+            let store = SqliteStore::builder_from_path(path).build().await?;
+            store.migrate().await?;
+            _expiry = Some(store.spawn_expiry_task(EXPIRY_INTERVAL));
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
         other => {
-            return Err(
-                format!("SESSION_DEMO_STORE={other:?}: expected `memory`, `cookie`, `redis` or `clustered`").into(),
-            );
+            return Err(format!(
+                "SESSION_DEMO_STORE={other:?}: expected `memory`, `cookie`, `redis`, `clustered`, `postgres`, `sqlite` or `mysql`"
+            )
+            .into());
         }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -1,0 +1,340 @@
+//! The demo application end to end on the SQL stores: its router on a real loopback server
+//! with a real client for PostgreSQL, SQLite and MySQL (every route); the demo binary as a
+//! process started with `SESSION_DEMO_STORE=postgres|sqlite|mysql`; and an outage of a
+//! PostgreSQL server of the test's own answered with 503, then recovered with nothing lost.
+//!
+//! The binary test needs the `demo` example built (`cargo test` builds it).
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/demo/app.rs"]
+mod app;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use axum::Router;
+use common::{
+    http::{bare, browser, cookie_value, get_json, send_json, serve},
+    sql,
+};
+use reqwest::{Client, Method, StatusCode, header};
+use serde_json::{Value, json};
+use session::{
+    ManualClock, MySqlStore, PostgresStore, SessionConfig, SessionProvider, SqliteStore,
+    http::OutagePolicy,
+    resilience::{BreakerConfig, RetryPolicy},
+};
+use session_test_support::PostgresServer;
+
+const COOKIE: &str = "session";
+
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Postgres,
+    Sqlite,
+    MySql,
+}
+
+async fn router(store: Store, clock: &ManualClock) -> Router {
+    let config = SessionConfig::development().clock(clock.clone()).build().unwrap();
+    match store {
+        Store::Postgres => {
+            let store = PostgresStore::builder_from_url(sql::postgres_url().await)
+                .table(sql::table())
+                .clock(clock.clone())
+                .build()
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
+        Store::Sqlite => {
+            let store = SqliteStore::builder_from_path(sql::sqlite_path())
+                .clock(clock.clone())
+                .build()
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
+        Store::MySql => {
+            let store = MySqlStore::builder_from_url(sql::mysql_url().await)
+                .table(sql::table())
+                .clock(clock.clone())
+                .build()
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+        }
+    }
+}
+
+fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBuilder {
+    client.get(url).header(header::COOKIE, format!("{COOKIE}={value}"))
+}
+
+/// Every route of the demo, and what a server-side store adds: the old ID dead after
+/// login and after logout, and overlapping requests that change different preferences
+/// all keeping their change.
+async fn every_route(store: Store) {
+    let clock = ManualClock::new();
+    let base = serve(router(store, &clock).await).await;
+    let client = browser();
+    let url = |path: &str| format!("{base}{path}");
+
+    let page = client.get(url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<form id=\"login\">"));
+    assert_eq!(
+        get_json(&client, url("/api/visit")).await,
+        json!({ "visits": 1, "user": null, "notice": null })
+    );
+    assert_eq!(get_json(&client, url("/api/visit")).await["visits"], 2);
+    assert_eq!(
+        get_json(&client, url("/api/peek")).await,
+        json!({ "visits": 2, "user": null, "notice": null })
+    );
+    assert_eq!(
+        client.get(url("/api/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Login regenerates the ID: the anonymous cookie is dead at once.
+    let anonymous = bare();
+    let first = anonymous.get(url("/api/visit")).send().await.unwrap();
+    let before = cookie_value(&first, COOKIE).expect("a new session sets a cookie");
+    let login = anonymous
+        .post(url("/api/login"))
+        .header(header::COOKIE, format!("{COOKIE}={before}"))
+        .json(&json!({ "user": "bob" }))
+        .send()
+        .await
+        .unwrap();
+    let after = cookie_value(&login, COOKIE).expect("login sets a new cookie");
+    assert_ne!(before, after);
+    let replay: Value = with_cookie(&anonymous, url("/api/peek"), &before)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        json!({ "visits": 0, "user": null, "notice": null }),
+        "old ID dead"
+    );
+
+    let response = send_json(&client, Method::POST, url("/api/login"), json!({ "user": "alice" })).await;
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({ "user": "alice" }));
+    let visit = get_json(&client, url("/api/visit")).await;
+    assert_eq!(visit["notice"], "Welcome alice", "the flash, on the next request");
+    assert_eq!(visit["visits"], 3, "the data moved with the ID");
+    assert_eq!(
+        get_json(&client, url("/api/visit")).await["notice"],
+        Value::Null,
+        "and only then"
+    );
+    assert_eq!(get_json(&client, url("/api/private")).await, json!({ "user": "alice" }));
+    send_json(&client, Method::POST, url("/api/flash"), json!({ "notice": "saved" })).await;
+    assert_eq!(get_json(&client, url("/api/visit")).await["notice"], "saved");
+
+    // Eight overlapping requests, each setting its own preference (its own field).
+    let puts = app::PREFERENCES.iter().map(|name| {
+        let (client, url) = (client.clone(), url(&format!("/api/prefs/{name}")));
+        async move { send_json(&client, Method::PUT, url, json!({ "value": format!("v-{name}") })).await }
+    });
+    for response in futures_join_all(puts).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let prefs = get_json(&client, url("/api/prefs")).await;
+    for name in app::PREFERENCES {
+        assert_eq!(prefs[name], format!("v-{name}"), "{name} kept by overlapping requests");
+    }
+    let unknown = send_json(&client, Method::PUT, url("/api/prefs/colour"), json!({ "value": "x" })).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let logout = send_json(&client, Method::POST, url("/api/logout"), json!({})).await;
+    assert_eq!(logout.json::<Value>().await.unwrap(), json!({}));
+    assert_eq!(
+        client.get(url("/api/private")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let replay = with_cookie(&anonymous, url("/api/private"), &after)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::OK, "another session's cookie is untouched");
+}
+
+/// All of `futures`, concurrently, in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_postgres() {
+    every_route(Store::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_sqlite() {
+    every_route(Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_mysql() {
+    every_route(Store::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_503_and_nothing_is_lost_when_it_is_back() {
+    let server = tokio::task::spawn_blocking(PostgresServer::start).await.unwrap();
+    let clock = ManualClock::new();
+    let store = PostgresStore::builder_from_url(server.url("postgres"))
+        .clock(clock.clone())
+        .command_timeout(Duration::from_millis(250))
+        .retry(RetryPolicy::none())
+        .circuit_breaker(BreakerConfig {
+            failure_threshold: 2,
+            reset_timeout: Duration::from_millis(500),
+        })
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let config = SessionConfig::development().clock(clock.clone()).build().unwrap();
+    let base = serve(app::router(
+        SessionProvider::new(store, config),
+        OutagePolicy::FailClosed,
+    ))
+    .await;
+    let client = browser();
+    let url = |path: &str| format!("{base}{path}");
+    send_json(&client, Method::POST, url("/api/login"), json!({ "user": "alice" })).await;
+    assert_eq!(get_json(&client, url("/api/visit")).await["visits"], 1);
+
+    server.freeze();
+    for _ in 0..3 {
+        let response = client.get(url("/api/visit")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            cookie_value(&response, COOKIE).is_none(),
+            "no cookie is set or cleared during an outage"
+        );
+    }
+    server.thaw();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let back = get_json(&client, url("/api/visit")).await;
+    assert_eq!(back["user"], "alice", "the session survived the outage");
+    assert_eq!(back["visits"], 2, "no visit was counted during the outage");
+}
+
+// The demo binary, configured by its environment.
+
+fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps");
+    let demo = profile
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        demo.exists(),
+        "{} is missing: build it with `cargo build --example demo` (a plain `cargo test` builds it)",
+        demo.display()
+    );
+    demo
+}
+
+/// A running demo process, killed on drop.
+struct Demo {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo(store: &str, env: &[(&str, String)]) -> Demo {
+    let mut child = Command::new(demo_binary())
+        .env_clear()
+        .env("SESSION_DEMO_ADDR", "127.0.0.1:0")
+        .env("SESSION_DEMO_STORE", store)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo binary");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the demo's first line");
+    let Some(url) = line.trim().rsplit_once(" on ").map(|(_, url)| url.to_owned()) else {
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("the demo's output");
+        panic!(
+            "the demo did not start: {line:?}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    assert!(line.contains(store), "the banner names the store: {line}");
+    Demo { child, url }
+}
+
+/// Logs in, counts two visits, reads the flash once, sets a preference, logs out.
+async fn tour(demo: &Demo) {
+    let client = browser();
+    let url = |path: &str| format!("{}{path}", demo.url);
+    let login = send_json(&client, Method::POST, url("/api/login"), json!({"user": "alice"})).await;
+    assert_eq!(login.status(), 200);
+    let first = get_json(&client, url("/api/visit")).await;
+    assert_eq!(first["user"], "alice");
+    assert_eq!(first["notice"], "Welcome alice");
+    let second = get_json(&client, url("/api/visit")).await;
+    assert_eq!(second["notice"], Value::Null);
+    assert_eq!(second["visits"], 2);
+    let put = send_json(&client, Method::PUT, url("/api/prefs/theme"), json!({"value": "dark"})).await;
+    assert_eq!(put.status(), 200);
+    assert_eq!(get_json(&client, url("/api/prefs")).await["theme"], "dark");
+    let logout = send_json(&client, Method::POST, url("/api/logout"), json!({})).await;
+    assert_eq!(logout.status(), 200);
+    assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_binary_serves_each_sql_store_from_its_environment() {
+    let postgres = sql::postgres_url().await;
+    tour(&start_demo("postgres", &[("DATABASE_URL", postgres)])).await;
+    let mysql = sql::mysql_url().await;
+    tour(&start_demo("mysql", &[("DATABASE_URL", mysql)])).await;
+    let path = sql::sqlite_path();
+    tour(&start_demo(
+        "sqlite",
+        &[("SESSION_DEMO_SQLITE_PATH", path.to_string_lossy().into_owned())],
+    ))
+    .await;
+    assert!(path.exists(), "the SQLite file is where SESSION_DEMO_SQLITE_PATH says");
+}
