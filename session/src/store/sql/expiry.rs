@@ -1,8 +1,8 @@
 //! The background task that deletes expired rows.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{sync::Notify, task::JoinHandle};
 
 use crate::Error;
 
@@ -17,12 +17,13 @@ pub(crate) const EXPIRY_BATCH: i64 = 1000;
 ///
 /// Expired rows are never returned whether or not they are deleted: the task only gives
 /// their space back. Dropping the handle stops the task too; [`stop`](Self::stop) also
-/// waits for it to end.
+/// waits for it to end, and [`detach`](Self::detach) lets it run as long as the runtime.
 #[must_use = "dropping the handle stops the expiry task"]
 #[derive(Debug)]
 pub struct ExpiryTask {
-    stop: Option<oneshot::Sender<()>>,
+    stop: Arc<Notify>,
     task: Option<JoinHandle<()>>,
+    detached: bool,
 }
 
 impl ExpiryTask {
@@ -32,18 +33,19 @@ impl ExpiryTask {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<u64, Error>> + Send,
     {
-        let (stop, mut stopped) = oneshot::channel::<()>();
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every.max(Duration::from_millis(1)));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
             loop {
                 tokio::select! {
-                    _ = &mut stopped => return,
+                    () = stopped.notified() => return,
                     _ = ticker.tick() => {}
                 }
                 tokio::select! {
-                    _ = &mut stopped => return,
+                    () = stopped.notified() => return,
                     swept = sweep() => match swept {
                         Ok(0) => {}
                         Ok(deleted) => tracing::debug!(store = backend, deleted, "deleted expired sessions"),
@@ -53,19 +55,26 @@ impl ExpiryTask {
             }
         });
         Self {
-            stop: Some(stop),
+            stop,
             task: Some(task),
+            detached: false,
         }
     }
 
     /// Stops the task (a sweep in progress is abandoned: what it deleted stays deleted)
     /// and waits until it has ended.
     pub async fn stop(mut self) {
-        drop(self.stop.take());
+        // A stored permit: the task sees it even if it is sweeping right now.
+        self.stop.notify_one();
         if let Some(task) = self.task.take() {
             // The task ends as soon as it sees the signal; it cannot panic on its own.
             let _ = task.await;
         }
+    }
+
+    /// Lets the task run for as long as the runtime does, without a handle to keep.
+    pub fn detach(mut self) {
+        self.detached = true;
     }
 
     /// Whether the task has ended.
@@ -76,6 +85,8 @@ impl ExpiryTask {
 
 impl Drop for ExpiryTask {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        if !self.detached {
+            self.stop.notify_one();
+        }
     }
 }
