@@ -182,3 +182,17 @@ async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
     assert_eq!(rows().await, 2, "a stopped task deletes nothing");
     assert_eq!(store.delete_expired().await.unwrap(), 1);
 }
+
+common::contract::store_contract!(encrypted, |clock| async move {
+    use session::crypto::{KeyId, KeyRing, Secret};
+    let store = MySqlStore::builder(pool().await)
+        .table(sql::table())
+        .clock(clock.clone())
+        .encryption(KeyRing::new(KeyId(1), Secret::generate().unwrap()))
+        .compress_above(Some(16))
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+});

@@ -322,3 +322,156 @@ async fn a_stopped_database_is_unavailable_and_every_session_is_back_after_resta
     }
     assert_eq!(store.breaker_state(), BreakerState::Closed);
 }
+
+// Encryption at rest and compression, as on Redis.
+
+fn ring() -> session::crypto::KeyRing {
+    use session::crypto::{KeyId, KeyRing, Secret};
+    KeyRing::new(KeyId(1), Secret::generate().unwrap())
+}
+
+common::contract::store_contract!(encrypted, |clock| async move {
+    let store = builder(&clock)
+        .await
+        .encryption(ring())
+        .compress_above(Some(16))
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+});
+
+#[tokio::test]
+async fn values_are_sealed_at_rest_and_open_in_no_other_session() {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let ring = ring();
+    let store = PostgresStore::builder(pool().await)
+        .table(&table)
+        .clock(clock.clone())
+        .encryption(ring.clone())
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let record = |value: &[u8]| {
+        let mut fields = FieldRecord::new();
+        fields.push(1, value);
+        let meta = SessionMeta::new(clock.now_ms(), 60_000, 600_000)
+            .with_random_lineage()
+            .unwrap();
+        Record { meta, fields }
+    };
+    let (a, b) = (
+        session::SessionId::generate().unwrap().store_key(),
+        session::SessionId::generate().unwrap().store_key(),
+    );
+    store.create(&a, &record(b"the secret of a")).await.unwrap();
+    store.create(&b, &record(b"the secret of b")).await.unwrap();
+    let row = |key: session::store::StoreKey| {
+        let (pool, table) = (store.pool().clone(), table.clone());
+        async move {
+            let (meta, fields): (Vec<u8>, String) =
+                sqlx::query_as(&format!("SELECT meta, fields::text FROM \"{table}\" WHERE id = $1"))
+                    .bind(&key.as_bytes()[..])
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let fields: serde_json::Value = serde_json::from_str(&fields).unwrap();
+            (meta, STANDARD.decode(fields["00000001"].as_str().unwrap()).unwrap())
+        }
+    };
+    let (meta_a, value_a) = row(a).await;
+    assert_eq!(meta_a[0], 2, "sealed metadata");
+    assert_eq!(value_a[0], 2, "a sealed field");
+    assert!(!value_a.windows(6).any(|w| w == b"secret"), "no plaintext at rest");
+    assert_eq!(
+        store.load(&a).await.unwrap().unwrap().fields.get(1).unwrap(),
+        Some(&b"the secret of a"[..])
+    );
+
+    // A party that can write to the database moves a's sealed field into b: it does not open.
+    sqlx::query(&format!(
+        "UPDATE \"{table}\" SET fields = jsonb_build_object('00000001', $1::text) WHERE id = $2"
+    ))
+    .bind(STANDARD.encode(&value_a))
+    .bind(&b.as_bytes()[..])
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let loaded = store.load(&b).await.unwrap().expect("b is still a session");
+    assert_eq!(
+        loaded.fields.get(1).unwrap(),
+        None,
+        "another session's field does not open"
+    );
+    // And a's metadata into b: b is no session.
+    sqlx::query(&format!("UPDATE \"{table}\" SET meta = $1 WHERE id = $2"))
+        .bind(&meta_a)
+        .bind(&b.as_bytes()[..])
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.load(&b).await.unwrap(), None);
+
+    // Without the key ring (or with another), nothing opens.
+    let plain = PostgresStore::builder(store.pool().clone())
+        .table(&table)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(plain.load(&a).await.unwrap(), None);
+    let foreign = PostgresStore::builder(store.pool().clone())
+        .table(&table)
+        .clock(clock.clone())
+        .encryption(self::ring())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(foreign.load(&a).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn values_above_the_threshold_are_compressed() {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let store = PostgresStore::builder(pool().await)
+        .table(&table)
+        .clock(clock.clone())
+        .compress_above(Some(64))
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let large = b"abcdefgh".repeat(500);
+    let key = session::SessionId::generate().unwrap().store_key();
+    let mut fields = FieldRecord::new();
+    fields.push(1, &large);
+    fields.push(2, b"small");
+    let meta = SessionMeta::new(clock.now_ms(), 60_000, 600_000);
+    store.create(&key, &Record { meta, fields }).await.unwrap();
+    let json: String = sqlx::query_scalar(&format!("SELECT fields::text FROM \"{table}\""))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let stored = STANDARD.decode(json["00000001"].as_str().unwrap()).unwrap();
+    assert_eq!(stored[0], 1, "gzip");
+    assert!(
+        stored.len() < large.len() / 10,
+        "{} bytes for {}",
+        stored.len(),
+        large.len()
+    );
+    assert_eq!(
+        STANDARD.decode(json["00000002"].as_str().unwrap()).unwrap(),
+        b"\0small",
+        "small values stay plain"
+    );
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.fields.get(1).unwrap(), Some(&large[..]));
+}

@@ -188,3 +188,16 @@ async fn a_missing_table_is_an_answered_error_not_an_outage() {
     assert!(matches!(error, Error::Store(_)), "{error:?}");
     assert!(!error.is_unavailable());
 }
+
+common::contract::store_contract!(encrypted, |clock| async move {
+    use session::crypto::{KeyId, KeyRing, Secret};
+    let store = SqliteStore::builder_from_path(sql::sqlite_path())
+        .clock(clock.clone())
+        .encryption(KeyRing::new(KeyId(1), Secret::generate().unwrap()))
+        .compress_above(Some(16))
+        .build()
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+});
