@@ -475,3 +475,70 @@ async fn values_above_the_threshold_are_compressed() {
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_eq!(loaded.fields.get(1).unwrap(), Some(&large[..]));
 }
+
+/// Statements the server logged (`log_statement=all`) since `from` (a log length).
+fn statements_since(server: &PostgresServer, from: usize) -> Vec<String> {
+    server.log_text()[from..]
+        .lines()
+        .filter_map(|line| line.split_once("LOG:  ").map(|(_, rest)| rest))
+        .filter(|rest| rest.starts_with("execute ") || rest.starts_with("statement: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_statement_per_load_and_per_save_counted_by_the_server() {
+    let server = tokio::task::spawn_blocking(|| PostgresServer::start_with(&["log_statement=all"]))
+        .await
+        .unwrap();
+    let clock = ManualClock::new();
+    // One connection: every statement's preparation is paid once, in the warm-up.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect(&server.url("postgres"))
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(pool).clock(clock.clone()).build().await.unwrap();
+    store.migrate().await.unwrap();
+    let provider = cases::provider(store, &clock);
+    let mut counts = std::collections::BTreeMap::new();
+    for round in 0..3 {
+        let mut count = |op: &'static str, from: usize| {
+            let logged = statements_since(&server, from);
+            if round > 0 {
+                counts.entry(op).or_insert_with(Vec::new).push(logged.len());
+            }
+            logged
+        };
+        let at = server.log_text().len();
+        let mut session = provider.create().unwrap();
+        session.set_f0(1);
+        provider.save(&mut session).await.unwrap();
+        count("create", at);
+        let id = session.id().expose();
+
+        let at = server.log_text().len();
+        let mut session = provider.load(&id).await.unwrap().unwrap();
+        count("load", at);
+        let at = server.log_text().len();
+        session.set_f1(2);
+        provider.save(&mut session).await.unwrap();
+        let update = count("update", at);
+        assert!(update.iter().all(|statement| !statement.contains("f0")), "{update:?}");
+
+        let at = server.log_text().len();
+        provider.regenerate_id(&mut session).await.unwrap();
+        count("regenerate", at);
+        let at = server.log_text().len();
+        provider.delete(&mut session).await.unwrap();
+        count("delete", at);
+    }
+    eprintln!("PostgreSQL statements per operation (server log, rounds 2 and 3): {counts:?}");
+    if counts.values().flatten().any(|&n| n != 1) {
+        eprintln!("{}", server.log_text());
+    }
+    for (op, per_round) in &counts {
+        assert!(per_round.iter().all(|&n| n == 1), "{op}: {per_round:?} statements");
+    }
+}

@@ -30,6 +30,8 @@ pub struct PostgresServer {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// `name=value` settings given to `postgres -c`.
+    settings: Vec<String>,
 }
 
 fn is_root() -> bool {
@@ -80,6 +82,20 @@ impl PostgresServer {
     ///
     /// [`io::ErrorKind::NotFound`] when PostgreSQL is missing, others when it fails.
     pub fn try_start() -> io::Result<Self> {
+        Self::try_start_with(&[])
+    }
+
+    /// [`start`](Self::start) with extra server settings (`name=value`, as `postgres -c`),
+    /// e.g. `log_statement=all` to count statements in [`log_text`](Self::log_text).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with(settings: &[&str]) -> Self {
+        Self::try_start_with(settings).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    fn try_start_with(settings: &[&str]) -> io::Result<Self> {
         static SERVERS: AtomicUsize = AtomicUsize::new(0);
         let n = SERVERS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("session-postgres-{}-{n}", std::process::id()));
@@ -100,6 +116,7 @@ impl PostgresServer {
             dir,
             port: 0,
             child: None,
+            settings: settings.iter().map(|setting| (*setting).to_owned()).collect(),
         };
         let output = command("initdb")
             .args(["-D", &server.data().to_string_lossy(), "-U", "postgres", "-A", "trust"])
@@ -137,6 +154,11 @@ impl PostgresServer {
         self.dir.join("postgres.log")
     }
 
+    /// What the server has logged so far (its standard error).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -172,6 +194,7 @@ impl PostgresServer {
                 "-c",
                 "max_connections=50",
             ])
+            .args(self.settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -250,7 +273,9 @@ impl PostgresServer {
             .stderr(Stdio::null())
             .status()
             .expect("run kill");
-        assert!(status.success() || signal == "KILL", "kill -{signal} {pids:?} failed");
+        // A connection's process may exit between the listing and the signal: only a
+        // freeze must reach every one.
+        assert!(status.success() || signal != "STOP", "kill -{signal} {pids:?} failed");
     }
 
     /// Freezes the server and every connection's process (SIGSTOP): connections stay open,
