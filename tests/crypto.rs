@@ -594,15 +594,15 @@ fn secret_generate() {
 fn pbkdf2_params_validation() {
     let salt = [7u8; 16];
     assert_eq!(
-        Pbkdf2Params::new(99_999, salt).unwrap_err(),
-        KeyError::WeakPbkdf2 { iterations: 99_999 }
+        Pbkdf2Params::new(599_999, salt).unwrap_err(),
+        KeyError::WeakPbkdf2 { iterations: 599_999 }
     );
     assert_eq!(
-        Pbkdf2Params::new(100_000, [7u8; 15]).unwrap_err(),
+        Pbkdf2Params::new(600_000, [7u8; 15]).unwrap_err(),
         KeyError::ShortSalt { len: 15 }
     );
-    let p = Pbkdf2Params::new(100_000, salt).unwrap();
-    assert_eq!(p.iterations(), 100_000);
+    let p = Pbkdf2Params::new(600_000, salt).unwrap();
+    assert_eq!(p.iterations(), 600_000);
     assert_eq!(p.salt(), &salt);
     assert!(!format!("{p:?}").contains("7, 7"));
 }
@@ -618,6 +618,11 @@ fn secret_from_password() {
             "{pw}"
         );
     }
+    assert_eq!(
+        Secret::from_password("tr0ub4dor&3", params()).unwrap_err(),
+        KeyError::ShortPassword { len: 11 },
+        "at least 12 characters"
+    );
     // Same password and parameters give the same key, which equals the raw
     // PBKDF2 output.
     let mut expected = [0u8; 32];

@@ -146,7 +146,7 @@ async fn the_demo_binary_serves_each_store_from_its_environment() {
 fn the_demo_binary_refuses_bad_configuration_with_a_message() {
     let unknown = refused("bogus", &[]);
     assert!(
-        unknown.contains("expected `memory`, `cookie`, `redis` or `clustered`"),
+        unknown.contains("expected `memory`, `cookie`, `redis`, `clustered`, `postgres`, `sqlite` or `mysql`"),
         "{unknown}"
     );
     let short = refused("cookie", &[("SESSION_SECRET", "short")]);

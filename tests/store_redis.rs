@@ -12,8 +12,8 @@ use std::{
 use common::{AppSession, redis_server::RedisServer};
 use session::{
     __private::FieldDef,
-    Clock, Error, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig, SessionId, SessionMeta,
-    SessionProvider,
+    Clock, Error, ManualClock, RedisStore, RedisStoreBuilder, SaveOutcome, SessionConfig, SessionData, SessionId,
+    SessionMeta, SessionProvider,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
     store::{FieldRecord, QueryStore, Record, SessionStore},
@@ -51,6 +51,15 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 
 fn tag(name: &str) -> u32 {
     FieldDef::tag_of(name)
+}
+
+/// The type fingerprint stored before the value of the field `name` of [`AppSession`].
+fn fingerprint(name: &str) -> u16 {
+    <AppSession as SessionData>::FIELDS
+        .iter()
+        .find(|def| def.name == name)
+        .map(|def| def.fingerprint)
+        .unwrap()
 }
 
 // The contract, each case a test (`plain::create_never_overwrites`, …), on the shared
@@ -236,7 +245,7 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     let _: () = redis::cmd("HSET")
         .arg(&name)
         .arg(&theme)
-        .arg(b"\x00\x04blue")
+        .arg([&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04blue"].concat())
         .query_async(&mut raw)
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! `#[session(...)]` attributes, parsed into typed values that keep their spans.
 
 use proc_macro2::Span;
-use syn::{Attribute, Expr, LitStr, Path, meta::ParseNestedMeta, spanned::Spanned as _};
+use syn::{Attribute, Expr, LitInt, LitStr, Path, meta::ParseNestedMeta, spanned::Spanned as _};
 
 use crate::errors::Errors;
 
@@ -19,6 +19,7 @@ pub struct FieldAttrs {
     pub skip: Option<Keyed<()>>,
     pub default: Option<Keyed<Expr>>,
     pub rename: Option<Keyed<LitStr>>,
+    pub version: Option<Keyed<LitInt>>,
 }
 
 /// Attributes on the struct.
@@ -27,7 +28,7 @@ pub struct ContainerAttrs {
     pub krate: Option<Keyed<Path>>,
 }
 
-const FIELD_KEYWORDS: &str = "`flash`, `default = EXPR`, `skip`, `rename = \"name\"`";
+const FIELD_KEYWORDS: &str = "`flash`, `default = EXPR`, `skip`, `rename = \"name\"`, `version = N`";
 const CONTAINER_KEYWORDS: &str = "`crate = \"path\"`";
 
 fn set<T>(slot: &mut Option<Keyed<T>>, meta: &ParseNestedMeta, value: T, errors: &mut Errors) {
@@ -62,6 +63,12 @@ impl FieldAttrs {
                         errors.spanned(&name, "`rename` needs a non-empty stored name");
                     }
                     set(&mut out.rename, &meta, name, errors);
+                } else if meta.path.is_ident("version") {
+                    let version: LitInt = meta.value()?.parse()?;
+                    if version.base10_parse::<u32>().is_err() {
+                        errors.spanned(&version, "`version` must be a whole number such as `version = 2`");
+                    }
+                    set(&mut out.version, &meta, version, errors);
                 } else {
                     let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
                     return Err(meta.error(format!(

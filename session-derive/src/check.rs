@@ -14,6 +14,59 @@ pub fn field_tag(stored_name: &str) -> u32 {
     })
 }
 
+/// The 16-bit fingerprint of a stored field's type, as written, and its `version`: stored
+/// with each value, so a value written under another type is noticed, never misread.
+pub fn type_fingerprint(ty: &syn::Type, version: u32) -> u16 {
+    let mut text = type_text(ty);
+    if version != 0 {
+        text.push_str(&format!("#v{version}"));
+    }
+    let hash = field_tag(&text);
+    (hash ^ (hash >> 16)) as u16
+}
+
+/// A type as written, with each path reduced to its last segment (`std::string::String`
+/// and `String` are one type) and no whitespace.
+fn type_text(ty: &syn::Type) -> String {
+    use quote::ToTokens as _;
+    match ty {
+        syn::Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
+            Some(segment) => {
+                let mut text = segment.ident.to_string();
+                if let syn::PathArguments::AngleBracketed(args) = &segment.arguments {
+                    let args: Vec<String> = args
+                        .args
+                        .iter()
+                        .map(|arg| match arg {
+                            syn::GenericArgument::Type(ty) => type_text(ty),
+                            other => compact(other.to_token_stream()),
+                        })
+                        .collect();
+                    text.push('<');
+                    text.push_str(&args.join(","));
+                    text.push('>');
+                }
+                text
+            }
+            None => compact(ty.to_token_stream()),
+        },
+        syn::Type::Tuple(tuple) => {
+            let elems: Vec<String> = tuple.elems.iter().map(type_text).collect();
+            format!("({})", elems.join(","))
+        }
+        syn::Type::Array(array) => format!("[{};{}]", type_text(&array.elem), compact(array.len.to_token_stream())),
+        syn::Type::Slice(slice) => format!("[{}]", type_text(&slice.elem)),
+        syn::Type::Reference(reference) => format!("&{}", type_text(&reference.elem)),
+        syn::Type::Paren(inner) => type_text(&inner.elem),
+        syn::Type::Group(inner) => type_text(&inner.elem),
+        other => compact(other.to_token_stream()),
+    }
+}
+
+fn compact(tokens: proc_macro2::TokenStream) -> String {
+    tokens.to_string().chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 pub fn check(container: &Container, errors: &mut Errors) {
     let mut names: HashMap<String, &syn::Ident> = HashMap::new();
     let mut tags: HashMap<u32, String> = HashMap::new();
@@ -32,6 +85,12 @@ pub fn check(container: &Container, errors: &mut Errors) {
                 errors.at(
                     rename.keyword,
                     "`rename` has no effect on a `skip` field, which is never stored",
+                );
+            }
+            if let Some(version) = &attrs.version {
+                errors.at(
+                    version.keyword,
+                    "`version` has no effect on a `skip` field, which is never stored",
                 );
             }
             continue;

@@ -6,7 +6,7 @@ use syn::{DeriveInput, Ident, Path, spanned::Spanned};
 
 use crate::{
     ast::{Container, Field, Kind, unraw},
-    check::{check, field_tag},
+    check::{check, field_tag, type_fingerprint},
     errors::Errors,
 };
 
@@ -138,7 +138,15 @@ fn expand(container: &Container) -> TokenStream {
         let name = p.field.stored_name();
         let tag = field_tag(&name);
         let flash = p.flash;
-        quote!(#krate::__private::FieldDef::new(#name, #tag, #flash))
+        let version = p
+            .field
+            .attrs
+            .version
+            .as_ref()
+            .and_then(|version| version.value.base10_parse::<u32>().ok())
+            .unwrap_or(0);
+        let fingerprint = type_fingerprint(p.field.ty, version);
+        quote!(#krate::__private::FieldDef::new(#name, #tag, #flash, #fingerprint))
     });
 
     let initial = container.fields.iter().map(|field| {

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! tag     u32, little-endian: FieldDef::tag of the stored name
-//! length  unsigned LEB128 varint: byte length of the value
+//! length  unsigned LEB128 varint: byte length of what follows
+//! type    u16, little-endian: FieldDef::fingerprint of the field's type
 //! value   the field's postcard encoding
 //! ```
 //!
 //! Decoding is forgiving by design, so a new deployment never logs anyone out: an unknown
-//! tag is skipped, a missing field keeps its default, and a field whose bytes no longer
-//! decode (its type changed) keeps its default and is reported through `tracing`.
+//! tag is skipped, a missing field keeps its default, and a field stored under another
+//! type (another fingerprint: the field was retyped) or whose bytes no longer decode keeps
+//! its default and is reported through `tracing`. Postcard alone would misread a retyped
+//! field (a `u64` 10 read as an `i64` is 5): the fingerprint is what notices.
 
 use crate::{
     Error,
@@ -252,6 +255,7 @@ pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, 
     for index in which.iter().take_while(|&index| index < T::FIELDS.len()) {
         let def = &T::FIELDS[index];
         scratch.clear();
+        scratch.extend_from_slice(&def.fingerprint.to_le_bytes());
         data.encode_field(index, &mut scratch).map_err(|source| Error::Encode {
             field: def.name,
             source,
@@ -281,6 +285,14 @@ pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
             }
         };
         let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
+            continue;
+        };
+        let def = &T::FIELDS[index];
+        let Some(value) = value.strip_prefix(&def.fingerprint.to_le_bytes()) else {
+            tracing::warn!(
+                field = def.name,
+                "stored session field was written under another type (was its type changed?); it keeps its default"
+            );
             continue;
         };
         if let Err(error) = data.decode_field(index, value) {

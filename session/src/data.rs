@@ -102,12 +102,20 @@ pub struct FieldDef {
     pub tag: u32,
     /// Whether the field is a flash slot.
     pub flash: bool,
+    /// A 16-bit digest of the field's type as written (and its `version`), stored with its
+    /// value, so a value stored under another type is noticed instead of misread.
+    pub fingerprint: u16,
 }
 
 impl FieldDef {
     /// Describes a field.
-    pub const fn new(name: &'static str, tag: u32, flash: bool) -> Self {
-        Self { name, tag, flash }
+    pub const fn new(name: &'static str, tag: u32, flash: bool, fingerprint: u16) -> Self {
+        Self {
+            name,
+            tag,
+            flash,
+            fingerprint,
+        }
     }
 
     /// The tag the derive gives a stored name: 32-bit FNV-1a of its UTF-8 bytes.

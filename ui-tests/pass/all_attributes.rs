@@ -17,6 +17,8 @@ pub struct AppSession {
     skipped: Vec<u8>,
     #[session(skip, default = 3)]
     skipped_with_default: i32,
+    #[session(version = 2, rename = "prefs")]
+    versioned: Vec<u32>,
 }
 
 fn main() {
@@ -36,6 +38,6 @@ fn main() {
     session.skipped_mut().push(1);
     let skipped = *session.skipped_with_default();
     session.set_skipped_with_default(skipped + 1);
-    assert_eq!(AppSession::FIELDS.len(), 6);
+    assert_eq!(AppSession::FIELDS.len(), 7);
     assert_eq!(AppSession::FIELDS[2].name, "stored");
 }

@@ -12,8 +12,8 @@
 //!
 //! ```text
 //! tag     u32, little-endian: a stable hash of the field's stored name
-//! length  unsigned LEB128 varint: byte length of the value
-//! value   the field's postcard encoding
+//! length  unsigned LEB128 varint: byte length of what follows
+//! value   2 bytes of type fingerprint, then the field's postcard encoding
 //! ```
 //!
 //! A store need not look inside: it keeps the bytes, and merges an update's fields into the
