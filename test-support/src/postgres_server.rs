@@ -112,6 +112,24 @@ impl PostgresServer {
                 )));
             }
         }
+        // Should this process end without dropping the server (a panic in a destructor, a
+        // kill), a watchdog kills the postmaster (its connections follow) and removes the
+        // directory once this process is gone.
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; \
+             kill -9 $(head -n1 '{pid_file}' 2>/dev/null) 2>/dev/null; sleep 1; rm -rf '{dir}'",
+            parent = std::process::id(),
+            pid_file = dir.join("data").join("postmaster.pid").display(),
+            dir = dir.display(),
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // Never waited for: it outlives this process by design.
+        std::mem::forget(watchdog);
         let mut server = Self {
             dir,
             port: 0,
