@@ -611,3 +611,46 @@ async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session() {
     assert_eq!(visit["user"], "alice", "the stored session survived the outage");
     assert_eq!(visit["visits"], 2, "and nothing was lost or written twice");
 }
+
+/// A change past the store's size limit answers 413 with a JSON error, sets no cookie and
+/// leaves the stored session as it was; every response that read the session varies on
+/// the cookie and stays out of shared caches.
+async fn oversized_changes_are_refused(store: Store) {
+    let config = SessionConfig::development().max_record_bytes(8_192);
+    let (base, _running) = start_with(store, config).await;
+    let client = browser();
+    let visit = client.get(format!("{base}/api/visit")).send().await.unwrap();
+    assert_eq!(visit.headers()[header::VARY], "Cookie");
+    let big = "n".repeat(20_000);
+    let response = send_json(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/flash"),
+        json!({ "notice": big }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{store:?}");
+    assert!(set_cookies(&response).is_empty());
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("size limit"), "{body}");
+    assert_eq!(
+        get_json(&client, format!("{base}/api/visit")).await,
+        json!({ "visits": 2, "user": null, "notice": null }),
+        "the stored session is as it was"
+    );
+}
+
+#[tokio::test]
+async fn oversized_changes_are_refused_memory() {
+    oversized_changes_are_refused(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn oversized_changes_are_refused_cookie() {
+    oversized_changes_are_refused(Store::Cookie).await;
+}
+
+#[tokio::test]
+async fn oversized_changes_are_refused_redis() {
+    oversized_changes_are_refused(Store::Redis).await;
+}

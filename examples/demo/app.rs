@@ -62,6 +62,37 @@ pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy) 
         .route("/api/prefs/{name}", put(set_pref))
         .merge(private)
         .layer(SessionLayer::new(backend).on_store_outage(outage))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// The session layer answers its own errors (413, 503, 500) with an empty body; the demo
+/// speaks JSON, so they get one.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let empty = response
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_none_or(|length| length == "0");
+    if !(status.is_client_error() || status.is_server_error()) || !empty || status == StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the session would grow past its size limit; nothing was stored",
+        StatusCode::SERVICE_UNAVAILABLE => "the session store is unavailable",
+        _ => "the session could not be saved",
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut json = Json(json!({ "error": error })).into_response();
+    for (name, value) in &parts.headers {
+        json.headers_mut().insert(name.clone(), value.clone());
+    }
+    json.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    *json.status_mut() = status;
+    json
 }
 
 fn state(session: &Session<DemoSession>) -> Value {

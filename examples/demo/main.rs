@@ -38,6 +38,9 @@
 //!   bytes (unset: a random secret per process, with a warning);
 //! - `SESSION_IDLE_TIMEOUT_SECS` (default 1800), `SESSION_ABSOLUTE_TIMEOUT_SECS` (default
 //!   86400);
+//! - `SESSION_MAX_BYTES`: the largest a session may be in a server-side store (default
+//!   65536); a change past it, or past the 4096-byte cookie, answers 413 with a JSON error
+//!   and leaves the stored session as it was;
 //! - `SESSION_DEMO_SECURE=1`: the production cookie preset (`__Host-`, `Secure`: needs
 //!   HTTPS in front).
 
@@ -74,9 +77,16 @@ fn config() -> Result<SessionConfigBuilder, String> {
     } else {
         SessionConfig::development()
     };
+    let max_bytes = match std::env::var("SESSION_MAX_BYTES") {
+        Ok(text) => text
+            .parse()
+            .map_err(|_| format!("SESSION_MAX_BYTES={text:?} is not a number of bytes"))?,
+        Err(_) => session::DEFAULT_MAX_RECORD_BYTES,
+    };
     Ok(preset
         .idle_timeout(env_secs("SESSION_IDLE_TIMEOUT_SECS", 1800)?)
-        .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?))
+        .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?)
+        .max_record_bytes(max_bytes))
 }
 
 /// The Redis store: on the Redis Cluster of `REDIS_CLUSTER_URLS` if set, else on the

@@ -15,6 +15,8 @@ use crate::{
 
 /// The most bytes of plaintext a cookie may decompress to.
 const MAX_PLAINTEXT: usize = 16 * 1024;
+/// Envelope bytes around the ciphertext: header, IV and tag, plus a padding block.
+const ENVELOPE_OVERHEAD: usize = 75;
 
 #[derive(Serialize, Deserialize)]
 struct Payload<'a> {
@@ -231,6 +233,14 @@ impl CookieSessions {
             field: "<cookie payload>",
             source: error.into(),
         })?;
+        if plaintext.len() > MAX_PLAINTEXT {
+            // Past what a cookie can hold even compressed (opening bounds it too): the
+            // size it would have had plain is the honest figure.
+            return Err(Error::CookieTooLarge {
+                size: self.frame_len + (ENVELOPE_OVERHEAD + plaintext.len()).div_ceil(3) * 4,
+                limit: set_cookie::MAX_COOKIE_BYTES,
+            });
+        }
         let options = SealOptions {
             expires_at: meta.expires_ms().div_ceil(1000),
             compress_above: self.compress_above,
