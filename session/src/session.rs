@@ -236,12 +236,6 @@ impl<T: SessionData> Session<T> {
         self.status = Status::Deleted;
     }
 
-    /// Whether the session was deleted or its ID regenerated: what a failed request still
-    /// applies.
-    pub(crate) fn ends_or_moves(&self) -> bool {
-        self.is_deleted() || self.is_regenerated()
-    }
-
     /// The size of the record as stored, as far as this session's saves tell.
     pub(crate) fn stored_size(&self) -> &RecordSize {
         &self.stored_size

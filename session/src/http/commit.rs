@@ -60,7 +60,8 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     } else {
         RequestOutcome::Succeeded
     };
-    if !current.needs_save() || (outcome == RequestOutcome::Failed && !current.ends_or_moves()) {
+    let ends_or_moves = current.is_deleted() || current.is_regenerated();
+    if !current.needs_save() || (outcome == RequestOutcome::Failed && !ends_or_moves) {
         return commit;
     }
     match backend.commit(current, session.client(), outcome).await {
