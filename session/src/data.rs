@@ -35,9 +35,19 @@ use crate::field::FieldError;
 /// | `#[session(flash)]` | a flash slot (type [`Flash<T>`](crate::Flash)): set for the next request, gone after it |
 /// | `#[session(rename = "name")]` | the stable stored name (default: the field name), so a Rust rename keeps stored data |
 /// | `#[session(skip)]` | not stored: per-request scratch space, reset to its default on every load |
+/// | `#[session(version = N)]` | marks a change inside the field's own type (see below) |
 ///
 /// Container attribute: `#[session(crate = "path::to::session")]` when the runtime crate is
 /// re-exported under another path.
+///
+/// # Changing a field's type
+///
+/// Each stored value carries a 16-bit fingerprint of its field's type as written (paths
+/// reduced to their last segment) and of its `version`. A value stored under another
+/// fingerprint takes the field's default and is logged, so a retyped field is never
+/// misread, even where postcard would decode it (a `u64` 10 read as an `i64` is 5). A
+/// widening counts as a retype too. A change inside the field's own type (a field of a
+/// nested struct) does not change the type as written: bump the field's `version` with it.
 ///
 /// # Generated accessors
 ///
