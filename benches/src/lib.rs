@@ -18,6 +18,7 @@
 pub mod apps;
 pub mod clustered;
 pub mod content;
+pub mod flood;
 pub mod load;
 pub mod memory;
 pub mod ops;

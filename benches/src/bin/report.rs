@@ -64,6 +64,7 @@ fn main() -> Result<(), BoxError> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("memory") => memory_child(&args[1..]),
+        Some("flood") => flood_child(),
         Some("load") => load_only(&args[1..]),
         _ => report(parse_options(&args)?),
     }
@@ -150,6 +151,15 @@ fn memory_child(args: &[String]) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let footprint = runtime.block_on(memory::fill(which, count))?;
     println!("{} {}", footprint.sessions, footprint.bytes);
+    Ok(())
+}
+
+/// `flood`: prints the rows of the flood table.
+fn flood_child() -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    for row in runtime.block_on(session_benches::flood::flood())? {
+        println!("{row}");
+    }
     Ok(())
 }
 
@@ -241,6 +251,12 @@ fn report(options: Options) -> Result<(), BoxError> {
     for (name, which) in [("session", "ours"), ("tower-sessions", "tower")] {
         footprints.insert(name, memory_in_child(which, options.sessions)?);
     }
+    eprintln!("== flood");
+    let flood = std::process::Command::new(self_path()?).arg("flood").output()?;
+    if !flood.status.success() {
+        return Err(format!("the flood child failed: {}", String::from_utf8_lossy(&flood.stderr)).into());
+    }
+    let flood = String::from_utf8_lossy(&flood.stdout).into_owned();
     let text = render(
         &options,
         &micro,
@@ -248,6 +264,7 @@ fn report(options: Options) -> Result<(), BoxError> {
         &clustered,
         &e2e,
         &footprints,
+        &flood,
         started.elapsed(),
     );
     std::fs::write(&options.out, text)?;
@@ -591,6 +608,7 @@ fn render(
     clustered: &clustered::Figures,
     e2e: &E2e,
     footprints: &BTreeMap<&str, Footprint>,
+    flood: &str,
     took: Duration,
 ) -> String {
     let mut out = String::new();
@@ -848,6 +866,19 @@ fn render(
             footprint.per_session()
         );
     }
+
+    // ---- Flood
+    let _ = writeln!(
+        w,
+        "\n## Flood: new anonymous sessions against logged-in users\n\n\
+         A `MemoryStore` of 100,000 sessions holding 1,000 logged-in users (created, then logged in: \
+         an ID regeneration) and filled to capacity with one-request visitors, then 200,000 more \
+         one-request visitors, in a fresh process. The store evicts only sessions never written \
+         again after their creation, so every logged-in user must survive.\n"
+    );
+    let _ = writeln!(w, "| measure | value |");
+    let _ = writeln!(w, "|---|---|");
+    let _ = write!(w, "{flood}");
 
     // ---- Reproduce
     let _ = writeln!(
