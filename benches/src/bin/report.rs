@@ -257,16 +257,15 @@ fn report(options: Options) -> Result<(), BoxError> {
         return Err(format!("the flood child failed: {}", String::from_utf8_lossy(&flood.stderr)).into());
     }
     let flood = String::from_utf8_lossy(&flood.stdout).into_owned();
-    let text = render(
-        &options,
-        &micro,
-        &wire,
-        &clustered,
-        &e2e,
-        &footprints,
-        &flood,
-        started.elapsed(),
-    );
+    let measured = Report {
+        micro,
+        wire,
+        clustered,
+        e2e,
+        footprints,
+        flood,
+    };
+    let text = render(&options, &measured, started.elapsed());
     std::fs::write(&options.out, text)?;
     eprintln!("wrote {} in {:.0?}", options.out.display(), started.elapsed());
     Ok(())
@@ -601,16 +600,26 @@ fn today() -> String {
         .map_or_else(|| "unknown date".to_owned(), |text| text.trim().to_owned())
 }
 
-fn render(
-    options: &Options,
-    micro: &Micro,
-    wire: &BTreeMap<&'static str, Wire>,
-    clustered: &clustered::Figures,
-    e2e: &E2e,
-    footprints: &BTreeMap<&str, Footprint>,
-    flood: &str,
-    took: Duration,
-) -> String {
+/// Everything one report run measured.
+struct Report {
+    micro: Micro,
+    wire: BTreeMap<&'static str, Wire>,
+    clustered: clustered::Figures,
+    e2e: E2e,
+    footprints: BTreeMap<&'static str, Footprint>,
+    /// The flood table's rows.
+    flood: String,
+}
+
+fn render(options: &Options, measured: &Report, took: Duration) -> String {
+    let Report {
+        micro,
+        wire,
+        clustered,
+        e2e,
+        footprints,
+        flood,
+    } = measured;
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "# Benchmarks\n");
