@@ -77,14 +77,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 // The contract, each case a test (`on_one_redis::create_never_overwrites`, …), on the
 // shared server and the shared cluster: every store has a key prefix of its own.
-common::contract::store_contract!(on_one_redis, |clock| async move {
+session::store_contract!(on_one_redis, |clock| async move {
     let redis = RedisStore::builder(RedisServer::shared().url())
         .prefix(prefix())
         .clock(clock);
     ClusteredStore::builder(redis).build().await.unwrap()
 });
 
-common::contract::store_contract!(on_a_redis_cluster, |clock| async move {
+session::store_contract!(on_a_redis_cluster, |clock| async move {
     let redis = RedisStore::cluster_builder(RedisCluster::shared().urls())
         .prefix(prefix())
         .clock(clock);

@@ -9,7 +9,7 @@ use session::{
     store::{FieldRecord, Record, SessionStore},
 };
 
-common::contract::store_contract!(
+session::store_contract!(
     memory,
     |clock| async move { MemoryStore::builder().clock(clock).build() }
 );

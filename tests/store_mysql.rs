@@ -32,7 +32,7 @@ async fn store(clock: &ManualClock) -> MySqlStore {
     store_on(&sql::table(), clock).await
 }
 
-common::contract::store_contract!(contract, |clock| async move { store(&clock).await });
+session::store_contract!(contract, |clock| async move { store(&clock).await });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_overlapping_field_writes_all_survive() {
@@ -183,7 +183,7 @@ async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
     assert_eq!(store.delete_expired().await.unwrap(), 1);
 }
 
-common::contract::store_contract!(encrypted, |clock| async move {
+session::store_contract!(encrypted, |clock| async move {
     use session::crypto::{KeyId, KeyRing, Secret};
     let store = MySqlStore::builder(pool().await)
         .table(sql::table())

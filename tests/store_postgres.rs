@@ -33,7 +33,7 @@ async fn store(clock: &ManualClock) -> PostgresStore {
     store
 }
 
-common::contract::store_contract!(contract, |clock| async move { store(&clock).await });
+session::store_contract!(contract, |clock| async move { store(&clock).await });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_overlapping_field_writes_all_survive() {
@@ -330,7 +330,7 @@ fn ring() -> session::crypto::KeyRing {
     KeyRing::new(KeyId(1), Secret::generate().unwrap())
 }
 
-common::contract::store_contract!(encrypted, |clock| async move {
+session::store_contract!(encrypted, |clock| async move {
     let store = builder(&clock)
         .await
         .encryption(ring())

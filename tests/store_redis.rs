@@ -64,7 +64,7 @@ fn fingerprint(name: &str) -> u16 {
 
 // The contract, each case a test (`plain::create_never_overwrites`, …), on the shared
 // server: every store has a key prefix of its own.
-common::contract::store_contract!(plain, |clock| async move {
+session::store_contract!(plain, |clock| async move {
     builder(RedisServer::shared(), &clock).build().await.unwrap()
 });
 
@@ -299,7 +299,7 @@ fn ring() -> KeyRing {
 }
 
 // The contract on an encrypted, compressing store: `encrypted::create_never_overwrites`, ….
-common::contract::store_contract!(encrypted, |clock| async move {
+session::store_contract!(encrypted, |clock| async move {
     builder(RedisServer::shared(), &clock)
         .encryption(ring())
         .compress_above(Some(16))

@@ -18,7 +18,7 @@ fn builder(cluster: &RedisCluster, clock: &ManualClock) -> RedisStoreBuilder {
 
 // The contract, each case a test (`cluster::create_never_overwrites`, …), on the cluster
 // shared by this file's tests: every store has a key prefix of its own.
-common::contract::store_contract!(cluster, |clock| async move {
+session::store_contract!(cluster, |clock| async move {
     builder(RedisCluster::shared(), &clock).build().await.unwrap()
 });
 

@@ -34,8 +34,8 @@ async fn memory_store(clock: &ManualClock) -> SqliteStore {
     store
 }
 
-common::contract::store_contract!(on_a_file, |clock| async move { file_store(&clock).await });
-common::contract::store_contract!(in_memory, |clock| async move { memory_store(&clock).await });
+session::store_contract!(on_a_file, |clock| async move { file_store(&clock).await });
+session::store_contract!(in_memory, |clock| async move { memory_store(&clock).await });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_overlapping_field_writes_all_survive() {
@@ -189,7 +189,7 @@ async fn a_missing_table_is_an_answered_error_not_an_outage() {
     assert!(!error.is_unavailable());
 }
 
-common::contract::store_contract!(encrypted, |clock| async move {
+session::store_contract!(encrypted, |clock| async move {
     use session::crypto::{KeyId, KeyRing, Secret};
     let store = SqliteStore::builder_from_path(sql::sqlite_path())
         .clock(clock.clone())

@@ -54,7 +54,8 @@
 //! - [`CookieSessions`]: the whole session in an encrypted cookie, no server-side state;
 //! - [`http`] (features `http`, `axum`): the tower layer and the axum extractor;
 //! - [`crypto`]: secrets, the key ring and the sealed envelope;
-//! - [`store`]: what a store implements, for writing your own.
+//! - [`store`]: what a store implements, for writing your own; with the `test-util`
+//!   feature, `test_util` and `store_contract!`: the suite every built-in store passes.
 //!
 //! `ARCHITECTURE.md` in the repository maps the modules and follows one request and one
 //! field's bytes through them.
@@ -83,6 +84,8 @@ pub mod resilience;
 mod session;
 mod set_cookie;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use callbacks::Callbacks;
 pub use client::{ClientBinding, ClientInfo};

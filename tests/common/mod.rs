@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unused_imports, unused_macros, missing_docs)]
 
-pub mod contract;
 pub mod counting;
 pub mod failing;
 pub mod http;

@@ -1,77 +1,131 @@
-//! The store contract: one suite every server-side store must pass.
+//! The store contract (feature `test-util`): the suite every built-in store passes, for
+//! testing a store of your own against exactly the same cases.
 //!
-//! [`store_contract!`] makes each case a test of its own for one store, in a module named
-//! after it: `store_contract!(memory, |clock| async move { … })` gives
+//! [`store_contract!`](crate::store_contract) makes each case a `#[test]` of its own, in a
+//! module named after the store: `store_contract!(memory, |clock| async move { … })` gives
 //! `memory::create_never_overwrites`, `memory::rename_is_atomic`, …. The factory builds an
-//! empty store whose expiry follows the given clock; each case calls it once, so a store
-//! on a shared server needs a key prefix of its own per call.
+//! empty store whose expiry follows the given [`ManualClock`]; each case calls it once, so
+//! a store on a shared server needs a key prefix of its own per call. Each case runs on a
+//! multi-threaded tokio runtime of its own (two workers).
+//!
+//! In `tests/my_store.rs` of a crate with `session = { version = "…", features =
+//! ["test-util"] }` among its dev-dependencies:
+//!
+//! ```
+//! use session::MemoryStore;
+//!
+//! // Seven tests: `memory::create_never_overwrites`, `memory::delete_removes`, ….
+//! session::store_contract!(memory, |clock| async move { MemoryStore::builder().clock(clock).build() });
+//!
+//! // A store that cannot enumerate its sessions (no `QueryStore`) skips the query cases.
+//! session::store_contract!(memory_without_query, |clock| async move {
+//!     MemoryStore::builder().clock(clock).build()
+//! }, without_query);
+//! # fn main() {
+//! // A case can also be called directly, here as the test above would run it:
+//! session::test_util::run(session::test_util::cases::rename_is_atomic(|clock| async move {
+//!     MemoryStore::builder().clock(clock).build()
+//! }));
+//! # }
+//! ```
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use session::{
+use crate::{
     Clock, ManualClock, SessionId, SessionMeta,
     store::{FieldRecord, QueryStore, Record, Rename, SessionStore, StoreKey},
 };
 
-/// One test per contract case, in a module `$name`, each against a fresh store from the
-/// factory `|clock| async move { … }` (the store's expiry follows `clock`).
+/// One `#[test]` per contract case, in a module `$name`, each against a fresh store from
+/// the factory `|clock| async move { … }` (the store's expiry follows `clock`, a
+/// [`ManualClock`](crate::ManualClock)). The store must implement
+/// [`QueryStore`](crate::store::QueryStore); add `, without_query` after the factory for a
+/// store that implements only [`SessionStore`](crate::store::SessionStore).
+///
+/// See [`test_util`](crate::test_util) for an example.
+#[macro_export]
 macro_rules! store_contract {
-    ($name:ident, |$clock:ident| $make:expr) => {
+    ($name:ident, |$clock:ident| $make:expr $(,)?) => {
+        $crate::store_contract!(@module $name, $clock, $make;
+            create_never_overwrites,
+            update_merges_fields_and_never_resurrects,
+            rename_is_atomic,
+            delete_removes,
+            expired_records_are_never_returned,
+            query_operations,
+            concurrent_updates_of_different_fields_all_survive,
+        );
+    };
+    ($name:ident, |$clock:ident| $make:expr, without_query $(,)?) => {
+        $crate::store_contract!(@module $name, $clock, $make;
+            create_never_overwrites,
+            update_merges_fields_and_never_resurrects,
+            rename_is_atomic,
+            delete_removes,
+            expired_records_are_never_returned,
+            concurrent_updates_of_different_fields_all_survive,
+        );
+    };
+    (@module $name:ident, $clock:ident, $make:expr; $($case:ident,)+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            $crate::common::contract::store_contract!(@cases $clock, $make;
-                create_never_overwrites,
-                update_merges_fields_and_never_resurrects,
-                rename_is_atomic,
-                delete_removes,
-                expired_records_are_never_returned,
-                query_operations,
-                concurrent_updates_of_different_fields_all_survive,
-            );
+            $(
+                #[test]
+                fn $case() {
+                    $crate::test_util::run($crate::test_util::cases::$case(
+                        |$clock: $crate::ManualClock| $make,
+                    ));
+                }
+            )+
         }
-    };
-    (@cases $clock:ident, $make:expr; $($case:ident,)+) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::common::contract::cases::$case(|$clock: ::session::ManualClock| $make).await;
-            }
-        )+
     };
 }
 
-pub(crate) use store_contract;
+/// Runs `future` to completion on a new multi-threaded tokio runtime with two workers and
+/// every driver enabled, as each contract case runs.
+///
+/// # Panics
+///
+/// When the runtime cannot be built, or the future panics.
+pub fn run<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the store contract")
+        .block_on(future)
+}
 
 /// The contract's cases, each given the factory of the store it runs against.
 pub mod cases {
     use super::*;
 
     /// A new key loads as none; create never overwrites a live record.
-    pub async fn create_never_overwrites<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+    pub async fn create_never_overwrites<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         super::create_never_overwrites(&make(ManualClock::new()).await, &ManualClock::new()).await;
     }
 
     /// Update merges fields, replaces the meta, and never creates a missing record.
-    pub async fn update_merges_fields_and_never_resurrects<S: QueryStore, F: Future<Output = S>>(
+    pub async fn update_merges_fields_and_never_resurrects<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
         super::update_merges_fields_and_never_resurrects(&make(ManualClock::new()).await, &ManualClock::new()).await;
     }
 
     /// Rename moves a record at once, and refuses a missing source or a live target.
-    pub async fn rename_is_atomic<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+    pub async fn rename_is_atomic<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         super::rename_is_atomic(&make(ManualClock::new()).await, &ManualClock::new()).await;
     }
 
     /// Delete removes, and reports when there was nothing to delete.
-    pub async fn delete_removes<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+    pub async fn delete_removes<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         super::delete_removes(&make(ManualClock::new()).await, &ManualClock::new()).await;
     }
 
     /// A record expires at its deadline, to the millisecond, and stays dead.
-    pub async fn expired_records_are_never_returned<S: QueryStore, F: Future<Output = S>>(
+    pub async fn expired_records_are_never_returned<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
         let clock = ManualClock::new();
@@ -85,7 +139,7 @@ pub mod cases {
     }
 
     /// Concurrent updates of different fields of one record all survive.
-    pub async fn concurrent_updates_of_different_fields_all_survive<S: QueryStore, F: Future<Output = S>>(
+    pub async fn concurrent_updates_of_different_fields_all_survive<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
         super::concurrent_updates_of_different_fields_all_survive(
