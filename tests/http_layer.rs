@@ -1,108 +1,312 @@
-//! The session layer's mechanics over real HTTP: lazy loading, what is saved when, store
-//! outages, the guard, client binding, and misconfiguration.
+//! The session layer's mechanics over real HTTP, for the tower layer (axum) and the
+//! actix-web middleware alike: lazy loading, what is saved when, store outages, the guard,
+//! client binding, and misconfiguration. Each scenario runs once per framework
+//! (`axum_layer::…`, `actix_middleware::…`), against the same handlers.
 
 mod common;
 
-use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
+
 use common::{
     AppSession,
     counting::Counting,
     failing::Failing,
-    http::{bare, browser, cookie_value, serve, set_cookies},
+    http::{bare, browser, cookie_value, serve, serve_actix, set_cookies},
 };
-use reqwest::header;
-use std::sync::{Arc, Mutex};
-
+use reqwest::{StatusCode, header};
 use session::{
     Callbacks, ClientBinding, CookieSessions, Error, MemoryStore, Rejection, Session, SessionConfig, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
-    http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer},
+    http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer, actix},
 };
 
-async fn count(session: LazySession<AppSession>) -> Result<String, Error> {
+/// What a handler answers, for either framework: a status, headers and a text body.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+}
+
+fn ok(body: impl Into<String>) -> Reply {
+    Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: body.into(),
+    }
+}
+
+fn status(status: u16) -> Reply {
+    Reply {
+        status,
+        headers: Vec::new(),
+        body: String::new(),
+    }
+}
+
+type Answer = Result<Reply, Error>;
+type Handler = fn(LazySession<AppSession>) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+async fn count(session: LazySession<AppSession>) -> Answer {
     let mut session = session.load().await?;
     *session.visits_mut() += 1;
-    Ok(session.visits().to_string())
+    Ok(ok(session.visits().to_string()))
 }
 
-async fn untouched() -> &'static str {
-    "no session needed"
-}
-
-async fn fails(session: LazySession<AppSession>) -> impl IntoResponse {
+async fn fails(session: LazySession<AppSession>) -> Answer {
     if let Ok(mut session) = session.load().await {
         session.set_user(Some("written by a failing handler".into()));
     }
-    StatusCode::INTERNAL_SERVER_ERROR
+    Ok(status(500))
 }
 
-async fn own_cache_control(session: LazySession<AppSession>) -> Result<impl IntoResponse, Error> {
+async fn own_cache_control(session: LazySession<AppSession>) -> Answer {
     session.load().await?.set_user(Some("x".into()));
-    Ok(([(header::CACHE_CONTROL, "private, max-age=5")], "ok"))
+    let mut reply = ok("ok");
+    reply.headers.push(("cache-control", "private, max-age=5"));
+    Ok(reply)
 }
 
-async fn public_cache_control(session: LazySession<AppSession>) -> Result<impl IntoResponse, Error> {
+async fn public_cache_control(session: LazySession<AppSession>) -> Answer {
     let visits = *session.load().await?.visits();
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], visits.to_string()))
+    let mut reply = ok(visits.to_string());
+    reply.headers.push(("cache-control", "public, max-age=60"));
+    Ok(reply)
 }
 
-async fn logout_then_fail(session: LazySession<AppSession>) -> impl IntoResponse {
+async fn logout_then_fail(session: LazySession<AppSession>) -> Answer {
     if let Ok(mut session) = session.load().await {
         session.delete();
     }
-    StatusCode::INTERNAL_SERVER_ERROR
+    Ok(status(500))
 }
 
-async fn regenerate_then_fail(session: LazySession<AppSession>) -> impl IntoResponse {
+async fn regenerate_then_fail(session: LazySession<AppSession>) -> Answer {
     if let Ok(mut session) = session.load().await {
         session.regenerate_id().unwrap();
         session.set_user(Some("changed by a failing handler".into()));
     }
-    StatusCode::SERVICE_UNAVAILABLE
+    Ok(status(503))
 }
 
-async fn user(session: LazySession<AppSession>) -> Result<String, Error> {
-    Ok(session
+async fn user(session: LazySession<AppSession>) -> Answer {
+    Ok(ok(session
         .existing()
         .await?
         .and_then(|s| s.user().clone())
-        .unwrap_or_default())
+        .unwrap_or_default()))
 }
 
-async fn login(session: LazySession<AppSession>) -> Result<&'static str, Error> {
+async fn login(session: LazySession<AppSession>) -> Answer {
     session.load().await?.set_user(Some("alice".into()));
-    Ok("ok")
+    Ok(ok("ok"))
 }
 
-fn routes<B: SessionBackend<AppSession>>(layer: SessionLayer<AppSession, B>) -> Router {
-    let private = Router::new()
-        .route("/private", get(user))
-        .layer(RequireSessionLayer::new(|session: &Session<AppSession>| {
-            session.user().is_some()
-        }));
-    Router::new()
-        .route("/count", get(count))
-        .route("/untouched", get(untouched))
-        .route("/fails", get(fails))
-        .route("/cache", get(own_cache_control))
-        .route("/public", get(public_cache_control))
-        .route("/logout-fails", get(logout_then_fail))
-        .route("/regenerate-fails", get(regenerate_then_fail))
-        .route("/user", get(user))
-        .route("/login", get(login))
-        .merge(private)
-        .layer(layer)
+async fn grow(session: LazySession<AppSession>) -> Answer {
+    session.load().await?.set_user(Some("x".repeat(2_000)));
+    Ok(ok("ok"))
+}
+
+async fn huge(session: LazySession<AppSession>) -> Answer {
+    let noise: String = (0..6000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    session.load().await?.set_user(Some(noise));
+    Ok(ok("ok"))
+}
+
+/// Every route but `/private` (which the guard wraps) and `/untouched` (no session).
+const ROUTES: &[(&str, Handler)] = &[
+    ("/count", |s| Box::pin(count(s))),
+    ("/fails", |s| Box::pin(fails(s))),
+    ("/cache", |s| Box::pin(own_cache_control(s))),
+    ("/public", |s| Box::pin(public_cache_control(s))),
+    ("/logout-fails", |s| Box::pin(logout_then_fail(s))),
+    ("/regenerate-fails", |s| Box::pin(regenerate_then_fail(s))),
+    ("/user", |s| Box::pin(user(s))),
+    ("/login", |s| Box::pin(login(s))),
+    ("/grow", |s| Box::pin(grow(s))),
+    ("/huge", |s| Box::pin(huge(s))),
+];
+
+fn logged_in(session: &Session<AppSession>) -> bool {
+    session.user().is_some()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Framework {
+    Axum,
+    Actix,
+}
+
+/// The session layer's settings, applied to either framework's layer or middleware.
+struct Setup<T, B> {
+    backend: B,
+    outage: OutagePolicy,
+    trusted_proxy_header: Option<&'static str>,
+    data: std::marker::PhantomData<T>,
+}
+
+impl<T, B> Setup<T, B> {
+    fn new(backend: B) -> Self {
+        Self {
+            backend,
+            outage: OutagePolicy::FailClosed,
+            trusted_proxy_header: None,
+            data: std::marker::PhantomData,
+        }
+    }
+
+    fn on_store_outage(mut self, outage: OutagePolicy) -> Self {
+        self.outage = outage;
+        self
+    }
+
+    fn trusted_proxy_header(mut self, name: &'static str) -> Self {
+        self.trusted_proxy_header = Some(name);
+        self
+    }
+}
+
+/// Serves the routes behind the session layer (axum) or middleware (actix-web).
+async fn serve_on<B: SessionBackend<AppSession>>(framework: Framework, setup: Setup<AppSession, B>) -> String {
+    match framework {
+        Framework::Axum => {
+            use axum::{Router, response::IntoResponse, routing::get};
+            let to_axum = |answer: Answer| match answer {
+                Err(error) => error.into_response(),
+                Ok(reply) => {
+                    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+                    for (name, value) in reply.headers {
+                        response
+                            .headers_mut()
+                            .insert(name, axum::http::HeaderValue::from_static(value));
+                    }
+                    response
+                }
+            };
+            let mut router = Router::new()
+                .route(
+                    "/private",
+                    get(move |s: LazySession<AppSession>| async move { to_axum(user(s).await) }),
+                )
+                .layer(RequireSessionLayer::new(logged_in));
+            for &(path, handler) in ROUTES {
+                router = router.route(
+                    path,
+                    get(move |s: LazySession<AppSession>| async move { to_axum(handler(s).await) }),
+                );
+            }
+            let mut layer = SessionLayer::new(setup.backend).on_store_outage(setup.outage);
+            if let Some(name) = setup.trusted_proxy_header {
+                layer = layer.trusted_proxy_header(axum::http::HeaderName::from_static(name));
+            }
+            let router = router.route("/untouched", get(|| async { "no session needed" }));
+            serve(router.layer(layer)).await
+        }
+        Framework::Actix => {
+            let mut middleware = actix::SessionMiddleware::new(setup.backend).on_store_outage(setup.outage);
+            if let Some(name) = setup.trusted_proxy_header {
+                middleware = middleware.trusted_proxy_header(actix_web::http::header::HeaderName::from_static(name));
+            }
+            serve_actix!(move || actix_app().wrap(middleware.clone()))
+        }
+    }
+}
+
+/// The routes as an actix-web app, without the session middleware.
+fn actix_app() -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    use actix_web::{App, HttpResponse, ResponseError, web};
+    fn to_actix(answer: Answer) -> HttpResponse {
+        match answer {
+            Err(error) => error.error_response(),
+            Ok(reply) => {
+                let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+                for header in reply.headers {
+                    response.insert_header(header);
+                }
+                response.body(reply.body)
+            }
+        }
+    }
+    let mut app = App::new()
+        .service(
+            web::resource("/private")
+                .wrap(actix::RequireSession::new(logged_in))
+                .route(web::get().to(|s: LazySession<AppSession>| async move { to_actix(user(s).await) })),
+        )
+        .route("/untouched", web::get().to(|| async { "no session needed" }));
+    for &(path, handler) in ROUTES {
+        app = app.route(
+            path,
+            web::get().to(move |s: LazySession<AppSession>| async move { to_actix(handler(s).await) }),
+        );
+    }
+    app
 }
 
 fn config() -> SessionConfig {
     SessionConfig::development().build().unwrap()
 }
 
-#[tokio::test]
-async fn a_handler_that_never_touches_the_session_costs_no_store_call() {
+/// Each scenario as a test per framework: `axum_layer::NAME` and `actix_middleware::NAME`.
+macro_rules! on_both_frameworks {
+    ($($name:ident,)+) => {
+        mod axum_layer {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Framework::Axum).await;
+                }
+            )+
+        }
+        mod actix_middleware {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Framework::Actix).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both_frameworks!(
+    a_handler_that_never_touches_the_session_costs_no_store_call,
+    nothing_is_saved_on_a_5xx_response,
+    a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers_5xx,
+    responses_built_from_a_session_vary_on_cookie_and_stay_out_of_shared_caches,
+    a_store_that_answers_with_an_error_gives_500_and_an_unreachable_one_503,
+    an_unchanged_session_is_not_written_and_sets_no_cookie,
+    the_applications_cache_control_is_kept,
+    a_store_outage_fails_closed_with_503_by_default,
+    a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing,
+    the_guard_answers_401_without_a_valid_session,
+    a_missing_layer_is_a_rejection_that_names_the_fix,
+    client_binding_uses_the_peer_address_and_ignores_untrusted_headers,
+    client_binding_uses_a_trusted_proxy_header_when_configured,
+    tampered_cookies_malformed_ids_and_client_mismatches_are_reported,
+    with_two_session_cookies_the_live_one_is_used,
+    a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_stored,
+    a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_cookie,
+    a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_next_response,
+);
+
+async fn a_handler_that_never_touches_the_session_costs_no_store_call(framework: Framework) {
     let store = Counting::new(MemoryStore::new());
     let counts = store.counts.clone();
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(store, config()))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let (loads, writes) = (counts.loads(), counts.writes());
@@ -113,11 +317,10 @@ async fn a_handler_that_never_touches_the_session_costs_no_store_call() {
     assert_eq!((counts.loads(), counts.writes()), (loads, writes), "no load, no write");
 }
 
-#[tokio::test]
-async fn nothing_is_saved_on_a_5xx_response() {
+async fn nothing_is_saved_on_a_5xx_response(framework: Framework) {
     let store = Counting::new(MemoryStore::new());
     let counts = store.counts.clone();
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(store, config()))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let writes = counts.writes();
@@ -138,10 +341,9 @@ async fn nothing_is_saved_on_a_5xx_response() {
     );
 }
 
-#[tokio::test]
-async fn a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers_5xx() {
+async fn a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers_5xx(framework: Framework) {
     let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), config());
-    let base = serve(routes(SessionLayer::new(provider))).await;
+    let base = serve_on(framework, Setup::new(provider)).await;
 
     // Logout in a failing request: the session is gone server-side and the cookie expired.
     let login = bare().get(format!("{base}/login")).send().await.unwrap();
@@ -200,12 +402,11 @@ async fn a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers
     assert_eq!(user_of(fresh).await, "alice", "the new ID holds the data as it was");
 }
 
-#[tokio::test]
-async fn responses_built_from_a_session_vary_on_cookie_and_stay_out_of_shared_caches() {
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(
-        MemoryStore::new(),
-        config(),
-    ))))
+async fn responses_built_from_a_session_vary_on_cookie_and_stay_out_of_shared_caches(framework: Framework) {
+    let base = serve_on(
+        framework,
+        Setup::new(SessionProvider::new(MemoryStore::new(), config())),
+    )
     .await;
     let client = browser();
     let directives = |response: &reqwest::Response| {
@@ -239,10 +440,9 @@ async fn responses_built_from_a_session_vary_on_cookie_and_stay_out_of_shared_ca
     assert_eq!(directives(&untouched), (None, None), "no session read, nothing added");
 }
 
-#[tokio::test]
-async fn a_store_that_answers_with_an_error_gives_500_and_an_unreachable_one_503() {
+async fn a_store_that_answers_with_an_error_gives_500_and_an_unreachable_one_503(framework: Framework) {
     let store = Failing::new(MemoryStore::new());
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(store.clone(), config())))).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(store.clone(), config()))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     store.set_erroring(true);
@@ -260,11 +460,10 @@ async fn a_store_that_answers_with_an_error_gives_500_and_an_unreachable_one_503
     assert_eq!(response.text().await.unwrap(), "2", "nothing was lost");
 }
 
-#[tokio::test]
-async fn an_unchanged_session_is_not_written_and_sets_no_cookie() {
+async fn an_unchanged_session_is_not_written_and_sets_no_cookie(framework: Framework) {
     let store = Counting::new(MemoryStore::new());
     let counts = store.counts.clone();
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(store, config())))).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(store, config()))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let writes = counts.writes();
@@ -279,22 +478,20 @@ async fn an_unchanged_session_is_not_written_and_sets_no_cookie() {
     assert_eq!(counts.writes(), writes + 1);
 }
 
-#[tokio::test]
-async fn the_applications_cache_control_is_kept() {
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(
-        MemoryStore::new(),
-        config(),
-    ))))
+async fn the_applications_cache_control_is_kept(framework: Framework) {
+    let base = serve_on(
+        framework,
+        Setup::new(SessionProvider::new(MemoryStore::new(), config())),
+    )
     .await;
     let response = bare().get(format!("{base}/cache")).send().await.unwrap();
     assert_eq!(set_cookies(&response).len(), 1);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "private, max-age=5");
 }
 
-#[tokio::test]
-async fn a_store_outage_fails_closed_with_503_by_default() {
+async fn a_store_outage_fails_closed_with_503_by_default(framework: Framework) {
     let store = Failing::new(MemoryStore::new());
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(store.clone(), config())))).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(store.clone(), config()))).await;
     let client = browser();
     assert_eq!(
         client
@@ -328,11 +525,10 @@ async fn a_store_outage_fails_closed_with_503_by_default() {
     );
 }
 
-#[tokio::test]
-async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing() {
+async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing(framework: Framework) {
     let store = Failing::new(MemoryStore::new());
-    let layer = SessionLayer::new(SessionProvider::new(store.clone(), config())).on_store_outage(OutagePolicy::Degrade);
-    let base = serve(routes(layer)).await;
+    let layer = Setup::new(SessionProvider::new(store.clone(), config())).on_store_outage(OutagePolicy::Degrade);
+    let base = serve_on(framework, layer).await;
     let client = browser();
     client.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(
@@ -388,12 +584,11 @@ async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing
     );
 }
 
-#[tokio::test]
-async fn the_guard_answers_401_without_a_valid_session() {
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(
-        MemoryStore::new(),
-        config(),
-    ))))
+async fn the_guard_answers_401_without_a_valid_session(framework: Framework) {
+    let base = serve_on(
+        framework,
+        Setup::new(SessionProvider::new(MemoryStore::new(), config())),
+    )
     .await;
     let client = browser();
     assert_eq!(
@@ -412,13 +607,23 @@ async fn the_guard_answers_401_without_a_valid_session() {
     assert_eq!(response.text().await.unwrap(), "alice");
 }
 
-#[tokio::test]
-async fn a_missing_layer_is_a_rejection_that_names_the_fix() {
-    let base = serve(Router::new().route("/count", get(count))).await;
+async fn a_missing_layer_is_a_rejection_that_names_the_fix(framework: Framework) {
+    let (base, fix) = match framework {
+        Framework::Axum => {
+            use axum::{Router, response::IntoResponse, routing::get};
+            let handler =
+                |s: LazySession<AppSession>| async move { count(s).await.map(|reply| reply.body).into_response() };
+            (
+                serve(Router::new().route("/count", get(handler))).await,
+                "SessionLayer::new",
+            )
+        }
+        Framework::Actix => (serve_actix!(actix_app), "SessionMiddleware::new"),
+    };
     let response = bare().get(format!("{base}/count")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = response.text().await.unwrap();
-    assert!(body.contains("SessionLayer::new"), "{body}");
+    assert!(body.contains(fix), "{body}");
 }
 
 fn cookie_store(binding: ClientBinding) -> CookieSessions {
@@ -440,13 +645,12 @@ async fn count_as(base: &str, headers: &[(&str, &str)], cookie: Option<&str>) ->
     (response.text().await.unwrap(), cookie)
 }
 
-#[tokio::test]
-async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers() {
-    let layer = SessionLayer::new(cookie_store(ClientBinding {
+async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers(framework: Framework) {
+    let layer = Setup::new(cookie_store(ClientBinding {
         user_agent: true,
         ip: true,
     }));
-    let base = serve(routes(layer)).await;
+    let base = serve_on(framework, layer).await;
     let (_, value) = count_as(&base, &[("user-agent", "browser-a")], None).await;
     let value = value.unwrap();
     let forged = [("user-agent", "browser-a"), ("x-forwarded-for", "203.0.113.9")];
@@ -459,14 +663,13 @@ async fn client_binding_uses_the_peer_address_and_ignores_untrusted_headers() {
     assert_eq!(body, "1", "another User-Agent gets a fresh session");
 }
 
-#[tokio::test]
-async fn client_binding_uses_a_trusted_proxy_header_when_configured() {
-    let layer = SessionLayer::new(cookie_store(ClientBinding {
+async fn client_binding_uses_a_trusted_proxy_header_when_configured(framework: Framework) {
+    let layer = Setup::new(cookie_store(ClientBinding {
         user_agent: false,
         ip: true,
     }))
-    .trusted_proxy_header(header::HeaderName::from_static("x-forwarded-for"));
-    let base = serve(routes(layer)).await;
+    .trusted_proxy_header("x-forwarded-for");
+    let base = serve_on(framework, layer).await;
     let (_, value) = count_as(&base, &[("x-forwarded-for", "198.51.100.1, 192.0.2.7")], None).await;
     let value = value.unwrap();
     let (body, _) = count_as(&base, &[("x-forwarded-for", "192.0.2.7")], Some(&value)).await;
@@ -489,21 +692,20 @@ async fn client_binding_uses_a_trusted_proxy_header_when_configured() {
     );
 }
 
-#[tokio::test]
-async fn tampered_cookies_malformed_ids_and_client_mismatches_are_reported() {
+async fn tampered_cookies_malformed_ids_and_client_mismatches_are_reported(framework: Framework) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let callbacks = {
         let seen = seen.clone();
         Callbacks::new().on_rejected(move |rejection| seen.lock().unwrap().push(rejection))
     };
-    let layer = SessionLayer::new(
+    let layer = Setup::new(
         cookie_store(ClientBinding {
             user_agent: true,
             ip: false,
         })
         .with_callbacks(callbacks.clone()),
     );
-    let base = serve(routes(layer)).await;
+    let base = serve_on(framework, layer).await;
     let (_, value) = count_as(&base, &[("user-agent", "browser-a")], None).await;
     let value = value.unwrap();
     let mut tampered = value.clone().into_bytes();
@@ -517,7 +719,7 @@ async fn tampered_cookies_malformed_ids_and_client_mismatches_are_reported() {
 
     seen.lock().unwrap().clear();
     let provider = SessionProvider::new(MemoryStore::new(), config()).with_callbacks(callbacks);
-    let base = serve(routes(SessionLayer::new(provider))).await;
+    let base = serve_on(framework, Setup::new(provider)).await;
     let (body, _) = count_as(&base, &[], Some("not-a-session-id")).await;
     assert_eq!(body, "1");
     let unknown = session::SessionId::generate().unwrap().expose();
@@ -529,12 +731,11 @@ async fn tampered_cookies_malformed_ids_and_client_mismatches_are_reported() {
     );
 }
 
-#[tokio::test]
-async fn with_two_session_cookies_the_live_one_is_used() {
-    let base = serve(routes(SessionLayer::new(SessionProvider::new(
-        MemoryStore::new(),
-        config(),
-    ))))
+async fn with_two_session_cookies_the_live_one_is_used(framework: Framework) {
+    let base = serve_on(
+        framework,
+        Setup::new(SessionProvider::new(MemoryStore::new(), config())),
+    )
     .await;
     let (_, live) = count_as(&base, &[], None).await;
     let live = live.unwrap();
@@ -552,21 +753,9 @@ async fn with_two_session_cookies_the_live_one_is_used() {
     );
 }
 
-#[tokio::test]
-async fn a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_stored() {
-    async fn grow(session: LazySession<AppSession>) -> Result<&'static str, Error> {
-        session.load().await?.set_user(Some("x".repeat(2_000)));
-        Ok("ok")
-    }
+async fn a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_stored(framework: Framework) {
     let config = SessionConfig::development().max_record_bytes(1_024).build().unwrap();
-    let app = Router::new()
-        .route("/grow", get(grow))
-        .route("/count", get(count))
-        .layer(SessionLayer::<AppSession, _>::new(SessionProvider::new(
-            MemoryStore::new(),
-            config,
-        )));
-    let base = serve(app).await;
+    let base = serve_on(framework, Setup::new(SessionProvider::new(MemoryStore::new(), config))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let response = client.get(format!("{base}/grow")).send().await.unwrap();
@@ -576,20 +765,8 @@ async fn a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_st
     assert_eq!(response.text().await.unwrap(), "2", "the stored session is as it was");
 }
 
-#[tokio::test]
-async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_cookie() {
-    async fn huge(session: LazySession<AppSession>) -> Result<&'static str, Error> {
-        let noise: String = (0..6000u32)
-            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
-            .collect();
-        session.load().await?.set_user(Some(noise));
-        Ok("ok")
-    }
-    let app = Router::new()
-        .route("/huge", get(huge))
-        .route("/count", get(count))
-        .layer(SessionLayer::<AppSession, _>::new(cookie_store(ClientBinding::NONE)));
-    let base = serve(app).await;
+async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_cookie(framework: Framework) {
+    let base = serve_on(framework, Setup::new(cookie_store(ClientBinding::NONE))).await;
     let client = browser();
     client.get(format!("{base}/count")).send().await.unwrap();
     let response = client.get(format!("{base}/huge")).send().await.unwrap();
@@ -609,12 +786,11 @@ async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_coo
     );
 }
 
-#[tokio::test]
-async fn a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_next_response() {
+async fn a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_next_response(framework: Framework) {
     let secret =
         |seed: u8| Secret::from_bytes((0..48u8).map(|i| i.wrapping_mul(31) ^ seed).collect::<Vec<u8>>()).unwrap();
     let server = |ring: KeyRing| async move {
-        serve(routes(SessionLayer::new(CookieSessions::new(ring, config()).unwrap()))).await
+        serve_on(framework, Setup::new(CookieSessions::new(ring, config()).unwrap())).await
     };
     let old = server(KeyRing::new(KeyId(1), secret(1))).await;
     let rotated = server(

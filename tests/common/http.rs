@@ -58,3 +58,21 @@ pub async fn get_json(client: &Client, url: String) -> Value {
 pub async fn send_json(client: &Client, method: Method, url: String, body: Value) -> Response {
     client.request(method, url).json(&body).send().await.unwrap()
 }
+
+/// Serves the actix-web app that the factory (`move || App::new()…`) builds on an
+/// ephemeral loopback port, with two workers, until the test process ends; gives its base URL.
+macro_rules! serve_actix {
+    ($factory:expr) => {{
+        let listener = ::std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = ::actix_web::HttpServer::new($factory)
+            .workers(2)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+        ::tokio::spawn(server);
+        format!("http://{addr}")
+    }};
+}
+pub(crate) use serve_actix;

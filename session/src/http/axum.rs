@@ -6,16 +6,8 @@ use axum::{
 };
 use http::{StatusCode, request::Parts};
 
-use super::lazy::LazySession;
+use super::lazy::{LazySession, MissingSessionLayer};
 use crate::{Error, SessionData};
-
-/// The rejection when a handler asks for a session but no [`SessionLayer`](super::SessionLayer)
-/// for that session type is installed.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error(
-    "no session layer for `{0}`: add `.layer(SessionLayer::new(provider))` to the router (after the routes that use the session)"
-)]
-pub struct MissingSessionLayer(&'static str);
 
 impl IntoResponse for MissingSessionLayer {
     fn into_response(self) -> Response {
@@ -32,7 +24,7 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for LazySession<T> {
             .extensions
             .get::<Self>()
             .cloned()
-            .ok_or(MissingSessionLayer(std::any::type_name::<T>()))
+            .ok_or(MissingSessionLayer::of::<T>())
     }
 }
 

@@ -1,12 +1,108 @@
-//! What happens after the handler, decided once for every HTTP framework: which writes the
-//! session needs, and what the response must carry. The framework adapters (the tower
-//! layer) only apply the decision to their response type.
+//! What happens after the handler, decided and applied once for every HTTP framework:
+//! which writes the session needs, and what the response must carry. A framework adapter
+//! (the tower layer, the actix-web middleware) only implements [`ResponseParts`] for its
+//! response type.
+
+use std::borrow::Cow;
 
 use super::{
     backend::{CookieUpdate, RequestOutcome, SessionBackend},
+    cookie::{self, SetCookieFrame},
     lazy::LazySession,
+    response::status_of,
 };
 use crate::{Error, SessionData};
+
+/// The response headers the commit reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    SetCookie,
+    CacheControl,
+    Vary,
+}
+
+/// A framework's response, as much of it as the commit needs.
+pub(crate) trait ResponseParts {
+    /// The status the handler answered with.
+    fn status(&self) -> u16;
+    /// The values of `header` that are text, in order.
+    fn values(&self, header: Header) -> impl Iterator<Item = &str>;
+    /// Whether the response has `header` at all.
+    fn contains(&self, header: Header) -> bool;
+    /// Adds a value of `header`; a value that is not a valid header is an error.
+    fn append(&mut self, header: Header, value: Cow<'static, str>) -> Result<(), Error>;
+    /// Replaces every value of `header` with `value`.
+    fn insert(&mut self, header: Header, value: Cow<'static, str>) -> Result<(), Error>;
+    /// Replaces the whole response with an empty one of `status` and `Cache-Control: no-store`.
+    fn replace_with_status(&mut self, status: u16);
+}
+
+/// Commits the request's session after the handler and applies the decision to `response`:
+/// an error status instead of the application's answer, the cookie, the cache headers.
+pub(crate) async fn finish<T: SessionData, B: SessionBackend<T>, R: ResponseParts>(
+    backend: &B,
+    frame: Option<&SetCookieFrame>,
+    session: &LazySession<T>,
+    response: &mut R,
+) {
+    let outcome = commit(backend, session, response.status()).await;
+    if let Some(error) = &outcome.error {
+        response.replace_with_status(status_of(error).as_u16());
+    } else if let Some(value) = &outcome.cookie {
+        let set = cookie::set_cookie_text(frame, backend.config().cookie(), value.as_deref())
+            .and_then(|text| response.append(Header::SetCookie, Cow::Owned(text)));
+        match set {
+            // A response that sets the cookie is never stored, unless the application said otherwise.
+            Ok(()) if !response.contains(Header::CacheControl) => {
+                let _ = response.insert(Header::CacheControl, Cow::Borrowed("no-store"));
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::error!(%error, "session cookie refused");
+                response.replace_with_status(status_of(&error).as_u16());
+            }
+        }
+    }
+    if outcome.read_session {
+        keep_out_of_shared_caches(response);
+    }
+}
+
+/// A response built from a session depends on the request's cookie: `Vary: Cookie`, and
+/// `Cache-Control: private` unless the application chose `private` or `no-store` itself
+/// (a `public` it chose is replaced).
+pub(crate) fn keep_out_of_shared_caches<R: ResponseParts>(response: &mut R) {
+    let varies = response.values(Header::Vary).any(|text| {
+        text.split(',')
+            .any(|name| matches!(name.trim(), "*") || name.trim().eq_ignore_ascii_case("cookie"))
+    });
+    if !varies {
+        let _ = response.append(Header::Vary, Cow::Borrowed("Cookie"));
+    }
+    if !response.contains(Header::CacheControl) {
+        let _ = response.insert(Header::CacheControl, Cow::Borrowed("private"));
+        return;
+    }
+    let directives: Vec<String> = response
+        .values(Header::CacheControl)
+        .flat_map(|text| text.split(','))
+        .map(|directive| directive.trim().to_owned())
+        .filter(|directive| !directive.is_empty())
+        .collect();
+    let private = |directive: &String| {
+        let name = directive.split('=').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+    };
+    if directives.iter().any(private) {
+        return;
+    }
+    let mut kept: Vec<String> = directives
+        .into_iter()
+        .filter(|directive| !directive.eq_ignore_ascii_case("public"))
+        .collect();
+    kept.insert(0, "private".to_owned());
+    let _ = response.insert(Header::CacheControl, Cow::Owned(kept.join(", ")));
+}
 
 /// What the response must get after the handler.
 #[derive(Debug, Default)]

@@ -1,5 +1,7 @@
-//! Reading the session cookie from request headers, with the `cookie` crate.
+//! Reading the session cookie from request headers and rendering `Set-Cookie`, with the
+//! `cookie` crate; as text, so that every HTTP framework (whatever its `http` version) shares it.
 
+#[cfg(test)]
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::{Error, config::CookieConfig, set_cookie};
@@ -8,11 +10,21 @@ use crate::{Error, config::CookieConfig, set_cookie};
 /// order); pairs the `cookie` crate cannot parse are skipped, not fatal. A browser sends
 /// several when cookies of one name were set for different paths or domains (say, an old
 /// one for a parent domain): each is tried in turn.
+#[cfg(test)]
 pub(crate) fn read(headers: &HeaderMap, name: &str) -> Vec<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
+    read_values(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+        name,
+    )
+}
+
+/// [`read`] over the `Cookie` header values as text (those that are not text skipped).
+pub(crate) fn read_values<'a>(values: impl IntoIterator<Item = &'a str>, name: &str) -> Vec<String> {
+    values
+        .into_iter()
         .flat_map(::cookie::Cookie::split_parse)
         .filter_map(Result::ok)
         .filter(|cookie| cookie.name() == name)
@@ -41,7 +53,7 @@ impl SetCookieFrame {
     }
 
     /// What [`set_cookie`] gives for `Some(value)`, with the same size limit.
-    pub(crate) fn header(&self, value: &str) -> Result<HeaderValue, Error> {
+    pub(crate) fn header(&self, value: &str) -> Result<String, Error> {
         let size = self.head.len() + value.len() + self.tail.len();
         if size > set_cookie::MAX_COOKIE_BYTES {
             return Err(Error::CookieTooLarge {
@@ -53,16 +65,31 @@ impl SetCookieFrame {
         text.push_str(&self.head);
         text.push_str(value);
         text.push_str(&self.tail);
-        HeaderValue::try_from(text)
-            .map_err(|error| Error::Config(format!("the session cookie is not a valid header: {error}")))
+        Ok(text)
     }
 }
 
 /// The `Set-Cookie` header that sets the session cookie to `value`, or expires it.
-pub(crate) fn set_cookie(config: &CookieConfig, value: Option<&str>) -> Result<HeaderValue, Error> {
-    let text = set_cookie::render(config, value)?;
-    HeaderValue::from_str(&text)
-        .map_err(|error| Error::Config(format!("the session cookie is not a valid header: {error}")))
+pub(crate) fn set_cookie(config: &CookieConfig, value: Option<&str>) -> Result<String, Error> {
+    set_cookie::render(config, value)
+}
+
+/// The `Set-Cookie` text for `value` (or its expiry), through the frame when there is one.
+pub(crate) fn set_cookie_text(
+    frame: Option<&SetCookieFrame>,
+    config: &CookieConfig,
+    value: Option<&str>,
+) -> Result<String, Error> {
+    match (frame, value) {
+        (Some(frame), Some(value)) => frame.header(value),
+        _ => set_cookie(config, value),
+    }
+}
+
+/// Why a `Set-Cookie` text is not a valid header value (a configuration with characters
+/// headers cannot carry).
+pub(crate) fn invalid_header(error: impl std::fmt::Display) -> Error {
+    Error::Config(format!("the session cookie is not a valid header: {error}"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 
 use super::{
     lazy::LazySession,
-    response::{error_response, status_response},
+    response::{status_of, status_response},
 };
 use crate::{Session, SessionData};
 
@@ -124,21 +124,29 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let predicate = self.predicate.clone();
         Box::pin(async move {
-            let Some(session) = request.extensions().get::<LazySession<T>>().cloned() else {
-                tracing::error!(
-                    "RequireSessionLayer found no session: install SessionLayer outside it (add it to the router after this layer)"
-                );
-                return Ok(status_response(StatusCode::INTERNAL_SERVER_ERROR));
-            };
-            let allowed = match session.existing().await {
-                Ok(Some(current)) => predicate(&current),
-                Ok(None) => false,
-                Err(error) => return Ok(error_response(&error)),
-            };
-            if !allowed {
-                return Ok(status_response(StatusCode::UNAUTHORIZED));
+            let session = request.extensions().get::<LazySession<T>>().cloned();
+            if let Err(status) = check(session.as_ref(), &*predicate).await {
+                return Ok(status_response(status));
             }
             inner.call(request).await
         })
+    }
+}
+
+/// Whether a request with `session` may pass the guard: `Ok`, or the status to answer
+/// instead (401; 500 without a session middleware; the load's error status). Shared by
+/// every framework's guard.
+pub(crate) async fn check<T: SessionData, F: Fn(&Session<T>) -> bool>(
+    session: Option<&LazySession<T>>,
+    predicate: &F,
+) -> Result<(), StatusCode> {
+    let Some(session) = session else {
+        tracing::error!("the session guard found no session: install the session layer or middleware outside it");
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    match session.existing().await {
+        Ok(Some(current)) if predicate(&current) => Ok(()),
+        Ok(_) => Err(StatusCode::UNAUTHORIZED),
+        Err(error) => Err(status_of(&error)),
     }
 }

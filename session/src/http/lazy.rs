@@ -44,6 +44,22 @@ pub enum OutagePolicy {
     Degrade,
 }
 
+/// The rejection when a handler asks for a session but no session layer (axum) or
+/// middleware (actix-web) for that session type is installed.
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "no session layer for `{0}`: add `.layer(SessionLayer::new(provider))` to the axum router (after the routes that use the session), or `.wrap(actix::SessionMiddleware::new(provider))` to the actix-web app"
+)]
+pub struct MissingSessionLayer(&'static str);
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl MissingSessionLayer {
+    pub(crate) fn of<T>() -> Self {
+        Self(std::any::type_name::<T>())
+    }
+}
+
 /// What happened to the session during the request.
 pub(crate) struct Slot<T: SessionData> {
     pub(crate) session: Option<Session<T>>,

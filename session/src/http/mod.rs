@@ -43,7 +43,10 @@ mod guard;
 mod layer;
 mod lazy;
 mod response;
+mod shared;
 
+#[cfg(feature = "actix")]
+pub mod actix;
 #[cfg(feature = "axum")]
 mod axum;
 
@@ -52,5 +55,5 @@ pub use guard::{RequireSession, RequireSessionLayer};
 pub use layer::{SessionLayer, SessionService};
 pub use lazy::{LazySession, OutagePolicy, SessionGuard};
 
-#[cfg(feature = "axum")]
-pub use self::axum::MissingSessionLayer;
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub use lazy::MissingSessionLayer;

@@ -5,11 +5,6 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::Error;
 
-/// The response an error answers with.
-pub(super) fn error_response<ResBody: Default>(error: &Error) -> Response<ResBody> {
-    status_response(status_of(error))
-}
-
 /// 503 when the store is unavailable, 413 when the session grew too large, else 500.
 pub(crate) fn status_of(error: &Error) -> StatusCode {
     match error {
