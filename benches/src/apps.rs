@@ -121,7 +121,8 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
     })
 }
 
-fn routes<H1, T1, H2, T2, H3, T3>(init: H1, read: H2, rmw: H3) -> Router
+/// The three benchmark routes over these handlers.
+pub(crate) fn routes<H1, T1, H2, T2, H3, T3>(init: H1, read: H2, rmw: H3) -> Router
 where
     H1: axum::handler::Handler<T1, ()>,
     H2: axum::handler::Handler<T2, ()>,
@@ -156,23 +157,23 @@ mod plain {
 }
 
 /// Handlers over this crate's lazy session.
-mod ours {
+pub(crate) mod ours {
     use super::*;
 
-    pub(super) async fn init(session: LazySession<Profile>) -> Result<String, session::Error> {
+    pub(crate) async fn init(session: LazySession<Profile>) -> Result<String, session::Error> {
         let mut session = session.load().await?;
         content::fill(&mut session);
         Ok(session.visits().to_string())
     }
 
-    pub(super) async fn read(session: LazySession<Profile>) -> Result<String, session::Error> {
+    pub(crate) async fn read(session: LazySession<Profile>) -> Result<String, session::Error> {
         Ok(match session.existing().await? {
             Some(session) => session.visits().to_string(),
             None => "0".to_owned(),
         })
     }
 
-    pub(super) async fn rmw(session: LazySession<Profile>) -> Result<String, session::Error> {
+    pub(crate) async fn rmw(session: LazySession<Profile>) -> Result<String, session::Error> {
         let mut session = session.load().await?;
         *session.visits_mut() += 1;
         Ok(session.visits().to_string())
@@ -180,7 +181,7 @@ mod ours {
 }
 
 /// Handlers over tower-sessions' `Session`, written as its documentation shows.
-mod tower {
+pub(crate) mod tower {
     use super::*;
     use tower_sessions::Session;
 
@@ -189,19 +190,19 @@ mod tower {
         StatusCode::INTERNAL_SERVER_ERROR
     }
 
-    pub(super) async fn init(session: Session) -> Result<String, StatusCode> {
+    pub(crate) async fn init(session: Session) -> Result<String, StatusCode> {
         for (key, value) in content::tower_data() {
             session.insert_value(&key, value).await.map_err(failed)?;
         }
         Ok(content::VISITS.to_string())
     }
 
-    pub(super) async fn read(session: Session) -> Result<String, StatusCode> {
+    pub(crate) async fn read(session: Session) -> Result<String, StatusCode> {
         let visits: Option<u64> = session.get("visits").await.map_err(failed)?;
         Ok(visits.unwrap_or(0).to_string())
     }
 
-    pub(super) async fn rmw(session: Session) -> Result<String, StatusCode> {
+    pub(crate) async fn rmw(session: Session) -> Result<String, StatusCode> {
         let visits = session.get::<u64>("visits").await.map_err(failed)?.unwrap_or(0) + 1;
         session.insert("visits", visits).await.map_err(failed)?;
         Ok(visits.to_string())

@@ -22,4 +22,5 @@ pub mod flood;
 pub mod load;
 pub mod memory;
 pub mod ops;
+pub mod sql;
 pub mod stores;

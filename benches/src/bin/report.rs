@@ -266,9 +266,23 @@ fn report(options: Options) -> Result<(), BoxError> {
         flood,
     };
     let text = render(&options, &measured, started.elapsed());
-    std::fs::write(&options.out, text)?;
+    std::fs::write(&options.out, keep_sql_section(&options.out, text))?;
     eprintln!("wrote {} in {:.0?}", options.out.display(), started.elapsed());
     Ok(())
+}
+
+/// `text` with the SQL section that `sql_report` wrote into the previous file (between
+/// its markers) put back before "How to reproduce": the two reports share the file.
+fn keep_sql_section(path: &Path, text: String) -> String {
+    let previous = std::fs::read_to_string(path).unwrap_or_default();
+    let (Some(begin), Some(end)) = (previous.find("<!-- sql:begin -->"), previous.find("<!-- sql:end -->")) else {
+        return text;
+    };
+    let block = &previous[begin..(end + "<!-- sql:end -->\n".len()).min(previous.len())];
+    match text.find("## How to reproduce") {
+        Some(at) => format!("{}{block}\n{}", &text[..at], &text[at..]),
+        None => format!("{text}\n{block}"),
+    }
 }
 
 /// The criterion benchmarks the report reads: (group, [ids, this crate first]).
@@ -900,6 +914,7 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
          cargo bench -p session-benches --bench micro                   # the criterion part alone\n\
          cargo bench -p session-benches --bench cookie                  # session alone: cookie seal and open\n\
          cargo bench -p session-benches --bench redis                   # session alone: Redis load, save, create\n\
+         cargo run -p session-benches --release --bin sql_report        # the SQL section (PostgreSQL, MariaDB on this machine)\n\
          ```\n\n\
          Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. What was profiled and changed, with \
          figures before and after: [benches/PROFILING.md](benches/PROFILING.md). The code is in `benches/`: \
