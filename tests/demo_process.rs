@@ -1,8 +1,9 @@
-//! The demo as users start it: the `demo` example's own binary (its `main.rs`: environment
-//! variables, store choice, start-up errors) as a separate process, driven over loopback.
+//! The demo as users start it: the `demo` (axum) and `actix_demo` (actix-web) examples' own
+//! binaries (their `main.rs`: environment variables, store choice, start-up errors) as
+//! separate processes, driven over loopback.
 //!
 //! `cargo test` builds the examples before it runs the tests; run alone, this test needs
-//! `cargo build --example demo` first.
+//! `cargo build --example demo --example actix_demo` first.
 
 mod common;
 
@@ -20,8 +21,8 @@ use common::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The demo binary next to this test's: `target/<profile>/examples/demo`.
-fn demo_binary() -> PathBuf {
+/// The example binary next to this test's: `target/<profile>/examples/<example>`.
+fn demo_binary(example: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile = exe
         .parent()
@@ -29,10 +30,10 @@ fn demo_binary() -> PathBuf {
         .expect("the test runs from target/<profile>/deps");
     let demo = profile
         .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{example}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         demo.exists(),
-        "{} is missing: build it with `cargo build --example demo` (a plain `cargo test` builds it)",
+        "{} is missing: build it with `cargo build --example {example}` (a plain `cargo test` builds it)",
         demo.display()
     );
     demo
@@ -51,8 +52,8 @@ impl Drop for Demo {
     }
 }
 
-fn command(store: &str, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(demo_binary());
+fn command(example: &str, store: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(demo_binary(example));
     command
         .env_clear()
         .env("SESSION_DEMO_ADDR", "127.0.0.1:0")
@@ -65,8 +66,8 @@ fn command(store: &str, env: &[(&str, &str)]) -> Command {
 }
 
 /// Starts the demo and reads the address it announces on its first line.
-fn start(store: &str, env: &[(&str, &str)]) -> Demo {
-    let mut child = command(store, env).spawn().expect("start the demo binary");
+fn start(example: &str, store: &str, env: &[(&str, &str)]) -> Demo {
+    let mut child = command(example, store, env).spawn().expect("start the demo binary");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
@@ -84,8 +85,8 @@ fn start(store: &str, env: &[(&str, &str)]) -> Demo {
 }
 
 /// Runs the demo to its exit and returns its standard error.
-fn refused(store: &str, env: &[(&str, &str)]) -> String {
-    let mut child = command(store, env).spawn().expect("start the demo binary");
+fn refused(example: &str, store: &str, env: &[(&str, &str)]) -> String {
+    let mut child = command(example, store, env).spawn().expect("start the demo binary");
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
@@ -126,10 +127,10 @@ async fn tour(demo: &Demo) {
     assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
 }
 
-#[tokio::test]
-async fn the_demo_binary_serves_each_store_from_its_environment() {
-    tour(&start("memory", &[])).await;
+async fn serves_each_store_from_its_environment(example: &str) {
+    tour(&start(example, "memory", &[])).await;
     tour(&start(
+        example,
         "cookie",
         &[(
             "SESSION_SECRET",
@@ -138,19 +139,38 @@ async fn the_demo_binary_serves_each_store_from_its_environment() {
     ))
     .await;
     let redis = RedisServer::start();
-    tour(&start("redis", &[("REDIS_URL", &redis.url())])).await;
-    tour(&start("clustered", &[("REDIS_URL", &redis.url())])).await;
+    tour(&start(example, "redis", &[("REDIS_URL", &redis.url())])).await;
+    tour(&start(example, "clustered", &[("REDIS_URL", &redis.url())])).await;
 }
 
-#[test]
-fn the_demo_binary_refuses_bad_configuration_with_a_message() {
-    let unknown = refused("bogus", &[]);
+fn refuses_bad_configuration_with_a_message(example: &str) {
+    let unknown = refused(example, "bogus", &[]);
     assert!(
         unknown.contains("expected `memory`, `cookie`, `redis`, `clustered`, `postgres`, `sqlite` or `mysql`"),
         "{unknown}"
     );
-    let short = refused("cookie", &[("SESSION_SECRET", "short")]);
+    let short = refused(example, "cookie", &[("SESSION_SECRET", "short")]);
     assert!(short.contains("session demo:"), "{short}");
-    let unreachable = refused("redis", &[("REDIS_URL", "redis://127.0.0.1:1/")]);
+    let unreachable = refused(example, "redis", &[("REDIS_URL", "redis://127.0.0.1:1/")]);
     assert!(unreachable.contains("session demo:"), "{unreachable}");
+}
+
+#[tokio::test]
+async fn the_demo_binary_serves_each_store_from_its_environment() {
+    serves_each_store_from_its_environment("demo").await;
+}
+
+#[tokio::test]
+async fn the_actix_demo_binary_serves_each_store_from_its_environment() {
+    serves_each_store_from_its_environment("actix_demo").await;
+}
+
+#[test]
+fn the_demo_binary_refuses_bad_configuration_with_a_message() {
+    refuses_bad_configuration_with_a_message("demo");
+}
+
+#[test]
+fn the_actix_demo_binary_refuses_bad_configuration_with_a_message() {
+    refuses_bad_configuration_with_a_message("actix_demo");
 }

@@ -1,20 +1,18 @@
 //! The demo application end to end: a real server on a loopback port, a real
 //! client with a cookie jar, for the memory, cookie and Redis stores (a spawned
-//! `redis-server`).
+//! `redis-server`), on axum and on actix-web alike: every test runs on both
+//! (`axum::NAME`, `actix::NAME`).
 
 mod common;
-
-#[allow(dead_code)]
-#[path = "../examples/demo/app.rs"]
-mod app;
+mod demo;
 
 use std::time::Duration;
 
-use axum::Router;
 use common::{
-    http::{bare, browser, cookie_value, get_json, send_json, serve, set_cookies},
+    http::{bare, browser, cookie_value, get_json, send_json, set_cookies},
     redis_server::RedisServer,
 };
+use demo::{Framework, PREFERENCES};
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use session::{
@@ -39,20 +37,35 @@ struct Running {
     redis: Option<RedisServer>,
 }
 
-async fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) -> (Router, Option<RedisServer>) {
+async fn app(
+    framework: Framework,
+    store: Store,
+    clock: &ManualClock,
+    config: SessionConfigBuilder,
+) -> (String, Option<RedisServer>) {
     let config = config.clock(clock.clone()).build().unwrap();
     match store {
         Store::Memory => {
             let memory = MemoryStore::builder().clock(clock.clone()).build();
             (
-                app::router(SessionProvider::new(memory, config), OutagePolicy::FailClosed),
+                demo::serve(
+                    framework,
+                    SessionProvider::new(memory, config),
+                    OutagePolicy::FailClosed,
+                )
+                .await,
                 None,
             )
         }
         Store::Cookie => {
             let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..48).collect::<Vec<u8>>()).unwrap());
             (
-                app::router(CookieSessions::new(ring, config).unwrap(), OutagePolicy::FailClosed),
+                demo::serve(
+                    framework,
+                    CookieSessions::new(ring, config).unwrap(),
+                    OutagePolicy::FailClosed,
+                )
+                .await,
                 None,
             )
         }
@@ -70,22 +83,52 @@ async fn app(store: Store, clock: &ManualClock, config: SessionConfigBuilder) ->
                 .await
                 .unwrap();
             (
-                app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed),
+                demo::serve(framework, SessionProvider::new(store, config), OutagePolicy::FailClosed).await,
                 Some(server),
             )
         }
     }
 }
 
-async fn start_with(store: Store, config: SessionConfigBuilder) -> (String, Running) {
+async fn start_with(framework: Framework, store: Store, config: SessionConfigBuilder) -> (String, Running) {
     let clock = ManualClock::new();
-    let (router, redis) = app(store, &clock, config).await;
-    (serve(router).await, Running { clock, redis })
+    let (base, redis) = app(framework, store, &clock, config).await;
+    (base, Running { clock, redis })
 }
 
-async fn start(store: Store) -> (String, Running) {
-    start_with(store, SessionConfig::development()).await
+async fn start(framework: Framework, store: Store) -> (String, Running) {
+    start_with(framework, store, SessionConfig::development()).await
 }
+
+demo::on_both_frameworks!(
+    every_route_memory,
+    every_route_cookie,
+    flash_memory,
+    flash_cookie,
+    login_regenerates_the_id_memory,
+    login_regenerates_the_id_cookie,
+    old_ids_are_dead_on_a_server_side_store_memory,
+    old_ids_are_dead_on_a_server_side_store_redis,
+    bad_cookies_memory,
+    bad_cookies_cookie,
+    expiry_memory,
+    expiry_cookie,
+    eight_concurrent_preference_writes_all_survive_memory,
+    eight_concurrent_preference_writes_all_survive_redis,
+    peek_never_sets_a_cookie_memory,
+    peek_never_sets_a_cookie_cookie,
+    set_cookie_attributes_follow_each_preset,
+    every_route_redis,
+    flash_redis,
+    login_regenerates_the_id_redis,
+    bad_cookies_redis,
+    expiry_redis,
+    peek_never_sets_a_cookie_redis,
+    a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session,
+    oversized_changes_are_refused_memory,
+    oversized_changes_are_refused_cookie,
+    oversized_changes_are_refused_redis,
+);
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
     send_json(
@@ -101,13 +144,16 @@ fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBui
     client.get(url).header(header::COOKIE, format!("{COOKIE}={value}"))
 }
 
-async fn every_route(store: Store) {
-    let (base, _running) = start(store).await;
+async fn every_route(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = browser();
 
     let page = client.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("<form id=\"login\">"));
+    let anonymous = get_json(&client, format!("{base}/api/session")).await;
+    assert_eq!(anonymous["user"], Value::Null);
+    assert_eq!(anonymous["expires_in_secs"], Value::Null, "reading creates no session");
 
     assert_eq!(
         get_json(&client, format!("{base}/api/visit")).await,
@@ -125,6 +171,20 @@ async fn every_route(store: Store) {
     let response = login(&client, &base, "alice").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({ "user": "alice" }));
+    let info = get_json(&client, format!("{base}/api/session")).await;
+    assert_eq!(info["user"], "alice");
+    assert_eq!(info["store"], "test store");
+    assert_eq!(info["preferences"].as_array().unwrap().len(), 8);
+    let expires = info["expires_in_secs"].as_u64().expect("a live session has an expiry");
+    assert!(
+        (1700..=1800).contains(&expires),
+        "the idle timeout (30 min) ends it first: {expires}"
+    );
+    assert!(info["absolute_expires_in_secs"].as_u64().unwrap() > expires);
+    assert!(
+        info["features"].as_object().unwrap().values().all(|on| on == false),
+        "no optional route yet: {info}"
+    );
     assert_eq!(
         get_json(&client, format!("{base}/api/private")).await,
         json!({ "user": "alice" })
@@ -159,7 +219,7 @@ async fn every_route(store: Store) {
     assert_eq!(prefs["theme"], "dark");
     assert_eq!(prefs.as_object().unwrap().len(), 8);
     assert!(
-        app::PREFERENCES
+        PREFERENCES
             .iter()
             .filter(|name| **name != "theme")
             .all(|name| prefs[name].is_null())
@@ -186,18 +246,16 @@ async fn every_route(store: Store) {
     );
 }
 
-#[tokio::test]
-async fn every_route_memory() {
-    every_route(Store::Memory).await;
+async fn every_route_memory(framework: Framework) {
+    every_route(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn every_route_cookie() {
-    every_route(Store::Cookie).await;
+async fn every_route_cookie(framework: Framework) {
+    every_route(framework, Store::Cookie).await;
 }
 
-async fn flash_is_visible_on_exactly_the_next_request(store: Store) {
-    let (base, _running) = start(store).await;
+async fn flash_is_visible_on_exactly_the_next_request(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = browser();
     login(&client, &base, "alice").await;
     assert_eq!(
@@ -228,18 +286,16 @@ async fn flash_is_visible_on_exactly_the_next_request(store: Store) {
     );
 }
 
-#[tokio::test]
-async fn flash_memory() {
-    flash_is_visible_on_exactly_the_next_request(Store::Memory).await;
+async fn flash_memory(framework: Framework) {
+    flash_is_visible_on_exactly_the_next_request(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn flash_cookie() {
-    flash_is_visible_on_exactly_the_next_request(Store::Cookie).await;
+async fn flash_cookie(framework: Framework) {
+    flash_is_visible_on_exactly_the_next_request(framework, Store::Cookie).await;
 }
 
-async fn login_regenerates_the_id(store: Store) {
-    let (base, _running) = start(store).await;
+async fn login_regenerates_the_id(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let before = cookie_value(&first, COOKIE).expect("a new session sets a cookie");
@@ -274,18 +330,16 @@ async fn login_regenerates_the_id(store: Store) {
     assert_eq!(current["user"], "alice");
 }
 
-#[tokio::test]
-async fn login_regenerates_the_id_memory() {
-    login_regenerates_the_id(Store::Memory).await;
+async fn login_regenerates_the_id_memory(framework: Framework) {
+    login_regenerates_the_id(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn login_regenerates_the_id_cookie() {
-    login_regenerates_the_id(Store::Cookie).await;
+async fn login_regenerates_the_id_cookie(framework: Framework) {
+    login_regenerates_the_id(framework, Store::Cookie).await;
 }
 
-async fn old_ids_are_dead_on_a_server_side_store(store: Store) {
-    let (base, _running) = start(store).await;
+async fn old_ids_are_dead_on_a_server_side_store(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let anonymous = cookie_value(&first, COOKIE).unwrap();
@@ -341,18 +395,16 @@ async fn old_ids_are_dead_on_a_server_side_store(store: Store) {
     assert_eq!(replay["user"], Value::Null);
 }
 
-#[tokio::test]
-async fn old_ids_are_dead_on_a_server_side_store_memory() {
-    old_ids_are_dead_on_a_server_side_store(Store::Memory).await;
+async fn old_ids_are_dead_on_a_server_side_store_memory(framework: Framework) {
+    old_ids_are_dead_on_a_server_side_store(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn old_ids_are_dead_on_a_server_side_store_redis() {
-    old_ids_are_dead_on_a_server_side_store(Store::Redis).await;
+async fn old_ids_are_dead_on_a_server_side_store_redis(framework: Framework) {
+    old_ids_are_dead_on_a_server_side_store(framework, Store::Redis).await;
 }
 
-async fn bad_cookies_start_a_fresh_session(store: Store) {
-    let (base, _running) = start(store).await;
+async fn bad_cookies_start_a_fresh_session(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = bare();
     let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
     let good = cookie_value(&first, COOKIE).unwrap();
@@ -381,21 +433,19 @@ async fn bad_cookies_start_a_fresh_session(store: Store) {
     }
 }
 
-#[tokio::test]
-async fn bad_cookies_memory() {
-    bad_cookies_start_a_fresh_session(Store::Memory).await;
+async fn bad_cookies_memory(framework: Framework) {
+    bad_cookies_start_a_fresh_session(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn bad_cookies_cookie() {
-    bad_cookies_start_a_fresh_session(Store::Cookie).await;
+async fn bad_cookies_cookie(framework: Framework) {
+    bad_cookies_start_a_fresh_session(framework, Store::Cookie).await;
 }
 
-async fn expiry(store: Store) {
+async fn expiry(framework: Framework, store: Store) {
     let config = SessionConfig::testing()
         .idle_timeout(Duration::from_secs(60))
         .absolute_timeout(Duration::from_secs(150));
-    let (base, running) = start_with(store, config).await;
+    let (base, running) = start_with(framework, store, config).await;
     let clock = &running.clock;
     let client = browser();
     get_json(&client, format!("{base}/api/visit")).await;
@@ -423,22 +473,20 @@ async fn expiry(store: Store) {
     );
 }
 
-#[tokio::test]
-async fn expiry_memory() {
-    expiry(Store::Memory).await;
+async fn expiry_memory(framework: Framework) {
+    expiry(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn expiry_cookie() {
-    expiry(Store::Cookie).await;
+async fn expiry_cookie(framework: Framework) {
+    expiry(framework, Store::Cookie).await;
 }
 
-async fn eight_concurrent_preference_writes_all_survive(store: Store) {
-    let (base, _running) = start(store).await;
+async fn eight_concurrent_preference_writes_all_survive(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = browser();
     get_json(&client, format!("{base}/api/visit")).await;
     for round in 0..10 {
-        let writes = app::PREFERENCES.map(|name| {
+        let writes = PREFERENCES.map(|name| {
             let (client, base) = (client.clone(), base.clone());
             tokio::spawn(async move {
                 let body = json!({ "value": format!("{name}-{round}") });
@@ -450,7 +498,7 @@ async fn eight_concurrent_preference_writes_all_survive(store: Store) {
             write.await.unwrap();
         }
         let prefs = get_json(&client, format!("{base}/api/prefs")).await;
-        for name in app::PREFERENCES {
+        for name in PREFERENCES {
             assert_eq!(
                 prefs[name],
                 format!("{name}-{round}"),
@@ -460,18 +508,16 @@ async fn eight_concurrent_preference_writes_all_survive(store: Store) {
     }
 }
 
-#[tokio::test]
-async fn eight_concurrent_preference_writes_all_survive_memory() {
-    eight_concurrent_preference_writes_all_survive(Store::Memory).await;
+async fn eight_concurrent_preference_writes_all_survive_memory(framework: Framework) {
+    eight_concurrent_preference_writes_all_survive(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn eight_concurrent_preference_writes_all_survive_redis() {
-    eight_concurrent_preference_writes_all_survive(Store::Redis).await;
+async fn eight_concurrent_preference_writes_all_survive_redis(framework: Framework) {
+    eight_concurrent_preference_writes_all_survive(framework, Store::Redis).await;
 }
 
-async fn peek_never_sets_a_cookie(store: Store) {
-    let (base, _running) = start(store).await;
+async fn peek_never_sets_a_cookie(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
     let client = browser();
     let anonymous = client.get(format!("{base}/api/peek")).send().await.unwrap();
     assert!(set_cookies(&anonymous).is_empty(), "no session, none created");
@@ -483,18 +529,15 @@ async fn peek_never_sets_a_cookie(store: Store) {
     }
 }
 
-#[tokio::test]
-async fn peek_never_sets_a_cookie_memory() {
-    peek_never_sets_a_cookie(Store::Memory).await;
+async fn peek_never_sets_a_cookie_memory(framework: Framework) {
+    peek_never_sets_a_cookie(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn peek_never_sets_a_cookie_cookie() {
-    peek_never_sets_a_cookie(Store::Cookie).await;
+async fn peek_never_sets_a_cookie_cookie(framework: Framework) {
+    peek_never_sets_a_cookie(framework, Store::Cookie).await;
 }
 
-#[tokio::test]
-async fn set_cookie_attributes_follow_each_preset() {
+async fn set_cookie_attributes_follow_each_preset(framework: Framework) {
     let presets = [
         (
             SessionConfig::production(),
@@ -521,7 +564,7 @@ async fn set_cookie_attributes_follow_each_preset() {
         ),
     ];
     for (config, present, absent) in presets {
-        let (base, _running) = start_with(Store::Memory, config).await;
+        let (base, _running) = start_with(framework, Store::Memory, config).await;
         let response = bare().get(format!("{base}/api/visit")).send().await.unwrap();
         assert_eq!(
             response.headers()[header::CACHE_CONTROL],
@@ -539,39 +582,32 @@ async fn set_cookie_attributes_follow_each_preset() {
     }
 }
 
-#[tokio::test]
-async fn every_route_redis() {
-    every_route(Store::Redis).await;
+async fn every_route_redis(framework: Framework) {
+    every_route(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn flash_redis() {
-    flash_is_visible_on_exactly_the_next_request(Store::Redis).await;
+async fn flash_redis(framework: Framework) {
+    flash_is_visible_on_exactly_the_next_request(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn login_regenerates_the_id_redis() {
-    login_regenerates_the_id(Store::Redis).await;
+async fn login_regenerates_the_id_redis(framework: Framework) {
+    login_regenerates_the_id(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn bad_cookies_redis() {
-    bad_cookies_start_a_fresh_session(Store::Redis).await;
+async fn bad_cookies_redis(framework: Framework) {
+    bad_cookies_start_a_fresh_session(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn expiry_redis() {
-    expiry(Store::Redis).await;
+async fn expiry_redis(framework: Framework) {
+    expiry(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn peek_never_sets_a_cookie_redis() {
-    peek_never_sets_a_cookie(Store::Redis).await;
+async fn peek_never_sets_a_cookie_redis(framework: Framework) {
+    peek_never_sets_a_cookie(framework, Store::Redis).await;
 }
 
-#[tokio::test]
-async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session() {
-    let (base, running) = start(Store::Redis).await;
+async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session(framework: Framework) {
+    let (base, running) = start(framework, Store::Redis).await;
     let redis = running.redis.as_ref().expect("a Redis-backed demo");
     let client = browser();
     login(&client, &base, "alice").await;
@@ -615,9 +651,9 @@ async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session() {
 /// A change past the store's size limit answers 413 with a JSON error, sets no cookie and
 /// leaves the stored session as it was; every response that read the session varies on
 /// the cookie and stays out of shared caches.
-async fn oversized_changes_are_refused(store: Store) {
+async fn oversized_changes_are_refused(framework: Framework, store: Store) {
     let config = SessionConfig::development().max_record_bytes(8_192);
-    let (base, _running) = start_with(store, config).await;
+    let (base, _running) = start_with(framework, store, config).await;
     let client = browser();
     let visit = client.get(format!("{base}/api/visit")).send().await.unwrap();
     assert_eq!(visit.headers()[header::VARY], "Cookie");
@@ -640,17 +676,14 @@ async fn oversized_changes_are_refused(store: Store) {
     );
 }
 
-#[tokio::test]
-async fn oversized_changes_are_refused_memory() {
-    oversized_changes_are_refused(Store::Memory).await;
+async fn oversized_changes_are_refused_memory(framework: Framework) {
+    oversized_changes_are_refused(framework, Store::Memory).await;
 }
 
-#[tokio::test]
-async fn oversized_changes_are_refused_cookie() {
-    oversized_changes_are_refused(Store::Cookie).await;
+async fn oversized_changes_are_refused_cookie(framework: Framework) {
+    oversized_changes_are_refused(framework, Store::Cookie).await;
 }
 
-#[tokio::test]
-async fn oversized_changes_are_refused_redis() {
-    oversized_changes_are_refused(Store::Redis).await;
+async fn oversized_changes_are_refused_redis(framework: Framework) {
+    oversized_changes_are_refused(framework, Store::Redis).await;
 }

@@ -1,33 +1,35 @@
 //! The demo application on the clustered store, as a load balancer without sticky
 //! sessions would use it: two demo processes' worth of application nodes (each its own
 //! server and its own `ClusteredStore`) over one Redis Cluster, one browser alternating
-//! between them.
+//! between them; on axum and on actix-web.
 
 mod common;
-
-#[allow(dead_code)]
-#[path = "../examples/demo/app.rs"]
-mod app;
+mod demo;
 
 use common::{
-    http::{bare, browser, cookie_value, get_json, serve},
+    http::{bare, browser, cookie_value, get_json},
     redis_cluster::RedisCluster,
 };
+use demo::Framework;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use session::{ClusteredStore, RedisStore, SessionConfig, SessionProvider, http::OutagePolicy};
 
-async fn demo_node(cluster: &RedisCluster) -> (String, ClusteredStore) {
+async fn demo_node(framework: Framework, cluster: &RedisCluster) -> (String, ClusteredStore) {
     let redis = RedisStore::cluster_builder(cluster.urls()).prefix("demo:");
     let store = ClusteredStore::builder(redis).build().await.unwrap();
     let provider = SessionProvider::new(store.clone(), SessionConfig::development().build().unwrap());
-    (serve(app::router(provider, OutagePolicy::FailClosed)).await, store)
+    (demo::serve(framework, provider, OutagePolicy::FailClosed).await, store)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_alternating_between_two_nodes_sees_one_session() {
+demo::on_both_frameworks!(a_browser_alternating_between_two_nodes_sees_one_session,);
+
+async fn a_browser_alternating_between_two_nodes_sees_one_session(framework: Framework) {
     let cluster = RedisCluster::start();
-    let ((a, store_a), (b, store_b)) = (demo_node(&cluster).await, demo_node(&cluster).await);
+    let ((a, store_a), (b, store_b)) = (
+        demo_node(framework, &cluster).await,
+        demo_node(framework, &cluster).await,
+    );
     let client = browser();
 
     // Log in on A; B sees the user and the flash, exactly once.

@@ -1,15 +1,14 @@
 //! The demo application end to end on the SQL stores: its router on a real loopback server
 //! with a real client for PostgreSQL, SQLite and MySQL (every route); the demo binary as a
 //! process started with `SESSION_DEMO_STORE=postgres|sqlite|mysql`; and an outage of a
-//! PostgreSQL server of the test's own answered with 503, then recovered with nothing lost.
+//! PostgreSQL server of the test's own answered with 503, then recovered with nothing lost;
+//! each on axum and on actix-web (`axum::NAME`, `actix::NAME`), the binaries being the
+//! `demo` and `actix_demo` examples.
 //!
 //! The binary test needs the `demo` example built (`cargo test` builds it).
 
 mod common;
-
-#[allow(dead_code)]
-#[path = "../examples/demo/app.rs"]
-mod app;
+mod demo;
 
 use std::{
     io::{BufRead, BufReader},
@@ -18,11 +17,11 @@ use std::{
     time::Duration,
 };
 
-use axum::Router;
 use common::{
-    http::{bare, browser, cookie_value, get_json, send_json, serve},
+    http::{bare, browser, cookie_value, get_json, send_json},
     sql,
 };
+use demo::{Framework, PREFERENCES};
 use reqwest::{Client, Method, StatusCode, header};
 use serde_json::{Value, json};
 use session::{
@@ -41,7 +40,7 @@ enum Store {
     MySql,
 }
 
-async fn router(store: Store, clock: &ManualClock) -> Router {
+async fn serve(framework: Framework, store: Store, clock: &ManualClock) -> String {
     let config = SessionConfig::development().clock(clock.clone()).build().unwrap();
     match store {
         Store::Postgres => {
@@ -52,7 +51,7 @@ async fn router(store: Store, clock: &ManualClock) -> Router {
                 .await
                 .unwrap();
             store.migrate().await.unwrap();
-            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+            demo::serve(framework, SessionProvider::new(store, config), OutagePolicy::FailClosed).await
         }
         Store::Sqlite => {
             let store = SqliteStore::builder_from_path(sql::sqlite_path())
@@ -61,7 +60,7 @@ async fn router(store: Store, clock: &ManualClock) -> Router {
                 .await
                 .unwrap();
             store.migrate().await.unwrap();
-            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+            demo::serve(framework, SessionProvider::new(store, config), OutagePolicy::FailClosed).await
         }
         Store::MySql => {
             let store = MySqlStore::builder_from_url(sql::mysql_url().await)
@@ -71,10 +70,18 @@ async fn router(store: Store, clock: &ManualClock) -> Router {
                 .await
                 .unwrap();
             store.migrate().await.unwrap();
-            app::router(SessionProvider::new(store, config), OutagePolicy::FailClosed)
+            demo::serve(framework, SessionProvider::new(store, config), OutagePolicy::FailClosed).await
         }
     }
 }
+
+demo::on_both_frameworks!(
+    every_route_postgres,
+    every_route_sqlite,
+    every_route_mysql,
+    a_database_outage_is_503_and_nothing_is_lost_when_it_is_back,
+    the_demo_binary_serves_each_sql_store_from_its_environment,
+);
 
 fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBuilder {
     client.get(url).header(header::COOKIE, format!("{COOKIE}={value}"))
@@ -83,9 +90,9 @@ fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBui
 /// Every route of the demo, and what a server-side store adds: the old ID dead after
 /// login and after logout, and overlapping requests that change different preferences
 /// all keeping their change.
-async fn every_route(store: Store) {
+async fn every_route(framework: Framework, store: Store) {
     let clock = ManualClock::new();
-    let base = serve(router(store, &clock).await).await;
+    let base = serve(framework, store, &clock).await;
     let client = browser();
     let url = |path: &str| format!("{base}{path}");
 
@@ -147,7 +154,7 @@ async fn every_route(store: Store) {
     assert_eq!(get_json(&client, url("/api/visit")).await["notice"], "saved");
 
     // Eight overlapping requests, each setting its own preference (its own field).
-    let puts = app::PREFERENCES.iter().map(|name| {
+    let puts = PREFERENCES.iter().map(|name| {
         let (client, url) = (client.clone(), url(&format!("/api/prefs/{name}")));
         async move { send_json(&client, Method::PUT, url, json!({ "value": format!("v-{name}") })).await }
     });
@@ -155,7 +162,7 @@ async fn every_route(store: Store) {
         assert_eq!(response.status(), StatusCode::OK);
     }
     let prefs = get_json(&client, url("/api/prefs")).await;
-    for name in app::PREFERENCES {
+    for name in PREFERENCES {
         assert_eq!(prefs[name], format!("v-{name}"), "{name} kept by overlapping requests");
     }
     let unknown = send_json(&client, Method::PUT, url("/api/prefs/colour"), json!({ "value": "x" })).await;
@@ -187,23 +194,19 @@ where
     outputs
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_postgres() {
-    every_route(Store::Postgres).await;
+async fn every_route_postgres(framework: Framework) {
+    every_route(framework, Store::Postgres).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_sqlite() {
-    every_route(Store::Sqlite).await;
+async fn every_route_sqlite(framework: Framework) {
+    every_route(framework, Store::Sqlite).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_mysql() {
-    every_route(Store::MySql).await;
+async fn every_route_mysql(framework: Framework) {
+    every_route(framework, Store::MySql).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_is_503_and_nothing_is_lost_when_it_is_back() {
+async fn a_database_outage_is_503_and_nothing_is_lost_when_it_is_back(framework: Framework) {
     let server = tokio::task::spawn_blocking(PostgresServer::start).await.unwrap();
     let clock = ManualClock::new();
     let store = PostgresStore::builder_from_url(server.url("postgres"))
@@ -219,11 +222,7 @@ async fn a_database_outage_is_503_and_nothing_is_lost_when_it_is_back() {
         .unwrap();
     store.migrate().await.unwrap();
     let config = SessionConfig::development().clock(clock.clone()).build().unwrap();
-    let base = serve(app::router(
-        SessionProvider::new(store, config),
-        OutagePolicy::FailClosed,
-    ))
-    .await;
+    let base = demo::serve(framework, SessionProvider::new(store, config), OutagePolicy::FailClosed).await;
     let client = browser();
     let url = |path: &str| format!("{base}{path}");
     send_json(&client, Method::POST, url("/api/login"), json!({ "user": "alice" })).await;
@@ -247,7 +246,15 @@ async fn a_database_outage_is_503_and_nothing_is_lost_when_it_is_back() {
 
 // The demo binary, configured by its environment.
 
-fn demo_binary() -> PathBuf {
+/// The example that serves the demo on `framework`.
+fn example(framework: Framework) -> &'static str {
+    match framework {
+        Framework::Axum => "demo",
+        Framework::Actix => "actix_demo",
+    }
+}
+
+fn demo_binary(framework: Framework) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile = exe
         .parent()
@@ -255,11 +262,12 @@ fn demo_binary() -> PathBuf {
         .expect("the test runs from target/<profile>/deps");
     let demo = profile
         .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{}{}", example(framework), std::env::consts::EXE_SUFFIX));
     assert!(
         demo.exists(),
-        "{} is missing: build it with `cargo build --example demo` (a plain `cargo test` builds it)",
-        demo.display()
+        "{} is missing: build it with `cargo build --example {}` (a plain `cargo test` builds it)",
+        demo.display(),
+        example(framework)
     );
     demo
 }
@@ -277,8 +285,8 @@ impl Drop for Demo {
     }
 }
 
-fn start_demo(store: &str, env: &[(&str, String)]) -> Demo {
-    let mut child = Command::new(demo_binary())
+fn start_demo(framework: Framework, store: &str, env: &[(&str, String)]) -> Demo {
+    let mut child = Command::new(demo_binary(framework))
         .env_clear()
         .env("SESSION_DEMO_ADDR", "127.0.0.1:0")
         .env("SESSION_DEMO_STORE", store)
@@ -324,14 +332,14 @@ async fn tour(demo: &Demo) {
     assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_binary_serves_each_sql_store_from_its_environment() {
+async fn the_demo_binary_serves_each_sql_store_from_its_environment(framework: Framework) {
     let postgres = sql::postgres_url().await;
-    tour(&start_demo("postgres", &[("DATABASE_URL", postgres)])).await;
+    tour(&start_demo(framework, "postgres", &[("DATABASE_URL", postgres)])).await;
     let mysql = sql::mysql_url().await;
-    tour(&start_demo("mysql", &[("DATABASE_URL", mysql)])).await;
+    tour(&start_demo(framework, "mysql", &[("DATABASE_URL", mysql)])).await;
     let path = sql::sqlite_path();
     tour(&start_demo(
+        framework,
         "sqlite",
         &[("SESSION_DEMO_SQLITE_PATH", path.to_string_lossy().into_owned())],
     ))

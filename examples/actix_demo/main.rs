@@ -1,0 +1,46 @@
+//! The demo application on actix-web: `cargo run --example actix_demo`, then open
+//! <http://127.0.0.1:3000>. The same routes, page, stores and environment variables as the
+//! axum demo (listed in `examples/demo/main.rs`), from the same code: `routes.rs` and
+//! `stores.rs` of `examples/demo/`; only `app.rs` here is actix-web's.
+
+#[path = "../demo/routes.rs"]
+mod routes;
+#[path = "../demo/stores.rs"]
+mod stores;
+
+mod app;
+
+use session::http::OutagePolicy;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("session demo: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The SQL stores' expiry task runs as long as `_expiry` lives: until the server stops.
+    let stores::Demo {
+        addr,
+        backend,
+        label,
+        expiry: _expiry,
+    } = stores::from_env::<routes::DemoSession>().await?;
+    let middleware = app::middleware(backend, OutagePolicy::FailClosed);
+    let context = routes::Context { store: label.clone() };
+    let listener = std::net::TcpListener::bind(&addr)?;
+    println!("session demo ({label}, actix-web) on http://{}", listener.local_addr()?);
+    actix_web::HttpServer::new(move || app::app(middleware.clone(), context.clone()))
+        .listen(listener)?
+        .run()
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The demo's routes (listed in `main.rs`) as plain functions over the request's
+//! [`LazySession`]: no web framework here. The axum app (`app.rs`) and the actix-web app
+//! (`examples/actix_demo/app.rs`) each register [`ROUTES`] and turn a [`Reply`] into their
+//! own response, so both serve exactly the same application.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use session::{Error, Flash, Session, SessionData, http::LazySession};
+
+/// Everything the demo remembers about a visitor.
+#[derive(SessionData, Debug)]
+pub struct DemoSession {
+    pub user: Option<String>,
+    pub visits: u64,
+    #[session(flash)]
+    pub notice: Flash<String>,
+    pub theme: Option<String>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub currency: Option<String>,
+    pub font_size: Option<String>,
+    pub density: Option<String>,
+    pub sidebar: Option<String>,
+    pub notifications: Option<String>,
+}
+
+/// The preference names of `PUT /api/prefs/{name}`, in display order.
+pub const PREFERENCES: [&str; 8] = [
+    "theme",
+    "language",
+    "timezone",
+    "currency",
+    "font_size",
+    "density",
+    "sidebar",
+    "notifications",
+];
+
+/// The page at `GET /`: one HTML file, no external assets; it drives the JSON API.
+pub const PAGE: &str = include_str!("page.html");
+
+/// An HTTP method of [`ROUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+/// What a route does; [`handle`] runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Page,
+    Visit,
+    Peek,
+    Info,
+    Login,
+    Logout,
+    Flash,
+    Private,
+    Prefs,
+    SetPref,
+}
+
+/// One route: method, path (`{name}` is the one path parameter), action, and whether it
+/// needs a logged-in session (401 otherwise, from the session guard).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub action: Action,
+    pub logged_in_only: bool,
+}
+
+const fn route(method: Method, path: &'static str, action: Action) -> Route {
+    Route {
+        method,
+        path,
+        action,
+        logged_in_only: false,
+    }
+}
+
+/// Every route of the demo; both frameworks register exactly these.
+pub const ROUTES: &[Route] = &[
+    route(Method::Get, "/", Action::Page),
+    route(Method::Get, "/api/visit", Action::Visit),
+    route(Method::Get, "/api/peek", Action::Peek),
+    route(Method::Get, "/api/session", Action::Info),
+    route(Method::Post, "/api/login", Action::Login),
+    route(Method::Post, "/api/logout", Action::Logout),
+    route(Method::Post, "/api/flash", Action::Flash),
+    Route {
+        logged_in_only: true,
+        ..route(Method::Get, "/api/private", Action::Private)
+    },
+    route(Method::Get, "/api/prefs", Action::Prefs),
+    route(Method::Put, "/api/prefs/{name}", Action::SetPref),
+];
+
+/// The predicate of the guarded routes.
+pub fn logged_in(session: &Session<DemoSession>) -> bool {
+    session.user().is_some()
+}
+
+/// What the application knows besides the session: shown by the page.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The store in use, as the start-up line names it.
+    pub store: String,
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    Json(Value),
+    Html(&'static str),
+}
+
+/// A response, for either framework to send.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Body,
+}
+
+fn json(value: Value) -> Reply {
+    Reply {
+        status: 200,
+        body: Body::Json(value),
+    }
+}
+
+fn error(status: u16, message: &str) -> Reply {
+    Reply {
+        status,
+        body: Body::Json(json!({ "error": message })),
+    }
+}
+
+/// A handler's answer; a session error becomes the framework's error response (503, 413
+/// or 500), which the session middleware completes.
+pub type Answer = Result<Reply, Error>;
+
+/// Runs `action` for a request with `session`, the path parameter if the route has one,
+/// and the request body.
+pub async fn handle(
+    action: Action,
+    session: LazySession<DemoSession>,
+    context: &Context,
+    param: Option<String>,
+    body: &[u8],
+) -> Answer {
+    match action {
+        Action::Page => Ok(Reply {
+            status: 200,
+            body: Body::Html(PAGE),
+        }),
+        Action::Visit => visit(session).await,
+        Action::Peek => peek(session).await,
+        Action::Info => info(session, context).await,
+        Action::Login => login(session, body).await,
+        Action::Logout => logout(session).await,
+        Action::Flash => flash(session, body).await,
+        Action::Private => private(session).await,
+        Action::Prefs => prefs(session).await,
+        Action::SetPref => set_pref(session, param.as_deref().unwrap_or_default(), body).await,
+    }
+}
+
+/// The JSON body for an error response the session layer answered with an empty body
+/// (413, 503, 500): the demo speaks JSON. `None` for anything else.
+pub fn layer_error_body(status: u16, empty: bool) -> Option<Value> {
+    if !empty || !(400..600).contains(&status) || status == 401 {
+        return None;
+    }
+    let error = match status {
+        413 => "the session would grow past its size limit; nothing was stored",
+        503 => "the session store is unavailable",
+        _ => "the session could not be saved",
+    };
+    Some(json!({ "error": error }))
+}
+
+fn state(session: &Session<DemoSession>) -> Value {
+    json!({ "visits": session.visits(), "user": session.user(), "notice": session.notice() })
+}
+
+async fn visit(session: LazySession<DemoSession>) -> Answer {
+    let mut session = session.load().await?;
+    *session.visits_mut() += 1;
+    Ok(json(state(&session)))
+}
+
+async fn peek(session: LazySession<DemoSession>) -> Answer {
+    Ok(json(match session.existing().await? {
+        Some(mut session) => {
+            // Reading must not consume the flash: keep it for the request it was meant for.
+            session.keep_notice();
+            state(&session)
+        }
+        None => json!({ "visits": 0, "user": null, "notice": null }),
+    }))
+}
+
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Which optional parts of the page have routes behind them: the page shows a part only
+/// when its route exists.
+fn features() -> Value {
+    let has = |path: &str| ROUTES.iter().any(|route| route.path == path);
+    json!({
+        "remember_me": has("/api/remember"),
+        "devices": has("/api/devices"),
+        "logout_others": has("/api/logout-others"),
+        "code": has("/api/code"),
+        "sudo": has("/api/sudo"),
+    })
+}
+
+/// `GET /api/session`: read only, like `peek`; when the session ends, and the store.
+async fn info(session: LazySession<DemoSession>, context: &Context) -> Answer {
+    let now = SystemTime::now();
+    let expiry = match session.existing().await? {
+        Some(mut session) => {
+            session.keep_notice();
+            let remaining = |deadline: SystemTime| deadline.duration_since(now).map_or(0, |left| left.as_secs());
+            json!({
+                "user": session.user(),
+                "expires_in_secs": remaining(session.expires()),
+                "idle_expires_in_secs": remaining(session.idle_deadline()),
+                "absolute_expires_in_secs": remaining(session.absolute_deadline()),
+                "expires_at_ms": unix_ms(session.expires()),
+            })
+        }
+        None => json!({
+            "user": null,
+            "expires_in_secs": null,
+            "idle_expires_in_secs": null,
+            "absolute_expires_in_secs": null,
+            "expires_at_ms": null,
+        }),
+    };
+    let mut body = expiry;
+    body["store"] = json!(context.store);
+    body["preferences"] = json!(PREFERENCES);
+    body["features"] = features();
+    Ok(json(body))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+}
+
+async fn login(session: LazySession<DemoSession>, body: &[u8]) -> Answer {
+    let Ok(Login { user }) = serde_json::from_slice(body) else {
+        return Ok(error(400, "expected {\"user\": \"name\"}"));
+    };
+    let user = user.trim().to_owned();
+    if user.is_empty() || user.len() > 64 {
+        return Ok(error(400, "user must be 1 to 64 characters"));
+    }
+    let mut session = session.load().await?;
+    session.set_user(Some(user.clone()));
+    // A new ID on every privilege change: a planted ID never becomes a logged-in one.
+    session.regenerate_id()?;
+    session.set_notice(format!("Welcome {user}"));
+    Ok(json(json!({ "user": user })))
+}
+
+async fn logout(session: LazySession<DemoSession>) -> Answer {
+    if let Some(mut session) = session.existing().await? {
+        session.delete();
+    }
+    Ok(json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct FlashBody {
+    notice: String,
+}
+
+async fn flash(session: LazySession<DemoSession>, body: &[u8]) -> Answer {
+    let Ok(FlashBody { notice }) = serde_json::from_slice(body) else {
+        return Ok(error(400, "expected {\"notice\": \"text\"}"));
+    };
+    session.load().await?.set_notice(notice);
+    Ok(json(json!({})))
+}
+
+async fn private(session: LazySession<DemoSession>) -> Answer {
+    let user = session.existing().await?.and_then(|session| session.user().clone());
+    Ok(json(json!({ "user": user })))
+}
+
+async fn prefs(session: LazySession<DemoSession>) -> Answer {
+    let session = session.existing().await?;
+    let mut out = serde_json::Map::new();
+    for name in PREFERENCES {
+        let value = session.as_ref().and_then(|session| preference(session, name).clone());
+        out.insert(name.to_owned(), value.map_or(Value::Null, Value::String));
+    }
+    Ok(json(Value::Object(out)))
+}
+
+fn preference<'a>(session: &'a Session<DemoSession>, name: &str) -> &'a Option<String> {
+    match name {
+        "theme" => session.theme(),
+        "language" => session.language(),
+        "timezone" => session.timezone(),
+        "currency" => session.currency(),
+        "font_size" => session.font_size(),
+        "density" => session.density(),
+        "sidebar" => session.sidebar(),
+        _ => session.notifications(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PrefBody {
+    value: String,
+}
+
+async fn set_pref(session: LazySession<DemoSession>, name: &str, body: &[u8]) -> Answer {
+    if !PREFERENCES.contains(&name) {
+        return Ok(error(404, &format!("unknown preference {name:?}")));
+    }
+    let Ok(PrefBody { value }) = serde_json::from_slice(body) else {
+        return Ok(error(400, "expected {\"value\": \"text\"}"));
+    };
+    let mut session = session.load().await?;
+    // Each preference is its own field: concurrent requests setting different ones all keep their change.
+    let value = Some(value);
+    match name {
+        "theme" => session.set_theme(value),
+        "language" => session.set_language(value),
+        "timezone" => session.set_timezone(value),
+        "currency" => session.set_currency(value),
+        "font_size" => session.set_font_size(value),
+        "density" => session.set_density(value),
+        "sidebar" => session.set_sidebar(value),
+        _ => session.set_notifications(value),
+    }
+    Ok(json(json!({})))
+}
