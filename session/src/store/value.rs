@@ -22,11 +22,10 @@ use std::io::{Read as _, Write as _};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 
-#[cfg(doc)]
-use crate::session::SessionMeta;
 use crate::{
     crypto::{KeyRing, OpenLimits, Purpose, SealError, SealOptions},
     id::StoreKey,
+    session::SessionMeta,
 };
 
 /// The value follows as is.
@@ -61,7 +60,6 @@ pub(crate) enum ValueError {
     NoKeyRing,
     #[error("the sealed value did not open (tampered, expired, foreign key, or another session's or field's)")]
     Unsealed,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     #[error("malformed metadata")]
     Meta,
 }
@@ -130,13 +128,15 @@ impl ValueCodec {
     }
 
     /// The stored form of the metadata bytes of the session under `key`.
-    pub(crate) fn encode_meta(&self, key: &StoreKey, bytes: &[u8], expires_ms: u64) -> Result<Vec<u8>, SealError> {
+    pub(crate) fn encode_meta(&self, key: &StoreKey, meta: &SessionMeta) -> Result<Vec<u8>, SealError> {
+        let bytes = meta_bytes(meta);
+        let expires_ms = meta.absolute_deadline_ms;
         match &self.sealing {
             Some(sealing) => {
                 let binding = meta_binding(key);
                 let mut plaintext = Vec::with_capacity(binding.len() + bytes.len());
                 plaintext.extend_from_slice(&binding);
-                plaintext.extend_from_slice(bytes);
+                plaintext.extend_from_slice(&bytes);
                 self.seal(sealing, &plaintext, expires_ms)
             }
             // Never compressed: the store may read it without this codec (e.g. a script).
@@ -144,17 +144,13 @@ impl ValueCodec {
         }
     }
 
-    /// Reads the metadata bytes stored by [`encode_meta`](Self::encode_meta) for `key`.
-    pub(crate) fn decode_meta<'a>(
-        &self,
-        key: &StoreKey,
-        stored: &'a [u8],
-        now_ms: u64,
-    ) -> Result<Cow<'a, [u8]>, ValueError> {
-        match self.sealing {
-            Some(_) => strip_binding(self.decode(stored, now_ms)?, &meta_binding(key)),
-            None => Ok(Cow::Borrowed(stored)),
-        }
+    /// Reads the metadata stored by [`encode_meta`](Self::encode_meta) for `key`.
+    pub(crate) fn decode_meta(&self, key: &StoreKey, stored: &[u8], now_ms: u64) -> Result<SessionMeta, ValueError> {
+        let bytes = match self.sealing {
+            Some(_) => strip_binding(self.decode(stored, now_ms)?, &meta_binding(key))?,
+            None => Cow::Borrowed(stored),
+        };
+        meta_from_bytes(&bytes).ok_or(ValueError::Meta)
     }
 
     fn plain(&self, value: &[u8]) -> Vec<u8> {
@@ -211,6 +207,48 @@ impl ValueCodec {
     }
 }
 
+/// `created`, `accessed`, `idle deadline`, `absolute deadline`: 8 bytes each.
+const LIFETIMES_LEN: usize = 32;
+/// The lifetimes, then the lineage.
+const META_LEN: usize = LIFETIMES_LEN + 16;
+
+/// The metadata as the stores keep it: created, accessed, idle deadline, absolute deadline
+/// (ms since the Unix epoch, 8 bytes each, big-endian), then the 16-byte lineage.
+fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
+    let mut out = [0u8; META_LEN];
+    let parts = [
+        meta.created_ms,
+        meta.accessed_ms,
+        meta.idle_deadline_ms,
+        meta.absolute_deadline_ms,
+    ];
+    for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(parts) {
+        chunk.copy_from_slice(&value.to_be_bytes());
+    }
+    out[LIFETIMES_LEN..].copy_from_slice(&meta.lineage);
+    out
+}
+
+/// Reads what [`meta_bytes`] wrote (or its older form, the lifetimes alone, with a zero
+/// lineage); `None` for anything else.
+fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
+    let (lifetimes, lineage) = match bytes.len() {
+        META_LEN => bytes.split_at(LIFETIMES_LEN),
+        LIFETIMES_LEN => (bytes, &[0u8; 16][..]),
+        _ => return None,
+    };
+    let mut parts = lifetimes
+        .chunks_exact(8)
+        .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
+    Some(SessionMeta {
+        created_ms: parts.next()?,
+        accessed_ms: parts.next()?,
+        idle_deadline_ms: parts.next()?,
+        absolute_deadline_ms: parts.next()?,
+        lineage: lineage.try_into().ok()?,
+    })
+}
+
 /// What a sealed field's plaintext starts with.
 fn field_binding(tag: u32, lineage: &[u8; 16]) -> [u8; 21] {
     let mut binding = [0u8; 21];
@@ -261,6 +299,18 @@ mod tests {
     use super::*;
 
     const LINEAGE: [u8; 16] = [3; 16];
+
+    #[test]
+    fn meta_round_trips_with_its_lineage_and_reads_the_older_form() {
+        let meta = SessionMeta {
+            lineage: [7; 16],
+            ..SessionMeta::new(1_700_000_000_000, 1_000, u64::MAX)
+        };
+        assert_eq!(meta_from_bytes(&meta_bytes(&meta)), Some(meta));
+        let legacy = &meta_bytes(&meta)[..32];
+        assert_eq!(meta_from_bytes(legacy).map(|m| m.lineage), Some([0; 16]));
+        assert_eq!(meta_from_bytes(&[0; 31]), None);
+    }
 
     #[test]
     fn small_values_stay_plain_and_large_ones_are_compressed() {
@@ -351,8 +401,12 @@ mod tests {
             "not meta"
         );
 
-        let sealed_meta = codec.encode_meta(&key, b"meta bytes", now_ms + 60_000).unwrap();
-        assert_eq!(&*codec.decode_meta(&key, &sealed_meta, now_ms).unwrap(), b"meta bytes");
+        let meta = SessionMeta {
+            lineage: LINEAGE,
+            ..SessionMeta::new(now_ms, 60_000, 600_000)
+        };
+        let sealed_meta = codec.encode_meta(&key, &meta).unwrap();
+        assert_eq!(codec.decode_meta(&key, &sealed_meta, now_ms).unwrap(), meta);
         assert!(
             matches!(
                 codec.decode_meta(&StoreKey::from_bytes([2; 32]), &sealed_meta, now_ms),
@@ -371,7 +425,7 @@ mod tests {
             Err(ValueError::NoKeyRing)
         ));
         assert!(
-            codec.decode_meta(&key, b"meta bytes", now_ms).is_err(),
+            codec.decode_meta(&key, &meta_bytes(&meta), now_ms).is_err(),
             "plain metadata refused"
         );
 

@@ -1,6 +1,6 @@
 //! Key names, hash field names and the metadata encoding of the Redis layout.
 
-use crate::{id::StoreKey, session::SessionMeta};
+use crate::id::StoreKey;
 
 /// The hash field holding the lifetime data.
 pub(super) const META_FIELD: &[u8] = b"m";
@@ -8,10 +8,6 @@ pub(super) const META_FIELD: &[u8] = b"m";
 pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 /// The prefix of a session field's hash field name.
 const FIELD_PREFIX: &[u8] = b"f:";
-/// `created`, `accessed`, `idle deadline`, `absolute deadline`: 8 bytes each.
-const LIFETIMES_LEN: usize = 32;
-/// The lifetimes, then the lineage.
-const META_LEN: usize = LIFETIMES_LEN + 16;
 
 /// Builds the Redis key names of one store.
 #[derive(Debug, Clone)]
@@ -116,43 +112,6 @@ pub(super) fn field_tag(name: &[u8]) -> Option<u32> {
     u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
-/// The lifetime data: created, accessed, idle deadline, absolute deadline (8 bytes each,
-/// big-endian), then the 16-byte lineage.
-pub(super) fn encode_meta(meta: &SessionMeta) -> [u8; META_LEN] {
-    let mut out = [0u8; META_LEN];
-    let parts = [
-        meta.created_ms,
-        meta.accessed_ms,
-        meta.idle_deadline_ms,
-        meta.absolute_deadline_ms,
-    ];
-    for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(parts) {
-        chunk.copy_from_slice(&value.to_be_bytes());
-    }
-    out[LIFETIMES_LEN..].copy_from_slice(&meta.lineage);
-    out
-}
-
-/// Reads what [`encode_meta`] wrote (or its older form, the lifetimes alone, with a zero
-/// lineage); `None` for anything else.
-pub(super) fn decode_meta(bytes: &[u8]) -> Option<SessionMeta> {
-    let (lifetimes, lineage) = match bytes.len() {
-        META_LEN => bytes.split_at(LIFETIMES_LEN),
-        LIFETIMES_LEN => (bytes, &[0u8; 16][..]),
-        _ => return None,
-    };
-    let mut parts = lifetimes
-        .chunks_exact(8)
-        .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
-    Some(SessionMeta {
-        created_ms: parts.next()?,
-        accessed_ms: parts.next()?,
-        idle_deadline_ms: parts.next()?,
-        absolute_deadline_ms: parts.next()?,
-        lineage: lineage.try_into().ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +130,10 @@ mod tests {
     }
 
     #[test]
-    fn field_names_and_meta_round_trip() {
+    fn field_names_round_trip() {
         assert_eq!(field_name(0xdead_beef), b"f:deadbeef");
         assert_eq!(field_tag(b"f:deadbeef"), Some(0xdead_beef));
         assert_eq!(field_tag(b"f:dead"), None);
         assert_eq!(field_tag(META_FIELD), None);
-        let meta = SessionMeta {
-            lineage: [7; 16],
-            ..SessionMeta::new(1_700_000_000_000, 1_000, u64::MAX)
-        };
-        assert_eq!(decode_meta(&encode_meta(&meta)), Some(meta));
-        let legacy = &encode_meta(&meta)[..32];
-        assert_eq!(decode_meta(legacy).map(|m| m.lineage), Some([0; 16]));
-        assert_eq!(decode_meta(&[0; 31]), None);
     }
 }

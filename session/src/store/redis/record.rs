@@ -7,12 +7,7 @@ use super::{
     call::store_error,
     layout::{self, EXPIRY_FIELD, META_FIELD},
 };
-use crate::{
-    Error,
-    codec::FieldRecord,
-    id::StoreKey,
-    store::{Record, value::ValueError},
-};
+use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 impl Inner {
     /// The hash field/value pairs that write `record` under `key`: metadata, expiry, then
@@ -21,9 +16,7 @@ impl Inner {
         let meta = &record.meta;
         let mut args = Vec::with_capacity(4 + 2 * 8);
         args.push(META_FIELD.to_vec());
-        let stored_meta = self
-            .values
-            .encode_meta(key, &layout::encode_meta(meta), meta.absolute_deadline_ms);
+        let stored_meta = self.values.encode_meta(key, meta);
         args.push(stored_meta.map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
@@ -49,10 +42,9 @@ impl Inner {
         if hash.is_empty() {
             return None;
         }
-        let meta = hash.get(META_FIELD).map(|stored| {
-            let bytes = self.values.decode_meta(key, stored, now)?;
-            layout::decode_meta(&bytes).ok_or(ValueError::Meta)
-        });
+        let meta = hash
+            .get(META_FIELD)
+            .map(|stored| self.values.decode_meta(key, stored, now));
         let meta = match meta {
             Some(Ok(meta)) => meta,
             Some(Err(error)) => {

@@ -15,12 +15,7 @@ use std::{borrow::Cow, collections::BTreeMap};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
 use super::call::{Core, db_ms};
-use crate::{Error, codec::FieldRecord, id::StoreKey, session::SessionMeta, store::Record};
-
-/// The four lifetimes, 8 bytes each.
-const LIFETIMES_LEN: usize = 32;
-/// The lifetimes, then the lineage.
-const META_LEN: usize = LIFETIMES_LEN + 16;
+use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 /// The columns of one write.
 #[derive(Debug)]
@@ -37,35 +32,6 @@ impl Columns {
     pub(crate) fn has_fields(&self) -> bool {
         self.fields.len() > 2
     }
-}
-
-fn encode_meta(meta: &SessionMeta) -> [u8; META_LEN] {
-    let mut out = [0u8; META_LEN];
-    let lifetimes = [
-        meta.created_ms,
-        meta.accessed_ms,
-        meta.idle_deadline_ms,
-        meta.absolute_deadline_ms,
-    ];
-    for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(lifetimes) {
-        chunk.copy_from_slice(&value.to_be_bytes());
-    }
-    out[LIFETIMES_LEN..].copy_from_slice(&meta.lineage);
-    out
-}
-
-fn decode_meta(bytes: &[u8]) -> Option<SessionMeta> {
-    let bytes: &[u8; META_LEN] = bytes.try_into().ok()?;
-    let mut lifetimes = bytes[..LIFETIMES_LEN]
-        .chunks_exact(8)
-        .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
-    let mut meta = SessionMeta::new(0, 0, 0);
-    meta.created_ms = lifetimes.next()?;
-    meta.accessed_ms = lifetimes.next()?;
-    meta.idle_deadline_ms = lifetimes.next()?;
-    meta.absolute_deadline_ms = lifetimes.next()?;
-    meta.lineage = bytes[LIFETIMES_LEN..].try_into().ok()?;
-    Some(meta)
 }
 
 /// A short, non-identifying label of a key for logs: 8 hex digits of the digest.
@@ -116,10 +82,7 @@ impl Core {
             fields.push('"');
         }
         fields.push('}');
-        let stored_meta = self
-            .values
-            .encode_meta(key, &encode_meta(meta), meta.absolute_deadline_ms)
-            .map_err(store_error)?;
+        let stored_meta = self.values.encode_meta(key, meta).map_err(store_error)?;
         Ok(Columns {
             expires_at: db_ms(meta.expires_ms()),
             meta: stored_meta,
@@ -132,15 +95,11 @@ impl Core {
     /// left out (it takes its default) and logged.
     pub(crate) fn record(&self, key: &StoreKey, meta: &[u8], fields: &str, now_ms: u64) -> Option<Record> {
         let meta = match self.values.decode_meta(key, meta, now_ms) {
-            Ok(bytes) => decode_meta(&bytes),
+            Ok(meta) => meta,
             Err(error) => {
                 tracing::warn!(store = self.backend, key = %short(key), %error, "session metadata is unreadable; treated as no session");
                 return None;
             }
-        };
-        let Some(meta) = meta else {
-            tracing::warn!(store = self.backend, key = %short(key), "session metadata is malformed; treated as no session");
-            return None;
         };
         if meta.is_expired(now_ms) {
             return None;
@@ -188,11 +147,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn meta_round_trips_with_its_lineage() {
-        let mut meta = SessionMeta::new(1_700_000_000_000, 60_000, u64::MAX);
-        meta.lineage = [7; 16];
-        assert_eq!(decode_meta(&encode_meta(&meta)), Some(meta));
-        assert_eq!(decode_meta(&[0; 32]), None);
+    fn members_name_the_tag_in_hex() {
         assert_eq!(member(0xdead_beef), "deadbeef");
         assert_eq!(member(1), "00000001");
     }
