@@ -1,0 +1,278 @@
+//! The demo page in a real browser: Debian's Chromium, headless, driven through
+//! ChromeDriver (`apt-get install chromium chromium-driver`; `.ci/run` installs them). On
+//! each framework (`axum::…`, `actix::…`): log in through the form, see the welcome notice
+//! once and not after a reload, set a preference and find it after a reload, log out.
+//!
+//! Missing Chromium or ChromeDriver fails the test, with how to install them. A failing run
+//! leaves a screenshot of the page in `target/tmp/browser/`; a passing one leaves
+//! `<framework>-desktop.png` and `<framework>-phone.png` there.
+
+mod common;
+mod demo;
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use demo::Framework;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use session::{MemoryStore, SessionConfig, SessionProvider, http::OutagePolicy};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PATIENCE: Duration = Duration::from_secs(15);
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the screenshots go: `target/tmp/browser/`.
+fn shots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir
+}
+
+/// A ChromeDriver of the test's own on a free loopback port, killed on drop.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ChromeDriver {
+    fn start() -> Self {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: the browser test needs Debian's Chromium and ChromeDriver \
+                 (`apt-get install chromium chromium-driver`; package {package})"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{CHROMEDRIVER} does not start: {error}"));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A headless Chromium session, once ChromeDriver answers.
+    async fn session(&self) -> Client {
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                // CI runs as root: no sandbox; /dev/shm may be small in containers.
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"],
+            }
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let started = Instant::now();
+        loop {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(capabilities.clone())
+                .connect(&self.url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(error) if started.elapsed() > PATIENCE => {
+                    panic!("no Chromium session from {CHROMEDRIVER} at {}: {error}", self.url)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+/// Evaluates `expression` in the page.
+async fn eval(browser: &Client, expression: &str) -> Result<Value, Failure> {
+    Ok(browser.execute(&format!("return ({expression});"), vec![]).await?)
+}
+
+/// Waits until `expression` is true in the page.
+async fn wait_for(browser: &Client, expression: &str) -> Result<(), Failure> {
+    let started = Instant::now();
+    loop {
+        if eval(browser, expression).await? == Value::Bool(true) {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            return Err(format!("waited {PATIENCE:?} for `{expression}`").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(browser: &Client, id: &str) -> Result<String, Failure> {
+    Ok(browser.find(Locator::Id(id)).await?.text().await?)
+}
+
+async fn visible(browser: &Client, id: &str) -> Result<bool, Failure> {
+    Ok(browser.find(Locator::Id(id)).await?.is_displayed().await?)
+}
+
+async fn reload(browser: &Client) -> Result<(), Failure> {
+    browser.refresh().await?;
+    wait_for(browser, "document.body.dataset.loaded === 'true'").await
+}
+
+macro_rules! check {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+).into());
+        }
+    };
+}
+
+/// What a person does with the page, checked at each step.
+async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
+    browser.goto(&format!("{base}/")).await?;
+    wait_for(browser, "document.body.dataset.loaded === 'true'").await?;
+    check!(
+        text(browser, "user").await?.contains("not logged in"),
+        "a new visitor is anonymous"
+    );
+    check!(
+        text(browser, "store").await? == "test store",
+        "the page names the store"
+    );
+
+    // Log in through the form: the welcome notice shows, once.
+    let field = browser.find(Locator::Id("login-name")).await?;
+    field.send_keys("alice").await?;
+    browser
+        .find(Locator::Css("#login button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_for(browser, "document.getElementById('user').textContent === 'alice'").await?;
+    check!(visible(browser, "notice").await?, "the welcome notice is shown");
+    check!(
+        text(browser, "notice").await? == "Welcome alice",
+        "the notice reads {:?}",
+        text(browser, "notice").await?
+    );
+    let visits: u64 = text(browser, "visits").await?.parse()?;
+    wait_for(
+        browser,
+        "/^\\d+:\\d\\d$/.test(document.getElementById('expires').textContent)",
+    )
+    .await?;
+    let countdown = text(browser, "expires").await?;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    check!(
+        text(browser, "expires").await? != countdown,
+        "the expiry counts down live (still {countdown})"
+    );
+
+    // The page as a person sees it on a desktop, just logged in.
+    std::fs::write(shots().join(format!("{name}-desktop.png")), browser.screenshot().await?)?;
+
+    reload(browser).await?;
+    check!(!visible(browser, "notice").await?, "the notice is gone after a reload");
+    check!(
+        text(browser, "user").await? == "alice",
+        "still logged in after a reload"
+    );
+    check!(
+        text(browser, "visits").await?.parse::<u64>()? == visits + 1,
+        "a reload is one more visit"
+    );
+
+    // A preference, saved as it changes and there after a reload.
+    browser
+        .find(Locator::Id("pref-theme"))
+        .await?
+        .select_by_value("dark")
+        .await?;
+    wait_for(
+        browser,
+        "document.getElementById('prefs-status').textContent.includes('saved')",
+    )
+    .await?;
+    reload(browser).await?;
+    check!(
+        eval(browser, "document.getElementById('pref-theme').value").await? == json!("dark"),
+        "the theme preference persisted"
+    );
+    check!(
+        eval(browser, "document.documentElement.dataset.theme").await? == json!("dark"),
+        "and applies to the page"
+    );
+
+    // The page on a phone.
+    browser.set_window_size(390, 844).await?;
+    reload(browser).await?;
+    std::fs::write(shots().join(format!("{name}-phone.png")), browser.screenshot().await?)?;
+    let overflow = eval(
+        browser,
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+    )
+    .await?;
+    check!(overflow == json!(true), "no sideways scrolling on a phone");
+    browser.set_window_size(1200, 900).await?;
+
+    // Log out: the anonymous page.
+    browser.find(Locator::Css("#logout button")).await?.click().await?;
+    wait_for(
+        browser,
+        "document.getElementById('user').textContent.includes('not logged in')",
+    )
+    .await?;
+    check!(visible(browser, "login").await?, "the login form is back");
+    check!(!visible(browser, "logout").await?, "and the logout button gone");
+    check!(
+        eval(browser, "document.getElementById('pref-theme').value").await? == json!(""),
+        "a new session has no preferences"
+    );
+    Ok(())
+}
+
+async fn the_demo_page_works_in_a_real_browser(framework: Framework) {
+    let config = SessionConfig::development().build().unwrap();
+    let base = demo::serve(
+        framework,
+        SessionProvider::new(MemoryStore::new(), config),
+        OutagePolicy::FailClosed,
+    )
+    .await;
+    let driver = ChromeDriver::start();
+    let browser = driver.session().await;
+    let name = format!("{framework:?}").to_lowercase();
+    let outcome = tour(&browser, &base, &name).await;
+    if let Err(error) = &outcome {
+        let shot = shots().join(format!("{name}-failure.png"));
+        let saved = match browser.screenshot().await {
+            Ok(png) => std::fs::write(&shot, png).map(|()| shot.display().to_string()),
+            Err(error) => Ok(format!("no screenshot: {error}")),
+        };
+        let _ = browser.close().await;
+        panic!(
+            "{error} (screenshot: {})",
+            saved.unwrap_or_else(|error| error.to_string())
+        );
+    }
+    browser.close().await.unwrap();
+}
+
+demo::on_both_frameworks!(the_demo_page_works_in_a_real_browser,);
