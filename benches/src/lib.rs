@@ -16,6 +16,7 @@
 //! The private `redis-server` and its counters come from `session-test-support`.
 
 pub mod apps;
+pub mod child;
 pub mod clustered;
 pub mod content;
 pub mod flood;

@@ -15,15 +15,14 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    io::{BufRead, BufReader},
-    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use session_benches::{
     apps::{self, App, BoxError},
+    child::ChildServer,
     clustered,
     load::{Clients, Load, Outcome},
     memory::{self, Filled, Footprint},
@@ -190,43 +189,14 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
     })
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(app: App, redis_url: Option<&str>) -> Result<Self, BoxError> {
-        let mut command = Command::new(self_path()?);
-        command.arg("serve").arg(app.name());
-        if let Some(url) = redis_url {
-            command.arg(url);
-        }
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .ok_or_else(|| format!("{app} did not start: {line:?}"))?
-            .parse()?;
-        Ok(Self { child, addr })
+/// Serves `app` from a child process of this binary.
+fn start_server(app: App, redis_url: Option<&str>) -> Result<ChildServer, BoxError> {
+    let mut command = Command::new(self_path()?);
+    command.arg("serve").arg(app.name());
+    if let Some(url) = redis_url {
+        command.arg(url);
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ChildServer::spawn(command, app.name())
 }
 
 // ---- The report ------------------------------------------------------------------------
@@ -459,7 +429,7 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
     // shared machine hits every app alike rather than one.
     let mut servers = Vec::new();
     for app in App::ALL {
-        let server = match Server::start(app, app.uses_redis().then_some(url.as_str())) {
+        let server = match start_server(app, app.uses_redis().then_some(url.as_str())) {
             Ok(server) => server,
             Err(error) => {
                 eprintln!("{app}: not measured: {error}");

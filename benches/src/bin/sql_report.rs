@@ -8,16 +8,15 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead as _, BufReader},
-    net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use session::{MySqlStore, PostgresStore, SqliteStore};
 use session_benches::{
     apps::BoxError,
+    child::ChildServer,
     load::{Clients, Load},
     ops::{OursStore, TowerStoreOps},
     sql::{self, Db},
@@ -101,44 +100,6 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             .await?;
         Ok(())
     })
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(library: &str, db: Db, url: &str) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", library, db.name(), url])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .ok_or_else(|| format!("{library} on {db} did not start: {line:?}"))?
-            .parse()?;
-        Ok(Self { child, addr })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -239,10 +200,12 @@ fn report(runs: usize, secs: f64) -> Result<(), BoxError> {
             .block_on(async { Ok::<_, BoxError>((fresh(db, "ours", &dir).await?, fresh(db, "tower", &dir).await?)) })?;
         let micro = runtime.block_on(micro(db, &ours_url, &tower_url))?;
         eprintln!("micro load+save: ours {:.0} us, tower {:.0} us", micro.0, micro.1);
-        let servers = [
-            Server::start("ours", db, &ours_url)?,
-            Server::start("tower", db, &tower_url)?,
-        ];
+        let start = |library: &str, url: &str| -> Result<ChildServer, BoxError> {
+            let mut command = Command::new(std::env::current_exe()?);
+            command.args(["serve", library, db.name(), url]);
+            ChildServer::spawn(command, &format!("{library} on {db}"))
+        };
+        let servers = [start("ours", &ours_url)?, start("tower", &tower_url)?];
         let mut clients = Vec::new();
         for server in &servers {
             clients.push(runtime.block_on(Clients::connect(server.addr, load, "/init"))?);
