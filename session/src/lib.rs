@@ -52,7 +52,8 @@
 //!   feature, `ClusteredStore`, a local cache per application node in front of it, kept
 //!   coherent by invalidations pushed by Redis;
 //! - [`CookieSessions`]: the whole session in an encrypted cookie, no server-side state;
-//! - [`http`] (features `http`, `axum`): the tower layer and the axum extractor;
+//! - [`http`] (features `http`, `axum`, `actix`): the tower layer, the axum extractor and the
+//!   actix-web middleware;
 //! - [`crypto`]: secrets, the key ring and the sealed envelope;
 //! - [`store`]: what a store implements, for writing your own; with the `test-util`
 //!   feature, `test_util` and `store_contract!`: the suite every built-in store passes.

@@ -1,4 +1,4 @@
-//! Tower and axum integration (features `http` and `axum`).
+//! Tower, axum and actix-web integration (features `http`, `axum` and `actix`).
 //!
 //! [`SessionLayer`] puts a [`LazySession`] into every request. Nothing is read from the
 //! store until a handler calls [`LazySession::load`]; after the handler, the layer writes
@@ -9,6 +9,9 @@
 //! A bad, tampered, expired or unknown cookie starts a fresh session and never fails the
 //! request. When the store is unreachable the layer answers 503 (the default), or, with
 //! [`OutagePolicy::Degrade`], serves the request with an anonymous session it never saves.
+//!
+//! The `actix` module (feature `actix`) has the same behaviour for actix-web, from the same code: a
+//! middleware, the same [`LazySession`] extractor, and a 401 guard.
 //!
 //! ```no_run
 //! # #[cfg(feature = "axum")] {
