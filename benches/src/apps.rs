@@ -1,4 +1,5 @@
-//! The end-to-end apps: one axum router per session layer, identical otherwise.
+//! The end-to-end apps: one axum router per session layer, and one actix-web app per
+//! session middleware (this crate's and actix-session's), identical otherwise.
 //!
 //! Every app serves `GET /init` (store the whole benchmark session), `GET /read` (read the
 //! visit counter) and `GET /rmw` (increment it), answering the counter as text.
@@ -36,17 +37,29 @@ pub enum App {
     TowerMemory,
     /// tower-sessions, `tower-sessions-redis-store` over a fred pool.
     TowerRedis,
+    /// This crate's actix-web middleware, `CookieSessions`.
+    OursActixCookie,
+    /// This crate's actix-web middleware, `RedisStore`.
+    OursActixRedis,
+    /// actix-session, `CookieSessionStore` (a private cookie).
+    ActixCookie,
+    /// actix-session, `RedisSessionStore`.
+    ActixRedis,
 }
 
 impl App {
     /// Every app, in report order.
-    pub const ALL: [App; 6] = [
+    pub const ALL: [App; 10] = [
         App::NoSession,
         App::OursMemory,
         App::OursCookie,
         App::OursRedis,
         App::TowerMemory,
         App::TowerRedis,
+        App::OursActixCookie,
+        App::OursActixRedis,
+        App::ActixCookie,
+        App::ActixRedis,
     ];
 
     /// The name used on the command line and in the report.
@@ -58,12 +71,27 @@ impl App {
             App::OursRedis => "session-redis",
             App::TowerMemory => "tower-sessions-memory",
             App::TowerRedis => "tower-sessions-redis",
+            App::OursActixCookie => "session-actix-cookie",
+            App::OursActixRedis => "session-actix-redis",
+            App::ActixCookie => "actix-session-cookie",
+            App::ActixRedis => "actix-session-redis",
         }
     }
 
     /// Whether the app needs a Redis server.
     pub fn uses_redis(self) -> bool {
-        matches!(self, App::OursRedis | App::TowerRedis)
+        matches!(
+            self,
+            App::OursRedis | App::TowerRedis | App::OursActixRedis | App::ActixRedis
+        )
+    }
+
+    /// Whether the app is served by actix-web ([`serve_actix`]) rather than axum ([`router`]).
+    pub fn is_actix(self) -> bool {
+        matches!(
+            self,
+            App::OursActixCookie | App::OursActixRedis | App::ActixCookie | App::ActixRedis
+        )
     }
 }
 
@@ -118,6 +146,77 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
             routes(tower::init, tower::read, tower::rmw)
                 .layer(tower_sessions::SessionManagerLayer::new(store).with_secure(false))
         }
+        actix => return Err(format!("{actix} is an actix-web app: see serve_actix").into()),
+    })
+}
+
+/// Serves the actix-web `app` on `listener` with two workers (the axum apps' runtime has
+/// two worker threads) until the returned server is stopped; Redis-backed apps connect to
+/// `redis_url`.
+///
+/// # Errors
+///
+/// When `app` is not an actix-web app, a store cannot be configured or Redis cannot be
+/// reached.
+pub async fn serve_actix(
+    app: App,
+    redis_url: Option<&str>,
+    listener: std::net::TcpListener,
+) -> Result<actix_web::dev::Server, BoxError> {
+    use actix_web::{App as ActixApp, HttpServer, web};
+    let redis_url = || redis_url.ok_or_else(|| format!("{app} needs a Redis URL"));
+    let config = || SessionConfig::development().build();
+    // `$middleware` makes each worker's middleware: this crate's is built once and cloned,
+    // actix-session's is built per worker, as its documentation shows.
+    macro_rules! serve {
+        ($init:path, $read:path, $rmw:path, $middleware:expr) => {{
+            let middleware = $middleware;
+            HttpServer::new(move || {
+                ActixApp::new()
+                    .route("/init", web::get().to($init))
+                    .route("/read", web::get().to($read))
+                    .route("/rmw", web::get().to($rmw))
+                    .wrap(middleware())
+            })
+            .workers(2)
+            .disable_signals()
+            .listen(listener)?
+            .run()
+        }};
+    }
+    fn actix_session<S: actix_session::storage::SessionStore>(
+        store: S,
+        key: actix_web::cookie::Key,
+    ) -> actix_session::SessionMiddleware<S> {
+        actix_session::SessionMiddleware::builder(store, key)
+            .cookie_secure(false)
+            .build()
+    }
+    let key = actix_web::cookie::Key::generate();
+    Ok(match app {
+        App::OursActixCookie => {
+            let store = CookieSessions::new(KeyRing::new(KeyId(1), Secret::generate()?), config()?)?;
+            let middleware = session::http::actix::SessionMiddleware::<Profile, _>::new(store);
+            serve!(ours::init, ours::read, ours::rmw, move || middleware.clone())
+        }
+        App::OursActixRedis => {
+            let store = crate::stores::ours_redis(redis_url()?).await?;
+            let provider = SessionProvider::<Profile, _>::new(store, config()?);
+            let middleware = session::http::actix::SessionMiddleware::new(provider);
+            serve!(ours::init, ours::read, ours::rmw, move || middleware.clone())
+        }
+        App::ActixCookie => serve!(actix::init, actix::read, actix::rmw, move || actix_session(
+            actix_session::storage::CookieSessionStore::default(),
+            key.clone()
+        )),
+        App::ActixRedis => {
+            let store = crate::stores::actix_redis(redis_url()?).await?;
+            serve!(actix::init, actix::read, actix::rmw, move || actix_session(
+                store.clone(),
+                key.clone()
+            ))
+        }
+        axum => return Err(format!("{axum} is an axum app: see router").into()),
     })
 }
 
@@ -205,6 +304,36 @@ pub(crate) mod tower {
     pub(crate) async fn rmw(session: Session) -> Result<String, StatusCode> {
         let visits = session.get::<u64>("visits").await.map_err(failed)?.unwrap_or(0) + 1;
         session.insert("visits", visits).await.map_err(failed)?;
+        Ok(visits.to_string())
+    }
+}
+
+/// Handlers over actix-session's `Session`, written as its documentation shows.
+pub(crate) mod actix {
+    use actix_session::Session;
+    use actix_web::error::ErrorInternalServerError;
+
+    use super::*;
+
+    pub(crate) async fn init(session: Session) -> actix_web::Result<String> {
+        for (key, value) in content::tower_data() {
+            session.insert(key, value).map_err(ErrorInternalServerError)?;
+        }
+        Ok(content::VISITS.to_string())
+    }
+
+    pub(crate) async fn read(session: Session) -> actix_web::Result<String> {
+        let visits: Option<u64> = session.get("visits").map_err(ErrorInternalServerError)?;
+        Ok(visits.unwrap_or(0).to_string())
+    }
+
+    pub(crate) async fn rmw(session: Session) -> actix_web::Result<String> {
+        let visits = session
+            .get::<u64>("visits")
+            .map_err(ErrorInternalServerError)?
+            .unwrap_or(0)
+            + 1;
+        session.insert("visits", visits).map_err(ErrorInternalServerError)?;
         Ok(visits.to_string())
     }
 }

@@ -125,6 +125,21 @@ fn tokio() -> Result<tokio::runtime::Runtime, BoxError> {
 fn serve(args: &[String]) -> Result<(), BoxError> {
     let app: App = args.first().ok_or("serve needs an app")?.parse()?;
     let redis_url = args.get(1).map(String::as_str);
+    if app.is_actix() {
+        return tokio()?.block_on(async move {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("listening {}", listener.local_addr()?);
+            let server = apps::serve_actix(app, redis_url, listener).await?;
+            let handle = server.handle();
+            tokio::spawn(async move {
+                let _ =
+                    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+                handle.stop(true).await;
+            });
+            server.await?;
+            Ok(())
+        });
+    }
     tokio()?.block_on(async move {
         let router = apps::router(app, redis_url).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -654,6 +669,12 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
     let pairs = [
         (App::OursMemory, App::TowerMemory, "tower-sessions (memory)"),
         (App::OursRedis, App::TowerRedis, "tower-sessions (Redis)"),
+        (
+            App::OursActixCookie,
+            App::ActixCookie,
+            "actix-session (cookie, actix-web)",
+        ),
+        (App::OursActixRedis, App::ActixRedis, "actix-session (Redis, actix-web)"),
         (App::OursMemory, App::NoSession, "no session (ours: memory)"),
         (App::OursCookie, App::NoSession, "no session (ours: cookie)"),
         (App::OursRedis, App::NoSession, "no session (ours: Redis)"),
@@ -728,10 +749,11 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
     // ---- End to end
     let _ = writeln!(
         w,
-        "\n## End to end (axum over loopback HTTP/1.1)\n\n\
+        "\n## End to end (axum and actix-web over loopback HTTP/1.1)\n\n\
          {} keep-alive connections, each taking turns among 8 users with their own cookie jar (so {} live sessions), \
          {} run(s) of {:.0} s per app and request kind, interleaved across apps; medians of the runs. \
-         `read` reads the counter, `rmw` increments it. The apps differ only in their session layer.\n",
+         `read` reads the counter, `rmw` increments it. The apps differ only in their session layer; \
+         the `actix` ones run on actix-web (two workers, as the axum apps' runtime has two threads), the others on axum.\n",
         32,
         32 * 8,
         options.runs,
