@@ -394,3 +394,39 @@ fn field_tags_are_stable() {
         "32-bit FNV-1a of the stored name"
     );
 }
+
+#[tokio::test]
+async fn a_session_tells_its_expiry_and_touch_slides_it_at_the_next_save() {
+    let (provider, clock) = provider();
+    let idle = provider.config().idle_timeout();
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    assert!(!session.is_expired());
+    assert_eq!(session.time_until_expiry(), idle);
+
+    clock.advance(idle / 2);
+    let mut session = provider.get(session.id()).await.unwrap();
+    assert_eq!(session.time_until_expiry(), idle / 2);
+    assert_eq!(
+        provider.save(&mut session).await.unwrap(),
+        SaveOutcome::Refreshed,
+        "half the idle timeout is past the refresh interval"
+    );
+    assert_eq!(session.time_until_expiry(), idle, "the save slid the idle deadline");
+
+    let mut session = provider.get(session.id()).await.unwrap();
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Unchanged);
+    session.touch();
+    clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(
+        provider.save(&mut session).await.unwrap(),
+        SaveOutcome::Refreshed,
+        "touched"
+    );
+    assert_eq!(session.time_until_expiry(), idle);
+
+    clock.advance(idle);
+    assert!(session.is_expired());
+    assert_eq!(session.time_until_expiry(), std::time::Duration::ZERO);
+}

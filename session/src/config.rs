@@ -91,6 +91,8 @@ impl fmt::Debug for SessionConfig {
 #[must_use = "call .build() to get a SessionConfig"]
 pub struct SessionConfigBuilder {
     config: SessionConfig,
+    /// Set explicitly; else derived from the idle timeout when built.
+    refresh_interval: Option<Duration>,
 }
 
 impl SessionConfig {
@@ -103,10 +105,11 @@ impl SessionConfig {
     /// idle, 24 hours absolute.
     pub fn production() -> SessionConfigBuilder {
         SessionConfigBuilder {
+            refresh_interval: None,
             config: SessionConfig {
                 idle_timeout: Duration::from_secs(30 * 60),
                 absolute_timeout: Duration::from_secs(24 * 60 * 60),
-                refresh_interval: Duration::from_secs(60),
+                refresh_interval: Duration::ZERO,
                 max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
                 cookie: CookieConfig {
                     name: "__Host-session".to_owned(),
@@ -127,7 +130,6 @@ impl SessionConfig {
         Self::production()
             .idle_timeout(Duration::from_secs(15 * 60))
             .absolute_timeout(Duration::from_secs(8 * 60 * 60))
-            .refresh_interval(Duration::from_secs(30))
             .same_site(SameSite::Strict)
     }
 
@@ -153,7 +155,8 @@ impl SessionConfig {
         self.absolute_timeout
     }
 
-    /// An unchanged session is re-written to slide its idle deadline at most this often.
+    /// An unchanged session is re-written to slide its idle deadline at most this often:
+    /// as set, or else a thirtieth of the idle timeout (60 s for 30 minutes).
     pub fn refresh_interval(&self) -> Duration {
         self.refresh_interval
     }
@@ -193,9 +196,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Sets the sliding-refresh throttle.
+    /// Sets the sliding-refresh throttle (default: a thirtieth of the idle timeout, so it
+    /// follows a shorter or longer idle timeout without being set).
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
-        self.config.refresh_interval = interval;
+        self.refresh_interval = Some(interval);
         self
     }
 
@@ -261,7 +265,8 @@ impl SessionConfigBuilder {
     /// [`Error::Config`], naming the setting and the fix, when timeouts are zero or
     /// inconsistent, or the cookie attributes are invalid or break their prefix's rules.
     pub fn build(self) -> Result<SessionConfig, Error> {
-        let config = self.config;
+        let mut config = self.config;
+        config.refresh_interval = self.refresh_interval.unwrap_or(config.idle_timeout / 30);
         let refuse = |message: String| Err(Error::Config(message));
         if config.idle_timeout.is_zero() {
             return refuse("idle_timeout must be greater than zero".into());
@@ -334,6 +339,33 @@ mod tests {
         ] {
             preset.build().unwrap();
         }
+    }
+
+    #[test]
+    fn the_refresh_interval_follows_the_idle_timeout_unless_set() {
+        let production = SessionConfig::production().build().unwrap();
+        assert_eq!(production.refresh_interval(), Duration::from_secs(60));
+        let strict = SessionConfig::high_security().build().unwrap();
+        assert_eq!(strict.refresh_interval(), Duration::from_secs(30));
+        let short = SessionConfig::development()
+            .idle_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a short idle timeout alone is a valid configuration");
+        assert!(short.refresh_interval() < Duration::from_secs(2));
+        let set = SessionConfig::production()
+            .refresh_interval(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        assert_eq!(
+            set.refresh_interval(),
+            Duration::from_secs(5),
+            "as set, whatever the order"
+        );
+        assert_eq!(
+            SessionConfig::testing().build().unwrap().refresh_interval(),
+            Duration::ZERO
+        );
     }
 
     #[test]

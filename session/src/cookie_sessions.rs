@@ -158,7 +158,7 @@ impl CookieSessions {
             duration_ms(self.config.absolute_timeout()),
         )
         .with_random_lineage()?;
-        Ok(Session::new(SessionId::generate()?, meta))
+        Ok(Session::new(SessionId::generate()?, meta, self.config.clock().clone()))
     }
 
     /// Opens a cookie value. Anything invalid, tampered, expired, sealed for another name or
@@ -204,6 +204,7 @@ impl CookieSessions {
             meta,
             Status::Stored,
             refresh_due,
+            self.config.clock().clone(),
         ))
     }
 

@@ -154,7 +154,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         let config = &self.shared.config;
         let meta = SessionMeta::new(self.now_ms(), self.idle_ms(), duration_ms(config.absolute_timeout()))
             .with_random_lineage()?;
-        Ok(Session::new(SessionId::generate()?, meta))
+        Ok(Session::new(SessionId::generate()?, meta, config.clock().clone()))
     }
 
     /// Loads the session a client presented, e.g. a cookie value. Text that is not a
@@ -210,7 +210,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             now.saturating_sub(record.meta.accessed_ms) >= duration_ms(self.shared.config.refresh_interval());
         let data = codec::decode::<T>(&record.fields);
         Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
-        let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due);
+        let clock = self.shared.config.clock().clone();
+        let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due, clock);
         *session.stored_size_mut() = RecordSize::of::<T>(&record.fields);
         Ok(Some(session))
     }

@@ -3,12 +3,13 @@
 use std::{
     fmt,
     ops::{Deref, DerefMut},
-    time::SystemTime,
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
 use crate::{
     Error,
-    clock::from_unix_ms,
+    clock::{Clock, from_unix_ms},
     codec::RecordSize,
     data::{DirtySet, FieldsOf, SessionData, Tracked},
     id::SessionId,
@@ -104,14 +105,23 @@ pub struct Session<T: SessionData> {
     in_store: bool,
     refresh_due: bool,
     stored_size: RecordSize,
+    /// The provider's clock, for the questions about expiry.
+    clock: Arc<dyn Clock>,
 }
 
 impl<T: SessionData> Session<T> {
-    pub(crate) fn new(id: SessionId, meta: SessionMeta) -> Self {
-        Self::from_parts(id, T::initial(), meta, Status::New, false)
+    pub(crate) fn new(id: SessionId, meta: SessionMeta, clock: Arc<dyn Clock>) -> Self {
+        Self::from_parts(id, T::initial(), meta, Status::New, false, clock)
     }
 
-    pub(crate) fn from_parts(id: SessionId, data: T, meta: SessionMeta, status: Status, refresh_due: bool) -> Self {
+    pub(crate) fn from_parts(
+        id: SessionId,
+        data: T,
+        meta: SessionMeta,
+        status: Status,
+        refresh_due: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let in_store = status == Status::Stored;
         Self {
             id,
@@ -122,6 +132,7 @@ impl<T: SessionData> Session<T> {
             in_store,
             refresh_due,
             stored_size: RecordSize::default(),
+            clock,
         }
     }
 
@@ -202,6 +213,24 @@ impl<T: SessionData> Session<T> {
     /// Whether any stored field changed.
     pub fn is_dirty(&self) -> bool {
         !self.dirty_set().is_empty()
+    }
+
+    /// Whether the session has expired by now (its idle or absolute deadline passed while
+    /// this handle was held; a save would then fail with [`Error::Gone`]).
+    pub fn is_expired(&self) -> bool {
+        self.meta.is_expired(self.clock.now_ms())
+    }
+
+    /// How long until the session expires unless it is used (zero once expired). A save
+    /// slides the idle deadline; the absolute deadline never moves.
+    pub fn time_until_expiry(&self) -> Duration {
+        Duration::from_millis(self.meta.expires_ms().saturating_sub(self.clock.now_ms()))
+    }
+
+    /// Asks the next save to slide the idle deadline even if nothing changed and the
+    /// refresh interval has not passed (say, after a long-running request).
+    pub fn touch(&mut self) {
+        self.refresh_due = true;
     }
 
     /// Whether the sliding idle deadline is due to be refreshed.
