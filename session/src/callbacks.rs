@@ -78,6 +78,14 @@ impl Callbacks {
         self
     }
 
+    /// Reports a refused session: the `rejected` callback, and a rate-limited warning.
+    pub(crate) fn rejected(&self, rejection: Rejection) {
+        if let Some(hook) = &self.rejected {
+            hook(rejection);
+        }
+        crate::rejection::warn(rejection);
+    }
+
     pub(crate) fn id_hook(hook: Option<&IdHook>, id: &SessionId) {
         if let Some(hook) = hook {
             hook(id);

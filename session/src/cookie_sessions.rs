@@ -8,7 +8,7 @@ use crate::{
     codec,
     crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
     data::DirtySet,
-    rejection::{self, Rejection},
+    rejection::Rejection,
     session::{SessionMeta, Status},
     set_cookie,
 };
@@ -173,7 +173,7 @@ impl CookieSessions {
             Ok(opened) => opened,
             Err(OpenFailure::Expired) => return None,
             Err(OpenFailure::Invalid) => {
-                rejection::report(&self.callbacks, Rejection::Tampered);
+                self.callbacks.rejected(Rejection::Tampered);
                 return None;
             }
         };
@@ -192,7 +192,7 @@ impl CookieSessions {
             return None;
         }
         if !self.binding.matches(payload.binding, client) {
-            rejection::report(&self.callbacks, Rejection::ClientMismatch);
+            self.callbacks.rejected(Rejection::ClientMismatch);
             return None;
         }
         let refresh_due = opened.sealed_with_old_key

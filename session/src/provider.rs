@@ -10,7 +10,7 @@ use crate::{
     config::SessionConfig,
     data::{DirtySet, SessionData},
     id::{SessionId, StoreKey},
-    rejection::{self, Rejection},
+    rejection::Rejection,
     session::{Session, SessionMeta, Status},
     store::{QueryStore, Record, Rename, SessionStore},
 };
@@ -168,7 +168,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         match SessionId::parse(token) {
             Some(id) => self.try_get(&id).await,
             None => {
-                rejection::report(&self.shared.callbacks, Rejection::MalformedId);
+                self.shared.callbacks.rejected(Rejection::MalformedId);
                 Ok(None)
             }
         }

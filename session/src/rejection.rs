@@ -1,14 +1,11 @@
 //! Presented sessions refused for a reason worth an operator's attention: a forged or
 //! tampered cookie, or a session presented by another client. The request still gets a
-//! fresh session; this is only the report, through [`Callbacks::on_rejected`] and a
-//! rate-limited warning.
+//! fresh session; this is only the report, through
+//! [`Callbacks::on_rejected`](crate::Callbacks::on_rejected) and a rate-limited warning.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::{
-    Callbacks,
-    clock::{Clock as _, SystemClock},
-};
+use crate::clock::{Clock as _, SystemClock};
 
 /// Why a presented session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,12 +40,9 @@ const WARN_EVERY_MS: u64 = 10_000;
 static LAST_WARNED_MS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static SUPPRESSED: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 
-/// Calls the `rejected` callback, and logs a warning unless one of this kind was logged
-/// within the last ten seconds (it then counts the ones it left out).
-pub(crate) fn report(callbacks: &Callbacks, rejection: Rejection) {
-    if let Some(hook) = &callbacks.rejected {
-        hook(rejection);
-    }
+/// Logs a warning unless one of this kind was logged within the last ten seconds (it
+/// then counts the ones it left out).
+pub(crate) fn warn(rejection: Rejection) {
     let kind = rejection.index();
     let now = SystemClock.now_ms();
     let last = LAST_WARNED_MS[kind].load(Relaxed);
