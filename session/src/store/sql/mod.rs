@@ -3,14 +3,19 @@
 //! [`MySqlStore`](crate::MySqlStore) (feature `mysql`, MySQL 8 or MariaDB 10.5+), on
 //! sqlx. What they share is here, one job per file:
 //!
+//! - `dialect.rs`: what differs between the databases, as the `Dialect` trait: the
+//!   statements (and the order of their arguments), the schema, how to migrate;
+//! - `store.rs`: every store operation, written once over a `Dialect` (`SqlStore<D>`), and
+//!   the `sql_store!` macro that gives each public store its shared methods and traits;
 //! - `table.rs`: table names, validated and quoted;
 //! - `call.rs`: the call loop (timeout with pool acquire included, circuit breaker, retry
 //!   of idempotent calls) and the mapping of sqlx's errors;
 //! - `row.rs`: a [`Record`] as columns, and a row back as a record;
 //! - `expiry.rs`: the background task that deletes expired rows;
 //!
-//! and each backend's statements are in its own file (`postgres.rs`, `sqlite.rs`,
-//! `mysql.rs`).
+//! and each backend's file (`postgres.rs`, `sqlite.rs`, `mysql.rs`) holds only what is its
+//! own: its `Dialect` (statements, schema), its public store, builder and docs, and how it
+//! opens its pool.
 //!
 //! # Layout
 //!
@@ -60,6 +65,7 @@
 //! of a few hundred bytes per write, inside the database.
 
 mod call;
+mod dialect;
 mod expiry;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
@@ -68,6 +74,7 @@ pub(crate) mod postgres;
 mod row;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+mod store;
 mod table;
 
 use std::{sync::Arc, time::Duration};
@@ -122,6 +129,17 @@ impl std::fmt::Debug for Options {
             .field("encrypted", &self.encryption.is_some())
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// A builder's `Debug`: whether the store opens a pool of its own, and the options;
+    /// never a URL, which may hold a password.
+    fn debug_builder(&self, f: &mut std::fmt::Formatter<'_>, builder: &str, own_pool: bool) -> std::fmt::Result {
+        f.debug_struct(builder)
+            .field("own_pool", &own_pool)
+            .field("options", self)
+            .finish()
     }
 }
 

@@ -1,60 +1,62 @@
-//! The MySQL and MariaDB store: its statements, in one place, and the store operations
-//! that run them.
+//! The MySQL and MariaDB store: its statements and schema (its [`Dialect`]), the public
+//! store and its builder. The store operations are in `store.rs`, shared with the other
+//! databases.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use sqlx::{
-    MySqlPool, Row as _,
-    mysql::{MySqlConnectOptions, MySqlPoolOptions},
-};
+use sqlx::{MySqlPool, mysql::MySqlQueryResult};
 
 use super::{
-    DELETE_BATCH, ExpiryTask, Options, Source, builder_options,
-    call::{Core, db_ms, decode_error, unexpected},
-    cursor_bound,
-    expiry::EXPIRY_BATCH,
-    is_unique_violation, next_cursor,
-    row::Columns,
-    store_key,
+    Options, Source, builder_options,
+    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    store::{SqlStore, sql_store},
     table::{Quote, Table},
 };
-use crate::{
-    Error,
-    id::StoreKey,
-    resilience::BreakerState,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
-};
+#[cfg(doc)]
+use crate::store::Rename;
+use crate::{Error, id::StoreKey};
 
-/// Every statement of the store, for one table. MySQL's placeholders are positional: the
-/// binds follow each statement's `?`s in order.
-struct Statements {
-    load: String,
-    insert: String,
-    replace_dead: String,
-    update: String,
-    touch: String,
-    rename: String,
-    remove_dead: String,
-    delete: String,
-    scan: String,
-    count: String,
-    delete_many: String,
-    clear_live: String,
-    clear_dead: String,
-    delete_expired: String,
-}
+/// MySQL's statements and schema.
+pub(crate) struct MySqlDialect;
 
-impl Statements {
-    fn new(table: &Table) -> Self {
+impl Dialect for MySqlDialect {
+    type Db = sqlx::MySql;
+    const BACKEND: &'static str = "mysql";
+    const NAME: &'static str = "MySQL";
+    const QUOTE: Quote = Quote::Backtick;
+    // MySQL commits each DDL statement on its own: a transaction would not hold them.
+    const MIGRATION: Migration = Migration::OneByOne;
+
+    /// The table with its expiry index, idempotent (MySQL has no `CREATE INDEX IF NOT
+    /// EXISTS`, so the index is declared with the table).
+    fn schema(table: &Table) -> Vec<String> {
+        let (t, index) = (table.quoted(), table.index());
+        vec![format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n    \
+             id         BINARY(32) NOT NULL PRIMARY KEY,\n    \
+             expires_at BIGINT     NOT NULL,\n    \
+             meta       BLOB       NOT NULL,\n    \
+             fields     JSON       NOT NULL,\n    \
+             INDEX {index} (expires_at)\n) ENGINE = InnoDB"
+        )]
+    }
+
+    /// MySQL's placeholders are positional: the arguments follow each statement's `?`s in
+    /// order.
+    fn statements(table: &Table) -> Statements {
         let t = table.quoted();
         // In an UPDATE, MySQL applies the assignments left to right, each seeing the ones
         // before: `expires_at` is always assigned last, after everything that reads it.
-        Self {
+        Statements {
             load: format!("SELECT meta, CAST(fields AS CHAR) FROM {t} WHERE id = ? AND expires_at > ?"),
-            insert: format!("INSERT INTO {t} (id, expires_at, meta, fields) VALUES (?, ?, ?, ?)"),
-            replace_dead: format!(
-                "UPDATE {t} SET meta = ?, fields = ?, expires_at = ? WHERE id = ? AND expires_at <= ?"
-            ),
+            // One `INSERT … ON DUPLICATE KEY UPDATE` cannot tell "inserted" from "kept"
+            // through sqlx, which counts found rows.
+            create: Create::InsertOrReplaceDead {
+                insert: format!("INSERT INTO {t} (id, expires_at, meta, fields) VALUES (?, ?, ?, ?)"),
+                replace_dead: format!(
+                    "UPDATE {t} SET meta = ?, fields = ?, expires_at = ? WHERE id = ? AND expires_at <= ?"
+                ),
+            },
             update: format!(
                 "UPDATE {t} SET meta = ?, fields = JSON_MERGE_PATCH(fields, ?), expires_at = ? \
                  WHERE id = ? AND expires_at > ?"
@@ -80,32 +82,14 @@ impl Statements {
             delete_expired: format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"),
         }
     }
-}
 
-/// `DELETE … WHERE id IN (?, …)` for `n` keys.
-fn delete_many(prefix: &str, n: usize) -> String {
-    let mut sql = String::with_capacity(prefix.len() + 3 * n + 2);
-    sql.push_str(prefix);
-    sql.push('(');
-    for i in 0..n {
-        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    fn rows_affected(done: &MySqlQueryResult) -> u64 {
+        done.rows_affected()
     }
-    sql.push(')');
-    sql
-}
 
-/// The schema: the table with its expiry index, idempotent (MySQL has no `CREATE INDEX IF
-/// NOT EXISTS`, so the index is declared with the table).
-fn schema(table: &Table) -> [String; 1] {
-    let (t, index) = (table.quoted(), table.index());
-    [format!(
-        "CREATE TABLE IF NOT EXISTS {t} (\n    \
-         id         BINARY(32) NOT NULL PRIMARY KEY,\n    \
-         expires_at BIGINT     NOT NULL,\n    \
-         meta       BLOB       NOT NULL,\n    \
-         fields     JSON       NOT NULL,\n    \
-         INDEX {index} (expires_at)\n) ENGINE = InnoDB"
-    )]
+    fn bind_keys<'q>(query: BoundQuery<'q, sqlx::MySql>, keys: &'q [StoreKey]) -> BoundQuery<'q, sqlx::MySql> {
+        keys.iter().fold(query, |query, key| query.bind(&key.as_bytes()[..]))
+    }
 }
 
 /// A session store in MySQL 8 or MariaDB 10.5+ (feature `mysql`): one row per session, one
@@ -212,21 +196,9 @@ fn schema(table: &Table) -> [String; 1] {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct MySqlStore {
-    inner: Arc<Inner>,
-}
+pub struct MySqlStore(Arc<SqlStore<MySqlDialect>>);
 
-struct Inner {
-    pool: MySqlPool,
-    core: Core,
-    sql: Statements,
-}
-
-impl fmt::Debug for MySqlStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MySqlStore").field(&self.inner.core).finish()
-    }
-}
+sql_store!(MySqlStore, MySqlPool);
 
 /// Configures a [`MySqlStore`]; see [`MySqlStore::builder`].
 #[must_use = "call .build().await to get a MySqlStore"]
@@ -235,13 +207,10 @@ pub struct MySqlStoreBuilder {
     options: Options,
 }
 
-impl fmt::Debug for MySqlStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL is left out: it may hold a password.
-        f.debug_struct("MySqlStoreBuilder")
-            .field("own_pool", &matches!(self.source, Source::Url(_)))
-            .field("options", &self.options)
-            .finish()
+impl std::fmt::Debug for MySqlStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let own_pool = matches!(self.source, Source::Url(_));
+        self.options.debug_builder(f, "MySqlStoreBuilder", own_pool)
     }
 }
 
@@ -284,7 +253,7 @@ impl MySqlStore {
     /// assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS `app`.`sessions`"));
     /// ```
     pub fn schema(table: &str) -> Result<String, Error> {
-        Ok(schema(&Table::parse(table, Quote::Backtick)?).join(";\n") + ";\n")
+        SqlStore::<MySqlDialect>::schema(table)
     }
 
     /// Creates the table (with its index) if it does not exist; safe to run on every start.
@@ -293,67 +262,7 @@ impl MySqlStore {
     ///
     /// As any call; [`Error::Store`] when the server refuses (e.g. no `CREATE` right).
     pub async fn migrate(&self) -> Result<(), Error> {
-        let inner = &self.inner;
-        let statements = schema(&inner.core.table);
-        inner
-            .core
-            .call("migrate", true, || async {
-                for statement in &statements {
-                    sqlx::query(statement).execute(&inner.pool).await?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// The pool the store uses.
-    pub fn pool(&self) -> &MySqlPool {
-        &self.inner.pool
-    }
-
-    /// The circuit breaker's state, e.g. for a health check.
-    pub fn breaker_state(&self) -> BreakerState {
-        self.inner.core.breaker.state()
-    }
-
-    /// Deletes the expired rows now, in statements of at most 1000 rows; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// As any call; rows deleted before a failure stay deleted.
-    pub async fn delete_expired(&self) -> Result<u64, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        loop {
-            let now = inner.core.now();
-            let batch = inner
-                .core
-                .call("delete_expired", true, || async {
-                    let done = sqlx::query(&inner.sql.delete_expired)
-                        .bind(now)
-                        .bind(EXPIRY_BATCH)
-                        .execute(&inner.pool)
-                        .await?;
-                    Ok(done.rows_affected())
-                })
-                .await?;
-            deleted += batch;
-            if batch < EXPIRY_BATCH.unsigned_abs() {
-                return Ok(deleted);
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// Starts a task that calls [`delete_expired`](Self::delete_expired) every `every`
-    /// (the first time after one interval), until the handle is stopped or dropped.
-    /// Failures are logged and tried again at the next interval.
-    pub fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask {
-        let store = self.clone();
-        ExpiryTask::spawn("mysql", every, move || {
-            let store = store.clone();
-            async move { store.delete_expired().await }
-        })
+        self.0.migrate().await
     }
 }
 
@@ -377,265 +286,6 @@ impl MySqlStoreBuilder {
     /// [`Error::Timeout`] or [`Error::Unavailable`] when the server cannot be reached;
     /// [`Error::Store`] when it refuses the connection (e.g. a wrong password).
     pub async fn build(self) -> Result<MySqlStore, Error> {
-        let max_connections = self.options.max_connections.max(1);
-        let core = self.options.core("mysql", Quote::Backtick)?;
-        let pool = match self.source {
-            Source::Pool(pool) => pool,
-            Source::Url(url) => {
-                let options: MySqlConnectOptions = url
-                    .parse()
-                    .map_err(|error| Error::Config(format!("invalid MySQL URL: {error}")))?;
-                let pool = MySqlPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(core.timeout)
-                    .connect_lazy_with(options);
-                core.call("connect", true, || async { pool.acquire().await.map(drop) })
-                    .await?;
-                pool
-            }
-        };
-        let sql = Statements::new(&core.table);
-        Ok(MySqlStore {
-            inner: Arc::new(Inner { pool, core, sql }),
-        })
-    }
-}
-
-impl Inner {
-    /// The rename statement; `Ok(None)` when a row holds the target key.
-    async fn try_rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        columns: &Columns,
-        now: i64,
-    ) -> Result<Option<Rename>, sqlx::Error> {
-        let moved = sqlx::query(&self.sql.rename)
-            .bind(&to.as_bytes()[..])
-            .bind(&columns.meta)
-            .bind(&columns.fields)
-            .bind(columns.expires_at)
-            .bind(&from.as_bytes()[..])
-            .bind(now)
-            .execute(&self.pool)
-            .await;
-        match moved {
-            Ok(done) if done.rows_affected() == 1 => Ok(Some(Rename::Renamed)),
-            Ok(_) => Ok(Some(Rename::SourceMissing)),
-            Err(error) if is_unique_violation(&error) => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-}
-
-impl SessionStore for MySqlStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let row = inner
-            .core
-            .call("load", true, || async {
-                sqlx::query(&inner.sql.load)
-                    .bind(&key.as_bytes()[..])
-                    .bind(db_ms(now_ms))
-                    .fetch_optional(&inner.pool)
-                    .await
-            })
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let meta: &[u8] = row.try_get(0).map_err(decode_error)?;
-        let fields: &str = row.try_get(1).map_err(decode_error)?;
-        Ok(inner.core.record(key, meta, fields, now_ms))
-    }
-
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, record)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("create", false, || async {
-                let inserted = sqlx::query(&inner.sql.insert)
-                    .bind(&key.as_bytes()[..])
-                    .bind(columns.expires_at)
-                    .bind(&columns.meta)
-                    .bind(&columns.fields)
-                    .execute(&inner.pool)
-                    .await;
-                match inserted {
-                    Ok(_) => return Ok(true),
-                    Err(error) if is_unique_violation(&error) => {}
-                    Err(error) => return Err(error),
-                }
-                // The key is taken: replace the row only if it is expired.
-                let replaced = sqlx::query(&inner.sql.replace_dead)
-                    .bind(&columns.meta)
-                    .bind(&columns.fields)
-                    .bind(columns.expires_at)
-                    .bind(&key.as_bytes()[..])
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(replaced.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("update", false, || async {
-                let query = if columns.has_fields() {
-                    sqlx::query(&inner.sql.update).bind(&columns.meta).bind(&columns.fields)
-                } else {
-                    sqlx::query(&inner.sql.touch).bind(&columns.meta)
-                };
-                let done = query
-                    .bind(columns.expires_at)
-                    .bind(&key.as_bytes()[..])
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(to, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("regenerate", false, || async {
-                if let Some(outcome) = inner.try_rename(from, to, &columns, now).await? {
-                    return Ok(outcome);
-                }
-                // A row holds the new key: make room if it is expired, else keep it.
-                let removed = sqlx::query(&inner.sql.remove_dead)
-                    .bind(&to.as_bytes()[..])
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                if removed.rows_affected() == 0 {
-                    return Ok(Rename::TargetExists);
-                }
-                Ok(inner
-                    .try_rename(from, to, &columns, now)
-                    .await?
-                    .unwrap_or(Rename::TargetExists))
-            })
-            .await
-    }
-
-    async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
-        let inner = &self.inner;
-        inner
-            .core
-            .call("delete", true, || async {
-                let done = sqlx::query(&inner.sql.delete)
-                    .bind(&key.as_bytes()[..])
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            })
-            .await
-    }
-}
-
-impl QueryStore for MySqlStore {
-    async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let rows = inner
-            .core
-            .call("scan", true, || async {
-                let (bound, now) = (cursor_bound(cursor), db_ms(now_ms));
-                sqlx::query(&inner.sql.scan)
-                    .bind(&bound[..])
-                    .bind(now)
-                    .bind(&bound[..])
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&inner.pool)
-                    .await
-            })
-            .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for row in &rows {
-            let id: &[u8] = row.try_get(0).map_err(decode_error)?;
-            let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
-            let fields: &str = row.try_get(2).map_err(decode_error)?;
-            last = Some(id);
-            let Some(key) = store_key(id) else {
-                return Err(unexpected("a session row's id is not a 32-byte digest"));
-            };
-            if let Some(record) = inner.core.record(&key, meta, fields, now_ms) {
-                records.push((key, record));
-            }
-        }
-        Ok(ScanPage {
-            records,
-            next: next_cursor(last, rows.len(), batch),
-        })
-    }
-
-    async fn count(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let count: i64 = inner
-            .core
-            .call("count", true, || async {
-                sqlx::query_scalar(&inner.sql.count)
-                    .bind(now)
-                    .fetch_one(&inner.pool)
-                    .await
-            })
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
-    }
-
-    async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        for chunk in keys.chunks(DELETE_BATCH) {
-            let sql = delete_many(&inner.sql.delete_many, chunk.len());
-            deleted += inner
-                .core
-                .call("delete_many", true, || async {
-                    let mut query = sqlx::query(&sql);
-                    for key in chunk {
-                        query = query.bind(&key.as_bytes()[..]);
-                    }
-                    Ok(query.execute(&inner.pool).await?.rows_affected())
-                })
-                .await?;
-        }
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-
-    async fn clear(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let live = inner
-            .core
-            .call("clear", false, || async {
-                let live = sqlx::query(&inner.sql.clear_live)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                sqlx::query(&inner.sql.clear_dead)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(live.rows_affected())
-            })
-            .await?;
-        Ok(usize::try_from(live).unwrap_or(usize::MAX))
+        Ok(MySqlStore(Arc::new(SqlStore::open(self.source, self.options).await?)))
     }
 }

@@ -1,72 +1,71 @@
-//! The PostgreSQL store: its statements, in one place, and the store operations that run
-//! them.
+//! The PostgreSQL store: its statements and schema (its [`Dialect`]), the public store and
+//! its builder. The store operations are in `store.rs`, shared with the other databases.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc};
 
-use sqlx::{
-    PgPool, Row as _,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{PgPool, postgres::PgQueryResult};
 
 use super::{
-    DELETE_BATCH, ExpiryTask, Options, Source, builder_options,
-    call::{Core, db_ms, decode_error, unexpected},
-    cursor_bound,
-    expiry::EXPIRY_BATCH,
-    is_unique_violation, next_cursor,
-    row::Columns,
-    store_key,
+    Options, Source, builder_options,
+    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    store::{SqlStore, sql_store},
     table::{Quote, Table},
 };
-use crate::{
-    Error,
-    id::StoreKey,
-    resilience::BreakerState,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
-};
+#[cfg(doc)]
+use crate::store::Rename;
+use crate::{Error, id::StoreKey};
 
-/// Every statement of the store, for one table.
-struct Statements {
-    load: String,
-    create: String,
-    update: String,
-    touch: String,
-    rename: String,
-    remove_dead: String,
-    delete: String,
-    scan: String,
-    count: String,
-    delete_many: String,
-    clear_live: String,
-    clear_dead: String,
-    delete_expired: String,
-}
+/// PostgreSQL's statements and schema.
+pub(crate) struct PgDialect;
 
-impl Statements {
-    fn new(table: &Table) -> Self {
+impl Dialect for PgDialect {
+    type Db = sqlx::Postgres;
+    const BACKEND: &'static str = "postgres";
+    const NAME: &'static str = "PostgreSQL";
+    const QUOTE: Quote = Quote::Double;
+    // Concurrent migrations take turns on an advisory lock.
+    const MIGRATION: Migration = Migration::Transaction {
+        lock: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    };
+
+    fn schema(table: &Table) -> Vec<String> {
+        let (t, index) = (table.quoted(), table.index());
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\n    \
+                 id         BYTEA  PRIMARY KEY,\n    \
+                 expires_at BIGINT NOT NULL,\n    \
+                 meta       BYTEA  NOT NULL,\n    \
+                 fields     JSONB  NOT NULL\n)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+        ]
+    }
+
+    fn statements(table: &Table) -> Statements {
         let t = table.quoted();
-        Self {
+        Statements {
             load: format!("SELECT meta, fields::text FROM {t} WHERE id = $1 AND expires_at > $2"),
-            create: format!(
+            create: Create::Upsert(format!(
                 "INSERT INTO {t} AS s (id, expires_at, meta, fields) VALUES ($1, $2, $3, $4::jsonb) \
                  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, meta = excluded.meta, \
                  fields = excluded.fields WHERE s.expires_at <= $5"
-            ),
+            )),
             update: format!(
-                "UPDATE {t} SET expires_at = $2, meta = $3, fields = fields || $4::jsonb \
-                 WHERE id = $1 AND expires_at > $5"
+                "UPDATE {t} SET meta = $1, fields = fields || $2::jsonb, expires_at = $3 \
+                 WHERE id = $4 AND expires_at > $5"
             ),
-            touch: format!("UPDATE {t} SET expires_at = $2, meta = $3 WHERE id = $1 AND expires_at > $4"),
+            touch: format!("UPDATE {t} SET meta = $1, expires_at = $2 WHERE id = $3 AND expires_at > $4"),
             rename: format!(
-                "UPDATE {t} SET id = $2, expires_at = $3, meta = $4, fields = fields || $5::jsonb \
-                 WHERE id = $1 AND expires_at > $6"
+                "UPDATE {t} SET id = $1, meta = $2, fields = fields || $3::jsonb, expires_at = $4 \
+                 WHERE id = $5 AND expires_at > $6"
             ),
             remove_dead: format!("DELETE FROM {t} WHERE id = $1 AND expires_at <= $2"),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
             scan: format!(
                 "SELECT id, meta, fields::text FROM {t} WHERE id >= $1 AND expires_at > $2 \
                  AND substring(id FROM 1 FOR 8) <= (SELECT substring(id FROM 1 FOR 8) FROM \
-                 (SELECT id FROM {t} WHERE id >= $1 AND expires_at > $2 ORDER BY id LIMIT $3) AS page \
+                 (SELECT id FROM {t} WHERE id >= $3 AND expires_at > $4 ORDER BY id LIMIT $5) AS page \
                  ORDER BY id DESC LIMIT 1) \
                  ORDER BY id"
             ),
@@ -83,21 +82,19 @@ impl Statements {
             ),
         }
     }
-}
 
-/// The schema, as statements: the table and its expiry index, both idempotent.
-fn schema(table: &Table) -> [String; 2] {
-    let (t, index) = (table.quoted(), table.index());
-    [
-        format!(
-            "CREATE TABLE IF NOT EXISTS {t} (\n    \
-             id         BYTEA  PRIMARY KEY,\n    \
-             expires_at BIGINT NOT NULL,\n    \
-             meta       BYTEA  NOT NULL,\n    \
-             fields     JSONB  NOT NULL\n)"
-        ),
-        format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
-    ]
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// One statement for any number of keys: they are bound as one array.
+    fn delete_many(statement: &str, _keys: usize) -> Cow<'_, str> {
+        Cow::Borrowed(statement)
+    }
+
+    fn bind_keys<'q>(query: BoundQuery<'q, sqlx::Postgres>, keys: &'q [StoreKey]) -> BoundQuery<'q, sqlx::Postgres> {
+        query.bind(keys.iter().map(|key| &key.as_bytes()[..]).collect::<Vec<_>>())
+    }
 }
 
 /// A session store in PostgreSQL (feature `postgres`): one row per session, one statement
@@ -211,21 +208,9 @@ fn schema(table: &Table) -> [String; 2] {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct PostgresStore {
-    inner: Arc<Inner>,
-}
+pub struct PostgresStore(Arc<SqlStore<PgDialect>>);
 
-struct Inner {
-    pool: PgPool,
-    core: Core,
-    sql: Statements,
-}
-
-impl fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PostgresStore").field(&self.inner.core).finish()
-    }
-}
+sql_store!(PostgresStore, PgPool);
 
 /// Configures a [`PostgresStore`]; see [`PostgresStore::builder`].
 #[must_use = "call .build().await to get a PostgresStore"]
@@ -234,13 +219,10 @@ pub struct PostgresStoreBuilder {
     options: Options,
 }
 
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL is left out: it may hold a password.
-        f.debug_struct("PostgresStoreBuilder")
-            .field("own_pool", &matches!(self.source, Source::Url(_)))
-            .field("options", &self.options)
-            .finish()
+impl std::fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let own_pool = matches!(self.source, Source::Url(_));
+        self.options.debug_builder(f, "PostgresStoreBuilder", own_pool)
     }
 }
 
@@ -283,7 +265,7 @@ impl PostgresStore {
     /// assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS \"sessions\""));
     /// ```
     pub fn schema(table: &str) -> Result<String, Error> {
-        Ok(schema(&Table::parse(table, Quote::Double)?).join(";\n") + ";\n")
+        SqlStore::<PgDialect>::schema(table)
     }
 
     /// Creates the table and its index if they do not exist; safe to run on every start,
@@ -293,73 +275,7 @@ impl PostgresStore {
     ///
     /// As any call; [`Error::Store`] when the database refuses (e.g. no `CREATE` right).
     pub async fn migrate(&self) -> Result<(), Error> {
-        let inner = &self.inner;
-        let statements = schema(&inner.core.table);
-        let name = inner.core.table.display();
-        inner
-            .core
-            .call("migrate", true, || async {
-                let mut transaction = inner.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(format!("session-store:{name}"))
-                    .execute(&mut *transaction)
-                    .await?;
-                for statement in &statements {
-                    sqlx::query(statement).execute(&mut *transaction).await?;
-                }
-                transaction.commit().await
-            })
-            .await
-    }
-
-    /// The pool the store uses.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
-    }
-
-    /// The circuit breaker's state, e.g. for a health check.
-    pub fn breaker_state(&self) -> BreakerState {
-        self.inner.core.breaker.state()
-    }
-
-    /// Deletes the expired rows now, in statements of at most 1000 rows; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// As any call; rows deleted before a failure stay deleted.
-    pub async fn delete_expired(&self) -> Result<u64, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        loop {
-            let now = inner.core.now();
-            let batch = inner
-                .core
-                .call("delete_expired", true, || async {
-                    let done = sqlx::query(&inner.sql.delete_expired)
-                        .bind(now)
-                        .bind(EXPIRY_BATCH)
-                        .execute(&inner.pool)
-                        .await?;
-                    Ok(done.rows_affected())
-                })
-                .await?;
-            deleted += batch;
-            if batch < EXPIRY_BATCH.unsigned_abs() {
-                return Ok(deleted);
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// Starts a task that calls [`delete_expired`](Self::delete_expired) every `every`
-    /// (the first time after one interval), until the handle is stopped or dropped.
-    /// Failures are logged and tried again at the next interval.
-    pub fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask {
-        let store = self.clone();
-        ExpiryTask::spawn("postgres", every, move || {
-            let store = store.clone();
-            async move { store.delete_expired().await }
-        })
+        self.0.migrate().await
     }
 }
 
@@ -383,251 +299,8 @@ impl PostgresStoreBuilder {
     /// [`Error::Timeout`] or [`Error::Unavailable`] when the server cannot be reached;
     /// [`Error::Store`] when it refuses the connection (e.g. a wrong password).
     pub async fn build(self) -> Result<PostgresStore, Error> {
-        let max_connections = self.options.max_connections.max(1);
-        let core = self.options.core("postgres", Quote::Double)?;
-        let pool = match self.source {
-            Source::Pool(pool) => pool,
-            Source::Url(url) => {
-                let options: PgConnectOptions = url
-                    .parse()
-                    .map_err(|error| Error::Config(format!("invalid PostgreSQL URL: {error}")))?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(core.timeout)
-                    .connect_lazy_with(options);
-                core.call("connect", true, || async { pool.acquire().await.map(drop) })
-                    .await?;
-                pool
-            }
-        };
-        let sql = Statements::new(&core.table);
-        Ok(PostgresStore {
-            inner: Arc::new(Inner { pool, core, sql }),
-        })
-    }
-}
-
-impl Inner {
-    /// The rename statement; `Ok(None)` when a row holds the target key.
-    async fn try_rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        columns: &Columns,
-        now: i64,
-    ) -> Result<Option<Rename>, sqlx::Error> {
-        let moved = sqlx::query(&self.sql.rename)
-            .bind(&from.as_bytes()[..])
-            .bind(&to.as_bytes()[..])
-            .bind(columns.expires_at)
-            .bind(&columns.meta)
-            .bind(&columns.fields)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
-        match moved {
-            Ok(done) if done.rows_affected() == 1 => Ok(Some(Rename::Renamed)),
-            Ok(_) => Ok(Some(Rename::SourceMissing)),
-            Err(error) if is_unique_violation(&error) => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-}
-
-impl SessionStore for PostgresStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let row = inner
-            .core
-            .call("load", true, || async {
-                sqlx::query(&inner.sql.load)
-                    .bind(&key.as_bytes()[..])
-                    .bind(db_ms(now_ms))
-                    .fetch_optional(&inner.pool)
-                    .await
-            })
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let meta: &[u8] = row.try_get(0).map_err(decode_error)?;
-        let fields: &str = row.try_get(1).map_err(decode_error)?;
-        Ok(inner.core.record(key, meta, fields, now_ms))
-    }
-
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, record)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("create", false, || async {
-                let done = sqlx::query(&inner.sql.create)
-                    .bind(&key.as_bytes()[..])
-                    .bind(columns.expires_at)
-                    .bind(&columns.meta)
-                    .bind(&columns.fields)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("update", false, || async {
-                let query = if columns.has_fields() {
-                    sqlx::query(&inner.sql.update)
-                        .bind(&key.as_bytes()[..])
-                        .bind(columns.expires_at)
-                        .bind(&columns.meta)
-                        .bind(&columns.fields)
-                } else {
-                    sqlx::query(&inner.sql.touch)
-                        .bind(&key.as_bytes()[..])
-                        .bind(columns.expires_at)
-                        .bind(&columns.meta)
-                };
-                let done = query.bind(now).execute(&inner.pool).await?;
-                Ok(done.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(to, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("regenerate", false, || async {
-                if let Some(outcome) = inner.try_rename(from, to, &columns, now).await? {
-                    return Ok(outcome);
-                }
-                // A row holds the new key: make room if it is expired, else keep it.
-                let removed = sqlx::query(&inner.sql.remove_dead)
-                    .bind(&to.as_bytes()[..])
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                if removed.rows_affected() == 0 {
-                    return Ok(Rename::TargetExists);
-                }
-                Ok(inner
-                    .try_rename(from, to, &columns, now)
-                    .await?
-                    .unwrap_or(Rename::TargetExists))
-            })
-            .await
-    }
-
-    async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
-        let inner = &self.inner;
-        inner
-            .core
-            .call("delete", true, || async {
-                let done = sqlx::query(&inner.sql.delete)
-                    .bind(&key.as_bytes()[..])
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            })
-            .await
-    }
-}
-
-impl QueryStore for PostgresStore {
-    async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let rows = inner
-            .core
-            .call("scan", true, || async {
-                sqlx::query(&inner.sql.scan)
-                    .bind(&cursor_bound(cursor)[..])
-                    .bind(db_ms(now_ms))
-                    .bind(limit)
-                    .fetch_all(&inner.pool)
-                    .await
-            })
-            .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for row in &rows {
-            let id: &[u8] = row.try_get(0).map_err(decode_error)?;
-            let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
-            let fields: &str = row.try_get(2).map_err(decode_error)?;
-            last = Some(id);
-            let Some(key) = store_key(id) else {
-                return Err(unexpected("a session row's id is not a 32-byte digest"));
-            };
-            if let Some(record) = inner.core.record(&key, meta, fields, now_ms) {
-                records.push((key, record));
-            }
-        }
-        Ok(ScanPage {
-            records,
-            next: next_cursor(last, rows.len(), batch),
-        })
-    }
-
-    async fn count(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let count: i64 = inner
-            .core
-            .call("count", true, || async {
-                sqlx::query_scalar(&inner.sql.count)
-                    .bind(now)
-                    .fetch_one(&inner.pool)
-                    .await
-            })
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
-    }
-
-    async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        for chunk in keys.chunks(DELETE_BATCH) {
-            let ids: Vec<&[u8]> = chunk.iter().map(|key| &key.as_bytes()[..]).collect();
-            deleted += inner
-                .core
-                .call("delete_many", true, || async {
-                    let done = sqlx::query(&inner.sql.delete_many)
-                        .bind(&ids)
-                        .execute(&inner.pool)
-                        .await?;
-                    Ok(done.rows_affected())
-                })
-                .await?;
-        }
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-
-    async fn clear(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let live = inner
-            .core
-            .call("clear", false, || async {
-                let live = sqlx::query(&inner.sql.clear_live)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                sqlx::query(&inner.sql.clear_dead)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(live.rows_affected())
-            })
-            .await?;
-        Ok(usize::try_from(live).unwrap_or(usize::MAX))
+        Ok(PostgresStore(Arc::new(
+            SqlStore::open(self.source, self.options).await?,
+        )))
     }
 }

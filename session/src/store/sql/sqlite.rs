@@ -1,72 +1,78 @@
-//! The SQLite store: its statements, in one place, and the store operations that run
-//! them.
+//! The SQLite store: its statements and schema (its [`Dialect`]), the public store and its
+//! builder, and how it opens its database. The store operations are in `store.rs`, shared
+//! with the other databases.
 
-use std::{fmt, path::PathBuf, str::FromStr as _, sync::Arc, time::Duration};
+use std::{path::PathBuf, str::FromStr as _, sync::Arc};
 
 use sqlx::{
-    Row as _, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult},
 };
 
 use super::{
-    DELETE_BATCH, ExpiryTask, Options, builder_options,
-    call::{Core, db_ms, decode_error, unexpected},
-    cursor_bound,
-    expiry::EXPIRY_BATCH,
-    is_unique_violation, next_cursor,
-    row::Columns,
-    store_key,
+    Options, builder_options,
+    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    store::{SqlStore, connect, sql_store},
     table::{Quote, Table},
 };
-use crate::{
-    Error,
-    id::StoreKey,
-    resilience::BreakerState,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
-};
+#[cfg(doc)]
+use crate::store::Rename;
+use crate::{Error, id::StoreKey};
 
-/// Every statement of the store, for one table.
-struct Statements {
-    load: String,
-    create: String,
-    update: String,
-    touch: String,
-    rename: String,
-    remove_dead: String,
-    delete: String,
-    scan: String,
-    count: String,
-    delete_many: String,
-    clear_live: String,
-    clear_dead: String,
-    delete_expired: String,
-}
+/// SQLite's statements and schema.
+pub(crate) struct SqliteDialect;
 
-impl Statements {
-    fn new(table: &Table) -> Self {
+impl Dialect for SqliteDialect {
+    type Db = sqlx::Sqlite;
+    const BACKEND: &'static str = "sqlite";
+    const NAME: &'static str = "SQLite";
+    const QUOTE: Quote = Quote::Double;
+    const MIGRATION: Migration = Migration::Transaction { lock: None };
+
+    /// SQLite names an index's schema on the index, not on its table.
+    fn schema(table: &Table) -> Vec<String> {
         let t = table.quoted();
-        Self {
+        let index = match table.schema() {
+            Some(schema) => format!("{schema}.{}", table.index()),
+            None => table.index(),
+        };
+        let bare = table.bare();
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\n    \
+                 id         BLOB    NOT NULL PRIMARY KEY,\n    \
+                 expires_at INTEGER NOT NULL,\n    \
+                 meta       BLOB    NOT NULL,\n    \
+                 fields     TEXT    NOT NULL\n) WITHOUT ROWID"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {index} ON {bare} (expires_at)"),
+        ]
+    }
+
+    fn statements(table: &Table) -> Statements {
+        let t = table.quoted();
+        Statements {
             load: format!("SELECT meta, fields FROM {t} WHERE id = ?1 AND expires_at > ?2"),
-            create: format!(
+            create: Create::Upsert(format!(
                 "INSERT INTO {t} (id, expires_at, meta, fields) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, meta = excluded.meta, \
                  fields = excluded.fields WHERE expires_at <= ?5"
-            ),
+            )),
             update: format!(
-                "UPDATE {t} SET expires_at = ?2, meta = ?3, fields = json_patch(fields, ?4) \
-                 WHERE id = ?1 AND expires_at > ?5"
+                "UPDATE {t} SET meta = ?1, fields = json_patch(fields, ?2), expires_at = ?3 \
+                 WHERE id = ?4 AND expires_at > ?5"
             ),
-            touch: format!("UPDATE {t} SET expires_at = ?2, meta = ?3 WHERE id = ?1 AND expires_at > ?4"),
+            touch: format!("UPDATE {t} SET meta = ?1, expires_at = ?2 WHERE id = ?3 AND expires_at > ?4"),
             rename: format!(
-                "UPDATE {t} SET id = ?2, expires_at = ?3, meta = ?4, fields = json_patch(fields, ?5) \
-                 WHERE id = ?1 AND expires_at > ?6"
+                "UPDATE {t} SET id = ?1, meta = ?2, fields = json_patch(fields, ?3), expires_at = ?4 \
+                 WHERE id = ?5 AND expires_at > ?6"
             ),
             remove_dead: format!("DELETE FROM {t} WHERE id = ?1 AND expires_at <= ?2"),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
             scan: format!(
                 "SELECT id, meta, fields FROM {t} WHERE id >= ?1 AND expires_at > ?2 \
                  AND substr(id, 1, 8) <= (SELECT substr(id, 1, 8) FROM \
-                 (SELECT id FROM {t} WHERE id >= ?1 AND expires_at > ?2 ORDER BY id LIMIT ?3) \
+                 (SELECT id FROM {t} WHERE id >= ?3 AND expires_at > ?4 ORDER BY id LIMIT ?5) \
                  ORDER BY id DESC LIMIT 1) \
                  ORDER BY id"
             ),
@@ -82,39 +88,14 @@ impl Statements {
             ),
         }
     }
-}
 
-/// `DELETE … WHERE id IN (?, …)` for `n` keys.
-fn delete_many(prefix: &str, n: usize) -> String {
-    let mut sql = String::with_capacity(prefix.len() + 3 * n + 2);
-    sql.push_str(prefix);
-    sql.push('(');
-    for i in 0..n {
-        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
-    sql.push(')');
-    sql
-}
 
-/// The schema, as statements: the table and its expiry index, both idempotent. SQLite
-/// names an index's schema on the index, not on its table.
-fn schema(table: &Table) -> [String; 2] {
-    let t = table.quoted();
-    let index = match table.schema() {
-        Some(schema) => format!("{schema}.{}", table.index()),
-        None => table.index(),
-    };
-    let bare = table.bare();
-    [
-        format!(
-            "CREATE TABLE IF NOT EXISTS {t} (\n    \
-             id         BLOB    NOT NULL PRIMARY KEY,\n    \
-             expires_at INTEGER NOT NULL,\n    \
-             meta       BLOB    NOT NULL,\n    \
-             fields     TEXT    NOT NULL\n) WITHOUT ROWID"
-        ),
-        format!("CREATE INDEX IF NOT EXISTS {index} ON {bare} (expires_at)"),
-    ]
+    fn bind_keys<'q>(query: BoundQuery<'q, sqlx::Sqlite>, keys: &'q [StoreKey]) -> BoundQuery<'q, sqlx::Sqlite> {
+        keys.iter().fold(query, |query, key| query.bind(&key.as_bytes()[..]))
+    }
 }
 
 /// A session store in SQLite (feature `sqlite`; SQLite is compiled in): one row per
@@ -219,21 +200,9 @@ fn schema(table: &Table) -> [String; 2] {
 /// # }).unwrap();
 /// ```
 #[derive(Clone)]
-pub struct SqliteStore {
-    inner: Arc<Inner>,
-}
+pub struct SqliteStore(Arc<SqlStore<SqliteDialect>>);
 
-struct Inner {
-    pool: SqlitePool,
-    core: Core,
-    sql: Statements,
-}
-
-impl fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SqliteStore").field(&self.inner.core).finish()
-    }
-}
+sql_store!(SqliteStore, SqlitePool);
 
 /// Where the pool comes from.
 enum Source {
@@ -249,12 +218,10 @@ pub struct SqliteStoreBuilder {
     options: Options,
 }
 
-impl fmt::Debug for SqliteStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStoreBuilder")
-            .field("own_pool", &!matches!(self.source, Source::Pool(_)))
-            .field("options", &self.options)
-            .finish()
+impl std::fmt::Debug for SqliteStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let own_pool = !matches!(self.source, Source::Pool(_));
+        self.options.debug_builder(f, "SqliteStoreBuilder", own_pool)
     }
 }
 
@@ -305,7 +272,7 @@ impl SqliteStore {
     /// assert!(sql.contains("WITHOUT ROWID"));
     /// ```
     pub fn schema(table: &str) -> Result<String, Error> {
-        Ok(schema(&Table::parse(table, Quote::Double)?).join(";\n") + ";\n")
+        SqlStore::<SqliteDialect>::schema(table)
     }
 
     /// Creates the table and its index if they do not exist; safe to run on every start.
@@ -314,68 +281,7 @@ impl SqliteStore {
     ///
     /// As any call; [`Error::Store`] when SQLite refuses.
     pub async fn migrate(&self) -> Result<(), Error> {
-        let inner = &self.inner;
-        let statements = schema(&inner.core.table);
-        inner
-            .core
-            .call("migrate", true, || async {
-                let mut transaction = inner.pool.begin().await?;
-                for statement in &statements {
-                    sqlx::query(statement).execute(&mut *transaction).await?;
-                }
-                transaction.commit().await
-            })
-            .await
-    }
-
-    /// The pool the store uses.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.inner.pool
-    }
-
-    /// The circuit breaker's state, e.g. for a health check.
-    pub fn breaker_state(&self) -> BreakerState {
-        self.inner.core.breaker.state()
-    }
-
-    /// Deletes the expired rows now, in statements of at most 1000 rows; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// As any call; rows deleted before a failure stay deleted.
-    pub async fn delete_expired(&self) -> Result<u64, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        loop {
-            let now = inner.core.now();
-            let batch = inner
-                .core
-                .call("delete_expired", true, || async {
-                    let done = sqlx::query(&inner.sql.delete_expired)
-                        .bind(now)
-                        .bind(EXPIRY_BATCH)
-                        .execute(&inner.pool)
-                        .await?;
-                    Ok(done.rows_affected())
-                })
-                .await?;
-            deleted += batch;
-            if batch < EXPIRY_BATCH.unsigned_abs() {
-                return Ok(deleted);
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// Starts a task that calls [`delete_expired`](Self::delete_expired) every `every`
-    /// (the first time after one interval), until the handle is stopped or dropped.
-    /// Failures are logged and tried again at the next interval.
-    pub fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask {
-        let store = self.clone();
-        ExpiryTask::spawn("sqlite", every, move || {
-            let store = store.clone();
-            async move { store.delete_expired().await }
-        })
+        self.0.migrate().await
     }
 }
 
@@ -399,14 +305,9 @@ impl SqliteStoreBuilder {
     /// [`Error::Unavailable`] or [`Error::Timeout`] when the database cannot be opened.
     pub async fn build(self) -> Result<SqliteStore, Error> {
         let max_connections = self.options.max_connections.max(1);
-        let core = self.options.core("sqlite", Quote::Double)?;
+        let core = self.options.core(SqliteDialect::BACKEND, SqliteDialect::QUOTE)?;
         let (options, in_memory) = match self.source {
-            Source::Pool(pool) => {
-                let sql = Statements::new(&core.table);
-                return Ok(SqliteStore {
-                    inner: Arc::new(Inner { pool, core, sql }),
-                });
-            }
+            Source::Pool(pool) => return Ok(SqliteStore(Arc::new(SqlStore::new(pool, core)))),
             Source::Url(url) => {
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let options = SqliteConnectOptions::from_str(&url)
@@ -418,250 +319,16 @@ impl SqliteStoreBuilder {
         let options = options.create_if_missing(true).busy_timeout(core.timeout);
         let pool = if in_memory {
             // Each connection to `:memory:` is a database of its own: keep exactly one.
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
-                .max_lifetime(None)
+                .max_lifetime(None);
+            connect(pool, options, &core).await?
         } else {
-            SqlitePoolOptions::new().max_connections(max_connections)
-        }
-        .acquire_timeout(core.timeout)
-        .connect_lazy_with(if in_memory {
-            options
-        } else {
-            options.journal_mode(SqliteJournalMode::Wal)
-        });
-        core.call("connect", true, || async { pool.acquire().await.map(drop) })
-            .await?;
-        let sql = Statements::new(&core.table);
-        Ok(SqliteStore {
-            inner: Arc::new(Inner { pool, core, sql }),
-        })
-    }
-}
-
-impl Inner {
-    /// The rename statement; `Ok(None)` when a row holds the target key.
-    async fn try_rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        columns: &Columns,
-        now: i64,
-    ) -> Result<Option<Rename>, sqlx::Error> {
-        let moved = sqlx::query(&self.sql.rename)
-            .bind(&from.as_bytes()[..])
-            .bind(&to.as_bytes()[..])
-            .bind(columns.expires_at)
-            .bind(&columns.meta)
-            .bind(&columns.fields)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
-        match moved {
-            Ok(done) if done.rows_affected() == 1 => Ok(Some(Rename::Renamed)),
-            Ok(_) => Ok(Some(Rename::SourceMissing)),
-            Err(error) if is_unique_violation(&error) => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-}
-
-impl SessionStore for SqliteStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let row = inner
-            .core
-            .call("load", true, || async {
-                sqlx::query(&inner.sql.load)
-                    .bind(&key.as_bytes()[..])
-                    .bind(db_ms(now_ms))
-                    .fetch_optional(&inner.pool)
-                    .await
-            })
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let meta: &[u8] = row.try_get(0).map_err(decode_error)?;
-        let fields: &str = row.try_get(1).map_err(decode_error)?;
-        Ok(inner.core.record(key, meta, fields, now_ms))
-    }
-
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, record)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("create", false, || async {
-                let done = sqlx::query(&inner.sql.create)
-                    .bind(&key.as_bytes()[..])
-                    .bind(columns.expires_at)
-                    .bind(&columns.meta)
-                    .bind(&columns.fields)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(key, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("update", false, || async {
-                let query = if columns.has_fields() {
-                    sqlx::query(&inner.sql.update)
-                        .bind(&key.as_bytes()[..])
-                        .bind(columns.expires_at)
-                        .bind(&columns.meta)
-                        .bind(&columns.fields)
-                } else {
-                    sqlx::query(&inner.sql.touch)
-                        .bind(&key.as_bytes()[..])
-                        .bind(columns.expires_at)
-                        .bind(&columns.meta)
-                };
-                let done = query.bind(now).execute(&inner.pool).await?;
-                Ok(done.rows_affected() == 1)
-            })
-            .await
-    }
-
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        let inner = &self.inner;
-        let columns = inner.core.columns(to, update)?;
-        let now = inner.core.now();
-        inner
-            .core
-            .call("regenerate", false, || async {
-                if let Some(outcome) = inner.try_rename(from, to, &columns, now).await? {
-                    return Ok(outcome);
-                }
-                // A row holds the new key: make room if it is expired, else keep it.
-                let removed = sqlx::query(&inner.sql.remove_dead)
-                    .bind(&to.as_bytes()[..])
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                if removed.rows_affected() == 0 {
-                    return Ok(Rename::TargetExists);
-                }
-                Ok(inner
-                    .try_rename(from, to, &columns, now)
-                    .await?
-                    .unwrap_or(Rename::TargetExists))
-            })
-            .await
-    }
-
-    async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
-        let inner = &self.inner;
-        inner
-            .core
-            .call("delete", true, || async {
-                let done = sqlx::query(&inner.sql.delete)
-                    .bind(&key.as_bytes()[..])
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            })
-            .await
-    }
-}
-
-impl QueryStore for SqliteStore {
-    async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
-        let inner = &self.inner;
-        let now_ms = inner.core.clock.now_ms();
-        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let rows = inner
-            .core
-            .call("scan", true, || async {
-                sqlx::query(&inner.sql.scan)
-                    .bind(&cursor_bound(cursor)[..])
-                    .bind(db_ms(now_ms))
-                    .bind(limit)
-                    .fetch_all(&inner.pool)
-                    .await
-            })
-            .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for row in &rows {
-            let id: &[u8] = row.try_get(0).map_err(decode_error)?;
-            let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
-            let fields: &str = row.try_get(2).map_err(decode_error)?;
-            last = Some(id);
-            let Some(key) = store_key(id) else {
-                return Err(unexpected("a session row's id is not a 32-byte digest"));
-            };
-            if let Some(record) = inner.core.record(&key, meta, fields, now_ms) {
-                records.push((key, record));
-            }
-        }
-        Ok(ScanPage {
-            records,
-            next: next_cursor(last, rows.len(), batch),
-        })
-    }
-
-    async fn count(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let count: i64 = inner
-            .core
-            .call("count", true, || async {
-                sqlx::query_scalar(&inner.sql.count)
-                    .bind(now)
-                    .fetch_one(&inner.pool)
-                    .await
-            })
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
-    }
-
-    async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let mut deleted = 0;
-        for chunk in keys.chunks(DELETE_BATCH) {
-            let sql = delete_many(&inner.sql.delete_many, chunk.len());
-            deleted += inner
-                .core
-                .call("delete_many", true, || async {
-                    let mut query = sqlx::query(&sql);
-                    for key in chunk {
-                        query = query.bind(&key.as_bytes()[..]);
-                    }
-                    Ok(query.execute(&inner.pool).await?.rows_affected())
-                })
-                .await?;
-        }
-        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-
-    async fn clear(&self) -> Result<usize, Error> {
-        let inner = &self.inner;
-        let now = inner.core.now();
-        let live = inner
-            .core
-            .call("clear", false, || async {
-                let live = sqlx::query(&inner.sql.clear_live)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                sqlx::query(&inner.sql.clear_dead)
-                    .bind(now)
-                    .execute(&inner.pool)
-                    .await?;
-                Ok(live.rows_affected())
-            })
-            .await?;
-        Ok(usize::try_from(live).unwrap_or(usize::MAX))
+            let pool = SqlitePoolOptions::new().max_connections(max_connections);
+            connect(pool, options.journal_mode(SqliteJournalMode::Wal), &core).await?
+        };
+        Ok(SqliteStore(Arc::new(SqlStore::new(pool, core))))
     }
 }

@@ -1,0 +1,114 @@
+//! What differs from one database to the next, as one trait: each backend's file implements
+//! [`Dialect`] (its statements, its schema, how it migrates and the few binds that differ),
+//! and `store.rs` runs every store operation once, over it.
+
+use std::borrow::Cow;
+
+use sqlx::{Database, query::Query};
+
+use super::table::{Quote, Table};
+use crate::id::StoreKey;
+
+/// A query on `DB` with the arguments bound so far.
+pub(crate) type BoundQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// One database's SQL and the behaviours that truly differ.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+    /// `postgres`, `sqlite` or `mysql`: for spans and logs, and the encryption purpose.
+    const BACKEND: &'static str;
+    /// The database's name in error messages (`PostgreSQL`, …).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    const NAME: &'static str;
+    /// How it quotes identifiers.
+    const QUOTE: Quote;
+    /// How [`migrate`](super::store::SqlStore::migrate) runs the schema.
+    const MIGRATION: Migration;
+
+    /// The schema, as idempotent statements.
+    fn schema(table: &Table) -> Vec<String>;
+
+    /// Every statement of a store on `table`.
+    fn statements(table: &Table) -> Statements;
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// The statement that deletes `keys` keys, from [`Statements::delete_many`]: by default
+    /// that text followed by `(?, …)`, one placeholder per key.
+    fn delete_many(statement: &str, keys: usize) -> Cow<'_, str> {
+        let mut sql = String::with_capacity(statement.len() + 3 * keys + 2);
+        sql.push_str(statement);
+        sql.push('(');
+        for i in 0..keys {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        sql.push(')');
+        Cow::Owned(sql)
+    }
+
+    /// Binds the keys of a [`delete_many`](Self::delete_many) statement.
+    fn bind_keys<'q>(query: BoundQuery<'q, Self::Db>, keys: &'q [StoreKey]) -> BoundQuery<'q, Self::Db>;
+}
+
+/// How the schema's statements run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Migration {
+    /// In one transaction that first runs `lock`, if any, bound to the name
+    /// `session-store:<table>`, so that concurrent migrations take turns.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    Transaction { lock: Option<&'static str> },
+    /// One by one (MySQL commits each DDL statement on its own anyway).
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    OneByOne,
+}
+
+/// Every statement of a store, for one table.
+///
+/// Each statement takes its arguments in the order listed on its field: `?` placeholders
+/// (MySQL) in the order they appear, numbered ones (`$n`, `?n`) numbered in that order. A
+/// statement is given `now` (ms, by the store's clock) wherever liveness matters, and
+/// treats a row whose `expires_at` is not after it as absent.
+pub(crate) struct Statements {
+    /// The live row of a key: `key, now`; returns `meta, fields` (as text).
+    pub(crate) load: String,
+    /// A new row, or one that replaces only an expired row.
+    pub(crate) create: Create,
+    /// Merges the fields it carries into a live row: `meta, fields, expires_at, key, now`.
+    pub(crate) update: String,
+    /// A sliding refresh of a live row, leaving `fields` alone: `meta, expires_at, key, now`.
+    pub(crate) touch: String,
+    /// Moves a live row to a new key, merging fields: `new key, meta, fields, expires_at,
+    /// old key, now`.
+    pub(crate) rename: String,
+    /// Deletes a key's row if it is expired: `key, now`.
+    pub(crate) remove_dead: String,
+    /// Deletes a key's row: `key`.
+    pub(crate) delete: String,
+    /// A page of live rows in `id` order, ending with every row of the last 8-byte prefix:
+    /// `bound, now, bound, now, limit`; returns `id, meta, fields` (as text).
+    pub(crate) scan: String,
+    /// Counts the live rows: `now`.
+    pub(crate) count: String,
+    /// Deletes rows by key: see [`Dialect::delete_many`] and [`Dialect::bind_keys`].
+    pub(crate) delete_many: String,
+    /// Deletes the live rows: `now`.
+    pub(crate) clear_live: String,
+    /// Deletes the expired rows: `now`.
+    pub(crate) clear_dead: String,
+    /// Deletes at most `batch` expired rows: `now, batch`.
+    pub(crate) delete_expired: String,
+}
+
+/// How a store creates a row without ever overwriting a live one.
+pub(crate) enum Create {
+    /// One statement that inserts, or replaces an expired row (one row affected if it
+    /// wrote): `key, expires_at, meta, fields, now`.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    Upsert(String),
+    /// An insert, `key, expires_at, meta, fields`; and only if the key is taken, an update
+    /// of that row if it is expired, `meta, fields, expires_at, key, now`.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    InsertOrReplaceDead { insert: String, replace_dead: String },
+}

@@ -1,0 +1,454 @@
+//! Every store operation, written once over a [`Dialect`]: what `PostgresStore`,
+//! `SqliteStore` and `MySqlStore` run. Each operation is one call of the call loop
+//! (`call.rs`); see the module docs for the statements and their atomicity.
+
+use sqlx::{
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type, pool::PoolOptions,
+};
+
+use super::{
+    DELETE_BATCH,
+    call::{Core, db_ms, decode_error, unexpected},
+    cursor_bound,
+    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    expiry::EXPIRY_BATCH,
+    is_unique_violation, next_cursor,
+    row::Columns,
+    store_key,
+    table::Table,
+};
+use crate::{
+    Error,
+    id::StoreKey,
+    store::{Record, Rename, ScanPage},
+};
+
+/// A SQL store on dialect `D`: its pool, what every store holds, and its statements. The
+/// public stores wrap it in an `Arc` (see [`sql_store!`](sql_store)).
+pub(crate) struct SqlStore<D: Dialect> {
+    pub(crate) pool: Pool<D::Db>,
+    pub(crate) core: Core,
+    sql: Statements,
+}
+
+/// The bytes a key is stored as in the `id` column.
+fn id(key: &StoreKey) -> &[u8] {
+    &key.as_bytes()[..]
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// A store on `pool`, with its statements built for the validated table.
+    pub(crate) fn new(pool: Pool<D::Db>, core: Core) -> Self {
+        let sql = D::statements(&core.table);
+        Self { pool, core, sql }
+    }
+
+    /// The schema of a store on `table`, as SQL statements separated by `;`.
+    pub(crate) fn schema(table: &str) -> Result<String, Error> {
+        Ok(D::schema(&Table::parse(table, D::QUOTE)?).join(";\n") + ";\n")
+    }
+}
+
+/// Opens a pool that connects lazily, and one connection through it, so a wrong URL,
+/// password or unreachable server is reported at start-up.
+pub(crate) async fn connect<DB: Database>(
+    pool: PoolOptions<DB>,
+    options: <DB::Connection as Connection>::Options,
+    core: &Core,
+) -> Result<Pool<DB>, Error> {
+    let pool = pool.acquire_timeout(core.timeout).connect_lazy_with(options);
+    core.call("connect", true, || async { pool.acquire().await.map(drop) })
+        .await?;
+    Ok(pool)
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl<D: Dialect> SqlStore<D> {
+    /// Builds a store on the application's pool, or on one of its own opened from a URL
+    /// with at most `max_connections` (see [`connect`]).
+    pub(crate) async fn open(source: super::Source<Pool<D::Db>>, options: super::Options) -> Result<Self, Error> {
+        let max_connections = options.max_connections.max(1);
+        let core = options.core(D::BACKEND, D::QUOTE)?;
+        let pool = match source {
+            super::Source::Pool(pool) => pool,
+            super::Source::Url(url) => {
+                let options = url
+                    .parse()
+                    .map_err(|error| Error::Config(format!("invalid {} URL: {error}", D::NAME)))?;
+                connect(PoolOptions::new().max_connections(max_connections), options, &core).await?
+            }
+        };
+        Ok(Self::new(pool, core))
+    }
+}
+
+// What every statement needs of the database: the pool runs statements, and keys, `meta`
+// (bytes), `fields` (text) and ms (`BIGINT`) bind and decode.
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+{
+    /// Runs `query` on the pool; how many rows it changed.
+    async fn run(&self, query: BoundQuery<'_, D::Db>) -> Result<u64, sqlx::Error> {
+        Ok(D::rows_affected(&query.execute(&self.pool).await?))
+    }
+
+    /// Creates the table and its index if they do not exist, as [`Dialect::MIGRATION`] says.
+    pub(crate) async fn migrate(&self) -> Result<(), Error> {
+        let statements = D::schema(&self.core.table);
+        let lock_name = format!("session-store:{}", self.core.table.display());
+        self.core
+            .call("migrate", true, || async {
+                match D::MIGRATION {
+                    Migration::Transaction { lock } => {
+                        let mut transaction = self.pool.begin().await?;
+                        if let Some(lock) = lock {
+                            sqlx::query(lock)
+                                .bind(lock_name.as_str())
+                                .execute(&mut *transaction)
+                                .await?;
+                        }
+                        for statement in &statements {
+                            sqlx::query(statement).execute(&mut *transaction).await?;
+                        }
+                        transaction.commit().await
+                    }
+                    Migration::OneByOne => {
+                        for statement in &statements {
+                            sqlx::query(statement).execute(&self.pool).await?;
+                        }
+                        Ok(())
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Deletes the expired rows, in statements of at most [`EXPIRY_BATCH`] rows.
+    pub(crate) async fn delete_expired(&self) -> Result<u64, Error> {
+        let mut deleted = 0;
+        loop {
+            let now = self.core.now();
+            let batch = self
+                .core
+                .call("delete_expired", true, || async {
+                    self.run(sqlx::query(&self.sql.delete_expired).bind(now).bind(EXPIRY_BATCH))
+                        .await
+                })
+                .await?;
+            deleted += batch;
+            if batch < EXPIRY_BATCH.unsigned_abs() {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    pub(crate) async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        let now_ms = self.core.clock.now_ms();
+        let row = self
+            .core
+            .call("load", true, || async {
+                sqlx::query(&self.sql.load)
+                    .bind(id(key))
+                    .bind(db_ms(now_ms))
+                    .fetch_optional(&self.pool)
+                    .await
+            })
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let meta: &[u8] = row.try_get(0).map_err(decode_error)?;
+        let fields: &str = row.try_get(1).map_err(decode_error)?;
+        Ok(self.core.record(key, meta, fields, now_ms))
+    }
+
+    pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
+        let columns = self.core.columns(key, record)?;
+        let now = self.core.now();
+        self.core
+            .call("create", false, || async {
+                let (insert, replace_dead) = match &self.sql.create {
+                    Create::Upsert(upsert) => {
+                        let query = Self::insert(upsert, key, &columns).bind(now);
+                        return Ok(self.run(query).await? == 1);
+                    }
+                    Create::InsertOrReplaceDead { insert, replace_dead } => (insert, replace_dead),
+                };
+                match self.run(Self::insert(insert, key, &columns)).await {
+                    Ok(_) => return Ok(true),
+                    Err(error) if is_unique_violation(&error) => {}
+                    Err(error) => return Err(error),
+                }
+                // The key is taken: replace the row only if it is expired.
+                let replaced = sqlx::query(replace_dead)
+                    .bind(columns.meta.as_slice())
+                    .bind(columns.fields.as_str())
+                    .bind(columns.expires_at)
+                    .bind(id(key))
+                    .bind(now);
+                Ok(self.run(replaced).await? == 1)
+            })
+            .await
+    }
+
+    /// `sql` with a new row's `key, expires_at, meta, fields` bound.
+    fn insert<'q>(sql: &'q str, key: &'q StoreKey, columns: &'q Columns) -> BoundQuery<'q, D::Db> {
+        sqlx::query(sql)
+            .bind(id(key))
+            .bind(columns.expires_at)
+            .bind(columns.meta.as_slice())
+            .bind(columns.fields.as_str())
+    }
+
+    pub(crate) async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
+        let columns = self.core.columns(key, update)?;
+        let now = self.core.now();
+        self.core
+            .call("update", false, || async {
+                let query = if columns.has_fields() {
+                    sqlx::query(&self.sql.update)
+                        .bind(columns.meta.as_slice())
+                        .bind(columns.fields.as_str())
+                } else {
+                    sqlx::query(&self.sql.touch).bind(columns.meta.as_slice())
+                };
+                let query = query.bind(columns.expires_at).bind(id(key)).bind(now);
+                Ok(self.run(query).await? == 1)
+            })
+            .await
+    }
+
+    /// The rename statement; `Ok(None)` when a row holds the target key.
+    async fn try_rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        columns: &Columns,
+        now: i64,
+    ) -> Result<Option<Rename>, sqlx::Error> {
+        let moved = sqlx::query(&self.sql.rename)
+            .bind(id(to))
+            .bind(columns.meta.as_slice())
+            .bind(columns.fields.as_str())
+            .bind(columns.expires_at)
+            .bind(id(from))
+            .bind(now);
+        match self.run(moved).await {
+            Ok(1) => Ok(Some(Rename::Renamed)),
+            Ok(_) => Ok(Some(Rename::SourceMissing)),
+            Err(error) if is_unique_violation(&error) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub(crate) async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        let columns = self.core.columns(to, update)?;
+        let now = self.core.now();
+        self.core
+            .call("regenerate", false, || async {
+                if let Some(outcome) = self.try_rename(from, to, &columns, now).await? {
+                    return Ok(outcome);
+                }
+                // A row holds the new key: make room if it is expired, else keep it.
+                let removed = self
+                    .run(sqlx::query(&self.sql.remove_dead).bind(id(to)).bind(now))
+                    .await?;
+                if removed == 0 {
+                    return Ok(Rename::TargetExists);
+                }
+                Ok(self
+                    .try_rename(from, to, &columns, now)
+                    .await?
+                    .unwrap_or(Rename::TargetExists))
+            })
+            .await
+    }
+
+    pub(crate) async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
+        self.core
+            .call("delete", true, || async {
+                Ok(self.run(sqlx::query(&self.sql.delete).bind(id(key))).await? > 0)
+            })
+            .await
+    }
+
+    pub(crate) async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
+        let now_ms = self.core.clock.now_ms();
+        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        let rows = self
+            .core
+            .call("scan", true, || async {
+                let (bound, now) = (cursor_bound(cursor), db_ms(now_ms));
+                sqlx::query(&self.sql.scan)
+                    .bind(&bound[..])
+                    .bind(now)
+                    .bind(&bound[..])
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            })
+            .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in &rows {
+            let id: &[u8] = row.try_get(0).map_err(decode_error)?;
+            let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
+            let fields: &str = row.try_get(2).map_err(decode_error)?;
+            last = Some(id);
+            let Some(key) = store_key(id) else {
+                return Err(unexpected("a session row's id is not a 32-byte digest"));
+            };
+            if let Some(record) = self.core.record(&key, meta, fields, now_ms) {
+                records.push((key, record));
+            }
+        }
+        Ok(ScanPage {
+            records,
+            next: next_cursor(last, rows.len(), batch),
+        })
+    }
+
+    pub(crate) async fn count(&self) -> Result<usize, Error> {
+        let now = self.core.now();
+        let count: i64 = self
+            .core
+            .call("count", true, || async {
+                let row = sqlx::query(&self.sql.count).bind(now).fetch_one(&self.pool).await?;
+                row.try_get(0)
+            })
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    pub(crate) async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let sql = D::delete_many(&self.sql.delete_many, chunk.len());
+            deleted += self
+                .core
+                .call("delete_many", true, || async {
+                    self.run(D::bind_keys(sqlx::query(&sql), chunk)).await
+                })
+                .await?;
+        }
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    pub(crate) async fn clear(&self) -> Result<usize, Error> {
+        let now = self.core.now();
+        let live = self
+            .core
+            .call("clear", false, || async {
+                let live = self.run(sqlx::query(&self.sql.clear_live).bind(now)).await?;
+                self.run(sqlx::query(&self.sql.clear_dead).bind(now)).await?;
+                Ok(live)
+            })
+            .await?;
+        Ok(usize::try_from(live).unwrap_or(usize::MAX))
+    }
+}
+
+/// What every public SQL store is on top of its `Arc<SqlStore<D>>` (the tuple's field):
+/// `Debug`, the methods documented alike on all three, and the store traits, each
+/// forwarding to the [`SqlStore`].
+macro_rules! sql_store {
+    ($store:ident, $pool:ty) => {
+        impl std::fmt::Debug for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($store)).field(&self.0.core).finish()
+            }
+        }
+
+        impl $store {
+            /// The pool the store uses.
+            pub fn pool(&self) -> &$pool {
+                &self.0.pool
+            }
+
+            /// The circuit breaker's state, e.g. for a health check.
+            pub fn breaker_state(&self) -> crate::resilience::BreakerState {
+                self.0.core.breaker.state()
+            }
+
+            /// Deletes the expired rows now, in statements of at most 1000 rows; returns how many.
+            ///
+            /// # Errors
+            ///
+            /// As any call; rows deleted before a failure stay deleted.
+            pub async fn delete_expired(&self) -> Result<u64, crate::Error> {
+                self.0.delete_expired().await
+            }
+
+            /// Starts a task that calls [`delete_expired`](Self::delete_expired) every `every`
+            /// (the first time after one interval), until the handle is stopped or dropped.
+            /// Failures are logged and tried again at the next interval.
+            pub fn spawn_expiry_task(&self, every: std::time::Duration) -> crate::ExpiryTask {
+                let store = self.clone();
+                crate::ExpiryTask::spawn(self.0.core.backend, every, move || {
+                    let store = store.clone();
+                    async move { store.delete_expired().await }
+                })
+            }
+        }
+
+        impl crate::store::SessionStore for $store {
+            async fn load(&self, key: &crate::id::StoreKey) -> Result<Option<crate::store::Record>, crate::Error> {
+                self.0.load(key).await
+            }
+
+            async fn create(
+                &self,
+                key: &crate::id::StoreKey,
+                record: &crate::store::Record,
+            ) -> Result<bool, crate::Error> {
+                self.0.create(key, record).await
+            }
+
+            async fn update(
+                &self,
+                key: &crate::id::StoreKey,
+                update: &crate::store::Record,
+            ) -> Result<bool, crate::Error> {
+                self.0.update(key, update).await
+            }
+
+            async fn rename(
+                &self,
+                from: &crate::id::StoreKey,
+                to: &crate::id::StoreKey,
+                update: &crate::store::Record,
+            ) -> Result<crate::store::Rename, crate::Error> {
+                self.0.rename(from, to, update).await
+            }
+
+            async fn delete(&self, key: &crate::id::StoreKey) -> Result<bool, crate::Error> {
+                self.0.delete(key).await
+            }
+        }
+
+        impl crate::store::QueryStore for $store {
+            async fn scan(&self, cursor: u64, batch: usize) -> Result<crate::store::ScanPage, crate::Error> {
+                self.0.scan(cursor, batch).await
+            }
+
+            async fn count(&self) -> Result<usize, crate::Error> {
+                self.0.count().await
+            }
+
+            async fn delete_many(&self, keys: &[crate::id::StoreKey]) -> Result<usize, crate::Error> {
+                self.0.delete_many(keys).await
+            }
+
+            async fn clear(&self) -> Result<usize, crate::Error> {
+                self.0.clear().await
+            }
+        }
+    };
+}
+pub(crate) use sql_store;
