@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::sql::{self, cases};
+use common::sql::{self, Migrated as _, cases};
 use session::{
-    Clock, Error, ManualClock, MySqlStore, SessionMeta,
+    Clock, ManualClock, MySqlStore, MySqlStoreBuilder, SessionMeta,
     store::{FieldRecord, Record, SessionStore},
 };
 use sqlx::MySqlPool;
@@ -17,15 +17,13 @@ async fn pool() -> MySqlPool {
     MySqlPool::connect(&sql::mysql_url().await).await.unwrap()
 }
 
+/// A builder on this process's database, on `table`.
+async fn builder_on(table: &str, clock: &ManualClock) -> MySqlStoreBuilder {
+    MySqlStore::builder(pool().await).table(table).clock(clock.clone())
+}
+
 async fn store_on(table: &str, clock: &ManualClock) -> MySqlStore {
-    let store = MySqlStore::builder(pool().await)
-        .table(table)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
+    builder_on(table, clock).await.migrated().await
 }
 
 async fn store(clock: &ManualClock) -> MySqlStore {
@@ -34,17 +32,7 @@ async fn store(clock: &ManualClock) -> MySqlStore {
 
 session::store_contract!(contract, |clock| async move { store(&clock).await });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn eight_overlapping_field_writes_all_survive() {
-    let clock = ManualClock::new();
-    cases::eight_overlapping_field_writes_all_survive(store(&clock).await, &clock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn regenerate_racing_updates_loses_nothing_acknowledged() {
-    let clock = ManualClock::new();
-    cases::regenerate_racing_updates_loses_nothing_acknowledged(store(&clock).await, &clock).await;
-}
+sql::concurrency_cases!(store);
 
 #[tokio::test]
 async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
@@ -83,28 +71,16 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .build()
         .await
         .unwrap();
-    let key = session::SessionId::generate().unwrap().store_key();
-    let meta = SessionMeta::new(clock.now_ms(), 60_000, 600_000);
-    assert!(
-        other
-            .create(
-                &key,
-                &Record {
-                    meta,
-                    fields: FieldRecord::new()
-                }
-            )
-            .await
-            .unwrap()
-    );
+    sql::create_empty(&other, &clock, 60_000).await;
 }
 
 #[tokio::test]
 async fn table_names_that_could_carry_sql_are_refused() {
-    for name in ["sessions; DROP TABLE users", "x`y", "a.b.c", "1st", ""] {
-        let error = MySqlStore::builder(pool().await).table(name).build().await.unwrap_err();
-        assert!(matches!(error, Error::Config(_)), "{name:?}: {error}");
-    }
+    let names = ["sessions; DROP TABLE users", "x`y", "a.b.c", "1st", ""];
+    sql::table_names_are_refused(&names, |name| async move {
+        MySqlStore::builder(pool().await).table(name).build().await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -134,65 +110,15 @@ async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
     let clock = ManualClock::new();
     let table = sql::table();
     let store = store_on(&table, &clock).await;
-    let rows = || async {
-        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM `{table}`"))
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-    };
-    let create = |idle_ms: u64| {
-        let (store, clock) = (store.clone(), clock.clone());
-        async move {
-            let key = session::SessionId::generate().unwrap().store_key();
-            let meta = SessionMeta::new(clock.now_ms(), idle_ms, 10 * idle_ms);
-            assert!(
-                store
-                    .create(
-                        &key,
-                        &Record {
-                            meta,
-                            fields: FieldRecord::new()
-                        }
-                    )
-                    .await
-                    .unwrap()
-            );
-            key
-        }
-    };
-    for _ in 0..5 {
-        create(60_000).await;
-    }
-    let live = create(3_600_000).await;
-    clock.advance(Duration::from_secs(120));
-    assert_eq!(rows().await, 6, "expired rows stay until swept");
-
-    let task = store.spawn_expiry_task(Duration::from_millis(50));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while rows().await != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the task did not sweep");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(store.load(&live).await.unwrap().is_some(), "the live session is kept");
-    task.stop().await;
-
-    create(60_000).await;
-    clock.advance(Duration::from_secs(120));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rows().await, 2, "a stopped task deletes nothing");
-    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    let rows = format!("SELECT COUNT(*) FROM `{table}`");
+    cases::the_expiry_task_deletes_expired_rows_only_and_stops(&store, &clock, 5, 1, &rows).await;
 }
 
 session::store_contract!(encrypted, |clock| async move {
-    use session::crypto::{KeyId, KeyRing, Secret};
-    let store = MySqlStore::builder(pool().await)
-        .table(sql::table())
-        .clock(clock.clone())
-        .encryption(KeyRing::new(KeyId(1), Secret::generate().unwrap()))
-        .compress_above(Some(16))
-        .build()
+    builder_on(&sql::table(), &clock)
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
+        .encryption(sql::ring())
+        .compress_above(Some(16))
+        .migrated()
+        .await
 });

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sql::{self, cases};
+use common::sql::{self, Migrated as _, cases};
 use session::{
     Clock, Error, ManualClock, PostgresStore, PostgresStoreBuilder, SessionMeta,
     resilience::{BreakerConfig, BreakerState, RetryPolicy},
@@ -20,44 +20,29 @@ async fn pool() -> PgPool {
     PgPool::connect(&sql::postgres_url().await).await.unwrap()
 }
 
+/// A builder on this process's database, on `table`.
+async fn builder_on(table: &str, clock: &ManualClock) -> PostgresStoreBuilder {
+    PostgresStore::builder(pool().await).table(table).clock(clock.clone())
+}
+
 /// A builder on this process's database, on a table of its own.
 async fn builder(clock: &ManualClock) -> PostgresStoreBuilder {
-    PostgresStore::builder(pool().await)
-        .table(sql::table())
-        .clock(clock.clone())
+    builder_on(&sql::table(), clock).await
 }
 
 async fn store(clock: &ManualClock) -> PostgresStore {
-    let store = builder(clock).await.build().await.unwrap();
-    store.migrate().await.unwrap();
-    store
+    builder(clock).await.migrated().await
 }
 
 session::store_contract!(contract, |clock| async move { store(&clock).await });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn eight_overlapping_field_writes_all_survive() {
-    let clock = ManualClock::new();
-    cases::eight_overlapping_field_writes_all_survive(store(&clock).await, &clock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn regenerate_racing_updates_loses_nothing_acknowledged() {
-    let clock = ManualClock::new();
-    cases::regenerate_racing_updates_loses_nothing_acknowledged(store(&clock).await, &clock).await;
-}
+sql::concurrency_cases!(store);
 
 #[tokio::test]
 async fn migrate_is_idempotent_and_creates_the_documented_schema() {
     let clock = ManualClock::new();
     let table = sql::table();
-    let store = PostgresStore::builder(pool().await)
-        .table(format!("public.{table}"))
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = builder_on(&format!("public.{table}"), &clock).await.migrated().await;
     store.migrate().await.unwrap();
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
@@ -104,28 +89,19 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
 
 #[tokio::test]
 async fn table_names_that_could_carry_sql_are_refused() {
-    for name in ["sessions; DROP TABLE users", "x\"y", "a.b.c", "1st", ""] {
-        let error = PostgresStore::builder(pool().await)
-            .table(name)
-            .build()
-            .await
-            .unwrap_err();
-        assert!(matches!(error, Error::Config(_)), "{name:?}: {error}");
-        assert!(PostgresStore::schema(name).is_err());
-    }
+    let names = ["sessions; DROP TABLE users", "x\"y", "a.b.c", "1st", ""];
+    sql::table_names_are_refused(&names, |name| async move {
+        assert!(PostgresStore::schema(&name).is_err());
+        PostgresStore::builder(pool().await).table(name).build().await
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn rows_hold_the_digest_and_only_written_fields_change() {
     let clock = ManualClock::new();
     let table = sql::table();
-    let store = PostgresStore::builder(pool().await)
-        .table(&table)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = builder_on(&table, &clock).await.migrated().await;
     let id = session::SessionId::generate().unwrap();
     let key = id.store_key();
     let mut fields = FieldRecord::new();
@@ -165,66 +141,9 @@ async fn rows_hold_the_digest_and_only_written_fields_change() {
 async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
     let clock = ManualClock::new();
     let table = sql::table();
-    let store = PostgresStore::builder(pool().await)
-        .table(&table)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let rows = || async {
-        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM \"{table}\""))
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-    };
-    let create = |idle_ms: u64| {
-        let (store, clock) = (store.clone(), clock.clone());
-        async move {
-            let key = session::SessionId::generate().unwrap().store_key();
-            let meta = SessionMeta::new(clock.now_ms(), idle_ms, 10 * idle_ms);
-            assert!(
-                store
-                    .create(
-                        &key,
-                        &Record {
-                            meta,
-                            fields: FieldRecord::new()
-                        }
-                    )
-                    .await
-                    .unwrap()
-            );
-            key
-        }
-    };
-    for _ in 0..5 {
-        create(60_000).await;
-    }
-    let mut live = Vec::new();
-    for _ in 0..3 {
-        live.push(create(3_600_000).await);
-    }
-    clock.advance(Duration::from_secs(120));
-    assert_eq!(rows().await, 8, "expired rows stay until swept");
-
-    let task = store.spawn_expiry_task(Duration::from_millis(50));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while rows().await != 3 {
-        assert!(tokio::time::Instant::now() < deadline, "the task did not sweep");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for key in &live {
-        assert!(store.load(key).await.unwrap().is_some(), "live sessions are kept");
-    }
-    task.stop().await;
-
-    create(60_000).await;
-    clock.advance(Duration::from_secs(120));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rows().await, 4, "a stopped task deletes nothing");
-    assert_eq!(store.delete_expired().await.unwrap(), 1);
-    assert_eq!(rows().await, 3);
+    let store = builder_on(&table, &clock).await.migrated().await;
+    let rows = format!("SELECT count(*) FROM \"{table}\"");
+    cases::the_expiry_task_deletes_expired_rows_only_and_stops(&store, &clock, 5, 3, &rows).await;
 }
 
 // Outages, on a server of the test's own.
@@ -232,7 +151,7 @@ async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
 /// A store on `server` that fails fast: 300 ms per call, no retry, open after 2 failures
 /// for 500 ms.
 async fn outage_store(server: &PostgresServer, clock: &ManualClock) -> PostgresStore {
-    let store = PostgresStore::builder_from_url(server.url("postgres"))
+    PostgresStore::builder_from_url(server.url("postgres"))
         .clock(clock.clone())
         .command_timeout(Duration::from_millis(300))
         .retry(RetryPolicy::none())
@@ -240,11 +159,8 @@ async fn outage_store(server: &PostgresServer, clock: &ManualClock) -> PostgresS
             failure_threshold: 2,
             reset_timeout: Duration::from_millis(500),
         })
-        .build()
+        .migrated()
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
 }
 
 async fn private_server() -> PostgresServer {
@@ -325,21 +241,13 @@ async fn a_stopped_database_is_unavailable_and_every_session_is_back_after_resta
 
 // Encryption at rest and compression, as on Redis.
 
-fn ring() -> session::crypto::KeyRing {
-    use session::crypto::{KeyId, KeyRing, Secret};
-    KeyRing::new(KeyId(1), Secret::generate().unwrap())
-}
-
 session::store_contract!(encrypted, |clock| async move {
-    let store = builder(&clock)
+    builder(&clock)
         .await
-        .encryption(ring())
+        .encryption(sql::ring())
         .compress_above(Some(16))
-        .build()
+        .migrated()
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
 });
 
 #[tokio::test]
@@ -347,15 +255,11 @@ async fn values_are_sealed_at_rest_and_open_in_no_other_session() {
     use base64::{Engine as _, engine::general_purpose::STANDARD};
     let clock = ManualClock::new();
     let table = sql::table();
-    let ring = ring();
-    let store = PostgresStore::builder(pool().await)
-        .table(&table)
-        .clock(clock.clone())
-        .encryption(ring.clone())
-        .build()
+    let store = builder_on(&table, &clock)
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
+        .encryption(sql::ring())
+        .migrated()
+        .await;
     let record = |value: &[u8]| {
         let mut fields = FieldRecord::new();
         fields.push(1, value);
@@ -417,20 +321,14 @@ async fn values_are_sealed_at_rest_and_open_in_no_other_session() {
     assert_eq!(store.load(&b).await.unwrap(), None);
 
     // Without the key ring (or with another), nothing opens.
-    let plain = PostgresStore::builder(store.pool().clone())
-        .table(&table)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
+    let same_table = || {
+        PostgresStore::builder(store.pool().clone())
+            .table(&table)
+            .clock(clock.clone())
+    };
+    let plain = same_table().build().await.unwrap();
     assert_eq!(plain.load(&a).await.unwrap(), None);
-    let foreign = PostgresStore::builder(store.pool().clone())
-        .table(&table)
-        .clock(clock.clone())
-        .encryption(self::ring())
-        .build()
-        .await
-        .unwrap();
+    let foreign = same_table().encryption(sql::ring()).build().await.unwrap();
     assert_eq!(foreign.load(&a).await.unwrap(), None);
 }
 
@@ -439,14 +337,11 @@ async fn values_above_the_threshold_are_compressed() {
     use base64::{Engine as _, engine::general_purpose::STANDARD};
     let clock = ManualClock::new();
     let table = sql::table();
-    let store = PostgresStore::builder(pool().await)
-        .table(&table)
-        .clock(clock.clone())
-        .compress_above(Some(64))
-        .build()
+    let store = builder_on(&table, &clock)
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
+        .compress_above(Some(64))
+        .migrated()
+        .await;
     let large = b"abcdefgh".repeat(500);
     let key = session::SessionId::generate().unwrap().store_key();
     let mut fields = FieldRecord::new();
@@ -499,8 +394,7 @@ async fn one_statement_per_load_and_per_save_counted_by_the_server() {
         .connect(&server.url("postgres"))
         .await
         .unwrap();
-    let store = PostgresStore::builder(pool).clock(clock.clone()).build().await.unwrap();
-    store.migrate().await.unwrap();
+    let store = PostgresStore::builder(pool).clock(clock.clone()).migrated().await;
     let provider = cases::provider(store, &clock);
     let mut counts = std::collections::BTreeMap::new();
     for round in 0..3 {

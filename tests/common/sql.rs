@@ -10,6 +10,7 @@
 //! test is skipped.
 
 use std::{
+    future::Future,
     path::PathBuf,
     process::{Command, Stdio},
     sync::{
@@ -19,6 +20,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use session::{
+    Clock as _, Error, ExpiryTask, ManualClock, MySqlStore, MySqlStoreBuilder, PostgresStore, PostgresStoreBuilder,
+    SessionMeta, SqliteStore, SqliteStoreBuilder,
+    crypto::{KeyId, KeyRing, Secret},
+    store::{FieldRecord, Record, SessionStore, StoreKey},
+};
 use sqlx::Connection as _;
 use tokio::sync::OnceCell;
 
@@ -172,13 +179,162 @@ pub fn sqlite_path() -> PathBuf {
     dir.join(format!("store{}.db", FILES.fetch_add(1, Ordering::Relaxed)))
 }
 
+/// What the shared cases need of a SQL store beyond the store traits: the methods the
+/// three stores have alike.
+pub trait SqlStore: SessionStore + Clone {
+    /// The store's `spawn_expiry_task`.
+    fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask;
+    /// The store's `delete_expired`.
+    fn delete_expired(&self) -> impl Future<Output = Result<u64, Error>>;
+    /// Runs `sql`, a `count(*)` on the store's pool.
+    fn count(&self, sql: &str) -> impl Future<Output = i64>;
+}
+
+/// What the tests need of a SQL store's builder.
+pub trait Migrated {
+    /// The store it builds.
+    type Store;
+    /// Builds the store and runs its migration.
+    fn migrated(self) -> impl Future<Output = Self::Store>;
+}
+
+macro_rules! sql_store {
+    ($store:ty, $builder:ty) => {
+        impl SqlStore for $store {
+            fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask {
+                <$store>::spawn_expiry_task(self, every)
+            }
+
+            async fn delete_expired(&self) -> Result<u64, Error> {
+                <$store>::delete_expired(self).await
+            }
+
+            async fn count(&self, sql: &str) -> i64 {
+                sqlx::query_scalar(sql).fetch_one(self.pool()).await.unwrap()
+            }
+        }
+
+        impl Migrated for $builder {
+            type Store = $store;
+
+            async fn migrated(self) -> $store {
+                let store = self.build().await.unwrap();
+                store.migrate().await.unwrap();
+                store
+            }
+        }
+    };
+}
+
+sql_store!(PostgresStore, PostgresStoreBuilder);
+sql_store!(SqliteStore, SqliteStoreBuilder);
+sql_store!(MySqlStore, MySqlStoreBuilder);
+
+/// A key ring of one new key.
+pub fn ring() -> KeyRing {
+    KeyRing::new(KeyId(1), Secret::generate().unwrap())
+}
+
+/// Creates a session without fields, live for `idle_ms` (and at most ten times that), under
+/// a new key; asserts the store created it.
+pub async fn create_empty<S: SessionStore>(store: &S, clock: &ManualClock, idle_ms: u64) -> StoreKey {
+    let key = session::SessionId::generate().unwrap().store_key();
+    let meta = SessionMeta::new(clock.now_ms(), idle_ms, 10 * idle_ms);
+    let record = Record {
+        meta,
+        fields: FieldRecord::new(),
+    };
+    assert!(store.create(&key, &record).await.unwrap());
+    key
+}
+
+/// Every name is refused by `build` with [`Error::Config`].
+pub async fn table_names_are_refused<S, F, Fut>(names: &[&str], build: F)
+where
+    S: std::fmt::Debug,
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<S, Error>>,
+{
+    for name in names {
+        let error = build((*name).to_owned()).await.unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{name:?}: {error}");
+    }
+}
+
+/// The SQL stores' concurrency cases ([`cases`]) as tests, each on a new store from `$store`
+/// (an `async fn(&ManualClock) -> S` of the test file).
+macro_rules! concurrency_cases {
+    ($store:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn eight_overlapping_field_writes_all_survive() {
+            let clock = session::ManualClock::new();
+            let store = $store(&clock).await;
+            crate::common::sql::cases::eight_overlapping_field_writes_all_survive(store, &clock).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn regenerate_racing_updates_loses_nothing_acknowledged() {
+            let clock = session::ManualClock::new();
+            let store = $store(&clock).await;
+            crate::common::sql::cases::regenerate_racing_updates_loses_nothing_acknowledged(store, &clock).await;
+        }
+    };
+}
+pub(crate) use concurrency_cases;
+
 pub mod cases {
     //! Cases every SQL store runs through the provider, beyond the store contract.
 
-    use std::sync::Arc;
+    use std::{sync::Arc, time::Duration};
 
     use session::{Error, ManualClock, SaveOutcome, SessionConfig, SessionData, SessionProvider, store::SessionStore};
     use tokio::sync::Barrier;
+
+    use super::{SqlStore, create_empty};
+
+    /// The expiry task of `store` deletes `expired` expired rows (created first) and keeps
+    /// `live` live ones, and a stopped task deletes nothing; `rows` counts the table's rows.
+    pub async fn the_expiry_task_deletes_expired_rows_only_and_stops<S: SqlStore>(
+        store: &S,
+        clock: &ManualClock,
+        expired: usize,
+        live: usize,
+        rows: &str,
+    ) {
+        let rows = || store.count(rows);
+        for _ in 0..expired {
+            create_empty(store, clock, 60_000).await;
+        }
+        let mut kept = Vec::new();
+        for _ in 0..live {
+            kept.push(create_empty(store, clock, 3_600_000).await);
+        }
+        let live = i64::try_from(live).unwrap();
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(
+            rows().await,
+            i64::try_from(expired).unwrap() + live,
+            "expired rows stay until swept"
+        );
+
+        let task = store.spawn_expiry_task(Duration::from_millis(50));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while rows().await != live {
+            assert!(tokio::time::Instant::now() < deadline, "the task did not sweep");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for key in &kept {
+            assert!(store.load(key).await.unwrap().is_some(), "live sessions are kept");
+        }
+        task.stop().await;
+
+        create_empty(store, clock, 60_000).await;
+        clock.advance(Duration::from_secs(120));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(rows().await, live + 1, "a stopped task deletes nothing");
+        assert_eq!(store.delete_expired().await.unwrap(), 1);
+        assert_eq!(rows().await, live);
+    }
 
     /// Eight independent fields, one per overlapping writer.
     #[derive(SessionData, Debug, Clone, PartialEq)]
