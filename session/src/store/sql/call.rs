@@ -47,6 +47,17 @@ enum Failure {
     /// The database could not be reached or is failing: counted by the breaker, retried
     /// when the call is idempotent.
     Backend(Error),
+    /// The database rolled the statement back to break a deadlock or a serialization
+    /// conflict with a concurrent statement: nothing of it was applied, so it is retried
+    /// even when it writes; not the backend's failure.
+    RolledBack(Error),
+}
+
+/// Whether a database error code means the statement was rolled back whole because of a
+/// concurrent one: SQLSTATE `40001` (serialization failure; MySQL's deadlock, 1213) and
+/// `40P01` (PostgreSQL's deadlock).
+fn is_rolled_back_code(code: &str) -> bool {
+    matches!(code, "40001" | "40P01")
 }
 
 /// Whether a database error code means the server is failing rather than refusing this
@@ -68,6 +79,8 @@ fn classify(error: sqlx::Error, timeout: Duration) -> Failure {
         sqlx::Error::Database(database) => {
             if database.code().is_some_and(|code| is_failing_code(&code)) {
                 Failure::Backend(Error::Unavailable(Box::new(sqlx::Error::Database(database))))
+            } else if database.code().is_some_and(|code| is_rolled_back_code(&code)) {
+                Failure::RolledBack(Error::Store(Box::new(sqlx::Error::Database(database))))
             } else {
                 Failure::Answered(Error::Store(Box::new(sqlx::Error::Database(database))))
             }
@@ -92,6 +105,9 @@ pub(crate) fn unexpected(what: impl Into<String>) -> Error {
     Error::Store(what.into().into())
 }
 
+/// How often a statement the database rolled back for a concurrent one is run at most.
+const ROLLED_BACK_ATTEMPTS: u32 = 5;
+
 impl Core {
     /// Runs one store operation: `attempt` (its statements, pool acquire included) under
     /// the timeout and the breaker, retried if `idempotent`, inside a span named `op`.
@@ -115,6 +131,7 @@ impl Core {
     {
         let attempts = if idempotent { self.retry.attempts() } else { 1 };
         let mut tried = 0;
+        let mut rolled_back = 0;
         loop {
             let permit = self.breaker.acquire()?;
             let failure = match tokio::time::timeout(self.timeout, attempt()).await {
@@ -133,6 +150,16 @@ impl Core {
                 Failure::Backend(error) => {
                     permit.record(Outcome::Failed);
                     error
+                }
+                Failure::RolledBack(error) => {
+                    permit.record(Outcome::Answered);
+                    rolled_back += 1;
+                    if rolled_back >= ROLLED_BACK_ATTEMPTS {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, "a statement rolled back by a concurrent one; running it again");
+                    tokio::time::sleep(self.retry.backoff(rolled_back - 1)).await;
+                    continue;
                 }
             };
             tried += 1;
@@ -188,6 +215,8 @@ mod tests {
         ] {
             assert!(!is_failing_code(code), "{code}");
         }
+        assert!(is_rolled_back_code("40001") && is_rolled_back_code("40P01"));
+        assert!(!is_rolled_back_code("23505"));
         assert!(matches!(
             classify(sqlx::Error::PoolTimedOut, Duration::from_secs(1)),
             Failure::Backend(Error::Timeout(_))
