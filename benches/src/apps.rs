@@ -179,6 +179,9 @@ pub async fn serve_actix(
                     .wrap(middleware())
             })
             .workers(2)
+            // The load generator's connections wait idle while the other apps run; hyper
+            // (axum) never times them out, actix-web would after 5 s.
+            .keep_alive(actix_web::http::KeepAlive::Os)
             .disable_signals()
             .listen(listener)?
             .run()
