@@ -116,8 +116,9 @@ struct Shared {
 /// building such a store fails.
 ///
 /// A change that no store signs (a key expired or evicted by Redis, a write by another
-/// program, or by a node running a version of this crate from before signatures: upgrade
-/// every node sharing a prefix together, or change the prefix) in the same event-loop
+/// program, by a plain [`RedisStore`] on the same prefix, whose writes are not signed, or
+/// by a node running a version of this crate from before signatures: upgrade every node
+/// sharing a prefix together, or change the prefix) in the same event-loop
 /// cycle as this node's own write of that session is not seen by this node, for at most
 /// the local TTL; nor is a write of this node that failed and that Redis runs more than
 /// one local TTL later. Redis's own `NOLOOP` option is not used
@@ -418,7 +419,7 @@ impl ClusteredStoreBuilder {
                 "the clustered store's local TTL and health check interval must be greater than zero".into(),
             ));
         }
-        let redis = self.redis.build().await?;
+        let redis = self.redis.signing_writes().build().await?;
         if redis.node_settings().tls {
             return Err(Error::Config(
                 "the clustered store's invalidation connections do not support TLS (rediss://) yet; use RedisStore, or reach Redis over a private network".into(),

@@ -29,6 +29,8 @@ pub struct RedisStoreBuilder {
     clock: Arc<dyn Clock>,
     /// PEM certificates trusted for `rediss://` instead of the system's roots.
     tls_roots: Option<Vec<u8>>,
+    /// Sign every write (for a clustered store in front); see `tracking.rs`.
+    pub(super) signed: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -66,6 +68,7 @@ impl RedisStore {
             encryption: None,
             clock: Arc::new(SystemClock),
             tls_roots: None,
+            signed: false,
         }
     }
 
@@ -210,6 +213,7 @@ impl RedisStoreBuilder {
                 connection: RwLock::new(connection),
                 backend,
                 keys: Keys::new(&self.prefix),
+                signed: self.signed,
                 scripts: Scripts::new(),
                 values: ValueCodec {
                     compress_above: self.compress_above,

@@ -70,10 +70,12 @@ use crate::{
 ///
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
-/// Each write also sets and deletes, inside its script, the key's *signature*
+/// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
+/// write also sets and deletes, inside its script, the key's *signature*
 /// `{prefix}{<digest>}!<writer>` (`<writer>`: 16 random hex digits per store), which never
 /// outlives the script and never matches a scan. It makes Redis's invalidation messages
-/// name the writer, which the clustered store (`ClusteredStore`, feature `clustered`) needs.
+/// name the writer, which the clustered store needs; a plain store does not pay for it.
+/// (A Redis Cluster regenerate signs its three steps either way.)
 ///
 /// # Encryption at rest
 ///
@@ -102,7 +104,7 @@ use crate::{
 ///   only the given fields and the TTL atomically; the scripts are loaded when the store is
 ///   built and reloaded transparently after a Redis restart (on a Redis Cluster, a rename
 ///   is three, see [below](#redis-cluster));
-/// - delete: one `EVALSHA` (a `DEL` and the signature);
+/// - delete: one `EVALSHA` (a `DEL`, and the signature when writes are signed);
 /// - scan: `SCAN MATCH {prefix}{…} COUNT n` (never `KEYS`) plus one pipelined round trip
 ///   for the page's records; count, clear and delete_many work in batches the same way.
 ///
@@ -184,6 +186,9 @@ struct Inner {
     connection: RwLock<Connection>,
     backend: Backend,
     keys: Keys,
+    /// Whether every write also sets and deletes its key's signature: only when a
+    /// clustered store needs to tell its own writes' invalidations from others'.
+    signed: bool,
     scripts: Scripts,
     values: ValueCodec,
     clock: Arc<dyn Clock>,
@@ -217,17 +222,20 @@ impl RedisStore {
         self.inner.backend.is_cluster()
     }
 
-    /// The signature of this handle's writes of `key`.
-    fn signature(&self, key: &StoreKey) -> String {
-        self.inner.keys.signature(key, &self.writer)
+    /// The signature of this handle's writes of `key`, when writes are signed.
+    fn signature(&self, key: &StoreKey) -> Option<String> {
+        self.inner.signed.then(|| self.inner.keys.signature(key, &self.writer))
     }
 }
 
 impl Inner {
-    /// Deletes `key`, signed by `writer`; whether it existed.
+    /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.key(self.keys.signature(key, writer));
+        invocation.arg(1);
+        if self.signed {
+            invocation.key(self.keys.signature(key, writer));
+        }
         let deleted: i64 = self.run_script(true, &invocation).await?;
         Ok(deleted > 0)
     }

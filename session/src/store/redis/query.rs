@@ -18,6 +18,12 @@ use crate::{
     store::{QueryStore, ScanPage},
 };
 
+/// How `expiries` deletes the keys it reads: signed by this writer when writes are signed.
+#[derive(Clone, Copy)]
+struct Deletion<'a> {
+    signed_as: Option<&'a str>,
+}
+
 /// Keys asked of each `SCAN` by count, clear and delete_many.
 const BATCH: usize = 500;
 
@@ -100,23 +106,25 @@ impl Inner {
     }
 
     /// The expiry (`x`) of each of `keys` (digest and key name, as a scan yields them), and,
-    /// with `delete_as`, deletes them in the same round trip, each signed by that writer
-    /// after its deletion (so a message that announces the deletion names the writer, or a
-    /// later one does). On a cluster, one pipeline per key, as keys live in different slots.
+    /// with `delete`, deletes them in the same round trip, each signed after its deletion
+    /// when writes are signed (so a message that announces the deletion names the writer,
+    /// or a later one does). On a cluster, one pipeline per key, as keys live in different slots.
     async fn expiries(
         &self,
         connection: &mut Connection,
         keys: &[(StoreKey, Vec<u8>)],
-        delete_as: Option<&str>,
+        delete: Option<Deletion<'_>>,
     ) -> RedisResult<Vec<Option<u64>>> {
         let per_key = |pipe: &mut redis::Pipeline, (key, name): &(StoreKey, Vec<u8>)| {
             pipe.cmd("HGET").arg(name).arg(EXPIRY_FIELD);
-            if let Some(writer) = delete_as {
-                let signature = self.keys.signature(key, writer);
+            if let Some(deletion) = delete {
                 pipe.cmd("DEL").arg(name).ignore();
-                // A pipeline is not atomic: should the DEL below be lost, the key expires.
-                pipe.cmd("SET").arg(&signature).arg("").arg("PX").arg(1000).ignore();
-                pipe.cmd("DEL").arg(&signature).ignore();
+                if let Some(writer) = deletion.signed_as {
+                    let signature = self.keys.signature(key, writer);
+                    // A pipeline is not atomic: should the DEL below be lost, the key expires.
+                    pipe.cmd("SET").arg(&signature).arg("").arg("PX").arg(1000).ignore();
+                    pipe.cmd("DEL").arg(&signature).ignore();
+                }
             }
         };
         match connection {
@@ -207,6 +215,7 @@ impl QueryStore for RedisStore {
                     } else {
                         // One script for the chunk: one round trip.
                         let mut invocation = inner.scripts.delete.prepare_invoke();
+                        invocation.arg(chunk.len());
                         for key in chunk {
                             invocation.key(inner.keys.key(key));
                         }
@@ -231,7 +240,10 @@ impl QueryStore for RedisStore {
                     .for_each_page(|mut connection, keys| async move {
                         // Read each expiry and delete in the same round trip, so only live
                         // sessions are counted.
-                        let expiries = inner.expiries(&mut connection, &keys, Some(&self.writer)).await?;
+                        let writer = Deletion {
+                            signed_as: inner.signed.then_some(&*self.writer),
+                        };
+                        let expiries = inner.expiries(&mut connection, &keys, Some(writer)).await?;
                         Ok(expiries.into_iter().flatten().filter(|&x| x > now).count())
                     })
                     .await

@@ -27,45 +27,46 @@ local function sign(signature)
 end
 ";
 
-/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns 1 if created, 0 if a live record
-/// exists.
+/// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
+/// created, 0 if a live record exists.
 const CREATE: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if x and x > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-sign(KEYS[2])
+if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
 
-/// `KEYS[1]` the key, `KEYS[2]` its signature. Returns 1 if updated, 0 if no live record
-/// exists.
+/// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
+/// updated, 0 if no live record exists.
 const UPDATE: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if not x or x <= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-sign(KEYS[2])
+if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
 
-/// `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures (on a cluster, one key per
-/// call: a key and its signature share a slot). Returns how many keys were deleted.
+/// `ARGV[1]` n, `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures when writes are
+/// signed (on a cluster, one key per call: a key and its signature share a slot). Returns
+/// how many keys were deleted.
 const DELETE: &str = r"
-local n = #KEYS / 2
+local n = tonumber(ARGV[1])
 local deleted = 0
 for i = 1, n do
   if redis.call('DEL', KEYS[i]) > 0 then
     deleted = deleted + 1
-    sign(KEYS[n + i])
+    if KEYS[n + i] then sign(KEYS[n + i]) end
   end
 end
 return deleted
 ";
 
-/// `KEYS[1]` the source, `KEYS[2]` the target, `KEYS[3]` and `KEYS[4]` their signatures.
-/// Returns 0 renamed, 1 source missing, 2 target exists.
+/// `KEYS[1]` the source, `KEYS[2]` the target, `KEYS[3]` and `KEYS[4]` their signatures
+/// when writes are signed. Returns 0 renamed, 1 source missing, 2 target exists.
 const RENAME: &str = r"
 local now = tonumber(ARGV[1])
 local target = tonumber(redis.call('HGET', KEYS[2], 'x'))
@@ -75,8 +76,10 @@ if not source or source <= now then return 1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-sign(KEYS[3])
-sign(KEYS[4])
+if KEYS[3] then
+  sign(KEYS[3])
+  sign(KEYS[4])
+end
 return 0
 ";
 

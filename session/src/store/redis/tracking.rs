@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Duration};
 use redis::{ConnectionAddr, RedisConnectionInfo};
 
 pub(crate) use super::connection::Node;
-use super::{RedisStore, connection::Backend, layout::Keys};
+use super::{RedisStore, RedisStoreBuilder, connection::Backend, layout::Keys};
 use crate::{Error, clock::Clock, id::StoreKey};
 
 /// How a connection outside the store's own (an invalidation listener) reaches a node:
@@ -24,6 +24,15 @@ use crate::{Error, clock::Clock, id::StoreKey};
 pub(crate) struct NodeSettings {
     pub(crate) redis: RedisConnectionInfo,
     pub(crate) tls: bool,
+}
+
+impl RedisStoreBuilder {
+    /// Makes every write of the store it builds set and delete its key's signature; the
+    /// plain store does not pay for it.
+    pub(crate) fn signing_writes(mut self) -> Self {
+        self.signed = true;
+        self
+    }
 }
 
 impl RedisStore {
