@@ -183,11 +183,7 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
     assert_eq!(stats.delta().await, script(&[]), "sliding refresh");
 
     provider.regenerate_id(&mut session).await.unwrap();
-    assert_eq!(
-        stats.delta().await,
-        script(&[("hget", 1), ("rename", 1)]),
-        "regenerate"
-    );
+    assert_eq!(stats.delta().await, script(&[("hget", 1), ("rename", 1)]), "regenerate");
 
     provider.delete(&mut session).await.unwrap();
     assert_eq!(stats.delta().await, counts(&[("evalsha", 1), ("del", 1)]), "delete");
