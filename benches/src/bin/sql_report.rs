@@ -4,7 +4,8 @@
 //! through axum over loopback. Writes its section of BENCHMARKS.md (between the
 //! `sql:begin` and `sql:end` markers).
 //!
-//! `cargo run -p session-benches --release --bin sql_report [-- --runs N --secs S]`
+//! `cargo run -p session-benches --release --bin sql_report [-- --runs N --secs S --only DB]`
+//! (`--only` measures one database and prints its rows without touching BENCHMARKS.md).
 
 use std::{
     fmt::Write as _,
@@ -31,16 +32,18 @@ fn main() -> Result<(), BoxError> {
         return serve(&args[1..]);
     }
     let (mut runs, mut secs) = (5usize, 3.0f64);
+    let mut only: Option<Db> = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let mut value = || rest.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => runs = value()?.parse()?,
             "--secs" => secs = value()?.parse()?,
+            "--only" => only = Some(value()?.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
-    report(runs, secs)
+    report(runs, secs, only)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
@@ -182,7 +185,7 @@ struct Figures {
     e2e: Vec<(&'static str, f64, f64, f64)>,
 }
 
-fn report(runs: usize, secs: f64) -> Result<(), BoxError> {
+fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("session-sql-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -194,7 +197,7 @@ fn report(runs: usize, secs: f64) -> Result<(), BoxError> {
         max_requests_per_connection: 1_000_000,
     };
     let mut all = Vec::new();
-    for db in Db::ALL {
+    for db in Db::ALL.into_iter().filter(|db| only.is_none_or(|only| only == *db)) {
         eprintln!("== {db}");
         let (ours_url, tower_url) = runtime
             .block_on(async { Ok::<_, BoxError>((fresh(db, "ours", &dir).await?, fresh(db, "tower", &dir).await?)) })?;
@@ -239,7 +242,12 @@ fn report(runs: usize, secs: f64) -> Result<(), BoxError> {
         all.push(Figures { db, micro, e2e });
     }
     let _ = std::fs::remove_dir_all(&dir);
-    write_section(&render(&all, runs, secs, started.elapsed()))
+    let section = render(&all, runs, secs, started.elapsed());
+    if only.is_some() {
+        print!("{section}");
+        return Ok(());
+    }
+    write_section(&section)
 }
 
 fn render(all: &[Figures], runs: usize, secs: f64, took: Duration) -> String {
