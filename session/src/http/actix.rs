@@ -60,7 +60,7 @@ use super::{
     cookie, guard,
     lazy::{LazySession, MissingSessionLayer, OutagePolicy},
     response::status_of,
-    shared::{IpSource, SessionCore, client_info},
+    shared::{SessionCore, client_info},
 };
 use crate::{Error, Session, SessionData};
 
@@ -71,26 +71,19 @@ type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// `App::wrap`; clone it into each worker's `App` (the clones share the backend).
 pub struct SessionMiddleware<T: SessionData, B> {
     core: Arc<SessionCore<T, B>>,
-    trusted_proxy_header: Option<HeaderName>,
-    data: PhantomData<fn() -> T>,
 }
 
 impl<T: SessionData, B> Clone for SessionMiddleware<T, B> {
     fn clone(&self) -> Self {
         Self {
             core: self.core.clone(),
-            trusted_proxy_header: self.trusted_proxy_header.clone(),
-            data: PhantomData,
         }
     }
 }
 
 impl<T: SessionData, B> fmt::Debug for SessionMiddleware<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionMiddleware")
-            .field("outage_policy", &self.core.outage_policy)
-            .field("trusted_proxy_header", &self.trusted_proxy_header)
-            .finish_non_exhaustive()
+        f.debug_tuple("SessionMiddleware").field(&self.core).finish()
     }
 }
 
@@ -100,8 +93,6 @@ impl<T: SessionData, B: SessionBackend<T>> SessionMiddleware<T, B> {
     pub fn new(backend: B) -> Self {
         Self {
             core: Arc::new(SessionCore::new(backend)),
-            trusted_proxy_header: None,
-            data: PhantomData,
         }
     }
 
@@ -118,7 +109,7 @@ impl<T: SessionData, B: SessionBackend<T>> SessionMiddleware<T, B> {
     /// sets the header.
     #[must_use]
     pub fn trusted_proxy_header(mut self, header: HeaderName) -> Self {
-        self.trusted_proxy_header = Some(header);
+        Arc::make_mut(&mut self.core).trusted_proxy_header = Some(header.as_str().to_owned());
         self
     }
 }
@@ -175,12 +166,10 @@ where
         let core = self.middleware.core.clone();
         let headers = request.headers();
         let user_agent = headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok());
-        let ip = match &self.middleware.trusted_proxy_header {
-            Some(name) => {
-                IpSource::TrustedHeader(headers.get_all(name).next_back().and_then(|value| value.to_str().ok()))
-            }
-            None => IpSource::Peer(request.peer_addr().map(|addr| addr.ip())),
-        };
+        let ip = core.ip_source(
+            |name| headers.get_all(name).next_back().and_then(|value| value.to_str().ok()),
+            || request.peer_addr().map(|addr| addr.ip()),
+        );
         let client = client_info(user_agent, ip);
         let cookies = headers.get_all(header::COOKIE).filter_map(|value| value.to_str().ok());
         let session = core.begin(cookies, client);

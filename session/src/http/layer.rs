@@ -4,7 +4,6 @@ use std::{
     borrow::Cow,
     fmt,
     future::Future,
-    marker::PhantomData,
     net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
@@ -20,7 +19,7 @@ use super::{
     cookie,
     lazy::OutagePolicy,
     response::status_response,
-    shared::{IpSource, SessionCore, client_info},
+    shared::{SessionCore, client_info},
 };
 use crate::{Error, SessionData};
 
@@ -29,26 +28,19 @@ use crate::{Error, SessionData};
 /// See the [module documentation](super) for the behaviour.
 pub struct SessionLayer<T: SessionData, B> {
     core: Arc<SessionCore<T, B>>,
-    trusted_proxy_header: Option<HeaderName>,
-    data: PhantomData<fn() -> T>,
 }
 
 impl<T: SessionData, B> Clone for SessionLayer<T, B> {
     fn clone(&self) -> Self {
         Self {
             core: self.core.clone(),
-            trusted_proxy_header: self.trusted_proxy_header.clone(),
-            data: PhantomData,
         }
     }
 }
 
 impl<T: SessionData, B> fmt::Debug for SessionLayer<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("outage_policy", &self.core.outage_policy)
-            .field("trusted_proxy_header", &self.trusted_proxy_header)
-            .finish_non_exhaustive()
+        f.debug_tuple("SessionLayer").field(&self.core).finish()
     }
 }
 
@@ -58,8 +50,6 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
     pub fn new(backend: B) -> Self {
         Self {
             core: Arc::new(SessionCore::new(backend)),
-            trusted_proxy_header: None,
-            data: PhantomData,
         }
     }
 
@@ -77,7 +67,7 @@ impl<T: SessionData, B: SessionBackend<T>> SessionLayer<T, B> {
     /// client can write any value into it otherwise.
     #[must_use]
     pub fn trusted_proxy_header(mut self, header: HeaderName) -> Self {
-        self.trusted_proxy_header = Some(header);
+        Arc::make_mut(&mut self.core).trusted_proxy_header = Some(header.as_str().to_owned());
         self
     }
 }
@@ -137,16 +127,16 @@ where
         let core = self.layer.core.clone();
         let headers = request.headers();
         let user_agent = headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok());
-        let ip = match &self.layer.trusted_proxy_header {
-            Some(name) => IpSource::TrustedHeader(
+        let ip = core.ip_source(
+            |name| {
                 headers
                     .get_all(name)
                     .iter()
                     .next_back()
-                    .and_then(|value| value.to_str().ok()),
-            ),
-            None => IpSource::Peer(peer_ip(&request)),
-        };
+                    .and_then(|value| value.to_str().ok())
+            },
+            || peer_ip(&request),
+        );
         let client = client_info(user_agent, ip);
         let cookies = headers
             .get_all(header::COOKIE)

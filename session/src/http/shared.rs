@@ -19,6 +19,8 @@ pub(crate) struct SessionCore<T: SessionData, B> {
     /// The same backend, type-erased once rather than on every request.
     loader: Arc<dyn Loader<T>>,
     pub(crate) outage_policy: OutagePolicy,
+    /// The header a trusted proxy writes the client's address into, lowercase.
+    pub(crate) trusted_proxy_header: Option<String>,
     /// The `Set-Cookie` text around the value, rendered once; `None` if the configuration
     /// cannot render (every set then reports why).
     frame: Option<cookie::SetCookieFrame>,
@@ -30,6 +32,7 @@ impl<T: SessionData, B> Clone for SessionCore<T, B> {
             backend: self.backend.clone(),
             loader: self.loader.clone(),
             outage_policy: self.outage_policy,
+            trusted_proxy_header: self.trusted_proxy_header.clone(),
             frame: self.frame.clone(),
         }
     }
@@ -39,6 +42,7 @@ impl<T: SessionData, B> fmt::Debug for SessionCore<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionCore")
             .field("outage_policy", &self.outage_policy)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
             .finish_non_exhaustive()
     }
 }
@@ -51,7 +55,22 @@ impl<T: SessionData, B: SessionBackend<T>> SessionCore<T, B> {
             loader: backend.clone(),
             backend,
             outage_policy: OutagePolicy::default(),
+            trusted_proxy_header: None,
             frame,
+        }
+    }
+
+    /// Where this request's client address comes from: the last value of the trusted proxy
+    /// header when one is configured (`last_value` looks a header up by name), else the
+    /// connection's peer.
+    pub(crate) fn ip_source<'a>(
+        &self,
+        last_value: impl FnOnce(&str) -> Option<&'a str>,
+        peer: impl FnOnce() -> Option<IpAddr>,
+    ) -> IpSource<'a> {
+        match &self.trusted_proxy_header {
+            Some(name) => IpSource::TrustedHeader(last_value(name)),
+            None => IpSource::Peer(peer()),
         }
     }
 
