@@ -1,5 +1,6 @@
 //! An app served by a child process of the benchmark binary, so the app's CPU is its own
-//! and not the load generator's.
+//! and not the load generator's: the parent's handle ([`ChildServer`]) and the child's side
+//! ([`serve_axum`], [`stdin_closed`]).
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -50,4 +51,36 @@ impl Drop for ChildServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The runtime the benchmark binaries serve and load on: two workers, one per core.
+///
+/// # Errors
+///
+/// When the runtime cannot be built.
+pub fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves when standard input closes: how a [`ChildServer`] tells its child to stop.
+pub async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+}
+
+/// The child's side for an axum app: serves `router` on a free loopback port, prints
+/// `listening ADDR`, and stops when standard input closes.
+///
+/// # Errors
+///
+/// When the port cannot be bound or the server fails.
+pub async fn serve_axum(router: axum::Router) -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening {}", listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stdin_closed())
+        .await?;
+    Ok(())
 }

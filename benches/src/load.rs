@@ -213,6 +213,20 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[rank - 1])
 }
 
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use std::{
 
 use session_benches::{
     apps::{self, App, BoxError},
-    child::ChildServer,
+    child::{ChildServer, runtime, serve_axum, stdin_closed},
     clustered,
-    load::{Clients, Load, Outcome},
+    load::{Clients, Load, Outcome, median},
     memory::{self, Filled, Footprint},
     ops::{ActixStoreOps, OursStore, TowerStoreOps},
     stores,
@@ -111,13 +111,6 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
 }
 
-fn tokio() -> Result<tokio::runtime::Runtime, BoxError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
 // ---- Child processes -------------------------------------------------------------------
 
 /// `serve APP [REDIS_URL]`: serves the app on a free loopback port, prints
@@ -126,32 +119,20 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
     let app: App = args.first().ok_or("serve needs an app")?.parse()?;
     let redis_url = args.get(1).map(String::as_str);
     if app.is_actix() {
-        return tokio()?.block_on(async move {
+        return runtime()?.block_on(async move {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("listening {}", listener.local_addr()?);
             let server = apps::serve_actix(app, redis_url, listener).await?;
             let handle = server.handle();
             tokio::spawn(async move {
-                let _ =
-                    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+                stdin_closed().await;
                 handle.stop(true).await;
             });
             server.await?;
             Ok(())
         });
     }
-    tokio()?.block_on(async move {
-        let router = apps::router(app, redis_url).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening {}", listener.local_addr()?);
-        let stdin_closed = async {
-            let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
-        };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stdin_closed)
-            .await?;
-        Ok(())
-    })
+    runtime()?.block_on(async move { serve_axum(apps::router(app, redis_url).await?).await })
 }
 
 /// `memory ours|tower COUNT`: prints `SESSIONS BYTES`.
@@ -190,7 +171,7 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
         duration: Duration::from_secs_f64(secs.parse()?),
         max_requests_per_connection: 10_000_000,
     };
-    tokio()?.block_on(async {
+    runtime()?.block_on(async {
         let mut clients = Clients::connect(addr.parse()?, load, "/init").await?;
         let outcome = clients.run(path).await?;
         println!(
@@ -226,9 +207,9 @@ fn report(options: Options) -> Result<(), BoxError> {
     };
     eprintln!("== Redis wire counts");
     let redis = RedisServer::try_start()?;
-    let wire = tokio()?.block_on(wire_counts(&redis))?;
+    let wire = runtime()?.block_on(wire_counts(&redis))?;
     eprintln!("== clustered store, two nodes");
-    let clustered = tokio()?.block_on(clustered::measure(&redis))?;
+    let clustered = runtime()?.block_on(clustered::measure(&redis))?;
     eprintln!("== end to end");
     let e2e = end_to_end(&options, &redis)?;
     eprintln!("== memory, {} sessions", options.sessions);
@@ -438,7 +419,7 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
         duration: Duration::from_secs_f64(options.secs),
         max_requests_per_connection: 1_000_000,
     };
-    let runtime = tokio()?;
+    let runtime = runtime()?;
     let url = redis.url();
     // Every app is up at once and the runs interleave, so a burst of noise from the
     // shared machine hits every app alike rather than one.
@@ -502,19 +483,6 @@ fn memory_in_child(which: &str, count: u64) -> Result<Footprint, BoxError> {
 }
 
 // ---- Rendering -------------------------------------------------------------------------
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
 
 /// Median requests/s, p50 and p99 of an app's runs of one kind.
 fn e2e_medians(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64)> {

@@ -17,8 +17,8 @@ use std::{
 use session::{MySqlStore, PostgresStore, SqliteStore};
 use session_benches::{
     apps::BoxError,
-    child::ChildServer,
-    load::{Clients, Load},
+    child::{ChildServer, runtime, serve_axum},
+    load::{Clients, Load, median},
     ops::{OursStore, TowerStoreOps},
     sql::{self, Db},
 };
@@ -44,13 +44,6 @@ fn main() -> Result<(), BoxError> {
         }
     }
     report(runs, secs, only)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
 }
 
 /// A fresh database (or SQLite file) for one library on `db`: its URL.
@@ -93,21 +86,8 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
             "ours" => sql::ours_router(db, url).await?,
             _ => sql::tower_router(db, url).await?,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening {}", listener.local_addr()?);
-        let stdin_closed = async {
-            let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
-        };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stdin_closed)
-            .await?;
-        Ok(())
+        serve_axum(router).await
     })
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Median microseconds per load + save over `batches` batches of `per_batch` sequential
