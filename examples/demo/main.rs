@@ -56,16 +56,7 @@ use session::http::OutagePolicy;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("session demo: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    stores::main(run()).await
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

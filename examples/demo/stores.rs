@@ -197,3 +197,18 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
         expiry,
     })
 }
+
+/// What both demos' `main` does: logging from `RUST_LOG`, then `run`; a failure is printed
+/// with its advice and the process exits with failure.
+pub async fn main(run: impl Future<Output = Result<(), Box<dyn std::error::Error>>>) -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    match run.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("session demo: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
