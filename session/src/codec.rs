@@ -275,6 +275,21 @@ pub fn decode<T: SessionData>(record: &FieldRecord) -> T {
 
 /// [`decode`] of borrowed record bytes, so a caller holding them need not copy them.
 pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
+    decode_sizing(bytes, None)
+}
+
+/// [`decode`], also measuring the record for the size checks of later saves, in the same
+/// pass.
+pub(crate) fn decode_with_size<T: SessionData>(record: &FieldRecord) -> (T, RecordSize) {
+    let mut size = RecordSize {
+        total: record.bytes.len(),
+        fields: vec![0; T::FIELDS.len()],
+    };
+    let data = decode_sizing(&record.bytes, Some(&mut size));
+    (data, size)
+}
+
+fn decode_sizing<T: SessionData>(bytes: &[u8], mut size: Option<&mut RecordSize>) -> T {
     let mut data = T::initial();
     for field in (Fields { bytes, offset: 0 }) {
         let (tag, value) = match field {
@@ -287,6 +302,9 @@ pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
         let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
             continue;
         };
+        if let Some(size) = size.as_deref_mut() {
+            size.fields[index] = stored_len(value.len());
+        }
         let def = &T::FIELDS[index];
         let Some(value) = value.strip_prefix(&def.fingerprint.to_le_bytes()) else {
             tracing::warn!(

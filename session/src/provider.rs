@@ -208,11 +208,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         }
         let refresh_due =
             now.saturating_sub(record.meta.accessed_ms) >= duration_ms(self.shared.config.refresh_interval());
-        let data = codec::decode::<T>(&record.fields);
+        let (data, size) = codec::decode_with_size::<T>(&record.fields);
         Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
         let clock = self.shared.config.clock().clone();
         let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due, clock);
-        *session.stored_size_mut() = RecordSize::of::<T>(&record.fields);
+        *session.stored_size_mut() = size;
         Ok(Some(session))
     }
 
