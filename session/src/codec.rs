@@ -180,6 +180,28 @@ impl FieldRecord {
     }
 }
 
+/// The length [`FieldRecord::merge`] would give the record `stored`, computed without
+/// merging (or copying) it.
+///
+/// # Errors
+///
+/// When either record is malformed.
+pub(crate) fn merged_len(stored: &[u8], update: &FieldRecord) -> Result<usize, CorruptRecord> {
+    update.iter().try_for_each(|field| field.map(drop))?;
+    let updated = |tag: u32| update.iter().any(|field| matches!(field, Ok((t, _)) if t == tag));
+    let mut kept = 0;
+    for field in (Fields {
+        bytes: stored,
+        offset: 0,
+    }) {
+        let (tag, value) = field?;
+        if !updated(tag) {
+            kept += 4 + varint_len(value.len()) + value.len();
+        }
+    }
+    Ok(kept + update.bytes.len())
+}
+
 /// Iterator over the `(tag, value)` fields of a [`FieldRecord`].
 #[derive(Debug)]
 pub struct Fields<'a> {
@@ -407,6 +429,28 @@ mod tests {
         base.merge(&update).unwrap();
         let fields: Vec<_> = base.iter().map(Result::unwrap).collect();
         assert_eq!(fields, vec![(1, &b"one"[..]), (2, &b"TWO"[..]), (3, &b"three"[..])]);
+    }
+
+    #[test]
+    fn merged_len_is_the_length_merge_gives() {
+        let mut base = FieldRecord::new();
+        base.push(1, b"one");
+        base.push(2, b"two");
+        for pairs in [
+            &[(2u32, &b"TWO"[..])][..],
+            &[(2, b"a longer value"), (3, b"three")],
+            &[(2, b"x"), (2, b"yz")],
+        ] {
+            let mut update = FieldRecord::new();
+            for (tag, value) in pairs {
+                update.push(*tag, value);
+            }
+            let expected = merged_len(base.as_bytes(), &update).unwrap();
+            let mut merged = base.clone();
+            merged.merge(&update).unwrap();
+            assert_eq!(merged.as_bytes().len(), expected, "{pairs:?}");
+        }
+        assert!(merged_len(&[1, 2], &FieldRecord::new()).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{
 use crate::{
     Error,
     clock::{Clock, SystemClock},
-    codec::FieldRecord,
+    codec::{self, FieldRecord},
     id::StoreKey,
     session::SessionMeta,
     store::{QueryStore, Record, Rename, ScanPage, SessionStore},
@@ -38,6 +38,23 @@ impl Entry {
     fn cost(&self) -> usize {
         ENTRY_OVERHEAD + self.fields.len()
     }
+
+    /// How many bytes merging `update` in would add (0 when it shrinks or keeps the size).
+    fn growth(&self, update: &Record) -> Result<usize, Error> {
+        let merged = codec::merged_len(&self.fields, &update.fields).map_err(|error| Error::Store(Box::new(error)))?;
+        Ok(merged.saturating_sub(self.fields.len()))
+    }
+
+    /// Merges `update` in, in place (no copy unless a value changes length), established.
+    fn apply(&mut self, update: &Record) -> Result<(), Error> {
+        let mut fields = FieldRecord::from_bytes(std::mem::take(&mut self.fields).into_vec());
+        let merged = fields.merge(&update.fields);
+        self.fields = fields.into_bytes().into_boxed_slice();
+        merged.map_err(|error| Error::Store(Box::new(error)))?;
+        self.meta = update.meta;
+        self.established = true;
+        Ok(())
+    }
 }
 
 /// One lock's worth of sessions, with its accounting.
@@ -61,6 +78,17 @@ impl Shard {
         if let Some(old) = self.entries.insert(key, entry) {
             self.bytes -= old.cost();
         }
+    }
+
+    /// Merges `update` into the live entry under `key`, keeping the byte count.
+    fn apply(&mut self, key: &StoreKey, update: &Record) -> Result<(), Error> {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return Ok(());
+        };
+        let old = entry.cost();
+        let applied = entry.apply(update);
+        self.bytes = self.bytes - old + entry.cost();
+        applied
     }
 
     fn remove(&mut self, key: &StoreKey) -> Option<Entry> {
@@ -316,25 +344,12 @@ fn live<'a>(shard: &'a mut Shard, key: &StoreKey, now: u64) -> Option<&'a mut En
     shard.entries.get_mut(key)
 }
 
-/// The entry `entry` becomes with `update` merged in, established.
-fn updated(entry: &Entry, update: &Record) -> Result<Entry, Error> {
-    let mut fields = FieldRecord::from_bytes(entry.fields.to_vec());
-    fields
-        .merge(&update.fields)
-        .map_err(|error| Error::Store(Box::new(error)))?;
-    Ok(Entry {
-        meta: update.meta,
-        fields: fields.into_bytes().into_boxed_slice(),
-        established: true,
-    })
-}
-
 /// Moves `from` to `to` with `update` applied; `target` is `None` when both keys live in
 /// `source`.
 fn rename_in(
     inner: &Inner,
     source: &mut Shard,
-    target: Option<&mut Shard>,
+    mut target: Option<&mut Shard>,
     from: &StoreKey,
     to: &StoreKey,
     update: &Record,
@@ -350,22 +365,19 @@ fn rename_in(
     let Some(entry) = live(source, from, now) else {
         return Ok(Rename::SourceMissing);
     };
-    // Built first: it is the step that can fail, and it leaves the source intact if so.
-    let moved = updated(entry, update)?;
-    let old_cost = entry.cost();
+    // Checked first: it is the step that can fail, and it leaves the source intact if so.
+    let (growth, cost) = (entry.growth(update)?, entry.cost());
+    // Written again: from now on never evicted for room, not even for its own move.
     entry.established = true;
-    match target {
-        Some(target) => {
-            inner.make_room(target, 1, moved.cost())?;
-            source.remove(from);
-            target.insert(*to, moved);
-        }
-        None => {
-            inner.make_room(source, 0, moved.cost().saturating_sub(old_cost))?;
-            source.remove(from);
-            source.insert(*to, moved);
-        }
+    match target.as_deref_mut() {
+        Some(target) => inner.make_room(target, 1, cost + growth)?,
+        None => inner.make_room(source, 0, growth)?,
     }
+    let Some(mut moved) = source.remove(from) else {
+        return Ok(Rename::SourceMissing);
+    };
+    moved.apply(update)?;
+    target.unwrap_or(source).insert(*to, moved);
     Ok(Rename::Renamed)
 }
 
@@ -397,12 +409,11 @@ impl SessionStore for MemoryStore {
         let Some(entry) = live(&mut shard, key, now) else {
             return Ok(false);
         };
-        let (new, old_cost) = (updated(entry, update)?, entry.cost());
+        let growth = entry.growth(update)?;
         // Written again: from now on never evicted for room, not even for its own growth.
         entry.established = true;
-        self.inner
-            .make_room(&mut shard, 0, new.cost().saturating_sub(old_cost))?;
-        shard.insert(*key, new);
+        self.inner.make_room(&mut shard, 0, growth)?;
+        shard.apply(key, update)?;
         Ok(true)
     }
 
