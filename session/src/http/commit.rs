@@ -83,22 +83,23 @@ pub(crate) fn keep_out_of_shared_caches<R: ResponseParts>(response: &mut R) {
         let _ = response.insert(Header::CacheControl, Cow::Borrowed("private"));
         return;
     }
-    let directives: Vec<String> = response
+    // The common case (the `no-store` of a response that sets the cookie) allocates nothing.
+    let private = response
         .values(Header::CacheControl)
         .flat_map(|text| text.split(','))
-        .map(|directive| directive.trim().to_owned())
-        .filter(|directive| !directive.is_empty())
-        .collect();
-    let private = |directive: &String| {
-        let name = directive.split('=').next().unwrap_or_default().trim();
-        name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
-    };
-    if directives.iter().any(private) {
+        .any(|directive| {
+            let name = directive.split('=').next().unwrap_or_default().trim();
+            name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+        });
+    if private {
         return;
     }
-    let mut kept: Vec<String> = directives
-        .into_iter()
-        .filter(|directive| !directive.eq_ignore_ascii_case("public"))
+    let mut kept: Vec<String> = response
+        .values(Header::CacheControl)
+        .flat_map(|text| text.split(','))
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty() && !directive.eq_ignore_ascii_case("public"))
+        .map(str::to_owned)
         .collect();
     kept.insert(0, "private".to_owned());
     let _ = response.insert(Header::CacheControl, Cow::Owned(kept.join(", ")));
