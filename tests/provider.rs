@@ -430,3 +430,122 @@ async fn a_session_tells_its_expiry_and_touch_slides_it_at_the_next_save() {
     assert!(session.is_expired());
     assert_eq!(session.time_until_expiry(), std::time::Duration::ZERO);
 }
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn now(clock: &ManualClock) -> std::time::SystemTime {
+    use session::Clock as _;
+    std::time::UNIX_EPOCH + Duration::from_millis(clock.now_ms())
+}
+
+#[tokio::test]
+async fn a_remembered_session_outlives_the_configured_timeouts_within_the_caps() {
+    let clock = ManualClock::new();
+    let provider = provider_with(
+        &clock,
+        SessionConfig::development()
+            .max_persistent_idle(7 * DAY)
+            .max_persistent_lifetime(30 * DAY),
+    );
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    session.set_expiry(session::Expiry::Remember {
+        idle: 14 * DAY,
+        absolute: 90 * DAY,
+    });
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(session.pending_expiry(), None, "applied by the save");
+    assert_eq!(session.meta().cookie, session::CookieLifetime::Persistent);
+    assert_eq!(
+        session.time_until_expiry(),
+        7 * DAY,
+        "the idle window is capped at max_persistent_idle"
+    );
+    assert_eq!(session.absolute_deadline(), now(&clock) + 30 * DAY, "and the lifetime");
+
+    // Idle for six days (past the configured 30 minutes and 24 hours), then used: it slides
+    // by its own idle window.
+    clock.advance(6 * DAY);
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.meta().idle_window_ms, (7 * DAY).as_millis() as u64);
+    loaded.touch();
+    assert_eq!(provider.save(&mut loaded).await.unwrap(), SaveOutcome::Refreshed);
+    clock.advance(6 * DAY);
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    loaded.touch();
+    provider.save(&mut loaded).await.unwrap();
+    // Used every six days, it still ends at its absolute deadline.
+    for _ in 0..2 {
+        clock.advance(6 * DAY);
+        let mut loaded = provider.get(session.id()).await.unwrap();
+        loaded.touch();
+        provider.save(&mut loaded).await.unwrap();
+    }
+    clock.advance(6 * DAY);
+    assert!(
+        provider.try_get(session.id()).await.unwrap().is_none(),
+        "dead after 30 days however active"
+    );
+
+    // Not remembered, the same idle gap ends it.
+    let mut plain = provider.create().unwrap();
+    plain.set_user(Some("bob".into()));
+    provider.save(&mut plain).await.unwrap();
+    clock.advance(Duration::from_secs(31 * 60));
+    assert!(provider.try_get(plain.id()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_fixed_deadline_never_slides_and_a_browser_session_keeps_the_configured_timeouts() {
+    let (provider, clock) = provider();
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    loaded.set_expiry(session::Expiry::Until(now(&clock) + Duration::from_secs(3600)));
+    assert_eq!(
+        provider.save(&mut loaded).await.unwrap(),
+        SaveOutcome::Refreshed,
+        "a lifetime change alone is written"
+    );
+    assert!(!loaded.is_dirty());
+    for _ in 0..2 {
+        // Used every 20 minutes: the configured 30-minute idle timeout would slide, this does not.
+        clock.advance(Duration::from_secs(20 * 60));
+        let mut used = provider.get(session.id()).await.unwrap();
+        used.touch();
+        provider.save(&mut used).await.unwrap();
+        assert_eq!(used.expires(), session.created() + Duration::from_secs(3600));
+    }
+    clock.advance(Duration::from_secs(20 * 60));
+    assert!(provider.try_get(session.id()).await.unwrap().is_none(), "dead at the deadline");
+
+    let mut other = provider.create().unwrap();
+    other.set_expiry(session::Expiry::BrowserSession);
+    other.set_user(Some("bob".into()));
+    provider.save(&mut other).await.unwrap();
+    assert_eq!(other.meta().cookie, session::CookieLifetime::BrowserSession);
+    assert_eq!(other.time_until_expiry(), Duration::from_secs(30 * 60));
+}
+
+#[tokio::test]
+async fn a_lifetime_chosen_by_a_failed_request_is_dropped_with_its_changes() {
+    let (provider, _) = provider();
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    loaded.set_expiry(session::Expiry::Remember {
+        idle: DAY,
+        absolute: DAY,
+    });
+    loaded.regenerate_id().unwrap();
+    assert_eq!(
+        provider.save_lifecycle_only(&mut loaded).await.unwrap(),
+        SaveOutcome::Regenerated
+    );
+    let reloaded = provider.get(loaded.id()).await.unwrap();
+    assert_eq!(reloaded.meta().cookie, session::CookieLifetime::Configured);
+    assert_eq!(reloaded.time_until_expiry(), Duration::from_secs(30 * 60));
+}

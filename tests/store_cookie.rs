@@ -7,7 +7,7 @@ use std::{net::IpAddr, time::Duration};
 use common::AppSession;
 use proptest::prelude::*;
 use session::{
-    ClientBinding, ClientInfo, CookieSessions, Error, ManualClock, Session, SessionConfig,
+    Clock, ClientBinding, ClientInfo, CookieLifetime, CookieSessions, Error, Expiry, ManualClock, Session, SessionConfig,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
 };
 
@@ -128,6 +128,49 @@ fn expiry_is_enforced_from_the_sealed_lifetimes() {
     }
     clock.advance(Duration::from_secs(10));
     assert!(open(&absolute, &value).is_none(), "absolute timeout is never extended");
+}
+
+#[test]
+fn a_remembered_lifetime_is_sealed_into_the_cookie_and_enforced() {
+    let clock = ManualClock::new();
+    let day = Duration::from_secs(24 * 3600);
+    let store = store_with(
+        ring(),
+        &clock,
+        SessionConfig::testing()
+            .idle_timeout(Duration::from_secs(60))
+            .max_persistent_lifetime(10 * day),
+    );
+    let mut session = store.create::<AppSession>().unwrap();
+    session.set_user(Some("alice".into()));
+    session.set_expiry(Expiry::Remember {
+        idle: 3 * day,
+        absolute: 30 * day,
+    });
+    let mut value = store.seal(&mut session, &ClientInfo::default()).unwrap();
+    for _ in 0..4 {
+        // Two days unused: past the configured minute, within its own three days.
+        clock.advance(2 * day);
+        let mut opened = open(&store, &value).expect("remembered");
+        assert_eq!(opened.meta().cookie, CookieLifetime::Persistent);
+        assert_eq!(opened.user().as_deref(), Some("alice"));
+        value = store.seal(&mut opened, &ClientInfo::default()).unwrap();
+    }
+    clock.advance(2 * day);
+    assert!(
+        open(&store, &value).is_none(),
+        "dead at the capped 10-day lifetime however active"
+    );
+
+    let mut fixed = store.create::<AppSession>().unwrap();
+    fixed.set_expiry(Expiry::Until(
+        std::time::UNIX_EPOCH + Duration::from_millis(clock.now_ms()) + Duration::from_secs(30),
+    ));
+    let value = store.seal(&mut fixed, &ClientInfo::default()).unwrap();
+    clock.advance(Duration::from_secs(29));
+    assert!(open(&store, &value).is_some());
+    clock.advance(Duration::from_secs(1));
+    assert!(open(&store, &value).is_none(), "the fixed deadline is sealed too");
 }
 
 #[test]

@@ -40,6 +40,9 @@ pub struct CookieConfig {
 /// The default [`SessionConfig::max_record_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 
+/// The default caps of a remembered session's idle window and lifetime: 30 days.
+pub const DEFAULT_MAX_PERSISTENT: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// How sessions live and how their cookie looks. Build one with a preset or
 /// [`SessionConfig::builder`]; invalid combinations are refused by
 /// [`SessionConfigBuilder::build`].
@@ -70,6 +73,8 @@ pub struct SessionConfig {
     absolute_timeout: Duration,
     refresh_interval: Duration,
     max_record_bytes: usize,
+    max_persistent_idle: Duration,
+    max_persistent_lifetime: Duration,
     cookie: CookieConfig,
     clock: Arc<dyn Clock>,
 }
@@ -81,6 +86,8 @@ impl fmt::Debug for SessionConfig {
             .field("absolute_timeout", &self.absolute_timeout)
             .field("refresh_interval", &self.refresh_interval)
             .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_persistent_idle", &self.max_persistent_idle)
+            .field("max_persistent_lifetime", &self.max_persistent_lifetime)
             .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
@@ -111,6 +118,8 @@ impl SessionConfig {
                 absolute_timeout: Duration::from_secs(24 * 60 * 60),
                 refresh_interval: Duration::ZERO,
                 max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+                max_persistent_idle: DEFAULT_MAX_PERSISTENT,
+                max_persistent_lifetime: DEFAULT_MAX_PERSISTENT,
                 cookie: CookieConfig {
                     name: "__Host-session".to_owned(),
                     path: "/".to_owned(),
@@ -168,6 +177,19 @@ impl SessionConfig {
         self.max_record_bytes
     }
 
+    /// The longest idle window a session may choose for itself with
+    /// [`Expiry::Remember`](crate::Expiry::Remember) (default 30 days).
+    pub fn max_persistent_idle(&self) -> Duration {
+        self.max_persistent_idle
+    }
+
+    /// The longest a session may live from the moment it chooses
+    /// [`Expiry::Remember`](crate::Expiry::Remember) or
+    /// [`Expiry::Until`](crate::Expiry::Until) (default 30 days).
+    pub fn max_persistent_lifetime(&self) -> Duration {
+        self.max_persistent_lifetime
+    }
+
     /// The cookie attributes.
     pub fn cookie(&self) -> &CookieConfig {
         &self.cookie
@@ -207,6 +229,21 @@ impl SessionConfigBuilder {
     /// fields). Cookie sessions are bounded by the 4096-byte cookie instead.
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
         self.config.max_record_bytes = bytes;
+        self
+    }
+
+    /// Caps the idle window of a session that chooses
+    /// [`Expiry::Remember`](crate::Expiry::Remember) (default 30 days).
+    pub fn max_persistent_idle(mut self, cap: Duration) -> Self {
+        self.config.max_persistent_idle = cap;
+        self
+    }
+
+    /// Caps how long a session lives from the moment it chooses
+    /// [`Expiry::Remember`](crate::Expiry::Remember) or
+    /// [`Expiry::Until`](crate::Expiry::Until) (default 30 days).
+    pub fn max_persistent_lifetime(mut self, cap: Duration) -> Self {
+        self.config.max_persistent_lifetime = cap;
         self
     }
 
@@ -282,6 +319,9 @@ impl SessionConfigBuilder {
                 "refresh_interval ({:?}) must be shorter than idle_timeout ({:?}), or sessions expire while in use",
                 config.refresh_interval, config.idle_timeout
             ));
+        }
+        if config.max_persistent_idle.is_zero() || config.max_persistent_lifetime.is_zero() {
+            return refuse("max_persistent_idle and max_persistent_lifetime must be greater than zero".into());
         }
         if config.max_record_bytes == 0 {
             return refuse("max_record_bytes must be greater than zero".into());
@@ -388,6 +428,10 @@ mod tests {
             (SessionConfig::development().same_site(SameSite::None), "SameSite=None"),
             (SessionConfig::development().cookie_name("__Secure-s"), "__Secure-"),
             (SessionConfig::development().cookie_domain("a;b"), "domain"),
+            (
+                SessionConfig::development().max_persistent_lifetime(Duration::ZERO),
+                "max_persistent_lifetime",
+            ),
         ];
         for (builder, needle) in cases {
             let error = builder.build().unwrap_err().to_string();

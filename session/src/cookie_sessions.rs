@@ -8,6 +8,8 @@ use crate::{
     codec,
     crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
     data::DirtySet,
+    expiry::CookieLifetime,
+    provider,
     rejection::Rejection,
     session::{SessionMeta, Status},
     set_cookie,
@@ -26,6 +28,8 @@ struct Payload<'a> {
     idle_deadline_ms: u64,
     absolute_deadline_ms: u64,
     lineage: [u8; 16],
+    idle_window_ms: u64,
+    cookie: u8,
     binding: Option<[u8; 16]>,
     #[serde(borrow)]
     fields: &'a [u8],
@@ -44,6 +48,8 @@ struct Payload<'a> {
 /// idle        u64        sliding deadline
 /// absolute    u64        fixed deadline
 /// lineage     [u8; 16]   the session's lineage (SessionMeta::lineage)
+/// idle window u64        the session's own idle window in ms, 0 for the configured one
+/// cookie      u8         cookie lifetime: 0 configured, 1 browser session, 2 persistent
 /// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
 /// fields      bytes      the field-tagged record of every stored field (codec)
 /// ```
@@ -181,12 +187,18 @@ impl CookieSessions {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
             return None;
         };
+        let Some(cookie) = CookieLifetime::from_byte(payload.cookie) else {
+            tracing::warn!("an authentic session cookie has an unknown cookie lifetime; starting a new session");
+            return None;
+        };
         let meta = SessionMeta {
             created_ms: payload.created_ms,
             accessed_ms: payload.accessed_ms,
             idle_deadline_ms: payload.idle_deadline_ms,
             absolute_deadline_ms: payload.absolute_deadline_ms,
             lineage: payload.lineage,
+            idle_window_ms: payload.idle_window_ms,
+            cookie,
         };
         if meta.is_expired(now) {
             return None;
@@ -216,9 +228,7 @@ impl CookieSessions {
     /// exceed 4096 bytes, [`Error::Encode`] when a field cannot be encoded, or
     /// [`Error::Seal`]. The session is unchanged on error.
     pub fn seal<T: SessionData>(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<String, Error> {
-        let meta = session
-            .meta()
-            .accessed_at(self.config.now_ms(), duration_ms(self.config.idle_timeout()));
+        let meta = provider::next_meta(&self.config, session, self.config.now_ms(), true);
         let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
         let payload = Payload {
             id: *session.id().as_bytes(),
@@ -227,6 +237,8 @@ impl CookieSessions {
             idle_deadline_ms: meta.idle_deadline_ms,
             absolute_deadline_ms: meta.absolute_deadline_ms,
             lineage: meta.lineage,
+            idle_window_ms: meta.idle_window_ms,
+            cookie: meta.cookie.to_byte(),
             binding: self.binding.digest(client),
             fields: fields.as_bytes(),
         };

@@ -73,6 +73,7 @@ mod cookie_sessions;
 pub mod crypto;
 mod data;
 mod error;
+mod expiry;
 mod field;
 mod flash;
 #[cfg(feature = "http")]
@@ -91,10 +92,13 @@ pub mod test_util;
 pub use callbacks::Callbacks;
 pub use client::{ClientBinding, ClientInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{CookieConfig, DEFAULT_MAX_RECORD_BYTES, SameSite, SessionConfig, SessionConfigBuilder};
+pub use config::{
+    CookieConfig, DEFAULT_MAX_PERSISTENT, DEFAULT_MAX_RECORD_BYTES, SameSite, SessionConfig, SessionConfigBuilder,
+};
 pub use cookie_sessions::CookieSessions;
 pub use data::SessionData;
 pub use error::{Error, Result};
+pub use expiry::{CookieLifetime, Expiry};
 pub use field::FieldError;
 pub use flash::Flash;
 pub use id::SessionId;

@@ -9,6 +9,7 @@ use crate::{
     codec::{self, FieldRecord, RecordSize},
     config::SessionConfig,
     data::{DirtySet, SessionData},
+    expiry,
     id::{SessionId, StoreKey},
     rejection::Rejection,
     session::{Session, SessionMeta, Status},
@@ -251,6 +252,13 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         self.write(session, Changes::Drop).await
     }
 
+    /// The lifetimes a save at `now` writes: the session's own choice if it made one
+    /// during the request (a failed request's is dropped with its data changes), then the
+    /// access that slides the idle deadline.
+    fn next_meta(&self, session: &Session<T>, now: u64, changes: Changes) -> SessionMeta {
+        next_meta(&self.shared.config, session, now, changes == Changes::Keep)
+    }
+
     /// Refuses a record over the configured size, before anything is written.
     fn check_size(&self, size: usize) -> Result<(), Error> {
         let limit = self.shared.config.max_record_bytes();
@@ -276,7 +284,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             }
             Status::New if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::New => {
-                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let meta = self.next_meta(session, now, changes);
                 let record = Record {
                     meta,
                     fields: codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?,
@@ -295,7 +303,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 Err(Error::IdCollision { attempts: ID_ATTEMPTS })
             }
             Status::Stored if session.is_regenerated() => {
-                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let meta = self.next_meta(session, now, changes);
                 let fields = match changes {
                     Changes::Keep => codec::encode(session.data(), session.dirty_set())?,
                     Changes::Drop => FieldRecord::new(),
@@ -328,12 +336,12 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 let dirty = session.dirty_set();
                 let outcome = if !dirty.is_empty() {
                     SaveOutcome::Updated
-                } else if session.is_refresh_due() {
+                } else if session.is_refresh_due() || session.pending_expiry().is_some() {
                     SaveOutcome::Refreshed
                 } else {
                     return Ok(SaveOutcome::Unchanged);
                 };
-                let meta = session.meta().accessed_at(now, self.idle_ms());
+                let meta = self.next_meta(session, now, changes);
                 let update = Record {
                     meta,
                     fields: codec::encode(session.data(), dirty)?,
@@ -370,6 +378,22 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         session.regenerate_id()?;
         self.save(session).await.map(drop)
     }
+}
+
+/// The lifetimes a save at `now` writes for `session`: its own choice of lifetime if it
+/// made one and `keep_changes` (a failed request's is dropped with its data changes),
+/// then the access that slides the idle deadline. Shared with the cookie sessions.
+pub(crate) fn next_meta<T: SessionData>(
+    config: &SessionConfig,
+    session: &Session<T>,
+    now: u64,
+    keep_changes: bool,
+) -> SessionMeta {
+    let meta = match session.pending_expiry() {
+        Some(chosen) if keep_changes => expiry::apply(*session.meta(), chosen, now, config),
+        _ => *session.meta(),
+    };
+    meta.accessed_at(now, duration_ms(config.idle_timeout()))
 }
 
 /// Whether a save writes the session's data changes.

@@ -12,6 +12,7 @@ use crate::{
     clock::{Clock, from_unix_ms},
     codec::RecordSize,
     data::{DirtySet, FieldsOf, SessionData, Tracked},
+    expiry::{CookieLifetime, Expiry},
     id::SessionId,
 };
 
@@ -32,6 +33,11 @@ pub struct SessionMeta {
     /// regenerated: values sealed at rest are bound to it, so they do not open in another
     /// session. All zeros in a record built by [`new`](Self::new) alone.
     pub lineage: [u8; 16],
+    /// The session's own sliding idle window, chosen with [`Expiry`]: 0 for the configured
+    /// idle timeout, `u64::MAX` for none (an [`Expiry::Until`] deadline).
+    pub idle_window_ms: u64,
+    /// How long the browser keeps the cookie, chosen with [`Expiry`].
+    pub cookie: CookieLifetime,
 }
 
 impl SessionMeta {
@@ -44,6 +50,8 @@ impl SessionMeta {
             idle_deadline_ms: now_ms.saturating_add(idle_ms).min(absolute_deadline_ms),
             absolute_deadline_ms,
             lineage: [0; 16],
+            idle_window_ms: 0,
+            cookie: CookieLifetime::Configured,
         }
     }
 
@@ -58,10 +66,15 @@ impl SessionMeta {
         Ok(Self { lineage, ..self })
     }
 
-    /// The same session, accessed at `now_ms`: the idle deadline slides, the absolute one
-    /// does not.
+    /// The same session, accessed at `now_ms`: the idle deadline slides by the session's
+    /// own [`idle_window_ms`](Self::idle_window_ms), else by `configured_idle_ms`; the
+    /// absolute one does not move.
     #[must_use]
-    pub fn accessed_at(self, now_ms: u64, idle_ms: u64) -> Self {
+    pub fn accessed_at(self, now_ms: u64, configured_idle_ms: u64) -> Self {
+        let idle_ms = match self.idle_window_ms {
+            0 => configured_idle_ms,
+            own => own,
+        };
         Self {
             accessed_ms: now_ms,
             idle_deadline_ms: now_ms.saturating_add(idle_ms).min(self.absolute_deadline_ms),
@@ -104,6 +117,8 @@ pub struct Session<T: SessionData> {
     stored_id: Option<SessionId>,
     in_store: bool,
     refresh_due: bool,
+    /// A lifetime chosen during this request, applied by the next save.
+    pending_expiry: Option<Expiry>,
     stored_size: RecordSize,
     /// The provider's clock, for the questions about expiry.
     clock: Arc<dyn Clock>,
@@ -131,6 +146,7 @@ impl<T: SessionData> Session<T> {
             stored_id: None,
             in_store,
             refresh_due,
+            pending_expiry: None,
             stored_size: RecordSize::default(),
             clock,
         }
@@ -233,6 +249,19 @@ impl<T: SessionData> Session<T> {
         self.refresh_due = true;
     }
 
+    /// Chooses this session's lifetime and cookie lifetime ("remember me", a
+    /// browser-session cookie, a fixed deadline); the next save stores it, within the
+    /// configured caps, and the response sets the cookie accordingly. See [`Expiry`].
+    pub fn set_expiry(&mut self, expiry: Expiry) {
+        self.pending_expiry = Some(expiry);
+    }
+
+    /// The lifetime chosen with [`set_expiry`](Self::set_expiry) that the next save
+    /// applies, if any.
+    pub fn pending_expiry(&self) -> Option<Expiry> {
+        self.pending_expiry
+    }
+
     /// Whether the sliding idle deadline is due to be refreshed.
     pub fn is_refresh_due(&self) -> bool {
         self.refresh_due
@@ -241,7 +270,11 @@ impl<T: SessionData> Session<T> {
     /// Whether a save would write anything: the session is new, deleted, regenerated,
     /// changed, or due a sliding refresh.
     pub fn needs_save(&self) -> bool {
-        self.status != Status::Stored || self.is_regenerated() || self.is_dirty() || self.refresh_due
+        self.status != Status::Stored
+            || self.is_regenerated()
+            || self.is_dirty()
+            || self.refresh_due
+            || self.pending_expiry.is_some()
     }
 
     /// Gives the session a new random ID and keeps its data; at the next save the old ID
@@ -305,6 +338,7 @@ impl<T: SessionData> Session<T> {
         self.in_store = status == Status::Stored;
         self.stored_id = None;
         self.refresh_due = false;
+        self.pending_expiry = None;
     }
 }
 

@@ -17,6 +17,16 @@ pub const MAX_COOKIE_BYTES: usize = 4096;
 ///
 /// [`Error::CookieTooLarge`], with the actual size, beyond [`MAX_COOKIE_BYTES`].
 pub(crate) fn render(config: &CookieConfig, value: Option<&str>) -> Result<String, Error> {
+    render_with_max_age(config, value, config.max_age)
+}
+
+/// [`render`] with this session's own `Max-Age` (`None`: a browser-session cookie) in
+/// place of the configured one.
+pub(crate) fn render_with_max_age(
+    config: &CookieConfig,
+    value: Option<&str>,
+    max_age: Option<std::time::Duration>,
+) -> Result<String, Error> {
     let mut cookie = Cookie::build((config.name.as_str(), value.unwrap_or("")))
         .path(config.path.as_str())
         .secure(config.secure)
@@ -36,7 +46,7 @@ pub(crate) fn render(config: &CookieConfig, value: Option<&str>) -> Result<Strin
                 .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
         }
         Some(_) => {
-            if let Some(max_age) = config.max_age {
+            if let Some(max_age) = max_age {
                 cookie = cookie.max_age(CookieDuration::seconds(
                     i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
                 ));

@@ -32,7 +32,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use crate::{
-    Clock, ManualClock, SessionId, SessionMeta,
+    Clock, CookieLifetime, ManualClock, SessionId, SessionMeta,
     store::{FieldRecord, QueryStore, Record, Rename, SessionStore, StoreKey},
 };
 
@@ -52,6 +52,7 @@ macro_rules! store_contract {
             rename_is_atomic,
             delete_removes,
             expired_records_are_never_returned,
+            own_lifetimes_are_kept,
             query_operations,
             concurrent_updates_of_different_fields_all_survive,
         );
@@ -63,6 +64,7 @@ macro_rules! store_contract {
             rename_is_atomic,
             delete_removes,
             expired_records_are_never_returned,
+            own_lifetimes_are_kept,
             concurrent_updates_of_different_fields_all_survive,
         );
     };
@@ -130,6 +132,13 @@ pub mod cases {
     ) {
         let clock = ManualClock::new();
         super::expired_records_are_never_returned(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// A session's own lifetime (a remembered session's idle window and deadline, a fixed
+    /// deadline, its cookie lifetime) is stored with it and enforced like the defaults.
+    pub async fn own_lifetimes_are_kept<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
+        let clock = ManualClock::new();
+        super::own_lifetimes_are_kept(&make(clock.clone()).await, &clock).await;
     }
 
     /// Count, scan, delete_many and clear see every live record of the store.
@@ -284,6 +293,50 @@ async fn expired_records_are_never_returned<S: SessionStore>(store: &S, clock: &
         store.create(&k, &fresh).await.unwrap(),
         "an expired key can be created again"
     );
+}
+
+async fn own_lifetimes_are_kept<S: SessionStore>(store: &S, clock: &ManualClock) {
+    const DAY_MS: u64 = 24 * 60 * MINUTE_MS;
+    let k = key();
+    let mut remembered = record(clock, &[(1, b"x")]);
+    let now = clock.now_ms();
+    remembered.meta = SessionMeta {
+        idle_window_ms: 7 * DAY_MS,
+        absolute_deadline_ms: now + 30 * DAY_MS,
+        cookie: CookieLifetime::Persistent,
+        ..remembered.meta
+    }
+    .accessed_at(now, 30 * MINUTE_MS);
+    store.create(&k, &remembered).await.unwrap();
+    assert_eq!(
+        store.load(&k).await.unwrap(),
+        Some(remembered.clone()),
+        "the own lifetime is stored"
+    );
+    clock.advance(Duration::from_millis(2 * DAY_MS));
+    let now = clock.now_ms();
+    assert!(
+        store.load(&k).await.unwrap().is_some(),
+        "live past the default idle and absolute timeouts"
+    );
+    let fixed = Record {
+        meta: SessionMeta {
+            idle_window_ms: u64::MAX,
+            absolute_deadline_ms: now + 60 * MINUTE_MS,
+            cookie: CookieLifetime::BrowserSession,
+            ..remembered.meta
+        }
+        .accessed_at(now, 30 * MINUTE_MS),
+        fields: FieldRecord::new(),
+    };
+    assert!(store.update(&k, &fixed).await.unwrap());
+    let loaded = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(loaded.meta, fixed.meta, "a changed lifetime replaces the stored one");
+    assert_eq!(field_of(&loaded, 1).as_deref(), Some(&b"x"[..]));
+    clock.advance(Duration::from_millis(60 * MINUTE_MS - 1));
+    assert!(store.load(&k).await.unwrap().is_some(), "live until the fixed deadline");
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(store.load(&k).await.unwrap(), None, "and dead at it");
 }
 
 async fn query_operations<S: QueryStore>(store: &S, clock: &ManualClock) {

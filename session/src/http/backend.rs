@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::{
-    ClientInfo, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, store::SessionStore,
+    ClientInfo, CookieLifetime, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, store::SessionStore,
 };
 
 /// What the response must do with the session cookie after a commit.
@@ -82,15 +82,19 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
         _client: &ClientInfo,
         outcome: RequestOutcome,
     ) -> Result<CookieUpdate, Error> {
-        let persistent = self.config().cookie().max_age.is_some();
+        // A persistent configured cookie's Max-Age slides with the session; a lifetime the
+        // session chose is sent once, when chosen (its Max-Age runs to a fixed deadline).
+        let slides = self.config().cookie().max_age.is_some();
+        let chosen = session.pending_expiry().is_some() && outcome == RequestOutcome::Succeeded;
         let saved = match outcome {
             RequestOutcome::Succeeded => self.save(session).await,
             RequestOutcome::Failed => self.save_lifecycle_only(session).await,
         };
         match saved {
             Ok(SaveOutcome::Created | SaveOutcome::Regenerated) => Ok(CookieUpdate::Set(session.id().expose())),
-            // A persistent cookie's Max-Age slides with the session.
-            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed) if persistent => {
+            Ok(SaveOutcome::Updated | SaveOutcome::Refreshed)
+                if chosen || (slides && session.meta().cookie == CookieLifetime::Configured) =>
+            {
                 Ok(CookieUpdate::Set(session.id().expose()))
             }
             Ok(SaveOutcome::Updated | SaveOutcome::Refreshed | SaveOutcome::Unchanged) => Ok(CookieUpdate::Keep),

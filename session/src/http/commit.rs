@@ -11,7 +11,7 @@ use super::{
     lazy::LazySession,
     response::status_of,
 };
-use crate::{Error, SessionData};
+use crate::{Error, SessionData, expiry, set_cookie};
 
 /// The response headers the commit reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,13 @@ pub(crate) async fn finish<T: SessionData, B: SessionBackend<T>, R: ResponsePart
     if let Some(error) = &outcome.error {
         response.replace_with_status(status_of(error).as_u16());
     } else if let Some(value) = &outcome.cookie {
-        let set = cookie::set_cookie_text(frame, backend.config().cookie(), value.as_deref())
-            .and_then(|text| response.append(Header::SetCookie, Cow::Owned(text)));
+        let config = backend.config().cookie();
+        let text = match (value, outcome.max_age) {
+            // The session chose its own cookie lifetime: rendered for it, not from the frame.
+            (Some(value), Some(max_age)) => set_cookie::render_with_max_age(config, Some(value), max_age),
+            _ => cookie::set_cookie_text(frame, config, value.as_deref()),
+        };
+        let set = text.and_then(|text| response.append(Header::SetCookie, Cow::Owned(text)));
         match set {
             // A response that sets the cookie is never stored, unless the application said otherwise.
             Ok(()) if !response.contains(Header::CacheControl) => {
@@ -113,6 +118,9 @@ pub(crate) struct Commit {
     pub(crate) error: Option<Error>,
     /// Set (`Some(value)`) or expire (`None`) the session cookie.
     pub(crate) cookie: Option<Option<String>>,
+    /// The `Max-Age` of a cookie set for a session that chose its own lifetime (`None`:
+    /// the configured one).
+    pub(crate) max_age: Option<Option<std::time::Duration>>,
     /// The session was read: the response depends on the cookie, so shared caches must
     /// not keep it (`Vary: Cookie`, `Cache-Control: private`).
     pub(crate) read_session: bool,
@@ -163,7 +171,10 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     }
     match backend.commit(current, session.client(), outcome).await {
         Ok(CookieUpdate::Keep) => {}
-        Ok(CookieUpdate::Set(value)) => commit.cookie = Some(Some(value)),
+        Ok(CookieUpdate::Set(value)) => {
+            commit.cookie = Some(Some(value));
+            commit.max_age = expiry::cookie_max_age(current.meta(), backend.config().now_ms());
+        }
         Ok(CookieUpdate::Remove) => commit.cookie = Some(None),
         Err(error) => {
             tracing::error!(%error, "session could not be saved; the stored session is unchanged");

@@ -24,6 +24,7 @@ use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 
 use crate::{
     crypto::{KeyRing, OpenLimits, Purpose, SealError, SealOptions},
+    expiry::CookieLifetime,
     id::StoreKey,
     session::SessionMeta,
 };
@@ -209,11 +210,15 @@ impl ValueCodec {
 
 /// `created`, `accessed`, `idle deadline`, `absolute deadline`: 8 bytes each.
 const LIFETIMES_LEN: usize = 32;
-/// The lifetimes, then the lineage.
-const META_LEN: usize = LIFETIMES_LEN + 16;
+/// The lifetimes, then the lineage: the form before sessions chose their own lifetime.
+const LINEAGE_END: usize = LIFETIMES_LEN + 16;
+/// Then the session's own idle window (8 bytes) and cookie lifetime (1 byte).
+const META_LEN: usize = LINEAGE_END + 9;
 
 /// The metadata as the stores keep it: created, accessed, idle deadline, absolute deadline
-/// (ms since the Unix epoch, 8 bytes each, big-endian), then the 16-byte lineage.
+/// (ms since the Unix epoch, 8 bytes each, big-endian), the 16-byte lineage, the session's
+/// own idle window (ms, 8 bytes big-endian; 0 for the configured one) and its cookie
+/// lifetime (1 byte: 0 configured, 1 browser session, 2 persistent).
 fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
     let mut out = [0u8; META_LEN];
     let parts = [
@@ -225,28 +230,38 @@ fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
     for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(parts) {
         chunk.copy_from_slice(&value.to_be_bytes());
     }
-    out[LIFETIMES_LEN..].copy_from_slice(&meta.lineage);
+    out[LIFETIMES_LEN..LINEAGE_END].copy_from_slice(&meta.lineage);
+    out[LINEAGE_END..META_LEN - 1].copy_from_slice(&meta.idle_window_ms.to_be_bytes());
+    out[META_LEN - 1] = meta.cookie.to_byte();
     out
 }
 
-/// Reads what [`meta_bytes`] wrote (or its older form, the lifetimes alone, with a zero
-/// lineage); `None` for anything else.
+/// Reads what [`meta_bytes`] wrote, or one of its older forms (the lifetimes alone, with a
+/// zero lineage; the lifetimes and lineage, with the configured lifetime); `None` for
+/// anything else.
 fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
-    let (lifetimes, lineage) = match bytes.len() {
-        META_LEN => bytes.split_at(LIFETIMES_LEN),
-        LIFETIMES_LEN => (bytes, &[0u8; 16][..]),
-        _ => return None,
-    };
-    let mut parts = lifetimes
+    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END | META_LEN) {
+        return None;
+    }
+    let mut parts = bytes[..LIFETIMES_LEN]
         .chunks_exact(8)
         .map(|chunk| u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
-    Some(SessionMeta {
+    let mut meta = SessionMeta {
         created_ms: parts.next()?,
         accessed_ms: parts.next()?,
         idle_deadline_ms: parts.next()?,
         absolute_deadline_ms: parts.next()?,
-        lineage: lineage.try_into().ok()?,
-    })
+        ..SessionMeta::new(0, 0, 0)
+    };
+    if let Some(lineage) = bytes.get(LIFETIMES_LEN..LINEAGE_END) {
+        meta.lineage = lineage.try_into().ok()?;
+    }
+    if let Some(own) = bytes.get(LINEAGE_END..META_LEN) {
+        let (window, cookie) = own.split_at(8);
+        meta.idle_window_ms = u64::from_be_bytes(window.try_into().ok()?);
+        meta.cookie = CookieLifetime::from_byte(cookie[0])?;
+    }
+    Some(meta)
 }
 
 /// What a sealed field's plaintext starts with.
@@ -301,14 +316,25 @@ mod tests {
     const LINEAGE: [u8; 16] = [3; 16];
 
     #[test]
-    fn meta_round_trips_with_its_lineage_and_reads_the_older_form() {
+    fn meta_round_trips_with_its_lineage_and_lifetime_and_reads_the_older_forms() {
         let meta = SessionMeta {
             lineage: [7; 16],
+            idle_window_ms: 86_400_000,
+            cookie: CookieLifetime::Persistent,
             ..SessionMeta::new(1_700_000_000_000, 1_000, u64::MAX)
         };
         assert_eq!(meta_from_bytes(&meta_bytes(&meta)), Some(meta));
         let legacy = &meta_bytes(&meta)[..32];
         assert_eq!(meta_from_bytes(legacy).map(|m| m.lineage), Some([0; 16]));
+        let before_lifetimes = meta_from_bytes(&meta_bytes(&meta)[..48]).unwrap();
+        assert_eq!(before_lifetimes.lineage, [7; 16]);
+        assert_eq!(
+            (before_lifetimes.idle_window_ms, before_lifetimes.cookie),
+            (0, CookieLifetime::Configured)
+        );
+        let mut unknown_cookie = meta_bytes(&meta);
+        unknown_cookie[56] = 9;
+        assert_eq!(meta_from_bytes(&unknown_cookie), None);
         assert_eq!(meta_from_bytes(&[0; 31]), None);
     }
 
