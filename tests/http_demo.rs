@@ -128,6 +128,9 @@ demo::on_both_frameworks!(
     oversized_changes_are_refused_memory,
     oversized_changes_are_refused_cookie,
     oversized_changes_are_refused_redis,
+    remember_me_memory,
+    remember_me_cookie,
+    remember_me_redis,
 );
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
@@ -686,4 +689,75 @@ async fn oversized_changes_are_refused_cookie(framework: Framework) {
 
 async fn oversized_changes_are_refused_redis(framework: Framework) {
     oversized_changes_are_refused(framework, Store::Redis).await;
+}
+
+/// `remember` on login: without it a browser-session cookie and the configured timeouts;
+/// with it `Max-Age` and both server-side deadlines at the remembered length.
+async fn remember_me(framework: Framework, store: Store) {
+    let hour = Duration::from_secs(3600);
+    let config = SessionConfig::testing()
+        .idle_timeout(Duration::from_secs(60))
+        .absolute_timeout(Duration::from_secs(120))
+        .max_persistent_idle(hour)
+        .max_persistent_lifetime(hour);
+    let (base, running) = start_with(framework, store, config).await;
+    let clock = &running.clock;
+    let user = |client: Client| {
+        let url = format!("{base}/api/visit");
+        async move { get_json(&client, url).await["user"].clone() }
+    };
+
+    let forgetful = browser();
+    let response = login(&forgetful, &base, "bob").await;
+    let cookie = set_cookies(&response)
+        .into_iter()
+        .find(|c| c.starts_with("session="))
+        .expect("login sets the cookie");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "not remembered: a browser-session cookie: {cookie}"
+    );
+
+    let remembered = browser();
+    let response = send_json(
+        &remembered,
+        reqwest::Method::POST,
+        format!("{base}/api/login"),
+        json!({ "user": "alice", "remember": true }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = set_cookies(&response)
+        .into_iter()
+        .find(|c| c.starts_with("session="))
+        .expect("login sets the cookie");
+    assert!(cookie.contains("Max-Age=3600"), "remembered for an hour: {cookie}");
+
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(user(forgetful).await, Value::Null, "the configured idle timeout ended bob's");
+    assert_eq!(user(remembered.clone()).await, "alice", "alice's has its own idle window");
+    clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(
+        user(remembered.clone()).await,
+        "alice",
+        "past the configured absolute timeout too"
+    );
+    clock.advance(Duration::from_secs(10 * 60));
+    assert_eq!(
+        user(remembered).await,
+        Value::Null,
+        "and dead at its own deadline, an hour after login"
+    );
+}
+
+async fn remember_me_memory(framework: Framework) {
+    remember_me(framework, Store::Memory).await;
+}
+
+async fn remember_me_cookie(framework: Framework) {
+    remember_me(framework, Store::Cookie).await;
+}
+
+async fn remember_me_redis(framework: Framework) {
+    remember_me(framework, Store::Redis).await;
 }

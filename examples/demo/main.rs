@@ -12,7 +12,7 @@
 //! | `GET /api/visit` | increments `visits`; answers `{"visits":N,"user":U\|null,"notice":F\|null}`, `notice` being the flash visible in this request |
 //! | `GET /api/peek` | the same fields, read only: never changes the session, never sets a cookie |
 //! | `GET /api/session` | read only, like `peek`: `{"user":U\|null,"expires_in_secs":N\|null,"idle_expires_in_secs":N\|null,"absolute_expires_in_secs":N\|null,"expires_at_ms":N\|null,"store":"memory store","preferences":[...],"features":{...}}`, `features` saying which optional routes exist (remember-me, devices, ...) |
-//! | `POST /api/login` `{"user":"alice"}` | sets the user, regenerates the ID, sets the flash notice `"Welcome alice"` for the next request; answers `{"user":"alice"}` |
+//! | `POST /api/login` `{"user":"alice","remember":false}` | sets the user, regenerates the ID, sets the flash notice `"Welcome alice"` for the next request; answers `{"user":"alice"}`. Not remembered (the default), the cookie has neither `Max-Age` nor `Expires` and the configured timeouts apply; remembered, `Max-Age` and both server-side deadlines are `SESSION_DEMO_REMEMBER_SECS` from now |
 //! | `POST /api/logout` | deletes the session and expires the cookie; answers `{}` |
 //! | `POST /api/flash` `{"notice":"..."}` | sets the flash notice for the next request; answers `{}` |
 //! | `GET /api/private` | 401 without a logged-in session, else `{"user":U}` |
@@ -40,6 +40,8 @@
 //!   bytes (unset: a random secret per process, with a warning);
 //! - `SESSION_IDLE_TIMEOUT_SECS` (default 1800), `SESSION_ABSOLUTE_TIMEOUT_SECS` (default
 //!   86400);
+//! - `SESSION_DEMO_REMEMBER_SECS` (default 2592000, 30 days): how long a remembered login
+//!   lasts, unused or not;
 //! - `SESSION_MAX_BYTES`: the largest a session may be in a server-side store (default
 //!   65536); a change past it, or past the 4096-byte cookie, answers 413 with a JSON error
 //!   and leaves the stored session as it was;

@@ -3,11 +3,11 @@
 //! (`examples/actix_demo/app.rs`) each register [`ROUTES`] and turn a [`Reply`] into their
 //! own response, so both serve exactly the same application.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session::{Error, Flash, Session, SessionData, http::LazySession};
+use session::{Error, Expiry, Flash, Session, SessionData, http::LazySession};
 
 /// Everything the demo remembers about a visitor.
 #[derive(SessionData, Debug)]
@@ -215,7 +215,7 @@ fn unix_ms(time: SystemTime) -> u64 {
 fn features() -> Value {
     let has = |path: &str| ROUTES.iter().any(|route| route.path == path);
     json!({
-        "remember_me": has("/api/remember"),
+        "remember_me": true,
         "devices": has("/api/devices"),
         "logout_others": has("/api/logout-others"),
         "code": has("/api/code"),
@@ -256,11 +256,13 @@ async fn info(session: LazySession<DemoSession>, context: &Context) -> Answer {
 #[derive(Deserialize)]
 struct Login {
     user: String,
+    #[serde(default)]
+    remember: bool,
 }
 
 async fn login(session: LazySession<DemoSession>, body: &[u8]) -> Answer {
-    let Ok(Login { user }) = serde_json::from_slice(body) else {
-        return Ok(error(400, "expected {\"user\": \"name\"}"));
+    let Ok(Login { user, remember }) = serde_json::from_slice(body) else {
+        return Ok(error(400, "expected {\"user\": \"name\", \"remember\": false}"));
     };
     let user = user.trim().to_owned();
     if user.is_empty() || user.len() > 64 {
@@ -271,6 +273,15 @@ async fn login(session: LazySession<DemoSession>, body: &[u8]) -> Answer {
     // A new ID on every privilege change: a planted ID never becomes a logged-in one.
     session.regenerate_id()?;
     session.set_notice(format!("Welcome {user}"));
+    session.set_expiry(if remember {
+        // As long as the configured caps allow: SESSION_DEMO_REMEMBER_SECS (stores.rs).
+        Expiry::Remember {
+            idle: Duration::MAX,
+            absolute: Duration::MAX,
+        }
+    } else {
+        Expiry::BrowserSession
+    });
     Ok(json(json!({ "user": user })))
 }
 

@@ -100,9 +100,14 @@ fn config() -> Result<SessionConfigBuilder, String> {
             .map_err(|_| format!("SESSION_MAX_BYTES={text:?} is not a number of bytes"))?,
         Err(_) => session::DEFAULT_MAX_RECORD_BYTES,
     };
+    let remember = env_secs("SESSION_DEMO_REMEMBER_SECS", 30 * 24 * 3600)?;
     Ok(preset
         .idle_timeout(env_secs("SESSION_IDLE_TIMEOUT_SECS", 1800)?)
         .absolute_timeout(env_secs("SESSION_ABSOLUTE_TIMEOUT_SECS", 86_400)?)
+        // A remembered login keeps its session (and cookie) this long: both caps, which
+        // `POST /api/login` with `"remember": true` asks for in full.
+        .max_persistent_idle(remember)
+        .max_persistent_lifetime(remember)
         .max_record_bytes(max_bytes))
 }
 

@@ -132,8 +132,10 @@ pub(crate) fn cookie_max_age(meta: &SessionMeta, now_ms: u64) -> Option<Option<D
     match meta.cookie {
         CookieLifetime::Configured => None,
         CookieLifetime::BrowserSession => Some(None),
-        CookieLifetime::Persistent => Some(Some(Duration::from_millis(
-            meta.absolute_deadline_ms.saturating_sub(now_ms),
+        // Whole seconds, rounded up: Max-Age has no finer unit, and the cookie should not
+        // end before the session.
+        CookieLifetime::Persistent => Some(Some(Duration::from_secs(
+            meta.absolute_deadline_ms.saturating_sub(now_ms).div_ceil(1000),
         ))),
     }
 }
