@@ -26,6 +26,7 @@ pub struct Field<'a> {
 pub enum Kind {
     Plain,
     Flash,
+    Expiring,
     Skip,
 }
 
@@ -35,6 +36,8 @@ impl Field<'_> {
             Kind::Skip
         } else if self.attrs.flash.is_some() {
             Kind::Flash
+        } else if self.attrs.expiring.is_some() {
+            Kind::Expiring
         } else {
             Kind::Plain
         }

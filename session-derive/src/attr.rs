@@ -16,6 +16,7 @@ pub struct Keyed<T> {
 #[derive(Default)]
 pub struct FieldAttrs {
     pub flash: Option<Keyed<()>>,
+    pub expiring: Option<Keyed<()>>,
     pub skip: Option<Keyed<()>>,
     pub default: Option<Keyed<Expr>>,
     pub rename: Option<Keyed<LitStr>>,
@@ -28,7 +29,7 @@ pub struct ContainerAttrs {
     pub krate: Option<Keyed<Path>>,
 }
 
-const FIELD_KEYWORDS: &str = "`flash`, `default = EXPR`, `skip`, `rename = \"name\"`, `version = N`";
+const FIELD_KEYWORDS: &str = "`flash`, `expiring`, `default = EXPR`, `skip`, `rename = \"name\"`, `version = N`";
 const CONTAINER_KEYWORDS: &str = "`crate = \"path\"`";
 
 fn set<T>(slot: &mut Option<Keyed<T>>, meta: &ParseNestedMeta, value: T, errors: &mut Errors) {
@@ -52,6 +53,8 @@ impl FieldAttrs {
             let result = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("flash") {
                     set(&mut out.flash, &meta, (), errors);
+                } else if meta.path.is_ident("expiring") {
+                    set(&mut out.expiring, &meta, (), errors);
                 } else if meta.path.is_ident("skip") {
                     set(&mut out.skip, &meta, (), errors);
                 } else if meta.path.is_ident("default") {

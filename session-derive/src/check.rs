@@ -67,6 +67,20 @@ fn compact(tokens: proc_macro2::TokenStream) -> String {
     tokens.to_string().chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// Whether a type is written `Expiring<T>` (any path ending so): such a field without
+/// `#[session(expiring)]` would get plain accessors that ignore the deadline.
+fn is_expiring_type(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|segment| {
+            segment.ident == "Expiring"
+                && matches!(&segment.arguments, syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
+        }),
+        syn::Type::Paren(inner) => is_expiring_type(&inner.elem),
+        syn::Type::Group(inner) => is_expiring_type(&inner.elem),
+        _ => false,
+    }
+}
+
 pub fn check(container: &Container, errors: &mut Errors) {
     let mut names: HashMap<String, &syn::Ident> = HashMap::new();
     let mut tags: HashMap<u32, String> = HashMap::new();
@@ -80,6 +94,13 @@ pub fn check(container: &Container, errors: &mut Errors) {
                     "`flash` conflicts with `skip`: a flash value must be stored to reach the next request",
                 );
                 let _ = skip;
+            }
+            if let Some(expiring) = &attrs.expiring {
+                errors.at(
+                    expiring.keyword,
+                    "`expiring` conflicts with `skip`: an expiring value is stored with its deadline, \
+                     and a `skip` field is never stored",
+                );
             }
             if let Some(rename) = &attrs.rename {
                 errors.at(
@@ -99,6 +120,29 @@ pub fn check(container: &Container, errors: &mut Errors) {
             errors.at(
                 default.keyword,
                 "`default` does not apply to a flash field: a flash slot starts empty",
+            );
+        }
+        if let (Some(expiring), Some(_)) = (&attrs.expiring, &attrs.flash) {
+            errors.at(
+                expiring.keyword,
+                "`expiring` conflicts with `flash`: a field is either a flash slot (`Flash<T>`) \
+                 or an expiring slot (`Expiring<T>`)",
+            );
+        }
+        if let (Some(default), Some(_)) = (&attrs.default, &attrs.expiring) {
+            errors.at(
+                default.keyword,
+                "`default` does not apply to an expiring field: an expiring slot starts empty",
+            );
+        }
+        if attrs.expiring.is_none() && attrs.flash.is_none() && is_expiring_type(field.ty) {
+            errors.spanned(
+                field.ty,
+                format!(
+                    "a field of type `Expiring<T>` needs `#[session(expiring)]`, which generates its \
+                     accessors (`set_{name}(value, ttl)`, `{name}()`, ...)",
+                    name = crate::ast::unraw(field.ident)
+                ),
             );
         }
         persisted += 1;

@@ -109,6 +109,7 @@ struct Persisted<'a> {
     index: usize,
     field: &'a Field<'a>,
     flash: bool,
+    expiring: bool,
 }
 
 fn expand(container: &Container) -> TokenStream {
@@ -131,6 +132,7 @@ fn expand(container: &Container) -> TokenStream {
             index,
             field,
             flash: field.kind() == Kind::Flash,
+            expiring: field.kind() == Kind::Expiring,
         })
         .collect();
 
@@ -167,6 +169,8 @@ fn expand(container: &Container) -> TokenStream {
         let (name, ty) = (codec_fn(p.index), p.field.ty);
         let helper = if p.flash {
             quote!(flash_codec)
+        } else if p.expiring {
+            quote!(expiring_codec)
         } else {
             quote!(value_codec)
         };
@@ -206,6 +210,18 @@ fn expand(container: &Container) -> TokenStream {
 
             fn flash_saved(&mut self) {
                 #(#flash_saved)*
+            }
+        }
+    });
+
+    let drop_expired = persisted.iter().filter(|p| p.expiring).map(|p| {
+        let (member, ty) = (p.field.ident, p.field.ty);
+        quote_spanned!(ty.span()=> <#ty as #private::ExpiringSlot>::drop_expired(&mut self.#member, now_ms);)
+    });
+    let expiring_fns = persisted.iter().any(|p| p.expiring).then(|| {
+        quote! {
+            fn drop_expired(&mut self, now_ms: u64) {
+                #(#drop_expired)*
             }
         }
     });
@@ -258,6 +274,7 @@ fn expand(container: &Container) -> TokenStream {
                 }
 
                 #flash_fns
+                #expiring_fns
             }
 
             #[automatically_derived]
@@ -335,6 +352,7 @@ fn accessors(field: &Field, index: Option<usize>, vis: &syn::Visibility, private
                 }
             }
         }
+        (Kind::Expiring, Some(index)) => expiring_accessors(field, index, vis, private),
         (_, index) => {
             let (target, note) = match index {
                 Some(index) => (
@@ -363,6 +381,67 @@ fn accessors(field: &Field, index: Option<usize>, vis: &syn::Visibility, private
                     &mut #target.#member
                 }
             }
+        }
+    }
+}
+
+/// `code()`, `set_code(value, ttl)`, `take_code()`, `clear_code()` and `code_expires_in()`
+/// for an expiring field `code`: each reads the time from the tracked data's clock.
+fn expiring_accessors(field: &Field, index: usize, vis: &syn::Visibility, private: &TokenStream) -> TokenStream {
+    let member = field.ident;
+    let ty = field.ty;
+    let name = unraw(member);
+    let set = format_ident!("set_{}", name, span = member.span());
+    let take = format_ident!("take_{}", name, span = member.span());
+    let clear = format_ident!("clear_{}", name, span = member.span());
+    let expires_in = format_ident!("{}_expires_in", name, span = member.span());
+    let span = ty.span();
+    let value = quote_spanned!(span=> <#ty as #private::ExpiringSlot>::Value);
+    let slot = quote!(<#ty as #private::ExpiringSlot>);
+    let duration = quote!(::core::time::Duration);
+    let get_body = quote_spanned!(span=> #slot::get_at(&self.0.data().#member, self.0.now_ms()));
+    let expires_in_body = quote_spanned!(span=> #slot::expires_in_at(&self.0.data().#member, self.0.now_ms()));
+    let set_body = quote_spanned!(span=> #slot::set_for(&mut self.0.mark(#index).#member, value, ttl, now_ms));
+    let take_body = quote_spanned!(span=> #slot::take_at(&mut self.0.mark(#index).#member, now_ms));
+    let clear_body = quote_spanned!(span=> #slot::clear(&mut self.0.mark(#index).#member));
+    let docs = [
+        format!("The expiring value `{name}`, or `None` when unset or past its deadline."),
+        format!(
+            "Sets the expiring value `{name}` for `ttl` from now (the session's clock) and marks it \
+             changed; the session's own lifetime does not move."
+        ),
+        format!("Removes the expiring value `{name}` and returns it if it had not expired; marks it changed."),
+        format!("Removes the expiring value `{name}` and marks it changed."),
+        format!("How long the expiring value `{name}` has left, or `None` when unset or past its deadline."),
+    ];
+    let [get_doc, set_doc, take_doc, clear_doc, expires_in_doc] = docs;
+    quote_spanned! {span=>
+        #[doc = #get_doc]
+        #[inline]
+        #vis fn #member(&self) -> ::core::option::Option<&#value> {
+            #get_body
+        }
+        #[doc = #set_doc]
+        #[inline]
+        #vis fn #set(&mut self, value: #value, ttl: #duration) {
+            let now_ms = self.0.now_ms();
+            #set_body
+        }
+        #[doc = #take_doc]
+        #[inline]
+        #vis fn #take(&mut self) -> ::core::option::Option<#value> {
+            let now_ms = self.0.now_ms();
+            #take_body
+        }
+        #[doc = #clear_doc]
+        #[inline]
+        #vis fn #clear(&mut self) {
+            #clear_body
+        }
+        #[doc = #expires_in_doc]
+        #[inline]
+        #vis fn #expires_in(&self) -> ::core::option::Option<#duration> {
+            #expires_in_body
         }
     }
 }

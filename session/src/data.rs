@@ -1,6 +1,8 @@
 //! The contract between `#[derive(SessionData)]` and the runtime.
 
-use crate::field::FieldError;
+use std::{fmt, sync::Arc};
+
+use crate::{clock::Clock, field::FieldError};
 
 /// A typed session: a struct whose fields are stored, tracked and flashed field by field.
 ///
@@ -11,7 +13,7 @@ use crate::field::FieldError;
 /// # Deriving
 ///
 /// ```
-/// use session::{Flash, SessionData};
+/// use session::{Expiring, Flash, SessionData};
 ///
 /// #[derive(SessionData)]
 /// struct AppSession {
@@ -20,6 +22,8 @@ use crate::field::FieldError;
 ///     visits: u64,
 ///     #[session(flash)]
 ///     notice: Flash<String>,
+///     #[session(expiring)]
+///     code: Expiring<String>,
 ///     #[session(rename = "tz")]
 ///     timezone: String,
 ///     #[session(skip)]
@@ -33,6 +37,7 @@ use crate::field::FieldError;
 /// |---|---|
 /// | `#[session(default = EXPR)]` | the value of a new session, and of a field missing from (or no longer decodable in) a stored record; otherwise `Default::default()` |
 /// | `#[session(flash)]` | a flash slot (type [`Flash<T>`](crate::Flash)): set for the next request, gone after it |
+/// | `#[session(expiring)]` | an expiring slot (type [`Expiring<T>`](crate::Expiring)): set with a time to live, absent after it |
 /// | `#[session(rename = "name")]` | the stable stored name (default: the field name), so a Rust rename keeps stored data |
 /// | `#[session(skip)]` | not stored: per-request scratch space, reset to its default on every load |
 /// | `#[session(version = N)]` | marks a change inside the field's own type (see below) |
@@ -57,7 +62,15 @@ use crate::field::FieldError;
 /// changed, so the next save writes exactly the changed fields. A flash field `notice:
 /// Flash<T>` gets `notice() -> Option<&T>` (the value visible in this request),
 /// `set_notice(T)` (for the next request), `keep_notice()` and `notice_now(T)` (this request
-/// only).
+/// only). An expiring field `code: Expiring<T>` gets `code() -> Option<&T>` (`None` once its
+/// deadline passed on the provider's clock), `set_code(T, Duration)` (the value and its time
+/// to live), `take_code() -> Option<T>`, `clear_code()` and `code_expires_in() ->
+/// Option<Duration>`; `set_code`, `take_code` and `clear_code` mark the field changed, like
+/// a setter.
+///
+/// A field of type `Expiring<T>` needs `#[session(expiring)]`, and a field with
+/// `#[session(flash)]` or `#[session(expiring)]` needs the matching type; `expiring` does not
+/// combine with `flash`, `skip` or `default`.
 ///
 /// Every field type must implement `Default` (or have `#[session(default = ...)]`), and every
 /// stored field type `serde::Serialize` and `serde::de::DeserializeOwned`; violations are
@@ -101,6 +114,13 @@ pub trait SessionData: Sized + Send + Sync + 'static {
     /// Records that every flash field's stored value was just written.
     #[doc(hidden)]
     fn flash_saved(&mut self) {}
+
+    /// Forgets the values of expiring fields whose deadline passed by `now_ms`, without
+    /// marking them changed.
+    #[doc(hidden)]
+    fn drop_expired(&mut self, now_ms: u64) {
+        let _ = now_ms;
+    }
 }
 
 /// Describes one stored field of a [`SessionData`] type (generated code).
@@ -191,21 +211,39 @@ impl DirtySet {
     }
 }
 
-/// A session's data together with the fields changed since it was loaded or saved.
+/// A session's data together with the fields changed since it was loaded or saved, and
+/// the provider's clock, which the accessors of expiring fields read.
 #[doc(hidden)]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Tracked<T> {
     data: T,
     marked: DirtySet,
+    clock: Arc<dyn Clock>,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Tracked<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked")
+            .field("data", &self.data)
+            .field("marked", &self.marked)
+            .finish_non_exhaustive()
+    }
 }
 
 #[doc(hidden)]
 impl<T> Tracked<T> {
-    pub fn new(data: T) -> Self {
+    pub fn new(data: T, clock: Arc<dyn Clock>) -> Self {
         Self {
             data,
             marked: DirtySet::EMPTY,
+            clock,
         }
+    }
+
+    /// The provider's current time, in milliseconds since the Unix epoch.
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     #[inline]

@@ -1,10 +1,10 @@
 //! The per-field glue the generated code calls: how one field's value is encoded and
-//! decoded (plain values and flash slots), and the check that a field's type can be
+//! decoded (plain values, flash slots and expiring slots), and the check that a field's type can be
 //! stored at all.
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::flash::FlashSlot;
+use crate::{expiring::ExpiringSlot, flash::FlashSlot};
 
 /// Why one field's value could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,19 @@ where
     }
 }
 
+/// The codec of an expiring field.
+#[doc(hidden)]
+pub const fn expiring_codec<E>() -> FieldCodec<E>
+where
+    E: ExpiringSlot,
+    E::Value: StoredField,
+{
+    FieldCodec {
+        encode: encode_expiring::<E>,
+        decode: decode_expiring::<E>,
+    }
+}
+
 /// Encodes a plain field value.
 fn encode_value<T: StoredField>(value: &T, out: &mut Vec<u8>) -> Result<(), FieldError> {
     let buffer = std::mem::take(out);
@@ -91,6 +104,28 @@ fn decode_flash<F>(slot: &mut F, bytes: &[u8]) -> Result<(), FieldError>
 where
     F: FlashSlot,
     F::Value: StoredField,
+{
+    slot.loaded(decode_exact(bytes)?);
+    Ok(())
+}
+
+/// Encodes an expiring slot as its optional deadline and value, expired or not: the
+/// deadline is checked on read.
+fn encode_expiring<E>(slot: &E, out: &mut Vec<u8>) -> Result<(), FieldError>
+where
+    E: ExpiringSlot,
+    E::Value: StoredField,
+{
+    let buffer = std::mem::take(out);
+    *out = postcard::to_extend(&slot.stored(), buffer)?;
+    Ok(())
+}
+
+/// Decodes a stored deadline and value into an expiring slot.
+fn decode_expiring<E>(slot: &mut E, bytes: &[u8]) -> Result<(), FieldError>
+where
+    E: ExpiringSlot,
+    E::Value: StoredField,
 {
     slot.loaded(decode_exact(bytes)?);
     Ok(())

@@ -42,7 +42,7 @@
 //!
 //! The parts:
 //!
-//! - [`SessionData`] (derived) and [`Flash`]: the typed data;
+//! - [`SessionData`] (derived), [`Flash`] and [`Expiring`]: the typed data;
 //! - [`Session`]: one user's session, dereferencing to the generated accessors;
 //! - [`SessionProvider`]: create, load, save, regenerate, delete, query;
 //! - [`SessionConfig`]: lifetimes (idle, absolute, sliding refresh) and cookie attributes,
@@ -73,6 +73,7 @@ mod cookie_sessions;
 pub mod crypto;
 mod data;
 mod error;
+mod expiring;
 mod expiry;
 mod field;
 mod flash;
@@ -98,6 +99,7 @@ pub use config::{
 pub use cookie_sessions::CookieSessions;
 pub use data::SessionData;
 pub use error::{Error, Result};
+pub use expiring::Expiring;
 pub use expiry::{CookieLifetime, Expiry};
 pub use field::FieldError;
 pub use flash::Flash;
@@ -127,7 +129,8 @@ pub use store::sql::sqlite::{SqliteStore, SqliteStoreBuilder};
 pub mod __private {
     pub use crate::{
         data::{DirtySet, FieldDef, FieldsOf, Tracked},
-        field::{FieldCodec, StoredField, flash_codec, no_such_field, value_codec},
+        expiring::ExpiringSlot,
+        field::{FieldCodec, StoredField, expiring_codec, flash_codec, no_such_field, value_codec},
         flash::FlashSlot,
     };
 

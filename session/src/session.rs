@@ -13,7 +13,7 @@ use crate::{
     codec::RecordSize,
     data::{DirtySet, FieldsOf, SessionData, Tracked},
     expiry::{CookieLifetime, Expiry},
-    id::SessionId,
+    id::{SessionId, StoreKey},
 };
 
 /// The lifetime data of a stored session, in milliseconds since the Unix epoch.
@@ -38,6 +38,13 @@ pub struct SessionMeta {
     pub idle_window_ms: u64,
     /// How long the browser keeps the cookie, chosen with [`Expiry`].
     pub cookie: CookieLifetime,
+    /// The session this one was spawned from (a sub-session such as sudo mode): the
+    /// [`StoreKey`] of its ID at the time. It is valid only together with that parent,
+    /// live and under that ID.
+    pub parent: Option<StoreKey>,
+    /// A session no client holds: the application addresses it by ID, and a client that
+    /// presents its ID is refused.
+    pub server_only: bool,
 }
 
 impl SessionMeta {
@@ -52,6 +59,8 @@ impl SessionMeta {
             lineage: [0; 16],
             idle_window_ms: 0,
             cookie: CookieLifetime::Configured,
+            parent: None,
+            server_only: false,
         }
     }
 
@@ -138,9 +147,13 @@ impl<T: SessionData> Session<T> {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let in_store = status == Status::Stored;
+        let mut data = data;
+        // Expired values are gone from memory, so even a whole-record write (a cookie
+        // session) leaves them out; no field is marked, so nothing is written for them alone.
+        data.drop_expired(clock.now_ms());
         Self {
             id,
-            fields: T::Fields::wrap(Tracked::new(data)),
+            fields: T::Fields::wrap(Tracked::new(data, clock.clone())),
             meta,
             status,
             stored_id: None,
@@ -260,6 +273,36 @@ impl<T: SessionData> Session<T> {
     /// applies, if any.
     pub fn pending_expiry(&self) -> Option<Expiry> {
         self.pending_expiry
+    }
+
+    /// Makes this new session a sub-session of `parent` (say, sudo mode spawned from the
+    /// login session): valid only while `parent` is live under its current ID (its logout,
+    /// deletion, expiry or ID regeneration ends this one), and never living past the
+    /// parent's absolute deadline.
+    pub(crate) fn tie_to<P: SessionData>(&mut self, parent: &Session<P>) {
+        self.meta.parent = Some(parent.id().store_key());
+        self.meta.absolute_deadline_ms = self.meta.absolute_deadline_ms.min(parent.meta.absolute_deadline_ms);
+        self.meta.idle_deadline_ms = self.meta.idle_deadline_ms.min(self.meta.absolute_deadline_ms);
+    }
+
+    /// Whether this is a sub-session spawned from `parent` as it is now: `parent` is stored,
+    /// not deleted, not expired, and still has the ID this session was spawned under.
+    pub fn is_child_of<P: SessionData>(&self, parent: &Session<P>) -> bool {
+        self.meta.parent == Some(parent.id().store_key())
+            && !parent.is_new()
+            && !parent.is_deleted()
+            && !parent.is_regenerated()
+            && !parent.is_expired()
+    }
+
+    /// Whether this is a sub-session (spawned from a parent session).
+    pub fn is_child(&self) -> bool {
+        self.meta.parent.is_some()
+    }
+
+    /// Whether this session is server-only: no client holds it.
+    pub fn is_server_only(&self) -> bool {
+        self.meta.server_only
     }
 
     /// Whether the sliding idle deadline is due to be refreshed.

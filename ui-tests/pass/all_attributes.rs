@@ -1,4 +1,6 @@
-use session::{Flash, MemoryStore, SessionConfig, SessionData, SessionProvider};
+use std::time::Duration;
+
+use session::{Expiring, Flash, MemoryStore, SessionConfig, SessionData, SessionProvider};
 
 #[derive(SessionData)]
 pub struct AppSession {
@@ -13,6 +15,10 @@ pub struct AppSession {
     flash: Flash<String>,
     #[session(flash, rename = "flash_renamed")]
     flash_renamed: Flash<u32>,
+    #[session(expiring)]
+    expiring: Expiring<String>,
+    #[session(expiring, rename = "code", version = 1)]
+    expiring_renamed: Expiring<u32>,
     #[session(skip)]
     skipped: Vec<u8>,
     #[session(skip, default = 3)]
@@ -35,9 +41,17 @@ fn main() {
     let _: Option<&String> = session.flash();
     session.set_flash_renamed(5);
     let _: Option<&u32> = session.flash_renamed();
+    session.set_expiring("code".into(), Duration::from_secs(60));
+    let _: Option<&String> = session.expiring();
+    let _: Option<Duration> = session.expiring_expires_in();
+    let _: Option<String> = session.take_expiring();
+    session.clear_expiring();
+    session.set_expiring_renamed(7, Duration::from_millis(1));
+    let _: Option<&u32> = session.expiring_renamed();
     session.skipped_mut().push(1);
     let skipped = *session.skipped_with_default();
     session.set_skipped_with_default(skipped + 1);
-    assert_eq!(AppSession::FIELDS.len(), 7);
+    assert_eq!(AppSession::FIELDS.len(), 9);
+    assert_eq!(AppSession::FIELDS[7].name, "code");
     assert_eq!(AppSession::FIELDS[2].name, "stored");
 }

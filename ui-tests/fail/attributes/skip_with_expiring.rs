@@ -1,0 +1,9 @@
+use session::{Expiring, SessionData};
+
+#[derive(SessionData)]
+struct AppSession {
+    #[session(skip, expiring)]
+    code: Expiring<String>,
+}
+
+fn main() {}
