@@ -9,6 +9,7 @@ use crate::{
     crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
     data::DirtySet,
     expiry::CookieLifetime,
+    id::StoreKey,
     provider,
     rejection::Rejection,
     session::{SessionMeta, Status},
@@ -30,6 +31,7 @@ struct Payload<'a> {
     lineage: [u8; 16],
     idle_window_ms: u64,
     cookie: u8,
+    parent: Option<[u8; 32]>,
     binding: Option<[u8; 16]>,
     #[serde(borrow)]
     fields: &'a [u8],
@@ -50,6 +52,7 @@ struct Payload<'a> {
 /// lineage     [u8; 16]   the session's lineage (SessionMeta::lineage)
 /// idle window u64        the session's own idle window in ms, 0 for the configured one
 /// cookie      u8         cookie lifetime: 0 configured, 1 browser session, 2 persistent
+/// parent      Option<[u8; 32]>  a sub-session's parent: the key (digest) of its ID
 /// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
 /// fields      bytes      the field-tagged record of every stored field (codec)
 /// ```
@@ -167,6 +170,19 @@ impl CookieSessions {
         Ok(Session::new(SessionId::generate()?, meta, self.config.clock().clone()))
     }
 
+    /// A new sub-session of `parent` (sudo mode): valid only together with `parent` as it
+    /// is now (see [`Session::is_child_of`]); its absolute deadline never passes the
+    /// parent's. The parent's key is sealed into the cookie with the rest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if no ID can be generated.
+    pub fn spawn<T: SessionData, P: SessionData>(&self, parent: &Session<P>) -> Result<Session<T>, Error> {
+        let mut child = self.create::<T>()?;
+        child.tie_to(parent);
+        Ok(child)
+    }
+
     /// Opens a cookie value. Anything invalid, tampered, expired, sealed for another name or
     /// bound to another client gives `None`: the caller starts a new session.
     pub fn open<T: SessionData>(&self, value: &str, client: &ClientInfo) -> Option<Session<T>> {
@@ -199,6 +215,8 @@ impl CookieSessions {
             lineage: payload.lineage,
             idle_window_ms: payload.idle_window_ms,
             cookie,
+            parent: payload.parent.map(StoreKey::from_bytes),
+            server_only: false,
         };
         if meta.is_expired(now) {
             return None;
@@ -239,6 +257,7 @@ impl CookieSessions {
             lineage: meta.lineage,
             idle_window_ms: meta.idle_window_ms,
             cookie: meta.cookie.to_byte(),
+            parent: meta.parent.map(|key| *key.as_bytes()),
             binding: self.binding.digest(client),
             fields: fields.as_bytes(),
         };

@@ -118,6 +118,11 @@ pub(crate) fn apply(meta: SessionMeta, expiry: Expiry, now_ms: u64, config: &Ses
         ),
         Expiry::Until(at) => (NO_IDLE, to_unix_ms(at).min(lifetime_cap), CookieLifetime::Persistent),
     };
+    // A sub-session never outlives the parent's absolute deadline, capped when spawned.
+    let absolute_deadline_ms = match meta.parent {
+        Some(_) => absolute_deadline_ms.min(meta.absolute_deadline_ms),
+        None => absolute_deadline_ms,
+    };
     SessionMeta {
         idle_window_ms,
         absolute_deadline_ms,

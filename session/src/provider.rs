@@ -158,16 +158,107 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         Ok(Session::new(SessionId::generate()?, meta, config.clock().clone()))
     }
 
+    /// A new sub-session of `parent` (sudo mode, a step-up): valid only together with
+    /// `parent` as it is now (see [`Session::is_child_of`]); its absolute deadline never
+    /// passes the parent's. Stored by its first [`save`](Self::save); reach it again with
+    /// [`load_child`](Self::load_child).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn spawn<P: SessionData>(&self, parent: &Session<P>) -> Result<Session<T>, Error> {
+        let mut child = self.create()?;
+        child.tie_to(parent);
+        Ok(child)
+    }
+
+    /// A new server-only session: no client ever holds it (a background job's state, a
+    /// websocket connection's); the application keeps its ID and reaches it with
+    /// [`get_server_only`](Self::get_server_only). A client that presents its ID is
+    /// refused by [`load`](Self::load). Tie it to a parent with
+    /// [`spawn_server_only`](Self::spawn_server_only).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn create_server_only(&self) -> Result<Session<T>, Error> {
+        let mut session = self.create()?;
+        session.set_server_only();
+        Ok(session)
+    }
+
+    /// A new server-only session tied to `parent`, like [`spawn`](Self::spawn): check
+    /// that the parent still lives with [`SessionProvider::is_live_parent_of`] on the
+    /// parent's provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the operating system's random number generator fails.
+    pub fn spawn_server_only<P: SessionData>(&self, parent: &Session<P>) -> Result<Session<T>, Error> {
+        let mut session = self.spawn(parent)?;
+        session.set_server_only();
+        Ok(session)
+    }
+
+    /// Loads a live server-only session by the ID the application kept.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when no live server-only session has this ID (a session that
+    /// clients hold is not one); otherwise when the store fails.
+    pub async fn get_server_only(&self, id: &SessionId) -> Result<Session<T>, Error> {
+        match self.try_get(id).await? {
+            Some(session) if session.is_server_only() => Ok(session),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// Whether the parent of `child` (a sub-session or a tied server-only session) is a
+    /// live session of this provider's store, under the ID `child` was spawned from. For a
+    /// request that carries the parent itself, [`Session::is_child_of`] tells the same
+    /// without a store round trip.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn is_live_parent_of<C: SessionData>(&self, child: &Session<C>) -> Result<bool, Error> {
+        let Some(key) = child.meta().parent else {
+            return Ok(false);
+        };
+        Ok(self
+            .shared
+            .store
+            .load(&key)
+            .await?
+            .is_some_and(|record| !record.meta.is_expired(self.now_ms())))
+    }
+
+    /// Loads the sub-session a client presented together with `parent`: `None` (and the
+    /// client's value is never adopted) when it is unknown, expired, not a sub-session, or
+    /// a sub-session of another parent or of this parent before its ID changed.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn load_child<P: SessionData>(&self, token: &str, parent: &Session<P>) -> Result<Option<Session<T>>, Error> {
+        Ok(self.load(token).await?.filter(|child| child.is_child_of(parent)))
+    }
+
     /// Loads the session a client presented, e.g. a cookie value. Text that is not a
-    /// well-formed ID, and IDs of unknown, expired or deleted sessions, give `None`:
-    /// the caller starts a new session and never adopts the client's ID.
+    /// well-formed ID, and IDs of unknown, expired, deleted or server-only sessions, give
+    /// `None`: the caller starts a new session and never adopts the client's ID.
     ///
     /// # Errors
     ///
     /// When the store fails.
     pub async fn load(&self, token: &str) -> Result<Option<Session<T>>, Error> {
         match SessionId::parse(token) {
-            Some(id) => self.try_get(&id).await,
+            Some(id) => Ok(self.try_get(&id).await?.filter(|session| {
+                if session.is_server_only() {
+                    self.shared.callbacks.rejected(Rejection::ServerOnly);
+                }
+                !session.is_server_only()
+            })),
             None => {
                 self.shared.callbacks.rejected(Rejection::MalformedId);
                 Ok(None)

@@ -21,6 +21,8 @@ pub enum Rejection {
     /// The session is bound to client facts (User-Agent, IP address) that this request does
     /// not match, or the client's IP address is unknown while the session is bound to it.
     ClientMismatch,
+    /// A client presented the ID of a server-only session, which no client should hold.
+    ServerOnly,
 }
 
 impl Rejection {
@@ -29,6 +31,7 @@ impl Rejection {
             Self::MalformedId => 0,
             Self::Tampered => 1,
             Self::ClientMismatch => 2,
+            Self::ServerOnly => 3,
         }
     }
 }
@@ -37,8 +40,8 @@ impl Rejection {
 /// must not flood the logs.
 const WARN_EVERY_MS: u64 = 10_000;
 
-static LAST_WARNED_MS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
-static SUPPRESSED: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static LAST_WARNED_MS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static SUPPRESSED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Logs a warning unless one of this kind was logged within the last ten seconds (it
 /// then counts the ones it left out).

@@ -300,6 +300,10 @@ impl<T: SessionData> Session<T> {
         self.meta.parent.is_some()
     }
 
+    pub(crate) fn set_server_only(&mut self) {
+        self.meta.server_only = true;
+    }
+
     /// Whether this session is server-only: no client holds it.
     pub fn is_server_only(&self) -> bool {
         self.meta.server_only

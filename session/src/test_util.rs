@@ -135,7 +135,8 @@ pub mod cases {
     }
 
     /// A session's own lifetime (a remembered session's idle window and deadline, a fixed
-    /// deadline, its cookie lifetime) is stored with it and enforced like the defaults.
+    /// deadline, its cookie lifetime) and its kind (sub-session of a parent, server-only)
+    /// are stored with it; its deadlines are enforced like the defaults.
     pub async fn own_lifetimes_are_kept<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         let clock = ManualClock::new();
         super::own_lifetimes_are_kept(&make(clock.clone()).await, &clock).await;
@@ -324,6 +325,8 @@ async fn own_lifetimes_are_kept<S: SessionStore>(store: &S, clock: &ManualClock)
             idle_window_ms: u64::MAX,
             absolute_deadline_ms: now + 60 * MINUTE_MS,
             cookie: CookieLifetime::BrowserSession,
+            parent: Some(key()),
+            server_only: true,
             ..remembered.meta
         }
         .accessed_at(now, 30 * MINUTE_MS),

@@ -153,7 +153,8 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     let Some(current) = slot.session.as_mut() else {
         return commit;
     };
-    if current.is_new() && (current.is_deleted() || !current.is_dirty()) {
+    // A spawned sub-session is worth storing even without data: it is the grant itself.
+    if current.is_new() && (current.is_deleted() || !(current.is_dirty() || current.is_child())) {
         // Nothing worth storing; an invalid cookie the client sent is expired.
         if current.is_deleted() && session.had_cookie() {
             commit.cookie = Some(None);

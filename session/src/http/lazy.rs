@@ -10,7 +10,7 @@ use std::{
 
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use super::backend::SessionBackend;
+use super::backend::{RequestOutcome, SessionBackend};
 use crate::{ClientInfo, Error, Session, SessionData};
 
 type LoadFuture<'a, T> = Pin<Box<dyn Future<Output = Result<Option<Session<T>>, Error>> + Send + 'a>>;
@@ -20,7 +20,11 @@ pub(crate) trait Loader<T: SessionData>: Send + Sync {
     // Borrows rather than clones: the request's cookie and client outlive the load.
     fn load<'a>(&'a self, cookie: &'a str, client: &'a ClientInfo) -> LoadFuture<'a, T>;
     fn create(&self) -> Result<Session<T>, Error>;
+    /// Deletes a stored session now.
+    fn discard<'a>(&'a self, session: &'a mut Session<T>, client: &'a ClientInfo) -> DiscardFuture<'a>;
 }
+
+type DiscardFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
 
 impl<T: SessionData, B: SessionBackend<T>> Loader<T> for B {
     fn load<'a>(&'a self, cookie: &'a str, client: &'a ClientInfo) -> LoadFuture<'a, T> {
@@ -29,6 +33,15 @@ impl<T: SessionData, B: SessionBackend<T>> Loader<T> for B {
 
     fn create(&self) -> Result<Session<T>, Error> {
         SessionBackend::create(self)
+    }
+
+    fn discard<'a>(&'a self, session: &'a mut Session<T>, client: &'a ClientInfo) -> DiscardFuture<'a> {
+        session.delete();
+        Box::pin(async move {
+            SessionBackend::commit(self, session, client, RequestOutcome::Succeeded)
+                .await
+                .map(drop)
+        })
     }
 }
 
@@ -168,7 +181,8 @@ impl<T: SessionData> LazySession<T> {
     }
 
     /// The request's session: the client's live session, or a new one (stored only if
-    /// the handler puts something in it).
+    /// the handler puts something in it). A sub-session is never given out here: see
+    /// [`existing_child_of`](Self::existing_child_of).
     ///
     /// # Errors
     ///
@@ -176,21 +190,72 @@ impl<T: SessionData> LazySession<T> {
     /// then answers 503 whatever the handler returns), or no ID can be generated.
     pub async fn load(&self) -> Result<SessionGuard<T>, Error> {
         let mut slot = self.lookup().await?;
-        if slot.session.is_none() {
+        if slot.session.as_ref().is_none_or(Session::is_child) {
             slot.session = Some(self.inner.loader.create()?);
         }
         Ok(Self::guard(slot).expect("a session was just put in the slot"))
     }
 
     /// The client's live session, without creating one: `None` when the request carries
-    /// no valid session.
+    /// no valid session, or carries a sub-session (see
+    /// [`existing_child_of`](Self::existing_child_of)).
     ///
     /// # Errors
     ///
     /// As [`load`](Self::load).
     pub async fn existing(&self) -> Result<Option<SessionGuard<T>>, Error> {
         let slot = self.lookup().await?;
+        if slot.session.as_ref().is_some_and(Session::is_child) {
+            return Ok(None);
+        }
         Ok(Self::guard(slot))
+    }
+
+    /// The request's sub-session of `parent` (say, sudo mode under the login session):
+    /// `None` unless the request carries a live sub-session spawned from `parent` as it is
+    /// now (see [`Session::is_child_of`]). One spawned from another session (another
+    /// login, another user, this session before its ID changed) is refused: deleted, and
+    /// its cookie expired by the response.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub async fn existing_child_of<P: SessionData>(
+        &self,
+        parent: &Session<P>,
+    ) -> Result<Option<SessionGuard<T>>, Error> {
+        let mut slot = self.lookup().await?;
+        match slot.session.as_mut() {
+            Some(child) if child.is_child_of(parent) => Ok(Self::guard(slot)),
+            Some(other) => {
+                if !other.is_new() {
+                    other.delete();
+                }
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a new sub-session of `parent` for this request's client, replacing (and
+    /// deleting at once) any session of this type the request carried; stored by the
+    /// layer after the handler, with its own cookie. Its absolute deadline never passes
+    /// the parent's, and it is valid only together with `parent` as it is now.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load); or when the replaced session cannot be deleted.
+    pub async fn spawn_child_of<P: SessionData>(&self, parent: &Session<P>) -> Result<SessionGuard<T>, Error> {
+        let mut slot = self.lookup().await?;
+        if let Some(mut replaced) = slot.session.take()
+            && !replaced.is_new()
+        {
+            self.inner.loader.discard(&mut replaced, &self.inner.client).await?;
+        }
+        let mut child = self.inner.loader.create()?;
+        child.tie_to(parent);
+        slot.session = Some(child);
+        Ok(Self::guard(slot).expect("a session was just put in the slot"))
     }
 
     fn guard(slot: OwnedMutexGuard<Slot<T>>) -> Option<SessionGuard<T>> {

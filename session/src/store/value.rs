@@ -141,7 +141,7 @@ impl ValueCodec {
                 self.seal(sealing, &plaintext, expires_ms)
             }
             // Never compressed: the store may read it without this codec (e.g. a script).
-            None => Ok(bytes.to_vec()),
+            None => Ok(bytes),
         }
     }
 
@@ -212,15 +212,22 @@ impl ValueCodec {
 const LIFETIMES_LEN: usize = 32;
 /// The lifetimes, then the lineage: the form before sessions chose their own lifetime.
 const LINEAGE_END: usize = LIFETIMES_LEN + 16;
-/// Then the session's own idle window (8 bytes) and cookie lifetime (1 byte).
-const META_LEN: usize = LINEAGE_END + 9;
+/// Then the session's own idle window (8 bytes), cookie lifetime (1 byte) and flags (1 byte).
+const META_LEN: usize = LINEAGE_END + 10;
+/// Then, for a sub-session, its parent's key.
+const CHILD_META_LEN: usize = META_LEN + 32;
+/// Flags: a server-only session.
+const SERVER_ONLY: u8 = 1;
+/// Flags: a sub-session; its parent's key follows.
+const HAS_PARENT: u8 = 2;
 
 /// The metadata as the stores keep it: created, accessed, idle deadline, absolute deadline
 /// (ms since the Unix epoch, 8 bytes each, big-endian), the 16-byte lineage, the session's
-/// own idle window (ms, 8 bytes big-endian; 0 for the configured one) and its cookie
-/// lifetime (1 byte: 0 configured, 1 browser session, 2 persistent).
-fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
-    let mut out = [0u8; META_LEN];
+/// own idle window (ms, 8 bytes big-endian; 0 for the configured one), its cookie
+/// lifetime (1 byte: 0 configured, 1 browser session, 2 persistent), flags (1 byte: 1
+/// server-only, 2 sub-session) and, for a sub-session, its parent's 32-byte key.
+fn meta_bytes(meta: &SessionMeta) -> Vec<u8> {
+    let mut out = vec![0u8; META_LEN];
     let parts = [
         meta.created_ms,
         meta.accessed_ms,
@@ -231,8 +238,13 @@ fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
         chunk.copy_from_slice(&value.to_be_bytes());
     }
     out[LIFETIMES_LEN..LINEAGE_END].copy_from_slice(&meta.lineage);
-    out[LINEAGE_END..META_LEN - 1].copy_from_slice(&meta.idle_window_ms.to_be_bytes());
-    out[META_LEN - 1] = meta.cookie.to_byte();
+    out[LINEAGE_END..META_LEN - 2].copy_from_slice(&meta.idle_window_ms.to_be_bytes());
+    out[META_LEN - 2] = meta.cookie.to_byte();
+    out[META_LEN - 1] = if meta.server_only { SERVER_ONLY } else { 0 };
+    if let Some(parent) = &meta.parent {
+        out[META_LEN - 1] |= HAS_PARENT;
+        out.extend_from_slice(parent.as_bytes());
+    }
     out
 }
 
@@ -240,7 +252,7 @@ fn meta_bytes(meta: &SessionMeta) -> [u8; META_LEN] {
 /// zero lineage; the lifetimes and lineage, with the configured lifetime); `None` for
 /// anything else.
 fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
-    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END | META_LEN) {
+    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END | META_LEN | CHILD_META_LEN) {
         return None;
     }
     let mut parts = bytes[..LIFETIMES_LEN]
@@ -257,9 +269,19 @@ fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
         meta.lineage = lineage.try_into().ok()?;
     }
     if let Some(own) = bytes.get(LINEAGE_END..META_LEN) {
-        let (window, cookie) = own.split_at(8);
+        let (window, rest) = own.split_at(8);
         meta.idle_window_ms = u64::from_be_bytes(window.try_into().ok()?);
-        meta.cookie = CookieLifetime::from_byte(cookie[0])?;
+        meta.cookie = CookieLifetime::from_byte(rest[0])?;
+        let flags = rest[1];
+        if flags & !(SERVER_ONLY | HAS_PARENT) != 0 {
+            return None;
+        }
+        meta.server_only = flags & SERVER_ONLY != 0;
+        let parent = bytes.get(META_LEN..CHILD_META_LEN);
+        if (flags & HAS_PARENT != 0) != parent.is_some() {
+            return None;
+        }
+        meta.parent = parent.map(|key| StoreKey::from_bytes(key.try_into().unwrap_or_default()));
     }
     Some(meta)
 }
@@ -335,6 +357,21 @@ mod tests {
         let mut unknown_cookie = meta_bytes(&meta);
         unknown_cookie[56] = 9;
         assert_eq!(meta_from_bytes(&unknown_cookie), None);
+        let child = SessionMeta {
+            parent: Some(StoreKey::from_bytes([5; 32])),
+            server_only: true,
+            ..meta
+        };
+        assert_eq!(meta_bytes(&child).len(), 90);
+        assert_eq!(meta_from_bytes(&meta_bytes(&child)), Some(child));
+        assert_eq!(
+            meta_from_bytes(&meta_bytes(&child)[..58]),
+            None,
+            "a sub-session without its parent's key"
+        );
+        let mut unknown_flag = meta_bytes(&meta);
+        unknown_flag[57] = 4;
+        assert_eq!(meta_from_bytes(&unknown_flag), None);
         assert_eq!(meta_from_bytes(&[0; 31]), None);
     }
 
