@@ -153,6 +153,25 @@ fn refuses_bad_configuration_with_a_message(example: &str) {
     assert!(short.contains("session demo:"), "{short}");
     let unreachable = refused(example, "redis", &[("REDIS_URL", "redis://127.0.0.1:1/")]);
     assert!(unreachable.contains("session demo:"), "{unreachable}");
+    let ttl = refused(example, "memory", &[("SESSION_DEMO_CODE_TTL_SECS", "soon")]);
+    assert!(
+        ttl.contains("SESSION_DEMO_CODE_TTL_SECS=\"soon\" is not a number of seconds"),
+        "{ttl}"
+    );
+}
+
+/// `SESSION_DEMO_CODE_TTL_SECS=1`: the code is gone a second later, the login is not.
+async fn keeps_the_code_for_its_ttl_from_the_environment(example: &str) {
+    let demo = start(example, "memory", &[("SESSION_DEMO_CODE_TTL_SECS", "1")]);
+    let client = browser();
+    let url = |path: &str| format!("{}{path}", demo.url);
+    send_json(&client, Method::POST, url("/api/login"), json!({"user": "alice"})).await;
+    let put = send_json(&client, Method::PUT, url("/api/code"), json!({"code": "123456"})).await;
+    assert_eq!(put.status(), 200);
+    assert_eq!(get_json(&client, url("/api/code")).await["code"], "123456");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get_json(&client, url("/api/code")).await["code"], Value::Null);
+    assert_eq!(get_json(&client, url("/api/private")).await["user"], "alice");
 }
 
 #[tokio::test]
@@ -163,6 +182,16 @@ async fn the_demo_binary_serves_each_store_from_its_environment() {
 #[tokio::test]
 async fn the_actix_demo_binary_serves_each_store_from_its_environment() {
     serves_each_store_from_its_environment("actix_demo").await;
+}
+
+#[tokio::test]
+async fn the_demo_binary_keeps_the_code_for_its_ttl_from_the_environment() {
+    keeps_the_code_for_its_ttl_from_the_environment("demo").await;
+}
+
+#[tokio::test]
+async fn the_actix_demo_binary_keeps_the_code_for_its_ttl_from_the_environment() {
+    keeps_the_code_for_its_ttl_from_the_environment("actix_demo").await;
 }
 
 #[test]

@@ -131,6 +131,9 @@ demo::on_both_frameworks!(
     remember_me_memory,
     remember_me_cookie,
     remember_me_redis,
+    verification_code_memory,
+    verification_code_cookie,
+    verification_code_redis,
 );
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
@@ -184,9 +187,10 @@ async fn every_route(framework: Framework, store: Store) {
         "the idle timeout (30 min) ends it first: {expires}"
     );
     assert!(info["absolute_expires_in_secs"].as_u64().unwrap() > expires);
-    assert!(
-        info["features"].as_object().unwrap().values().all(|on| on == false),
-        "no optional route yet: {info}"
+    assert_eq!(
+        info["features"],
+        json!({ "remember_me": true, "devices": false, "logout_others": false, "code": true, "sudo": false }),
+        "the optional routes that exist: {info}"
     );
     assert_eq!(
         get_json(&client, format!("{base}/api/private")).await,
@@ -734,8 +738,16 @@ async fn remember_me(framework: Framework, store: Store) {
     assert!(cookie.contains("Max-Age=3600"), "remembered for an hour: {cookie}");
 
     clock.advance(Duration::from_secs(61));
-    assert_eq!(user(forgetful).await, Value::Null, "the configured idle timeout ended bob's");
-    assert_eq!(user(remembered.clone()).await, "alice", "alice's has its own idle window");
+    assert_eq!(
+        user(forgetful).await,
+        Value::Null,
+        "the configured idle timeout ended bob's"
+    );
+    assert_eq!(
+        user(remembered.clone()).await,
+        "alice",
+        "alice's has its own idle window"
+    );
     clock.advance(Duration::from_secs(50 * 60));
     assert_eq!(
         user(remembered.clone()).await,
@@ -760,4 +772,73 @@ async fn remember_me_cookie(framework: Framework) {
 
 async fn remember_me_redis(framework: Framework) {
     remember_me(framework, Store::Redis).await;
+}
+
+/// `PUT /api/code` keeps a code for the demo's time to live (120 s by default): readable
+/// before it, null after it, while the session and its other fields live on.
+async fn verification_code(framework: Framework, store: Store) {
+    let (base, running) = start(framework, store).await;
+    let clock = &running.clock;
+    let client = browser();
+    let code_url = format!("{base}/api/code");
+    assert_eq!(get_json(&client, code_url.clone()).await, json!({ "code": null }));
+
+    login(&client, &base, "alice").await;
+    let put = send_json(
+        &client,
+        reqwest::Method::PUT,
+        code_url.clone(),
+        json!({ "code": "123456" }),
+    )
+    .await;
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(put.json::<Value>().await.unwrap(), json!({}));
+    let bad = send_json(&client, reqwest::Method::PUT, code_url.clone(), json!({ "code": "" })).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let put = send_json(
+        &client,
+        reqwest::Method::PUT,
+        format!("{base}/api/prefs/theme"),
+        json!({ "value": "dark" }),
+    )
+    .await;
+    assert_eq!(put.status(), StatusCode::OK);
+
+    clock.advance(Duration::from_secs(119));
+    assert_eq!(get_json(&client, code_url.clone()).await, json!({ "code": "123456" }));
+    let visits = get_json(&client, format!("{base}/api/visit")).await["visits"].clone();
+
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(get_json(&client, code_url.clone()).await, json!({ "code": null }));
+    let visit = get_json(&client, format!("{base}/api/visit")).await;
+    assert_eq!(visit["user"], "alice", "the session outlives the code");
+    assert_eq!(visit["visits"], visits.as_u64().unwrap() + 1);
+    assert_eq!(get_json(&client, format!("{base}/api/prefs")).await["theme"], "dark");
+    assert_eq!(
+        get_json(&client, code_url.clone()).await,
+        json!({ "code": null }),
+        "a save after the deadline does not bring it back"
+    );
+
+    let put = send_json(
+        &client,
+        reqwest::Method::PUT,
+        code_url.clone(),
+        json!({ "code": "654321" }),
+    )
+    .await;
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(get_json(&client, code_url).await, json!({ "code": "654321" }));
+}
+
+async fn verification_code_memory(framework: Framework) {
+    verification_code(framework, Store::Memory).await;
+}
+
+async fn verification_code_cookie(framework: Framework) {
+    verification_code(framework, Store::Cookie).await;
+}
+
+async fn verification_code_redis(framework: Framework) {
+    verification_code(framework, Store::Redis).await;
 }

@@ -24,9 +24,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         backend,
         label,
         expiry: _expiry,
+        code_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
     let middleware = app::middleware(backend, OutagePolicy::FailClosed);
-    let context = routes::Context { store: label.clone() };
+    let context = routes::Context {
+        store: label.clone(),
+        code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
+    };
     let listener = std::net::TcpListener::bind(&addr)?;
     println!("session demo ({label}, actix-web) on http://{}", listener.local_addr()?);
     actix_web::HttpServer::new(move || app::app(middleware.clone(), context.clone()))

@@ -15,11 +15,9 @@ use session::http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBacke
 
 use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES};
 
-/// The demo application over `backend`; `store` names it on the page.
-pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy, store: &str) -> Router {
-    let context = Arc::new(Context {
-        store: store.to_owned(),
-    });
+/// The demo application over `backend`; `context.store` names it on the page.
+pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy, context: Context) -> Router {
+    let context = Arc::new(context);
     let (mut open, mut guarded) = (Router::new(), Router::new());
     for route in ROUTES {
         let context = context.clone();

@@ -18,6 +18,8 @@
 //! | `GET /api/private` | 401 without a logged-in session, else `{"user":U}` |
 //! | `PUT /api/prefs/{name}` `{"value":"..."}` | sets one of eight preferences (theme, language, timezone, currency, font_size, density, sidebar, notifications), each its own typed field; answers `{}`; an unknown name is 404 |
 //! | `GET /api/prefs` | all eight preferences (null when unset) |
+//! | `PUT /api/code` `{"code":"..."}` | keeps a verification code in the session's expiring slot for `SESSION_DEMO_CODE_TTL_SECS`; answers `{}` |
+//! | `GET /api/code` | read only, like `peek`: `{"code":S\|null}`, null once the code's time to live has passed, while the session and its other fields live on |
 //!
 //! Environment:
 //!
@@ -42,6 +44,7 @@
 //!   86400);
 //! - `SESSION_DEMO_REMEMBER_SECS` (default 2592000, 30 days): how long a remembered login
 //!   lasts, unused or not;
+//! - `SESSION_DEMO_CODE_TTL_SECS` (default 120): how long `PUT /api/code` keeps a code;
 //! - `SESSION_MAX_BYTES`: the largest a session may be in a server-side store (default
 //!   65536); a change past it, or past the 4096-byte cookie, answers 413 with a JSON error
 //!   and leaves the stored session as it was;
@@ -68,8 +71,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         backend,
         label,
         expiry: _expiry,
+        code_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
-    let app = app::router(backend, OutagePolicy::FailClosed, &label);
+    let context = routes::Context {
+        store: label.clone(),
+        code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
+    };
+    let app = app::router(backend, OutagePolicy::FailClosed, context);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("session demo ({label}) on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;

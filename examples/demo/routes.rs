@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session::{Error, Expiry, Flash, Session, SessionData, http::LazySession};
+use session::{Error, Expiring, Expiry, Flash, Session, SessionData, http::LazySession};
 
 /// Everything the demo remembers about a visitor.
 #[derive(SessionData, Debug)]
@@ -16,6 +16,9 @@ pub struct DemoSession {
     pub visits: u64,
     #[session(flash)]
     pub notice: Flash<String>,
+    /// A verification code, readable for [`Context::code_ttl`] after `PUT /api/code`.
+    #[session(expiring)]
+    pub code: Expiring<String>,
     pub theme: Option<String>,
     pub language: Option<String>,
     pub timezone: Option<String>,
@@ -62,6 +65,8 @@ pub enum Action {
     Private,
     Prefs,
     SetPref,
+    Code,
+    SetCode,
 }
 
 /// One route: method, path (`{name}` is the one path parameter), action, and whether it
@@ -98,6 +103,8 @@ pub const ROUTES: &[Route] = &[
     },
     route(Method::Get, "/api/prefs", Action::Prefs),
     route(Method::Put, "/api/prefs/{name}", Action::SetPref),
+    route(Method::Get, "/api/code", Action::Code),
+    route(Method::Put, "/api/code", Action::SetCode),
 ];
 
 /// The predicate of the guarded routes.
@@ -110,7 +117,12 @@ pub fn logged_in(session: &Session<DemoSession>) -> bool {
 pub struct Context {
     /// The store in use, as the start-up line names it.
     pub store: String,
+    /// How long `PUT /api/code` keeps the code: `SESSION_DEMO_CODE_TTL_SECS`.
+    pub code_ttl: Duration,
 }
+
+/// The default of `SESSION_DEMO_CODE_TTL_SECS`.
+pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(120);
 
 /// A response body.
 #[derive(Debug)]
@@ -167,6 +179,8 @@ pub async fn handle(
         Action::Private => private(session).await,
         Action::Prefs => prefs(session).await,
         Action::SetPref => set_pref(session, param.as_deref().unwrap_or_default(), body).await,
+        Action::Code => code(session).await,
+        Action::SetCode => set_code(session, context, body).await,
     }
 }
 
@@ -358,5 +372,35 @@ async fn set_pref(session: LazySession<DemoSession>, name: &str, body: &[u8]) ->
         "sidebar" => session.set_sidebar(value),
         _ => session.set_notifications(value),
     }
+    Ok(json(json!({})))
+}
+
+/// `GET /api/code`: read only, like `peek`; null once the code's time to live has passed.
+async fn code(session: LazySession<DemoSession>) -> Answer {
+    let code = match session.existing().await? {
+        Some(mut session) => {
+            session.keep_notice();
+            session.code().cloned()
+        }
+        None => None,
+    };
+    Ok(json(json!({ "code": code })))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+/// `PUT /api/code`: keeps the code for `context.code_ttl`; the session's own lifetime does
+/// not move for it.
+async fn set_code(session: LazySession<DemoSession>, context: &Context, body: &[u8]) -> Answer {
+    let Ok(CodeBody { code }) = serde_json::from_slice(body) else {
+        return Ok(error(400, "expected {\"code\": \"text\"}"));
+    };
+    if code.is_empty() || code.len() > 64 {
+        return Ok(error(400, "code must be 1 to 64 characters"));
+    }
+    session.load().await?.set_code(code, context.code_ttl);
     Ok(json(json!({})))
 }

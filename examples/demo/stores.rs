@@ -76,6 +76,8 @@ pub struct Demo<T: SessionData> {
     pub label: String,
     /// The SQL stores' expiry task: it runs as long as this handle lives.
     pub expiry: Option<ExpiryTask>,
+    /// `SESSION_DEMO_CODE_TTL_SECS`, if set: how long `PUT /api/code` keeps a code.
+    pub code_ttl: Option<Duration>,
 }
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -148,6 +150,10 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
     let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
     let mut label = format!("{store} store");
+    let code_ttl = match std::env::var_os("SESSION_DEMO_CODE_TTL_SECS") {
+        Some(_) => Some(env_secs("SESSION_DEMO_CODE_TTL_SECS", 0)?),
+        None => None,
+    };
     let config = config()?.build()?;
     let mut expiry = None;
     let backend = match store.as_str() {
@@ -200,6 +206,7 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
         backend,
         label,
         expiry,
+        code_ttl,
     })
 }
 

@@ -22,15 +22,16 @@ pub enum Framework {
 }
 
 /// Serves the demo over `backend` with `framework` on a loopback port; gives its base URL.
+/// The verification code lives for the demo's default, [`routes::DEFAULT_CODE_TTL`].
 pub async fn serve<B: SessionBackend<DemoSession>>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
-    const STORE: &str = "test store";
+    let context = routes::Context {
+        store: "test store".to_owned(),
+        code_ttl: routes::DEFAULT_CODE_TTL,
+    };
     match framework {
-        Framework::Axum => crate::common::http::serve(app::router(backend, outage, STORE)).await,
+        Framework::Axum => crate::common::http::serve(app::router(backend, outage, context)).await,
         Framework::Actix => {
             let middleware = actix_app::middleware(backend, outage);
-            let context = routes::Context {
-                store: STORE.to_owned(),
-            };
             crate::common::http::serve_actix!(move || actix_app::app(middleware.clone(), context.clone()))
         }
     }
