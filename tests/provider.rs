@@ -519,7 +519,10 @@ async fn a_fixed_deadline_never_slides_and_a_browser_session_keeps_the_configure
         assert_eq!(used.expires(), session.created() + Duration::from_secs(3600));
     }
     clock.advance(Duration::from_secs(20 * 60));
-    assert!(provider.try_get(session.id()).await.unwrap().is_none(), "dead at the deadline");
+    assert!(
+        provider.try_get(session.id()).await.unwrap().is_none(),
+        "dead at the deadline"
+    );
 
     let mut other = provider.create().unwrap();
     other.set_expiry(session::Expiry::BrowserSession);
@@ -548,4 +551,62 @@ async fn a_lifetime_chosen_by_a_failed_request_is_dropped_with_its_changes() {
     let reloaded = provider.get(loaded.id()).await.unwrap();
     assert_eq!(reloaded.meta().cookie, session::CookieLifetime::Configured);
     assert_eq!(reloaded.time_until_expiry(), Duration::from_secs(30 * 60));
+}
+
+#[tokio::test]
+async fn a_load_tells_an_expired_session_from_an_unknown_one_and_adopts_neither() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder()
+        .clock(clock.clone())
+        .expired_retention(Duration::from_secs(24 * 3600))
+        .build();
+    let provider = SessionProvider::<AppSession, _>::new(
+        store,
+        SessionConfig::development().clock(clock.clone()).build().unwrap(),
+    );
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let token = session.id().expose();
+    assert!(matches!(
+        provider.load_outcome(&token).await.unwrap(),
+        session::LoadOutcome::Live(_)
+    ));
+
+    clock.advance(Duration::from_secs(31 * 60));
+    assert!(matches!(
+        provider.load_outcome(&token).await.unwrap(),
+        session::LoadOutcome::Expired
+    ));
+    provider.store().sweep();
+    assert!(
+        matches!(
+            provider.load_outcome(&token).await.unwrap(),
+            session::LoadOutcome::Expired
+        ),
+        "still told after the sweep removed its data"
+    );
+    let fresh = provider.load_or_create(Some(&token)).await.unwrap();
+    assert!(
+        fresh.is_new() && fresh.id().expose() != token,
+        "an expired ID is never adopted"
+    );
+
+    for unknown in [SessionId::generate().unwrap().expose(), "garbage".to_owned()] {
+        assert!(matches!(
+            provider.load_outcome(&unknown).await.unwrap(),
+            session::LoadOutcome::Unknown
+        ));
+    }
+    let mut deleted = provider.create().unwrap();
+    deleted.set_user(Some("bob".into()));
+    provider.save(&mut deleted).await.unwrap();
+    provider.delete(&mut deleted).await.unwrap();
+    assert!(
+        matches!(
+            provider.load_outcome(&deleted.id().expose()).await.unwrap(),
+            session::LoadOutcome::Unknown
+        ),
+        "a logged-out session is not an expired one"
+    );
 }

@@ -515,3 +515,16 @@ async fn misconfiguration_and_unreachable_redis_fail_at_build() {
     let error = ClusteredStore::builder(unreachable).build().await.unwrap_err();
     assert!(error.is_unavailable(), "{error}");
 }
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            let redis = RedisStore::builder(RedisServer::shared().url())
+                .prefix(prefix())
+                .clock(clock)
+                .expired_retention(std::time::Duration::from_secs(3600));
+            ClusteredStore::builder(redis).build().await.unwrap()
+        },
+    ));
+}

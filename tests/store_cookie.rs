@@ -7,7 +7,8 @@ use std::{net::IpAddr, time::Duration};
 use common::AppSession;
 use proptest::prelude::*;
 use session::{
-    Clock, ClientBinding, ClientInfo, CookieLifetime, CookieSessions, Error, Expiry, ManualClock, Session, SessionConfig,
+    ClientBinding, ClientInfo, Clock, CookieLifetime, CookieSessions, Error, Expiry, LoadOutcome, ManualClock, Session,
+    SessionConfig,
     crypto::{KeyId, KeyRing, OpenLimits, Purpose, Secret},
 };
 
@@ -171,6 +172,32 @@ fn a_remembered_lifetime_is_sealed_into_the_cookie_and_enforced() {
     assert!(open(&store, &value).is_some());
     clock.advance(Duration::from_secs(1));
     assert!(open(&store, &value).is_none(), "the fixed deadline is sealed too");
+}
+
+#[test]
+fn an_authentic_expired_cookie_is_told_from_a_forged_one() {
+    let clock = ManualClock::new();
+    let store = store_with(
+        ring(),
+        &clock,
+        SessionConfig::testing().idle_timeout(Duration::from_secs(60)),
+    );
+    let value = sealed(&store, "alice");
+    assert!(matches!(
+        store.open_outcome::<AppSession>(&value, &ClientInfo::default()),
+        LoadOutcome::Live(_)
+    ));
+    clock.advance(Duration::from_secs(60));
+    assert!(matches!(
+        store.open_outcome::<AppSession>(&value, &ClientInfo::default()),
+        LoadOutcome::Expired
+    ));
+    let mut forged = value.clone();
+    forged.replace_range(10..11, if &value[10..11] == "A" { "B" } else { "A" });
+    assert!(matches!(
+        store.open_outcome::<AppSession>(&forged, &ClientInfo::default()),
+        LoadOutcome::Unknown
+    ));
 }
 
 #[test]

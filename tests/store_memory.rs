@@ -127,3 +127,38 @@ async fn the_background_sweeper_runs_inside_a_runtime() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(store.len(), 0, "the sweeper removed it");
 }
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            MemoryStore::builder()
+                .clock(clock)
+                .expired_retention(Duration::from_secs(3600))
+                .build()
+        },
+    ));
+}
+
+#[tokio::test]
+async fn expired_keys_are_forgotten_after_the_retention_and_swept() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder()
+        .clock(clock.clone())
+        .expired_retention(Duration::from_secs(60))
+        .build();
+    let key = SessionId::generate().unwrap().store_key();
+    store.create(&key, &record(&clock, 1000)).await.unwrap();
+    clock.advance(Duration::from_millis(1000));
+    assert_eq!(store.sweep(), 1, "the expired record is swept");
+    assert_eq!(store.len(), 0, "its data is gone");
+    assert!(store.expired(&key).await.unwrap(), "its key is remembered");
+    clock.advance(Duration::from_secs(60));
+    assert!(!store.expired(&key).await.unwrap(), "until the retention has passed");
+    store.sweep();
+    let plain = MemoryStore::builder().clock(clock.clone()).build();
+    plain.create(&key, &record(&clock, 1000)).await.unwrap();
+    clock.advance(Duration::from_millis(1000));
+    plain.sweep();
+    assert!(!plain.expired(&key).await.unwrap(), "no retention: forgotten at once");
+}

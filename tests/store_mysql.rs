@@ -122,3 +122,16 @@ session::store_contract!(encrypted, |clock| async move {
         .migrated()
         .await
 });
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            builder_on(&sql::table(), &clock)
+                .await
+                .expired_retention(std::time::Duration::from_secs(3600))
+                .migrated()
+                .await
+        },
+    ));
+}

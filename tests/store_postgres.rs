@@ -436,3 +436,16 @@ async fn one_statement_per_load_and_per_save_counted_by_the_server() {
         assert!(per_round.iter().all(|&n| n == 1), "{op}: {per_round:?} statements");
     }
 }
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            builder(&clock)
+                .await
+                .expired_retention(std::time::Duration::from_secs(3600))
+                .migrated()
+                .await
+        },
+    ));
+}

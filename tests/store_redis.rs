@@ -718,3 +718,16 @@ async fn a_tls_server_is_used_with_its_ca_and_refused_when_its_certificate_is_no
         .expect_err("an untrusted certificate was accepted");
     assert!(error.is_unavailable(), "{error}");
 }
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            builder(RedisServer::shared(), &clock)
+                .expired_retention(Duration::from_secs(3600))
+                .build()
+                .await
+                .unwrap()
+        },
+    ));
+}

@@ -136,3 +136,16 @@ async fn a_regenerate_racing_updates_of_the_old_id_loses_none_of_them() {
         assert_eq!(store.load(&from).await.unwrap(), None);
     }
 }
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            builder(RedisCluster::shared(), &clock)
+                .expired_retention(std::time::Duration::from_secs(3600))
+                .build()
+                .await
+                .unwrap()
+        },
+    ));
+}

@@ -113,3 +113,34 @@ session::store_contract!(encrypted, |clock| async move {
         .migrated()
         .await
 });
+
+#[test]
+fn expired_sessions_are_told_apart_within_the_retention() {
+    session::test_util::run(session::test_util::cases::expired_sessions_are_told_apart(
+        |clock| async move {
+            SqliteStore::builder_from_path(sql::sqlite_path())
+                .clock(clock.clone())
+                .expired_retention(std::time::Duration::from_secs(3600))
+                .migrated()
+                .await
+        },
+    ));
+}
+
+#[tokio::test]
+async fn the_expiry_task_keeps_rows_within_the_retention() {
+    use session::store::SessionStore as _;
+    let clock = ManualClock::new();
+    let store = SqliteStore::builder_from_path(sql::sqlite_path())
+        .clock(clock.clone())
+        .expired_retention(std::time::Duration::from_secs(60))
+        .migrated()
+        .await;
+    let key = sql::create_empty(&store, &clock, 1000).await;
+    clock.advance(std::time::Duration::from_millis(1000));
+    assert_eq!(store.delete_expired().await.unwrap(), 0, "kept within the retention");
+    assert!(store.expired(&key).await.unwrap());
+    clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(store.delete_expired().await.unwrap(), 1, "deleted after it");
+    assert!(!store.expired(&key).await.unwrap());
+}

@@ -123,7 +123,10 @@ async fn a_sub_session_never_outlives_its_parent() {
     );
     clock.advance(Duration::from_secs(100));
     assert!(app.try_get(alice.id()).await.unwrap().is_none(), "the parent expired");
-    assert!(sudo.try_get(grant.id()).await.unwrap().is_none(), "and the grant with it");
+    assert!(
+        sudo.try_get(grant.id()).await.unwrap().is_none(),
+        "and the grant with it"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +160,10 @@ async fn server_only_sessions_are_never_accepted_from_a_client() {
     assert!(app.is_live_parent_of(&socket).await.unwrap());
     let mut client = app.get(client.id()).await.unwrap();
     app.regenerate_id(&mut client).await.unwrap();
-    assert!(!app.is_live_parent_of(&socket).await.unwrap(), "the parent's old ID is dead");
+    assert!(
+        !app.is_live_parent_of(&socket).await.unwrap(),
+        "the parent's old ID is dead"
+    );
     assert!(!app.is_live_parent_of(&job).await.unwrap(), "no parent at all");
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Callbacks, ClientBinding, ClientInfo, Error, Session, SessionConfig, SessionData, SessionId,
+    Callbacks, ClientBinding, ClientInfo, Error, LoadOutcome, Session, SessionConfig, SessionData, SessionId,
     clock::duration_ms,
     codec,
     crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
@@ -186,6 +186,16 @@ impl CookieSessions {
     /// Opens a cookie value. Anything invalid, tampered, expired, sealed for another name or
     /// bound to another client gives `None`: the caller starts a new session.
     pub fn open<T: SessionData>(&self, value: &str, client: &ClientInfo) -> Option<Session<T>> {
+        match self.open_outcome(value, client) {
+            LoadOutcome::Live(session) => Some(session),
+            LoadOutcome::Expired | LoadOutcome::Unknown => None,
+        }
+    }
+
+    /// Opens a cookie value, telling an authentic cookie whose session expired
+    /// ([`LoadOutcome::Expired`]: its sealed deadline passed) from anything else that does
+    /// not open ([`LoadOutcome::Unknown`]).
+    pub fn open_outcome<T: SessionData>(&self, value: &str, client: &ClientInfo) -> LoadOutcome<T> {
         let now = self.config.now_ms();
         let limits = OpenLimits {
             max_input_len: set_cookie::MAX_COOKIE_BYTES,
@@ -193,19 +203,19 @@ impl CookieSessions {
         };
         let opened = match self.ring.open_telling_expiry(&self.purpose, value, now / 1000, &limits) {
             Ok(opened) => opened,
-            Err(OpenFailure::Expired) => return None,
+            Err(OpenFailure::Expired) => return LoadOutcome::Expired,
             Err(OpenFailure::Invalid) => {
                 self.callbacks.rejected(Rejection::Tampered);
-                return None;
+                return LoadOutcome::Unknown;
             }
         };
         let Ok(payload) = postcard::from_bytes::<Payload>(&opened.plaintext) else {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
-            return None;
+            return LoadOutcome::Unknown;
         };
         let Some(cookie) = CookieLifetime::from_byte(payload.cookie) else {
             tracing::warn!("an authentic session cookie has an unknown cookie lifetime; starting a new session");
-            return None;
+            return LoadOutcome::Unknown;
         };
         let meta = SessionMeta {
             created_ms: payload.created_ms,
@@ -219,16 +229,16 @@ impl CookieSessions {
             server_only: false,
         };
         if meta.is_expired(now) {
-            return None;
+            return LoadOutcome::Expired;
         }
         if !self.binding.matches(payload.binding, client) {
             self.callbacks.rejected(Rejection::ClientMismatch);
-            return None;
+            return LoadOutcome::Unknown;
         }
         let refresh_due = opened.sealed_with_old_key
             || now.saturating_sub(meta.accessed_ms) >= duration_ms(self.config.refresh_interval());
         let data = codec::decode_bytes::<T>(payload.fields);
-        Some(Session::from_parts(
+        LoadOutcome::Live(Session::from_parts(
             SessionId::from_bytes(payload.id),
             data,
             meta,

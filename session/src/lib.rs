@@ -104,7 +104,7 @@ pub use expiry::{CookieLifetime, Expiry};
 pub use field::FieldError;
 pub use flash::Flash;
 pub use id::SessionId;
-pub use provider::{SaveOutcome, SessionProvider, StoredSession};
+pub use provider::{LoadOutcome, SaveOutcome, SessionProvider, StoredSession};
 pub use rejection::Rejection;
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;

@@ -38,6 +38,22 @@ pub enum SaveOutcome {
     Deleted,
 }
 
+/// What [`SessionProvider::load_outcome`] found for the session a client presented.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned and matched at once, never stored: boxing would cost every live load an allocation"
+)]
+pub enum LoadOutcome<T: SessionData> {
+    /// A live session.
+    Live(Session<T>),
+    /// The session expired (while the store still remembers it): say "your session
+    /// expired, please log in again". The client's ID is not adopted.
+    Expired,
+    /// No such session: never was, deleted, expired and forgotten, or not a well-formed ID.
+    Unknown,
+}
+
 /// A session read by a query operation. Stores keep only the digest of an ID, so a
 /// query knows the [`StoreKey`] but never the ID itself.
 #[derive(Debug, Clone)]
@@ -240,7 +256,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// # Errors
     ///
     /// When the store fails.
-    pub async fn load_child<P: SessionData>(&self, token: &str, parent: &Session<P>) -> Result<Option<Session<T>>, Error> {
+    pub async fn load_child<P: SessionData>(
+        &self,
+        token: &str,
+        parent: &Session<P>,
+    ) -> Result<Option<Session<T>>, Error> {
         Ok(self.load(token).await?.filter(|child| child.is_child_of(parent)))
     }
 
@@ -264,6 +284,30 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 Ok(None)
             }
         }
+    }
+
+    /// Loads the session a client presented, telling an expired session from an unknown
+    /// one: a store remembers expired sessions for its expired-session retention (see
+    /// [`MemoryStoreBuilder::expired_retention`](crate::MemoryStoreBuilder::expired_retention)
+    /// and the other stores' builders; zero by default), and a sealed cookie
+    /// ([`CookieSessions::open_outcome`](crate::CookieSessions::open_outcome)) carries its
+    /// own deadline. An expired session is never adopted: a new one gets a new ID.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn load_outcome(&self, token: &str) -> Result<LoadOutcome<T>, Error> {
+        if let Some(session) = self.load(token).await? {
+            return Ok(LoadOutcome::Live(session));
+        }
+        let Some(id) = SessionId::parse(token) else {
+            return Ok(LoadOutcome::Unknown);
+        };
+        Ok(if self.shared.store.expired(&id.store_key()).await? {
+            LoadOutcome::Expired
+        } else {
+            LoadOutcome::Unknown
+        })
     }
 
     /// Loads the session a client presented, or creates a new one.

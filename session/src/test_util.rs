@@ -142,6 +142,17 @@ pub mod cases {
         super::own_lifetimes_are_kept(&make(clock.clone()).await, &clock).await;
     }
 
+    /// For a store built with an expired-session retention of at least an hour:
+    /// [`expired`](crate::store::SessionStore::expired) tells an expired session, and
+    /// never a live, deleted or unknown one. Not part of [`store_contract!`] (a store need
+    /// not remember expired sessions); call it from a test of its own.
+    pub async fn expired_sessions_are_told_apart<S: SessionStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::expired_sessions_are_told_apart(&make(clock.clone()).await, &clock).await;
+    }
+
     /// Count, scan, delete_many and clear see every live record of the store.
     pub async fn query_operations<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         let clock = ManualClock::new();
@@ -340,6 +351,37 @@ async fn own_lifetimes_are_kept<S: SessionStore>(store: &S, clock: &ManualClock)
     assert!(store.load(&k).await.unwrap().is_some(), "live until the fixed deadline");
     clock.advance(Duration::from_millis(1));
     assert_eq!(store.load(&k).await.unwrap(), None, "and dead at it");
+}
+
+async fn expired_sessions_are_told_apart<S: SessionStore>(store: &S, clock: &ManualClock) {
+    let (expiring, deleted) = (key(), key());
+    let rec = record(clock, &[(1, b"x")]);
+    store.create(&expiring, &rec).await.unwrap();
+    store.create(&deleted, &rec).await.unwrap();
+    assert!(
+        !store.expired(&expiring).await.unwrap(),
+        "a live session has not expired"
+    );
+    assert!(!store.expired(&key()).await.unwrap(), "an unknown key has not expired");
+    store.delete(&deleted).await.unwrap();
+    clock.advance(Duration::from_millis(rec.meta.expires_ms() - clock.now_ms()));
+    assert_eq!(store.load(&expiring).await.unwrap(), None, "expired at the deadline");
+    assert!(store.expired(&expiring).await.unwrap(), "and told as expired");
+    assert!(
+        !store.expired(&deleted).await.unwrap(),
+        "a deleted session is unknown, not expired"
+    );
+    clock.advance(Duration::from_millis(30 * MINUTE_MS));
+    assert!(
+        store.expired(&expiring).await.unwrap(),
+        "still told within the retention"
+    );
+    let fresh = record(clock, &[(1, b"new")]);
+    assert!(
+        store.create(&expiring, &fresh).await.unwrap(),
+        "the key can be used again"
+    );
+    assert!(!store.expired(&expiring).await.unwrap(), "and is live");
 }
 
 async fn query_operations<S: QueryStore>(store: &S, clock: &ManualClock) {

@@ -3,7 +3,8 @@
 use std::future::Future;
 
 use crate::{
-    ClientInfo, CookieLifetime, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider, store::SessionStore,
+    ClientInfo, CookieLifetime, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
+    store::SessionStore,
 };
 
 /// What the response must do with the session cookie after a commit.

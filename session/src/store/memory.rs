@@ -67,10 +67,26 @@ struct Shard {
     probation: VecDeque<StoreKey>,
     /// The sum of the entries' [`Entry::cost`].
     bytes: usize,
+    /// Keys of sessions that expired, with their deadline, kept for the retention so a
+    /// load can tell "expired" from "unknown"; at most as many as the shard holds entries.
+    expired: HashMap<StoreKey, u64>,
+    /// How long expired keys are remembered, in ms (0: not at all).
+    retention_ms: u64,
+    /// The most expired keys remembered.
+    expired_capacity: usize,
 }
 
 impl Shard {
+    fn empty(retention_ms: u64, expired_capacity: usize) -> Self {
+        Self {
+            retention_ms,
+            expired_capacity,
+            ..Self::default()
+        }
+    }
+
     fn insert(&mut self, key: StoreKey, entry: Entry) {
+        self.expired.remove(&key);
         self.bytes += entry.cost();
         if !entry.established {
             self.probation.push_back(key);
@@ -95,6 +111,27 @@ impl Shard {
         let entry = self.entries.remove(key)?;
         self.bytes -= entry.cost();
         Some(entry)
+    }
+
+    /// Removes the expired entry under `key`, remembering its key for the retention.
+    fn remove_expired(&mut self, key: &StoreKey) {
+        if let Some(entry) = self.remove(key)
+            && self.retention_ms > 0
+            && self.expired.len() < self.expired_capacity
+        {
+            self.expired.insert(*key, entry.meta.expires_ms());
+        }
+    }
+
+    /// Whether the session under `key` expired within the retention.
+    fn has_expired(&self, key: &StoreKey, now: u64) -> bool {
+        match self.entries.get(key) {
+            Some(entry) => entry.meta.is_expired(now),
+            None => self
+                .expired
+                .get(key)
+                .is_some_and(|&deadline| deadline.saturating_add(self.retention_ms) > now),
+        }
     }
 
     /// Evicts the oldest probationary session; `false` when there is none.
@@ -123,6 +160,7 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
     shard_bytes: usize,
+    retention_ms: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -173,6 +211,7 @@ pub struct MemoryStoreBuilder {
     capacity: usize,
     max_bytes: usize,
     sweep_interval: Duration,
+    expired_retention: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -194,6 +233,7 @@ impl MemoryStore {
             capacity: 1_000_000,
             max_bytes: 1 << 30,
             sweep_interval: Duration::from_secs(60),
+            expired_retention: Duration::ZERO,
             clock: Arc::new(SystemClock),
         }
     }
@@ -245,6 +285,14 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// How long the store remembers that a session expired (its key digest and deadline,
+    /// not its data), so that [`SessionProvider::load_outcome`](crate::SessionProvider::load_outcome)
+    /// can tell "expired" from "unknown". Default zero: forgotten at once.
+    pub fn expired_retention(mut self, retention: Duration) -> Self {
+        self.expired_retention = retention;
+        self
+    }
+
     /// The clock that decides expiry; share it with the provider's configuration.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -253,10 +301,15 @@ impl MemoryStoreBuilder {
 
     /// Builds the store, and starts its sweeper when called inside a Tokio runtime.
     pub fn build(self) -> MemoryStore {
+        let shard_capacity = self.capacity.div_ceil(SHARDS).max(1);
+        let retention_ms = crate::clock::duration_ms(self.expired_retention);
         let inner = Arc::new(Inner {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            shard_capacity: self.capacity.div_ceil(SHARDS).max(1),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::empty(retention_ms, shard_capacity)))
+                .collect(),
+            shard_capacity,
             shard_bytes: (self.max_bytes / SHARDS).max(ENTRY_OVERHEAD),
+            retention_ms,
             clock: self.clock,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -309,8 +362,12 @@ impl Inner {
                     .map(|(key, _)| *key)
                     .collect();
                 for key in &expired {
-                    shard.remove(key);
+                    shard.remove_expired(key);
                 }
+                let retention = shard.retention_ms;
+                shard
+                    .expired
+                    .retain(|_, deadline| deadline.saturating_add(retention) > now);
                 shard.compact_probation();
                 expired.len()
             })
@@ -339,7 +396,7 @@ impl Inner {
 
 fn live<'a>(shard: &'a mut Shard, key: &StoreKey, now: u64) -> Option<&'a mut Entry> {
     if shard.entries.get(key).is_some_and(|entry| entry.meta.is_expired(now)) {
-        shard.remove(key);
+        shard.remove_expired(key);
     }
     shard.entries.get_mut(key)
 }
@@ -445,6 +502,10 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         Ok(self.inner.shard(key).remove(key).is_some())
     }
+
+    async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
+        Ok(self.inner.shard(key).has_expired(key, self.inner.clock.now_ms()))
+    }
 }
 
 impl QueryStore for MemoryStore {
@@ -506,7 +567,7 @@ impl QueryStore for MemoryStore {
                     .values()
                     .filter(|entry| !entry.meta.is_expired(now))
                     .count();
-                *shard = Shard::default();
+                *shard = Shard::empty(self.inner.retention_ms, self.inner.shard_capacity);
                 live
             })
             .sum())

@@ -116,6 +116,18 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// When the backend fails.
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Whether the session under `key` expired and the store still remembers it (its
+    /// expired-session retention), so the provider can tell "your session expired" from
+    /// "no such session". The default, for a store that keeps no such memory, is `false`.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn expired(&self, key: &StoreKey) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = key;
+        std::future::ready(Ok(false))
+    }
 }
 
 /// One page of a [`QueryStore::scan`].

@@ -529,6 +529,11 @@ impl SessionStore for ClusteredStore {
         let keys = [(*key, Basis::Unknown)];
         shared.run_write(&keys, shared.store.delete(key), |_| false).await.0
     }
+
+    async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
+        // Not cached: it is asked only after a load found no live session.
+        self.shared.store.expired(key).await
+    }
 }
 
 impl QueryStore for ClusteredStore {

@@ -26,6 +26,7 @@ pub struct RedisStoreBuilder {
     breaker: BreakerConfig,
     compress_above: Option<usize>,
     encryption: Option<KeyRing>,
+    expired_retention: Duration,
     clock: Arc<dyn Clock>,
     /// PEM certificates trusted for `rediss://` instead of the system's roots.
     tls_roots: Option<Vec<u8>>,
@@ -66,6 +67,7 @@ impl RedisStore {
             breaker: BreakerConfig::default(),
             compress_above: None,
             encryption: None,
+            expired_retention: Duration::ZERO,
             clock: Arc::new(SystemClock),
             tls_roots: None,
             signed: false,
@@ -127,6 +129,15 @@ impl RedisStoreBuilder {
     /// When the circuit breaker opens and how long it stays open.
     pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
         self.breaker = config;
+        self
+    }
+
+    /// Keeps an expired session's key this much longer than its deadline (default zero),
+    /// so that [`SessionProvider::load_outcome`](crate::SessionProvider::load_outcome) can
+    /// tell "expired" from "unknown". The whole record stays until then (Redis expires keys
+    /// whole), costing that much memory; it is never loaded, updated or counted.
+    pub fn expired_retention(mut self, retention: Duration) -> Self {
+        self.expired_retention = retention;
         self
     }
 
@@ -219,6 +230,7 @@ impl RedisStoreBuilder {
                     compress_above: self.compress_above,
                     sealing: self.encryption.map(|ring| Sealing { ring, purpose }),
                 },
+                retention_ms: crate::clock::duration_ms(self.expired_retention),
                 clock: self.clock,
                 timeout: self.command_timeout,
                 retry: self.retry,

@@ -191,6 +191,8 @@ struct Inner {
     signed: bool,
     scripts: Scripts,
     values: ValueCodec,
+    /// How long past its deadline an expired session's key is kept (ms).
+    retention_ms: u64,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     retry: RetryPolicy,
@@ -329,6 +331,29 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         inner
             .observe("delete", Some(key), inner.delete_one(key, &self.writer))
+            .await
+    }
+
+    async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let name = inner.keys.key(key);
+        inner
+            .observe("expired", Some(key), async {
+                let expiry: Option<u64> = inner
+                    .call(true, |mut connection| {
+                        let name = &name;
+                        async move {
+                            redis::cmd("HGET")
+                                .arg(name)
+                                .arg(layout::EXPIRY_FIELD)
+                                .query_async(&mut connection)
+                                .await
+                        }
+                    })
+                    .await?;
+                // 0 marks a record frozen by a cluster move, not an expired one.
+                Ok(expiry.is_some_and(|x| x > 0 && x <= inner.clock.now_ms()))
+            })
             .await
     }
 }

@@ -31,10 +31,12 @@ impl Inner {
         Ok(args)
     }
 
-    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record.
+    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record: until its
+    /// deadline, plus the expired-session retention.
     pub(super) fn now_and_ttl(&self, record: &Record) -> (u64, u64) {
         let now = self.clock.now_ms();
-        (now, record.meta.expires_ms().saturating_sub(now).max(1))
+        let ttl = record.meta.expires_ms().saturating_sub(now).max(1);
+        (now, ttl.saturating_add(self.retention_ms))
     }
 
     /// Reads a record from its hash; `None` when absent, expired or unreadable.

@@ -21,6 +21,8 @@ pub(crate) struct Core {
     pub(crate) backend: &'static str,
     pub(crate) table: Table,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long past its deadline an expired row is kept (ms).
+    pub(crate) retention_ms: u64,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: CircuitBreaker,

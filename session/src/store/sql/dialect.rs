@@ -82,6 +82,8 @@ pub(crate) struct Statements {
     /// Moves a live row to a new key, merging fields: `new key, meta, fields, expires_at,
     /// old key, now`.
     pub(crate) rename: String,
+    /// Finds a key's row if it is expired: `key, now`; returns a row or none.
+    pub(crate) expired: String,
     /// Deletes a key's row if it is expired: `key, now`.
     pub(crate) remove_dead: String,
     /// Deletes a key's row: `key`.

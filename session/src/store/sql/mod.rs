@@ -114,6 +114,7 @@ struct Options {
     breaker: BreakerConfig,
     compress_above: Option<usize>,
     encryption: Option<KeyRing>,
+    expired_retention: Duration,
     clock: Arc<dyn Clock>,
     max_connections: u32,
 }
@@ -152,6 +153,7 @@ impl Default for Options {
             breaker: BreakerConfig::default(),
             compress_above: None,
             encryption: None,
+            expired_retention: Duration::ZERO,
             clock: Arc::new(SystemClock),
             max_connections: 10,
         }
@@ -172,6 +174,7 @@ impl Options {
             backend,
             table,
             clock: self.clock,
+            retention_ms: crate::clock::duration_ms(self.expired_retention),
             timeout: self.timeout,
             retry: self.retry,
             breaker: CircuitBreaker::new(self.breaker, call::breaker_changed(backend)),
@@ -231,6 +234,15 @@ macro_rules! builder_options {
         /// Turning encryption on (or off) makes existing sessions unreadable.
         pub fn encryption(mut self, ring: crate::crypto::KeyRing) -> Self {
             self.options.encryption = Some(ring);
+            self
+        }
+
+        /// How long an expired row is kept past its deadline (default zero): the expiry
+        /// task leaves it until then, so that
+        /// [`SessionProvider::load_outcome`](crate::SessionProvider::load_outcome) can tell
+        /// "expired" from "unknown". It is never loaded, updated or counted meanwhile.
+        pub fn expired_retention(mut self, retention: std::time::Duration) -> Self {
+            self.options.expired_retention = retention;
             self
         }
 

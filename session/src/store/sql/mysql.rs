@@ -66,6 +66,7 @@ impl Dialect for MySqlDialect {
                 "UPDATE {t} SET id = ?, meta = ?, fields = JSON_MERGE_PATCH(fields, ?), expires_at = ? \
                  WHERE id = ? AND expires_at > ?"
             ),
+            expired: format!("SELECT 1 FROM {t} WHERE id = ? AND expires_at <= ?"),
             remove_dead: format!("DELETE FROM {t} WHERE id = ? AND expires_at <= ?"),
             delete: format!("DELETE FROM {t} WHERE id = ?"),
             scan: format!(

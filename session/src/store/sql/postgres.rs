@@ -60,6 +60,7 @@ impl Dialect for PgDialect {
                 "UPDATE {t} SET id = $1, meta = $2, fields = fields || $3::jsonb, expires_at = $4 \
                  WHERE id = $5 AND expires_at > $6"
             ),
+            expired: format!("SELECT 1 FROM {t} WHERE id = $1 AND expires_at <= $2"),
             remove_dead: format!("DELETE FROM {t} WHERE id = $1 AND expires_at <= $2"),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
             scan: format!(

@@ -67,6 +67,7 @@ impl Dialect for SqliteDialect {
                 "UPDATE {t} SET id = ?1, meta = ?2, fields = json_patch(fields, ?3), expires_at = ?4 \
                  WHERE id = ?5 AND expires_at > ?6"
             ),
+            expired: format!("SELECT 1 FROM {t} WHERE id = ?1 AND expires_at <= ?2"),
             remove_dead: format!("DELETE FROM {t} WHERE id = ?1 AND expires_at <= ?2"),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
             scan: format!(

@@ -129,15 +129,20 @@ where
             .await
     }
 
-    /// Deletes the expired rows, in statements of at most [`EXPIRY_BATCH`] rows.
+    /// Deletes the rows expired longer ago than the retention, in statements of at most
+    /// [`EXPIRY_BATCH`] rows.
     pub(crate) async fn delete_expired(&self) -> Result<u64, Error> {
         let mut deleted = 0;
         loop {
-            let now = self.core.now();
+            // Rows expired within the retention stay, so a load can still tell "expired".
+            let before = self
+                .core
+                .now()
+                .saturating_sub(i64::try_from(self.core.retention_ms).unwrap_or(i64::MAX));
             let batch = self
                 .core
                 .call("delete_expired", true, || async {
-                    self.run(sqlx::query(&self.sql.delete_expired).bind(now).bind(EXPIRY_BATCH))
+                    self.run(sqlx::query(&self.sql.delete_expired).bind(before).bind(EXPIRY_BATCH))
                         .await
                 })
                 .await?;
@@ -165,6 +170,22 @@ where
         let meta: &[u8] = row.try_get(0).map_err(decode_error)?;
         let fields: &str = row.try_get(1).map_err(decode_error)?;
         Ok(self.core.record(key, meta, fields, now_ms))
+    }
+
+    /// Whether the key's row is there but expired (kept for the expired-session retention).
+    pub(crate) async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
+        let now = self.core.now();
+        let row = self
+            .core
+            .call("expired", true, || async {
+                sqlx::query(&self.sql.expired)
+                    .bind(id(key))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(row.is_some())
     }
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
@@ -376,7 +397,8 @@ macro_rules! sql_store {
                 self.0.core.breaker.state()
             }
 
-            /// Deletes the expired rows now, in statements of at most 1000 rows; returns how many.
+            /// Deletes the expired rows now (those expired longer ago than the expired-session
+            /// retention), in statements of at most 1000 rows; returns how many.
             ///
             /// # Errors
             ///
@@ -400,6 +422,10 @@ macro_rules! sql_store {
         impl crate::store::SessionStore for $store {
             async fn load(&self, key: &crate::id::StoreKey) -> Result<Option<crate::store::Record>, crate::Error> {
                 self.0.load(key).await
+            }
+
+            async fn expired(&self, key: &crate::id::StoreKey) -> Result<bool, crate::Error> {
+                self.0.expired(key).await
             }
 
             async fn create(
