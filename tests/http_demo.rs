@@ -134,6 +134,9 @@ demo::on_both_frameworks!(
     verification_code_memory,
     verification_code_cookie,
     verification_code_redis,
+    sudo_memory,
+    sudo_cookie,
+    sudo_redis,
 );
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
@@ -189,7 +192,7 @@ async fn every_route(framework: Framework, store: Store) {
     assert!(info["absolute_expires_in_secs"].as_u64().unwrap() > expires);
     assert_eq!(
         info["features"],
-        json!({ "remember_me": true, "devices": false, "logout_others": false, "code": true, "sudo": false }),
+        json!({ "remember_me": true, "devices": false, "logout_others": false, "code": true, "sudo": true }),
         "the optional routes that exist: {info}"
     );
     assert_eq!(
@@ -841,4 +844,193 @@ async fn verification_code_cookie(framework: Framework) {
 
 async fn verification_code_redis(framework: Framework) {
     verification_code(framework, Store::Redis).await;
+}
+
+/// A request with exactly these cookies (`session`, and `sudo` when given).
+fn with_cookies(
+    client: &Client,
+    method: reqwest::Method,
+    url: String,
+    session: &str,
+    sudo: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let cookies = match sudo {
+        Some(sudo) => format!("{COOKIE}={session}; sudo={sudo}"),
+        None => format!("{COOKIE}={session}"),
+    };
+    client.request(method, url).header(header::COOKIE, cookies)
+}
+
+/// Logs `user` in with a bare client; gives the session cookie.
+async fn session_of(client: &Client, base: &str, user: &str) -> String {
+    let response = login(client, base, user).await;
+    cookie_value(&response, COOKIE).expect("login sets the session cookie")
+}
+
+/// `GET /api/sudo` with these cookies: its status.
+async fn sudo_status(client: &Client, base: &str, session: &str, sudo: Option<&str>) -> StatusCode {
+    let response = with_cookies(client, reqwest::Method::GET, format!("{base}/api/sudo"), session, sudo)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["sudo"],
+        status == StatusCode::OK,
+        "the body agrees with the status: {body}"
+    );
+    status
+}
+
+/// Starts sudo mode for `session`; gives the sudo cookie.
+async fn start_sudo(client: &Client, base: &str, session: &str) -> String {
+    let response = with_cookies(client, reqwest::Method::POST, format!("{base}/api/sudo"), session, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    cookie_value(&response, "sudo").expect("sudo mode sets its own cookie")
+}
+
+/// Sudo mode: a sub-session with its own cookie, valid only with the session that started
+/// it, refused after logout, a new login, the parent's expiry, with another user's session
+/// and when forged; it also ends on its own after `SESSION_DEMO_SUDO_SECS` (300 s here).
+async fn sudo(framework: Framework, store: Store) {
+    let config = SessionConfig::testing()
+        .idle_timeout(Duration::from_secs(60))
+        .absolute_timeout(Duration::from_secs(3600));
+    let (base, running) = start_with(framework, store, config).await;
+    let clock = &running.clock;
+    let client = bare();
+
+    let anonymous = client.post(format!("{base}/api/sudo")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "sudo needs a login");
+    let first = client.get(format!("{base}/api/visit")).send().await.unwrap();
+    let visitor = cookie_value(&first, COOKIE).unwrap();
+    assert_eq!(sudo_status(&client, &base, &visitor, None).await, StatusCode::FORBIDDEN);
+
+    let alice = session_of(&client, &base, "alice").await;
+    let grant = start_sudo(&client, &base, &alice).await;
+    assert_eq!(sudo_status(&client, &base, &alice, Some(&grant)).await, StatusCode::OK);
+    assert_eq!(
+        sudo_status(&client, &base, &alice, None).await,
+        StatusCode::FORBIDDEN,
+        "without its cookie"
+    );
+
+    // Forged: a made-up sudo value, and the real one with one character changed.
+    let mut tampered = grant.clone();
+    let at = tampered.len() / 2;
+    let swap = if &tampered[at..=at] == "A" { "B" } else { "A" };
+    tampered.replace_range(at..=at, swap);
+    for forged in [
+        tampered.as_str(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "garbage",
+    ] {
+        assert_eq!(
+            sudo_status(&client, &base, &alice, Some(forged)).await,
+            StatusCode::FORBIDDEN,
+            "forged sudo cookie {forged:?}"
+        );
+    }
+
+    // Another user's session with alice's sudo cookie.
+    let bob = session_of(&client, &base, "bob").await;
+    assert_eq!(
+        sudo_status(&client, &base, &bob, Some(&grant)).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // A new login (a new session ID) ends it.
+    let alice = session_of(&client, &base, "alice").await;
+    let grant = start_sudo(&client, &base, &alice).await;
+    let relogin = with_cookies(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/login"),
+        &alice,
+        None,
+    )
+    .json(&json!({ "user": "alice" }))
+    .send()
+    .await
+    .unwrap();
+    let alice = cookie_value(&relogin, COOKIE).unwrap();
+    assert_eq!(
+        sudo_status(&client, &base, &alice, Some(&grant)).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Logging out ends it and expires its cookie.
+    let grant = start_sudo(&client, &base, &alice).await;
+    let logout = with_cookies(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/logout"),
+        &alice,
+        Some(&grant),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        set_cookies(&logout)
+            .iter()
+            .any(|c| c.starts_with("sudo=;") && c.contains("Max-Age=0")),
+        "logout expires the sudo cookie: {:?}",
+        set_cookies(&logout)
+    );
+    let after = client.get(format!("{base}/api/sudo")).send().await.unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::FORBIDDEN,
+        "a browser has neither cookie left"
+    );
+    if !matches!(store, Store::Cookie) {
+        // Server-side, even a replay of both old cookies is refused (a sealed cookie stays
+        // valid until it expires if replayed: cookie sessions keep no server-side state).
+        assert_eq!(
+            sudo_status(&client, &base, &alice, Some(&grant)).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    // The parent's expiry ends it.
+    let carol = session_of(&client, &base, "carol").await;
+    let grant = start_sudo(&client, &base, &carol).await;
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        sudo_status(&client, &base, &carol, Some(&grant)).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // It ends on its own after its lifetime, while the parent lives on (a browser: the
+    // cookie store re-seals both cookies as they slide).
+    let dave = browser();
+    login(&dave, &base, "dave").await;
+    let started = dave.post(format!("{base}/api/sudo")).send().await.unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+    let status = || async { dave.get(format!("{base}/api/sudo")).send().await.unwrap().status() };
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(50));
+        assert_eq!(status().await, StatusCode::OK);
+    }
+    clock.advance(Duration::from_secs(50));
+    assert_eq!(status().await, StatusCode::FORBIDDEN, "300 s after it started");
+    let peek = get_json(&dave, format!("{base}/api/peek")).await;
+    assert_eq!(peek["user"], "dave", "the parent lives on");
+}
+
+async fn sudo_memory(framework: Framework) {
+    sudo(framework, Store::Memory).await;
+}
+
+async fn sudo_cookie(framework: Framework) {
+    sudo(framework, Store::Cookie).await;
+}
+
+async fn sudo_redis(framework: Framework) {
+    sudo(framework, Store::Redis).await;
 }

@@ -10,23 +10,47 @@ use actix_web::{
     web,
 };
 use session::http::{
-    LazySession, OutagePolicy, SessionBackend,
+    LazySession, OutagePolicy,
     actix::{RequireSession, SessionMiddleware},
 };
 
-use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, Route};
+use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, Route, SudoSession, WithSudo};
 
-/// The session middleware over `backend`; clone it into every worker's [`app`].
-pub fn middleware<B: SessionBackend<DemoSession>>(
-    backend: B,
-    outage: OutagePolicy,
-) -> SessionMiddleware<DemoSession, B> {
-    SessionMiddleware::new(backend).on_store_outage(outage)
+/// The session middlewares: the login session's over `backend`, and the sudo
+/// sub-session's over the backend it makes. Clone them into every worker's [`app`].
+pub struct Middlewares<B: WithSudo> {
+    session: SessionMiddleware<DemoSession, B>,
+    sudo: SessionMiddleware<SudoSession, B::Sudo>,
 }
 
-/// The demo application behind `middleware`; `context.store` names the store on the page.
-pub fn app<B: SessionBackend<DemoSession>>(
-    middleware: SessionMiddleware<DemoSession, B>,
+impl<B: WithSudo> Clone for Middlewares<B> {
+    fn clone(&self) -> Self {
+        Self {
+            session: self.session.clone(),
+            sudo: self.sudo.clone(),
+        }
+    }
+}
+
+/// The middlewares over `backend`, sudo mode lasting `sudo_ttl`.
+///
+/// # Errors
+///
+/// When the sudo cookie's configuration is refused.
+pub fn middleware<B: WithSudo>(
+    backend: B,
+    outage: OutagePolicy,
+    sudo_ttl: std::time::Duration,
+) -> Result<Middlewares<B>, session::Error> {
+    Ok(Middlewares {
+        sudo: SessionMiddleware::new(backend.sudo(sudo_ttl)?).on_store_outage(outage),
+        session: SessionMiddleware::new(backend).on_store_outage(outage),
+    })
+}
+
+/// The demo application behind `middlewares`; `context.store` names the store on the page.
+pub fn app<B: WithSudo>(
+    middlewares: Middlewares<B>,
     context: Context,
 ) -> App<
     impl ServiceFactory<
@@ -45,19 +69,24 @@ pub fn app<B: SessionBackend<DemoSession>>(
     for path in paths {
         let routes = ROUTES.iter().filter(|route| route.path == path);
         let mut resource = web::resource(path);
-        for route in routes.clone() {
-            resource = resource.route(method(route).to(handler(*route)));
+        for route in routes {
+            let to = method(route).to(handler(*route));
+            // Guarded per route: one path may have an open and a guarded method (`/api/sudo`).
+            resource = resource.route(if route.logged_in_only {
+                to.wrap(RequireSession::new(routes::logged_in))
+            } else {
+                to
+            });
         }
-        app = if routes.clone().any(|route| route.logged_in_only) {
-            app.service(resource.wrap(RequireSession::new(routes::logged_in)))
-        } else {
-            app.service(resource)
-        };
+        app = app.service(resource);
     }
-    app.wrap(middleware).wrap_fn(|request, service| {
-        let response = service.call(request);
-        async move { Ok(json_errors(response.await?)) }
-    })
+    // Two session types per request: the login session and its sudo sub-session.
+    app.wrap(middlewares.sudo)
+        .wrap(middlewares.session)
+        .wrap_fn(|request, service| {
+            let response = service.call(request);
+            async move { Ok(json_errors(response.await?)) }
+        })
 }
 
 fn method(route: &Route) -> actix_web::Route {
@@ -70,13 +99,19 @@ fn method(route: &Route) -> actix_web::Route {
 
 type Handler = std::pin::Pin<Box<dyn std::future::Future<Output = HttpResponse>>>;
 
-fn handler(
-    route: Route,
-) -> impl Fn(LazySession<DemoSession>, HttpRequest, web::Data<Context>, web::Bytes) -> Handler + Clone + 'static {
-    move |session, request, context, body| {
+type HandlerArgs = (
+    LazySession<DemoSession>,
+    LazySession<SudoSession>,
+    HttpRequest,
+    web::Data<Context>,
+    web::Bytes,
+);
+
+fn handler(route: Route) -> impl Fn(HandlerArgs) -> Handler + Clone + 'static {
+    move |(session, sudo, request, context, body)| {
         Box::pin(async move {
             let param = request.match_info().get("name").map(str::to_owned);
-            respond(routes::handle(route.action, session, &context, param, &body).await)
+            respond(routes::handle(route.action, session, sudo, &context, param, &body).await)
         })
     }
 }

@@ -25,12 +25,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         label,
         expiry: _expiry,
         code_ttl,
+        sudo_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
-    let middleware = app::middleware(backend, OutagePolicy::FailClosed);
     let context = routes::Context {
         store: label.clone(),
         code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
+        sudo_ttl: sudo_ttl.unwrap_or(routes::DEFAULT_SUDO_TTL),
     };
+    let middleware = app::middleware(backend, OutagePolicy::FailClosed, context.sudo_ttl)?;
     let listener = std::net::TcpListener::bind(&addr)?;
     println!("session demo ({label}, actix-web) on http://{}", listener.local_addr()?);
     actix_web::HttpServer::new(move || app::app(middleware.clone(), context.clone()))

@@ -11,19 +11,28 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{MethodRouter, get, post, put},
 };
-use session::http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer};
+use session::http::{LazySession, OutagePolicy, RequireSessionLayer, SessionLayer};
 
-use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES};
+use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, SudoSession, WithSudo};
 
-/// The demo application over `backend`; `context.store` names it on the page.
-pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy, context: Context) -> Router {
+/// The demo application over `backend` (and, for sudo mode, the sub-session backend it
+/// makes); `context.store` names it on the page.
+///
+/// # Errors
+///
+/// When the sudo cookie's configuration is refused.
+pub fn router<B: WithSudo>(backend: B, outage: OutagePolicy, context: Context) -> Result<Router, session::Error> {
+    let sudo = backend.sudo(context.sudo_ttl)?;
     let context = Arc::new(context);
     let (mut open, mut guarded) = (Router::new(), Router::new());
     for route in ROUTES {
         let context = context.clone();
-        let handler = move |session: LazySession<DemoSession>, param: Option<Path<String>>, body: Bytes| async move {
+        let handler = move |session: LazySession<DemoSession>,
+                            sudo: LazySession<SudoSession>,
+                            param: Option<Path<String>>,
+                            body: Bytes| async move {
             let param = param.map(|Path(param)| param);
-            respond(routes::handle(route.action, session, &context, param, &body).await)
+            respond(routes::handle(route.action, session, sudo, &context, param, &body).await)
         };
         let method: MethodRouter = match route.method {
             Method::Get => get(handler),
@@ -36,9 +45,12 @@ pub fn router<B: SessionBackend<DemoSession>>(backend: B, outage: OutagePolicy, 
             open = open.route(route.path, method);
         }
     }
-    open.merge(guarded.layer(RequireSessionLayer::new(routes::logged_in)))
+    // Two session types per request: the login session and its sudo sub-session.
+    Ok(open
+        .merge(guarded.layer(RequireSessionLayer::new(routes::logged_in)))
+        .layer(SessionLayer::new(sudo).on_store_outage(outage))
         .layer(SessionLayer::new(backend).on_store_outage(outage))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_response(json_errors)))
 }
 
 fn respond(answer: Answer) -> Response {
@@ -57,10 +69,8 @@ fn respond(answer: Answer) -> Response {
 /// The session layer answers its own errors (413, 503, 500) with an empty body; the demo
 /// speaks JSON, so they get one.
 async fn json_errors(response: Response) -> Response {
-    let empty = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .is_none_or(|length| length == "0");
+    // The body's own size, not Content-Length: axum sets that header only when it sends.
+    let empty = axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
     let Some(body) = routes::layer_error_body(response.status().as_u16(), empty) else {
         return response;
     };

@@ -20,6 +20,8 @@
 //! | `GET /api/prefs` | all eight preferences (null when unset) |
 //! | `PUT /api/code` `{"code":"..."}` | keeps a verification code in the session's expiring slot for `SESSION_DEMO_CODE_TTL_SECS`; answers `{}` |
 //! | `GET /api/code` | read only, like `peek`: `{"code":S\|null}`, null once the code's time to live has passed, while the session and its other fields live on |
+//! | `POST /api/sudo` | logged in only (401 otherwise): starts sudo mode, a sub-session with its own cookie (`sudo`, or `__Host-sudo` with `SESSION_DEMO_SECURE=1`) lasting `SESSION_DEMO_SUDO_SECS`, bound to this session; answers `{}` |
+//! | `GET /api/sudo` | 200 `{"sudo":true}` while that sub-session is live and bound to the request's current session, else 403 `{"sudo":false}`: logging out (which deletes it too), a new login, the parent's expiry, another user's session or a forged sudo cookie all end it |
 //!
 //! Environment:
 //!
@@ -45,6 +47,7 @@
 //! - `SESSION_DEMO_REMEMBER_SECS` (default 2592000, 30 days): how long a remembered login
 //!   lasts, unused or not;
 //! - `SESSION_DEMO_CODE_TTL_SECS` (default 120): how long `PUT /api/code` keeps a code;
+//! - `SESSION_DEMO_SUDO_SECS` (default 300): how long sudo mode (`POST /api/sudo`) lasts;
 //! - `SESSION_MAX_BYTES`: the largest a session may be in a server-side store (default
 //!   65536); a change past it, or past the 4096-byte cookie, answers 413 with a JSON error
 //!   and leaves the stored session as it was;
@@ -72,12 +75,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         label,
         expiry: _expiry,
         code_ttl,
+        sudo_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
     let context = routes::Context {
         store: label.clone(),
         code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
+        sudo_ttl: sudo_ttl.unwrap_or(routes::DEFAULT_SUDO_TTL),
     };
-    let app = app::router(backend, OutagePolicy::FailClosed, context);
+    let app = app::router(backend, OutagePolicy::FailClosed, context)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("session demo ({label}) on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;

@@ -7,7 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session::{Error, Expiring, Expiry, Flash, Session, SessionData, http::LazySession};
+use session::{
+    CookieSessions, Error, Expiring, Expiry, Flash, Session, SessionConfig, SessionData, SessionProvider,
+    http::{LazySession, SessionBackend},
+    store::SessionStore,
+};
 
 /// Everything the demo remembers about a visitor.
 #[derive(SessionData, Debug)]
@@ -67,6 +71,8 @@ pub enum Action {
     SetPref,
     Code,
     SetCode,
+    Sudo,
+    StartSudo,
 }
 
 /// One route: method, path (`{name}` is the one path parameter), action, and whether it
@@ -105,6 +111,11 @@ pub const ROUTES: &[Route] = &[
     route(Method::Put, "/api/prefs/{name}", Action::SetPref),
     route(Method::Get, "/api/code", Action::Code),
     route(Method::Put, "/api/code", Action::SetCode),
+    route(Method::Get, "/api/sudo", Action::Sudo),
+    Route {
+        logged_in_only: true,
+        ..route(Method::Post, "/api/sudo", Action::StartSudo)
+    },
 ];
 
 /// The predicate of the guarded routes.
@@ -119,10 +130,66 @@ pub struct Context {
     pub store: String,
     /// How long `PUT /api/code` keeps the code: `SESSION_DEMO_CODE_TTL_SECS`.
     pub code_ttl: Duration,
+    /// How long sudo mode lasts: `SESSION_DEMO_SUDO_SECS`.
+    pub sudo_ttl: Duration,
 }
 
 /// The default of `SESSION_DEMO_CODE_TTL_SECS`.
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(120);
+
+/// The default of `SESSION_DEMO_SUDO_SECS`.
+pub const DEFAULT_SUDO_TTL: Duration = Duration::from_secs(300);
+
+/// Sudo mode: a sub-session spawned from the login session, with its own cookie and a
+/// short life, valid only together with the session that started it.
+#[derive(SessionData, Debug)]
+pub struct SudoSession {
+    /// When it was granted (ms since the epoch).
+    pub granted_ms: u64,
+}
+
+/// A backend that can serve the sudo sub-sessions too: the same store (or key ring), the
+/// sudo cookie (`sudo`, or `__Host-sudo` beside a `__Host-` session cookie) and its lifetime.
+pub trait WithSudo: SessionBackend<DemoSession> {
+    type Sudo: SessionBackend<SudoSession>;
+
+    fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error>;
+}
+
+/// The sudo cookie's configuration: the session cookie's, renamed, with the sudo lifetime.
+pub fn sudo_config(config: &SessionConfig, lifetime: Duration) -> Result<SessionConfig, Error> {
+    let name = if config.cookie().name.starts_with("__Host-") {
+        "__Host-sudo"
+    } else {
+        "sudo"
+    };
+    config
+        .to_builder()
+        .cookie_name(name)
+        .idle_timeout(lifetime)
+        .absolute_timeout(lifetime)
+        .max_age(None)
+        .build()
+}
+
+impl<S: SessionStore + Clone> WithSudo for SessionProvider<DemoSession, S> {
+    type Sudo = SessionProvider<SudoSession, S>;
+
+    fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
+        Ok(SessionProvider::new(
+            self.store().clone(),
+            sudo_config(self.config(), lifetime)?,
+        ))
+    }
+}
+
+impl WithSudo for CookieSessions {
+    type Sudo = CookieSessions;
+
+    fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
+        self.with_config(sudo_config(self.config(), lifetime)?)
+    }
+}
 
 /// A response body.
 #[derive(Debug)]
@@ -161,6 +228,7 @@ pub type Answer = Result<Reply, Error>;
 pub async fn handle(
     action: Action,
     session: LazySession<DemoSession>,
+    sudo: LazySession<SudoSession>,
     context: &Context,
     param: Option<String>,
     body: &[u8],
@@ -174,13 +242,15 @@ pub async fn handle(
         Action::Peek => peek(session).await,
         Action::Info => info(session, context).await,
         Action::Login => login(session, body).await,
-        Action::Logout => logout(session).await,
+        Action::Logout => logout(session, sudo).await,
         Action::Flash => flash(session, body).await,
         Action::Private => private(session).await,
         Action::Prefs => prefs(session).await,
         Action::SetPref => set_pref(session, param.as_deref().unwrap_or_default(), body).await,
         Action::Code => code(session).await,
         Action::SetCode => set_code(session, context, body).await,
+        Action::Sudo => sudo_state(session, sudo).await,
+        Action::StartSudo => start_sudo(session, sudo).await,
     }
 }
 
@@ -299,11 +369,37 @@ async fn login(session: LazySession<DemoSession>, body: &[u8]) -> Answer {
     Ok(json(json!({ "user": user })))
 }
 
-async fn logout(session: LazySession<DemoSession>) -> Answer {
+async fn logout(session: LazySession<DemoSession>, sudo: LazySession<SudoSession>) -> Answer {
     if let Some(mut session) = session.existing().await? {
+        // The grant would die with its parent anyway; deleting it now also expires its cookie.
+        if let Some(mut grant) = sudo.existing_child_of(&session).await? {
+            grant.delete();
+        }
         session.delete();
     }
     Ok(json(json!({})))
+}
+
+/// `POST /api/sudo` (logged in only): a new sudo sub-session bound to this session.
+async fn start_sudo(session: LazySession<DemoSession>, sudo: LazySession<SudoSession>) -> Answer {
+    let Some(parent) = session.existing().await? else {
+        return Ok(error(401, "log in first"));
+    };
+    let mut grant = sudo.spawn_child_of(&parent).await?;
+    grant.set_granted_ms(unix_ms(SystemTime::now()));
+    Ok(json(json!({})))
+}
+
+/// `GET /api/sudo`: whether this request carries a live sudo sub-session of its session.
+async fn sudo_state(session: LazySession<DemoSession>, sudo: LazySession<SudoSession>) -> Answer {
+    let granted = match session.existing().await? {
+        Some(parent) => sudo.existing_child_of(&parent).await?.is_some(),
+        None => false,
+    };
+    Ok(Reply {
+        status: if granted { 200 } else { 403 },
+        body: Body::Json(json!({ "sudo": granted })),
+    })
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::routes::{DemoSession, SudoSession, WithSudo};
 use session::{
     ClientInfo, ClusteredStore, CookieSessions, Error, ExpiryTask, MemoryStore, MySqlStore, PostgresStore, RedisStore,
     RedisStoreBuilder, Session, SessionConfig, SessionConfigBuilder, SessionData, SessionProvider, SqliteStore,
@@ -67,6 +68,22 @@ impl<T: SessionData> SessionBackend<T> for DemoBackend<T> {
     }
 }
 
+impl WithSudo for DemoBackend<DemoSession> {
+    type Sudo = DemoBackend<SudoSession>;
+
+    fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
+        Ok(match self {
+            DemoBackend::Memory(backend) => DemoBackend::Memory(backend.sudo(lifetime)?),
+            DemoBackend::Cookie(backend) => DemoBackend::Cookie(backend.sudo(lifetime)?),
+            DemoBackend::Redis(backend) => DemoBackend::Redis(backend.sudo(lifetime)?),
+            DemoBackend::Clustered(backend) => DemoBackend::Clustered(backend.sudo(lifetime)?),
+            DemoBackend::Postgres(backend) => DemoBackend::Postgres(backend.sudo(lifetime)?),
+            DemoBackend::MySql(backend) => DemoBackend::MySql(backend.sudo(lifetime)?),
+            DemoBackend::Sqlite(backend) => DemoBackend::Sqlite(backend.sudo(lifetime)?),
+        })
+    }
+}
+
 /// The store the environment asks for, ready to serve.
 pub struct Demo<T: SessionData> {
     /// `SESSION_DEMO_ADDR`.
@@ -78,6 +95,8 @@ pub struct Demo<T: SessionData> {
     pub expiry: Option<ExpiryTask>,
     /// `SESSION_DEMO_CODE_TTL_SECS`, if set: how long `PUT /api/code` keeps a code.
     pub code_ttl: Option<Duration>,
+    /// `SESSION_DEMO_SUDO_SECS`, if set: how long sudo mode lasts.
+    pub sudo_ttl: Option<Duration>,
 }
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -150,6 +169,10 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
     let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
     let mut label = format!("{store} store");
+    let sudo_ttl = match std::env::var_os("SESSION_DEMO_SUDO_SECS") {
+        Some(_) => Some(env_secs("SESSION_DEMO_SUDO_SECS", 0)?),
+        None => None,
+    };
     let code_ttl = match std::env::var_os("SESSION_DEMO_CODE_TTL_SECS") {
         Some(_) => Some(env_secs("SESSION_DEMO_CODE_TTL_SECS", 0)?),
         None => None,
@@ -207,6 +230,7 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
         label,
         expiry,
         code_ttl,
+        sudo_ttl,
     })
 }
 

@@ -154,6 +154,31 @@ impl SessionConfig {
         Self::development().refresh_interval(Duration::ZERO)
     }
 
+    /// A builder starting from this configuration: for a sub-session type's configuration
+    /// (sudo mode), the same settings with its own cookie name and lifetimes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session::SessionConfig;
+    ///
+    /// let main = SessionConfig::production().build()?;
+    /// let sudo = main
+    ///     .to_builder()
+    ///     .cookie_name("__Host-sudo")
+    ///     .idle_timeout(Duration::from_secs(300))
+    ///     .absolute_timeout(Duration::from_secs(300))
+    ///     .build()?;
+    /// assert!(sudo.cookie().secure);
+    /// # Ok::<(), session::Error>(())
+    /// ```
+    pub fn to_builder(&self) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            config: self.clone(),
+            // Derived again from the (possibly new) idle timeout unless it was set.
+            refresh_interval: (self.refresh_interval != self.idle_timeout / 30).then_some(self.refresh_interval),
+        }
+    }
+
     /// Idle timeout: a session unused this long expires.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout

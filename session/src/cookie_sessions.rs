@@ -150,6 +150,23 @@ impl CookieSessions {
         self
     }
 
+    /// Cookie sessions with the same key ring and options under another configuration:
+    /// for a sub-session type (sudo mode) with its own cookie name and lifetimes. Its
+    /// cookies are sealed for its own cookie name, so neither opens as the other.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_config(&self, config: SessionConfig) -> Result<Self, Error> {
+        let fresh = Self::new(self.ring.clone(), config)?;
+        Ok(Self {
+            compress_above: self.compress_above,
+            binding: self.binding,
+            callbacks: self.callbacks.clone(),
+            ..fresh
+        })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config

@@ -22,16 +22,18 @@ pub enum Framework {
 }
 
 /// Serves the demo over `backend` with `framework` on a loopback port; gives its base URL.
-/// The verification code lives for the demo's default, [`routes::DEFAULT_CODE_TTL`].
-pub async fn serve<B: SessionBackend<DemoSession>>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
+/// The verification code and sudo mode live for the demo's defaults
+/// ([`routes::DEFAULT_CODE_TTL`], [`routes::DEFAULT_SUDO_TTL`]).
+pub async fn serve<B: routes::WithSudo>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
     let context = routes::Context {
         store: "test store".to_owned(),
         code_ttl: routes::DEFAULT_CODE_TTL,
+        sudo_ttl: routes::DEFAULT_SUDO_TTL,
     };
     match framework {
-        Framework::Axum => crate::common::http::serve(app::router(backend, outage, context)).await,
+        Framework::Axum => crate::common::http::serve(app::router(backend, outage, context).unwrap()).await,
         Framework::Actix => {
-            let middleware = actix_app::middleware(backend, outage);
+            let middleware = actix_app::middleware(backend, outage, context.sudo_ttl).unwrap();
             crate::common::http::serve_actix!(move || actix_app::app(middleware.clone(), context.clone()))
         }
     }
