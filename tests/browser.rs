@@ -157,7 +157,13 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
         "the page names the store"
     );
 
-    // Log in through the form: the welcome notice shows, once.
+    // Log in through the form, remembered (for 30 days, shown in days): the welcome
+    // notice shows, once.
+    check!(
+        visible(browser, "remember").await?,
+        "the remember-me checkbox is offered"
+    );
+    browser.find(Locator::Id("remember")).await?.click().await?;
     let field = browser.find(Locator::Id("login-name")).await?;
     field.send_keys("alice").await?;
     browser
@@ -175,10 +181,14 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
     let visits: u64 = text(browser, "visits").await?.parse()?;
     wait_for(
         browser,
-        "/^\\d+:\\d\\d$/.test(document.getElementById('expires').textContent)",
+        "/\\d+:\\d\\d$/.test(document.getElementById('expires').textContent)",
     )
     .await?;
     let countdown = text(browser, "expires").await?;
+    check!(
+        countdown.starts_with("29 days 23:") || countdown.starts_with("30 days 0:"),
+        "a remembered login lasts 30 days: {countdown}"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     check!(
         text(browser, "expires").await? != countdown,
@@ -220,6 +230,46 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
         "and applies to the page"
     );
 
+    // A verification code in the expiring slot, shown back.
+    browser
+        .find(Locator::Id("code-input"))
+        .await?
+        .send_keys("424242")
+        .await?;
+    browser
+        .find(Locator::Css("#code-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        browser,
+        "document.getElementById('code-value').textContent.includes('424242')",
+    )
+    .await?;
+
+    // Sudo mode: off, then on after the button.
+    check!(
+        text(browser, "sudo-state").await? == "Sudo mode is off.",
+        "not in sudo mode yet: {:?}",
+        text(browser, "sudo-state").await?
+    );
+    browser.find(Locator::Id("sudo-start")).await?.click().await?;
+    wait_for(
+        browser,
+        "document.getElementById('sudo-state').textContent === 'Sudo mode is on.'",
+    )
+    .await?;
+    reload(browser).await?;
+    check!(
+        text(browser, "sudo-state").await? == "Sudo mode is on.",
+        "sudo mode survives a reload"
+    );
+    eval(browser, "document.getElementById('code').scrollIntoView(), true").await?;
+    std::fs::write(
+        shots().join(format!("{name}-code-and-sudo.png")),
+        browser.screenshot().await?,
+    )?;
+
     // The page on a phone.
     browser.set_window_size(390, 844).await?;
     reload(browser).await?;
@@ -244,6 +294,10 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
     check!(
         eval(browser, "document.getElementById('pref-theme').value").await? == json!(""),
         "a new session has no preferences"
+    );
+    check!(
+        text(browser, "sudo-state").await? == "Sudo mode is off.",
+        "logging out ended sudo mode"
     );
     Ok(())
 }
