@@ -1,8 +1,16 @@
-//! Define a session type, create a session, change it, save it, load it back.
+//! Define a session type, create a session, change it, save it, load it back; then a
+//! server-only session that a background job keeps for the logged-in user.
 //!
 //! Run with `cargo run --example quickstart`; it needs no server.
 
 use session::{Flash, MemoryStore, SessionConfig, SessionData, SessionProvider};
+
+/// A background export's progress: a server-only session, which no client ever holds.
+#[derive(SessionData, Debug)]
+struct ExportJob {
+    done: u32,
+    total: u32,
+}
 
 /// What this application remembers about a visitor.
 #[derive(SessionData, Debug)]
@@ -45,6 +53,25 @@ async fn main() -> Result<(), session::Error> {
     // Third request: the flash notice is gone, the rest is kept.
     let session = provider.load(&cookie).await?.expect("still live");
     println!("reloaded: {:?}", session.data());
+
+    // A background job's state as a server-only session tied to alice's session: the
+    // application keeps its ID; a client presenting it is refused; it lasts only as long as
+    // alice's session (a logout, an expiry or a new login ends it).
+    let jobs = SessionProvider::<ExportJob, _>::new(provider.store().clone(), SessionConfig::development().build()?);
+    let mut job = jobs.spawn_server_only(&session)?;
+    job.set_total(40);
+    jobs.save(&mut job).await?;
+    let job_id = job.id().clone();
+    let mut job = jobs.get_server_only(&job_id).await?;
+    *job.done_mut() += 10;
+    jobs.save(&mut job).await?;
+    println!(
+        "export {}/{}; still wanted: {}; refused to a client: {}",
+        job.done(),
+        job.total(),
+        provider.is_live_parent_of(&job).await?,
+        jobs.load(&job_id.expose()).await?.is_none()
+    );
     println!("live sessions: {}", provider.count().await?);
     Ok(())
 }
