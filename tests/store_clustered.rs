@@ -528,3 +528,8 @@ fn expired_sessions_are_told_apart_within_the_retention() {
         },
     ));
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move {
+    let redis = RedisStore::builder(RedisServer::shared().url()).prefix(prefix()).clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});

@@ -162,3 +162,5 @@ async fn expired_keys_are_forgotten_after_the_retention_and_swept() {
     plain.sweep();
     assert!(!plain.expired(&key).await.unwrap(), "no retention: forgotten at once");
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move { MemoryStore::builder().clock(clock).build() });

@@ -135,3 +135,5 @@ fn expired_sessions_are_told_apart_within_the_retention() {
         },
     ));
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move { store(&clock).await });

@@ -731,3 +731,7 @@ fn expired_sessions_are_told_apart_within_the_retention() {
         },
     ));
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move {
+    builder(RedisServer::shared(), &clock).build().await.unwrap()
+});

@@ -149,3 +149,7 @@ fn expired_sessions_are_told_apart_within_the_retention() {
         },
     ));
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move {
+    builder(RedisCluster::shared(), &clock).build().await.unwrap()
+});

@@ -144,3 +144,5 @@ async fn the_expiry_task_keeps_rows_within_the_retention() {
     assert_eq!(store.delete_expired().await.unwrap(), 1, "deleted after it");
     assert!(!store.expired(&key).await.unwrap());
 }
+
+common::lifetimes::lifetime_cases!(|clock| async move { file_store(&clock).await });

@@ -4,6 +4,7 @@
 pub mod counting;
 pub mod failing;
 pub mod http;
+pub mod lifetimes;
 pub mod sql;
 
 /// The private `redis-server` and Redis Cluster, from `session-test-support`.
