@@ -2,8 +2,9 @@
 //!
 //! One RESP3 connection per primary, in `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode
 //! (invariants 1, 2 and 5 on `ClusteredStore`). The connection is opened on a TCP
-//! stream of our own, with a second handle on its socket ([`Link`]), so the read path can
-//! tell, without a round trip, whether Redis has written anything not yet applied.
+//! stream of our own (under TLS for `rediss://`), with a second handle on its socket
+//! ([`Link`]), so the read path can tell, without a round trip, whether Redis has written
+//! anything not yet applied.
 
 use std::{
     collections::HashMap,
@@ -14,6 +15,10 @@ use std::{
 };
 
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value, aio::MultiplexedConnection};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 
 use super::{Shared, tracker::Link};
 use crate::{
@@ -135,37 +140,20 @@ where
 /// Opens the invalidation connection to `node` and turns tracking on.
 async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
     let timeout = shared.store.command_timeout();
-    let stream = within(timeout, tokio::net::TcpStream::connect((node.host.as_str(), node.port))).await?;
+    let stream = within(timeout, TcpStream::connect((node.host.as_str(), node.port))).await?;
     stream.set_nodelay(true).map_err(store_error)?;
     let stream = stream.into_std().map_err(store_error)?;
     let peek = stream.try_clone().map_err(store_error)?;
-    let stream = tokio::net::TcpStream::from_std(stream).map_err(store_error)?;
+    let stream = TcpStream::from_std(stream).map_err(store_error)?;
     let link = Arc::new(Link::new(peek));
-
-    let settings = shared
-        .store
-        .node_settings()
-        .redis
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    let config = AsyncConnectionConfig::new()
-        .set_push_sender(Invalidations {
-            shared: Arc::downgrade(shared),
-        })
-        .set_response_timeout(Some(timeout));
-    let opened = within(
-        timeout,
-        MultiplexedConnection::new_with_config(&settings, stream, config),
-    )
-    .await;
-    let (connection, driver) = match opened {
-        Ok(opened) => opened,
+    // The peek handle keeps the socket open: until a listener owns the link, close it here.
+    let connection = match open(shared, node, stream, &link).await {
+        Ok(connection) => connection,
         Err(error) => {
             link.close();
             return Err(error);
         }
     };
-    tokio::spawn(drive(driver, link.clone(), Arc::downgrade(shared)));
     // From here, dropping the listener closes the link, which ends the driver.
     let mut listener = Listener {
         connection,
@@ -199,6 +187,51 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
         }
     }
     Ok(listener)
+}
+
+/// Opens the RESP3 connection on `stream`, inside TLS for `rediss://`, and starts its
+/// driver.
+#[cfg_attr(not(feature = "redis-tls"), allow(unused_variables))]
+async fn open(
+    shared: &Arc<Shared>,
+    node: &Node,
+    stream: TcpStream,
+    link: &Arc<Link>,
+) -> Result<MultiplexedConnection, Error> {
+    #[cfg(feature = "redis-tls")]
+    if let Some(config) = &shared.nodes.tls {
+        // `link` still peeks at the TCP socket under TLS, and unread bytes there still mean
+        // "not yet applied": the driver's poll ends only once rustls holds no plaintext and
+        // the socket would block, so what rustls keeps is at most a partial record, the
+        // same case as a partial RESP frame over plain TCP.
+        let name = rustls::pki_types::ServerName::try_from(node.host.clone())
+            .map_err(|error| Error::Config(format!("{node}: not a TLS server name: {error}")))?;
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let stream = within(shared.store.command_timeout(), connector.connect(name, stream)).await?;
+        return start(shared, stream, link).await;
+    }
+    start(shared, stream, link).await
+}
+
+/// Speaks RESP3 on `stream` and spawns the driver that applies what Redis pushes.
+async fn start<S>(shared: &Arc<Shared>, stream: S, link: &Arc<Link>) -> Result<MultiplexedConnection, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = shared.store.command_timeout();
+    let settings = shared.nodes.redis.clone().set_protocol(ProtocolVersion::RESP3);
+    let config = AsyncConnectionConfig::new()
+        .set_push_sender(Invalidations {
+            shared: Arc::downgrade(shared),
+        })
+        .set_response_timeout(Some(timeout));
+    let (connection, driver) = within(
+        timeout,
+        MultiplexedConnection::new_with_config(&settings, stream, config),
+    )
+    .await?;
+    tokio::spawn(drive(driver, link.clone(), Arc::downgrade(shared)));
+    Ok(connection)
 }
 
 /// Polls the connection's driver, bracketing each poll for [`Link`]; reports its end.
@@ -295,5 +328,52 @@ pub(super) async fn supervise(shared: Weak<Shared>, mut listeners: Vec<Listener>
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "redis-tls"))]
+mod tests {
+    use std::{io::Read as _, time::Instant};
+
+    use session_test_support::RedisServer;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tls_handshake_nobody_answers_ends_within_the_timeout_and_closes_the_socket() {
+        let server = RedisServer::start();
+        let redis = RedisStore::builder(server.url()).command_timeout(Duration::from_millis(300));
+        let mut nodes = redis.node_settings().unwrap();
+        let redis = redis.signing_writes().build().await.unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        nodes.tls = Some(Arc::new(config));
+        let shared = Arc::new(Shared::new(redis, nodes, 100, Duration::from_secs(5)).unwrap());
+        // Accepts connections (in its backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let node = Node {
+            host: "127.0.0.1".into(),
+            port: silent.local_addr().unwrap().port(),
+        };
+
+        let started = Instant::now();
+        let error = connect(&shared, &node)
+            .await
+            .err()
+            .expect("connected to a silent server");
+        assert!(matches!(error, Error::Timeout(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+        let (mut accepted, _) = silent.accept().unwrap();
+        accepted.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sent = Vec::new();
+        accepted
+            .read_to_end(&mut sent)
+            .expect("the socket was closed, its peek handle included");
+        assert_eq!(sent.first(), Some(&0x16), "a TLS handshake record was sent");
     }
 }

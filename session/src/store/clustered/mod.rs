@@ -21,8 +21,8 @@ use crate::{
     Error,
     id::StoreKey,
     store::{
-        QueryStore, Record, Rename, ScanPage, SessionStore,
-        redis::{RedisStore, RedisStoreBuilder},
+        IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
+        redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
     },
 };
 
@@ -40,6 +40,8 @@ struct Shared {
     /// writer's, since this node does not track them.
     redis: RedisStore,
     cache: Cache<StoreKey, Arc<Entry>>,
+    /// How the invalidation connections reach each primary (TLS included), made once.
+    nodes: NodeSettings,
     tracker: Tracker,
     /// Signalled when an installed invalidation connection ends.
     lost: Notify,
@@ -54,8 +56,8 @@ struct Shared {
 }
 
 /// A [`RedisStore`] (one server or a Redis Cluster) with a bounded local cache on each
-/// application node, kept coherent by invalidations that Redis itself pushes (feature `clustered`).
-/// by invalidations that Redis itself pushes.
+/// application node, kept coherent by invalidations that Redis itself pushes (feature
+/// `clustered`).
 ///
 /// ```text
 ///   node A                              node B
@@ -112,8 +114,9 @@ struct Shared {
 ///
 /// # Limits
 ///
-/// TLS (`rediss://`) and Unix sockets are not supported for the invalidation connections:
-/// building such a store fails.
+/// Over `rediss://` (feature `redis-tls`) the invalidation connections use TLS with the
+/// Redis store's trust (the builder's `tls_root_certificates`, else the system's roots). Insecure TLS (`rediss://…#insecure`) and Unix sockets are not
+/// supported: building such a store fails.
 ///
 /// A change that no store signs (a key expired or evicted by Redis, a write by another
 /// program, by a plain [`RedisStore`] on the same prefix, whose writes are not signed, or
@@ -261,6 +264,27 @@ impl ClusteredStore {
 }
 
 impl Shared {
+    /// The state of a store over `redis`, whose writes it signs, before any listener.
+    fn new(redis: RedisStore, nodes: NodeSettings, max_entries: u64, local_ttl: Duration) -> Result<Self, Error> {
+        let cache = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(local_ttl)
+            .build();
+        Ok(Self {
+            name: format!("session-invalidation-{}", redis.writer()),
+            redis: redis.with_own_writer()?,
+            store: redis,
+            cache,
+            nodes,
+            tracker: Tracker::new(local_ttl, max_entries.try_into().unwrap_or(usize::MAX).max(100_000)),
+            lost: Notify::new(),
+            #[cfg(test)]
+            deaf: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            dropped: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
     /// The cached record of `key`, if it may be served now.
     async fn valid_entry(&self, key: &StoreKey) -> Option<Arc<Entry>> {
         let entry = self.cache.get(key).await?;
@@ -411,40 +435,19 @@ impl ClusteredStoreBuilder {
     /// # Errors
     ///
     /// What [`RedisStoreBuilder::build`] reports; [`Error::Config`] for a zero TTL or
-    /// interval, or a TLS or Unix-socket Redis; [`Error::Timeout`] or [`Error::Unavailable`] when
-    /// an invalidation connection cannot be opened.
+    /// interval, a Unix-socket Redis or insecure TLS; [`Error::Timeout`] or
+    /// [`Error::Unavailable`] when an invalidation connection cannot be opened (a TLS
+    /// handshake that fails included).
     pub async fn build(self) -> Result<ClusteredStore, Error> {
         if self.local_ttl.is_zero() || self.health_check_interval.is_zero() {
             return Err(Error::Config(
                 "the clustered store's local TTL and health check interval must be greater than zero".into(),
             ));
         }
+        // Before connecting: what the listeners cannot do is refused at once.
+        let nodes = self.redis.node_settings()?;
         let redis = self.redis.signing_writes().build().await?;
-        if redis.node_settings().tls {
-            return Err(Error::Config(
-                "the clustered store's invalidation connections do not support TLS (rediss://) yet; use RedisStore, or reach Redis over a private network".into(),
-            ));
-        }
-        let name = format!("session-invalidation-{}", redis.writer());
-        let cache = Cache::builder()
-            .max_capacity(self.max_entries)
-            .time_to_live(self.local_ttl)
-            .build();
-        let shared = Arc::new(Shared {
-            store: redis.clone(),
-            redis: redis.with_own_writer()?,
-            cache,
-            tracker: Tracker::new(
-                self.local_ttl,
-                self.max_entries.try_into().unwrap_or(usize::MAX).max(100_000),
-            ),
-            lost: Notify::new(),
-            name,
-            #[cfg(test)]
-            deaf: std::sync::atomic::AtomicBool::new(false),
-            #[cfg(test)]
-            dropped: std::sync::atomic::AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(redis, nodes, self.max_entries, self.local_ttl)?);
         let listeners = listener::connect_all(&shared).await?;
         tokio::spawn(listener::supervise(
             Arc::downgrade(&shared),
@@ -533,6 +536,23 @@ impl SessionStore for ClusteredStore {
     async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
         // Not cached: it is asked only after a load found no live session.
         self.shared.store.expired(key).await
+    }
+}
+
+/// The index is Redis's: listed from Redis, never from a cache. What "delete all" deletes
+/// is dropped from this node's cache before it returns, and from every other node's as
+/// Redis tells them (as for any delete).
+impl IndexStore for ClusteredStore {
+    async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
+        self.shared.store.list_by_index(index).await
+    }
+
+    async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
+        let deleted = self.shared.store.delete_by_index(index, keep).await?;
+        for key in &deleted {
+            self.shared.tracker.invalidate(key);
+        }
+        Ok(deleted)
     }
 }
 

@@ -36,7 +36,8 @@ pub(super) struct Snapshot {
 /// One invalidation connection, as the read path sees it.
 #[derive(Debug)]
 pub(super) struct Link {
-    /// A second handle on the connection's socket, to see unread bytes without reading.
+    /// A second handle on the connection's TCP socket (under TLS too), to see unread bytes
+    /// without reading.
     peek: TcpStream,
     /// Odd while the connection's driver is being polled (it may be mid-way through
     /// applying what it read).

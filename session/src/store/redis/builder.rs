@@ -18,7 +18,7 @@ use crate::{
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
 #[must_use = "call .build().await to get a RedisStore"]
 pub struct RedisStoreBuilder {
-    urls: Vec<String>,
+    pub(super) urls: Vec<String>,
     cluster: bool,
     prefix: String,
     command_timeout: Duration,
@@ -29,7 +29,7 @@ pub struct RedisStoreBuilder {
     expired_retention: Duration,
     clock: Arc<dyn Clock>,
     /// PEM certificates trusted for `rediss://` instead of the system's roots.
-    tls_roots: Option<Vec<u8>>,
+    pub(super) tls_roots: Option<Vec<u8>>,
     /// Sign every write (for a clustered store in front); see `tracking.rs`.
     pub(super) signed: bool,
 }

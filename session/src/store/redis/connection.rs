@@ -60,19 +60,10 @@ impl Backend {
 
     pub(super) fn cluster(urls: &[String], timeout: Duration, tls_roots: Option<&[u8]>) -> Result<Self, Error> {
         if urls.is_empty() {
-            return Err(Error::Config(
-                "a Redis Cluster store needs at least one node URL (redis://host:port)".into(),
-            ));
+            return Err(no_cluster_urls());
         }
         // Parsed one by one so the error names the bad URL.
-        let parsed = urls
-            .iter()
-            .map(|url| {
-                url.as_str()
-                    .into_connection_info()
-                    .map_err(|error| invalid_url(url, &error))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let parsed = urls.iter().map(|url| parse_url(url)).collect::<Result<Vec<_>, _>>()?;
         let seed = Box::new(parsed.into_iter().next().expect("checked non-empty above"));
         let builder = ClusterClient::builder(urls.iter().map(String::as_str));
         let builder = match tls_roots {
@@ -121,6 +112,15 @@ impl Backend {
             Self::Cluster { seed, .. } => seed,
         }
     }
+}
+
+pub(super) fn no_cluster_urls() -> Error {
+    Error::Config("a Redis Cluster store needs at least one node URL (redis://host:port)".into())
+}
+
+/// The settings `url` gives, or an error naming it.
+pub(super) fn parse_url(url: &str) -> Result<redis::ConnectionInfo, Error> {
+    url.into_connection_info().map_err(|error| invalid_url(url, &error))
 }
 
 fn invalid_url(url: &str, error: &redis::RedisError) -> Error {

@@ -15,15 +15,22 @@ use std::{sync::Arc, time::Duration};
 use redis::{ConnectionAddr, RedisConnectionInfo};
 
 pub(crate) use super::connection::Node;
-use super::{RedisStore, RedisStoreBuilder, connection::Backend, layout::Keys};
+use super::{
+    RedisStore, RedisStoreBuilder,
+    connection::{Backend, no_cluster_urls, parse_url},
+    layout::Keys,
+};
 use crate::{Error, clock::Clock, id::StoreKey};
 
 /// How a connection outside the store's own (an invalidation listener) reaches a node:
-/// its credentials and database, and whether it needs TLS.
+/// its credentials and database, and for `rediss://` the TLS client configuration.
 #[derive(Clone)]
 pub(crate) struct NodeSettings {
     pub(crate) redis: RedisConnectionInfo,
-    pub(crate) tls: bool,
+    /// Trusts what the store's own connections trust: the builder's PEM roots, else the
+    /// system's.
+    #[cfg(feature = "redis-tls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RedisStoreBuilder {
@@ -33,6 +40,83 @@ impl RedisStoreBuilder {
         self.signed = true;
         self
     }
+
+    /// How other connections will reach the nodes of the store this builds: read from the
+    /// (first) URL, before anything connects.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid URL, a Unix socket, `#insecure` TLS, or TLS roots
+    /// that cannot be used.
+    pub(crate) fn node_settings(&self) -> Result<NodeSettings, Error> {
+        let url = self.urls.first().ok_or_else(no_cluster_urls)?;
+        let info = parse_url(url)?;
+        match info.addr() {
+            ConnectionAddr::Tcp(..) => {}
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(Error::Config(
+                    "the clustered store does not support insecure TLS (rediss://…#insecure): its invalidation connections verify the server's certificate; trust the server's CA with RedisStoreBuilder::tls_root_certificates instead".into(),
+                ));
+            }
+            ConnectionAddr::TcpTls { .. } => {}
+            _ => {
+                return Err(Error::Config(
+                    "the clustered store's invalidation connections need a TCP address: a Redis server on a Unix socket is not supported".into(),
+                ));
+            }
+        }
+        Ok(NodeSettings {
+            redis: info.redis_settings().clone(),
+            #[cfg(feature = "redis-tls")]
+            tls: matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+                .then(|| tls_client_config(self.tls_roots.as_deref()))
+                .transpose()?,
+        })
+    }
+}
+
+/// A TLS client configuration trusting `pem`'s certificates, or the system's roots.
+#[cfg(feature = "redis-tls")]
+fn tls_client_config(pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+
+    let mut roots = rustls::RootCertStore::empty();
+    match pem {
+        Some(pem) => {
+            for certificate in CertificateDer::pem_slice_iter(pem) {
+                let certificate = certificate
+                    .map_err(|error| Error::Config(format!("invalid PEM in the TLS root certificates: {error}")))?;
+                roots
+                    .add(certificate)
+                    .map_err(|error| Error::Config(format!("unusable TLS root certificate: {error}")))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+                return Err(Error::Config(format!(
+                    "no system root certificates for rediss:// ({}); trust a CA with RedisStoreBuilder::tls_root_certificates",
+                    errors.join("; ")
+                )));
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::Config("the TLS root certificates hold no certificate".into()));
+    }
+    // The process's provider if the application installed one, as rustls itself would
+    // pick; else ring, the one this crate enables.
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| Error::Config(format!("TLS settings: {error}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl RedisStore {
@@ -69,15 +153,6 @@ impl RedisStore {
     /// The per-command timeout.
     pub(crate) fn command_timeout(&self) -> Duration {
         self.inner.timeout
-    }
-
-    /// How other connections reach the nodes: credentials, database, TLS.
-    pub(crate) fn node_settings(&self) -> NodeSettings {
-        let seed = self.inner.backend.seed();
-        NodeSettings {
-            redis: seed.redis_settings().clone(),
-            tls: !matches!(seed.addr(), ConnectionAddr::Tcp(..)),
-        }
     }
 
     /// The nodes that accept writes: the one server, or every cluster primary that holds
