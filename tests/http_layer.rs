@@ -19,7 +19,8 @@ use common::{
 };
 use reqwest::{StatusCode, header};
 use session::{
-    Callbacks, ClientBinding, CookieSessions, Error, MemoryStore, Rejection, Session, SessionConfig, SessionProvider,
+    Callbacks, ClientBinding, CookieSessions, Device, Error, MemoryStore, Rejection, Session, SessionConfig,
+    SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::{LazySession, OutagePolicy, RequireSessionLayer, SessionBackend, SessionLayer, actix},
 };
@@ -301,6 +302,7 @@ on_both_frameworks!(
     a_session_over_the_record_size_limit_is_refused_with_413_and_nothing_stored,
     a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_cookie,
     a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_next_response,
+    the_device_is_recorded_with_a_stored_session_and_its_ip_only_when_asked,
 );
 
 async fn a_handler_that_never_touches_the_session_costs_no_store_call(framework: Framework) {
@@ -827,5 +829,55 @@ async fn a_cookie_sealed_with_a_previous_key_is_resealed_with_the_newest_on_the_
         cookie_value(&response, "session"),
         None,
         "the newest key needs no re-seal"
+    );
+}
+
+async fn the_device_is_recorded_with_a_stored_session_and_its_ip_only_when_asked(framework: Framework) {
+    let with_ip = SessionConfig::development().record_client_ip(true).build().unwrap();
+    let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), with_ip);
+    let base = serve_on(framework, Setup::new(provider.clone())).await;
+    let device = |cookie: &str| {
+        let provider = provider.clone();
+        let cookie = cookie.to_owned();
+        async move { provider.load(&cookie).await.unwrap().unwrap().device().cloned() }
+    };
+    let (_, cookie) = count_as(&base, &[("user-agent", "browser-a")], None).await;
+    let cookie = cookie.unwrap();
+    let loopback = Some("127.0.0.1".parse().unwrap());
+    assert_eq!(
+        device(&cookie).await,
+        Some(Device {
+            user_agent: Some("browser-a".into()),
+            ip: loopback,
+        }),
+        "recorded when the session is stored"
+    );
+    let (body, _) = count_as(&base, &[("user-agent", "browser-b")], Some(&cookie)).await;
+    assert_eq!(body, "2");
+    let recorded = device(&cookie).await.unwrap();
+    assert_eq!(
+        recorded.user_agent.as_deref(),
+        Some("browser-b"),
+        "again with the next write when the User-Agent changed"
+    );
+    let long = "x".repeat(1_000);
+    count_as(&base, &[("user-agent", long.as_str())], Some(&cookie)).await;
+    assert_eq!(
+        device(&cookie).await.unwrap().user_agent.map(|agent| agent.len()),
+        Some(256),
+        "cut to 256 bytes"
+    );
+
+    let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), config());
+    let base = serve_on(framework, Setup::new(provider.clone())).await;
+    let (_, cookie) = count_as(&base, &[("user-agent", "browser-a")], None).await;
+    let stored = provider.load(&cookie.unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.device(),
+        Some(&Device {
+            user_agent: Some("browser-a".into()),
+            ip: None,
+        }),
+        "no IP address unless the configuration asks for it"
     );
 }

@@ -17,6 +17,7 @@ pub struct Keyed<T> {
 pub struct FieldAttrs {
     pub flash: Option<Keyed<()>>,
     pub expiring: Option<Keyed<()>>,
+    pub index: Option<Keyed<()>>,
     pub skip: Option<Keyed<()>>,
     pub default: Option<Keyed<Expr>>,
     pub rename: Option<Keyed<LitStr>>,
@@ -29,7 +30,8 @@ pub struct ContainerAttrs {
     pub krate: Option<Keyed<Path>>,
 }
 
-const FIELD_KEYWORDS: &str = "`flash`, `expiring`, `default = EXPR`, `skip`, `rename = \"name\"`, `version = N`";
+const FIELD_KEYWORDS: &str =
+    "`flash`, `expiring`, `index`, `default = EXPR`, `skip`, `rename = \"name\"`, `version = N`";
 const CONTAINER_KEYWORDS: &str = "`crate = \"path\"`";
 
 fn set<T>(slot: &mut Option<Keyed<T>>, meta: &ParseNestedMeta, value: T, errors: &mut Errors) {
@@ -55,6 +57,8 @@ impl FieldAttrs {
                     set(&mut out.flash, &meta, (), errors);
                 } else if meta.path.is_ident("expiring") {
                     set(&mut out.expiring, &meta, (), errors);
+                } else if meta.path.is_ident("index") {
+                    set(&mut out.index, &meta, (), errors);
                 } else if meta.path.is_ident("skip") {
                     set(&mut out.skip, &meta, (), errors);
                 } else if meta.path.is_ident("default") {

@@ -7,6 +7,10 @@ use crate::{ast::Container, errors::Errors};
 /// How many persisted fields the runtime's dirty set can track.
 pub const MAX_FIELDS: usize = 64;
 
+/// The stored name whose tag the runtime reserves for the device it records with a session
+/// (`session/src/device.rs`, `DEVICE_NAME`): no field may have that tag.
+const RESERVED_NAME: &str = "$device";
+
 /// FNV-1a, 32 bits: the stable tag of a stored field name.
 pub fn field_tag(stored_name: &str) -> u32 {
     stored_name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
@@ -81,7 +85,78 @@ fn is_expiring_type(ty: &syn::Type) -> bool {
     }
 }
 
+/// The `T` of a type written `Option<T>` (any path ending so): the only type an index can
+/// have, since a session with nobody logged in must have none.
+pub fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    match ty {
+        syn::Type::Path(path) if path.qself.is_none() => {
+            let segment = path.path.segments.last().filter(|segment| segment.ident == "Option")?;
+            match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match args.args.first() {
+                    Some(syn::GenericArgument::Type(inner)) => Some(inner),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        syn::Type::Paren(inner) => option_inner(&inner.elem),
+        syn::Type::Group(inner) => option_inner(&inner.elem),
+        _ => None,
+    }
+}
+
+/// The rules of `#[session(index)]`: on an `Option<T>`, alone among the other kinds of
+/// field, and on one field only.
+fn check_index(container: &Container, errors: &mut Errors) {
+    let mut first: Option<&syn::Ident> = None;
+    for field in &container.fields {
+        let attrs = &field.attrs;
+        let Some(index) = &attrs.index else { continue };
+        let conflicts = [
+            (
+                attrs.flash.is_some(),
+                "`index` conflicts with `flash`: a flash value lasts one request, an index as long as the login",
+            ),
+            (
+                attrs.expiring.is_some(),
+                "`index` conflicts with `expiring`: a session's principal must not vanish on its own",
+            ),
+            (
+                attrs.skip.is_some(),
+                "`index` conflicts with `skip`: an index is stored with the session, a `skip` field never is",
+            ),
+            (
+                attrs.default.is_some(),
+                "`index` does not take a `default`: a new session belongs to nobody (`None`)",
+            ),
+        ];
+        let mut conflicting = false;
+        for (_, message) in conflicts.iter().filter(|(conflict, _)| *conflict) {
+            errors.at(index.keyword, message);
+            conflicting = true;
+        }
+        // A flash or expiring field's type is wrong for its other attribute already.
+        if !conflicting && option_inner(field.ty).is_none() {
+            errors.spanned(
+                field.ty,
+                "an `index` field must have type `Option<T>`: `None` (nobody logged in) is not indexed",
+            );
+        }
+        match first {
+            Some(first) => errors.at(
+                index.keyword,
+                format!(
+                    "field `{first}` is already the index: a session type has at most one, the principal \
+                     its sessions belong to (stores keep one index digest per session)"
+                ),
+            ),
+            None => first = Some(field.ident),
+        }
+    }
+}
+
 pub fn check(container: &Container, errors: &mut Errors) {
+    check_index(container, errors);
     let mut names: HashMap<String, &syn::Ident> = HashMap::new();
     let mut tags: HashMap<u32, String> = HashMap::new();
     let mut persisted = 0;
@@ -159,6 +234,15 @@ pub fn check(container: &Container, errors: &mut Errors) {
             continue;
         }
         let tag = field_tag(&name);
+        if tag == field_tag(RESERVED_NAME) {
+            errors.at(
+                at,
+                format!(
+                    "stored name `{name}` has the field tag the runtime reserves for the device it \
+                     records with a session; `rename` the field"
+                ),
+            );
+        }
         if let Some(other) = tags.get(&tag) {
             errors.at(
                 at,

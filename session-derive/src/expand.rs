@@ -6,7 +6,7 @@ use syn::{DeriveInput, Ident, Path, spanned::Spanned};
 
 use crate::{
     ast::{Container, Field, Kind, unraw},
-    check::{check, field_tag, type_fingerprint},
+    check::{check, field_tag, option_inner, type_fingerprint},
     errors::Errors,
 };
 
@@ -226,6 +226,20 @@ fn expand(container: &Container) -> TokenStream {
         }
     });
 
+    // The digest through the runtime's helper, naming the `T` of `Option<T>` as written: a
+    // `T` that cannot be serialized is reported on it.
+    let index_fn = persisted.iter().find(|p| p.field.attrs.index.is_some()).map(|p| {
+        let (member, name) = (p.field.ident, p.field.stored_name());
+        let inner = option_inner(p.field.ty).expect("checked: an index field is an Option");
+        let path = respan(private.clone(), inner.span());
+        let call = quote_spanned!(inner.span()=> #path::index_key::<#inner>(#name, &self.#member));
+        quote! {
+            fn index_key(&self) -> ::core::option::Option<#krate::store::IndexKey> {
+                #call
+            }
+        }
+    });
+
     let vis = container.vis;
     let indices = persisted.iter().map(|p| (p.field.ident, p.index)).collect::<Vec<_>>();
     let accessors = container.fields.iter().map(|field| {
@@ -275,6 +289,7 @@ fn expand(container: &Container) -> TokenStream {
 
                 #flash_fns
                 #expiring_fns
+                #index_fn
             }
 
             #[automatically_derived]

@@ -1,10 +1,14 @@
-//! Lifecycle callbacks: started, loaded, deleted, regenerated, and rejected.
+//! Lifecycle callbacks: started, loaded, deleted (by ID or by key), regenerated, and rejected.
 
 use std::{fmt, sync::Arc};
 
-use crate::{id::SessionId, rejection::Rejection};
+use crate::{
+    id::{SessionId, StoreKey},
+    rejection::Rejection,
+};
 
 type IdHook = Arc<dyn Fn(&SessionId) + Send + Sync>;
+type KeyHook = Arc<dyn Fn(&StoreKey) + Send + Sync>;
 type RegenerateHook = Arc<dyn Fn(&SessionId, &SessionId) + Send + Sync>;
 type RejectHook = Arc<dyn Fn(Rejection) + Send + Sync>;
 
@@ -31,6 +35,7 @@ pub struct Callbacks {
     pub(crate) started: Option<IdHook>,
     pub(crate) loaded: Option<IdHook>,
     pub(crate) deleted: Option<IdHook>,
+    pub(crate) deleted_key: Option<KeyHook>,
     pub(crate) regenerated: Option<RegenerateHook>,
     pub(crate) rejected: Option<RejectHook>,
 }
@@ -55,10 +60,29 @@ impl Callbacks {
         self
     }
 
-    /// Called when a stored session is deleted.
+    /// Called when a stored session is deleted through its own handle (a logout:
+    /// [`SessionProvider::delete`](crate::SessionProvider::delete), or a save of a session
+    /// marked deleted), with its ID. Sessions deleted by key, whose ID the provider does not
+    /// know, go to [`on_deleted_key`](Self::on_deleted_key) instead: each deletion calls
+    /// exactly one of the two.
     #[must_use]
     pub fn on_deleted(mut self, hook: impl Fn(&SessionId) + Send + Sync + 'static) -> Self {
         self.deleted = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called for each session deleted by key, with the [`StoreKey`] it was stored under
+    /// (which is [`SessionId::store_key`] of its ID): the sessions ended by the bulk
+    /// operations ([`delete_where`](crate::SessionProvider::delete_where),
+    /// [`clear`](crate::SessionProvider::clear)) and by the index operations
+    /// ([`delete_all_of`](crate::SessionProvider::delete_all_of),
+    /// [`delete_others_of`](crate::SessionProvider::delete_others_of),
+    /// [`delete_index`](crate::SessionProvider::delete_index)), except the caller's own
+    /// session in `delete_all_of`, which [`on_deleted`](Self::on_deleted) reports with its
+    /// ID. Stores keep only the digest of an ID, so that is all a deletion by key can tell.
+    #[must_use]
+    pub fn on_deleted_key(mut self, hook: impl Fn(&StoreKey) + Send + Sync + 'static) -> Self {
+        self.deleted_key = Some(Arc::new(hook));
         self
     }
 
@@ -91,6 +115,13 @@ impl Callbacks {
             hook(id);
         }
     }
+
+    /// Reports sessions deleted by key.
+    pub(crate) fn deleted_keys(&self, keys: &[StoreKey]) {
+        if let Some(hook) = &self.deleted_key {
+            keys.iter().for_each(|key| hook(key));
+        }
+    }
 }
 
 impl fmt::Debug for Callbacks {
@@ -99,6 +130,7 @@ impl fmt::Debug for Callbacks {
             .field("started", &self.started.is_some())
             .field("loaded", &self.loaded.is_some())
             .field("deleted", &self.deleted.is_some())
+            .field("deleted_key", &self.deleted_key.is_some())
             .field("regenerated", &self.regenerated.is_some())
             .field("rejected", &self.rejected.is_some())
             .finish()

@@ -18,6 +18,7 @@
 use crate::{
     Error,
     data::{DirtySet, SessionData},
+    device::{DEVICE_TAG, Device},
 };
 
 /// The bytes of a record are not a sequence of well-formed fields.
@@ -300,18 +301,20 @@ pub(crate) fn decode_bytes<T: SessionData>(bytes: &[u8]) -> T {
     decode_sizing(bytes, None)
 }
 
-/// [`decode`], also measuring the record for the size checks of later saves, in the same
-/// pass.
-pub(crate) fn decode_with_size<T: SessionData>(record: &FieldRecord) -> (T, RecordSize) {
+/// [`decode`], also measuring the record for the size checks of later saves and reading the
+/// device stored with it, in the same pass.
+pub(crate) fn decode_with_size<T: SessionData>(record: &FieldRecord) -> (T, RecordSize, Option<Device>) {
     let mut size = RecordSize {
         total: record.bytes.len(),
         fields: vec![0; T::FIELDS.len()],
+        device: 0,
     };
-    let data = decode_sizing(&record.bytes, Some(&mut size));
-    (data, size)
+    let mut device = None;
+    let data = decode_sizing(&record.bytes, Some((&mut size, &mut device)));
+    (data, size, device)
 }
 
-fn decode_sizing<T: SessionData>(bytes: &[u8], mut size: Option<&mut RecordSize>) -> T {
+fn decode_sizing<T: SessionData>(bytes: &[u8], mut sizing: Option<(&mut RecordSize, &mut Option<Device>)>) -> T {
     let mut data = T::initial();
     for field in (Fields { bytes, offset: 0 }) {
         let (tag, value) = match field {
@@ -322,9 +325,15 @@ fn decode_sizing<T: SessionData>(bytes: &[u8], mut size: Option<&mut RecordSize>
             }
         };
         let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
+            if tag == DEVICE_TAG
+                && let Some((size, device)) = sizing.as_mut()
+            {
+                size.device = stored_len(value.len());
+                **device = Device::decode(value);
+            }
             continue;
         };
-        if let Some(size) = size.as_deref_mut() {
+        if let Some((size, _)) = sizing.as_mut() {
             size.fields[index] = stored_len(value.len());
         }
         let def = &T::FIELDS[index];
@@ -346,13 +355,16 @@ fn decode_sizing<T: SessionData>(bytes: &[u8], mut size: Option<&mut RecordSize>
     data
 }
 
-/// How many bytes a stored record takes, in total and per field of `T`, so a save can
-/// tell the size the record will have after a field-level merge without the stored bytes.
+/// How many bytes a stored record takes, in total and per field of `T` (and the device),
+/// so a save can tell the size the record will have after a field-level merge without the
+/// stored bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RecordSize {
     total: usize,
     /// Per field of `T::FIELDS`: its bytes in the record (tag and length included).
     fields: Vec<u32>,
+    /// The stored device's bytes (tag and length included).
+    device: u32,
 }
 
 impl RecordSize {
@@ -361,25 +373,45 @@ impl RecordSize {
         let mut size = Self {
             total: record.bytes.len(),
             fields: vec![0; T::FIELDS.len()],
+            device: 0,
         };
+        size.apply_sizes::<T>(record);
+        size
+    }
+
+    /// The stored size of the field (or device) under `tag`, if it is one this size tracks.
+    fn slot<T: SessionData>(&mut self, tag: u32) -> Option<&mut u32> {
+        if tag == DEVICE_TAG {
+            return Some(&mut self.device);
+        }
+        T::FIELDS
+            .iter()
+            .position(|def| def.tag == tag)
+            .and_then(|index| self.fields.get_mut(index))
+    }
+
+    fn apply_sizes<T: SessionData>(&mut self, record: &FieldRecord) {
         for (tag, value) in record.iter().map_while(Result::ok) {
-            if let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) {
-                size.fields[index] = stored_len(value.len());
+            if let Some(slot) = self.slot::<T>(tag) {
+                *slot = stored_len(value.len());
             }
         }
-        size
     }
 
     /// The total after `update`'s fields replace the stored ones.
     pub(crate) fn after<T: SessionData>(&self, update: &FieldRecord) -> usize {
         let mut total = self.total;
         for (tag, value) in update.iter().map_while(Result::ok) {
-            let old = T::FIELDS
-                .iter()
-                .position(|def| def.tag == tag)
-                .and_then(|index| self.fields.get(index))
-                .copied()
-                .unwrap_or(0);
+            let old = if tag == DEVICE_TAG {
+                self.device
+            } else {
+                T::FIELDS
+                    .iter()
+                    .position(|def| def.tag == tag)
+                    .and_then(|index| self.fields.get(index))
+                    .copied()
+                    .unwrap_or(0)
+            };
             total = total.saturating_sub(old as usize) + stored_len(value.len()) as usize;
         }
         total
@@ -388,13 +420,7 @@ impl RecordSize {
     /// Records that `update` was written.
     pub(crate) fn apply<T: SessionData>(&mut self, update: &FieldRecord) {
         self.total = self.after::<T>(update);
-        for (tag, value) in update.iter().map_while(Result::ok) {
-            if let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag)
-                && let Some(slot) = self.fields.get_mut(index)
-            {
-                *slot = stored_len(value.len());
-            }
-        }
+        self.apply_sizes::<T>(update);
     }
 }
 
@@ -479,6 +505,39 @@ mod tests {
             write_varint(&mut out, value);
             assert_eq!(varint_len(value), out.len(), "{value}");
         }
+    }
+
+    #[derive(crate::SessionData, Debug)]
+    #[session(crate = "crate")]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn the_device_is_read_in_the_decode_pass_and_counted_in_the_size() {
+        let device = Device {
+            user_agent: Some("agent".into()),
+            ip: None,
+        };
+        let mut record = encode(&Named { name: "alice".into() }, DirtySet::all(1)).unwrap();
+        record.push(DEVICE_TAG, &device.encode());
+        let (data, size, read) = decode_with_size::<Named>(&record);
+        assert_eq!((data.name.as_str(), read.as_ref()), ("alice", Some(&device)));
+        assert_eq!(size, RecordSize::of::<Named>(&record), "measured as from the headers");
+
+        let mut update = FieldRecord::new();
+        let longer = Device {
+            user_agent: Some("a longer agent".into()),
+            ip: None,
+        };
+        update.push(DEVICE_TAG, &longer.encode());
+        let mut merged = record.clone();
+        merged.merge(&update).unwrap();
+        assert_eq!(
+            size.after::<Named>(&update),
+            merged.as_bytes().len(),
+            "a new device replaces the old"
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub struct SessionConfig {
     max_record_bytes: usize,
     max_persistent_idle: Duration,
     max_persistent_lifetime: Duration,
+    record_client_ip: bool,
     cookie: CookieConfig,
     clock: Arc<dyn Clock>,
 }
@@ -88,6 +89,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("max_persistent_idle", &self.max_persistent_idle)
             .field("max_persistent_lifetime", &self.max_persistent_lifetime)
+            .field("record_client_ip", &self.record_client_ip)
             .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
@@ -120,6 +122,7 @@ impl SessionConfig {
                 max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
                 max_persistent_idle: DEFAULT_MAX_PERSISTENT,
                 max_persistent_lifetime: DEFAULT_MAX_PERSISTENT,
+                record_client_ip: false,
                 cookie: CookieConfig {
                     name: "__Host-session".to_owned(),
                     path: "/".to_owned(),
@@ -215,6 +218,12 @@ impl SessionConfig {
         self.max_persistent_lifetime
     }
 
+    /// Whether the HTTP layer keeps the client's IP address in the [`Device`](crate::Device)
+    /// it records with a stored session (default `false`).
+    pub fn record_client_ip(&self) -> bool {
+        self.record_client_ip
+    }
+
     /// The cookie attributes.
     pub fn cookie(&self) -> &CookieConfig {
         &self.cookie
@@ -269,6 +278,17 @@ impl SessionConfigBuilder {
     /// [`Expiry::Until`](crate::Expiry::Until) (default 30 days).
     pub fn max_persistent_lifetime(mut self, cap: Duration) -> Self {
         self.config.max_persistent_lifetime = cap;
+        self
+    }
+
+    /// Makes the HTTP layer keep the client's IP address (the connection's peer, or the
+    /// trusted proxy header's) in the [`Device`](crate::Device) it records with each stored
+    /// session, beside the User-Agent (default `false`: the User-Agent only). An IP address
+    /// is personal data, and often enough to locate a user: keep it only if the "where you
+    /// are logged in" page needs it, and say so in the privacy notice. It is stored
+    /// server-side with the session and goes with it.
+    pub fn record_client_ip(mut self, record: bool) -> Self {
+        self.config.record_client_ip = record;
         self
     }
 

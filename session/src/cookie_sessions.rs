@@ -10,6 +10,7 @@ use crate::{
     data::DirtySet,
     expiry::CookieLifetime,
     id::StoreKey,
+    index::IndexKey,
     provider,
     rejection::Rejection,
     session::{SessionMeta, Status},
@@ -37,6 +38,13 @@ struct Payload<'a> {
     fields: &'a [u8],
 }
 
+/// What follows the [`Payload`] in the plaintext. Kept apart so that a cookie sealed before
+/// it existed (nothing follows) still opens, and an older version ignores it.
+#[derive(Serialize, Deserialize)]
+struct Trailer {
+    index: Option<[u8; 32]>,
+}
+
 /// Sessions kept whole in an encrypted, authenticated cookie: no server-side state.
 ///
 /// The cookie value is a [sealed envelope](crate::crypto#the-envelope) with the purpose
@@ -55,6 +63,8 @@ struct Payload<'a> {
 /// parent      Option<[u8; 32]>  a sub-session's parent: the key (digest) of its ID
 /// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
 /// fields      bytes      the field-tagged record of every stored field (codec)
+/// index       Option<[u8; 32]>  the session's IndexKey (SessionMeta::index); absent from
+///                        cookies sealed before indexes, read as none
 /// ```
 ///
 /// Expiry is enforced from the authenticated envelope and lifetimes, never from the
@@ -226,9 +236,19 @@ impl CookieSessions {
                 return LoadOutcome::Unknown;
             }
         };
-        let Ok(payload) = postcard::from_bytes::<Payload>(&opened.plaintext) else {
+        let Ok((payload, rest)) = postcard::take_from_bytes::<Payload>(&opened.plaintext) else {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
             return LoadOutcome::Unknown;
+        };
+        let trailer = match rest {
+            [] => Trailer { index: None },
+            rest => match postcard::from_bytes::<Trailer>(rest) {
+                Ok(trailer) => trailer,
+                Err(_) => {
+                    tracing::warn!("an authentic session cookie did not decode; starting a new session");
+                    return LoadOutcome::Unknown;
+                }
+            },
         };
         let Some(cookie) = CookieLifetime::from_byte(payload.cookie) else {
             tracing::warn!("an authentic session cookie has an unknown cookie lifetime; starting a new session");
@@ -244,6 +264,7 @@ impl CookieSessions {
             cookie,
             parent: payload.parent.map(StoreKey::from_bytes),
             server_only: false,
+            index: trailer.index.map(IndexKey::from_bytes),
         };
         if meta.is_expired(now) {
             return LoadOutcome::Expired;
@@ -288,10 +309,15 @@ impl CookieSessions {
             binding: self.binding.digest(client),
             fields: fields.as_bytes(),
         };
-        let plaintext = postcard::to_allocvec(&payload).map_err(|error| Error::Encode {
-            field: "<cookie payload>",
-            source: error.into(),
-        })?;
+        let trailer = Trailer {
+            index: meta.index.map(|key| *key.as_bytes()),
+        };
+        let plaintext = postcard::to_allocvec(&payload)
+            .and_then(|plaintext| postcard::to_extend(&trailer, plaintext))
+            .map_err(|error| Error::Encode {
+                field: "<cookie payload>",
+                source: error.into(),
+            })?;
         if plaintext.len() > MAX_PLAINTEXT {
             // Past what a cookie can hold even compressed (opening bounds it too): the
             // size it would have had plain is the honest figure.
@@ -356,5 +382,65 @@ mod backend {
             }
             self.seal(session, client).map(CookieUpdate::Set)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyId, Secret};
+
+    #[derive(crate::SessionData)]
+    #[session(crate = "crate")]
+    struct Account {
+        #[session(index)]
+        user: Option<String>,
+    }
+
+    fn sessions() -> CookieSessions {
+        let ring = KeyRing::new(KeyId(1), Secret::generate().unwrap());
+        CookieSessions::new(ring, SessionConfig::development().build().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_index_is_sealed_with_the_session_and_older_cookies_without_it_still_open() {
+        let store = sessions();
+        let client = ClientInfo::default();
+        let mut session = store.create::<Account>().unwrap();
+        session.set_user(Some("alice".into()));
+        let cookie = store.seal(&mut session, &client).unwrap();
+        let alice = IndexKey::of("user", "alice").unwrap();
+        assert_eq!(session.meta().index, Some(alice));
+        let opened = store.open::<Account>(&cookie, &client).unwrap();
+        assert_eq!(opened.meta().index, Some(alice), "sealed and read back");
+
+        // A cookie sealed before indexes: the payload alone, nothing after it.
+        let meta = session.meta();
+        let fields = codec::encode(session.data(), DirtySet::all(1)).unwrap();
+        let payload = Payload {
+            id: *session.id().as_bytes(),
+            created_ms: meta.created_ms,
+            accessed_ms: meta.accessed_ms,
+            idle_deadline_ms: meta.idle_deadline_ms,
+            absolute_deadline_ms: meta.absolute_deadline_ms,
+            lineage: meta.lineage,
+            idle_window_ms: meta.idle_window_ms,
+            cookie: meta.cookie.to_byte(),
+            parent: None,
+            binding: None,
+            fields: fields.as_bytes(),
+        };
+        let options = SealOptions {
+            expires_at: meta.expires_ms().div_ceil(1000),
+            compress_above: None,
+            max_plaintext_len: MAX_PLAINTEXT,
+        };
+        let old = store
+            .ring
+            .seal(&store.purpose, &postcard::to_allocvec(&payload).unwrap(), &options)
+            .unwrap();
+        let opened = store.open::<Account>(&old, &client).expect("an older cookie opens");
+        assert_eq!(opened.user().as_deref(), Some("alice"));
+        assert_eq!(opened.meta().index, None, "with no index until it is sealed again");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::{clock::Clock, field::FieldError};
+use crate::{clock::Clock, field::FieldError, index::IndexKey};
 
 /// A typed session: a struct whose fields are stored, tracked and flashed field by field.
 ///
@@ -38,6 +38,7 @@ use crate::{clock::Clock, field::FieldError};
 /// | `#[session(default = EXPR)]` | the value of a new session, and of a field missing from (or no longer decodable in) a stored record; otherwise `Default::default()` |
 /// | `#[session(flash)]` | a flash slot (type [`Flash<T>`](crate::Flash)): set for the next request, gone after it |
 /// | `#[session(expiring)]` | an expiring slot (type [`Expiring<T>`](crate::Expiring)): set with a time to live, absent after it |
+/// | `#[session(index)]` | the session's principal (type `Option<T>`, say the user ID): stores index sessions by it, to list or end all of one user's sessions (see below) |
 /// | `#[session(rename = "name")]` | the stable stored name (default: the field name), so a Rust rename keeps stored data |
 /// | `#[session(skip)]` | not stored: per-request scratch space, reset to its default on every load |
 /// | `#[session(version = N)]` | marks a change inside the field's own type (see below) |
@@ -75,6 +76,25 @@ use crate::{clock::Clock, field::FieldError};
 /// Every field type must implement `Default` (or have `#[session(default = ...)]`), and every
 /// stored field type `serde::Serialize` and `serde::de::DeserializeOwned`; violations are
 /// compile errors on the field.
+///
+/// # The index field
+///
+/// One field may be marked `#[session(index)]`: the principal the session belongs to, such
+/// as `user: Option<String>` or `account: Option<u64>`. It is stored as any field, and on
+/// every write the provider also puts its digest ([`IndexKey`](crate::store::IndexKey):
+/// SHA-256 of the stored name and the value, never the value itself) in the session's
+/// metadata, where a store implementing [`IndexStore`](crate::store::IndexStore) indexes
+/// it. Then [`SessionProvider::sessions_of`](crate::SessionProvider::sessions_of) lists the
+/// sessions of the same principal and
+/// [`delete_all_of`](crate::SessionProvider::delete_all_of) and
+/// [`delete_others_of`](crate::SessionProvider::delete_others_of) end them. `None` (nobody
+/// logged in) is not indexed.
+///
+/// Its type must be `Option<T>` with `T: serde::Serialize`. At most one field of a type is
+/// the index: a session belongs to one principal, and a second index would need a second
+/// digest in every record and a second index in every store. `index` does not combine with
+/// `flash`, `expiring` (the index must not vanish on its own), `skip` (an index is stored)
+/// or `default` (a new session belongs to nobody).
 pub trait SessionData: Sized + Send + Sync + 'static {
     /// The generated accessor type that `Session<Self>` dereferences to.
     #[doc(hidden)]
@@ -120,6 +140,13 @@ pub trait SessionData: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     fn drop_expired(&mut self, now_ms: u64) {
         let _ = now_ms;
+    }
+
+    /// The digest of the `#[session(index)]` field's value; `None` when it is `None`, or
+    /// the type has no index field.
+    #[doc(hidden)]
+    fn index_key(&self) -> Option<IndexKey> {
+        None
     }
 }
 

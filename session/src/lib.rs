@@ -44,7 +44,9 @@
 //!
 //! - [`SessionData`] (derived), [`Flash`] and [`Expiring`]: the typed data;
 //! - [`Session`]: one user's session, dereferencing to the generated accessors;
-//! - [`SessionProvider`]: create, load, save, regenerate, delete, query;
+//! - [`SessionProvider`]: create, load, save, regenerate, delete, query, and, for a type
+//!   with an `#[session(index)]` field, list or end every session of one user
+//!   ([`IndexedSession`], [`Device`]);
 //! - [`SessionConfig`]: lifetimes (idle, absolute, sliding refresh) and cookie attributes,
 //!   with presets;
 //! - the stores: [`MemoryStore`]; with the `redis` feature, `RedisStore` (one server or a
@@ -72,6 +74,7 @@ mod config;
 mod cookie_sessions;
 pub mod crypto;
 mod data;
+mod device;
 mod error;
 mod expiring;
 mod expiry;
@@ -80,6 +83,7 @@ mod flash;
 #[cfg(feature = "http")]
 pub mod http;
 mod id;
+mod index;
 mod provider;
 mod rejection;
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
@@ -98,13 +102,14 @@ pub use config::{
 };
 pub use cookie_sessions::CookieSessions;
 pub use data::SessionData;
+pub use device::Device;
 pub use error::{Error, Result};
 pub use expiring::Expiring;
 pub use expiry::{CookieLifetime, Expiry};
 pub use field::FieldError;
 pub use flash::Flash;
 pub use id::SessionId;
-pub use provider::{LoadOutcome, SaveOutcome, SessionProvider, StoredSession};
+pub use provider::{IndexedSession, LoadOutcome, SaveOutcome, SessionProvider, StoredSession};
 pub use rejection::Rejection;
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
@@ -132,6 +137,7 @@ pub mod __private {
         expiring::ExpiringSlot,
         field::{FieldCodec, StoredField, expiring_codec, flash_codec, no_such_field, value_codec},
         flash::FlashSlot,
+        index::{IndexValue, index_key},
     };
 
     /// The record codec, for the project's own codec tests.

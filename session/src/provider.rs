@@ -1,19 +1,21 @@
 //! The provider: the session lifecycle over a store.
 
-use std::{fmt, marker::PhantomData, ops::ControlFlow, sync::Arc};
+use std::{fmt, marker::PhantomData, ops::ControlFlow, sync::Arc, time::SystemTime};
 
 use crate::{
     Error,
     callbacks::Callbacks,
-    clock::duration_ms,
+    clock::{duration_ms, from_unix_ms},
     codec::{self, FieldRecord, RecordSize},
     config::SessionConfig,
     data::{DirtySet, SessionData},
+    device::{DEVICE_TAG, Device},
     expiry,
     id::{SessionId, StoreKey},
+    index::IndexKey,
     rejection::Rejection,
     session::{Session, SessionMeta, Status},
-    store::{QueryStore, Record, Rename, SessionStore},
+    store::{IndexStore, QueryStore, Record, Rename, SessionStore},
 };
 
 /// How many fresh IDs a create or regenerate tries before giving up on collisions.
@@ -64,6 +66,36 @@ pub struct StoredSession<T> {
     pub meta: SessionMeta,
     /// The decoded data.
     pub data: T,
+}
+
+/// One session of a principal, as [`SessionProvider::sessions_of`] lists it: for a "where
+/// you are logged in" page.
+#[derive(Debug, Clone)]
+pub struct IndexedSession<T> {
+    /// The digest the session is stored under: what identifies it to the application (say,
+    /// in a "log out this device" form, as [`StoreKey::to_hex`]), never the session ID.
+    pub key: StoreKey,
+    /// Lifetime data: [`created_ms`](SessionMeta::created_ms) and
+    /// [`accessed_ms`](SessionMeta::accessed_ms) tell when it was started and last used.
+    pub meta: SessionMeta,
+    /// The device it is used from, if one was recorded (see [`Device`]).
+    pub device: Option<Device>,
+    /// The decoded data.
+    pub data: T,
+    /// Whether it is the session the listing was asked from.
+    pub current: bool,
+}
+
+impl<T> IndexedSession<T> {
+    /// When the session was created.
+    pub fn created(&self) -> SystemTime {
+        from_unix_ms(self.meta.created_ms)
+    }
+
+    /// When the session was last written (a change or a sliding refresh).
+    pub fn last_access(&self) -> SystemTime {
+        from_unix_ms(self.meta.accessed_ms)
+    }
 }
 
 struct Shared<S> {
@@ -344,11 +376,12 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         }
         let refresh_due =
             now.saturating_sub(record.meta.accessed_ms) >= duration_ms(self.shared.config.refresh_interval());
-        let (data, size) = codec::decode_with_size::<T>(&record.fields);
+        let (data, size, device) = codec::decode_with_size::<T>(&record.fields);
         Callbacks::id_hook(self.shared.callbacks.loaded.as_ref(), id);
         let clock = self.shared.config.clock().clone();
         let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due, clock);
         *session.stored_size_mut() = size;
+        session.set_loaded_device(device);
         Ok(Some(session))
     }
 
@@ -420,10 +453,9 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             Status::New if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::New => {
                 let meta = self.next_meta(session, now, changes);
-                let record = Record {
-                    meta,
-                    fields: codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?,
-                };
+                let mut fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
+                push_device(&mut fields, session);
+                let record = Record { meta, fields };
                 self.check_size(record.fields.as_bytes().len())?;
                 for _ in 0..ID_ATTEMPTS {
                     if store.create(&session.id().store_key(), &record).await? {
@@ -440,7 +472,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             Status::Stored if session.is_regenerated() => {
                 let meta = self.next_meta(session, now, changes);
                 let fields = match changes {
-                    Changes::Keep => codec::encode(session.data(), session.dirty_set())?,
+                    Changes::Keep => {
+                        let mut fields = codec::encode(session.data(), session.dirty_set())?;
+                        push_device(&mut fields, session);
+                        fields
+                    }
                     Changes::Drop => FieldRecord::new(),
                 };
                 self.check_size(session.stored_size().after::<T>(&fields))?;
@@ -469,7 +505,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             Status::Stored if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::Stored => {
                 let dirty = session.dirty_set();
-                let outcome = if !dirty.is_empty() {
+                let outcome = if !dirty.is_empty() || session.changed_device().is_some() {
                     SaveOutcome::Updated
                 } else if session.is_refresh_due() || session.pending_expiry().is_some() {
                     SaveOutcome::Refreshed
@@ -477,10 +513,9 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     return Ok(SaveOutcome::Unchanged);
                 };
                 let meta = self.next_meta(session, now, changes);
-                let update = Record {
-                    meta,
-                    fields: codec::encode(session.data(), dirty)?,
-                };
+                let mut fields = codec::encode(session.data(), dirty)?;
+                push_device(&mut fields, session);
+                let update = Record { meta, fields };
                 self.check_size(session.stored_size().after::<T>(&update.fields))?;
                 if !store.update(&session.id().store_key(), &update).await? {
                     return Err(Error::Gone);
@@ -524,11 +559,22 @@ pub(crate) fn next_meta<T: SessionData>(
     now: u64,
     keep_changes: bool,
 ) -> SessionMeta {
-    let meta = match session.pending_expiry() {
+    let mut meta = match session.pending_expiry() {
         Some(chosen) if keep_changes => expiry::apply(*session.meta(), chosen, now, config),
         _ => *session.meta(),
     };
+    // A failed request's data changes are dropped, so the index stays the stored one.
+    if keep_changes {
+        meta.index = session.data().index_key();
+    }
     meta.accessed_at(now, duration_ms(config.idle_timeout()))
+}
+
+/// Appends the session's device to a write when it was set since the last one.
+fn push_device<T: SessionData>(fields: &mut FieldRecord, session: &Session<T>) {
+    if let Some(device) = session.changed_device() {
+        fields.push(DEVICE_TAG, &device.encode());
+    }
 }
 
 /// Whether a save writes the session's data changes.
@@ -597,12 +643,17 @@ impl<T: SessionData, S: QueryStore> SessionProvider<T, S> {
         self.shared.store.count().await
     }
 
-    /// Deletes every live session that matches `predicate` (e.g. "log this user out
-    /// everywhere"); returns how many were deleted.
+    /// Deletes every live session that matches `predicate`; returns how many were deleted.
+    /// For "log this user out everywhere", an `#[session(index)]` field and
+    /// [`delete_all_of`](Self::delete_all_of) cost the user's sessions, not a scan of all.
+    ///
+    /// [`Callbacks::on_deleted_key`] hears each deleted session; with that hook set, the
+    /// sessions are deleted one by one, so it hears exactly the ones this call deleted.
     ///
     /// # Errors
     ///
-    /// When the store fails; sessions deleted before the failure stay deleted.
+    /// When the store fails; sessions deleted before the failure stay deleted (and were
+    /// reported).
     pub async fn delete_where(&self, predicate: impl FnMut(&StoredSession<T>) -> bool) -> Result<usize, Error> {
         let keys: Vec<StoreKey> = self
             .find(predicate)
@@ -610,15 +661,212 @@ impl<T: SessionData, S: QueryStore> SessionProvider<T, S> {
             .into_iter()
             .map(|session| session.key)
             .collect();
-        self.shared.store.delete_many(&keys).await
+        match self.shared.callbacks.deleted_key {
+            None => self.shared.store.delete_many(&keys).await,
+            Some(_) => self.delete_each(keys).await,
+        }
     }
 
     /// Deletes every session of the store; returns how many were live.
+    ///
+    /// With [`Callbacks::on_deleted_key`] set, the sessions are read page by page and
+    /// deleted one by one so that it hears each; sessions created while this runs are then
+    /// removed by the store's own clear, unreported.
     ///
     /// # Errors
     ///
     /// When the store fails.
     pub async fn clear(&self) -> Result<usize, Error> {
-        self.shared.store.clear().await
+        let store = &self.shared.store;
+        if self.shared.callbacks.deleted_key.is_none() {
+            return store.clear().await;
+        }
+        let mut deleted = 0;
+        let mut cursor = Some(0);
+        while let Some(at) = cursor {
+            let page = store.scan(at, SCAN_BATCH).await?;
+            deleted += self.delete_each(page.records.into_iter().map(|(key, _)| key)).await?;
+            cursor = page.next;
+        }
+        Ok(deleted + store.clear().await?)
+    }
+
+    /// Deletes `keys` one by one, reporting each deleted session, also when a later
+    /// deletion fails.
+    async fn delete_each(&self, keys: impl IntoIterator<Item = StoreKey>) -> Result<usize, Error> {
+        let mut deleted = Vec::new();
+        let mut outcome = Ok(());
+        for key in keys {
+            match self.shared.store.delete(&key).await {
+                Ok(true) => deleted.push(key),
+                Ok(false) => {}
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        self.shared.callbacks.deleted_keys(&deleted);
+        outcome.map(|()| deleted.len())
+    }
+}
+
+/// "Where you are logged in" and "log me out everywhere": the sessions of one principal,
+/// for a session type with an `#[session(index)]` field, in a store that keeps the index
+/// ([`IndexStore`]; asking another store is a compile error).
+///
+/// The principal of a session is its index field's current value (set in this request or
+/// loaded); a session whose index field is `None` (nobody logged in) has none, and these
+/// operations then find and delete nothing.
+///
+/// # Examples
+///
+/// ```
+/// use session::{ClientInfo, Device, MemoryStore, SessionConfig, SessionData, SessionProvider};
+///
+/// #[derive(SessionData)]
+/// struct AppSession {
+///     #[session(index)]
+///     user: Option<String>,
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let provider = SessionProvider::<AppSession, _>::new(MemoryStore::new(), SessionConfig::testing().build()?);
+/// let mut phone = provider.create()?;
+/// phone.set_user(Some("alice".into()));
+/// phone.set_device(Device { user_agent: Some("Phone".into()), ip: None });
+/// provider.save(&mut phone).await?;
+/// let mut laptop = provider.create()?;
+/// laptop.set_user(Some("alice".into()));
+/// provider.save(&mut laptop).await?;
+///
+/// let sessions = provider.sessions_of(&laptop).await?;
+/// assert_eq!(sessions.len(), 2);
+/// assert_eq!(sessions.iter().filter(|session| session.current).count(), 1);
+///
+/// // "Log out my other devices": the phone's session is gone, the laptop's lives on.
+/// assert_eq!(provider.delete_others_of(&laptop).await?, 1);
+/// assert!(provider.try_get(phone.id()).await?.is_none());
+/// assert!(provider.try_get(laptop.id()).await?.is_some());
+/// # Ok::<(), session::Error>(())
+/// # }).unwrap();
+/// ```
+impl<T: SessionData, S: IndexStore> SessionProvider<T, S> {
+    /// The live sessions of `session`'s principal, the most recently used first; the one
+    /// `session` is (if it is stored) has [`current`](IndexedSession::current) set. Empty
+    /// when `session` has no principal.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn sessions_of(&self, session: &Session<T>) -> Result<Vec<IndexedSession<T>>, Error> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(Vec::new());
+        };
+        let current = session.in_store().then(|| session.stored_id().store_key());
+        self.list(&index, current).await
+    }
+
+    /// The live sessions whose index is `index` (see [`IndexKey::of`]), the most recently
+    /// used first; none is [`current`](IndexedSession::current).
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn sessions_of_index(&self, index: &IndexKey) -> Result<Vec<IndexedSession<T>>, Error> {
+        self.list(index, None).await
+    }
+
+    async fn list(&self, index: &IndexKey, current: Option<StoreKey>) -> Result<Vec<IndexedSession<T>>, Error> {
+        let now = self.now_ms();
+        let mut sessions: Vec<IndexedSession<T>> = self
+            .shared
+            .store
+            .list_by_index(index)
+            .await?
+            .into_iter()
+            .filter(|(_, record)| record.meta.index == Some(*index) && !record.meta.is_expired(now))
+            .map(|(key, record)| {
+                let (data, _, device) = codec::decode_with_size::<T>(&record.fields);
+                IndexedSession {
+                    key,
+                    meta: record.meta,
+                    device,
+                    data,
+                    current: current == Some(key),
+                }
+            })
+            .collect();
+        sessions.sort_by(|a, b| b.meta.accessed_ms.cmp(&a.meta.accessed_ms).then(a.key.cmp(&b.key)));
+        Ok(sessions)
+    }
+
+    /// "Log me out everywhere": deletes every session of `session`'s principal, this one
+    /// included, which is marked deleted (the HTTP layer then expires its cookie). Returns
+    /// how many stored sessions were deleted; 0 when `session` has no principal (it is then
+    /// left as it is).
+    ///
+    /// A session of the principal that is updated or given a new ID while this runs is
+    /// deleted all the same (see [`IndexStore`]'s race rule).
+    /// [`Callbacks::on_deleted`] hears this session, [`Callbacks::on_deleted_key`] the others.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; sessions deleted before the failure stay deleted.
+    pub async fn delete_all_of(&self, session: &mut Session<T>) -> Result<usize, Error> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(0);
+        };
+        let callbacks = &self.shared.callbacks;
+        let mut deleted = self.shared.store.delete_by_index(&index, None).await?;
+        if !session.in_store() {
+            callbacks.deleted_keys(&deleted);
+            session.delete();
+            return Ok(deleted.len());
+        }
+        let id = session.stored_id().clone();
+        let own = id.store_key();
+        let mut count = deleted.len();
+        match deleted.iter().position(|key| *key == own) {
+            Some(at) => {
+                deleted.swap_remove(at);
+            }
+            // Stored under another principal (the index field changed in this request).
+            None => count += usize::from(self.shared.store.delete(&own).await?),
+        }
+        callbacks.deleted_keys(&deleted);
+        Callbacks::id_hook(callbacks.deleted.as_ref(), &id);
+        session.saved(Status::Deleted);
+        Ok(count)
+    }
+
+    /// "Log out my other devices": deletes every session of `session`'s principal except
+    /// `session` itself; returns how many. 0 when `session` has no principal.
+    /// [`Callbacks::on_deleted_key`] hears each.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; sessions deleted before the failure stay deleted.
+    pub async fn delete_others_of(&self, session: &Session<T>) -> Result<usize, Error> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(0);
+        };
+        let keep = session.in_store().then(|| session.stored_id().store_key());
+        let deleted = self.shared.store.delete_by_index(&index, keep.as_ref()).await?;
+        self.shared.callbacks.deleted_keys(&deleted);
+        Ok(deleted.len())
+    }
+
+    /// Deletes every session whose index is `index` (see [`IndexKey::of`]): an
+    /// administrator's "log alice out everywhere", without a session of hers. Returns how
+    /// many; [`Callbacks::on_deleted_key`] hears each.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; sessions deleted before the failure stay deleted.
+    pub async fn delete_index(&self, index: &IndexKey) -> Result<usize, Error> {
+        let deleted = self.shared.store.delete_by_index(index, None).await?;
+        self.shared.callbacks.deleted_keys(&deleted);
+        Ok(deleted.len())
     }
 }

@@ -12,8 +12,10 @@ use crate::{
     clock::{Clock, from_unix_ms},
     codec::RecordSize,
     data::{DirtySet, FieldsOf, SessionData, Tracked},
+    device::Device,
     expiry::{CookieLifetime, Expiry},
     id::{SessionId, StoreKey},
+    index::IndexKey,
 };
 
 /// The lifetime data of a stored session, in milliseconds since the Unix epoch.
@@ -45,6 +47,11 @@ pub struct SessionMeta {
     /// A session no client holds: the application addresses it by ID, and a client that
     /// presents its ID is refused.
     pub server_only: bool,
+    /// The digest of the session's principal (its `#[session(index)]` field, when that
+    /// holds `Some`): stores keep it so that every session of one principal can be listed
+    /// and deleted together (see [`IndexStore`](crate::store::IndexStore)). The provider
+    /// sets it from the data on every write.
+    pub index: Option<IndexKey>,
 }
 
 impl SessionMeta {
@@ -61,6 +68,7 @@ impl SessionMeta {
             cookie: CookieLifetime::Configured,
             parent: None,
             server_only: false,
+            index: None,
         }
     }
 
@@ -129,6 +137,10 @@ pub struct Session<T: SessionData> {
     /// A lifetime chosen during this request, applied by the next save.
     pending_expiry: Option<Expiry>,
     stored_size: RecordSize,
+    /// The device the session is used from, as stored or as set since.
+    device: Option<Device>,
+    /// The device was set since the session was loaded or saved: the next save writes it.
+    device_changed: bool,
     /// The provider's clock, for the questions about expiry.
     clock: Arc<dyn Clock>,
 }
@@ -161,6 +173,8 @@ impl<T: SessionData> Session<T> {
             refresh_due,
             pending_expiry: None,
             stored_size: RecordSize::default(),
+            device: None,
+            device_changed: false,
             clock,
         }
     }
@@ -309,6 +323,32 @@ impl<T: SessionData> Session<T> {
         self.meta.server_only
     }
 
+    /// The device this session is used from (User-Agent and, if recording it is enabled,
+    /// IP address), as the HTTP layer recorded it when it stored the session; `None` for a
+    /// session stored without one, and for cookie sessions. See [`Device`].
+    pub fn device(&self) -> Option<&Device> {
+        self.device.as_ref()
+    }
+
+    /// Records the device this session is used from; the next save writes it with the
+    /// session, server-side. The HTTP layer calls it for the sessions it stores; call it
+    /// yourself for sessions created elsewhere.
+    pub fn set_device(&mut self, device: Device) {
+        self.device = Some(device);
+        self.device_changed = true;
+    }
+
+    /// The device as read from the store: not written again.
+    pub(crate) fn set_loaded_device(&mut self, device: Option<Device>) {
+        self.device = device;
+        self.device_changed = false;
+    }
+
+    /// The device to write at the next save, if it was set since.
+    pub(crate) fn changed_device(&self) -> Option<&Device> {
+        self.device.as_ref().filter(|_| self.device_changed)
+    }
+
     /// Whether the sliding idle deadline is due to be refreshed.
     pub fn is_refresh_due(&self) -> bool {
         self.refresh_due
@@ -322,6 +362,7 @@ impl<T: SessionData> Session<T> {
             || self.is_dirty()
             || self.refresh_due
             || self.pending_expiry.is_some()
+            || self.device_changed
     }
 
     /// Gives the session a new random ID and keeps its data; at the next save the old ID
@@ -386,6 +427,7 @@ impl<T: SessionData> Session<T> {
         self.stored_id = None;
         self.refresh_due = false;
         self.pending_expiry = None;
+        self.device_changed = false;
     }
 }
 

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::{
-    ClientInfo, CookieLifetime, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
+    ClientInfo, CookieLifetime, Device, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
     store::SessionStore,
 };
 
@@ -80,9 +80,10 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
     async fn commit(
         &self,
         session: &mut Session<T>,
-        _client: &ClientInfo,
+        client: &ClientInfo,
         outcome: RequestOutcome,
     ) -> Result<CookieUpdate, Error> {
+        record_device(session, client, self.config().record_client_ip());
         // A persistent configured cookie's Max-Age slides with the session; a lifetime the
         // session chose is sent once, when chosen (its Max-Age runs to a fixed deadline).
         let slides = self.config().cookie().max_age.is_some();
@@ -106,5 +107,22 @@ impl<T: SessionData, S: SessionStore> SessionBackend<T> for SessionProvider<T, S
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Records the client's device with a session that is about to be written: a new one, or
+/// one whose User-Agent changed (a browser update, or a device never recorded). A write
+/// happens anyway, so this adds bytes to it, never a write of its own.
+fn record_device<T: SessionData>(session: &mut Session<T>, client: &ClientInfo, with_ip: bool) {
+    if session.is_deleted() {
+        return;
+    }
+    let device = Device::from_client(client, with_ip);
+    if session.is_new()
+        || session
+            .device()
+            .is_none_or(|stored| stored.user_agent != device.user_agent)
+    {
+        session.set_device(device);
     }
 }

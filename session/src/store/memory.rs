@@ -1,7 +1,7 @@
 //! An in-process store: sharded, bounded, expiring.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
     time::Duration,
 };
@@ -11,8 +11,9 @@ use crate::{
     clock::{Clock, SystemClock},
     codec::{self, FieldRecord},
     id::StoreKey,
+    index::IndexKey,
     session::SessionMeta,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore},
+    store::{IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore},
 };
 
 const SHARDS: usize = 32;
@@ -74,6 +75,10 @@ struct Shard {
     retention_ms: u64,
     /// The most expired keys remembered.
     expired_capacity: usize,
+    /// The keys of this shard's entries by their metadata index: every entry with an index
+    /// is here under it, and nothing else. Kept by `insert` and `remove`, the only ways in
+    /// and out of `entries`, and by `apply`, the only way an entry's metadata changes.
+    index: HashMap<IndexKey, HashSet<StoreKey>>,
 }
 
 impl Shard {
@@ -91,26 +96,60 @@ impl Shard {
         if !entry.established {
             self.probation.push_back(key);
         }
+        let index = entry.meta.index;
         if let Some(old) = self.entries.insert(key, entry) {
             self.bytes -= old.cost();
+            self.unindex(old.meta.index, &key);
         }
+        self.reindex(index, &key);
     }
 
-    /// Merges `update` into the live entry under `key`, keeping the byte count.
+    /// Merges `update` into the live entry under `key`, keeping the byte count and the index.
     fn apply(&mut self, key: &StoreKey, update: &Record) -> Result<(), Error> {
         let Some(entry) = self.entries.get_mut(key) else {
             return Ok(());
         };
-        let old = entry.cost();
+        let (old, old_index) = (entry.cost(), entry.meta.index);
         let applied = entry.apply(update);
+        let new_index = entry.meta.index;
         self.bytes = self.bytes - old + entry.cost();
+        if old_index != new_index {
+            self.unindex(old_index, key);
+            self.reindex(new_index, key);
+        }
         applied
     }
 
     fn remove(&mut self, key: &StoreKey) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.bytes -= entry.cost();
+        self.unindex(entry.meta.index, key);
         Some(entry)
+    }
+
+    fn reindex(&mut self, index: Option<IndexKey>, key: &StoreKey) {
+        if let Some(index) = index {
+            self.index.entry(index).or_default().insert(*key);
+        }
+    }
+
+    fn unindex(&mut self, index: Option<IndexKey>, key: &StoreKey) {
+        if let Some(index) = index
+            && let Some(keys) = self.index.get_mut(&index)
+        {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.index.remove(&index);
+            }
+        }
+    }
+
+    /// The keys of the entries indexed under `index`, expired or not.
+    fn indexed(&self, index: &IndexKey) -> Vec<StoreKey> {
+        self.index
+            .get(index)
+            .map(|keys| keys.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Removes the expired entry under `key`, remembering its key for the retention.
@@ -169,6 +208,9 @@ struct Inner {
 ///
 /// Records are keyed by the ID digest and sharded across locks. Expired records are never
 /// returned and are swept in the background (when created inside a Tokio runtime).
+///
+/// It implements [`QueryStore`] and [`IndexStore`]: each shard keeps its sessions by their
+/// metadata index too, so the sessions of one user are listed and deleted without a scan.
 ///
 /// # Bounds
 ///
@@ -571,5 +613,57 @@ impl QueryStore for MemoryStore {
                 live
             })
             .sum())
+    }
+}
+
+impl MemoryStore {
+    /// Every shard, locked in shard order (the order a rename takes its two in): while they
+    /// are held no write is under way, so no session can move between shards unseen.
+    fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.inner.shards.iter().map(lock).collect()
+    }
+}
+
+/// Each shard indexes its own entries, under its own lock, so a write pays for the index
+/// only in the shard it already holds, and logged-in traffic shares no lock. The index
+/// operations take every shard's lock at once (a few microseconds): a rename moves a
+/// session between two shards under both their locks, so with all of them held a session
+/// is in exactly one shard's index, and the race rule holds. Their cost is one map lookup
+/// per shard plus the index's own sessions.
+impl IndexStore for MemoryStore {
+    async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
+        let now = self.inner.clock.now_ms();
+        let shards = self.lock_all();
+        Ok(shards
+            .iter()
+            .flat_map(|shard| {
+                shard.indexed(index).into_iter().filter_map(|key| {
+                    shard
+                        .entries
+                        .get(&key)
+                        .filter(|entry| !entry.meta.is_expired(now))
+                        .map(|entry| (key, entry.record()))
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
+        let now = self.inner.clock.now_ms();
+        let mut shards = self.lock_all();
+        let mut deleted = Vec::new();
+        for shard in &mut shards {
+            for key in shard.indexed(index) {
+                if keep == Some(&key) {
+                    continue;
+                }
+                if shard.entries.get(&key).is_some_and(|entry| entry.meta.is_expired(now)) {
+                    shard.remove_expired(&key);
+                } else if shard.remove(&key).is_some() {
+                    deleted.push(key);
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

@@ -21,7 +21,9 @@
 //!
 //! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
 //! query and bulk operations exist only for those, so asking a store that cannot do them
-//! is a compile error rather than a runtime surprise.
+//! is a compile error rather than a runtime surprise. Likewise, stores that keep an index
+//! of the sessions' [`SessionMeta::index`] implement [`IndexStore`], which the provider's
+//! "where am I logged in" and "log me out everywhere" operations need.
 
 use std::future::Future;
 
@@ -29,6 +31,7 @@ use crate::{Error, session::SessionMeta};
 pub use crate::{
     codec::{CorruptRecord, FieldRecord, Fields},
     id::StoreKey,
+    index::IndexKey,
 };
 
 #[cfg(feature = "clustered")]
@@ -173,4 +176,60 @@ pub trait QueryStore: SessionStore {
     ///
     /// When the backend fails.
     fn clear(&self) -> impl Future<Output = Result<usize, Error>> + Send;
+}
+
+/// A store that keeps an index from each session's [`SessionMeta::index`] to its key, so
+/// that every session of one principal (a user) can be listed and deleted together, at a
+/// cost proportional to that principal's sessions, never to all sessions.
+///
+/// # What the store keeps
+///
+/// Only the [`IndexKey`] digest, which the provider puts in the metadata of every record it
+/// writes (from the session type's `#[session(index)]` field; `None` when the field is
+/// `None` or the type has no index). The store keeps the metadata as it keeps it today;
+/// the index is a second structure over it (a map, a set per index key, a table column
+/// with a database index), kept atomically with the record on every write:
+///
+/// - [`create`](SessionStore::create) with an index adds the key under it;
+/// - [`update`](SessionStore::update) whose metadata carries another index (or none) moves
+///   the key, or removes it;
+/// - [`rename`](SessionStore::rename) moves the entry to the new key, under the index of
+///   the update's metadata: the old key is in no index afterwards;
+/// - [`delete`](SessionStore::delete), [`QueryStore::delete_many`], [`QueryStore::clear`],
+///   expiry and eviction remove it (or leave an entry that the operations below skip and
+///   clean up, as long as that costs no more than the index's own sessions).
+///
+/// # The race rule
+///
+/// A session whose index was `index` before [`delete_by_index`](Self::delete_by_index)
+/// began is dead when it returns, even if it was updated or renamed (its ID regenerated)
+/// concurrently: a rename either completed before the deletion saw the index (and the new
+/// key is deleted) or runs after it and finds its source gone ([`Rename::SourceMissing`]).
+/// "Log me out everywhere" is only worth its name if a session cannot slip out of it by
+/// changing its ID at the same moment. Sessions created with the index while the deletion
+/// runs may survive it. The store contract checks this under concurrency
+/// (`index_contract!` with the `test-util` feature).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` keeps no index of its sessions",
+    note = "listing or ending every session of one user (sessions_of, delete_all_of, delete_others_of) needs a store that implements `IndexStore`, such as `MemoryStore`"
+)]
+pub trait IndexStore: SessionStore {
+    /// The live sessions whose metadata index is `index`, with their records.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn list_by_index(&self, index: &IndexKey) -> impl Future<Output = Result<Vec<(StoreKey, Record)>, Error>> + Send;
+
+    /// Deletes every session whose index is `index`, except the one under `keep`; returns
+    /// the keys of the live sessions it deleted. See the race rule above.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails; sessions deleted before the failure stay deleted.
+    fn delete_by_index(
+        &self,
+        index: &IndexKey,
+        keep: Option<&StoreKey>,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, Error>> + Send;
 }

@@ -26,6 +26,7 @@ use crate::{
     crypto::{KeyRing, OpenLimits, Purpose, SealError, SealOptions},
     expiry::CookieLifetime,
     id::StoreKey,
+    index::IndexKey,
     session::SessionMeta,
 };
 
@@ -214,20 +215,24 @@ const LIFETIMES_LEN: usize = 32;
 const LINEAGE_END: usize = LIFETIMES_LEN + 16;
 /// Then the session's own idle window (8 bytes), cookie lifetime (1 byte) and flags (1 byte).
 const META_LEN: usize = LINEAGE_END + 10;
-/// Then, for a sub-session, its parent's key.
-const CHILD_META_LEN: usize = META_LEN + 32;
+/// A key that may follow: a sub-session's parent, an indexed session's index.
+const KEY_LEN: usize = 32;
 /// Flags: a server-only session.
 const SERVER_ONLY: u8 = 1;
 /// Flags: a sub-session; its parent's key follows.
 const HAS_PARENT: u8 = 2;
+/// Flags: an indexed session; its index key follows (after the parent's key, if any).
+const HAS_INDEX: u8 = 4;
 
 /// The metadata as the stores keep it: created, accessed, idle deadline, absolute deadline
 /// (ms since the Unix epoch, 8 bytes each, big-endian), the 16-byte lineage, the session's
 /// own idle window (ms, 8 bytes big-endian; 0 for the configured one), its cookie
 /// lifetime (1 byte: 0 configured, 1 browser session, 2 persistent), flags (1 byte: 1
-/// server-only, 2 sub-session) and, for a sub-session, its parent's 32-byte key.
+/// server-only, 2 sub-session, 4 indexed), then, for a sub-session, its parent's 32-byte
+/// key and, for an indexed session, its 32-byte [`IndexKey`].
 fn meta_bytes(meta: &SessionMeta) -> Vec<u8> {
-    let mut out = vec![0u8; META_LEN];
+    let mut out = Vec::with_capacity(META_LEN + 2 * KEY_LEN);
+    out.resize(META_LEN, 0);
     let parts = [
         meta.created_ms,
         meta.accessed_ms,
@@ -245,14 +250,18 @@ fn meta_bytes(meta: &SessionMeta) -> Vec<u8> {
         out[META_LEN - 1] |= HAS_PARENT;
         out.extend_from_slice(parent.as_bytes());
     }
+    if let Some(index) = &meta.index {
+        out[META_LEN - 1] |= HAS_INDEX;
+        out.extend_from_slice(index.as_bytes());
+    }
     out
 }
 
 /// Reads what [`meta_bytes`] wrote, or one of its older forms (the lifetimes alone, with a
-/// zero lineage; the lifetimes and lineage, with the configured lifetime); `None` for
-/// anything else.
+/// zero lineage; the lifetimes and lineage, with the configured lifetime; any form without
+/// an index); `None` for anything else.
 fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
-    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END | META_LEN | CHILD_META_LEN) {
+    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END) && bytes.len() < META_LEN {
         return None;
     }
     let mut parts = bytes[..LIFETIMES_LEN]
@@ -273,15 +282,22 @@ fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
         meta.idle_window_ms = u64::from_be_bytes(window.try_into().ok()?);
         meta.cookie = CookieLifetime::from_byte(rest[0])?;
         let flags = rest[1];
-        if flags & !(SERVER_ONLY | HAS_PARENT) != 0 {
+        if flags & !(SERVER_ONLY | HAS_PARENT | HAS_INDEX) != 0 {
             return None;
         }
         meta.server_only = flags & SERVER_ONLY != 0;
-        let parent = bytes.get(META_LEN..CHILD_META_LEN);
-        if (flags & HAS_PARENT != 0) != parent.is_some() {
+        let mut keys = bytes[META_LEN..].chunks(KEY_LEN);
+        let mut key = |flag: u8| -> Option<Option<[u8; KEY_LEN]>> {
+            match flags & flag {
+                0 => Some(None),
+                _ => keys.next()?.try_into().ok().map(Some),
+            }
+        };
+        meta.parent = key(HAS_PARENT)?.map(StoreKey::from_bytes);
+        meta.index = key(HAS_INDEX)?.map(IndexKey::from_bytes);
+        if keys.next().is_some() {
             return None;
         }
-        meta.parent = parent.map(|key| StoreKey::from_bytes(key.try_into().unwrap_or_default()));
     }
     Some(meta)
 }
@@ -370,8 +386,27 @@ mod tests {
             "a sub-session without its parent's key"
         );
         let mut unknown_flag = meta_bytes(&meta);
-        unknown_flag[57] = 4;
+        unknown_flag[57] = 8;
         assert_eq!(meta_from_bytes(&unknown_flag), None);
+        let indexed = SessionMeta {
+            index: Some(IndexKey::from_bytes([6; 32])),
+            ..meta
+        };
+        assert_eq!(meta_bytes(&indexed).len(), 90);
+        assert_eq!(meta_from_bytes(&meta_bytes(&indexed)), Some(indexed));
+        let indexed_child = SessionMeta {
+            index: Some(IndexKey::from_bytes([6; 32])),
+            ..child
+        };
+        let bytes = meta_bytes(&indexed_child);
+        assert_eq!(bytes.len(), 122);
+        assert_eq!(&bytes[58..90], &[5; 32], "the parent's key first");
+        assert_eq!(meta_from_bytes(&bytes), Some(indexed_child));
+        assert_eq!(meta_from_bytes(&bytes[..90]), None, "an index flag without its key");
+        assert_eq!(meta_from_bytes(&bytes[..121]), None, "a cut key");
+        let mut trailing = meta_bytes(&indexed);
+        trailing.push(0);
+        assert_eq!(meta_from_bytes(&trailing), None, "bytes after the keys");
         assert_eq!(meta_from_bytes(&[0; 31]), None);
     }
 

@@ -1,0 +1,9 @@
+use session::{SessionData};
+
+#[derive(SessionData)]
+struct AppSession {
+    #[session(skip, index)]
+    user: Option<String>,
+}
+
+fn main() {}
