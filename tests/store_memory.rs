@@ -14,6 +14,10 @@ session::store_contract!(
     |clock| async move { MemoryStore::builder().clock(clock).build() }
 );
 
+session::index_contract!(memory_index, |clock| async move {
+    MemoryStore::builder().clock(clock).build()
+});
+
 fn record(clock: &ManualClock, idle_ms: u64) -> Record {
     Record {
         meta: SessionMeta::new(clock.now_ms(), idle_ms, idle_ms * 10),

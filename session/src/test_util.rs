@@ -21,6 +21,10 @@
 //! session::store_contract!(memory_without_query, |clock| async move {
 //!     MemoryStore::builder().clock(clock).build()
 //! }, without_query);
+//!
+//! // A store that implements `IndexStore` also runs the index cases: four more tests,
+//! // `memory_index::index_lists_exactly_the_live_sessions_of_an_index`, ….
+//! session::index_contract!(memory_index, |clock| async move { MemoryStore::builder().clock(clock).build() });
 //! # fn main() {
 //! // A case can also be called directly, here as the test above would run it:
 //! session::test_util::run(session::test_util::cases::rename_is_atomic(|clock| async move {
@@ -29,11 +33,19 @@
 //! # }
 //! ```
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::{
     Clock, CookieLifetime, ManualClock, SessionId, SessionMeta,
-    store::{FieldRecord, QueryStore, Record, Rename, SessionStore, StoreKey},
+    store::{FieldRecord, IndexKey, IndexStore, QueryStore, Record, Rename, SessionStore, StoreKey},
 };
 
 /// One `#[test]` per contract case, in a module `$name`, each against a fresh store from
@@ -82,6 +94,22 @@ macro_rules! store_contract {
                 }
             )+
         }
+    };
+}
+
+/// One `#[test]` per index case, in a module `$name`, for a store that implements
+/// [`IndexStore`](crate::store::IndexStore): listing, keeping the index through updates and
+/// renames, deleting by index with and without a session kept, and the race rule under
+/// concurrent updates and renames. Same factory as [`store_contract!`](crate::store_contract).
+#[macro_export]
+macro_rules! index_contract {
+    ($name:ident, |$clock:ident| $make:expr $(,)?) => {
+        $crate::store_contract!(@module $name, $clock, $make;
+            index_lists_exactly_the_live_sessions_of_an_index,
+            index_follows_updates_and_renames,
+            delete_by_index_deletes_all_but_the_kept_one,
+            delete_by_index_wins_races_with_updates_and_renames,
+        );
     };
 }
 
@@ -135,8 +163,8 @@ pub mod cases {
     }
 
     /// A session's own lifetime (a remembered session's idle window and deadline, a fixed
-    /// deadline, its cookie lifetime) and its kind (sub-session of a parent, server-only)
-    /// are stored with it; its deadlines are enforced like the defaults.
+    /// deadline, its cookie lifetime), its kind (sub-session of a parent, server-only) and
+    /// its index are stored with it; its deadlines are enforced like the defaults.
     pub async fn own_lifetimes_are_kept<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         let clock = ManualClock::new();
         super::own_lifetimes_are_kept(&make(clock.clone()).await, &clock).await;
@@ -157,6 +185,42 @@ pub mod cases {
     pub async fn query_operations<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
         let clock = ManualClock::new();
         super::query_operations(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// Listing an index gives exactly its live sessions: not another index's, not an
+    /// unindexed one, not a deleted or an expired one.
+    pub async fn index_lists_exactly_the_live_sessions_of_an_index<S: IndexStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::index_lists_exactly_the_live_sessions_of_an_index(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// An update that changes the index moves the session to the new one (or out of every
+    /// index); a rename keeps it indexed under the new key only.
+    pub async fn index_follows_updates_and_renames<S: IndexStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::index_follows_updates_and_renames(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// Deleting by index deletes every live session of the index but the kept one, reports
+    /// exactly those, and leaves other indexes alone.
+    pub async fn delete_by_index_deletes_all_but_the_kept_one<S: IndexStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::delete_by_index_deletes_all_but_the_kept_one(&make(clock.clone()).await, &clock).await;
+    }
+
+    /// The race rule: sessions of an index that are updated and renamed concurrently with
+    /// a deletion of the index are all dead when it returns, under whatever key they had.
+    pub async fn delete_by_index_wins_races_with_updates_and_renames<S: IndexStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        let clock = ManualClock::new();
+        super::delete_by_index_wins_races_with_updates_and_renames(Arc::new(make(clock.clone()).await), &clock).await;
     }
 
     /// Concurrent updates of different fields of one record all survive.
@@ -338,6 +402,7 @@ async fn own_lifetimes_are_kept<S: SessionStore>(store: &S, clock: &ManualClock)
             cookie: CookieLifetime::BrowserSession,
             parent: Some(key()),
             server_only: true,
+            index: Some(index("alice")),
             ..remembered.meta
         }
         .accessed_at(now, 30 * MINUTE_MS),
@@ -434,4 +499,307 @@ async fn concurrent_updates_of_different_fields_all_survive<S: SessionStore>(sto
             "field {tag} kept its last write"
         );
     }
+}
+
+fn index(name: &str) -> IndexKey {
+    IndexKey::of("user", name).unwrap()
+}
+
+fn indexed(clock: &ManualClock, index: Option<IndexKey>, pairs: &[(u32, &[u8])]) -> Record {
+    let mut record = record(clock, pairs);
+    record.meta.index = index;
+    record
+}
+
+async fn listed<S: IndexStore>(store: &S, index: &IndexKey) -> Vec<StoreKey> {
+    let mut keys: Vec<StoreKey> = store
+        .list_by_index(index)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, record)| {
+            assert_eq!(record.meta.index, Some(*index), "a listed record carries the index");
+            key
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn sorted(mut keys: Vec<StoreKey>) -> Vec<StoreKey> {
+    keys.sort();
+    keys
+}
+
+async fn index_lists_exactly_the_live_sessions_of_an_index<S: IndexStore>(store: &S, clock: &ManualClock) {
+    let (alice, bob) = (index("alice"), index("bob"));
+    assert!(listed(store, &alice).await.is_empty(), "an unknown index lists nothing");
+    let alices: Vec<StoreKey> = (0..3).map(|_| key()).collect();
+    for (i, k) in alices.iter().enumerate() {
+        assert!(
+            store
+                .create(k, &indexed(clock, Some(alice), &[(1, &[i as u8])]))
+                .await
+                .unwrap()
+        );
+    }
+    let (bobs, anonymous, deleted, expiring) = (key(), key(), key(), key());
+    store.create(&bobs, &indexed(clock, Some(bob), &[])).await.unwrap();
+    store.create(&anonymous, &indexed(clock, None, &[])).await.unwrap();
+    store.create(&deleted, &indexed(clock, Some(alice), &[])).await.unwrap();
+    assert!(store.delete(&deleted).await.unwrap());
+    let mut short = indexed(clock, Some(alice), &[]);
+    short.meta = SessionMeta {
+        index: Some(alice),
+        ..SessionMeta::new(clock.now_ms(), MINUTE_MS, 60 * MINUTE_MS)
+    };
+    store.create(&expiring, &short).await.unwrap();
+    assert_eq!(listed(store, &alice).await.len(), 4, "live until its deadline");
+    clock.advance(Duration::from_millis(MINUTE_MS));
+
+    assert_eq!(
+        listed(store, &alice).await,
+        sorted(alices.clone()),
+        "exactly the live sessions of the index"
+    );
+    assert_eq!(listed(store, &bob).await, vec![bobs]);
+    let (_, first) = store
+        .list_by_index(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| *k == alices[0])
+        .unwrap();
+    assert_eq!(
+        Some(first),
+        store.load(&alices[0]).await.unwrap(),
+        "a listed record is the stored one"
+    );
+}
+
+async fn index_follows_updates_and_renames<S: IndexStore>(store: &S, clock: &ManualClock) {
+    let (alice, bob) = (index("alice"), index("bob"));
+    let k = key();
+    store
+        .create(&k, &indexed(clock, Some(alice), &[(1, b"a")]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .update(&k, &indexed(clock, Some(alice), &[(2, b"b")]))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        listed(store, &alice).await,
+        vec![k],
+        "an update keeping the index keeps it"
+    );
+
+    assert!(store.update(&k, &indexed(clock, Some(bob), &[])).await.unwrap());
+    assert!(
+        listed(store, &alice).await.is_empty(),
+        "an update to another index leaves the old"
+    );
+    assert_eq!(listed(store, &bob).await, vec![k], "and joins the new");
+
+    assert!(store.update(&k, &indexed(clock, None, &[])).await.unwrap());
+    assert!(
+        listed(store, &bob).await.is_empty(),
+        "an update to no index leaves every index"
+    );
+    assert!(store.update(&k, &indexed(clock, Some(alice), &[])).await.unwrap());
+    assert_eq!(
+        listed(store, &alice).await,
+        vec![k],
+        "and one back to an index joins it"
+    );
+
+    let renamed = key();
+    let moved = indexed(clock, Some(alice), &[(3, b"c")]);
+    assert_eq!(store.rename(&k, &renamed, &moved).await.unwrap(), Rename::Renamed);
+    assert_eq!(
+        listed(store, &alice).await,
+        vec![renamed],
+        "a rename keeps the index under the new key only"
+    );
+    let loaded = store.load(&renamed).await.unwrap().unwrap();
+    assert_eq!(field_of(&loaded, 1).as_deref(), Some(&b"a"[..]), "with its fields");
+
+    let again = key();
+    let to_bob = indexed(clock, Some(bob), &[]);
+    assert_eq!(store.rename(&renamed, &again, &to_bob).await.unwrap(), Rename::Renamed);
+    assert!(
+        listed(store, &alice).await.is_empty(),
+        "a rename that changes the index leaves the old"
+    );
+    assert_eq!(
+        listed(store, &bob).await,
+        vec![again],
+        "and joins the new under the new key"
+    );
+
+    let taken = key();
+    store.create(&taken, &indexed(clock, None, &[])).await.unwrap();
+    assert_eq!(
+        store.rename(&again, &taken, &moved).await.unwrap(),
+        Rename::TargetExists
+    );
+    assert_eq!(
+        listed(store, &bob).await,
+        vec![again],
+        "a refused rename changes no index"
+    );
+    assert!(listed(store, &alice).await.is_empty());
+}
+
+async fn delete_by_index_deletes_all_but_the_kept_one<S: IndexStore>(store: &S, clock: &ManualClock) {
+    let (alice, bob) = (index("alice"), index("bob"));
+    let alices: Vec<StoreKey> = (0..4).map(|_| key()).collect();
+    for k in &alices {
+        store.create(k, &indexed(clock, Some(alice), &[])).await.unwrap();
+    }
+    let bobs = key();
+    store.create(&bobs, &indexed(clock, Some(bob), &[])).await.unwrap();
+    let anonymous = key();
+    store.create(&anonymous, &indexed(clock, None, &[])).await.unwrap();
+
+    let deleted = store.delete_by_index(&alice, Some(&alices[0])).await.unwrap();
+    assert_eq!(
+        sorted(deleted),
+        sorted(alices[1..].to_vec()),
+        "all but the kept one, reported"
+    );
+    assert!(store.load(&alices[0]).await.unwrap().is_some(), "the kept one lives");
+    for k in &alices[1..] {
+        assert_eq!(store.load(k).await.unwrap(), None, "the others are gone");
+    }
+    assert_eq!(listed(store, &alice).await, vec![alices[0]]);
+    assert!(store.load(&bobs).await.unwrap().is_some(), "another index is untouched");
+    assert!(
+        store.load(&anonymous).await.unwrap().is_some(),
+        "and so is an unindexed session"
+    );
+
+    assert_eq!(
+        store.delete_by_index(&alice, None).await.unwrap(),
+        vec![alices[0]],
+        "without a kept one, every one"
+    );
+    assert!(listed(store, &alice).await.is_empty());
+    assert!(
+        store.delete_by_index(&alice, None).await.unwrap().is_empty(),
+        "nothing left to delete"
+    );
+    assert_eq!(listed(store, &bob).await, vec![bobs]);
+
+    let mut short = indexed(clock, Some(bob), &[]);
+    short.meta = SessionMeta {
+        index: Some(bob),
+        ..SessionMeta::new(clock.now_ms(), MINUTE_MS, 60 * MINUTE_MS)
+    };
+    let expiring = key();
+    store.create(&expiring, &short).await.unwrap();
+    clock.advance(Duration::from_millis(MINUTE_MS));
+    assert_eq!(
+        store.delete_by_index(&bob, None).await.unwrap(),
+        vec![bobs],
+        "an expired session is not reported as deleted"
+    );
+    assert_eq!(store.load(&expiring).await.unwrap(), None);
+}
+
+async fn delete_by_index_wins_races_with_updates_and_renames<S: IndexStore>(store: Arc<S>, clock: &ManualClock) {
+    const SESSIONS: usize = 16;
+    const TASKS: usize = 8;
+    let (alice, bob) = (index("alice"), index("bob"));
+    let mut owned: Vec<Vec<StoreKey>> = vec![Vec::new(); TASKS];
+    for i in 0..SESSIONS {
+        let k = key();
+        store
+            .create(&k, &indexed(clock, Some(alice), &[(1, &[0])]))
+            .await
+            .unwrap();
+        owned[i % TASKS].push(k);
+    }
+    let bobs = key();
+    store.create(&bobs, &indexed(clock, Some(bob), &[])).await.unwrap();
+    let writes = Arc::new(AtomicUsize::new(0));
+
+    // Each task updates and renames its sessions, keeping the index, until each is gone;
+    // it returns every key they had and the key each had when it died.
+    let tasks: Vec<_> = owned
+        .into_iter()
+        .enumerate()
+        .map(|(task, mut current)| {
+            let (store, clock, writes) = (store.clone(), clock.clone(), writes.clone());
+            tokio::spawn(async move {
+                let mut every: Vec<StoreKey> = current.clone();
+                let mut dead = Vec::new();
+                for round in 0..10_000usize {
+                    if current.is_empty() {
+                        break;
+                    }
+                    let mut alive = Vec::new();
+                    for k in current {
+                        let update = indexed(&clock, Some(alice), &[(1, &[(round % 251) as u8])]);
+                        let live = if (round + task) % 3 == 0 {
+                            let next = key();
+                            match store.rename(&k, &next, &update).await.unwrap() {
+                                Rename::Renamed => {
+                                    every.push(next);
+                                    alive.push(next);
+                                    None
+                                }
+                                Rename::SourceMissing => Some(k),
+                                Rename::TargetExists => panic!("a fresh key was taken"),
+                            }
+                        } else if store.update(&k, &update).await.unwrap() {
+                            alive.push(k);
+                            None
+                        } else {
+                            Some(k)
+                        };
+                        dead.extend(live);
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    current = alive;
+                    tokio::task::yield_now().await;
+                }
+                (every, dead)
+            })
+        })
+        .collect();
+
+    // Some writes first, so the deletion lands among them.
+    while writes.load(Ordering::Relaxed) < 4 * SESSIONS {
+        tokio::task::yield_now().await;
+    }
+    let deleted = store.delete_by_index(&alice, None).await.unwrap();
+    let after_delete: Vec<StoreKey> = listed(&*store, &alice).await;
+    assert!(
+        after_delete.is_empty(),
+        "nothing of the index lives when the deletion returns"
+    );
+
+    let (mut every, mut dead) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (keys, died) = task.await.unwrap();
+        every.extend(keys);
+        dead.extend(died);
+    }
+    assert_eq!(
+        dead.len(),
+        SESSIONS,
+        "every session died, none survived its updates and renames"
+    );
+    assert_eq!(
+        deleted.iter().copied().collect::<HashSet<_>>(),
+        dead.iter().copied().collect::<HashSet<_>>(),
+        "the deletion reported each session under the key it had"
+    );
+    for k in &every {
+        assert_eq!(store.load(k).await.unwrap(), None, "no key of the index loads");
+    }
+    assert!(store.load(&bobs).await.unwrap().is_some(), "another index is untouched");
 }
