@@ -21,7 +21,7 @@ use crate::{
     Error,
     id::StoreKey,
     store::{
-        IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
+        QueryStore, Record, Rename, ScanPage, SessionStore,
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
     },
 };
@@ -115,8 +115,9 @@ struct Shared {
 /// # Limits
 ///
 /// Over `rediss://` (feature `redis-tls`) the invalidation connections use TLS with the
-/// Redis store's trust (the builder's `tls_root_certificates`, else the system's roots). Insecure TLS (`rediss://…#insecure`) and Unix sockets are not
-/// supported: building such a store fails.
+/// Redis store's trust (the builder's `tls_root_certificates`, else the system's roots).
+/// Insecure TLS (`rediss://…#insecure`) and Unix sockets are not supported: building such
+/// a store fails.
 ///
 /// A change that no store signs (a key expired or evicted by Redis, a write by another
 /// program, by a plain [`RedisStore`] on the same prefix, whose writes are not signed, or
@@ -539,22 +540,6 @@ impl SessionStore for ClusteredStore {
     }
 }
 
-/// The index is Redis's: listed from Redis, never from a cache. What "delete all" deletes
-/// is dropped from this node's cache before it returns, and from every other node's as
-/// Redis tells them (as for any delete).
-impl IndexStore for ClusteredStore {
-    async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
-        self.shared.store.list_by_index(index).await
-    }
-
-    async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
-        let deleted = self.shared.store.delete_by_index(index, keep).await?;
-        for key in &deleted {
-            self.shared.tracker.invalidate(key);
-        }
-        Ok(deleted)
-    }
-}
 
 impl QueryStore for ClusteredStore {
     async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
