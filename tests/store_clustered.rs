@@ -91,6 +91,17 @@ session::store_contract!(on_a_redis_cluster, |clock| async move {
     ClusteredStore::builder(redis).build().await.unwrap()
 });
 
+/// A Redis store over a TLS-only server, trusting the CA that signed its certificate.
+fn over_tls(server: &RedisServer) -> RedisStoreBuilder {
+    RedisStore::builder(server.url()).tls_root_certificates(server.ca_pem())
+}
+
+// The invalidation connections speak TLS too: the server accepts nothing else.
+session::store_contract!(over_tls_only_redis, |clock| async move {
+    let redis = over_tls(RedisServer::shared_tls()).prefix(prefix()).clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});
+
 /// Loads `id` on `node` until it is cached there. (A load that overlapped an invalidation
 /// is not cached, by design; the next one is.)
 async fn cache_on(node: &Provider, id: &SessionId) {
@@ -133,6 +144,122 @@ async fn a_write_on_one_node_is_read_on_another_right_after_the_save_returns() {
     let (a, b) = (provider(nodes[0].clone()), provider(nodes[1].clone()));
     writes_are_seen_at_once(&a, &b, 300).await;
     writes_are_seen_at_once(&b, &a, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_write_or_delete_on_one_node_is_seen_by_the_others_next_load() {
+    let server = RedisServer::start_tls();
+    let prefix = prefix();
+    let (a, b) = (
+        provider(node(over_tls(&server).prefix(&prefix)).await),
+        provider(node(over_tls(&server).prefix(&prefix)).await),
+    );
+    assert!(
+        a.store().stats().caching && b.store().stats().caching,
+        "both listen over TLS"
+    );
+    writes_are_seen_at_once(&a, &b, 100).await;
+    writes_are_seen_at_once(&b, &a, 50).await;
+
+    for round in 0..20 {
+        let mut session = a.create().unwrap();
+        session.set_user(Some(format!("user{round}")));
+        a.save(&mut session).await.unwrap();
+        let id = session.id().clone();
+        cache_on(&b, &id).await;
+        a.delete(&mut session).await.unwrap();
+        assert!(
+            b.try_get(&id).await.unwrap().is_none(),
+            "round {round}: B served a session A had deleted"
+        );
+    }
+    let stats = b.store().stats();
+    assert!(stats.hits > 0, "B did serve from its cache meanwhile");
+    assert!(stats.invalidations > 0, "B applied invalidations that came over TLS");
+
+    // A lost connection is reopened over TLS, and coherence holds after it.
+    let client = redis::Client::build_with_tls(
+        server.url(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(server.ca_pem()),
+        },
+    )
+    .unwrap();
+    kill_invalidation_connection(client, b.store()).await;
+    eventually(Duration::from_secs(5), "B noticed the loss", || async {
+        (b.store().stats().flushes > stats.flushes).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(15), "B listening again", || async {
+        b.store().stats().caching.then_some(())
+    })
+    .await;
+    writes_are_seen_at_once(&a, &b, 20).await;
+    assert!(
+        b.store().stats().invalidations > stats.invalidations,
+        "invalidations arrive on the new connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_an_untrusted_certificate_fails_the_build_at_once() {
+    let server = RedisServer::shared_tls();
+    // A CA of its own, which did not sign the shared server's certificate.
+    let other_ca = RedisServer::start_tls().ca_pem();
+    for (what, redis) in [
+        (
+            "another CA",
+            RedisStore::builder(server.url()).tls_root_certificates(other_ca),
+        ),
+        ("the system's roots", RedisStore::builder(server.url())),
+    ] {
+        let redis = redis
+            .prefix(prefix())
+            .command_timeout(Duration::from_millis(500))
+            .retry(session::resilience::RetryPolicy::none());
+        let started = Instant::now();
+        let error = ClusteredStore::builder(redis)
+            .build()
+            .await
+            .expect_err("an untrusted certificate was accepted");
+        assert!(error.is_unavailable(), "{what}: {error}");
+        assert!(
+            error.to_string().contains("certificate"),
+            "{what}: the error says why: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn insecure_tls_unix_sockets_and_unusable_roots_are_refused_before_connecting() {
+    // Port 1: connecting would fail as unavailable, not as a configuration error.
+    for (what, redis, why) in [
+        (
+            "#insecure",
+            RedisStore::builder("rediss://127.0.0.1:1/#insecure"),
+            "insecure TLS",
+        ),
+        (
+            "a Unix socket",
+            RedisStore::builder("redis+unix:///nowhere/redis.sock"),
+            "Unix socket",
+        ),
+        (
+            "roots without a certificate",
+            RedisStore::builder("rediss://127.0.0.1:1/").tls_root_certificates(&b"not a certificate"[..]),
+            "no certificate",
+        ),
+    ] {
+        let error = ClusteredStore::builder(redis).build().await.unwrap_err();
+        assert!(matches!(error, session::Error::Config(_)), "{what}: {error}");
+        assert!(error.to_string().contains(why), "{what}: the error says why: {error}");
+    }
 }
 
 /// Round trips, as Redis counts the session commands it ran (`INFO commandstats`):
@@ -274,6 +401,27 @@ async fn other_applications_keys_and_forged_messages_evict_nothing() {
     assert_eq!(ours.store().stats().hits, after.hits + 1, "served locally");
 }
 
+/// Ends `node`'s invalidation connection from the server's side (`CLIENT KILL ID`).
+async fn kill_invalidation_connection(client: redis::Client, node: &ClusteredStore) {
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut raw).await.unwrap();
+    let name = format!("name={}", node.invalidation_client_name());
+    let listener = clients
+        .lines()
+        .find(|line| line.split_whitespace().any(|field| field == name))
+        .and_then(|line| line.split_whitespace().find_map(|field| field.strip_prefix("id=")))
+        .expect("the node's invalidation connection is listed")
+        .to_owned();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&listener)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_invalidation_connection_flushes_the_cache_and_is_restored() {
     let server = RedisServer::start();
@@ -284,27 +432,7 @@ async fn a_killed_invalidation_connection_flushes_the_cache_and_is_restored() {
     let id = session.id().clone();
     cache_on(&b, &id).await;
 
-    let mut raw = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut raw).await.unwrap();
-    let name = format!("name={}", b.store().invalidation_client_name());
-    let listener = clients
-        .lines()
-        .find(|line| line.split_whitespace().any(|field| field == name))
-        .and_then(|line| line.split_whitespace().find_map(|field| field.strip_prefix("id=")))
-        .expect("node B's invalidation connection is listed")
-        .to_owned();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(&listener)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
+    kill_invalidation_connection(redis::Client::open(server.url()).unwrap(), b.store()).await;
 
     // Right after the kill, and until it is back: every read is fresh.
     let started = Instant::now();

@@ -107,6 +107,24 @@ impl RedisServer {
             .value
     }
 
+    /// As [`shared`](Self::shared), for a TLS-only server ([`start_tls`](Self::start_tls)).
+    ///
+    /// # Panics
+    ///
+    /// As [`start_tls`](Self::start_tls).
+    #[cfg(feature = "tls")]
+    pub fn shared_tls() -> &'static Self {
+        static SHARED: OnceLock<Shared<RedisServer>> = OnceLock::new();
+        &SHARED
+            .get_or_init(|| {
+                let server = Self::start_tls();
+                let pid = server.child.id();
+                let dir = server.tls.as_ref().map(|tls| tls.dir.clone());
+                Shared::new(server, &[pid], dir.as_deref())
+            })
+            .value
+    }
+
     fn start_retrying(mode: Mode<'_>) -> io::Result<Self> {
         // A port found free can be taken by another test's server before ours binds it:
         // then ours exits, and it starts again on another port.
