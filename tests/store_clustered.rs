@@ -658,6 +658,22 @@ fn expired_sessions_are_told_apart_within_the_retention() {
 }
 
 common::lifetimes::lifetime_cases!(|clock| async move {
-    let redis = RedisStore::builder(RedisServer::shared().url()).prefix(prefix()).clock(clock);
+    let redis = RedisStore::builder(RedisServer::shared().url())
+        .prefix(prefix())
+        .clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});
+
+session::index_contract!(indexed_on_one_redis, |clock| async move {
+    let redis = RedisStore::builder(RedisServer::shared().url())
+        .prefix(prefix())
+        .clock(clock);
+    ClusteredStore::builder(redis).build().await.unwrap()
+});
+
+session::index_contract!(indexed_on_a_redis_cluster, |clock| async move {
+    let redis = RedisStore::cluster_builder(RedisCluster::shared().urls())
+        .prefix(prefix())
+        .clock(clock);
     ClusteredStore::builder(redis).build().await.unwrap()
 });

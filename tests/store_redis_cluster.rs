@@ -150,6 +150,10 @@ fn expired_sessions_are_told_apart_within_the_retention() {
     ));
 }
 
-common::lifetimes::lifetime_cases!(|clock| async move {
+common::lifetimes::lifetime_cases!(
+    |clock| async move { builder(RedisCluster::shared(), &clock).build().await.unwrap() }
+);
+
+session::index_contract!(cluster_indexed, |clock| async move {
     builder(RedisCluster::shared(), &clock).build().await.unwrap()
 });

@@ -54,7 +54,10 @@ async fn logged_in<S: SessionStore>(provider: &SessionProvider<Login, S>, user: 
 }
 
 /// Used now (an unchanged session slides at its save).
-async fn use_session<T: SessionData, S: SessionStore>(provider: &SessionProvider<T, S>, session: &Session<T>) -> Option<Session<T>> {
+async fn use_session<T: SessionData, S: SessionStore>(
+    provider: &SessionProvider<T, S>,
+    session: &Session<T>,
+) -> Option<Session<T>> {
     let mut loaded = provider.try_get(session.id()).await.unwrap()?;
     loaded.touch();
     provider.save(&mut loaded).await.unwrap();
@@ -83,9 +86,15 @@ pub async fn remember_me<S: SessionStore, F: Future<Output = S>>(make: impl FnOn
     provider.save(&mut fixed).await.unwrap();
 
     clock.advance(10 * MINUTE);
-    assert!(use_session(&provider, &fixed).await.is_some(), "live before its deadline");
+    assert!(
+        use_session(&provider, &fixed).await.is_some(),
+        "live before its deadline"
+    );
     clock.advance(10 * MINUTE);
-    assert!(provider.try_get(fixed.id()).await.unwrap().is_none(), "its deadline did not slide");
+    assert!(
+        provider.try_get(fixed.id()).await.unwrap().is_none(),
+        "its deadline did not slide"
+    );
     clock.advance(11 * MINUTE);
     assert!(
         provider.try_get(browser.id()).await.unwrap().is_none(),
@@ -96,7 +105,10 @@ pub async fn remember_me<S: SessionStore, F: Future<Output = S>>(make: impl FnOn
     assert_eq!(loaded.user().as_deref(), Some("alice"));
     for _ in 0..4 {
         clock.advance(6 * DAY);
-        assert!(use_session(&provider, &remembered).await.is_some(), "slides by its own window");
+        assert!(
+            use_session(&provider, &remembered).await.is_some(),
+            "slides by its own window"
+        );
     }
     clock.advance(6 * DAY);
     assert!(
@@ -155,7 +167,10 @@ pub async fn sub_sessions<S: SessionStore + Clone, F: Future<Output = S>>(make: 
 
     let mut relogged = app.get(alice.id()).await.unwrap();
     app.regenerate_id(&mut relogged).await.unwrap();
-    assert!(sudo.load_child(&token, &relogged).await.unwrap().is_none(), "a new ID ends it");
+    assert!(
+        sudo.load_child(&token, &relogged).await.unwrap().is_none(),
+        "a new ID ends it"
+    );
 
     let mut carol = logged_in(&app, "carol").await;
     let mut grant = sudo.spawn(&carol).unwrap();
@@ -176,10 +191,16 @@ pub async fn sub_sessions<S: SessionStore + Clone, F: Future<Output = S>>(make: 
     let mut grant = sudo.spawn(&dave).unwrap();
     sudo.save(&mut grant).await.unwrap();
     assert!(grant.absolute_deadline() <= dave.absolute_deadline());
-    assert!(grant.time_until_expiry() < 5 * MINUTE, "ends with its parent, before its own 5 minutes");
+    assert!(
+        grant.time_until_expiry() < 5 * MINUTE,
+        "ends with its parent, before its own 5 minutes"
+    );
     clock.advance(grant.time_until_expiry());
     assert!(app.try_get(dave.id()).await.unwrap().is_none(), "the parent expired");
-    assert!(sudo.try_get(grant.id()).await.unwrap().is_none(), "and the grant with it");
+    assert!(
+        sudo.try_get(grant.id()).await.unwrap().is_none(),
+        "and the grant with it"
+    );
 }
 
 /// Server-only sessions are never accepted from a client, and a tied one knows whether its
@@ -193,7 +214,10 @@ pub async fn server_only<S: SessionStore + Clone, F: Future<Output = S>>(make: i
     let mut job = jobs.spawn_server_only(&alice).unwrap();
     job.set_uses(3);
     jobs.save(&mut job).await.unwrap();
-    assert!(jobs.load(&job.id().expose()).await.unwrap().is_none(), "refused to a client");
+    assert!(
+        jobs.load(&job.id().expose()).await.unwrap().is_none(),
+        "refused to a client"
+    );
     let loaded = jobs.get_server_only(job.id()).await.unwrap();
     assert_eq!(*loaded.uses(), 3);
     assert!(loaded.is_server_only());

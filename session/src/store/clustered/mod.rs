@@ -21,7 +21,7 @@ use crate::{
     Error,
     id::StoreKey,
     store::{
-        QueryStore, Record, Rename, ScanPage, SessionStore,
+        IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
     },
 };
@@ -540,6 +540,22 @@ impl SessionStore for ClusteredStore {
     }
 }
 
+/// The index is Redis's: listed from Redis, never from a cache. What "delete all" deletes
+/// is dropped from this node's cache before it returns, and from every other node's as
+/// Redis tells them (as for any delete).
+impl IndexStore for ClusteredStore {
+    async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
+        self.shared.store.list_by_index(index).await
+    }
+
+    async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
+        let deleted = self.shared.store.delete_by_index(index, keep).await?;
+        for key in &deleted {
+            self.shared.tracker.invalidate(key);
+        }
+        Ok(deleted)
+    }
+}
 
 impl QueryStore for ClusteredStore {
     async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {

@@ -2,7 +2,7 @@
 //! three steps, and a scan visits every primary in turn, its cursor carrying the primary's
 //! index (see [`RedisStore`](super::RedisStore#redis-cluster)).
 
-use super::{Inner, connection::Node};
+use super::{Inner, connection::Node, layout::MOVED_FROM_FIELD};
 use crate::{
     Error,
     id::StoreKey,
@@ -44,6 +44,28 @@ pub(super) fn next_cursor(next: u64, index: usize, nodes: usize, cluster: bool) 
 }
 
 impl Inner {
+    /// Removes `key`'s old name from the index of `record` after a move, best effort: a
+    /// member left behind has no session and goes when listed.
+    async fn forget_member(&self, key: &StoreKey, record: &Record) {
+        let Some(index) = record.meta.index else { return };
+        let (index, member) = (self.keys.index(&index), self.keys.key(key));
+        let removed = self
+            .call(true, |mut connection| {
+                let (index, member) = (&index, &member);
+                async move {
+                    redis::cmd("ZREM")
+                        .arg(index)
+                        .arg(member)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                }
+            })
+            .await;
+        if let Err(error) = removed {
+            tracing::debug!(%error, "could not remove a moved session's old key from its index");
+        }
+    }
+
     /// The nodes to scan: `[None]` for one server, every primary of a cluster.
     ///
     /// # Errors
@@ -76,6 +98,8 @@ impl Inner {
     ) -> Result<Rename, Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
         let update_args = self.write_args(to, update)?;
+        // Indexed under its new key before it exists there: a listing never misses it.
+        self.add_to_index(to, update).await?;
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
@@ -101,7 +125,11 @@ impl Inner {
                 .arg(u8::from(attempt > 0))
                 .arg(copied.len())
                 .arg(copied)
-                .arg(&update_args);
+                .arg(&update_args)
+                // The copy names its source: a "delete all" that deletes both while the
+                // move runs reports the session once.
+                .arg(MOVED_FROM_FIELD)
+                .arg(&source);
             let written: i64 = self.run_script(false, &write).await?;
             if written == 0 {
                 return Ok(Rename::TargetExists);
@@ -120,7 +148,10 @@ impl Inner {
                 .arg(&target);
             let deleted: i64 = self.run_script(true, &delete).await?;
             match deleted {
-                1 => return Ok(Rename::Renamed),
+                1 => {
+                    self.forget_member(from, update).await;
+                    return Ok(Rename::Renamed);
+                }
                 -1 => {
                     // Deleted (e.g. logged out) meanwhile: that delete wins.
                     self.delete_one(to, writer).await?;

@@ -1,11 +1,16 @@
 //! Key names, hash field names and the metadata encoding of the Redis layout.
 
-use crate::id::StoreKey;
+use crate::{id::StoreKey, index::IndexKey};
 
 /// The hash field holding the lifetime data.
 pub(super) const META_FIELD: &[u8] = b"m";
 /// The hash field holding the expiry in decimal milliseconds, for the Lua scripts.
 pub(super) const EXPIRY_FIELD: &[u8] = b"x";
+/// The hash field holding the index value a session is a member under (`<64 hex>:<absolute
+/// deadline ms>`), for the Lua scripts; only indexed sessions have it.
+pub(super) const INDEX_FIELD: &[u8] = b"i";
+/// The hash field naming the key a cluster move copied a session from.
+pub(super) const MOVED_FROM_FIELD: &[u8] = b"s";
 /// The prefix of a session field's hash field name.
 const FIELD_PREFIX: &[u8] = b"f:";
 
@@ -61,6 +66,18 @@ impl Keys {
     /// Never matches a scan.
     pub(super) fn moved_marker(&self, key: &StoreKey) -> String {
         self.signature(key, "moved")
+    }
+
+    /// `{prefix}idx:{<64 hex digits>}`: the sorted set of the key names of one index's
+    /// sessions. Its own hash tag: on a cluster it lives apart from the sessions, and never
+    /// matches a session key's pattern.
+    pub(super) fn index(&self, index: &IndexKey) -> String {
+        format!("{}{{{}}}", self.index_prefix(), index.to_hex())
+    }
+
+    /// What every index key name starts with, for the scripts to name one.
+    pub(super) fn index_prefix(&self) -> String {
+        format!("{}idx:", self.prefix)
     }
 
     /// The prefix of every key name.

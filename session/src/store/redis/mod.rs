@@ -17,6 +17,7 @@ mod builder;
 mod call;
 mod cluster;
 mod connection;
+mod index;
 mod layout;
 mod query;
 mod record;
@@ -231,10 +232,82 @@ impl RedisStore {
 }
 
 impl Inner {
+    /// The index mode of the write scripts (see `INDEX` in `scripts.rs`): on one server the
+    /// index key name prefix, as the script keeps the index; on a cluster `?`.
+    fn index_mode(&self) -> String {
+        if self.backend.is_cluster() {
+            "?".to_owned()
+        } else {
+            self.keys.index_prefix()
+        }
+    }
+
+    /// On a cluster, adds the session under `key` to the index of `record`, before the
+    /// session's own write: a listing then never misses it, and a crash in between leaves
+    /// only a member without a session, removed when listed.
+    async fn add_to_index(&self, key: &StoreKey, record: &Record) -> Result<(), Error> {
+        let Some(index) = record.meta.index else {
+            return Ok(());
+        };
+        let [_, _, ttl] = self.index_args(record, "", self.clock.now_ms());
+        let mut invocation = self.scripts.index_add.key(self.keys.index(&index));
+        invocation
+            .arg(record.meta.absolute_deadline_ms)
+            .arg(self.keys.key(key))
+            .arg(ttl);
+        self.run_script::<i64>(true, &invocation).await.map(drop)
+    }
+
+    /// Runs a create or update script (`script`) for `record` under `key`, adding the
+    /// session to its index first on a cluster when the script asks for it. The script's
+    /// answer, 2 ("add the index first") never.
+    async fn write_indexed(
+        &self,
+        script: &redis::Script,
+        key: &StoreKey,
+        signature: Option<String>,
+        record: &Record,
+        cluster_index_first: bool,
+    ) -> Result<i64, Error> {
+        let args = self.write_args(key, record)?;
+        let mut mode = self.index_mode();
+        if cluster_index_first && self.backend.is_cluster() && record.meta.index.is_some() {
+            self.add_to_index(key, record).await?;
+            mode = "!".to_owned();
+        }
+        loop {
+            let (now, ttl) = self.now_and_ttl(record);
+            let mut invocation = script.key(self.keys.key(key));
+            invocation
+                .key(signature.as_deref())
+                .arg(now)
+                .arg(ttl)
+                .arg(&self.index_args(record, &mode, now)[..])
+                .arg(&args);
+            match self.run_script::<i64>(false, &invocation).await? {
+                2 if mode == "?" => {
+                    self.add_to_index(key, record).await?;
+                    mode = "!".to_owned();
+                }
+                answer => return Ok(answer),
+            }
+        }
+    }
+
+    /// The index key name prefix for the delete script on one server, which removes a
+    /// deleted session from its index; empty on a cluster (stale members go when listed).
+    pub(super) fn delete_index_prefix(&self) -> String {
+        if self.backend.is_cluster() {
+            String::new()
+        } else {
+            self.keys.index_prefix()
+        }
+    }
+
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.arg(1);
+        invocation.arg(1).arg(self.delete_index_prefix());
         if self.signed {
             invocation.key(self.keys.signature(key, writer));
         }
@@ -264,14 +337,9 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         inner
             .observe("create", Some(key), async {
-                let (now, ttl) = inner.now_and_ttl(record);
-                let mut invocation = inner.scripts.create.key(inner.keys.key(key));
-                invocation
-                    .key(self.signature(key))
-                    .arg(now)
-                    .arg(ttl)
-                    .arg(inner.write_args(key, record)?);
-                let created: i64 = inner.run_script(false, &invocation).await?;
+                let created = inner
+                    .write_indexed(&inner.scripts.create, key, self.signature(key), record, true)
+                    .await?;
                 Ok(created == 1)
             })
             .await
@@ -281,14 +349,9 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         inner
             .observe("update", Some(key), async {
-                let (now, ttl) = inner.now_and_ttl(update);
-                let mut invocation = inner.scripts.update.key(inner.keys.key(key));
-                invocation
-                    .key(self.signature(key))
-                    .arg(now)
-                    .arg(ttl)
-                    .arg(inner.write_args(key, update)?);
-                let updated: i64 = inner.run_script(false, &invocation).await?;
+                let updated = inner
+                    .write_indexed(&inner.scripts.update, key, self.signature(key), update, false)
+                    .await?;
                 Ok(updated == 1)
             })
             .await
@@ -315,6 +378,7 @@ impl SessionStore for RedisStore {
                     .key(self.signature(to))
                     .arg(now)
                     .arg(ttl)
+                    .arg(&inner.index_args(update, &inner.index_mode(), now)[..])
                     .arg(inner.write_args(to, update)?);
                 let outcome: i64 = inner.run_script(false, &invocation).await?;
                 match outcome {

@@ -5,8 +5,14 @@ use std::{borrow::Cow, collections::HashMap};
 use super::{
     Inner,
     call::store_error,
-    layout::{self, EXPIRY_FIELD, META_FIELD},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD},
 };
+
+/// The hash field `i` of an indexed session: the index digest and the absolute deadline.
+fn index_value(record: &Record) -> Option<String> {
+    let index = record.meta.index?;
+    Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
+}
 use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 impl Inner {
@@ -20,6 +26,10 @@ impl Inner {
         args.push(stored_meta.map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
+        if let Some(value) = index_value(record) {
+            args.push(INDEX_FIELD.to_vec());
+            args.push(value.into_bytes());
+        }
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
             args.push(layout::field_name(tag));
@@ -29,6 +39,23 @@ impl Inner {
             args.push(stored.map_err(store_error)?);
         }
         Ok(args)
+    }
+
+    /// The index arguments of the write scripts after `now` and the TTL (see `INDEX` in
+    /// `scripts.rs`): the mode, the index value (empty without one) and the index key's TTL,
+    /// which outlasts every member's (they all end by their absolute deadline).
+    pub(super) fn index_args(&self, record: &Record, mode: &str, now: u64) -> [Vec<u8>; 3] {
+        let ttl = record
+            .meta
+            .absolute_deadline_ms
+            .saturating_sub(now)
+            .saturating_add(self.retention_ms)
+            .max(1);
+        [
+            mode.as_bytes().to_vec(),
+            index_value(record).unwrap_or_default().into_bytes(),
+            ttl.to_string().into_bytes(),
+        ]
     }
 
     /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record: until its

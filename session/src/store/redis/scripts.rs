@@ -27,60 +27,162 @@ local function sign(signature)
 end
 ";
 
+/// Keeps a session's membership of its index, in the scripts that write the session.
+///
+/// Common arguments of create, update and rename after `now` and the TTL: `ARGV[3]` the
+/// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` (empty
+/// when it has none), `ARGV[5]` the index key's TTL in ms; then the hash field/value pairs.
+/// The hash field `i` holds the index value a session is a member under.
+///
+/// Modes: on one server, the index key name's prefix: the script keeps the index itself (a
+/// sorted set of session key names scored by their absolute deadline, whose TTL outlasts
+/// them). On a cluster the index lives in another slot, so the caller adds the session to
+/// its index *before* the write, which never lets a listing miss it: `?` refuses (returns
+/// 2) a write whose index value the hash does not hold yet, for the caller to add it and
+/// retry with `!`; `!` writes.
+const INDEX: &str = r"
+local function index_name(prefix, value)
+  return prefix .. '{' .. string.sub(value, 1, 64) .. '}'
+end
+local function index_pending(mode, old)
+  return mode == '?' and ARGV[4] ~= '' and old ~= ARGV[4]
+end
+local function reindex(mode, old, old_member, new_member)
+  local new = ARGV[4]
+  if new == '' and old then redis.call('HDEL', new_member, 'i') end
+  if mode == '?' or mode == '!' or mode == '' then return end
+  if old and (string.sub(old, 1, 64) ~= string.sub(new, 1, 64) or old_member ~= new_member) then
+    redis.call('ZREM', index_name(mode, old), old_member)
+  end
+  if new ~= '' then
+    local index = index_name(mode, new)
+    redis.call('ZADD', index, string.sub(new, 66), new_member)
+    if redis.call('PTTL', index) < tonumber(ARGV[5]) then redis.call('PEXPIRE', index, ARGV[5]) end
+  end
+end
+";
+
 /// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
-/// created, 0 if a live record exists.
+/// created, 0 if a live record exists, 2 if the index must be added first (see [`INDEX`]).
 const CREATE: &str = r"
-local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+local held = redis.call('HMGET', KEYS[1], 'x', 'i')
+local x, old = tonumber(held[1]), held[2]
 if x and x > tonumber(ARGV[1]) then return 0 end
+if ARGV[3] == '?' and ARGV[4] ~= '' then return 2 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+reindex(ARGV[3], old, KEYS[1], KEYS[1])
 if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
 
 /// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
-/// updated, 0 if no live record exists.
+/// updated, 0 if no live record exists, 2 if the index must be added first.
 const UPDATE: &str = r"
-local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+local held = redis.call('HMGET', KEYS[1], 'x', 'i')
+local x, old = tonumber(held[1]), held[2]
 if not x or x <= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if index_pending(ARGV[3], old) then return 2 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+reindex(ARGV[3], old, KEYS[1], KEYS[1])
 if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
 
-/// `ARGV[1]` n, `KEYS[1..n]` the keys, `KEYS[n+1..2n]` their signatures when writes are
-/// signed (on a cluster, one key per call: a key and its signature share a slot). Returns
-/// how many keys were deleted.
+/// `ARGV[1]` n, `ARGV[2]` the index key name prefix on one server (empty on a cluster, where
+/// stale index members are removed when listed), `KEYS[1..n]` the keys, `KEYS[n+1..2n]`
+/// their signatures when writes are signed (on a cluster, one key per call: a key and its
+/// signature share a slot). Returns how many keys were deleted.
 const DELETE: &str = r"
 local n = tonumber(ARGV[1])
 local deleted = 0
 for i = 1, n do
+  local old = ARGV[2] ~= '' and redis.call('HGET', KEYS[i], 'i')
   if redis.call('DEL', KEYS[i]) > 0 then
     deleted = deleted + 1
     if KEYS[n + i] then sign(KEYS[n + i]) end
+    if old then redis.call('ZREM', index_name(ARGV[2], old), KEYS[i]) end
   end
 end
 return deleted
 ";
 
 /// `KEYS[1]` the source, `KEYS[2]` the target, `KEYS[3]` and `KEYS[4]` their signatures
-/// when writes are signed. Returns 0 renamed, 1 source missing, 2 target exists.
+/// when writes are signed; one server only. Returns 0 renamed, 1 source missing, 2 target
+/// exists.
 const RENAME: &str = r"
 local now = tonumber(ARGV[1])
 local target = tonumber(redis.call('HGET', KEYS[2], 'x'))
 if target and target > now then return 2 end
-local source = tonumber(redis.call('HGET', KEYS[1], 'x'))
+local held = redis.call('HMGET', KEYS[1], 'x', 'i')
+local source, old = tonumber(held[1]), held[2]
 if not source or source <= now then return 1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+reindex(ARGV[3], old, KEYS[1], KEYS[2])
 if KEYS[3] then
   sign(KEYS[3])
   sign(KEYS[4])
 end
 return 0
+";
+
+/// Adds a session to its index, in the index's slot (a cluster, before the session's own
+/// write). `KEYS[1]` the index key; `ARGV[1]` the session's absolute deadline (the score),
+/// `ARGV[2]` its key name, `ARGV[3]` the index key's TTL in ms.
+const INDEX_ADD: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+";
+
+/// The members of an index, after removing those past their absolute deadline. `KEYS[1]`
+/// the index key; `ARGV[1]` now.
+const INDEX_MEMBERS: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+";
+
+/// Deletes every session of an index but one, on one server, atomically. `KEYS[1]` the
+/// index key; `ARGV[1]` now, `ARGV[2]` the index value's 64 hex digits, `ARGV[3]` the key
+/// name to keep (or empty), `ARGV[4]` the writer's name when writes are signed (or empty).
+/// Returns the key names of the live sessions deleted.
+const DELETE_INDEXED: &str = r"
+local now = tonumber(ARGV[1])
+local deleted = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if member ~= ARGV[3] then
+    local i = redis.call('HGET', member, 'i')
+    if i and string.sub(i, 1, 64) == ARGV[2] then
+      local x = tonumber(redis.call('HGET', member, 'x'))
+      redis.call('DEL', member)
+      if ARGV[4] ~= '' then sign(member .. '!' .. ARGV[4]) end
+      if x and x > now then deleted[#deleted + 1] = member end
+    end
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return deleted
+";
+
+/// Deletes one session if it is still a member of the index (a cluster's delete-by-index,
+/// one session's slot at a time). `KEYS[1]` the key, `KEYS[2]` its signature when writes
+/// are signed; `ARGV[1]` now, `ARGV[2]` the index value's 64 hex digits. Returns the outcome
+/// (1 a live session was deleted, a copy frozen mid-move included; 0 an expired one was; -1
+/// the key holds no session of this index: gone, in another index, or not written yet) and
+/// the key the session was moved from, if it was (the `s` field a cluster move writes).
+const DELETE_IF_INDEXED: &str = r"
+local i = redis.call('HGET', KEYS[1], 'i')
+if not i or string.sub(i, 1, 64) ~= ARGV[2] then return {-1, ''} end
+local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
+local from = redis.call('HGET', KEYS[1], 's') or ''
+redis.call('DEL', KEYS[1])
+if KEYS[2] then sign(KEYS[2]) end
+if x and (x == 0 or x > tonumber(ARGV[1])) then return {1, from} end
+return {0, from}
 ";
 
 /// A digest of a hash's content (from `HGETALL`), independent of field order: the
@@ -172,18 +274,26 @@ pub(super) struct Scripts {
     pub(super) move_read: Script,
     pub(super) move_write: Script,
     pub(super) move_delete: Script,
+    pub(super) index_add: Script,
+    pub(super) index_members: Script,
+    pub(super) delete_indexed: Script,
+    pub(super) delete_if_indexed: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            create: Script::new(&format!("{SIGN}{CREATE}")),
-            update: Script::new(&format!("{SIGN}{UPDATE}")),
-            delete: Script::new(&format!("{SIGN}{DELETE}")),
-            rename: Script::new(&format!("{SIGN}{RENAME}")),
+            create: Script::new(&format!("{SIGN}{INDEX}{CREATE}")),
+            update: Script::new(&format!("{SIGN}{INDEX}{UPDATE}")),
+            delete: Script::new(&format!("{SIGN}{INDEX}{DELETE}")),
+            rename: Script::new(&format!("{SIGN}{INDEX}{RENAME}")),
             move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
             move_write: Script::new(&format!("{SIGN}{MOVE_WRITE}")),
             move_delete: Script::new(&format!("{SIGN}{DIGEST}{MOVE_DELETE}")),
+            index_add: Script::new(INDEX_ADD),
+            index_members: Script::new(INDEX_MEMBERS),
+            delete_indexed: Script::new(&format!("{SIGN}{DELETE_INDEXED}")),
+            delete_if_indexed: Script::new(&format!("{SIGN}{DELETE_IF_INDEXED}")),
         }
     }
 
@@ -198,9 +308,19 @@ impl Scripts {
                 &self.move_read,
                 &self.move_write,
                 &self.move_delete,
+                &self.index_add,
+                &self.index_members,
+                &self.delete_if_indexed,
             ]
         } else {
-            vec![&self.create, &self.update, &self.delete, &self.rename]
+            vec![
+                &self.create,
+                &self.update,
+                &self.delete,
+                &self.rename,
+                &self.index_members,
+                &self.delete_indexed,
+            ]
         }
     }
 }
