@@ -31,6 +31,27 @@ async fn store(clock: &ManualClock) -> MySqlStore {
 }
 
 session::store_contract!(contract, |clock| async move { store(&clock).await });
+session::index_contract!(index, |clock| async move { store(&clock).await });
+// Deleting by index sets its own isolation level: a pool whose sessions default to
+// `READ COMMITTED` (a common server setting) keeps the race rule too.
+session::index_contract!(index_read_committed, |clock| async move {
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(connection, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(&sql::mysql_url().await)
+        .await
+        .unwrap();
+    MySqlStore::builder(pool)
+        .table(sql::table())
+        .clock(clock.clone())
+        .migrated()
+        .await
+});
 
 sql::concurrency_cases!(store);
 
@@ -49,9 +70,10 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
     .await
     .unwrap();
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["id", "expires_at", "meta", "fields"]);
+    assert_eq!(names, ["id", "expires_at", "meta", "fields", "index_key"]);
     assert_eq!(columns[0].1, "binary");
     assert_eq!(columns[1].1, "bigint");
+    assert_eq!(columns[4].1, "varbinary");
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(index_name AS CHAR) FROM information_schema.statistics \
          WHERE table_schema = DATABASE() AND table_name = ?",
@@ -61,6 +83,7 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
     .await
     .unwrap();
     assert!(indexes.contains(&format!("{table}_expires_at")), "{indexes:?}");
+    assert_index_key_index(&store, &table).await;
 
     let other = sql::table();
     let schema = MySqlStore::schema(&other).unwrap();
@@ -72,6 +95,76 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await
         .unwrap();
     sql::create_empty(&other, &clock, 60_000).await;
+}
+
+/// The table has the index on `index_key`, and a lookup by index uses it.
+async fn assert_index_key_index(store: &MySqlStore, table: &str) {
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(index_name AS CHAR) FROM information_schema.statistics \
+         WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'index_key'",
+    )
+    .bind(table)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(indexes, [format!("{table}_index_key")]);
+    let plan = sqlx::query(&format!(
+        "EXPLAIN SELECT id FROM `{table}` WHERE index_key = ? AND expires_at > ? FOR UPDATE"
+    ))
+    .bind(&[7u8; 32][..])
+    .bind(0i64)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let key: Option<String> = sqlx::Row::try_get(&plan, "key").unwrap();
+    assert_eq!(key, Some(format!("{table}_index_key")));
+}
+
+#[tokio::test]
+async fn migrate_upgrades_a_table_of_the_previous_version() {
+    let clock = ManualClock::new();
+    let (old_table, new_table) = (sql::table(), sql::table());
+    let new = store_on(&new_table, &clock).await;
+    let old = builder_on(&old_table, &clock).await.build().await.unwrap();
+    // The previous version's schema, as it created tables.
+    let old_ddl = format!(
+        "CREATE TABLE IF NOT EXISTS `{old_table}` (
+            id         BINARY(32) NOT NULL PRIMARY KEY,
+            expires_at BIGINT     NOT NULL,
+            meta       BLOB       NOT NULL,
+            fields     JSON       NOT NULL,
+            INDEX `{old_table}_expires_at` (expires_at)
+        ) ENGINE = InnoDB"
+    );
+    let copy = format!(
+        "INSERT INTO `{old_table}` (id, expires_at, meta, fields) SELECT id, expires_at, meta, fields FROM `{new_table}`"
+    );
+    cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, &old_ddl, &copy).await;
+    assert_index_key_index(&old, &old_table).await;
+}
+
+#[tokio::test]
+async fn migrations_racing_to_add_the_column_all_succeed() {
+    let clock = ManualClock::new();
+    let table = sql::table();
+    let old = builder_on(&table, &clock).await.build().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE `{table}` (id BINARY(32) NOT NULL PRIMARY KEY, expires_at BIGINT NOT NULL, \
+         meta BLOB NOT NULL, fields JSON NOT NULL, INDEX `{table}_expires_at` (expires_at)) ENGINE = InnoDB"
+    ))
+    .execute(old.pool())
+    .await
+    .unwrap();
+    let migrations: Vec<_> = (0..4)
+        .map(|_| {
+            let store = old.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for migration in migrations {
+        migration.await.unwrap().unwrap();
+    }
+    assert_index_key_index(&old, &table).await;
 }
 
 #[tokio::test]
@@ -119,6 +212,13 @@ session::store_contract!(encrypted, |clock| async move {
         .await
         .encryption(sql::ring())
         .compress_above(Some(16))
+        .migrated()
+        .await
+});
+session::index_contract!(encrypted_index, |clock| async move {
+    builder_on(&sql::table(), &clock)
+        .await
+        .encryption(sql::ring())
         .migrated()
         .await
 });

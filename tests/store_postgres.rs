@@ -35,6 +35,7 @@ async fn store(clock: &ManualClock) -> PostgresStore {
 }
 
 session::store_contract!(contract, |clock| async move { store(&clock).await });
+session::index_contract!(index, |clock| async move { store(&clock).await });
 
 sql::concurrency_cases!(store);
 
@@ -58,7 +59,8 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
             ("id", "bytea"),
             ("expires_at", "bigint"),
             ("meta", "bytea"),
-            ("fields", "jsonb")
+            ("fields", "jsonb"),
+            ("index_key", "bytea")
         ]
     );
     let index: Option<String> = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
@@ -67,6 +69,7 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
         .await
         .unwrap();
     assert!(index.unwrap().contains("(expires_at)"));
+    assert_index_key_index(&store, &table).await;
 
     // The documented SQL is what migrate runs, and runs on its own too.
     let other = sql::table();
@@ -85,6 +88,66 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
             .unwrap(),
         None
     );
+}
+
+/// The table has the partial index on `index_key`, and a lookup by index uses it.
+async fn assert_index_key_index(store: &PostgresStore, table: &str) {
+    let index: String = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
+        .bind(format!("{table}_index_key"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(index.ends_with("(index_key) WHERE (index_key IS NOT NULL)"), "{index}");
+    // An empty table costs nothing to scan: rule out the scan to see the index is usable.
+    let mut connection = store.pool().acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    for statement in [
+        format!("SELECT id FROM \"{table}\" WHERE index_key = $1 AND expires_at > $2"),
+        format!("DELETE FROM \"{table}\" WHERE index_key = $1 AND expires_at > $2 RETURNING id"),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {statement}"))
+            .bind(&[7u8; 32][..])
+            .bind(0i64)
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains(&format!("{table}_index_key")), "{plan}");
+    }
+    sqlx::query("RESET enable_seqscan")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn migrate_upgrades_a_table_of_the_previous_version() {
+    let clock = ManualClock::new();
+    let (old_table, new_table) = (sql::table(), sql::table());
+    let new = builder_on(&new_table, &clock).await.migrated().await;
+    let old = builder_on(&format!("public.{old_table}"), &clock)
+        .await
+        .build()
+        .await
+        .unwrap();
+    // The previous version's schema, as it created tables.
+    let old_ddl = format!(
+        "CREATE TABLE IF NOT EXISTS \"{old_table}\" (
+            id         BYTEA  PRIMARY KEY,
+            expires_at BIGINT NOT NULL,
+            meta       BYTEA  NOT NULL,
+            fields     JSONB  NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS \"{old_table}_expires_at\" ON \"{old_table}\" (expires_at);"
+    );
+    let copy = format!(
+        "INSERT INTO \"{old_table}\" (id, expires_at, meta, fields) SELECT id, expires_at, meta, fields FROM \"{new_table}\""
+    );
+    cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, &old_ddl, &copy).await;
+    assert_index_key_index(&old, &old_table).await;
 }
 
 #[tokio::test]
@@ -248,6 +311,9 @@ session::store_contract!(encrypted, |clock| async move {
         .compress_above(Some(16))
         .migrated()
         .await
+});
+session::index_contract!(encrypted_index, |clock| async move {
+    builder(&clock).await.encryption(sql::ring()).migrated().await
 });
 
 #[tokio::test]

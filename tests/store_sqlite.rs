@@ -25,6 +25,8 @@ async fn memory_store(clock: &ManualClock) -> SqliteStore {
 
 session::store_contract!(on_a_file, |clock| async move { file_store(&clock).await });
 session::store_contract!(in_memory, |clock| async move { memory_store(&clock).await });
+session::index_contract!(index_on_a_file, |clock| async move { file_store(&clock).await });
+session::index_contract!(index_in_memory, |clock| async move { memory_store(&clock).await });
 
 sql::concurrency_cases!(file_store);
 
@@ -56,7 +58,8 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
             ("id", "BLOB"),
             ("expires_at", "INTEGER"),
             ("meta", "BLOB"),
-            ("fields", "TEXT")
+            ("fields", "TEXT"),
+            ("index_key", "BLOB")
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_list('app_sessions')")
@@ -64,6 +67,7 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await
         .unwrap();
     assert!(indexes.contains(&"app_sessions_expires_at".to_owned()), "{indexes:?}");
+    assert_index_key_index(&store, "app_sessions").await;
 
     let schema = SqliteStore::schema("other").unwrap();
     sqlx::raw_sql(&schema).execute(store.pool()).await.unwrap();
@@ -74,6 +78,68 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await
         .unwrap();
     sql::create_empty(&other, &clock, 60_000).await;
+}
+
+/// The table has the partial index on `index_key`, and a lookup or deletion by index uses it.
+async fn assert_index_key_index(store: &SqliteStore, table: &str) {
+    let partial: i64 = sqlx::query_scalar(&format!(
+        "SELECT partial FROM pragma_index_list('{table}') WHERE name = '{table}_index_key'"
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(partial, 1, "a partial index");
+    for statement in [
+        format!("SELECT id FROM \"{table}\" WHERE index_key = ?1 AND expires_at > ?2"),
+        format!(
+            "DELETE FROM \"{table}\" WHERE index_key = ?1 AND id IS NOT ?3 \
+             AND (expires_at > ?2 OR expires_at <= ?2) RETURNING id"
+        ),
+    ] {
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .bind(&[7u8; 32][..])
+            .bind(0i64)
+            .bind(None::<&[u8]>)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let details: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|detail| detail.contains(&format!("INDEX {table}_index_key"))),
+            "{details:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_upgrades_a_table_of_the_previous_version() {
+    let clock = ManualClock::new();
+    let path = sql::sqlite_path();
+    let new = SqliteStore::builder_from_path(&path)
+        .clock(clock.clone())
+        .migrated()
+        .await;
+    // Qualified, so the column lookup names the schema too.
+    let old = SqliteStore::builder(new.pool().clone())
+        .table("main.old_sessions")
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    // The previous version's schema, as it created tables.
+    let old_ddl = r#"CREATE TABLE IF NOT EXISTS "old_sessions" (
+            id         BLOB    NOT NULL PRIMARY KEY,
+            expires_at INTEGER NOT NULL,
+            meta       BLOB    NOT NULL,
+            fields     TEXT    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS "old_sessions_expires_at" ON "old_sessions" (expires_at);"#;
+    let copy =
+        "INSERT INTO old_sessions (id, expires_at, meta, fields) SELECT id, expires_at, meta, fields FROM sessions";
+    cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, old_ddl, copy).await;
+    assert_index_key_index(&old, "old_sessions").await;
 }
 
 #[tokio::test]
@@ -110,6 +176,13 @@ session::store_contract!(encrypted, |clock| async move {
         .clock(clock.clone())
         .encryption(sql::ring())
         .compress_above(Some(16))
+        .migrated()
+        .await
+});
+session::index_contract!(encrypted_index, |clock| async move {
+    SqliteStore::builder_from_path(sql::sqlite_path())
+        .clock(clock.clone())
+        .encryption(sql::ring())
         .migrated()
         .await
 });

@@ -182,6 +182,10 @@ pub fn sqlite_path() -> PathBuf {
 /// What the shared cases need of a SQL store beyond the store traits: the methods the
 /// three stores have alike.
 pub trait SqlStore: SessionStore + Clone {
+    /// The store's `migrate`.
+    fn migrate(&self) -> impl Future<Output = Result<(), Error>>;
+    /// Runs `sql`, one or more statements without arguments, on the store's pool.
+    fn execute(&self, sql: &str) -> impl Future<Output = ()>;
     /// The store's `spawn_expiry_task`.
     fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask;
     /// The store's `delete_expired`.
@@ -201,6 +205,13 @@ pub trait Migrated {
 macro_rules! sql_store {
     ($store:ty, $builder:ty) => {
         impl SqlStore for $store {
+            async fn migrate(&self) -> Result<(), Error> {
+                <$store>::migrate(self).await
+            }
+
+            async fn execute(&self, sql: &str) {
+                sqlx::raw_sql(sql).execute(self.pool()).await.unwrap();
+            }
             fn spawn_expiry_task(&self, every: Duration) -> ExpiryTask {
                 <$store>::spawn_expiry_task(self, every)
             }
@@ -287,7 +298,10 @@ pub mod cases {
 
     use std::{sync::Arc, time::Duration};
 
-    use session::{Error, ManualClock, SaveOutcome, SessionConfig, SessionData, SessionProvider, store::SessionStore};
+    use session::{
+        Clock as _, Error, ManualClock, SaveOutcome, SessionConfig, SessionData, SessionMeta, SessionProvider,
+        store::{FieldRecord, IndexKey, IndexStore, Record, SessionStore, StoreKey},
+    };
     use tokio::sync::Barrier;
 
     use super::{SqlStore, create_empty};
@@ -334,6 +348,87 @@ pub mod cases {
         assert_eq!(rows().await, live + 1, "a stopped task deletes nothing");
         assert_eq!(store.delete_expired().await.unwrap(), 1);
         assert_eq!(rows().await, live);
+    }
+
+    fn indexed(clock: &ManualClock, user: Option<&str>, idle_ms: u64) -> Record {
+        let mut fields = FieldRecord::new();
+        fields.push(1, b"kept");
+        let mut meta = SessionMeta::new(clock.now_ms(), idle_ms, 10 * idle_ms);
+        meta.index = user.map(|user| IndexKey::of("user", user).unwrap());
+        Record { meta, fields }
+    }
+
+    async fn listed<S: IndexStore>(store: &S, user: &str) -> Vec<StoreKey> {
+        let mut keys: Vec<StoreKey> = store
+            .list_by_index(&IndexKey::of("user", user).unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A table of the previous version, without the index column, is upgraded by `migrate`:
+    /// the sessions it held are indexed (from their metadata), and the store then keeps the
+    /// index. `old` is a store on that table, created by `old_ddl`, not migrated; `new` a
+    /// migrated store on another table, whose rows `copy` (an `INSERT INTO <old table>
+    /// (id, expires_at, meta, fields) SELECT … FROM <new table>`) moves over as the
+    /// previous version wrote them.
+    pub async fn migrate_upgrades_a_table_of_the_previous_version<S: SqlStore + IndexStore>(
+        old: &S,
+        new: &S,
+        clock: &ManualClock,
+        old_ddl: &str,
+        copy: &str,
+    ) {
+        old.execute(old_ddl).await;
+        let key = || session::SessionId::generate().unwrap().store_key();
+        let (alice, other_alice, bob, anonymous, expired) = (key(), key(), key(), key(), key());
+        for (k, user, idle_ms) in [
+            (alice, Some("alice"), 3_600_000),
+            (other_alice, Some("alice"), 3_600_000),
+            (bob, Some("bob"), 3_600_000),
+            (anonymous, None, 3_600_000),
+            (expired, Some("alice"), 60_000),
+        ] {
+            assert!(new.create(&k, &indexed(clock, user, idle_ms)).await.unwrap());
+        }
+        clock.advance(Duration::from_secs(61));
+        old.execute(copy).await;
+
+        old.migrate().await.unwrap();
+        old.migrate().await.unwrap();
+        let mut alices = vec![alice, other_alice];
+        alices.sort();
+        assert_eq!(listed(old, "alice").await, alices, "the old live rows are indexed");
+        assert_eq!(listed(old, "bob").await, vec![bob]);
+        let loaded = old.load(&alice).await.unwrap().expect("an old row still loads");
+        assert_eq!(loaded.fields.get(1).unwrap(), Some(&b"kept"[..]));
+
+        let renamed = key();
+        let update = indexed(clock, Some("alice"), 3_600_000);
+        assert_eq!(
+            old.rename(&alice, &renamed, &update).await.unwrap(),
+            session::store::Rename::Renamed
+        );
+        let fresh = key();
+        assert!(
+            old.create(&fresh, &indexed(clock, Some("alice"), 3_600_000))
+                .await
+                .unwrap()
+        );
+        let mut deleted = old
+            .delete_by_index(&IndexKey::of("user", "alice").unwrap(), None)
+            .await
+            .unwrap();
+        deleted.sort();
+        let mut expected = vec![renamed, other_alice, fresh];
+        expected.sort();
+        assert_eq!(deleted, expected, "the upgraded store keeps the index on every write");
+        assert!(old.load(&anonymous).await.unwrap().is_some());
+        assert_eq!(listed(old, "bob").await, vec![bob]);
     }
 
     /// Eight independent fields, one per overlapping writer.

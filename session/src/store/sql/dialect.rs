@@ -26,8 +26,13 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// How [`migrate`](super::store::SqlStore::migrate) runs the schema.
     const MIGRATION: Migration;
 
-    /// The schema, as idempotent statements.
+    /// The schema, as idempotent statements: the table first, then what needs the
+    /// [`Upgrade`]'s column (its index).
     fn schema(table: &Table) -> Vec<String>;
+
+    /// How [`migrate`](super::store::SqlStore::migrate) adds the session index column to a
+    /// table created before it existed.
+    fn upgrade(table: &Table) -> Upgrade;
 
     /// Every statement of a store on `table`.
     fn statements(table: &Table) -> Statements;
@@ -64,6 +69,16 @@ pub(crate) enum Migration {
     OneByOne,
 }
 
+/// The session index column (`index_key`), added to the schema after its first version:
+/// [`migrate`](super::store::SqlStore::migrate) runs the schema's first statement (the
+/// table), then `add_column` if `has_column` finds no row, then the rest of the schema.
+pub(crate) struct Upgrade {
+    /// Returns a row when the table has the column.
+    pub(crate) has_column: String,
+    /// Adds the column (MySQL: with its index).
+    pub(crate) add_column: String,
+}
+
 /// Every statement of a store, for one table.
 ///
 /// Each statement takes its arguments in the order listed on its field: `?` placeholders
@@ -75,12 +90,14 @@ pub(crate) struct Statements {
     pub(crate) load: String,
     /// A new row, or one that replaces only an expired row.
     pub(crate) create: Create,
-    /// Merges the fields it carries into a live row: `meta, fields, expires_at, key, now`.
+    /// Merges the fields it carries into a live row: `meta, fields, index, expires_at, key,
+    /// now`.
     pub(crate) update: String,
-    /// A sliding refresh of a live row, leaving `fields` alone: `meta, expires_at, key, now`.
+    /// A sliding refresh of a live row, leaving `fields` alone: `meta, index, expires_at,
+    /// key, now`.
     pub(crate) touch: String,
-    /// Moves a live row to a new key, merging fields: `new key, meta, fields, expires_at,
-    /// old key, now`.
+    /// Moves a live row to a new key, merging fields: `new key, meta, fields, index,
+    /// expires_at, old key, now`.
     pub(crate) rename: String,
     /// Finds a key's row if it is expired: `key, now`; returns a row or none.
     pub(crate) expired: String,
@@ -101,16 +118,37 @@ pub(crate) struct Statements {
     pub(crate) clear_dead: String,
     /// Deletes at most `batch` expired rows: `now, batch`.
     pub(crate) delete_expired: String,
+    /// The live rows of an index: `index, now`; returns `id, meta, fields` (as text).
+    pub(crate) list_by_index: String,
+    /// Deletes the rows of an index.
+    pub(crate) delete_by_index: DeleteByIndex,
+    /// Sets the index of a row written before the column existed, if its `meta` is still
+    /// the one read: `index, key, meta`.
+    pub(crate) backfill: String,
+}
+
+/// How a store deletes the rows of an index: the live ones, reported, and those expired
+/// longer ago than the expired-session retention, not reported. Both take `index, keep
+/// (or null), now, now - retention` and return `id, expires_at` of each row.
+pub(crate) enum DeleteByIndex {
+    /// One `DELETE … RETURNING`.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    Returning(String),
+    /// A transaction begun right after `isolation` (which sets the transaction's isolation
+    /// level): `select`, a `SELECT … FOR UPDATE`, then a
+    /// [`delete_many`](Statements::delete_many) of the keys it returned.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    LockThenDelete { isolation: &'static str, select: String },
 }
 
 /// How a store creates a row without ever overwriting a live one.
 pub(crate) enum Create {
     /// One statement that inserts, or replaces an expired row (one row affected if it
-    /// wrote): `key, expires_at, meta, fields, now`.
+    /// wrote): `key, expires_at, meta, fields, index, now`.
     #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
     Upsert(String),
-    /// An insert, `key, expires_at, meta, fields`; and only if the key is taken, an update
-    /// of that row if it is expired, `meta, fields, expires_at, key, now`.
+    /// An insert, `key, expires_at, meta, fields, index`; and only if the key is taken, an
+    /// update of that row if it is expired, `meta, fields, index, expires_at, key, now`.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     InsertOrReplaceDead { insert: String, replace_dead: String },
 }

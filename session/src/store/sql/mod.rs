@@ -27,6 +27,7 @@
 //! | `expires_at` | `BIGINT`, indexed | the expiry (the earlier of the two deadlines) in ms since the Unix epoch |
 //! | `meta` | bytes | created, accessed, idle deadline, absolute deadline (4 × u64 big-endian), then the 16-byte lineage; sealed with encryption at rest |
 //! | `fields` | `JSONB` / `TEXT` / `JSON` | `{"<tag>": "<value>", …}`: one member per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits, `<value>` the base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes |
+//! | `index_key` | `BYTEA` / `BLOB` / `VARBINARY(32)`, nullable, indexed (partial, `WHERE index_key IS NOT NULL`, on PostgreSQL and SQLite) | the session's [`IndexKey`](crate::store::IndexKey) digest (never the value it hashes), null when it has none; written with `meta` by every statement that writes `meta`, so it is always the digest `meta` holds |
 //!
 //! # Atomicity
 //!
@@ -52,7 +53,25 @@
 //!   (and moves with it) or finds nothing. If a row holds the new key (a unique violation;
 //!   with 256-bit random IDs, only ever an expired one in practice), an expired one is
 //!   deleted and the move tried once more; a live one is left alone ([`Rename::TargetExists`]);
-//! - **delete**: `DELETE … WHERE id = ?`.
+//! - **delete**: `DELETE … WHERE id = ?`;
+//! - **list by index**: `SELECT … WHERE index_key = ? AND expires_at > now`, through the
+//!   index on `index_key`: a cost proportional to that user's sessions;
+//! - **delete by index**: PostgreSQL and SQLite: one `DELETE … WHERE index_key = ? [AND id
+//!   <> keep] RETURNING id, expires_at`; MySQL, which has no `DELETE … RETURNING`: a
+//!   transaction of `SELECT id, expires_at … FOR UPDATE` and a `DELETE` of the keys it
+//!   returned. The live rows are deleted and reported, and so are deleted (unreported) the
+//!   rows expired longer ago than the expired-session retention. The race rule of
+//!   [`IndexStore`](crate::store::IndexStore) holds because a rename is one `UPDATE` of the
+//!   row: the deletion waits for the row lock of a rename under way and then deletes the
+//!   row under its new key (PostgreSQL checks the condition again on the row's new version;
+//!   MySQL's locking read reads the latest rows, and its next-key locks keep a rename from
+//!   adding a row of this index behind it), or the rename waits for the deletion and finds
+//!   no source; SQLite runs one writer at a time.
+//!
+//! [`migrate`](crate::PostgresStore::migrate) adds `index_key` and its index to a table
+//! created before it, then sets it on the live rows from their metadata (only where
+//! `meta` is still the one read, so a write meanwhile wins): every session is in its index
+//! from then on.
 //!
 //! Query operations page through the primary key (a cursor is the first 8 bytes of the
 //! next digest), count with `count(*)`, and delete with `DELETE … WHERE id IN (…)`.

@@ -8,7 +8,7 @@ use sqlx::{MySqlPool, mysql::MySqlQueryResult};
 
 use super::{
     Options, Source, builder_options,
-    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    dialect::{BoundQuery, Create, DeleteByIndex, Dialect, Migration, Statements, Upgrade},
     store::{SqlStore, sql_store},
     table::{Quote, Table},
 };
@@ -27,18 +27,39 @@ impl Dialect for MySqlDialect {
     // MySQL commits each DDL statement on its own: a transaction would not hold them.
     const MIGRATION: Migration = Migration::OneByOne;
 
-    /// The table with its expiry index, idempotent (MySQL has no `CREATE INDEX IF NOT
-    /// EXISTS`, so the index is declared with the table).
+    /// The table with its indexes, idempotent (MySQL has no `CREATE INDEX IF NOT EXISTS`,
+    /// so the indexes are declared with the table). No partial index: the session index's
+    /// also holds the null keys of sessions without one.
     fn schema(table: &Table) -> Vec<String> {
-        let (t, index) = (table.quoted(), table.index());
+        let (t, index, key_index) = (table.quoted(), table.index(), table.key_index());
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {t} (\n    \
-             id         BINARY(32) NOT NULL PRIMARY KEY,\n    \
-             expires_at BIGINT     NOT NULL,\n    \
-             meta       BLOB       NOT NULL,\n    \
-             fields     JSON       NOT NULL,\n    \
-             INDEX {index} (expires_at)\n) ENGINE = InnoDB"
+             id         BINARY(32)    NOT NULL PRIMARY KEY,\n    \
+             expires_at BIGINT        NOT NULL,\n    \
+             meta       BLOB          NOT NULL,\n    \
+             fields     JSON          NOT NULL,\n    \
+             index_key  VARBINARY(32) NULL,\n    \
+             INDEX {index} (expires_at),\n    \
+             INDEX {key_index} (index_key)\n) ENGINE = InnoDB"
         )]
+    }
+
+    /// MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has): the table's columns are looked
+    /// up first, and a migration that loses the race to add it finds it there.
+    fn upgrade(table: &Table) -> Upgrade {
+        let schema = table.schema_literal().unwrap_or_else(|| "DATABASE()".to_owned());
+        Upgrade {
+            has_column: format!(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = {schema} \
+                 AND table_name = {} AND column_name = 'index_key'",
+                table.name_literal()
+            ),
+            add_column: format!(
+                "ALTER TABLE {} ADD COLUMN index_key VARBINARY(32) NULL, ADD INDEX {} (index_key)",
+                table.quoted(),
+                table.key_index()
+            ),
+        }
     }
 
     /// MySQL's placeholders are positional: the arguments follow each statement's `?`s in
@@ -52,19 +73,20 @@ impl Dialect for MySqlDialect {
             // One `INSERT … ON DUPLICATE KEY UPDATE` cannot tell "inserted" from "kept"
             // through sqlx, which counts found rows.
             create: Create::InsertOrReplaceDead {
-                insert: format!("INSERT INTO {t} (id, expires_at, meta, fields) VALUES (?, ?, ?, ?)"),
+                insert: format!("INSERT INTO {t} (id, expires_at, meta, fields, index_key) VALUES (?, ?, ?, ?, ?)"),
                 replace_dead: format!(
-                    "UPDATE {t} SET meta = ?, fields = ?, expires_at = ? WHERE id = ? AND expires_at <= ?"
+                    "UPDATE {t} SET meta = ?, fields = ?, index_key = ?, expires_at = ? \
+                     WHERE id = ? AND expires_at <= ?"
                 ),
             },
             update: format!(
-                "UPDATE {t} SET meta = ?, fields = JSON_MERGE_PATCH(fields, ?), expires_at = ? \
+                "UPDATE {t} SET meta = ?, fields = JSON_MERGE_PATCH(fields, ?), index_key = ?, expires_at = ? \
                  WHERE id = ? AND expires_at > ?"
             ),
-            touch: format!("UPDATE {t} SET meta = ?, expires_at = ? WHERE id = ? AND expires_at > ?"),
+            touch: format!("UPDATE {t} SET meta = ?, index_key = ?, expires_at = ? WHERE id = ? AND expires_at > ?"),
             rename: format!(
-                "UPDATE {t} SET id = ?, meta = ?, fields = JSON_MERGE_PATCH(fields, ?), expires_at = ? \
-                 WHERE id = ? AND expires_at > ?"
+                "UPDATE {t} SET id = ?, meta = ?, fields = JSON_MERGE_PATCH(fields, ?), index_key = ?, \
+                 expires_at = ? WHERE id = ? AND expires_at > ?"
             ),
             expired: format!("SELECT 1 FROM {t} WHERE id = ? AND expires_at <= ?"),
             remove_dead: format!("DELETE FROM {t} WHERE id = ? AND expires_at <= ?"),
@@ -81,6 +103,23 @@ impl Dialect for MySqlDialect {
             clear_live: format!("DELETE FROM {t} WHERE expires_at > ?"),
             clear_dead: format!("DELETE FROM {t} WHERE expires_at <= ?"),
             delete_expired: format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"),
+            list_by_index: format!(
+                "SELECT id, meta, CAST(fields AS CHAR) FROM {t} WHERE index_key = ? AND expires_at > ?"
+            ),
+            // MySQL has no `DELETE … RETURNING` (MariaDB has, since 10.5). A locking read
+            // reads the latest rows, not the transaction's snapshot, and its next-key locks
+            // keep a concurrent rename from adding a row of this index behind it: those
+            // need `REPEATABLE READ`, whatever the server's or the pool's default (under
+            // `READ COMMITTED` the scan could pass a renamed row's new key before the rename
+            // inserts it). A deadlock with a rename is rolled back and run again.
+            delete_by_index: DeleteByIndex::LockThenDelete {
+                isolation: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                select: format!(
+                    "SELECT id, expires_at FROM {t} WHERE index_key = ? AND NOT (id <=> ?) \
+                     AND (expires_at > ? OR expires_at <= ?) FOR UPDATE"
+                ),
+            },
+            backfill: format!("UPDATE {t} SET index_key = ? WHERE id = ? AND meta = ? AND index_key IS NULL"),
         }
     }
 
@@ -100,19 +139,32 @@ impl Dialect for MySqlDialect {
 ///
 /// # Schema
 ///
-/// [`migrate`](Self::migrate) creates the table and its index if they do not exist; teams
-/// that run their own migrations use the same SQL ([`schema`](Self::schema) prints it for
-/// another table name):
+/// [`migrate`](Self::migrate) creates the table and its indexes if they do not exist;
+/// teams that run their own migrations use the same SQL ([`schema`](Self::schema) prints it
+/// for another table name):
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS `sessions` (
-///     id         BINARY(32) NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
-///     expires_at BIGINT     NOT NULL,              -- ms since the Unix epoch: the earlier deadline
-///     meta       BLOB       NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     JSON       NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
-///     INDEX `sessions_expires_at` (expires_at)
+///     id         BINARY(32)    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
+///     expires_at BIGINT        NOT NULL,              -- ms since the Unix epoch: the earlier deadline
+///     meta       BLOB          NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
+///     fields     JSON          NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key  VARBINARY(32) NULL,                  -- the session's index digest, or null
+///     INDEX `sessions_expires_at` (expires_at),
+///     INDEX `sessions_index_key` (index_key)
 /// ) ENGINE = InnoDB;
 /// ```
+///
+/// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
+/// `#[session(index)]` field: never the value), for "log out everywhere"
+/// ([`IndexStore`](crate::store::IndexStore)). MySQL has no partial index, so its index
+/// also holds the nulls of sessions without one, and no `ADD COLUMN IF NOT EXISTS` (MariaDB
+/// has): on a table created before the column existed (none in
+/// `information_schema.columns`), `migrate` runs ``ALTER TABLE `sessions` ADD COLUMN
+/// index_key VARBINARY(32) NULL, ADD INDEX `sessions_index_key` (index_key)``, then sets the
+/// column on the live rows from their metadata; a migration that loses the race to add it
+/// finds it there. A team that upgrades by hand leaves each older session out of its index
+/// until its next write.
 ///
 /// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
 /// big-endian) then the session's 16-byte lineage; each `fields` member is one session
@@ -120,13 +172,13 @@ impl Dialect for MySqlDialect {
 /// base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes. Why a
 /// JSON object rather than a row per field: the merge is then one `UPDATE` of one row,
 /// where a row per field would take a transaction of several statements (MySQL has no
-/// data-modifying `WITH`). A later column (say, a user ID for "log out everywhere") can be
-/// added with its own index without touching these.
+/// data-modifying `WITH`).
 ///
 /// # Statements
 ///
 /// Every statement is given `now` by the store's clock and treats a row whose `expires_at`
-/// is not after it as absent. Each is atomic on its own (InnoDB row locks):
+/// is not after it as absent. Each is atomic on its own (InnoDB row locks). Every statement
+/// that writes `meta` (create, update, refresh, regenerate) writes `index_key` with it:
 ///
 /// - load: `SELECT meta, fields FROM sessions WHERE id = ? AND expires_at > ?now`;
 /// - create: `INSERT`; only if the key is taken, `UPDATE … WHERE id = ? AND expires_at <=
@@ -147,7 +199,20 @@ impl Dialect for MySqlDialect {
 /// - delete: `DELETE FROM sessions WHERE id = ?`; scan pages in `id` order (a cursor is the
 ///   next 8-byte digest prefix), count is `COUNT(*)` of live rows, delete_many is `DELETE …
 ///   WHERE id IN (?, …)` per 500 keys, clear deletes the live rows (counted), then the
-///   expired ones.
+///   expired ones;
+/// - list by index: `SELECT id, meta, fields FROM sessions WHERE index_key = ? AND
+///   expires_at > ?now`, on the index: as costly as that user's sessions;
+/// - delete by index: MySQL has no `DELETE … RETURNING` (MariaDB has it since 10.5), so
+///   that both work it is a transaction: `SELECT id, expires_at FROM sessions WHERE
+///   index_key = ? AND NOT (id <=> ?keep) AND (expires_at > ?now OR expires_at <= ?now -
+///   retention) FOR UPDATE`, then `DELETE … WHERE id IN (…)` of the keys it returned. The
+///   live rows are reported, the rows expired past the expired-session retention go
+///   unreported. The locking read waits for a regenerate under way and then reads the
+///   latest rows (not the transaction's snapshot), so it finds the session under its new
+///   ID; its next-key locks (the transaction is `REPEATABLE READ` whatever the server's
+///   default) keep a regenerate from adding a row of this index behind it, and a
+///   regenerate that waits for it finds no row. A deadlock between the two is rolled back
+///   by InnoDB and run again.
 ///
 /// # Expiry
 ///
@@ -257,7 +322,9 @@ impl MySqlStore {
         SqlStore::<MySqlDialect>::schema(table)
     }
 
-    /// Creates the table (with its index) if it does not exist; safe to run on every start.
+    /// Creates the table (with its indexes) if it does not exist, and adds `index_key`
+    /// (with its index) to a table created before it existed, then sets it on the live rows
+    /// from their metadata; safe to run on every start, from several processes at once.
     ///
     /// # Errors
     ///

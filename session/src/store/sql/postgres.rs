@@ -7,7 +7,7 @@ use sqlx::{PgPool, postgres::PgQueryResult};
 
 use super::{
     Options, Source, builder_options,
-    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    dialect::{BoundQuery, Create, DeleteByIndex, Dialect, Migration, Statements, Upgrade},
     store::{SqlStore, sql_store},
     table::{Quote, Table},
 };
@@ -29,17 +29,36 @@ impl Dialect for PgDialect {
     };
 
     fn schema(table: &Table) -> Vec<String> {
-        let (t, index) = (table.quoted(), table.index());
+        let (t, index, key_index) = (table.quoted(), table.index(), table.key_index());
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\n    \
                  id         BYTEA  PRIMARY KEY,\n    \
                  expires_at BIGINT NOT NULL,\n    \
                  meta       BYTEA  NOT NULL,\n    \
-                 fields     JSONB  NOT NULL\n)"
+                 fields     JSONB  NOT NULL,\n    \
+                 index_key  BYTEA\n)"
             ),
+            // A table created before the column existed gets it here.
+            Self::upgrade(table).add_column,
             format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {key_index} ON {t} (index_key) WHERE index_key IS NOT NULL"),
         ]
+    }
+
+    fn upgrade(table: &Table) -> Upgrade {
+        // `to_regclass` resolves the name as the statements do (search path included).
+        Upgrade {
+            has_column: format!(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'index_key' \
+                 AND NOT attisdropped",
+                table.quoted_literal()
+            ),
+            add_column: format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS index_key BYTEA",
+                table.quoted()
+            ),
+        }
     }
 
     fn statements(table: &Table) -> Statements {
@@ -47,18 +66,20 @@ impl Dialect for PgDialect {
         Statements {
             load: format!("SELECT meta, fields::text FROM {t} WHERE id = $1 AND expires_at > $2"),
             create: Create::Upsert(format!(
-                "INSERT INTO {t} AS s (id, expires_at, meta, fields) VALUES ($1, $2, $3, $4::jsonb) \
+                "INSERT INTO {t} AS s (id, expires_at, meta, fields, index_key) VALUES ($1, $2, $3, $4::jsonb, $5) \
                  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, meta = excluded.meta, \
-                 fields = excluded.fields WHERE s.expires_at <= $5"
+                 fields = excluded.fields, index_key = excluded.index_key WHERE s.expires_at <= $6"
             )),
             update: format!(
-                "UPDATE {t} SET meta = $1, fields = fields || $2::jsonb, expires_at = $3 \
-                 WHERE id = $4 AND expires_at > $5"
-            ),
-            touch: format!("UPDATE {t} SET meta = $1, expires_at = $2 WHERE id = $3 AND expires_at > $4"),
-            rename: format!(
-                "UPDATE {t} SET id = $1, meta = $2, fields = fields || $3::jsonb, expires_at = $4 \
+                "UPDATE {t} SET meta = $1, fields = fields || $2::jsonb, index_key = $3, expires_at = $4 \
                  WHERE id = $5 AND expires_at > $6"
+            ),
+            touch: format!(
+                "UPDATE {t} SET meta = $1, index_key = $2, expires_at = $3 WHERE id = $4 AND expires_at > $5"
+            ),
+            rename: format!(
+                "UPDATE {t} SET id = $1, meta = $2, fields = fields || $3::jsonb, index_key = $4, expires_at = $5 \
+                 WHERE id = $6 AND expires_at > $7"
             ),
             expired: format!("SELECT 1 FROM {t} WHERE id = $1 AND expires_at <= $2"),
             remove_dead: format!("DELETE FROM {t} WHERE id = $1 AND expires_at <= $2"),
@@ -81,6 +102,14 @@ impl Dialect for PgDialect {
                 "DELETE FROM {t} WHERE expires_at <= $1 AND id IN \
                  (SELECT id FROM {t} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
+            list_by_index: format!("SELECT id, meta, fields::text FROM {t} WHERE index_key = $1 AND expires_at > $2"),
+            // A row renamed or updated by a statement that commits while this one waits for
+            // its lock is checked again in its new version (and deleted under its new key).
+            delete_by_index: DeleteByIndex::Returning(format!(
+                "DELETE FROM {t} WHERE index_key = $1 AND id IS DISTINCT FROM $2 \
+                 AND (expires_at > $3 OR expires_at <= $4) RETURNING id, expires_at"
+            )),
+            backfill: format!("UPDATE {t} SET index_key = $1 WHERE id = $2 AND meta = $3 AND index_key IS NULL"),
         }
     }
 
@@ -105,7 +134,7 @@ impl Dialect for PgDialect {
 ///
 /// # Schema
 ///
-/// [`migrate`](Self::migrate) creates the table and its index if they do not exist; teams
+/// [`migrate`](Self::migrate) creates the table and its indexes if they do not exist; teams
 /// that run their own migrations use the same SQL ([`schema`](Self::schema) prints it for
 /// another table name):
 ///
@@ -114,23 +143,33 @@ impl Dialect for PgDialect {
 ///     id         BYTEA  PRIMARY KEY,   -- SHA-256 of the session ID, never the ID
 ///     expires_at BIGINT NOT NULL,      -- ms since the Unix epoch: the earlier deadline
 ///     meta       BYTEA  NOT NULL,      -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     JSONB  NOT NULL       -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     fields     JSONB  NOT NULL,      -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key  BYTEA                 -- the session's index digest, or null
 /// );
+/// -- A table created before `index_key` existed gets it here.
+/// ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS index_key BYTEA;
 /// CREATE INDEX IF NOT EXISTS "sessions_expires_at" ON "sessions" (expires_at);
+/// CREATE INDEX IF NOT EXISTS "sessions_index_key" ON "sessions" (index_key) WHERE index_key IS NOT NULL;
 /// ```
 ///
 /// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
 /// big-endian) then the session's 16-byte lineage; each `fields` member is one session
 /// field, keyed by its tag (see [`store`](crate::store#the-record-format)), its value the
-/// base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes. A later
-/// column (say, a user ID for "log out everywhere") can be added with its own index without
-/// touching these.
+/// base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes.
+/// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
+/// `#[session(index)]` field: never the value), for "log out everywhere"
+/// ([`IndexStore`](crate::store::IndexStore)). When `migrate` adds it to an existing table,
+/// it also sets it on the live rows from their metadata; the SQL above does not, so a team
+/// that upgrades by hand leaves each older session out of its index until its next write.
 ///
 /// # Statements
 ///
 /// Liveness is judged by the store's clock: every statement is given `now` (ms) and treats
 /// a row whose `expires_at` is not after it as absent. Each operation is one statement,
 /// atomic on its own, one round trip (sqlx prepares each once per connection):
+///
+/// Every statement that writes `meta` (create, update, refresh, regenerate) writes
+/// `index_key` with it.
 ///
 /// - load: `SELECT meta, fields FROM sessions WHERE id = $1 AND expires_at > $now`;
 /// - create: `INSERT … ON CONFLICT (id) DO UPDATE … WHERE sessions.expires_at <= $now`: a
@@ -150,7 +189,16 @@ impl Dialect for PgDialect {
 /// - delete: `DELETE FROM sessions WHERE id = $1`;
 /// - scan: pages in `id` order, a cursor being the next 8-byte digest prefix; count:
 ///   `count(*)` of live rows; delete_many: `DELETE … WHERE id = ANY($1)` per 500 keys;
-///   clear: the live rows (counted), then the expired ones.
+///   clear: the live rows (counted), then the expired ones;
+/// - list by index: `SELECT id, meta, fields FROM sessions WHERE index_key = $1 AND
+///   expires_at > $now`, on the partial index: as costly as that user's sessions;
+/// - delete by index: `DELETE FROM sessions WHERE index_key = $1 AND id IS DISTINCT FROM
+///   $keep AND (expires_at > $now OR expires_at <= $now - retention) RETURNING id,
+///   expires_at`: the live rows are reported, the rows expired past the expired-session
+///   retention go unreported. A regenerate or update of one of them that commits while the
+///   `DELETE` waits for its row lock is checked again in its new version, and deleted under
+///   its new ID; one that waits for the `DELETE` finds no row. So no session of the index
+///   survives by changing its ID meanwhile.
 ///
 /// Why a JSON object and not a table with a row per field: the merge is then one `UPDATE`
 /// of one row on all three SQL stores; with a row per field, an update is a session row
@@ -269,8 +317,10 @@ impl PostgresStore {
         SqlStore::<PgDialect>::schema(table)
     }
 
-    /// Creates the table and its index if they do not exist; safe to run on every start,
-    /// from several processes at once (they take turns on an advisory lock).
+    /// Creates the table and its indexes if they do not exist, and adds `index_key` (with
+    /// its index) to a table created before it existed, then sets it on the live rows from
+    /// their metadata; safe to run on every start, from several processes at once (they
+    /// take turns on an advisory lock).
     ///
     /// # Errors
     ///

@@ -4,6 +4,8 @@
 //!   compare with the store's `now`;
 //! - `meta`: created, accessed, idle deadline, absolute deadline (8 bytes each,
 //!   big-endian), then the 16-byte lineage; sealed with encryption at rest;
+//! - `index_key`: the session's [`IndexKey`](crate::store::IndexKey) digest (null when it
+//!   has none), written with `meta` by every write so it is always the digest `meta` holds;
 //! - `fields`: a JSON object with one member per field, `"<tag in 8 hex digits>":
 //!   "<base64 of the stored value>"`, the stored value being a marker byte and the plain,
 //!   gzip or sealed bytes (`store::value`). An update merges its members into the stored
@@ -24,6 +26,8 @@ pub(crate) struct Columns {
     pub(crate) meta: Vec<u8>,
     /// The JSON object of the written fields; `{}` when there are none.
     pub(crate) fields: String,
+    /// The metadata's index digest.
+    pub(crate) index: Option<[u8; 32]>,
 }
 
 impl Columns {
@@ -31,6 +35,11 @@ impl Columns {
     /// leave `fields` alone.
     pub(crate) fn has_fields(&self) -> bool {
         self.fields.len() > 2
+    }
+
+    /// The `index_key` column's value.
+    pub(crate) fn index(&self) -> Option<&[u8]> {
+        self.index.as_ref().map(|index| &index[..])
     }
 }
 
@@ -87,6 +96,7 @@ impl Core {
             expires_at: db_ms(meta.expires_ms()),
             meta: stored_meta,
             fields,
+            index: meta.index.map(|index| *index.as_bytes()),
         })
     }
 

@@ -11,7 +11,7 @@ use sqlx::{
 
 use super::{
     Options, builder_options,
-    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    dialect::{BoundQuery, Create, DeleteByIndex, Dialect, Migration, Statements, Upgrade},
     store::{SqlStore, connect, sql_store},
     table::{Quote, Table},
 };
@@ -32,10 +32,11 @@ impl Dialect for SqliteDialect {
     /// SQLite names an index's schema on the index, not on its table.
     fn schema(table: &Table) -> Vec<String> {
         let t = table.quoted();
-        let index = match table.schema() {
-            Some(schema) => format!("{schema}.{}", table.index()),
-            None => table.index(),
+        let qualified = |index: String| match table.schema() {
+            Some(schema) => format!("{schema}.{index}"),
+            None => index,
         };
+        let (index, key_index) = (qualified(table.index()), qualified(table.key_index()));
         let bare = table.bare();
         vec![
             format!(
@@ -43,10 +44,24 @@ impl Dialect for SqliteDialect {
                  id         BLOB    NOT NULL PRIMARY KEY,\n    \
                  expires_at INTEGER NOT NULL,\n    \
                  meta       BLOB    NOT NULL,\n    \
-                 fields     TEXT    NOT NULL\n) WITHOUT ROWID"
+                 fields     TEXT    NOT NULL,\n    \
+                 index_key  BLOB\n) WITHOUT ROWID"
             ),
             format!("CREATE INDEX IF NOT EXISTS {index} ON {bare} (expires_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {key_index} ON {bare} (index_key) WHERE index_key IS NOT NULL"),
         ]
+    }
+
+    /// SQLite has no `ADD COLUMN IF NOT EXISTS`: the table's columns are looked up first.
+    fn upgrade(table: &Table) -> Upgrade {
+        let arguments = match table.schema_literal() {
+            Some(schema) => format!("{}, {schema}", table.name_literal()),
+            None => table.name_literal(),
+        };
+        Upgrade {
+            has_column: format!("SELECT 1 FROM pragma_table_info({arguments}) WHERE name = 'index_key'"),
+            add_column: format!("ALTER TABLE {} ADD COLUMN index_key BLOB", table.quoted()),
+        }
     }
 
     fn statements(table: &Table) -> Statements {
@@ -54,18 +69,20 @@ impl Dialect for SqliteDialect {
         Statements {
             load: format!("SELECT meta, fields FROM {t} WHERE id = ?1 AND expires_at > ?2"),
             create: Create::Upsert(format!(
-                "INSERT INTO {t} (id, expires_at, meta, fields) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO {t} (id, expires_at, meta, fields, index_key) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, meta = excluded.meta, \
-                 fields = excluded.fields WHERE expires_at <= ?5"
+                 fields = excluded.fields, index_key = excluded.index_key WHERE expires_at <= ?6"
             )),
             update: format!(
-                "UPDATE {t} SET meta = ?1, fields = json_patch(fields, ?2), expires_at = ?3 \
-                 WHERE id = ?4 AND expires_at > ?5"
-            ),
-            touch: format!("UPDATE {t} SET meta = ?1, expires_at = ?2 WHERE id = ?3 AND expires_at > ?4"),
-            rename: format!(
-                "UPDATE {t} SET id = ?1, meta = ?2, fields = json_patch(fields, ?3), expires_at = ?4 \
+                "UPDATE {t} SET meta = ?1, fields = json_patch(fields, ?2), index_key = ?3, expires_at = ?4 \
                  WHERE id = ?5 AND expires_at > ?6"
+            ),
+            touch: format!(
+                "UPDATE {t} SET meta = ?1, index_key = ?2, expires_at = ?3 WHERE id = ?4 AND expires_at > ?5"
+            ),
+            rename: format!(
+                "UPDATE {t} SET id = ?1, meta = ?2, fields = json_patch(fields, ?3), index_key = ?4, expires_at = ?5 \
+                 WHERE id = ?6 AND expires_at > ?7"
             ),
             expired: format!("SELECT 1 FROM {t} WHERE id = ?1 AND expires_at <= ?2"),
             remove_dead: format!("DELETE FROM {t} WHERE id = ?1 AND expires_at <= ?2"),
@@ -87,6 +104,15 @@ impl Dialect for SqliteDialect {
                 "DELETE FROM {t} WHERE expires_at <= ?1 AND id IN \
                  (SELECT id FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
             ),
+            list_by_index: format!("SELECT id, meta, fields FROM {t} WHERE index_key = ?1 AND expires_at > ?2"),
+            // `RETURNING` since SQLite 3.35 (the bundled one is newer). One writer at a time:
+            // a rename commits before this statement (and is deleted under its new key) or
+            // runs after it and finds nothing to move.
+            delete_by_index: DeleteByIndex::Returning(format!(
+                "DELETE FROM {t} WHERE index_key = ?1 AND id IS NOT ?2 \
+                 AND (expires_at > ?3 OR expires_at <= ?4) RETURNING id, expires_at"
+            )),
+            backfill: format!("UPDATE {t} SET index_key = ?1 WHERE id = ?2 AND meta = ?3 AND index_key IS NULL"),
         }
     }
 
@@ -107,7 +133,7 @@ impl Dialect for SqliteDialect {
 ///
 /// # Schema
 ///
-/// [`migrate`](Self::migrate) creates the table and its index if they do not exist; teams
+/// [`migrate`](Self::migrate) creates the table and its indexes if they do not exist; teams
 /// that run their own migrations use the same SQL ([`schema`](Self::schema) prints it for
 /// another table name):
 ///
@@ -116,10 +142,20 @@ impl Dialect for SqliteDialect {
 ///     id         BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
 ///     expires_at INTEGER NOT NULL,              -- ms since the Unix epoch: the earlier deadline
 ///     meta       BLOB    NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     TEXT    NOT NULL               -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     fields     TEXT    NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key  BLOB                           -- the session's index digest, or null
 /// ) WITHOUT ROWID;
 /// CREATE INDEX IF NOT EXISTS "sessions_expires_at" ON "sessions" (expires_at);
+/// CREATE INDEX IF NOT EXISTS "sessions_index_key" ON "sessions" (index_key) WHERE index_key IS NOT NULL;
 /// ```
+///
+/// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
+/// `#[session(index)]` field: never the value), for "log out everywhere"
+/// ([`IndexStore`](crate::store::IndexStore)). SQLite has no `ADD COLUMN IF NOT EXISTS`: on
+/// a table created before the column existed (no `index_key` in `pragma_table_info`),
+/// `migrate` runs `ALTER TABLE "sessions" ADD COLUMN index_key BLOB` before the indexes, then
+/// sets the column on the live rows from their metadata. A team that upgrades by hand
+/// leaves each older session out of its index until its next write.
 ///
 /// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
 /// big-endian) then the session's 16-byte lineage; each `fields` member is one session
@@ -132,7 +168,8 @@ impl Dialect for SqliteDialect {
 /// # Statements
 ///
 /// As on PostgreSQL, every statement is given `now` by the store's clock, each operation is
-/// one statement, and SQLite runs one writer at a time, so each is atomic:
+/// one statement, and SQLite runs one writer at a time, so each is atomic. Every statement
+/// that writes `meta` (create, update, refresh, regenerate) writes `index_key` with it:
 ///
 /// - load: `SELECT meta, fields FROM sessions WHERE id = ?1 AND expires_at > ?now`;
 /// - create: `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= ?now` (a new row, or
@@ -146,7 +183,15 @@ impl Dialect for SqliteDialect {
 ///   statement. A row already under the new key fails the primary key: an expired one is
 ///   deleted and the move tried once more, a live one is kept ([`Rename::TargetExists`]);
 /// - delete: `DELETE FROM sessions WHERE id = ?1`; query operations as on PostgreSQL
-///   (`DELETE … WHERE id IN (?, …)` per 500 keys).
+///   (`DELETE … WHERE id IN (?, …)` per 500 keys);
+/// - list by index: `SELECT id, meta, fields FROM sessions WHERE index_key = ?1 AND
+///   expires_at > ?now`, on the partial index: as costly as that user's sessions;
+/// - delete by index: `DELETE FROM sessions WHERE index_key = ?1 AND id IS NOT ?keep AND
+///   (expires_at > ?now OR expires_at <= ?now - retention) RETURNING id, expires_at`
+///   (`RETURNING` needs SQLite 3.35; the compiled-in one is newer): the live rows are
+///   reported, the rows expired past the expired-session retention go unreported. With one
+///   writer at a time, a regenerate either ran before it (and its new ID is deleted) or
+///   runs after it and finds no row to move.
 ///
 /// # Expiry
 ///
@@ -276,7 +321,9 @@ impl SqliteStore {
         SqlStore::<SqliteDialect>::schema(table)
     }
 
-    /// Creates the table and its index if they do not exist; safe to run on every start.
+    /// Creates the table and its indexes if they do not exist, and adds `index_key` (with
+    /// its index) to a table created before it existed, then sets it on the live rows from
+    /// their metadata; safe to run on every start.
     ///
     /// # Errors
     ///

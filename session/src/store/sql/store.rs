@@ -10,7 +10,7 @@ use super::{
     DELETE_BATCH,
     call::{Core, db_ms, decode_error, unexpected},
     cursor_bound,
-    dialect::{BoundQuery, Create, Dialect, Migration, Statements},
+    dialect::{BoundQuery, Create, DeleteByIndex, Dialect, Migration, Statements},
     expiry::EXPIRY_BATCH,
     is_unique_violation, next_cursor,
     row::Columns,
@@ -20,8 +20,12 @@ use super::{
 use crate::{
     Error,
     id::StoreKey,
+    index::IndexKey,
     store::{Record, Rename, ScanPage},
 };
+
+/// Rows one page of the index backfill reads.
+const BACKFILL_BATCH: usize = 500;
 
 /// A SQL store on dialect `D`: its pool, what every store holds, and its statements. The
 /// public stores wrap it in an `Arc` (see [`sql_store!`](sql_store)).
@@ -83,12 +87,14 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 // What every statement needs of the database: the pool runs statements, and keys, `meta`
-// (bytes), `fields` (text) and ms (`BIGINT`) bind and decode.
+// (bytes), `fields` (text) and ms (`BIGINT`) bind and decode; `index_key` binds as bytes or
+// null.
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
     for<'q> &'q [u8]: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q [u8]>: Encode<'q, D::Db>,
     for<'q> &'q str: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     usize: ColumnIndex<<D::Db as Database>::Row>,
@@ -98,10 +104,14 @@ where
         Ok(D::rows_affected(&query.execute(&self.pool).await?))
     }
 
-    /// Creates the table and its index if they do not exist, as [`Dialect::MIGRATION`] says.
+    /// Creates the table and its indexes if they do not exist, as [`Dialect::MIGRATION`]
+    /// says; adds the index column to a table created before it, then fills it in for the
+    /// live rows (see [`backfill`](Self::backfill)).
     pub(crate) async fn migrate(&self) -> Result<(), Error> {
         let statements = D::schema(&self.core.table);
         let lock_name = format!("session-store:{}", self.core.table.display());
+        // Set once this call added the column, whatever a retried attempt finds after.
+        let added = std::sync::atomic::AtomicBool::new(false);
         self.core
             .call("migrate", true, || async {
                 match D::MIGRATION {
@@ -113,20 +123,114 @@ where
                                 .execute(&mut *transaction)
                                 .await?;
                         }
-                        for statement in &statements {
-                            sqlx::query(statement).execute(&mut *transaction).await?;
-                        }
-                        transaction.commit().await
+                        let added_now = self.run_schema(&mut transaction, &statements).await?;
+                        transaction.commit().await?;
+                        added.fetch_or(added_now, std::sync::atomic::Ordering::Relaxed);
                     }
                     Migration::OneByOne => {
-                        for statement in &statements {
-                            sqlx::query(statement).execute(&self.pool).await?;
-                        }
-                        Ok(())
+                        let mut connection = self.pool.acquire().await?;
+                        let added_now = self.run_schema(&mut connection, &statements).await?;
+                        added.fetch_or(added_now, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
+                Ok(())
             })
-            .await
+            .await?;
+        if added.into_inner() {
+            let filled = self.backfill().await?;
+            tracing::info!(
+                store = self.core.backend,
+                filled,
+                "added the session index column and indexed the live sessions"
+            );
+        }
+        Ok(())
+    }
+
+    /// The schema's statements on `connection`, with the index column added between the
+    /// table and the rest if the table lacks it; whether it did add it.
+    async fn run_schema(
+        &self,
+        connection: &mut <D::Db as Database>::Connection,
+        statements: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let upgrade = D::upgrade(&self.core.table);
+        let (table, rest) = statements.split_first().expect("a schema starts with its table");
+        sqlx::query(table).execute(&mut *connection).await?;
+        let mut added = false;
+        if sqlx::query(&upgrade.has_column)
+            .fetch_optional(&mut *connection)
+            .await?
+            .is_none()
+        {
+            match sqlx::query(&upgrade.add_column).execute(&mut *connection).await {
+                Ok(_) => added = true,
+                // Another process's migration added it meanwhile (MySQL, which takes no lock).
+                Err(error) => {
+                    let there = sqlx::query(&upgrade.has_column).fetch_optional(&mut *connection).await;
+                    if !matches!(there, Ok(Some(_))) {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        for statement in rest {
+            sqlx::query(statement).execute(&mut *connection).await?;
+        }
+        Ok(added)
+    }
+
+    /// Sets `index_key` on the live rows written before the column existed, from the index
+    /// their metadata holds; returns how many. Each row is set only if its `meta` is still
+    /// the one read, so a write meanwhile (which sets the column itself) wins.
+    async fn backfill(&self) -> Result<u64, Error> {
+        let mut filled = 0;
+        let mut cursor = Some(0);
+        while let Some(at) = cursor {
+            let now_ms = self.core.clock.now_ms();
+            let limit = i64::try_from(BACKFILL_BATCH).unwrap_or(i64::MAX);
+            let rows = self
+                .core
+                .call("backfill", true, || async {
+                    let (bound, now) = (cursor_bound(at), db_ms(now_ms));
+                    sqlx::query(&self.sql.scan)
+                        .bind(&bound[..])
+                        .bind(now)
+                        .bind(&bound[..])
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                })
+                .await?;
+            let mut last = None;
+            for row in &rows {
+                let id: &[u8] = row.try_get(0).map_err(decode_error)?;
+                let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
+                last = Some(id);
+                let Some(key) = store_key(id) else {
+                    return Err(unexpected("a session row's id is not a 32-byte digest"));
+                };
+                // An unreadable row is no session: nothing to index.
+                let Ok(Some(index)) = self.core.values.decode_meta(&key, meta, now_ms).map(|meta| meta.index) else {
+                    continue;
+                };
+                filled += self
+                    .core
+                    .call("backfill", true, || async {
+                        self.run(
+                            sqlx::query(&self.sql.backfill)
+                                .bind(&index.as_bytes()[..])
+                                .bind(id)
+                                .bind(meta),
+                        )
+                        .await
+                    })
+                    .await?;
+            }
+            cursor = next_cursor(last, rows.len(), BACKFILL_BATCH);
+        }
+        Ok(filled)
     }
 
     /// Deletes the rows expired longer ago than the retention, in statements of at most
@@ -209,6 +313,7 @@ where
                 let replaced = sqlx::query(replace_dead)
                     .bind(columns.meta.as_slice())
                     .bind(columns.fields.as_str())
+                    .bind(columns.index())
                     .bind(columns.expires_at)
                     .bind(id(key))
                     .bind(now);
@@ -217,13 +322,14 @@ where
             .await
     }
 
-    /// `sql` with a new row's `key, expires_at, meta, fields` bound.
+    /// `sql` with a new row's `key, expires_at, meta, fields, index` bound.
     fn insert<'q>(sql: &'q str, key: &'q StoreKey, columns: &'q Columns) -> BoundQuery<'q, D::Db> {
         sqlx::query(sql)
             .bind(id(key))
             .bind(columns.expires_at)
             .bind(columns.meta.as_slice())
             .bind(columns.fields.as_str())
+            .bind(columns.index())
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
@@ -238,7 +344,11 @@ where
                 } else {
                     sqlx::query(&self.sql.touch).bind(columns.meta.as_slice())
                 };
-                let query = query.bind(columns.expires_at).bind(id(key)).bind(now);
+                let query = query
+                    .bind(columns.index())
+                    .bind(columns.expires_at)
+                    .bind(id(key))
+                    .bind(now);
                 Ok(self.run(query).await? == 1)
             })
             .await
@@ -256,6 +366,7 @@ where
             .bind(id(to))
             .bind(columns.meta.as_slice())
             .bind(columns.fields.as_str())
+            .bind(columns.index())
             .bind(columns.expires_at)
             .bind(id(from))
             .bind(now);
@@ -318,21 +429,103 @@ where
         let mut records = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in &rows {
-            let id: &[u8] = row.try_get(0).map_err(decode_error)?;
-            let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
-            let fields: &str = row.try_get(2).map_err(decode_error)?;
-            last = Some(id);
-            let Some(key) = store_key(id) else {
-                return Err(unexpected("a session row's id is not a 32-byte digest"));
-            };
-            if let Some(record) = self.core.record(&key, meta, fields, now_ms) {
-                records.push((key, record));
-            }
+            let (key, record) = self.row_record(row, now_ms)?;
+            last = Some(key);
+            records.extend(record.map(|record| (key, record)));
         }
         Ok(ScanPage {
             records,
-            next: next_cursor(last, rows.len(), batch),
+            next: next_cursor(last.as_ref().map(|key| &key.as_bytes()[..]), rows.len(), batch),
         })
+    }
+
+    /// On `connection`, a transaction at the `isolation` level that runs `select` (a
+    /// locking read of `id, expires_at`) and deletes the rows it returned; those rows.
+    async fn lock_then_delete(
+        &self,
+        connection: &mut <D::Db as Database>::Connection,
+        isolation: &str,
+        select: BoundQuery<'_, D::Db>,
+    ) -> Result<Vec<(StoreKey, i64)>, sqlx::Error> {
+        sqlx::query(isolation).execute(&mut *connection).await?;
+        let mut transaction = connection.begin().await?;
+        let rows = deleted_rows::<D>(&select.fetch_all(&mut *transaction).await?)?;
+        let keys: Vec<StoreKey> = rows.iter().map(|(key, _)| *key).collect();
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let sql = D::delete_many(&self.sql.delete_many, chunk.len());
+            D::bind_keys(sqlx::query(&sql), chunk)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(rows)
+    }
+
+    /// A row of `id, meta, fields` as its key and, if it reads as a live session, record.
+    fn row_record(&self, row: &<D::Db as Database>::Row, now_ms: u64) -> Result<(StoreKey, Option<Record>), Error> {
+        let id: &[u8] = row.try_get(0).map_err(decode_error)?;
+        let meta: &[u8] = row.try_get(1).map_err(decode_error)?;
+        let fields: &str = row.try_get(2).map_err(decode_error)?;
+        let Some(key) = store_key(id) else {
+            return Err(unexpected("a session row's id is not a 32-byte digest"));
+        };
+        Ok((key, self.core.record(&key, meta, fields, now_ms)))
+    }
+
+    pub(crate) async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
+        let now_ms = self.core.clock.now_ms();
+        let rows = self
+            .core
+            .call("list_by_index", true, || async {
+                sqlx::query(&self.sql.list_by_index)
+                    .bind(&index.as_bytes()[..])
+                    .bind(db_ms(now_ms))
+                    .fetch_all(&self.pool)
+                    .await
+            })
+            .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let (key, Some(record)) = self.row_record(row, now_ms)?
+                && record.meta.index.as_ref() == Some(index)
+            {
+                records.push((key, record));
+            }
+        }
+        Ok(records)
+    }
+
+    /// Deletes the live rows of `index` but `keep`'s, and those expired longer ago than the
+    /// retention (rows expired within it stay, so a load can still tell "expired"); returns
+    /// the live ones' keys. Not retried: a retry after a timeout would find them gone and
+    /// report nothing.
+    pub(crate) async fn delete_by_index(
+        &self,
+        index: &IndexKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<Vec<StoreKey>, Error> {
+        let now = self.core.now();
+        let before = now.saturating_sub(i64::try_from(self.core.retention_ms).unwrap_or(i64::MAX));
+        let (index, keep) = (&index.as_bytes()[..], keep.map(id));
+        let query = |sql| sqlx::query(sql).bind(index).bind(keep).bind(now).bind(before);
+        let rows = self
+            .core
+            .call("delete_by_index", false, || async {
+                let (isolation, select) = match &self.sql.delete_by_index {
+                    DeleteByIndex::Returning(delete) => {
+                        return deleted_rows::<D>(&query(delete).fetch_all(&self.pool).await?);
+                    }
+                    DeleteByIndex::LockThenDelete { isolation, select } => (isolation, select),
+                };
+                let mut connection = self.pool.acquire().await?;
+                self.lock_then_delete(&mut connection, isolation, query(select)).await
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(key, _)| key)
+            .collect())
     }
 
     pub(crate) async fn count(&self) -> Result<usize, Error> {
@@ -373,6 +566,22 @@ where
             .await?;
         Ok(usize::try_from(live).unwrap_or(usize::MAX))
     }
+}
+
+/// The `id, expires_at` rows of a deletion by index.
+fn deleted_rows<D: Dialect>(rows: &[<D::Db as Database>::Row]) -> Result<Vec<(StoreKey, i64)>, sqlx::Error>
+where
+    for<'q> &'q [u8]: Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Decode<'q, D::Db> + Type<D::Db>,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+{
+    rows.iter()
+        .map(|row| {
+            let key = store_key(row.try_get(0)?)
+                .ok_or_else(|| sqlx::Error::Decode("a session row's id is not a 32-byte digest".into()))?;
+            Ok((key, row.try_get(1)?))
+        })
+        .collect()
 }
 
 /// What every public SQL store is on top of its `Arc<SqlStore<D>>` (the tuple's field):
@@ -455,6 +664,23 @@ macro_rules! sql_store {
 
             async fn delete(&self, key: &crate::id::StoreKey) -> Result<bool, crate::Error> {
                 self.0.delete(key).await
+            }
+        }
+
+        impl crate::store::IndexStore for $store {
+            async fn list_by_index(
+                &self,
+                index: &crate::store::IndexKey,
+            ) -> Result<Vec<(crate::id::StoreKey, crate::store::Record)>, crate::Error> {
+                self.0.list_by_index(index).await
+            }
+
+            async fn delete_by_index(
+                &self,
+                index: &crate::store::IndexKey,
+                keep: Option<&crate::id::StoreKey>,
+            ) -> Result<Vec<crate::id::StoreKey>, crate::Error> {
+                self.0.delete_by_index(index, keep).await
             }
         }
 

@@ -9,7 +9,7 @@
 use crate::Error;
 
 /// The longest part of a name: PostgreSQL truncates identifiers at 63 bytes, and the
-/// expiry index's name adds 11 (`_expires_at`).
+/// index names add at most 11 (`_expires_at`, `_index_key`).
 pub(crate) const MAX_PART_LEN: usize = 48;
 
 /// How a backend quotes identifiers.
@@ -69,6 +69,29 @@ impl Table {
         self.quote(&format!("{}_expires_at", self.name))
     }
 
+    /// The session index's quoted name, unqualified: `"table_index_key"`.
+    pub(crate) fn key_index(&self) -> String {
+        self.quote(&format!("{}_index_key", self.name))
+    }
+
+    /// The table name, unquoted, as an SQL string literal (validated: nothing to escape).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn name_literal(&self) -> String {
+        format!("'{}'", self.name)
+    }
+
+    /// The schema, unquoted, as an SQL string literal, if the name has one.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn schema_literal(&self) -> Option<String> {
+        self.schema.as_deref().map(|schema| format!("'{schema}'"))
+    }
+
+    /// The quoted, qualified name as an SQL string literal: `'"schema"."table"'`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn quoted_literal(&self) -> String {
+        format!("'{}'", self.quoted())
+    }
+
     /// The quoted schema, if the name has one.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn schema(&self) -> Option<String> {
@@ -125,6 +148,10 @@ mod tests {
         let table = Table::parse("app.user_sessions2", Quote::Backtick).unwrap();
         assert_eq!(table.quoted(), "`app`.`user_sessions2`");
         assert_eq!(table.index(), "`user_sessions2_expires_at`");
+        assert_eq!(table.key_index(), "`user_sessions2_index_key`");
+        assert_eq!(table.name_literal(), "'user_sessions2'");
+        assert_eq!(table.schema_literal().as_deref(), Some("'app'"));
+        assert_eq!(table.quoted_literal(), "'`app`.`user_sessions2`'");
         assert_eq!(table.schema().as_deref(), Some("`app`"));
         assert_eq!(table.display(), "app.user_sessions2");
         assert!(Table::parse("_x", Quote::Double).is_ok());
