@@ -1,5 +1,7 @@
 //! Sessions kept whole in the cookie: sealed on every change, opened on every request.
 
+use std::{sync::Arc, time::Duration};
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -13,6 +15,7 @@ use crate::{
     index::IndexKey,
     provider,
     rejection::Rejection,
+    revocation::{Lookup, Revocation, RevocationStore},
     session::{SessionMeta, Status},
     set_cookie,
 };
@@ -21,6 +24,11 @@ use crate::{
 const MAX_PLAINTEXT: usize = 16 * 1024;
 /// Envelope bytes around the ciphertext: header, IV and tag, plus a padding block.
 const ENVELOPE_OVERHEAD: usize = 75;
+/// The default bound on how old a cached revocation generation may be.
+const DEFAULT_STALENESS: Duration = Duration::from_secs(1);
+/// How much longer than the longest cookie a revocation store keeps a generation: room for
+/// clock skew between the nodes and the store.
+const KEEP_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Serialize, Deserialize)]
 struct Payload<'a> {
@@ -39,7 +47,8 @@ struct Payload<'a> {
 }
 
 /// What follows the [`Payload`] in the plaintext. Kept apart so that a cookie sealed before
-/// it existed (nothing follows) still opens, and an older version ignores it.
+/// it existed (nothing follows) still opens, and an older version ignores it. An indexed
+/// session's revocation generation follows it in turn (a varint), for the same reasons.
 #[derive(Serialize, Deserialize)]
 struct Trailer {
     index: Option<[u8; 32]>,
@@ -65,6 +74,8 @@ struct Trailer {
 /// fields      bytes      the field-tagged record of every stored field (codec)
 /// index       Option<[u8; 32]>  the session's IndexKey (SessionMeta::index); absent from
 ///                        cookies sealed before indexes, read as none
+/// generation  u64        the index's revocation generation when sealed; only after an
+///                        index; absent from cookies sealed before revocation, read as 0
 /// ```
 ///
 /// Expiry is enforced from the authenticated envelope and lifetimes, never from the
@@ -75,6 +86,36 @@ struct Trailer {
 /// is not a [`SessionStore`](crate::store::SessionStore)), and a regenerated or deleted session's
 /// old cookie stays valid until it expires if a client replays it. Use a server-side store
 /// where revocation must be immediate.
+///
+/// # Revocation
+///
+/// With [`with_revocation`](Self::with_revocation), sessions of a type with an
+/// `#[session(index)]` field can be ended by index: [`revoke_all_of`](Self::revoke_all_of)
+/// ("log me out everywhere"), [`revoke_others_of`](Self::revoke_others_of) ("log out my other
+/// devices") and [`revoke_index`](Self::revoke_index) (an administrator's "log alice out
+/// everywhere"). Each index has a *generation* in a
+/// [`RevocationStore`](crate::revocation::RevocationStore), 0 until it is first revoked;
+/// revoking increments it. An indexed session's cookie carries the generation it was first
+/// sealed with (re-sealing keeps it), and a cookie whose generation is not the current one
+/// is refused as no session, reported as [`Rejection::Revoked`]. Cookies of sessions
+/// without an index are never looked up nor refused. Cookies sealed before revocation
+/// existed count as generation 0: valid until their index is revoked once.
+///
+/// The trade-off: opening an indexed cookie costs one generation lookup, cached per index
+/// for at most [`revocation_staleness`](Self::revocation_staleness) (1 s by default), and
+/// sealing a session under a new index (a login) asks the store itself. The node that
+/// revokes refuses the revoked cookies at once; other nodes within the staleness bound.
+/// When the store cannot be reached the lookup fails like a server-side store's load
+/// ([`Error::is_unavailable`]): the HTTP layer answers 503 by default and never accepts a
+/// cookie it could not check. Listing a principal's sessions or devices stays impossible:
+/// nothing of a cookie session is kept server-side but the generation, so the revoke
+/// operations do not even count what they ended.
+///
+/// The lookup is asynchronous: use [`open_async`](Self::open_async),
+/// [`open_outcome_async`](Self::open_outcome_async) and [`seal_async`](Self::seal_async)
+/// (the HTTP layer does). With revocation on, the synchronous [`open`](Self::open) refuses
+/// every indexed cookie (it cannot check it) and [`seal`](Self::seal) refuses to seal a
+/// session under a new index (it cannot look its generation up).
 ///
 /// Give it to [`SessionLayer`](crate::http::SessionLayer) in place of a
 /// [`SessionProvider`](crate::SessionProvider).
@@ -115,6 +156,10 @@ pub struct CookieSessions {
     /// the cookie crate writes the value verbatim, so a value's full size is this plus its
     /// length, checked on every seal without rendering the header twice.
     frame_len: usize,
+    /// The generation store and its cache, shared by clones; `None`: revocation is off.
+    revocation: Option<Arc<Revocation>>,
+    /// How long a cached generation is used before it is asked again.
+    staleness: Duration,
 }
 
 impl CookieSessions {
@@ -134,12 +179,39 @@ impl CookieSessions {
             binding: ClientBinding::NONE,
             callbacks: Callbacks::default(),
             frame_len,
+            revocation: None,
+            staleness: DEFAULT_STALENESS,
         })
+    }
+
+    /// Turns on revocation by index, with generations kept in `store` (see
+    /// [Revocation](Self#revocation)): a [`MemoryRevocationStore`](crate::MemoryRevocationStore)
+    /// for one process, a `RedisRevocationStore` (feature `redis`) for several nodes. Off by
+    /// default.
+    ///
+    /// Clones and [`with_config`](Self::with_config) share the store and its cache, so a
+    /// revoke through any of them is seen by all at once.
+    #[must_use]
+    pub fn with_revocation(mut self, store: impl RevocationStore) -> Self {
+        self.revocation = Some(Arc::new(Revocation::new(store)));
+        self
+    }
+
+    /// How long a generation read from the revocation store is used before it is read again
+    /// (default 1 s): a cookie revoked through another node is refused here at most this
+    /// long after. A revoke through this node (or a clone) is seen at once. Zero reads the
+    /// store for every indexed cookie. Stores in this process
+    /// ([`RevocationStore::is_local`]) are never cached. Measured on the configuration's
+    /// clock.
+    #[must_use]
+    pub fn revocation_staleness(mut self, staleness: Duration) -> Self {
+        self.staleness = staleness;
+        self
     }
 
     /// Sets the callbacks. Cookie sessions keep nothing server-side, so only
     /// [`on_rejected`](Callbacks::on_rejected) is called (tampered cookies, client
-    /// mismatches).
+    /// mismatches, revoked cookies).
     #[must_use]
     pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
         self.callbacks = callbacks;
@@ -173,6 +245,8 @@ impl CookieSessions {
             compress_above: self.compress_above,
             binding: self.binding,
             callbacks: self.callbacks.clone(),
+            revocation: self.revocation.clone(),
+            staleness: self.staleness,
             ..fresh
         })
     }
@@ -212,17 +286,82 @@ impl CookieSessions {
 
     /// Opens a cookie value. Anything invalid, tampered, expired, sealed for another name or
     /// bound to another client gives `None`: the caller starts a new session.
+    ///
+    /// With revocation on, an indexed session's cookie gives `None` too, as this cannot
+    /// look its generation up: use [`open_async`](Self::open_async).
     pub fn open<T: SessionData>(&self, value: &str, client: &ClientInfo) -> Option<Session<T>> {
-        match self.open_outcome(value, client) {
-            LoadOutcome::Live(session) => Some(session),
-            LoadOutcome::Expired | LoadOutcome::Unknown => None,
-        }
+        live(self.open_outcome(value, client))
     }
 
     /// Opens a cookie value, telling an authentic cookie whose session expired
     /// ([`LoadOutcome::Expired`]: its sealed deadline passed) from anything else that does
     /// not open ([`LoadOutcome::Unknown`]).
+    ///
+    /// With revocation on, an indexed session's cookie is [`LoadOutcome::Unknown`], as this
+    /// cannot look its generation up: use [`open_outcome_async`](Self::open_outcome_async).
     pub fn open_outcome<T: SessionData>(&self, value: &str, client: &ClientInfo) -> LoadOutcome<T> {
+        match self.open_unchecked::<T>(value, client) {
+            LoadOutcome::Live(session) if self.revocation.is_some() && session.generation().is_some() => {
+                tracing::warn!(
+                    "revocation is on, so an indexed cookie session opens only through open_async; starting a new session"
+                );
+                LoadOutcome::Unknown
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// As [`open`](Self::open), and with revocation on, an indexed session's cookie whose
+    /// generation is not its index's current one gives `None` (reported as
+    /// [`Rejection::Revoked`]).
+    ///
+    /// # Errors
+    ///
+    /// When the revocation store fails: [`Error::is_unavailable`] holds if it cannot be
+    /// reached. The cookie is then neither accepted nor refused.
+    pub async fn open_async<T: SessionData>(
+        &self,
+        value: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<Session<T>>, Error> {
+        self.open_outcome_async(value, client).await.map(live)
+    }
+
+    /// As [`open_outcome`](Self::open_outcome), and with revocation on, an indexed session's
+    /// cookie whose generation is not its index's current one is [`LoadOutcome::Unknown`]
+    /// (reported as [`Rejection::Revoked`]). Without revocation, or for a session without an
+    /// index, nothing is looked up.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_async`](Self::open_async).
+    pub async fn open_outcome_async<T: SessionData>(
+        &self,
+        value: &str,
+        client: &ClientInfo,
+    ) -> Result<LoadOutcome<T>, Error> {
+        let outcome = self.open_unchecked(value, client);
+        let (Some(revocation), LoadOutcome::Live(session)) = (&self.revocation, &outcome) else {
+            return Ok(outcome);
+        };
+        let Some((index, sealed)) = session.generation() else {
+            return Ok(outcome);
+        };
+        let mut current = self.generation(revocation, &index, Lookup::Cached).await?;
+        if sealed > current {
+            // Raised by a revoke elsewhere that the cache has not seen yet (a kept session
+            // re-sealed), or forgotten by the store: only the store can tell.
+            current = self.generation(revocation, &index, Lookup::Fresh).await?;
+        }
+        if sealed != current {
+            self.callbacks.rejected(Rejection::Revoked);
+            return Ok(LoadOutcome::Unknown);
+        }
+        Ok(outcome)
+    }
+
+    /// Opens a cookie value without asking the revocation store.
+    fn open_unchecked<T: SessionData>(&self, value: &str, client: &ClientInfo) -> LoadOutcome<T> {
         let now = self.config.now_ms();
         let limits = OpenLimits {
             max_input_len: set_cookie::MAX_COOKIE_BYTES,
@@ -240,15 +379,9 @@ impl CookieSessions {
             tracing::warn!("an authentic session cookie did not decode; starting a new session");
             return LoadOutcome::Unknown;
         };
-        let trailer = match rest {
-            [] => Trailer { index: None },
-            rest => match postcard::from_bytes::<Trailer>(rest) {
-                Ok(trailer) => trailer,
-                Err(_) => {
-                    tracing::warn!("an authentic session cookie did not decode; starting a new session");
-                    return LoadOutcome::Unknown;
-                }
-            },
+        let Some((trailer, generation)) = read_trailer(rest) else {
+            tracing::warn!("an authentic session cookie did not decode; starting a new session");
+            return LoadOutcome::Unknown;
         };
         let Some(cookie) = CookieLifetime::from_byte(payload.cookie) else {
             tracing::warn!("an authentic session cookie has an unknown cookie lifetime; starting a new session");
@@ -276,24 +409,175 @@ impl CookieSessions {
         let refresh_due = opened.sealed_with_old_key
             || now.saturating_sub(meta.accessed_ms) >= duration_ms(self.config.refresh_interval());
         let data = codec::decode_bytes::<T>(payload.fields);
-        LoadOutcome::Live(Session::from_parts(
+        let mut session = Session::from_parts(
             SessionId::from_bytes(payload.id),
             data,
             meta,
             Status::Stored,
             refresh_due,
             self.config.clock().clone(),
-        ))
+        );
+        // Checked under the index of the data: a cookie sealed before indexes carried none.
+        let index = session.data().index_key();
+        session.set_generation(index.map(|index| (index, if meta.index == Some(index) { generation } else { 0 })));
+        LoadOutcome::Live(session)
     }
 
     /// Seals the whole session into a cookie value, sliding its idle deadline.
+    ///
+    /// An indexed session keeps the revocation generation it was opened or last sealed
+    /// with; under a new index (a login) it takes the index's current generation, which
+    /// only [`seal_async`](Self::seal_async) can look up when revocation is on.
     ///
     /// # Errors
     ///
     /// [`Error::CookieTooLarge`] (with the actual size) when the `Set-Cookie` value would
     /// exceed 4096 bytes, [`Error::Encode`] when a field cannot be encoded, or
-    /// [`Error::Seal`]. The session is unchanged on error.
+    /// [`Error::Seal`]; with revocation on, [`Error::Config`] for a session under a new
+    /// index. The session is unchanged on error.
     pub fn seal<T: SessionData>(&self, session: &mut Session<T>, client: &ClientInfo) -> Result<String, Error> {
+        match self.generation_to_seal(session) {
+            Ok(generation) => self.seal_with(session, client, generation),
+            Err(_) => Err(Error::Config(
+                "revocation is on: a session under a new index is sealed with seal_async, which looks up the index's generation"
+                    .into(),
+            )),
+        }
+    }
+
+    /// As [`seal`](Self::seal), looking up the current revocation generation of a session's
+    /// new index in the revocation store (not in the cache: a login right after a revoke on
+    /// another node must not be sealed with the generation that revoke ended).
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](Self::seal), and when the revocation store fails. The session is
+    /// unchanged on error.
+    pub async fn seal_async<T: SessionData>(
+        &self,
+        session: &mut Session<T>,
+        client: &ClientInfo,
+    ) -> Result<String, Error> {
+        let generation = match self.generation_to_seal(session) {
+            Ok(generation) => generation,
+            Err((index, revocation)) => Some((index, self.generation(revocation, &index, Lookup::Fresh).await?)),
+        };
+        self.seal_with(session, client, generation)
+    }
+
+    /// "Log me out everywhere": revokes every cookie of `session`'s principal (its index),
+    /// this one included, which is marked deleted (the HTTP layer then expires its cookie).
+    /// Returns `false`, leaving `session` as it is, when it has no principal.
+    ///
+    /// Nothing counts the cookies ended: none of them is known server-side.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when revocation is off; when the revocation store fails, nothing
+    /// was revoked (or, if the answer was lost, it was: retry).
+    pub async fn revoke_all_of<T: SessionData>(&self, session: &mut Session<T>) -> Result<bool, Error> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(false);
+        };
+        self.revoke(&index).await?;
+        session.delete();
+        Ok(true)
+    }
+
+    /// "Log out my other devices": revokes every cookie of `session`'s principal, then gives
+    /// `session` the new generation and marks it for re-sealing, so the HTTP layer sets its
+    /// new cookie on the response and this device stays logged in. Returns `false` when it
+    /// has no principal. Outside the layer, seal it again ([`seal_async`](Self::seal_async))
+    /// and send the new cookie.
+    ///
+    /// If the request then fails (a 5xx), the layer keeps the client's cookie, as for any
+    /// change of a failed request, and that cookie, now revoked, ends this session too.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke_all_of`](Self::revoke_all_of).
+    pub async fn revoke_others_of<T: SessionData>(&self, session: &mut Session<T>) -> Result<bool, Error> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(false);
+        };
+        let generation = self.revoke(&index).await?;
+        session.set_generation(Some((index, generation)));
+        session.require_refresh();
+        Ok(true)
+    }
+
+    /// Revokes every cookie whose session's index is `index` (see
+    /// [`IndexKey::of`](crate::store::IndexKey::of)): an administrator's "log alice out
+    /// everywhere", without a session of hers.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke_all_of`](Self::revoke_all_of).
+    pub async fn revoke_index(&self, index: &IndexKey) -> Result<(), Error> {
+        self.revoke(index).await.map(drop)
+    }
+
+    async fn revoke(&self, index: &IndexKey) -> Result<u64, Error> {
+        let Some(revocation) = &self.revocation else {
+            return Err(Error::Config(
+                "revocation is off: turn it on with CookieSessions::with_revocation".into(),
+            ));
+        };
+        revocation
+            .revoke(
+                index,
+                self.config.now_ms(),
+                duration_ms(self.staleness),
+                self.keep_for(),
+            )
+            .await
+    }
+
+    async fn generation(&self, revocation: &Revocation, index: &IndexKey, lookup: Lookup) -> Result<u64, Error> {
+        revocation
+            .generation(
+                index,
+                lookup,
+                self.config.now_ms(),
+                duration_ms(self.staleness),
+                self.keep_for(),
+            )
+            .await
+    }
+
+    /// How long a revocation store must keep a generation after reading or raising it: as
+    /// long as a cookie sealed with it can live.
+    fn keep_for(&self) -> Duration {
+        let longest = self
+            .config
+            .absolute_timeout()
+            .max(self.config.max_persistent_lifetime());
+        longest.saturating_add(self.staleness).saturating_add(KEEP_MARGIN)
+    }
+
+    /// The index and generation to seal `session` with: the ones it was opened or sealed
+    /// with while its index is the same; 0 for a new index without revocation; with
+    /// revocation, a new index must be looked up (`Err`).
+    fn generation_to_seal<T: SessionData>(
+        &self,
+        session: &Session<T>,
+    ) -> Result<Option<(IndexKey, u64)>, (IndexKey, &Revocation)> {
+        let Some(index) = session.data().index_key() else {
+            return Ok(None);
+        };
+        match (session.generation(), &self.revocation) {
+            (Some((sealed, generation)), _) if sealed == index => Ok(Some((index, generation))),
+            (_, None) => Ok(Some((index, 0))),
+            (_, Some(revocation)) => Err((index, revocation)),
+        }
+    }
+
+    fn seal_with<T: SessionData>(
+        &self,
+        session: &mut Session<T>,
+        client: &ClientInfo,
+        generation: Option<(IndexKey, u64)>,
+    ) -> Result<String, Error> {
         let meta = provider::next_meta(&self.config, session, self.config.now_ms(), true);
         let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
         let payload = Payload {
@@ -314,6 +598,10 @@ impl CookieSessions {
         };
         let plaintext = postcard::to_allocvec(&payload)
             .and_then(|plaintext| postcard::to_extend(&trailer, plaintext))
+            .and_then(|plaintext| match generation {
+                Some((_, generation)) => postcard::to_extend(&generation, plaintext),
+                None => Ok(plaintext),
+            })
             .map_err(|error| Error::Encode {
                 field: "<cookie payload>",
                 source: error.into(),
@@ -341,8 +629,31 @@ impl CookieSessions {
         }
         session.set_meta(meta);
         session.saved(Status::Stored);
+        session.set_generation(generation);
         Ok(value)
     }
+}
+
+fn live<T: SessionData>(outcome: LoadOutcome<T>) -> Option<Session<T>> {
+    match outcome {
+        LoadOutcome::Live(session) => Some(session),
+        LoadOutcome::Expired | LoadOutcome::Unknown => None,
+    }
+}
+
+/// Reads what follows the payload: the trailer (none in cookies sealed before indexes) and
+/// the revocation generation (0 in cookies sealed before revocation). Anything after them
+/// is left for later versions.
+fn read_trailer(rest: &[u8]) -> Option<(Trailer, u64)> {
+    if rest.is_empty() {
+        return Some((Trailer { index: None }, 0));
+    }
+    let (trailer, rest) = postcard::take_from_bytes::<Trailer>(rest).ok()?;
+    if rest.is_empty() {
+        return Some((trailer, 0));
+    }
+    let (generation, _) = postcard::take_from_bytes::<u64>(rest).ok()?;
+    Some((trailer, generation))
 }
 
 #[cfg(feature = "http")]
@@ -363,7 +674,7 @@ mod backend {
         }
 
         async fn load(&self, cookie: &str, client: &ClientInfo) -> Result<Option<Session<T>>, Error> {
-            Ok(self.open(cookie, client))
+            self.open_async(cookie, client).await
         }
 
         async fn commit(
@@ -380,7 +691,7 @@ mod backend {
             if !session.needs_save() || outcome == RequestOutcome::Failed {
                 return Ok(CookieUpdate::Keep);
             }
-            self.seal(session, client).map(CookieUpdate::Set)
+            self.seal_async(session, client).await.map(CookieUpdate::Set)
         }
     }
 }
@@ -442,5 +753,58 @@ mod tests {
         let opened = store.open::<Account>(&old, &client).expect("an older cookie opens");
         assert_eq!(opened.user().as_deref(), Some("alice"));
         assert_eq!(opened.meta().index, None, "with no index until it is sealed again");
+    }
+
+    /// Seals `plaintext` as a cookie of `store` living as long as `session`.
+    fn seal_plaintext(store: &CookieSessions, session: &Session<Account>, plaintext: &[u8]) -> String {
+        let options = SealOptions {
+            expires_at: session.meta().expires_ms().div_ceil(1000),
+            compress_above: None,
+            max_plaintext_len: MAX_PLAINTEXT,
+        };
+        store.ring.seal(&store.purpose, plaintext, &options).unwrap()
+    }
+
+    #[test]
+    fn cookies_sealed_before_revocation_are_generation_zero_of_their_index() {
+        let store = sessions().with_revocation(crate::MemoryRevocationStore::new());
+        let client = ClientInfo::default();
+        let run = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut session = store.create::<Account>().unwrap();
+        session.set_user(Some("alice".into()));
+        let current = run.block_on(store.seal_async(&mut session, &client)).unwrap();
+
+        // What this build seals is the older layout and one varint: the generation.
+        let limits = OpenLimits {
+            max_input_len: set_cookie::MAX_COOKIE_BYTES,
+            max_plaintext_len: MAX_PLAINTEXT,
+        };
+        let opened = store
+            .ring
+            .open(&store.purpose, &current, store.config.now_ms() / 1000, &limits)
+            .unwrap()
+            .plaintext;
+        let (_, rest) = postcard::take_from_bytes::<Payload>(&opened).unwrap();
+        let (trailer, generation) = postcard::take_from_bytes::<Trailer>(rest).unwrap();
+        assert_eq!(trailer.index, Some(*IndexKey::of("user", "alice").unwrap().as_bytes()));
+        assert_eq!(generation, [0], "generation 0");
+        let without_generation = seal_plaintext(&store, &session, &opened[..opened.len() - 1]);
+        // Before indexes: the payload alone.
+        let payload_len = opened.len() - rest.len();
+        let without_index = seal_plaintext(&store, &session, &opened[..payload_len]);
+
+        for old in [&without_generation, &without_index] {
+            let opened = run.block_on(store.open_async::<Account>(old, &client)).unwrap();
+            assert_eq!(opened.unwrap().user().as_deref(), Some("alice"));
+        }
+        run.block_on(store.revoke_index(&IndexKey::of("user", "alice").unwrap()))
+            .unwrap();
+        for old in [&current, &without_generation, &without_index] {
+            assert!(
+                run.block_on(store.open_async::<Account>(old, &client))
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 }

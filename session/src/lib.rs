@@ -54,6 +54,7 @@
 //!   feature, `ClusteredStore`, a local cache per application node in front of it, kept
 //!   coherent by invalidations pushed by Redis;
 //! - [`CookieSessions`]: the whole session in an encrypted cookie, no server-side state;
+//!   optionally revocable by index ([`revocation`]: "log out everywhere" for cookies);
 //! - [`http`] (features `http`, `axum`, `actix`): the tower layer, the axum extractor and the
 //!   actix-web middleware;
 //! - [`crypto`]: secrets, the key ring and the sealed envelope;
@@ -88,6 +89,7 @@ mod provider;
 mod rejection;
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub mod resilience;
+pub mod revocation;
 mod session;
 mod set_cookie;
 pub mod store;
@@ -111,6 +113,7 @@ pub use flash::Flash;
 pub use id::SessionId;
 pub use provider::{IndexedSession, LoadOutcome, SaveOutcome, SessionProvider, StoredSession};
 pub use rejection::Rejection;
+pub use revocation::MemoryRevocationStore;
 pub use session::{Session, SessionMeta};
 pub use session_derive::SessionData;
 pub use set_cookie::MAX_COOKIE_BYTES;
@@ -118,7 +121,7 @@ pub use set_cookie::MAX_COOKIE_BYTES;
 pub use store::clustered::{ClusteredStats, ClusteredStore, ClusteredStoreBuilder};
 pub use store::memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]
-pub use store::redis::{RedisStore, RedisStoreBuilder};
+pub use store::redis::{RedisRevocationStore, RedisStore, RedisStoreBuilder};
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub use store::sql::ExpiryTask;
 #[cfg(feature = "mysql")]

@@ -1,6 +1,6 @@
 //! Presented sessions refused for a reason worth an operator's attention: a forged or
-//! tampered cookie, or a session presented by another client. The request still gets a
-//! fresh session; this is only the report, through
+//! tampered cookie, a session presented by another client, or a revoked cookie. The request
+//! still gets a fresh session; this is only the report, through
 //! [`Callbacks::on_rejected`](crate::Callbacks::on_rejected) and a rate-limited warning.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,6 +23,11 @@ pub enum Rejection {
     ClientMismatch,
     /// A client presented the ID of a server-only session, which no client should hold.
     ServerOnly,
+    /// An authentic cookie session whose index was revoked after the cookie was sealed
+    /// ([`CookieSessions::revoke_all_of`](crate::CookieSessions::revoke_all_of) and the
+    /// like): a logged-out cookie presented again, or one of a device logged out from
+    /// elsewhere.
+    Revoked,
 }
 
 impl Rejection {
@@ -32,6 +37,7 @@ impl Rejection {
             Self::Tampered => 1,
             Self::ClientMismatch => 2,
             Self::ServerOnly => 3,
+            Self::Revoked => 4,
         }
     }
 }
@@ -40,8 +46,10 @@ impl Rejection {
 /// must not flood the logs.
 const WARN_EVERY_MS: u64 = 10_000;
 
-static LAST_WARNED_MS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-static SUPPRESSED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// One slot per kind of rejection.
+const KINDS: usize = 5;
+static LAST_WARNED_MS: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
+static SUPPRESSED: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
 
 /// Logs a warning unless one of this kind was logged within the last ten seconds (it
 /// then counts the ones it left out).

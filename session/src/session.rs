@@ -143,6 +143,9 @@ pub struct Session<T: SessionData> {
     device_changed: bool,
     /// The provider's clock, for the questions about expiry.
     clock: Arc<dyn Clock>,
+    /// A cookie session's index and the revocation generation its cookie was opened or
+    /// sealed with: sealed again as long as the index stays the same.
+    generation: Option<(IndexKey, u64)>,
 }
 
 impl<T: SessionData> Session<T> {
@@ -176,6 +179,7 @@ impl<T: SessionData> Session<T> {
             device: None,
             device_changed: false,
             clock,
+            generation: None,
         }
     }
 
@@ -415,6 +419,21 @@ impl<T: SessionData> Session<T> {
 
     pub(crate) fn set_meta(&mut self, meta: SessionMeta) {
         self.meta = meta;
+    }
+
+    /// A cookie session's index and revocation generation, as opened or last sealed.
+    pub(crate) fn generation(&self) -> Option<(IndexKey, u64)> {
+        self.generation
+    }
+
+    pub(crate) fn set_generation(&mut self, generation: Option<(IndexKey, u64)>) {
+        self.generation = generation;
+    }
+
+    /// Makes the next save write the session even if nothing changed (a cookie session
+    /// re-sealed under a new revocation generation).
+    pub(crate) fn require_refresh(&mut self) {
+        self.refresh_due = true;
     }
 
     /// After a successful write: everything in memory is what the store holds.

@@ -75,6 +75,12 @@ impl Keys {
         format!("{}{{{}}}", self.index_prefix(), index.to_hex())
     }
 
+    /// `{prefix}gen:{<64 hex digits>}`: the revocation generation of an index (cookie
+    /// sessions), an integer. Never matches a session key's pattern.
+    pub(super) fn generation(&self, index: &IndexKey) -> String {
+        format!("{}gen:{{{}}}", self.prefix, index.to_hex())
+    }
+
     /// What every index key name starts with, for the scripts to name one.
     pub(super) fn index_prefix(&self) -> String {
         format!("{}idx:", self.prefix)

@@ -10,6 +10,7 @@
 //! - `cluster.rs`: what differs on a Redis Cluster (regenerate across slots, scanning
 //!   every primary);
 //! - `query.rs`: the query and bulk operations;
+//! - `revocation.rs`: the revocation generations of cookie sessions;
 //! - `tracking.rs`: the narrow interface the clustered store uses;
 //! - `telemetry.rs`: metrics and the breaker's log lines.
 
@@ -21,6 +22,7 @@ mod index;
 mod layout;
 mod query;
 mod record;
+mod revocation;
 mod scripts;
 mod telemetry;
 #[cfg(feature = "clustered")]
@@ -32,7 +34,7 @@ use std::{
     time::Duration,
 };
 
-pub use self::builder::RedisStoreBuilder;
+pub use self::{builder::RedisStoreBuilder, revocation::RedisRevocationStore};
 use self::{
     connection::{Backend, Connection},
     layout::Keys,

@@ -146,6 +146,27 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 ";
 
+/// Reads a revocation generation (`KEYS[1]`), making sure it outlives every cookie sealed
+/// with it: when less than `ARGV[1]` ms remain, the TTL becomes `ARGV[2]` ms (twice as
+/// long, so the key is rewritten about once per `ARGV[1]`, not on every read). An absent
+/// key is generation 0 and is not created.
+const GENERATION: &str = r"
+local generation = redis.call('GET', KEYS[1])
+if generation and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return generation
+";
+
+/// Raises a revocation generation (`KEYS[1]`) and answers it; its TTL as in `GENERATION`.
+const REVOKE: &str = r"
+local generation = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return generation
+";
+
 /// Deletes every session of an index but one, on one server, atomically. `KEYS[1]` the
 /// index key; `ARGV[1]` now, `ARGV[2]` the index value's 64 hex digits, `ARGV[3]` the key
 /// name to keep (or empty), `ARGV[4]` the writer's name when writes are signed (or empty).
@@ -278,6 +299,8 @@ pub(super) struct Scripts {
     pub(super) index_members: Script,
     pub(super) delete_indexed: Script,
     pub(super) delete_if_indexed: Script,
+    pub(super) generation: Script,
+    pub(super) revoke: Script,
 }
 
 impl Scripts {
@@ -294,6 +317,8 @@ impl Scripts {
             index_members: Script::new(INDEX_MEMBERS),
             delete_indexed: Script::new(&format!("{SIGN}{DELETE_INDEXED}")),
             delete_if_indexed: Script::new(&format!("{SIGN}{DELETE_IF_INDEXED}")),
+            generation: Script::new(GENERATION),
+            revoke: Script::new(REVOKE),
         }
     }
 

@@ -9,7 +9,8 @@
 //! | `session_store_breaker_state` | gauge | `store` (0 closed, 1 open, 2 half-open) |
 //!
 //! `op` is one of `load`, `create`, `update`, `regenerate`, `delete`, `scan`, `count`,
-//! `delete_many`, `clear`.
+//! `delete_many`, `clear`, `list_by_index`, `delete_by_index`, and for a
+//! `RedisRevocationStore` `generation` and `revoke`.
 
 use std::time::Duration;
 
