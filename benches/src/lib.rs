@@ -10,6 +10,7 @@
 //!   loopback load generator;
 //! - [`memory`]: bytes per live session in the in-memory stores;
 //! - [`clustered`]: round trips and local hit ratio of the clustered store on two nodes;
+//! - [`index`]: "log out everywhere" among a million sessions (the `index_report` binary);
 //! - the `report` binary runs everything and writes `BENCHMARKS.md`:
 //!   `cargo run -p session-benches --release --bin report`.
 //!
@@ -20,6 +21,7 @@ pub mod child;
 pub mod clustered;
 pub mod content;
 pub mod flood;
+pub mod index;
 pub mod load;
 pub mod memory;
 pub mod ops;

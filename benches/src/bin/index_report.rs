@@ -1,0 +1,480 @@
+//! "Log out everywhere": one user's 5 sessions among a million, listed and deleted
+//! through the session index on the memory store, Redis and a Redis Cluster, against
+//! `delete_where`, which reads every session. Writes its section of BENCHMARKS.md
+//! (between the `index:begin` and `index:end` markers) and its line in the budgets.
+//!
+//! `cargo run -p session-benches --release --bin index_report [-- OPTIONS]`
+//!
+//! Options: `--sessions N` (default 1,000,000), `--samples N` (of each index operation,
+//! default 101), `--scan-samples N` (of `delete_where`, default 3), `--cluster-sessions N`
+//! (default 100,000; 0 skips the cluster), `--only memory|redis|cluster` (measures one
+//! store and prints its section without touching BENCHMARKS.md), `--quick` (a small smoke
+//! run, printed only).
+
+use std::{
+    fmt::Write as _,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use session::{MemoryStore, RedisStore, SessionConfig, SessionProvider};
+use session_benches::{
+    apps::BoxError,
+    child::runtime,
+    index::{self, Account, Samples, Timings, USER_SESSIONS},
+    memory::rss_bytes,
+    stores::OURS_PREFIX,
+};
+use session_test_support::{RedisCluster, RedisServer, redis_cluster};
+
+/// Concurrent saves while filling Redis: enough to keep its connection's pipeline full.
+const REDIS_FILL_TASKS: u64 = 128;
+/// The budget for a list and a delete-all on Redis.
+const TARGET_US: f64 = 1000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Memory,
+    Redis,
+    Cluster,
+}
+
+impl Store {
+    const ALL: [Store; 3] = [Store::Memory, Store::Redis, Store::Cluster];
+
+    fn name(self) -> &'static str {
+        match self {
+            Store::Memory => "memory",
+            Store::Redis => "Redis",
+            Store::Cluster => "Redis Cluster",
+        }
+    }
+}
+
+impl std::str::FromStr for Store {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "memory" => Ok(Store::Memory),
+            "redis" => Ok(Store::Redis),
+            "cluster" => Ok(Store::Cluster),
+            other => Err(format!("unknown store {other:?}; one of: memory, redis, cluster")),
+        }
+    }
+}
+
+struct Options {
+    sessions: u64,
+    samples: usize,
+    scan_samples: usize,
+    cluster_sessions: u64,
+    only: Option<Store>,
+    quick: bool,
+}
+
+fn main() -> Result<(), BoxError> {
+    let mut options = Options {
+        sessions: 1_000_000,
+        samples: 101,
+        scan_samples: 3,
+        cluster_sessions: 100_000,
+        only: None,
+        quick: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = || rest.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--sessions" => options.sessions = value()?.parse()?,
+            "--samples" => options.samples = value()?.parse()?,
+            "--scan-samples" => options.scan_samples = value()?.parse()?,
+            "--cluster-sessions" => options.cluster_sessions = value()?.parse()?,
+            "--only" => options.only = Some(value()?.parse()?),
+            "--quick" => {
+                options.quick = true;
+                options.sessions = 10_000;
+                options.samples = 11;
+                options.scan_samples = 1;
+                options.cluster_sessions = 0;
+            }
+            other => {
+                return Err(format!("unknown option {other}; see the top of benches/src/bin/index_report.rs").into());
+            }
+        }
+    }
+    if options.sessions < USER_SESSIONS as u64 {
+        return Err(format!("--sessions must be at least {USER_SESSIONS}").into());
+    }
+    report(&options)
+}
+
+/// One store's figures.
+struct Figures {
+    store: Store,
+    sessions: u64,
+    fill: Duration,
+    fill_tasks: u64,
+    /// What the filled sessions take, as text.
+    memory: String,
+    timings: Timings,
+}
+
+fn report(options: &Options) -> Result<(), BoxError> {
+    let started = Instant::now();
+    let runtime = runtime()?;
+    let mut all = Vec::new();
+    for store in Store::ALL {
+        if options.only.is_some_and(|only| only != store) {
+            continue;
+        }
+        let sessions = match store {
+            Store::Cluster => options.cluster_sessions,
+            _ => options.sessions,
+        };
+        if sessions == 0 {
+            continue;
+        }
+        eprintln!("== {}, {sessions} sessions", store.name());
+        let figures = match store {
+            Store::Memory => runtime.block_on(memory(options, sessions))?,
+            Store::Redis => redis(options, sessions, &runtime)?,
+            Store::Cluster => cluster(options, sessions, &runtime)?,
+        };
+        print_figures(&figures);
+        all.push(figures);
+    }
+    let section = render(options, &all, started.elapsed());
+    if options.only.is_some() || options.quick {
+        print!("{section}");
+        return Ok(());
+    }
+    write_section(&section, budget(&all).as_deref())
+}
+
+fn config() -> Result<SessionConfig, session::Error> {
+    SessionConfig::development().build()
+}
+
+async fn fill_and_measure<S>(
+    provider: &SessionProvider<Account, S>,
+    options: &Options,
+    sessions: u64,
+    tasks: u64,
+) -> Result<(Duration, Timings), BoxError>
+where
+    S: session::store::IndexStore + session::store::QueryStore + Send + Sync + 'static,
+{
+    let fill = index::fill(provider, sessions, tasks).await?;
+    eprintln!("filled in {fill:.1?}");
+    let timings = index::measure(provider, options.samples, options.scan_samples).await?;
+    Ok((fill, timings))
+}
+
+async fn memory(options: &Options, sessions: u64) -> Result<Figures, BoxError> {
+    let store = MemoryStore::builder()
+        .capacity(2 * sessions as usize)
+        .sweep_interval(Duration::ZERO)
+        .build();
+    let provider = SessionProvider::<Account, _>::new(store, config()?);
+    let before = rss_bytes()?;
+    let tasks = 2;
+    let fill = index::fill(&provider, sessions, tasks).await?;
+    let grown = rss_bytes()?.saturating_sub(before);
+    eprintln!("filled in {fill:.1?}");
+    let timings = index::measure(&provider, options.samples, options.scan_samples).await?;
+    check_count(provider.store(), sessions).await?;
+    Ok(Figures {
+        store: Store::Memory,
+        sessions,
+        fill,
+        fill_tasks: tasks,
+        memory: format!(
+            "{} process growth ({:.0} B per session)",
+            mib(grown),
+            grown as f64 / sessions as f64
+        ),
+        timings,
+    })
+}
+
+fn redis(options: &Options, sessions: u64, runtime: &tokio::runtime::Runtime) -> Result<Figures, BoxError> {
+    let server = RedisServer::try_start()?;
+    let used = |server: &RedisServer| -> Result<(u64, u64), BoxError> {
+        let info = server.command(&["INFO", "memory"])?;
+        Ok((info_field(&info, "used_memory")?, info_field(&info, "used_memory_rss")?))
+    };
+    let (before, _) = used(&server)?;
+    let (fill, timings) = runtime.block_on(async {
+        let store = RedisStore::builder(server.url()).prefix(OURS_PREFIX).build().await?;
+        let provider = SessionProvider::<Account, _>::new(store, config()?);
+        let measured = fill_and_measure(&provider, options, sessions, REDIS_FILL_TASKS).await?;
+        check_count(provider.store(), sessions).await?;
+        Ok::<_, BoxError>(measured)
+    })?;
+    let (after, rss) = used(&server)?;
+    let grown = after.saturating_sub(before);
+    Ok(Figures {
+        store: Store::Redis,
+        sessions,
+        fill,
+        fill_tasks: REDIS_FILL_TASKS,
+        memory: format!(
+            "`used_memory` {} ({:.0} B per session, index sets included), `used_memory_rss` {}",
+            mib(grown),
+            grown as f64 / sessions as f64,
+            mib(rss)
+        ),
+        timings,
+    })
+}
+
+fn cluster(options: &Options, sessions: u64, runtime: &tokio::runtime::Runtime) -> Result<Figures, BoxError> {
+    let cluster = RedisCluster::start();
+    let used = |cluster: &RedisCluster| -> Result<u64, BoxError> {
+        let mut total = 0;
+        for port in cluster.primaries() {
+            total += info_field(&redis_cluster::query(port, &["INFO", "memory"])?, "used_memory")?;
+        }
+        Ok(total)
+    };
+    let before = used(&cluster)?;
+    let (fill, timings) = runtime.block_on(async {
+        let store = RedisStore::cluster_builder(cluster.urls())
+            .prefix(OURS_PREFIX)
+            .build()
+            .await?;
+        let provider = SessionProvider::<Account, _>::new(store, config()?);
+        let measured = fill_and_measure(&provider, options, sessions, REDIS_FILL_TASKS).await?;
+        check_count(provider.store(), sessions).await?;
+        Ok::<_, BoxError>(measured)
+    })?;
+    let grown = used(&cluster)?.saturating_sub(before);
+    Ok(Figures {
+        store: Store::Cluster,
+        sessions,
+        fill,
+        fill_tasks: REDIS_FILL_TASKS,
+        memory: format!(
+            "`used_memory` {} over the 3 primaries ({:.0} B per session; each replica holds a copy)",
+            mib(grown),
+            grown as f64 / sessions as f64
+        ),
+        timings,
+    })
+}
+
+/// Fails unless the store holds `expected` live sessions.
+async fn check_count<S: session::store::QueryStore>(store: &S, expected: u64) -> Result<(), BoxError> {
+    let count = store.count().await? as u64;
+    if count == expected {
+        Ok(())
+    } else {
+        Err(format!("the store holds {count} sessions, not {expected}").into())
+    }
+}
+
+fn info_field(info: &str, name: &str) -> Result<u64, BoxError> {
+    info.lines()
+        .find_map(|line| line.trim_end().strip_prefix(name)?.strip_prefix(':'))
+        .ok_or_else(|| format!("no {name} in INFO memory"))?
+        .parse()
+        .map_err(Into::into)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1024.0 / 1024.0)
+}
+
+fn time(us: f64) -> String {
+    if us >= 100_000.0 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else if us >= 10.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+/// The rows: (label, samples of each store).
+fn rows(all: &[Figures]) -> Vec<(&'static str, Vec<&Samples>)> {
+    let pick = |f: fn(&Timings) -> &Samples| all.iter().map(|figures| f(&figures.timings)).collect();
+    vec![
+        ("list: `sessions_of_index`", pick(|t| &t.list_index)),
+        ("list: `sessions_of`", pick(|t| &t.list_of)),
+        ("delete all: `delete_index`", pick(|t| &t.delete_index)),
+        ("delete all: `delete_all_of`", pick(|t| &t.delete_all_of)),
+        (
+            "`delete_where(user == …)`, every session read",
+            pick(|t| &t.delete_where),
+        ),
+    ]
+}
+
+fn print_figures(figures: &Figures) {
+    let store = figures.store.name();
+    for (label, samples) in rows(std::slice::from_ref(figures)) {
+        let samples = samples[0];
+        eprintln!(
+            "{store} {label}: median {}, p10 {}, p90 {} ({} samples)",
+            time(samples.median()),
+            time(samples.quantile(0.1)),
+            time(samples.quantile(0.9)),
+            samples.0.len()
+        );
+    }
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map_or_else(|| "an unknown date".to_owned(), |text| text.trim().to_owned())
+}
+
+/// Whether `figures` meet the Redis budget: (met, list median, delete-all median).
+fn redis_verdict(figures: &Figures) -> (bool, f64, f64) {
+    let timings = &figures.timings;
+    let list = timings.list_index.median().max(timings.list_of.median());
+    let delete = timings.delete_index.median().max(timings.delete_all_of.median());
+    (list < TARGET_US && delete < TARGET_US, list, delete)
+}
+
+/// The budget line on one Redis server, if it was measured.
+fn budget(all: &[Figures]) -> Option<String> {
+    let figures = all.iter().find(|figures| figures.store == Store::Redis)?;
+    let (met, list, delete) = redis_verdict(figures);
+    Some(format!(
+        "Log out everywhere on Redis, one user's {USER_SESSIONS} sessions among {}: list and delete all under 1 ms: {} \
+         (medians: list {}, delete all {}; `index_report`).",
+        figures.sessions,
+        if met { "**met**" } else { "**not met**" },
+        time(list),
+        time(delete)
+    ))
+}
+
+fn render(options: &Options, all: &[Figures], took: Duration) -> String {
+    let mut w = String::new();
+    let _ = writeln!(w, "## Log out everywhere: one user's sessions among many\n");
+    let command = if options.quick {
+        "cargo run -p session-benches --release --bin index_report -- --quick".to_owned()
+    } else {
+        "cargo run -p session-benches --release --bin index_report".to_owned()
+    };
+    let _ = writeln!(
+        w,
+        "Generated by `{command}` on {} in {:.0} s. One user has {USER_SESSIONS} sessions among all the \
+         others (every other user has {USER_SESSIONS} too); each session is the benchmark session above plus \
+         `#[session(index)] user: Option<String>` and a recorded User-Agent, as the HTTP layer stores it. \
+         The index operations are each timed {} times, one call a sample, the {USER_SESSIONS} sessions stored again \
+         (untimed) before every deletion; `delete_where` with a predicate on the user, which reads every session, \
+         {} time(s) per store. Medians, with the 10th and 90th percentiles: the machine's 2 cores are shared with \
+         other builds, which shows in the spread.\n",
+        today(),
+        took.as_secs_f64(),
+        options.samples,
+        options.scan_samples
+    );
+    let mut header = "| Operation |".to_owned();
+    let mut rule = "|---|".to_owned();
+    for figures in all {
+        let _ = write!(header, " {}, {} sessions |", figures.store.name(), figures.sessions);
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(w, "{header}\n{rule}");
+    for (label, samples) in rows(all) {
+        let mut line = format!("| {label} |");
+        for samples in samples {
+            let _ = write!(
+                line,
+                " {} ({}–{}) |",
+                time(samples.median()),
+                time(samples.quantile(0.1)),
+                time(samples.quantile(0.9))
+            );
+        }
+        let _ = writeln!(w, "{line}");
+    }
+    let _ = writeln!(w);
+    for figures in all {
+        let rate = figures.sessions as f64 / figures.fill.as_secs_f64();
+        let how = match figures.store {
+            Store::Memory => format!("`SessionProvider::save` from {} tasks", figures.fill_tasks),
+            _ => format!(
+                "`SessionProvider::save` from {} concurrent tasks over the store's one multiplexed connection \
+                 (pipelined; one script per save)",
+                figures.fill_tasks
+            ),
+        };
+        let _ = writeln!(
+            w,
+            "- {}: filled in {:.1} s ({rate:.0} sessions/s) through {how}; {}.",
+            figures.store.name(),
+            figures.fill.as_secs_f64(),
+            figures.memory
+        );
+    }
+    if let Some(redis) = all.iter().find(|figures| figures.store == Store::Redis) {
+        let (met, list, delete) = redis_verdict(redis);
+        let _ = writeln!(
+            w,
+            "\nTarget: list and delete all of one user's sessions under 1 ms on Redis: {} (the slower of each pair: \
+             list {}, delete all {}).",
+            if met { "**met**" } else { "**not met**" },
+            time(list),
+            time(delete)
+        );
+    }
+    w
+}
+
+const BEGIN: &str = "<!-- index:begin -->";
+const END: &str = "<!-- index:end -->";
+const BUDGET_PREFIX: &str = "- Log out everywhere on Redis";
+
+/// Replaces the section of BENCHMARKS.md (or adds it before "How to reproduce") and the
+/// budget line (or adds it at the end of the budgets).
+fn write_section(section: &str, budget: Option<&str>) -> Result<(), BoxError> {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "BENCHMARKS.md"].iter().collect();
+    let mut text = std::fs::read_to_string(&path)?;
+    let block = format!("{BEGIN}\n{section}{END}\n");
+    text = match (text.find(BEGIN), text.find(END)) {
+        (Some(begin), Some(end)) => {
+            let end = end + END.len() + 1;
+            format!("{}{block}{}", &text[..begin], &text[end.min(text.len())..])
+        }
+        _ => match text.find("## How to reproduce") {
+            Some(at) => format!("{}{block}\n{}", &text[..at], &text[at..]),
+            None => format!("{text}\n{block}"),
+        },
+    };
+    if let Some(budget) = budget {
+        text = with_budget(&text, budget);
+    }
+    std::fs::write(&path, text)?;
+    eprintln!("wrote the index section of {}", path.display());
+    print!("{section}");
+    Ok(())
+}
+
+/// `text` with `budget` as the last line of the "Budgets" list, replacing an earlier one.
+fn with_budget(text: &str, budget: &str) -> String {
+    let Some(start) = text.find("## Budgets\n\n").map(|at| at + "## Budgets\n\n".len()) else {
+        return text.to_owned();
+    };
+    let end = text[start..].find("\n\n").map_or(text.len(), |at| start + at + 1);
+    let mut lines: Vec<&str> = text[start..end]
+        .lines()
+        .filter(|line| !line.starts_with(BUDGET_PREFIX))
+        .collect();
+    let line = format!("- {budget}");
+    lines.push(&line);
+    format!("{}{}\n{}", &text[..start], lines.join("\n"), &text[end..])
+}
