@@ -16,7 +16,8 @@ use demo::{Framework, PREFERENCES};
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use session::{
-    CookieSessions, ManualClock, MemoryStore, RedisStore, SessionConfig, SessionConfigBuilder, SessionProvider,
+    CookieSessions, ManualClock, MemoryRevocationStore, MemoryStore, RedisStore, SessionConfig, SessionConfigBuilder,
+    SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::OutagePolicy,
     resilience::{BreakerConfig, RetryPolicy},
@@ -62,7 +63,9 @@ async fn app(
             (
                 demo::serve(
                     framework,
-                    CookieSessions::new(ring, config).unwrap(),
+                    CookieSessions::new(ring, config)
+                        .unwrap()
+                        .with_revocation(MemoryRevocationStore::with_clock(clock.clone())),
                     OutagePolicy::FailClosed,
                 )
                 .await,
@@ -137,6 +140,9 @@ demo::on_both_frameworks!(
     sudo_memory,
     sudo_cookie,
     sudo_redis,
+    devices_and_logging_out_elsewhere_memory,
+    devices_and_logging_out_elsewhere_redis,
+    logging_out_elsewhere_with_cookies,
 );
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
@@ -192,7 +198,7 @@ async fn every_route(framework: Framework, store: Store) {
     assert!(info["absolute_expires_in_secs"].as_u64().unwrap() > expires);
     assert_eq!(
         info["features"],
-        json!({ "remember_me": true, "devices": false, "logout_others": false, "code": true, "sudo": true }),
+        json!({ "remember_me": true, "devices": true, "logout_others": true, "code": true, "sudo": true }),
         "the optional routes that exist: {info}"
     );
     assert_eq!(
@@ -1033,4 +1039,152 @@ async fn sudo_cookie(framework: Framework) {
 
 async fn sudo_redis(framework: Framework) {
     sudo(framework, Store::Redis).await;
+}
+
+/// A browser with its own cookie jar and User-Agent.
+fn browser_as(user_agent: &str) -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .user_agent(user_agent)
+        .build()
+        .unwrap()
+}
+
+/// Who `client` is on `base`, as `/api/peek` says (null when anonymous).
+async fn who(client: &Client, base: &str) -> Value {
+    get_json(client, format!("{base}/api/peek")).await["user"].clone()
+}
+
+/// Three browsers log in as alice, one as bob: the devices list shows alice's three with
+/// the right current flag and User-Agent; logging out the others leaves only the caller;
+/// logging out everywhere ends all of alice's and none of bob's.
+async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
+    let (base, _running) = start(framework, store).await;
+    let anonymous = bare().get(format!("{base}/api/devices")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let agents = ["Laptop/1.0", "Phone/2.0", "Tablet/3.0"];
+    let alices: Vec<Client> = agents.iter().map(|agent| browser_as(agent)).collect();
+    for alice in &alices {
+        assert_eq!(login(alice, &base, "alice").await.status(), StatusCode::OK);
+    }
+    let bob = browser_as("Desktop/4.0");
+    login(&bob, &base, "bob").await;
+
+    let listed = get_json(&alices[1], format!("{base}/api/devices")).await;
+    let devices = listed["devices"].as_array().expect("a devices list");
+    assert_eq!(devices.len(), 3, "alice's three sessions: {listed}");
+    let mut seen: Vec<&str> = devices.iter().map(|d| d["user_agent"].as_str().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, agents, "each with its User-Agent");
+    let current: Vec<&Value> = devices.iter().filter(|d| d["current"] == true).collect();
+    assert_eq!(current.len(), 1, "exactly one is the caller's");
+    assert_eq!(current[0]["user_agent"], "Phone/2.0");
+    for device in devices {
+        assert!(device["created_ms"].as_u64().unwrap() > 0);
+        assert!(device["last_access_ms"].as_u64().unwrap() >= device["created_ms"].as_u64().unwrap());
+    }
+    let bobs = get_json(&bob, format!("{base}/api/devices")).await;
+    assert_eq!(bobs["devices"].as_array().unwrap().len(), 1, "bob sees only his own");
+
+    let others = send_json(
+        &alices[1],
+        reqwest::Method::POST,
+        format!("{base}/api/logout/others"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(others.status(), StatusCode::OK);
+    assert_eq!(others.json::<Value>().await.unwrap(), json!({ "ended": 2 }));
+    assert_eq!(who(&alices[0], &base).await, Value::Null, "the laptop is logged out");
+    assert_eq!(who(&alices[2], &base).await, Value::Null, "the tablet too");
+    assert_eq!(who(&alices[1], &base).await, "alice", "the caller lives on");
+    assert_eq!(who(&bob, &base).await, "bob");
+    let listed = get_json(&alices[1], format!("{base}/api/devices")).await;
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 1);
+
+    login(&alices[0], &base, "alice").await;
+    login(&alices[2], &base, "alice").await;
+    let everywhere = send_json(
+        &alices[0],
+        reqwest::Method::POST,
+        format!("{base}/api/logout/everywhere"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(everywhere.status(), StatusCode::OK);
+    assert!(
+        set_cookies(&everywhere)
+            .iter()
+            .any(|c| c.starts_with("session=;") && c.contains("Max-Age=0")),
+        "the caller's cookie is expired"
+    );
+    for alice in &alices {
+        assert_eq!(who(alice, &base).await, Value::Null, "every session of alice ended");
+    }
+    assert_eq!(who(&bob, &base).await, "bob", "and none of bob's");
+}
+
+async fn devices_and_logging_out_elsewhere_memory(framework: Framework) {
+    devices_and_logging_out_elsewhere(framework, Store::Memory).await;
+}
+
+async fn devices_and_logging_out_elsewhere_redis(framework: Framework) {
+    devices_and_logging_out_elsewhere(framework, Store::Redis).await;
+}
+
+/// The cookie store cannot list devices (501) but both logouts work, by revocation.
+async fn logging_out_elsewhere_with_cookies(framework: Framework) {
+    let (base, _running) = start(framework, Store::Cookie).await;
+    let alices: Vec<Client> = ["Laptop/1.0", "Phone/2.0", "Tablet/3.0"]
+        .iter()
+        .map(|agent| browser_as(agent))
+        .collect();
+    for alice in &alices {
+        login(alice, &base, "alice").await;
+    }
+    let bob = browser_as("Desktop/4.0");
+    login(&bob, &base, "bob").await;
+    let devices = alices[0].get(format!("{base}/api/devices")).send().await.unwrap();
+    assert_eq!(
+        devices.status(),
+        StatusCode::NOT_IMPLEMENTED,
+        "cookies cannot be listed"
+    );
+
+    let others = send_json(
+        &alices[1],
+        reqwest::Method::POST,
+        format!("{base}/api/logout/others"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(others.status(), StatusCode::OK);
+    assert_eq!(others.json::<Value>().await.unwrap(), json!({ "ended": null }));
+    assert_eq!(
+        who(&alices[0], &base).await,
+        Value::Null,
+        "the laptop's cookie is revoked"
+    );
+    assert_eq!(who(&alices[2], &base).await, Value::Null);
+    assert_eq!(
+        who(&alices[1], &base).await,
+        "alice",
+        "the caller's cookie was re-sealed"
+    );
+    assert_eq!(who(&bob, &base).await, "bob");
+
+    login(&alices[0], &base, "alice").await;
+    let everywhere = send_json(
+        &alices[0],
+        reqwest::Method::POST,
+        format!("{base}/api/logout/everywhere"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(everywhere.status(), StatusCode::OK);
+    for alice in &alices {
+        assert_eq!(who(alice, &base).await, Value::Null);
+    }
+    assert_eq!(who(&bob, &base).await, "bob");
 }

@@ -22,7 +22,73 @@ async fn demo_node(framework: Framework, cluster: &RedisCluster) -> (String, Clu
     (demo::serve(framework, provider, OutagePolicy::FailClosed).await, store)
 }
 
-demo::on_both_frameworks!(a_browser_alternating_between_two_nodes_sees_one_session,);
+demo::on_both_frameworks!(
+    a_browser_alternating_between_two_nodes_sees_one_session,
+    logging_out_everywhere_on_one_node_ends_the_sessions_on_the_other,
+);
+
+/// Three browsers of alice, each with its session cached on node B; alice logs out
+/// everywhere on node A: B refuses each old cookie on its very next request.
+async fn logging_out_everywhere_on_one_node_ends_the_sessions_on_the_other(framework: Framework) {
+    let cluster = RedisCluster::start();
+    let ((a, _store_a), (b, store_b)) = (
+        demo_node(framework, &cluster).await,
+        demo_node(framework, &cluster).await,
+    );
+    let alices: Vec<_> = (0..3).map(|_| browser()).collect();
+    let mut cookies = Vec::new();
+    for alice in &alices {
+        let response = alice
+            .post(format!("{a}/api/login"))
+            .json(&json!({"user": "alice"}))
+            .send()
+            .await
+            .unwrap();
+        cookies.push(cookie_value(&response, "session").unwrap());
+    }
+    let bob = browser();
+    bob.post(format!("{a}/api/login"))
+        .json(&json!({"user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    // Cache every session on B.
+    let hits = store_b.stats().hits;
+    for alice in alices.iter().chain([&bob]) {
+        for _ in 0..2 {
+            get_json(alice, format!("{b}/api/peek")).await;
+        }
+    }
+    assert!(store_b.stats().hits > hits, "B serves them from its cache");
+    let listed = get_json(&alices[0], format!("{b}/api/devices")).await;
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 3, "B lists alice's three");
+
+    let response = alices[0]
+        .post(format!("{a}/api/logout/everywhere"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for cookie in &cookies {
+        let replay = bare()
+            .get(format!("{b}/api/private"))
+            .header("cookie", format!("session={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            replay.status(),
+            StatusCode::UNAUTHORIZED,
+            "B refuses a logged-out session at once"
+        );
+    }
+    assert_eq!(
+        get_json(&bob, format!("{b}/api/peek")).await["user"],
+        "bob",
+        "bob's lives on"
+    );
+}
 
 async fn a_browser_alternating_between_two_nodes_sees_one_session(framework: Framework) {
     let cluster = RedisCluster::start();

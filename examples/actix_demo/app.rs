@@ -14,16 +14,16 @@ use session::http::{
     actix::{RequireSession, SessionMiddleware},
 };
 
-use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, Route, SudoSession, WithSudo};
+use super::routes::{self, Answer, Body, Context, DemoSession, DemoStore, Method, ROUTES, Route, SudoSession};
 
 /// The session middlewares: the login session's over `backend`, and the sudo
 /// sub-session's over the backend it makes. Clone them into every worker's [`app`].
-pub struct Middlewares<B: WithSudo> {
+pub struct Middlewares<B: DemoStore> {
     session: SessionMiddleware<DemoSession, B>,
     sudo: SessionMiddleware<SudoSession, B::Sudo>,
 }
 
-impl<B: WithSudo> Clone for Middlewares<B> {
+impl<B: DemoStore> Clone for Middlewares<B> {
     fn clone(&self) -> Self {
         Self {
             session: self.session.clone(),
@@ -37,7 +37,7 @@ impl<B: WithSudo> Clone for Middlewares<B> {
 /// # Errors
 ///
 /// When the sudo cookie's configuration is refused.
-pub fn middleware<B: WithSudo>(
+pub fn middleware<B: DemoStore>(
     backend: B,
     outage: OutagePolicy,
     sudo_ttl: std::time::Duration,
@@ -49,7 +49,7 @@ pub fn middleware<B: WithSudo>(
 }
 
 /// The demo application behind `middlewares`; `context.store` names the store on the page.
-pub fn app<B: WithSudo>(
+pub fn app<B: DemoStore>(
     middlewares: Middlewares<B>,
     context: Context,
 ) -> App<

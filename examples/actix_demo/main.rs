@@ -28,6 +28,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         sudo_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
     let context = routes::Context {
+        accounts: routes::DemoStore::accounts(&backend),
         store: label.clone(),
         code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
         sudo_ttl: sudo_ttl.unwrap_or(routes::DEFAULT_SUDO_TTL),

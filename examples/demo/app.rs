@@ -13,7 +13,7 @@ use axum::{
 };
 use session::http::{LazySession, OutagePolicy, RequireSessionLayer, SessionLayer};
 
-use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, SudoSession, WithSudo};
+use super::routes::{self, Answer, Body, Context, DemoSession, DemoStore, Method, ROUTES, SudoSession};
 
 /// The demo application over `backend` (and, for sudo mode, the sub-session backend it
 /// makes); `context.store` names it on the page.
@@ -21,7 +21,7 @@ use super::routes::{self, Answer, Body, Context, DemoSession, Method, ROUTES, Su
 /// # Errors
 ///
 /// When the sudo cookie's configuration is refused.
-pub fn router<B: WithSudo>(backend: B, outage: OutagePolicy, context: Context) -> Result<Router, session::Error> {
+pub fn router<B: DemoStore>(backend: B, outage: OutagePolicy, context: Context) -> Result<Router, session::Error> {
     let sudo = backend.sudo(context.sudo_ttl)?;
     let context = Arc::new(context);
     let (mut open, mut guarded) = (Router::new(), Router::new());

@@ -22,6 +22,9 @@
 //! | `GET /api/code` | read only, like `peek`: `{"code":S\|null}`, null once the code's time to live has passed, while the session and its other fields live on |
 //! | `POST /api/sudo` | logged in only (401 otherwise): starts sudo mode, a sub-session with its own cookie (`sudo`, or `__Host-sudo` with `SESSION_DEMO_SECURE=1`) lasting `SESSION_DEMO_SUDO_SECS`, bound to this session; answers `{}` |
 //! | `GET /api/sudo` | 200 `{"sudo":true}` while that sub-session is live and bound to the request's current session, else 403 `{"sudo":false}`: logging out (which deletes it too), a new login, the parent's expiry, another user's session or a forged sudo cookie all end it |
+//! | `GET /api/devices` | logged in only (401 otherwise): `{"devices":[{"current":bool,"created_ms":N,"last_access_ms":N,"user_agent":S\|null}]}`, every live session of this user across all clients and nodes; the cookie store answers 501 (cookies cannot be listed) |
+//! | `POST /api/logout/others` | logged in only: every other session of this user ends at once, on every node; this one lives on; answers `{"ended":N\|null}` (null on the cookie store, which cannot count them) |
+//! | `POST /api/logout/everywhere` | logged in only: every session of this user ends, this one included (the response expires the cookie); answers `{}`. On the cookie store both logouts revoke by user: the old cookies are refused on this process at once, on others sharing the Redis of `REDIS_URL` within a second |
 //!
 //! Environment:
 //!
@@ -36,7 +39,9 @@
 //! - `SESSION_DEMO_SQLITE_PATH`: for `sqlite`, the database file, created if missing
 //!   (default `session-demo.db` in the working directory);
 //! - `REDIS_URL`: for `redis` and `clustered` (default `redis://127.0.0.1:6379`;
-//!   `rediss://` and passwords in the URL work for `redis`);
+//!   `rediss://` and passwords in the URL work for `redis`); for `cookie`, if set (or
+//!   `REDIS_CLUSTER_URLS`), where the revocation generations live, so that several demo
+//!   processes share "log out everywhere" (unset: in this process);
 //! - `REDIS_CLUSTER_URLS`: for `redis` and `clustered` on a Redis Cluster instead, a
 //!   comma-separated list of node URLs (e.g.
 //!   `redis://127.0.0.1:7000,redis://127.0.0.1:7001`); it takes precedence over `REDIS_URL`;
@@ -78,6 +83,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         sudo_ttl,
     } = stores::from_env::<routes::DemoSession>().await?;
     let context = routes::Context {
+        accounts: routes::DemoStore::accounts(&backend),
         store: label.clone(),
         code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
         sudo_ttl: sudo_ttl.unwrap_or(routes::DEFAULT_SUDO_TTL),

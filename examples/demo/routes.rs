@@ -3,19 +3,26 @@
 //! (`examples/actix_demo/app.rs`) each register [`ROUTES`] and turn a [`Reply`] into their
 //! own response, so both serve exactly the same application.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use session::{
     CookieSessions, Error, Expiring, Expiry, Flash, Session, SessionConfig, SessionData, SessionProvider,
     http::{LazySession, SessionBackend},
-    store::SessionStore,
+    store::IndexStore,
 };
 
 /// Everything the demo remembers about a visitor.
 #[derive(SessionData, Debug)]
 pub struct DemoSession {
+    /// Indexed: every session of one user can be listed and ended together.
+    #[session(index)]
     pub user: Option<String>,
     pub visits: u64,
     #[session(flash)]
@@ -73,6 +80,9 @@ pub enum Action {
     SetCode,
     Sudo,
     StartSudo,
+    Devices,
+    LogoutOthers,
+    LogoutEverywhere,
 }
 
 /// One route: method, path (`{name}` is the one path parameter), action, and whether it
@@ -116,6 +126,18 @@ pub const ROUTES: &[Route] = &[
         logged_in_only: true,
         ..route(Method::Post, "/api/sudo", Action::StartSudo)
     },
+    Route {
+        logged_in_only: true,
+        ..route(Method::Get, "/api/devices", Action::Devices)
+    },
+    Route {
+        logged_in_only: true,
+        ..route(Method::Post, "/api/logout/others", Action::LogoutOthers)
+    },
+    Route {
+        logged_in_only: true,
+        ..route(Method::Post, "/api/logout/everywhere", Action::LogoutEverywhere)
+    },
 ];
 
 /// The predicate of the guarded routes.
@@ -123,9 +145,11 @@ pub fn logged_in(session: &Session<DemoSession>) -> bool {
     session.user().is_some()
 }
 
-/// What the application knows besides the session: shown by the page.
-#[derive(Debug, Clone)]
+/// What the application knows besides the session.
+#[derive(Clone)]
 pub struct Context {
+    /// Every session of a user, from the backend ([`DemoStore::accounts`]).
+    pub accounts: Arc<dyn Accounts>,
     /// The store in use, as the start-up line names it.
     pub store: String,
     /// How long `PUT /api/code` keeps the code: `SESSION_DEMO_CODE_TTL_SECS`.
@@ -148,12 +172,61 @@ pub struct SudoSession {
     pub granted_ms: u64,
 }
 
-/// A backend that can serve the sudo sub-sessions too: the same store (or key ring), the
-/// sudo cookie (`sudo`, or `__Host-sudo` beside a `__Host-` session cookie) and its lifetime.
-pub trait WithSudo: SessionBackend<DemoSession> {
+/// What the demo needs of a session backend beyond loading and saving: the backend of the
+/// sudo sub-sessions (the same store or key ring, the sudo cookie — `sudo`, or
+/// `__Host-sudo` beside a `__Host-` session cookie — and its lifetime), and the operations
+/// on every session of a user.
+pub trait DemoStore: SessionBackend<DemoSession> {
     type Sudo: SessionBackend<SudoSession>;
 
     fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error>;
+
+    fn accounts(&self) -> Arc<dyn Accounts>;
+}
+
+/// A boxed future of the [`Accounts`] operations.
+pub type AccountsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// Every session of the logged-in user: listed, or ended.
+pub trait Accounts: Send + Sync + 'static {
+    /// Every live session of the user of `session`, as the devices list shows them; `None`
+    /// where the store cannot list them (cookies).
+    fn devices<'a>(&'a self, session: &'a Session<DemoSession>) -> AccountsFuture<'a, Option<Vec<Value>>>;
+
+    /// Ends every other session of the user; how many, where the store can count them.
+    fn logout_others<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, Option<usize>>;
+
+    /// Ends every session of the user, this one included.
+    fn logout_everywhere<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, ()>;
+}
+
+impl<S: IndexStore + Clone> Accounts for SessionProvider<DemoSession, S> {
+    fn devices<'a>(&'a self, session: &'a Session<DemoSession>) -> AccountsFuture<'a, Option<Vec<Value>>> {
+        Box::pin(async move {
+            let listed = self.sessions_of(session).await?;
+            Ok(Some(
+                listed
+                    .iter()
+                    .map(|each| {
+                        json!({
+                            "current": each.current,
+                            "created_ms": each.meta.created_ms,
+                            "last_access_ms": each.meta.accessed_ms,
+                            "user_agent": each.device.as_ref().and_then(|device| device.user_agent.clone()),
+                        })
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    fn logout_others<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, Option<usize>> {
+        Box::pin(async move { self.delete_others_of(session).await.map(Some) })
+    }
+
+    fn logout_everywhere<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, ()> {
+        Box::pin(async move { self.delete_all_of(session).await.map(drop) })
+    }
 }
 
 /// The sudo cookie's configuration: the session cookie's, renamed, with the sudo lifetime.
@@ -172,7 +245,7 @@ pub fn sudo_config(config: &SessionConfig, lifetime: Duration) -> Result<Session
         .build()
 }
 
-impl<S: SessionStore + Clone> WithSudo for SessionProvider<DemoSession, S> {
+impl<S: IndexStore + Clone> DemoStore for SessionProvider<DemoSession, S> {
     type Sudo = SessionProvider<SudoSession, S>;
 
     fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
@@ -181,13 +254,37 @@ impl<S: SessionStore + Clone> WithSudo for SessionProvider<DemoSession, S> {
             sudo_config(self.config(), lifetime)?,
         ))
     }
+
+    fn accounts(&self) -> Arc<dyn Accounts> {
+        Arc::new(self.clone())
+    }
 }
 
-impl WithSudo for CookieSessions {
+impl DemoStore for CookieSessions {
     type Sudo = CookieSessions;
 
     fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
         self.with_config(sudo_config(self.config(), lifetime)?)
+    }
+
+    fn accounts(&self) -> Arc<dyn Accounts> {
+        Arc::new(self.clone())
+    }
+}
+
+/// Cookies cannot be listed (no server-side state), but they can be revoked: the demo's
+/// cookie sessions carry a generation per user ([`CookieSessions::with_revocation`]).
+impl Accounts for CookieSessions {
+    fn devices<'a>(&'a self, _session: &'a Session<DemoSession>) -> AccountsFuture<'a, Option<Vec<Value>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn logout_others<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, Option<usize>> {
+        Box::pin(async move { self.revoke_others_of(session).await.map(|_| None) })
+    }
+
+    fn logout_everywhere<'a>(&'a self, session: &'a mut Session<DemoSession>) -> AccountsFuture<'a, ()> {
+        Box::pin(async move { self.revoke_all_of(session).await.map(drop) })
     }
 }
 
@@ -251,6 +348,9 @@ pub async fn handle(
         Action::SetCode => set_code(session, context, body).await,
         Action::Sudo => sudo_state(session, sudo).await,
         Action::StartSudo => start_sudo(session, sudo).await,
+        Action::Devices => devices(session, context).await,
+        Action::LogoutOthers => logout_others(session, context).await,
+        Action::LogoutEverywhere => logout_everywhere(session, context).await,
     }
 }
 
@@ -301,7 +401,7 @@ fn features() -> Value {
     json!({
         "remember_me": true,
         "devices": has("/api/devices"),
-        "logout_others": has("/api/logout-others"),
+        "logout_others": has("/api/logout/others"),
         "code": has("/api/code"),
         "sudo": has("/api/sudo"),
     })
@@ -377,6 +477,36 @@ async fn logout(session: LazySession<DemoSession>, sudo: LazySession<SudoSession
         }
         session.delete();
     }
+    Ok(json(json!({})))
+}
+
+/// `GET /api/devices` (logged in only): every live session of this user.
+async fn devices(session: LazySession<DemoSession>, context: &Context) -> Answer {
+    let Some(session) = session.existing().await? else {
+        return Ok(error(401, "log in first"));
+    };
+    Ok(match context.accounts.devices(&session).await? {
+        Some(devices) => json(json!({ "devices": devices })),
+        None => error(501, "this store keeps no sessions to list: cookies hold them"),
+    })
+}
+
+/// `POST /api/logout/others` (logged in only): every other session of this user ends.
+async fn logout_others(session: LazySession<DemoSession>, context: &Context) -> Answer {
+    let Some(mut session) = session.existing().await? else {
+        return Ok(error(401, "log in first"));
+    };
+    let ended = context.accounts.logout_others(&mut session).await?;
+    Ok(json(json!({ "ended": ended })))
+}
+
+/// `POST /api/logout/everywhere` (logged in only): every session of this user ends, this
+/// one included (its cookie is expired by the response).
+async fn logout_everywhere(session: LazySession<DemoSession>, context: &Context) -> Answer {
+    let Some(mut session) = session.existing().await? else {
+        return Ok(error(401, "log in first"));
+    };
+    context.accounts.logout_everywhere(&mut session).await?;
     Ok(json(json!({})))
 }
 

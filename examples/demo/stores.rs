@@ -1,12 +1,13 @@
 //! The demo's store, chosen and configured from the environment (the variables are listed
 //! in `main.rs`); shared by the axum demo and the actix-web demo.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use super::routes::{DemoSession, SudoSession, WithSudo};
+use super::routes::{Accounts, DemoSession, DemoStore, SudoSession};
 use session::{
-    ClientInfo, ClusteredStore, CookieSessions, Error, ExpiryTask, MemoryStore, MySqlStore, PostgresStore, RedisStore,
-    RedisStoreBuilder, Session, SessionConfig, SessionConfigBuilder, SessionData, SessionProvider, SqliteStore,
+    ClientInfo, ClusteredStore, CookieSessions, Error, ExpiryTask, MemoryRevocationStore, MemoryStore, MySqlStore,
+    PostgresStore, RedisRevocationStore, RedisStore, RedisStoreBuilder, Session, SessionConfig, SessionConfigBuilder,
+    SessionData, SessionProvider, SqliteStore,
     crypto::{KeyId, KeyRing, Secret},
     http::{CookieUpdate, RequestOutcome, SessionBackend},
 };
@@ -68,7 +69,7 @@ impl<T: SessionData> SessionBackend<T> for DemoBackend<T> {
     }
 }
 
-impl WithSudo for DemoBackend<DemoSession> {
+impl DemoStore for DemoBackend<DemoSession> {
     type Sudo = DemoBackend<SudoSession>;
 
     fn sudo(&self, lifetime: Duration) -> Result<Self::Sudo, Error> {
@@ -81,6 +82,10 @@ impl WithSudo for DemoBackend<DemoSession> {
             DemoBackend::MySql(backend) => DemoBackend::MySql(backend.sudo(lifetime)?),
             DemoBackend::Sqlite(backend) => DemoBackend::Sqlite(backend.sudo(lifetime)?),
         })
+    }
+
+    fn accounts(&self) -> Arc<dyn Accounts> {
+        each!(self, backend => backend.accounts())
     }
 }
 
@@ -181,9 +186,20 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
     let mut expiry = None;
     let backend = match store.as_str() {
         "memory" => DemoBackend::Memory(SessionProvider::new(MemoryStore::new(), config)),
-        "cookie" => DemoBackend::Cookie(
-            CookieSessions::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512)),
-        ),
+        "cookie" => {
+            let cookies = CookieSessions::new(KeyRing::new(KeyId(1), secret()?), config)?.compress_above(Some(512));
+            // Log out everywhere revokes by user: the generations live in this process, or
+            // in Redis when a Redis is named, so that several demo processes share them.
+            let cookies = if std::env::var_os("REDIS_URL").is_some() || std::env::var_os("REDIS_CLUSTER_URLS").is_some()
+            {
+                let (redis, described) = redis();
+                label = format!("{label}, revocation in {described}");
+                cookies.with_revocation(RedisRevocationStore::new(&redis.build().await?))
+            } else {
+                cookies.with_revocation(MemoryRevocationStore::new())
+            };
+            DemoBackend::Cookie(cookies)
+        }
         "redis" => {
             let (redis, described) = redis();
             label = format!("{label}, {described}");

@@ -24,8 +24,9 @@ pub enum Framework {
 /// Serves the demo over `backend` with `framework` on a loopback port; gives its base URL.
 /// The verification code and sudo mode live for the demo's defaults
 /// ([`routes::DEFAULT_CODE_TTL`], [`routes::DEFAULT_SUDO_TTL`]).
-pub async fn serve<B: routes::WithSudo>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
+pub async fn serve<B: routes::DemoStore>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
     let context = routes::Context {
+        accounts: routes::DemoStore::accounts(&backend),
         store: "test store".to_owned(),
         code_ttl: routes::DEFAULT_CODE_TTL,
         sudo_ttl: routes::DEFAULT_SUDO_TTL,
