@@ -232,24 +232,36 @@ fn report(options: Options) -> Result<(), BoxError> {
         flood,
     };
     let text = render(&options, &measured, started.elapsed());
-    std::fs::write(&options.out, keep_sql_section(&options.out, text))?;
+    std::fs::write(&options.out, keep_other_sections(&options.out, text))?;
     eprintln!("wrote {} in {:.0?}", options.out.display(), started.elapsed());
     Ok(())
 }
 
-/// `text` with the SQL section that `sql_report` wrote into the previous file (between
-/// its markers) put back before "How to reproduce": the two reports share the file.
-fn keep_sql_section(path: &Path, text: String) -> String {
+/// `text` with the sections that `sql_report` and `index_report` wrote into the previous
+/// file (between their markers) put back before "How to reproduce", and `index_report`'s
+/// budget line at the end of the budgets: the reports share the file.
+fn keep_other_sections(path: &Path, mut text: String) -> String {
     let previous = std::fs::read_to_string(path).unwrap_or_default();
-    let (Some(begin), Some(end)) = (previous.find("<!-- sql:begin -->"), previous.find("<!-- sql:end -->")) else {
-        return text;
-    };
-    let block = &previous[begin..(end + "<!-- sql:end -->\n".len()).min(previous.len())];
-    match text.find("## How to reproduce") {
-        Some(at) => format!("{}{block}\n{}", &text[..at], &text[at..]),
-        None => format!("{text}\n{block}"),
+    for name in ["sql", "index"] {
+        let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->\n"));
+        let (Some(from), Some(to)) = (previous.find(&begin), previous.find(&end)) else {
+            continue;
+        };
+        let block = &previous[from..to + end.len()];
+        text = match text.find("## How to reproduce") {
+            Some(at) => format!("{}{block}\n{}", &text[..at], &text[at..]),
+            None => format!("{text}\n{block}"),
+        };
+    }
+    let budget = previous.lines().find(|line| line.starts_with(INDEX_BUDGET_PREFIX));
+    match (budget, text.find("\n## Micro benchmarks")) {
+        (Some(line), Some(at)) => format!("{}{line}\n{}", &text[..at], &text[at..]),
+        _ => text,
     }
 }
+
+/// How `index_report`'s line in the budgets begins.
+const INDEX_BUDGET_PREFIX: &str = "- Log out everywhere on Redis";
 
 /// The criterion benchmarks the report reads: (group, [ids, this crate first]).
 const MICRO: [(&str, &str, &[&str]); 4] = [
@@ -967,4 +979,25 @@ fn budgets(
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_other_reports_sections_and_budget_line_are_kept() {
+        let path = std::env::temp_dir().join(format!("session-report-keep-{}.md", std::process::id()));
+        let previous = "## Budgets\n\n- old.\n- Log out everywhere on Redis: **met**.\n\n## Micro benchmarks\n\n\
+                        <!-- sql:begin -->\nS\n<!-- sql:end -->\n<!-- index:begin -->\nI\n<!-- index:end -->\n\n## How to reproduce\n";
+        std::fs::write(&path, previous).unwrap();
+        let text = "## Budgets\n\n- new.\n\n## Micro benchmarks\n\nM\n\n## How to reproduce\n".to_owned();
+        let kept = keep_other_sections(&path, text);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            kept,
+            "## Budgets\n\n- new.\n- Log out everywhere on Redis: **met**.\n\n## Micro benchmarks\n\nM\n\n\
+             <!-- sql:begin -->\nS\n<!-- sql:end -->\n\n<!-- index:begin -->\nI\n<!-- index:end -->\n\n## How to reproduce\n"
+        );
+    }
 }
