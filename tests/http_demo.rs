@@ -143,6 +143,7 @@ demo::on_both_frameworks!(
     devices_and_logging_out_elsewhere_memory,
     devices_and_logging_out_elsewhere_redis,
     logging_out_elsewhere_with_cookies,
+    cookie_revocation_reaches_another_node_within_its_bound,
 );
 
 async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
@@ -1041,88 +1042,9 @@ async fn sudo_redis(framework: Framework) {
     sudo(framework, Store::Redis).await;
 }
 
-/// A browser with its own cookie jar and User-Agent.
-fn browser_as(user_agent: &str) -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .user_agent(user_agent)
-        .build()
-        .unwrap()
-}
-
-/// Who `client` is on `base`, as `/api/peek` says (null when anonymous).
-async fn who(client: &Client, base: &str) -> Value {
-    get_json(client, format!("{base}/api/peek")).await["user"].clone()
-}
-
-/// Three browsers log in as alice, one as bob: the devices list shows alice's three with
-/// the right current flag and User-Agent; logging out the others leaves only the caller;
-/// logging out everywhere ends all of alice's and none of bob's.
 async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
-    let anonymous = bare().get(format!("{base}/api/devices")).send().await.unwrap();
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-
-    let agents = ["Laptop/1.0", "Phone/2.0", "Tablet/3.0"];
-    let alices: Vec<Client> = agents.iter().map(|agent| browser_as(agent)).collect();
-    for alice in &alices {
-        assert_eq!(login(alice, &base, "alice").await.status(), StatusCode::OK);
-    }
-    let bob = browser_as("Desktop/4.0");
-    login(&bob, &base, "bob").await;
-
-    let listed = get_json(&alices[1], format!("{base}/api/devices")).await;
-    let devices = listed["devices"].as_array().expect("a devices list");
-    assert_eq!(devices.len(), 3, "alice's three sessions: {listed}");
-    let mut seen: Vec<&str> = devices.iter().map(|d| d["user_agent"].as_str().unwrap()).collect();
-    seen.sort_unstable();
-    assert_eq!(seen, agents, "each with its User-Agent");
-    let current: Vec<&Value> = devices.iter().filter(|d| d["current"] == true).collect();
-    assert_eq!(current.len(), 1, "exactly one is the caller's");
-    assert_eq!(current[0]["user_agent"], "Phone/2.0");
-    for device in devices {
-        assert!(device["created_ms"].as_u64().unwrap() > 0);
-        assert!(device["last_access_ms"].as_u64().unwrap() >= device["created_ms"].as_u64().unwrap());
-    }
-    let bobs = get_json(&bob, format!("{base}/api/devices")).await;
-    assert_eq!(bobs["devices"].as_array().unwrap().len(), 1, "bob sees only his own");
-
-    let others = send_json(
-        &alices[1],
-        reqwest::Method::POST,
-        format!("{base}/api/logout/others"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(others.status(), StatusCode::OK);
-    assert_eq!(others.json::<Value>().await.unwrap(), json!({ "ended": 2 }));
-    assert_eq!(who(&alices[0], &base).await, Value::Null, "the laptop is logged out");
-    assert_eq!(who(&alices[2], &base).await, Value::Null, "the tablet too");
-    assert_eq!(who(&alices[1], &base).await, "alice", "the caller lives on");
-    assert_eq!(who(&bob, &base).await, "bob");
-    let listed = get_json(&alices[1], format!("{base}/api/devices")).await;
-    assert_eq!(listed["devices"].as_array().unwrap().len(), 1);
-
-    login(&alices[0], &base, "alice").await;
-    login(&alices[2], &base, "alice").await;
-    let everywhere = send_json(
-        &alices[0],
-        reqwest::Method::POST,
-        format!("{base}/api/logout/everywhere"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(everywhere.status(), StatusCode::OK);
-    assert!(
-        set_cookies(&everywhere)
-            .iter()
-            .any(|c| c.starts_with("session=;") && c.contains("Max-Age=0")),
-        "the caller's cookie is expired"
-    );
-    for alice in &alices {
-        assert_eq!(who(alice, &base).await, Value::Null, "every session of alice ended");
-    }
-    assert_eq!(who(&bob, &base).await, "bob", "and none of bob's");
+    demo::scenarios::devices_and_logging_out_elsewhere(&base).await;
 }
 
 async fn devices_and_logging_out_elsewhere_memory(framework: Framework) {
@@ -1138,12 +1060,12 @@ async fn logging_out_elsewhere_with_cookies(framework: Framework) {
     let (base, _running) = start(framework, Store::Cookie).await;
     let alices: Vec<Client> = ["Laptop/1.0", "Phone/2.0", "Tablet/3.0"]
         .iter()
-        .map(|agent| browser_as(agent))
+        .map(|agent| demo::scenarios::browser_as(agent))
         .collect();
     for alice in &alices {
         login(alice, &base, "alice").await;
     }
-    let bob = browser_as("Desktop/4.0");
+    let bob = demo::scenarios::browser_as("Desktop/4.0");
     login(&bob, &base, "bob").await;
     let devices = alices[0].get(format!("{base}/api/devices")).send().await.unwrap();
     assert_eq!(
@@ -1162,17 +1084,17 @@ async fn logging_out_elsewhere_with_cookies(framework: Framework) {
     assert_eq!(others.status(), StatusCode::OK);
     assert_eq!(others.json::<Value>().await.unwrap(), json!({ "ended": null }));
     assert_eq!(
-        who(&alices[0], &base).await,
+        demo::scenarios::who(&alices[0], &base).await,
         Value::Null,
         "the laptop's cookie is revoked"
     );
-    assert_eq!(who(&alices[2], &base).await, Value::Null);
+    assert_eq!(demo::scenarios::who(&alices[2], &base).await, Value::Null);
     assert_eq!(
-        who(&alices[1], &base).await,
+        demo::scenarios::who(&alices[1], &base).await,
         "alice",
         "the caller's cookie was re-sealed"
     );
-    assert_eq!(who(&bob, &base).await, "bob");
+    assert_eq!(demo::scenarios::who(&bob, &base).await, "bob");
 
     login(&alices[0], &base, "alice").await;
     let everywhere = send_json(
@@ -1184,7 +1106,57 @@ async fn logging_out_elsewhere_with_cookies(framework: Framework) {
     .await;
     assert_eq!(everywhere.status(), StatusCode::OK);
     for alice in &alices {
-        assert_eq!(who(alice, &base).await, Value::Null);
+        assert_eq!(demo::scenarios::who(alice, &base).await, Value::Null);
     }
-    assert_eq!(who(&bob, &base).await, "bob");
+    assert_eq!(demo::scenarios::who(&bob, &base).await, "bob");
+}
+
+/// Two demo nodes on the cookie store sharing their revocation generations in Redis: a
+/// log out everywhere on A is refused on A at once and on B within the staleness bound
+/// (one second, on the nodes' clock).
+async fn cookie_revocation_reaches_another_node_within_its_bound(framework: Framework) {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let ring = KeyRing::new(KeyId(1), Secret::from_bytes((0u8..48).collect::<Vec<u8>>()).unwrap());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let redis = RedisStore::builder(server.url())
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap();
+        let cookies = CookieSessions::new(
+            ring.clone(),
+            SessionConfig::development().clock(clock.clone()).build().unwrap(),
+        )
+        .unwrap()
+        .with_revocation(session::RedisRevocationStore::new(&redis));
+        nodes.push(demo::serve(framework, cookies, OutagePolicy::FailClosed).await);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let laptop = demo::scenarios::browser_as("Laptop/1.0");
+    let phone = demo::scenarios::browser_as("Phone/2.0");
+    login(&laptop, a, "alice").await;
+    login(&phone, b, "alice").await;
+    // Each node has looked the generation up (and cached it).
+    for node in [a, b] {
+        assert_eq!(demo::scenarios::who(&laptop, node).await, "alice");
+        assert_eq!(demo::scenarios::who(&phone, node).await, "alice");
+    }
+
+    let everywhere = send_json(
+        &laptop,
+        reqwest::Method::POST,
+        format!("{a}/api/logout/everywhere"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(everywhere.status(), StatusCode::OK);
+    assert_eq!(demo::scenarios::who(&phone, a).await, Value::Null, "A refuses at once");
+    clock.advance(Duration::from_millis(1001));
+    assert_eq!(
+        demo::scenarios::who(&phone, b).await,
+        Value::Null,
+        "B refuses once its cached generation is a second old"
+    );
 }

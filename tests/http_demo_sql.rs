@@ -81,7 +81,27 @@ demo::on_both_frameworks!(
     every_route_mysql,
     a_database_outage_is_503_and_nothing_is_lost_when_it_is_back,
     the_demo_binary_serves_each_sql_store_from_its_environment,
+    devices_and_logging_out_elsewhere_postgres,
+    devices_and_logging_out_elsewhere_sqlite,
+    devices_and_logging_out_elsewhere_mysql,
 );
+
+async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
+    let base = serve(framework, store, &ManualClock::new()).await;
+    demo::scenarios::devices_and_logging_out_elsewhere(&base).await;
+}
+
+async fn devices_and_logging_out_elsewhere_postgres(framework: Framework) {
+    devices_and_logging_out_elsewhere(framework, Store::Postgres).await;
+}
+
+async fn devices_and_logging_out_elsewhere_sqlite(framework: Framework) {
+    devices_and_logging_out_elsewhere(framework, Store::Sqlite).await;
+}
+
+async fn devices_and_logging_out_elsewhere_mysql(framework: Framework) {
+    devices_and_logging_out_elsewhere(framework, Store::MySql).await;
+}
 
 fn with_cookie(client: &Client, url: String, value: &str) -> reqwest::RequestBuilder {
     client.get(url).header(header::COOKIE, format!("{COOKIE}={value}"))

@@ -10,6 +10,7 @@ pub mod actix_app;
 pub mod app;
 #[path = "../../examples/demo/routes.rs"]
 pub mod routes;
+pub mod scenarios;
 
 pub use routes::{DemoSession, PREFERENCES};
 use session::http::{OutagePolicy, SessionBackend};
