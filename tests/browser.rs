@@ -282,6 +282,43 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
     check!(overflow == json!(true), "no sideways scrolling on a phone");
     browser.set_window_size(1200, 900).await?;
 
+    // Where alice is logged in: this browser and, once another device logs in, that one;
+    // logging the others out leaves this one.
+    let other = demo::scenarios::browser_as("OtherDevice/1.0");
+    let logged_in = other
+        .post(format!("{base}/api/login"))
+        .json(&json!({ "user": "alice" }))
+        .send()
+        .await?;
+    check!(logged_in.status().is_success(), "the other device logs in");
+    reload(browser).await?;
+    wait_for(browser, "document.querySelectorAll('#devices-list li').length === 2").await?;
+    check!(
+        text(browser, "devices-list").await?.contains("OtherDevice/1.0"),
+        "the other device is listed with its User-Agent"
+    );
+    check!(
+        eval(
+            browser,
+            "document.querySelector('#devices-list li.this').textContent.startsWith('This device')"
+        )
+        .await?
+            == json!(true),
+        "this browser is marked as this device"
+    );
+    eval(browser, "document.getElementById('devices').scrollIntoView(), true").await?;
+    std::fs::write(shots().join(format!("{name}-devices.png")), browser.screenshot().await?)?;
+    browser.find(Locator::Id("logout-others")).await?.click().await?;
+    wait_for(
+        browser,
+        "document.getElementById('devices-status').textContent === 'Logged out 1 other device.'",
+    )
+    .await?;
+    wait_for(browser, "document.querySelectorAll('#devices-list li').length === 1").await?;
+    let peek: Value = other.get(format!("{base}/api/peek")).send().await?.json().await?;
+    check!(peek["user"] == Value::Null, "the other device is logged out");
+    check!(text(browser, "user").await? == "alice", "this one is not");
+
     // Log out: the anonymous page.
     browser.find(Locator::Css("#logout button")).await?.click().await?;
     wait_for(
@@ -299,6 +336,32 @@ async fn tour(browser: &Client, base: &str, name: &str) -> Result<(), Failure> {
         text(browser, "sudo-state").await? == "Sudo mode is off.",
         "logging out ended sudo mode"
     );
+
+    // Log out everywhere: this browser and the other device at once.
+    browser
+        .find(Locator::Id("login-name"))
+        .await?
+        .send_keys("alice")
+        .await?;
+    browser
+        .find(Locator::Css("#login button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_for(browser, "document.getElementById('user').textContent === 'alice'").await?;
+    other
+        .post(format!("{base}/api/login"))
+        .json(&json!({ "user": "alice" }))
+        .send()
+        .await?;
+    browser.find(Locator::Id("logout-everywhere")).await?.click().await?;
+    wait_for(
+        browser,
+        "document.getElementById('user').textContent.includes('not logged in')",
+    )
+    .await?;
+    let peek: Value = other.get(format!("{base}/api/peek")).send().await?.json().await?;
+    check!(peek["user"] == Value::Null, "the other device is logged out too");
     Ok(())
 }
 
