@@ -103,6 +103,18 @@ async fn start(framework: Framework, store: Store) -> (String, Running) {
     start_with(framework, store, SessionConfig::development()).await
 }
 
+/// `async fn NAME(framework)` running `SCENARIO(framework, Store::STORE)`, for each
+/// `STORE => NAME` listed: the per-store tests `on_both_frameworks!` lists.
+macro_rules! per_store {
+    ($scenario:ident: $($store:ident => $name:ident),+ $(,)?) => {
+        $(
+            async fn $name(framework: Framework) {
+                $scenario(framework, Store::$store).await;
+            }
+        )+
+    };
+}
+
 demo::on_both_frameworks!(
     every_route_memory,
     every_route_cookie,
@@ -263,13 +275,11 @@ async fn every_route(framework: Framework, store: Store) {
     );
 }
 
-async fn every_route_memory(framework: Framework) {
-    every_route(framework, Store::Memory).await;
-}
-
-async fn every_route_cookie(framework: Framework) {
-    every_route(framework, Store::Cookie).await;
-}
+per_store!(every_route:
+    Memory => every_route_memory,
+    Cookie => every_route_cookie,
+    Redis => every_route_redis,
+);
 
 async fn flash_is_visible_on_exactly_the_next_request(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -303,13 +313,11 @@ async fn flash_is_visible_on_exactly_the_next_request(framework: Framework, stor
     );
 }
 
-async fn flash_memory(framework: Framework) {
-    flash_is_visible_on_exactly_the_next_request(framework, Store::Memory).await;
-}
-
-async fn flash_cookie(framework: Framework) {
-    flash_is_visible_on_exactly_the_next_request(framework, Store::Cookie).await;
-}
+per_store!(flash_is_visible_on_exactly_the_next_request:
+    Memory => flash_memory,
+    Cookie => flash_cookie,
+    Redis => flash_redis,
+);
 
 async fn login_regenerates_the_id(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -347,13 +355,11 @@ async fn login_regenerates_the_id(framework: Framework, store: Store) {
     assert_eq!(current["user"], "alice");
 }
 
-async fn login_regenerates_the_id_memory(framework: Framework) {
-    login_regenerates_the_id(framework, Store::Memory).await;
-}
-
-async fn login_regenerates_the_id_cookie(framework: Framework) {
-    login_regenerates_the_id(framework, Store::Cookie).await;
-}
+per_store!(login_regenerates_the_id:
+    Memory => login_regenerates_the_id_memory,
+    Cookie => login_regenerates_the_id_cookie,
+    Redis => login_regenerates_the_id_redis,
+);
 
 async fn old_ids_are_dead_on_a_server_side_store(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -412,13 +418,10 @@ async fn old_ids_are_dead_on_a_server_side_store(framework: Framework, store: St
     assert_eq!(replay["user"], Value::Null);
 }
 
-async fn old_ids_are_dead_on_a_server_side_store_memory(framework: Framework) {
-    old_ids_are_dead_on_a_server_side_store(framework, Store::Memory).await;
-}
-
-async fn old_ids_are_dead_on_a_server_side_store_redis(framework: Framework) {
-    old_ids_are_dead_on_a_server_side_store(framework, Store::Redis).await;
-}
+per_store!(old_ids_are_dead_on_a_server_side_store:
+    Memory => old_ids_are_dead_on_a_server_side_store_memory,
+    Redis => old_ids_are_dead_on_a_server_side_store_redis,
+);
 
 async fn bad_cookies_start_a_fresh_session(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -450,13 +453,11 @@ async fn bad_cookies_start_a_fresh_session(framework: Framework, store: Store) {
     }
 }
 
-async fn bad_cookies_memory(framework: Framework) {
-    bad_cookies_start_a_fresh_session(framework, Store::Memory).await;
-}
-
-async fn bad_cookies_cookie(framework: Framework) {
-    bad_cookies_start_a_fresh_session(framework, Store::Cookie).await;
-}
+per_store!(bad_cookies_start_a_fresh_session:
+    Memory => bad_cookies_memory,
+    Cookie => bad_cookies_cookie,
+    Redis => bad_cookies_redis,
+);
 
 async fn expiry(framework: Framework, store: Store) {
     let config = SessionConfig::testing()
@@ -490,13 +491,11 @@ async fn expiry(framework: Framework, store: Store) {
     );
 }
 
-async fn expiry_memory(framework: Framework) {
-    expiry(framework, Store::Memory).await;
-}
-
-async fn expiry_cookie(framework: Framework) {
-    expiry(framework, Store::Cookie).await;
-}
+per_store!(expiry:
+    Memory => expiry_memory,
+    Cookie => expiry_cookie,
+    Redis => expiry_redis,
+);
 
 async fn eight_concurrent_preference_writes_all_survive(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -525,13 +524,10 @@ async fn eight_concurrent_preference_writes_all_survive(framework: Framework, st
     }
 }
 
-async fn eight_concurrent_preference_writes_all_survive_memory(framework: Framework) {
-    eight_concurrent_preference_writes_all_survive(framework, Store::Memory).await;
-}
-
-async fn eight_concurrent_preference_writes_all_survive_redis(framework: Framework) {
-    eight_concurrent_preference_writes_all_survive(framework, Store::Redis).await;
-}
+per_store!(eight_concurrent_preference_writes_all_survive:
+    Memory => eight_concurrent_preference_writes_all_survive_memory,
+    Redis => eight_concurrent_preference_writes_all_survive_redis,
+);
 
 async fn peek_never_sets_a_cookie(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
@@ -546,13 +542,11 @@ async fn peek_never_sets_a_cookie(framework: Framework, store: Store) {
     }
 }
 
-async fn peek_never_sets_a_cookie_memory(framework: Framework) {
-    peek_never_sets_a_cookie(framework, Store::Memory).await;
-}
-
-async fn peek_never_sets_a_cookie_cookie(framework: Framework) {
-    peek_never_sets_a_cookie(framework, Store::Cookie).await;
-}
+per_store!(peek_never_sets_a_cookie:
+    Memory => peek_never_sets_a_cookie_memory,
+    Cookie => peek_never_sets_a_cookie_cookie,
+    Redis => peek_never_sets_a_cookie_redis,
+);
 
 async fn set_cookie_attributes_follow_each_preset(framework: Framework) {
     let presets = [
@@ -597,30 +591,6 @@ async fn set_cookie_attributes_follow_each_preset(framework: Framework) {
             assert!(!cookies[0].contains(part), "{} has {part}", cookies[0]);
         }
     }
-}
-
-async fn every_route_redis(framework: Framework) {
-    every_route(framework, Store::Redis).await;
-}
-
-async fn flash_redis(framework: Framework) {
-    flash_is_visible_on_exactly_the_next_request(framework, Store::Redis).await;
-}
-
-async fn login_regenerates_the_id_redis(framework: Framework) {
-    login_regenerates_the_id(framework, Store::Redis).await;
-}
-
-async fn bad_cookies_redis(framework: Framework) {
-    bad_cookies_start_a_fresh_session(framework, Store::Redis).await;
-}
-
-async fn expiry_redis(framework: Framework) {
-    expiry(framework, Store::Redis).await;
-}
-
-async fn peek_never_sets_a_cookie_redis(framework: Framework) {
-    peek_never_sets_a_cookie(framework, Store::Redis).await;
 }
 
 async fn a_frozen_redis_answers_503_and_a_thawed_one_serves_the_same_session(framework: Framework) {
@@ -693,17 +663,11 @@ async fn oversized_changes_are_refused(framework: Framework, store: Store) {
     );
 }
 
-async fn oversized_changes_are_refused_memory(framework: Framework) {
-    oversized_changes_are_refused(framework, Store::Memory).await;
-}
-
-async fn oversized_changes_are_refused_cookie(framework: Framework) {
-    oversized_changes_are_refused(framework, Store::Cookie).await;
-}
-
-async fn oversized_changes_are_refused_redis(framework: Framework) {
-    oversized_changes_are_refused(framework, Store::Redis).await;
-}
+per_store!(oversized_changes_are_refused:
+    Memory => oversized_changes_are_refused_memory,
+    Cookie => oversized_changes_are_refused_cookie,
+    Redis => oversized_changes_are_refused_redis,
+);
 
 /// `remember` on login: without it a browser-session cookie and the configured timeouts;
 /// with it `Max-Age` and both server-side deadlines at the remembered length.
@@ -772,17 +736,11 @@ async fn remember_me(framework: Framework, store: Store) {
     );
 }
 
-async fn remember_me_memory(framework: Framework) {
-    remember_me(framework, Store::Memory).await;
-}
-
-async fn remember_me_cookie(framework: Framework) {
-    remember_me(framework, Store::Cookie).await;
-}
-
-async fn remember_me_redis(framework: Framework) {
-    remember_me(framework, Store::Redis).await;
-}
+per_store!(remember_me:
+    Memory => remember_me_memory,
+    Cookie => remember_me_cookie,
+    Redis => remember_me_redis,
+);
 
 /// `PUT /api/code` keeps a code for the demo's time to live (120 s by default): readable
 /// before it, null after it, while the session and its other fields live on.
@@ -841,17 +799,11 @@ async fn verification_code(framework: Framework, store: Store) {
     assert_eq!(get_json(&client, code_url).await, json!({ "code": "654321" }));
 }
 
-async fn verification_code_memory(framework: Framework) {
-    verification_code(framework, Store::Memory).await;
-}
-
-async fn verification_code_cookie(framework: Framework) {
-    verification_code(framework, Store::Cookie).await;
-}
-
-async fn verification_code_redis(framework: Framework) {
-    verification_code(framework, Store::Redis).await;
-}
+per_store!(verification_code:
+    Memory => verification_code_memory,
+    Cookie => verification_code_cookie,
+    Redis => verification_code_redis,
+);
 
 /// A request with exactly these cookies (`session`, and `sudo` when given).
 fn with_cookies(
@@ -1030,30 +982,21 @@ async fn sudo(framework: Framework, store: Store) {
     assert_eq!(peek["user"], "dave", "the parent lives on");
 }
 
-async fn sudo_memory(framework: Framework) {
-    sudo(framework, Store::Memory).await;
-}
-
-async fn sudo_cookie(framework: Framework) {
-    sudo(framework, Store::Cookie).await;
-}
-
-async fn sudo_redis(framework: Framework) {
-    sudo(framework, Store::Redis).await;
-}
+per_store!(sudo:
+    Memory => sudo_memory,
+    Cookie => sudo_cookie,
+    Redis => sudo_redis,
+);
 
 async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
     demo::scenarios::devices_and_logging_out_elsewhere(&base).await;
 }
 
-async fn devices_and_logging_out_elsewhere_memory(framework: Framework) {
-    devices_and_logging_out_elsewhere(framework, Store::Memory).await;
-}
-
-async fn devices_and_logging_out_elsewhere_redis(framework: Framework) {
-    devices_and_logging_out_elsewhere(framework, Store::Redis).await;
-}
+per_store!(devices_and_logging_out_elsewhere:
+    Memory => devices_and_logging_out_elsewhere_memory,
+    Redis => devices_and_logging_out_elsewhere_redis,
+);
 
 /// The cookie store cannot list devices (501) but both logouts work, by revocation.
 async fn logging_out_elsewhere_with_cookies(framework: Framework) {
