@@ -46,6 +46,25 @@ struct Payload<'a> {
     fields: &'a [u8],
 }
 
+impl<'a> Payload<'a> {
+    /// The payload of the session `id` with lifetimes `meta`, bound to `binding`.
+    fn new(id: &SessionId, meta: &SessionMeta, binding: Option<[u8; 16]>, fields: &'a [u8]) -> Self {
+        Self {
+            id: *id.as_bytes(),
+            created_ms: meta.created_ms,
+            accessed_ms: meta.accessed_ms,
+            idle_deadline_ms: meta.idle_deadline_ms,
+            absolute_deadline_ms: meta.absolute_deadline_ms,
+            lineage: meta.lineage,
+            idle_window_ms: meta.idle_window_ms,
+            cookie: meta.cookie.to_byte(),
+            parent: meta.parent.map(|key| *key.as_bytes()),
+            binding,
+            fields,
+        }
+    }
+}
+
 /// What follows the [`Payload`] in the plaintext. Kept apart so that a cookie sealed before
 /// it existed (nothing follows) still opens, and an older version ignores it. An indexed
 /// session's revocation generation follows it in turn (a varint), for the same reasons.
@@ -580,19 +599,7 @@ impl CookieSessions {
     ) -> Result<String, Error> {
         let meta = provider::next_meta(&self.config, session, self.config.now_ms(), true);
         let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
-        let payload = Payload {
-            id: *session.id().as_bytes(),
-            created_ms: meta.created_ms,
-            accessed_ms: meta.accessed_ms,
-            idle_deadline_ms: meta.idle_deadline_ms,
-            absolute_deadline_ms: meta.absolute_deadline_ms,
-            lineage: meta.lineage,
-            idle_window_ms: meta.idle_window_ms,
-            cookie: meta.cookie.to_byte(),
-            parent: meta.parent.map(|key| *key.as_bytes()),
-            binding: self.binding.digest(client),
-            fields: fields.as_bytes(),
-        };
+        let payload = Payload::new(session.id(), &meta, self.binding.digest(client), fields.as_bytes());
         let trailer = Trailer {
             index: meta.index.map(|key| *key.as_bytes()),
         };
@@ -728,19 +735,7 @@ mod tests {
         // A cookie sealed before indexes: the payload alone, nothing after it.
         let meta = session.meta();
         let fields = codec::encode(session.data(), DirtySet::all(1)).unwrap();
-        let payload = Payload {
-            id: *session.id().as_bytes(),
-            created_ms: meta.created_ms,
-            accessed_ms: meta.accessed_ms,
-            idle_deadline_ms: meta.idle_deadline_ms,
-            absolute_deadline_ms: meta.absolute_deadline_ms,
-            lineage: meta.lineage,
-            idle_window_ms: meta.idle_window_ms,
-            cookie: meta.cookie.to_byte(),
-            parent: None,
-            binding: None,
-            fields: fields.as_bytes(),
-        };
+        let payload = Payload::new(session.id(), meta, None, fields.as_bytes());
         let options = SealOptions {
             expires_at: meta.expires_ms().div_ceil(1000),
             compress_above: None,

@@ -47,22 +47,8 @@ impl Inner {
     /// Removes `key`'s old name from the index of `record` after a move, best effort: a
     /// member left behind has no session and goes when listed.
     async fn forget_member(&self, key: &StoreKey, record: &Record) {
-        let Some(index) = record.meta.index else { return };
-        let (index, member) = (self.keys.index(&index), self.keys.key(key));
-        let removed = self
-            .call(true, |mut connection| {
-                let (index, member) = (&index, &member);
-                async move {
-                    redis::cmd("ZREM")
-                        .arg(index)
-                        .arg(member)
-                        .query_async::<i64>(&mut connection)
-                        .await
-                }
-            })
-            .await;
-        if let Err(error) = removed {
-            tracing::debug!(%error, "could not remove a moved session's old key from its index");
+        if let Some(index) = record.meta.index {
+            self.remove_members(&index, &[self.keys.key(key)]).await;
         }
     }
 

@@ -52,7 +52,7 @@ impl Inner {
     }
 
     /// Removes `names` from `index`, best effort: a member left behind is only skipped again.
-    async fn remove_members(&self, index: &IndexKey, names: &[String]) {
+    pub(super) async fn remove_members(&self, index: &IndexKey, names: &[String]) {
         if names.is_empty() {
             return;
         }

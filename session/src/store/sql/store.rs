@@ -188,21 +188,7 @@ where
         let mut cursor = Some(0);
         while let Some(at) = cursor {
             let now_ms = self.core.clock.now_ms();
-            let limit = i64::try_from(BACKFILL_BATCH).unwrap_or(i64::MAX);
-            let rows = self
-                .core
-                .call("backfill", true, || async {
-                    let (bound, now) = (cursor_bound(at), db_ms(now_ms));
-                    sqlx::query(&self.sql.scan)
-                        .bind(&bound[..])
-                        .bind(now)
-                        .bind(&bound[..])
-                        .bind(now)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await
-                })
-                .await?;
+            let rows = self.scan_rows("backfill", at, BACKFILL_BATCH, now_ms).await?;
             let mut last = None;
             for row in &rows {
                 let id: &[u8] = row.try_get(0).map_err(decode_error)?;
@@ -409,12 +395,17 @@ where
             .await
     }
 
-    pub(crate) async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
-        let now_ms = self.core.clock.now_ms();
+    /// One page of live rows from `cursor`: about `batch` of them (see [`Statements::scan`]).
+    async fn scan_rows(
+        &self,
+        op: &'static str,
+        cursor: u64,
+        batch: usize,
+        now_ms: u64,
+    ) -> Result<Vec<<D::Db as sqlx::Database>::Row>, Error> {
         let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let rows = self
-            .core
-            .call("scan", true, || async {
+        self.core
+            .call(op, true, || async {
                 let (bound, now) = (cursor_bound(cursor), db_ms(now_ms));
                 sqlx::query(&self.sql.scan)
                     .bind(&bound[..])
@@ -425,7 +416,12 @@ where
                     .fetch_all(&self.pool)
                     .await
             })
-            .await?;
+            .await
+    }
+
+    pub(crate) async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
+        let now_ms = self.core.clock.now_ms();
+        let rows = self.scan_rows("scan", cursor, batch, now_ms).await?;
         let mut records = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in &rows {
