@@ -1,10 +1,14 @@
 //! "Log out everywhere" at scale: one user's sessions among many, listed and deleted
-//! through the session index, against `delete_where`, which reads every session.
+//! through the session index, against `delete_where`, which reads every session; and the
+//! cookie store end to end with revocation by index off and on.
 
 use std::time::{Duration, Instant};
 
 use session::{
-    Device, Session, SessionData, SessionProvider,
+    CookieSessions, Device, MemoryRevocationStore, RedisRevocationStore, Session, SessionConfig, SessionData,
+    SessionProvider,
+    crypto::{KeyId, KeyRing, Secret},
+    http::SessionLayer,
     store::{IndexKey, IndexStore, QueryStore, SessionStore},
 };
 
@@ -47,17 +51,9 @@ pub struct Account {
     pub notifications: String,
 }
 
-/// A new, unsaved session of `user` with the benchmark content and a recorded device.
-///
-/// # Errors
-///
-/// When the provider cannot make a session ID.
-pub fn new_session<S: SessionStore>(
-    provider: &SessionProvider<Account, S>,
-    user: &str,
-) -> Result<Session<Account>, session::Error> {
+/// Writes the benchmark content of `user`'s session, field by field, as a handler would.
+pub fn fill_account(session: &mut AccountFields, user: &str) {
     let sample = Profile::sample();
-    let mut session = provider.create()?;
     session.set_user(Some(user.to_owned()));
     session.set_user_id(sample.user_id);
     session.set_user_name(sample.user_name);
@@ -70,6 +66,19 @@ pub fn new_session<S: SessionStore>(
     session.set_density(sample.density);
     session.set_sidebar(sample.sidebar);
     session.set_notifications(sample.notifications);
+}
+
+/// A new, unsaved session of `user` with the benchmark content and a recorded device.
+///
+/// # Errors
+///
+/// When the provider cannot make a session ID.
+pub fn new_session<S: SessionStore>(
+    provider: &SessionProvider<Account, S>,
+    user: &str,
+) -> Result<Session<Account>, session::Error> {
+    let mut session = provider.create()?;
+    fill_account(&mut session, user);
     session.set_device(Device {
         user_agent: Some(USER_AGENT.to_owned()),
         ip: None,
@@ -245,9 +254,127 @@ pub async fn measure<S: IndexStore + QueryStore>(
     Ok(timings)
 }
 
+/// The cookie store end to end, with revocation off or on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieApp {
+    /// No revocation.
+    Off,
+    /// Generations in this process (`MemoryRevocationStore`).
+    Memory,
+    /// Generations in Redis (`RedisRevocationStore`), read at most once a second per index.
+    Redis,
+    /// Generations in Redis, read on every request (`revocation_staleness` zero).
+    RedisEveryRequest,
+}
+
+impl CookieApp {
+    /// Every app, in report order.
+    pub const ALL: [CookieApp; 4] = [
+        CookieApp::Off,
+        CookieApp::Memory,
+        CookieApp::Redis,
+        CookieApp::RedisEveryRequest,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CookieApp::Off => "cookie",
+            CookieApp::Memory => "cookie-revocation-memory",
+            CookieApp::Redis => "cookie-revocation-redis",
+            CookieApp::RedisEveryRequest => "cookie-revocation-redis-uncached",
+        }
+    }
+
+    /// What the report calls it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CookieApp::Off => "revocation off",
+            CookieApp::Memory => "revocation on, `MemoryRevocationStore`",
+            CookieApp::Redis => "revocation on, `RedisRevocationStore` (staleness 1 s, the default)",
+            CookieApp::RedisEveryRequest => "revocation on, `RedisRevocationStore`, staleness 0 (a lookup per request)",
+        }
+    }
+
+    /// Whether the app needs a Redis server.
+    pub fn uses_redis(self) -> bool {
+        matches!(self, CookieApp::Redis | CookieApp::RedisEveryRequest)
+    }
+}
+
+impl std::str::FromStr for CookieApp {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        CookieApp::ALL
+            .into_iter()
+            .find(|app| app.name() == text)
+            .ok_or_else(|| format!("unknown cookie app {text:?}"))
+    }
+}
+
+/// The router of `app`: `/init` logs a new user in (its own user name, so every load
+/// user has an index of its own), `/read` and `/rmw` as in the other end-to-end apps.
+///
+/// # Errors
+///
+/// When the store cannot be configured or Redis cannot be reached.
+pub async fn cookie_router(app: CookieApp, redis_url: Option<&str>) -> Result<axum::Router, BoxError> {
+    let store = CookieSessions::new(
+        KeyRing::new(KeyId(1), Secret::generate()?),
+        SessionConfig::development().build()?,
+    )?;
+    let redis = || async {
+        let url = redis_url.ok_or_else(|| format!("{} needs a Redis URL", app.name()))?;
+        Ok::<_, BoxError>(RedisRevocationStore::new(&crate::stores::ours_redis(url).await?))
+    };
+    let store = match app {
+        CookieApp::Off => store,
+        CookieApp::Memory => store.with_revocation(MemoryRevocationStore::new()),
+        CookieApp::Redis => store.with_revocation(redis().await?),
+        CookieApp::RedisEveryRequest => store
+            .with_revocation(redis().await?)
+            .revocation_staleness(Duration::ZERO),
+    };
+    Ok(
+        crate::apps::routes(handlers::init, handlers::read, handlers::rmw)
+            .layer(SessionLayer::<Account, _>::new(store)),
+    )
+}
+
+mod handlers {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use session::http::LazySession;
+
+    use super::{Account, fill_account};
+
+    static USERS: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) async fn init(session: LazySession<Account>) -> Result<String, session::Error> {
+        let mut session = session.load().await?;
+        let user = format!("user-{}@example.com", USERS.fetch_add(1, Ordering::Relaxed));
+        fill_account(&mut session, &user);
+        Ok(session.visits().to_string())
+    }
+
+    pub(super) async fn read(session: LazySession<Account>) -> Result<String, session::Error> {
+        Ok(match session.existing().await? {
+            Some(session) => session.visits().to_string(),
+            None => "0".to_owned(),
+        })
+    }
+
+    pub(super) async fn rmw(session: LazySession<Account>) -> Result<String, session::Error> {
+        let mut session = session.load().await?;
+        *session.visits_mut() += 1;
+        Ok(session.visits().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use session::{MemoryStore, SessionConfig};
+    use session::MemoryStore;
 
     use super::*;
 
@@ -271,5 +398,28 @@ mod tests {
                 .and_then(|device| device.user_agent.as_deref()),
             Some(USER_AGENT)
         );
+    }
+
+    #[tokio::test]
+    async fn cookie_apps_serve_with_revocation_off_and_in_memory() {
+        for app in [CookieApp::Off, CookieApp::Memory] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let router = cookie_router(app, None).await.unwrap();
+            let server = tokio::spawn(async move { axum::serve(listener, router).await });
+            let load = crate::load::Load {
+                connections: 1,
+                users_per_connection: 2,
+                duration: Duration::from_millis(200),
+                max_requests_per_connection: 20,
+            };
+            let mut clients = crate::load::Clients::connect(addr, load, "/init").await.unwrap();
+            let outcome = clients.run("/rmw").await.unwrap();
+            assert_eq!(outcome.errors, 0, "{app:?}");
+            assert!(outcome.requests > 0, "{app:?}");
+            server.abort();
+        }
+        assert!(cookie_router(CookieApp::Redis, None).await.is_err());
+        assert_eq!("cookie-revocation-memory".parse(), Ok(CookieApp::Memory));
     }
 }

@@ -1,17 +1,20 @@
 //! "Log out everywhere": one user's 5 sessions among a million, listed and deleted
 //! through the session index on the memory store, Redis and a Redis Cluster, against
-//! `delete_where`, which reads every session. Writes its section of BENCHMARKS.md
-//! (between the `index:begin` and `index:end` markers) and its line in the budgets.
+//! `delete_where`, which reads every session; and the cookie store end to end with
+//! revocation by index off and on. Writes its section of BENCHMARKS.md (between the
+//! `index:begin` and `index:end` markers) and its line in the budgets.
 //!
 //! `cargo run -p session-benches --release --bin index_report [-- OPTIONS]`
 //!
 //! Options: `--sessions N` (default 1,000,000), `--samples N` (of each index operation,
 //! default 101), `--scan-samples N` (of `delete_where`, default 3), `--cluster-sessions N`
-//! (default 100,000; 0 skips the cluster), `--only memory|redis|cluster` (measures one
-//! store and prints its section without touching BENCHMARKS.md), `--quick` (a small smoke
-//! run, printed only).
+//! (default 100,000; 0 skips the cluster), `--runs N` and `--secs S` (cookie end-to-end runs
+//! per app and request kind, default 5 of 3 s), `--only memory|redis|cluster|cookie`
+//! (measures one part and prints its section without touching BENCHMARKS.md), `--quick` (a
+//! small smoke run, printed only). Used internally: `serve COOKIE_APP [REDIS_URL]`.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     path::PathBuf,
     process::Command,
@@ -21,12 +24,13 @@ use std::{
 use session::{MemoryStore, RedisStore, SessionConfig, SessionProvider};
 use session_benches::{
     apps::BoxError,
-    child::runtime,
-    index::{self, Account, Samples, Timings, USER_SESSIONS},
+    child::{ChildServer, runtime, serve_axum},
+    index::{self, Account, CookieApp, Samples, Timings, USER_SESSIONS},
+    load::{Clients, Load, Outcome, median},
     memory::rss_bytes,
     stores::OURS_PREFIX,
 };
-use session_test_support::{RedisCluster, RedisServer, redis_cluster};
+use session_test_support::{RedisCluster, RedisServer, Traffic, redis_cluster};
 
 /// Concurrent saves while filling Redis: enough to keep its connection's pipeline full.
 const REDIS_FILL_TASKS: u64 = 128;
@@ -42,6 +46,15 @@ enum Store {
 
 impl Store {
     const ALL: [Store; 3] = [Store::Memory, Store::Redis, Store::Cluster];
+
+    /// The name `--only` takes.
+    fn arg(self) -> &'static str {
+        match self {
+            Store::Memory => "memory",
+            Store::Redis => "redis",
+            Store::Cluster => "cluster",
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -70,7 +83,10 @@ struct Options {
     samples: usize,
     scan_samples: usize,
     cluster_sessions: u64,
-    only: Option<Store>,
+    runs: usize,
+    secs: f64,
+    /// One part only: a store's name, or `cookie`.
+    only: Option<String>,
     quick: bool,
     /// The command line's options, for the report.
     args: Vec<String>,
@@ -82,10 +98,15 @@ fn main() -> Result<(), BoxError> {
         samples: 101,
         scan_samples: 3,
         cluster_sessions: 100_000,
+        runs: 5,
+        secs: 3.0,
         only: None,
         quick: false,
         args: std::env::args().skip(1).collect(),
     };
+    if options.args.first().map(String::as_str) == Some("serve") {
+        return serve(&options.args[1..]);
+    }
     let args = options.args.clone();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -95,13 +116,23 @@ fn main() -> Result<(), BoxError> {
             "--samples" => options.samples = value()?.parse()?,
             "--scan-samples" => options.scan_samples = value()?.parse()?,
             "--cluster-sessions" => options.cluster_sessions = value()?.parse()?,
-            "--only" => options.only = Some(value()?.parse()?),
+            "--runs" => options.runs = value()?.parse()?,
+            "--secs" => options.secs = value()?.parse()?,
+            "--only" => {
+                let part = value()?;
+                if part != "cookie" {
+                    part.parse::<Store>()?;
+                }
+                options.only = Some(part.clone());
+            }
             "--quick" => {
                 options.quick = true;
                 options.sessions = 10_000;
                 options.samples = 11;
                 options.scan_samples = 1;
                 options.cluster_sessions = 0;
+                options.runs = 1;
+                options.secs = 0.5;
             }
             other => {
                 return Err(format!("unknown option {other}; see the top of benches/src/bin/index_report.rs").into());
@@ -125,12 +156,16 @@ struct Figures {
     timings: Timings,
 }
 
+fn wanted(options: &Options, part: &str) -> bool {
+    options.only.as_deref().is_none_or(|only| only == part)
+}
+
 fn report(options: &Options) -> Result<(), BoxError> {
     let started = Instant::now();
     let runtime = runtime()?;
     let mut all = Vec::new();
     for store in Store::ALL {
-        if options.only.is_some_and(|only| only != store) {
+        if !wanted(options, store.arg()) {
             continue;
         }
         let sessions = match store {
@@ -149,12 +184,159 @@ fn report(options: &Options) -> Result<(), BoxError> {
         print_figures(&figures);
         all.push(figures);
     }
-    let section = render(options, &all, started.elapsed());
+    let cookie = if wanted(options, "cookie") {
+        eprintln!("== cookie store end to end, revocation off and on");
+        Some(cookie_end_to_end(options, &runtime)?)
+    } else {
+        None
+    };
+    let mut section = render(options, &all, started.elapsed());
+    if let Some(cookie) = &cookie {
+        section.push_str(&render_cookie(options, cookie));
+    }
     if options.only.is_some() || options.quick {
         print!("{section}");
         return Ok(());
     }
     write_section(&section, budget(&all).as_deref())
+}
+
+/// `serve COOKIE_APP [REDIS_URL]`: serves the app on a free loopback port, prints
+/// `listening ADDR`, and stops when standard input closes.
+fn serve(args: &[String]) -> Result<(), BoxError> {
+    let app: CookieApp = args.first().ok_or("serve needs a cookie app")?.parse()?;
+    let redis_url = args.get(1).map(String::as_str);
+    runtime()?.block_on(async move { serve_axum(index::cookie_router(app, redis_url).await?).await })
+}
+
+/// One measured phase of a cookie app.
+struct Phase {
+    outcome: Outcome,
+    /// The Redis traffic of the phase, for the apps that use Redis.
+    redis: Option<Traffic>,
+}
+
+/// Phases by (app, request kind), one per run.
+type CookieRuns = BTreeMap<(usize, &'static str), Vec<Phase>>;
+
+const KINDS: [(&str, &str); 2] = [("read", "/read"), ("rmw", "/rmw")];
+
+fn cookie_end_to_end(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<CookieRuns, BoxError> {
+    let redis = RedisServer::try_start()?;
+    let url = redis.url();
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(options.secs),
+        max_requests_per_connection: 1_000_000,
+    };
+    let mut servers = Vec::new();
+    for app in CookieApp::ALL {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("serve").arg(app.name());
+        if app.uses_redis() {
+            command.arg(&url);
+        }
+        let server = ChildServer::spawn(command, app.name())?;
+        let clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
+        servers.push((app, server, clients));
+    }
+    // The runs interleave the apps, so a burst of noise from the shared machine hits
+    // every app alike rather than one.
+    let mut runs = CookieRuns::new();
+    for run in 0..options.runs {
+        for (slot, (app, _server, clients)) in servers.iter_mut().enumerate() {
+            for (kind, path) in KINDS {
+                let before = app.uses_redis().then(|| redis.counters()).transpose()?;
+                let outcome = runtime.block_on(clients.run(path))?;
+                let traffic = match before {
+                    Some(before) => Some(Traffic::between(&before, &redis.counters()?)),
+                    None => None,
+                };
+                eprintln!(
+                    "run {} {:>34} {kind:>4}: {:>8.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us  errors {}",
+                    run + 1,
+                    app.name(),
+                    outcome.per_second(),
+                    outcome.p50_us,
+                    outcome.p99_us,
+                    outcome.errors
+                );
+                if outcome.errors > 0 {
+                    return Err(format!("{} {kind}: {} failed requests", app.name(), outcome.errors).into());
+                }
+                runs.entry((slot, kind)).or_default().push(Phase {
+                    outcome,
+                    redis: traffic,
+                });
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The requests of the first phase, which the named commands are divided by.
+fn first_requests(phases: &[Phase]) -> u64 {
+    phases.first().map_or(1, |phase| phase.outcome.requests.max(1))
+}
+
+fn render_cookie(options: &Options, runs: &CookieRuns) -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "\n### The cookie store with revocation\n\n\
+         `CookieSessions` through the axum layer, the session above with its indexed user, revocation off and on \
+         (`with_revocation`: every request that opens an indexed cookie checks its generation, cached per index \
+         for `revocation_staleness`). 32 keep-alive connections of 8 users each, every user logged in as a user of \
+         its own (256 indexes); {} interleaved run(s) of {} s per app and request kind, the app in a child process; \
+         medians of the runs, and of the per-run ratio to revocation off. Redis commands per request from \
+         `INFO commandstats` of the generation stores' own Redis, those a script runs included (by name: the \
+         first run).\n",
+        options.runs, options.secs
+    );
+    let _ = writeln!(
+        w,
+        "| Cookie store | Request | req/s | vs off | p50 | p99 | Redis commands per request |"
+    );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---|");
+    for (slot, app) in CookieApp::ALL.into_iter().enumerate() {
+        for (kind, _) in KINDS {
+            let (Some(phases), Some(off)) = (runs.get(&(slot, kind)), runs.get(&(0, kind))) else {
+                continue;
+            };
+            let pick = |f: fn(&Outcome) -> f64| median(phases.iter().map(|phase| f(&phase.outcome)).collect());
+            let ratio = median(
+                phases
+                    .iter()
+                    .zip(off)
+                    .map(|(phase, off)| phase.outcome.per_second() / off.outcome.per_second())
+                    .collect(),
+            );
+            let calls = median(
+                phases
+                    .iter()
+                    .filter_map(|phase| {
+                        Some(phase.redis.as_ref()?.total_calls() as f64 / phase.outcome.requests.max(1) as f64)
+                    })
+                    .collect(),
+            );
+            let calls = match phases.first().and_then(|phase| phase.redis.as_ref()) {
+                Some(first) if !calls.is_nan() => {
+                    format!("{calls:.3} ({})", first.describe_per(first_requests(phases)))
+                }
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {kind} | {:.0} | {ratio:.2}× | {:.0} µs | {:.0} µs | {calls} |",
+                app.describe(),
+                pick(Outcome::per_second),
+                pick(|o| o.p50_us),
+                pick(|o| o.p99_us)
+            );
+        }
+    }
+    w
 }
 
 fn config() -> Result<SessionConfig, session::Error> {
@@ -370,19 +552,26 @@ fn render(options: &Options, all: &[Figures], took: Duration) -> String {
     if !options.args.is_empty() {
         let _ = write!(command, " -- {}", options.args.join(" "));
     }
+    let _ = write!(
+        w,
+        "Generated by `{command}` on {} in {:.0} s.",
+        today(),
+        took.as_secs_f64()
+    );
+    if all.is_empty() {
+        let _ = writeln!(w);
+        return w;
+    }
     let _ = writeln!(
         w,
-        "Generated by `{command}` on {} in {:.0} s. One user has {USER_SESSIONS} sessions among all the \
+        " One user has {USER_SESSIONS} sessions among all the \
          others (every other user has {USER_SESSIONS} too); each session is the benchmark session above plus \
          `#[session(index)] user: Option<String>` and a recorded User-Agent, as the HTTP layer stores it. \
          The index operations are each timed {} times, one call a sample, the {USER_SESSIONS} sessions stored again \
          (untimed) before every deletion; `delete_where` with a predicate on the user, which reads every session, \
          {} time(s) per store. Medians, with the 10th and 90th percentiles: the machine's 2 cores are shared with \
          other builds, which shows in the spread.\n",
-        today(),
-        took.as_secs_f64(),
-        options.samples,
-        options.scan_samples
+        options.samples, options.scan_samples
     );
     let mut header = "| Operation |".to_owned();
     let mut rule = "|---|".to_owned();
@@ -509,7 +698,9 @@ mod tests {
             samples: 5,
             scan_samples: 1,
             cluster_sessions: 0,
-            only: Some(Store::Memory),
+            runs: 1,
+            secs: 0.5,
+            only: Some("memory".to_owned()),
             quick: true,
             args: vec!["--quick".to_owned()],
         };
