@@ -887,6 +887,7 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
          cargo bench -p session-benches --bench cookie                  # session alone: cookie seal and open\n\
          cargo bench -p session-benches --bench redis                   # session alone: Redis load, save, create\n\
          cargo run -p session-benches --release --bin sql_report        # the SQL section (PostgreSQL, MariaDB on this machine)\n\
+         cargo run -p session-benches --release --bin index_report      # log out everywhere, and cookie revocation\n\
          ```\n\n\
          Options: `--runs N`, `--secs S`, `--sessions N`, `--no-micro`, `--out PATH`. What was profiled and changed, with \
          figures before and after: [benches/PROFILING.md](benches/PROFILING.md). The code is in `benches/`: \
