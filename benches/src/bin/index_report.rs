@@ -154,6 +154,8 @@ struct Figures {
     /// What the filled sessions take, as text.
     memory: String,
     timings: Timings,
+    /// The machine's 1-minute load average before and after.
+    load: (f64, f64),
 }
 
 fn wanted(options: &Options, part: &str) -> bool {
@@ -176,11 +178,13 @@ fn report(options: &Options) -> Result<(), BoxError> {
             continue;
         }
         eprintln!("== {}, {sessions} sessions", store.name());
-        let figures = match store {
+        let load = load_average();
+        let mut figures = match store {
             Store::Memory => runtime.block_on(memory(options, sessions))?,
             Store::Redis => redis(options, sessions, &runtime)?,
             Store::Cluster => cluster(options, sessions, &runtime)?,
         };
+        figures.load = (load, load_average());
         print_figures(&figures);
         all.push(figures);
     }
@@ -382,6 +386,7 @@ async fn memory(options: &Options, sessions: u64) -> Result<Figures, BoxError> {
             grown as f64 / sessions as f64
         ),
         timings,
+        load: (0.0, 0.0),
     })
 }
 
@@ -413,6 +418,7 @@ fn redis(options: &Options, sessions: u64, runtime: &tokio::runtime::Runtime) ->
             mib(rss)
         ),
         timings,
+        load: (0.0, 0.0),
     })
 }
 
@@ -448,6 +454,7 @@ fn cluster(options: &Options, sessions: u64, runtime: &tokio::runtime::Runtime) 
             grown as f64 / sessions as f64
         ),
         timings,
+        load: (0.0, 0.0),
     })
 }
 
@@ -459,6 +466,14 @@ async fn check_count<S: session::store::QueryStore>(store: &S, expected: u64) ->
     } else {
         Err(format!("the store holds {count} sessions, not {expected}").into())
     }
+}
+
+/// The 1-minute load average, from `/proc/loadavg` (NaN where there is none).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn info_field(info: &str, name: &str) -> Result<u64, BoxError> {
@@ -570,7 +585,9 @@ fn render(options: &Options, all: &[Figures], took: Duration) -> String {
          The index operations are each timed {} times, one call a sample, the {USER_SESSIONS} sessions stored again \
          (untimed) before every deletion; `delete_where` with a predicate on the user, which reads every session, \
          {} time(s) per store. Medians, with the 10th and 90th percentiles: the machine's 2 cores are shared with \
-         other builds, which shows in the spread.\n",
+         other builds, which shows in the spread, and between runs: a round trip to Redis waits for a core, so \
+         the Redis figures grow with the machine's load (its 1-minute average is given below with each store; \
+         2 means both cores busy).\n",
         options.samples, options.scan_samples
     );
     let mut header = "| Operation |".to_owned();
@@ -611,10 +628,12 @@ fn render(options: &Options, all: &[Figures], took: Duration) -> String {
         };
         let _ = writeln!(
             w,
-            "- {}: filled in {:.1} s ({rate:.0} sessions/s) through {how}; {}.",
+            "- {}: filled in {:.1} s ({rate:.0} sessions/s) through {how}; {}. Load average {:.1} before, {:.1} after.",
             figures.store.name(),
             figures.fill.as_secs_f64(),
-            figures.memory
+            figures.memory,
+            figures.load.0,
+            figures.load.1
         );
     }
     if let Some(redis) = all.iter().find(|figures| figures.store == Store::Redis) {
