@@ -326,7 +326,14 @@ fn render_cookie(options: &Options, runs: &CookieRuns) -> String {
             );
             let calls = match phases.first().and_then(|phase| phase.redis.as_ref()) {
                 Some(first) if !calls.is_nan() => {
-                    format!("{calls:.3} ({})", first.describe_per(first_requests(phases)))
+                    let requests = first_requests(phases) as f64;
+                    let names = first
+                        .calls
+                        .iter()
+                        .map(|(name, count)| format!("{}×{:.3}", name.to_uppercase(), *count as f64 / requests))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("{calls:.3} ({names})")
                 }
                 _ => "—".to_owned(),
             };
