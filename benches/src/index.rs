@@ -179,6 +179,8 @@ impl Samples {
 /// The timings of one store.
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
+    /// A load of a session that does not exist: one round trip on Redis, the baseline.
+    pub missing_load: Samples,
     /// `sessions_of_index`: an administrator's listing.
     pub list_index: Samples,
     /// `sessions_of`: the user's own listing, from one of the sessions.
@@ -217,7 +219,14 @@ pub async fn measure<S: IndexStore + QueryStore>(
     for _ in 0..samples.min(10) {
         expect("warm-up listing", provider.sessions_of_index(&index).await?.len())?;
     }
+    let missing = session::SessionId::generate()?.store_key();
     for _ in 0..samples {
+        let started = Instant::now();
+        let found = provider.store().load(&missing).await?;
+        timings.missing_load.time(started);
+        if found.is_some() {
+            return Err("a random key was found".into());
+        }
         let started = Instant::now();
         let listed = provider.sessions_of_index(&index).await?;
         timings.list_index.time(started);

@@ -511,6 +511,10 @@ fn time(us: f64) -> String {
 fn rows(all: &[Figures]) -> Vec<(&'static str, Vec<&Samples>)> {
     let pick = |f: fn(&Timings) -> &Samples| all.iter().map(|figures| f(&figures.timings)).collect();
     vec![
+        (
+            "baseline: a load of a missing session (one round trip)",
+            pick(|t| &t.missing_load),
+        ),
         ("list: `sessions_of_index`", pick(|t| &t.list_index)),
         ("list: `sessions_of`", pick(|t| &t.list_of)),
         ("delete all: `delete_index`", pick(|t| &t.delete_index)),
@@ -592,9 +596,10 @@ fn render(options: &Options, all: &[Figures], took: Duration) -> String {
          The index operations are each timed {} times, one call a sample, the {USER_SESSIONS} sessions stored again \
          (untimed) before every deletion; `delete_where` with a predicate on the user, which reads every session, \
          {} time(s) per store. Medians, with the 10th and 90th percentiles: the machine's 2 cores are shared with \
-         other builds, which shows in the spread, and between runs: a round trip to Redis waits for a core, so \
-         the Redis figures grow with the machine's load (its 1-minute average is given below with each store; \
-         2 means both cores busy).\n",
+         other builds, which shows in the spread and more between runs: on Redis each operation is a few round \
+         trips over loopback to another process, whose cost on this shared virtual machine moved by up to 3× \
+         between runs of the same code, so the first row gives the bare \
+         round trip of the same run, and the machine's 1-minute load average is given below with each store.\n",
         options.samples, options.scan_samples
     );
     let mut header = "| Operation |".to_owned();
