@@ -597,7 +597,7 @@ fn render(options: &Options, all: &[Figures], took: Duration) -> String {
          (untimed) before every deletion; `delete_where` with a predicate on the user, which reads every session, \
          {} time(s) per store. Medians, with the 10th and 90th percentiles: the machine's 2 cores are shared with \
          other builds, which shows in the spread and more between runs: on Redis each operation is a few round \
-         trips over loopback to another process, whose cost on this shared virtual machine moved by up to 3× \
+         trips over loopback to another process, whose cost on this shared virtual machine moved by up to 4× \
          between runs of the same code, so the first row gives the bare \
          round trip of the same run, and the machine's 1-minute load average is given below with each store.\n",
         options.samples, options.scan_samples
