@@ -175,6 +175,41 @@ fn a_remembered_lifetime_is_sealed_into_the_cookie_and_enforced() {
 }
 
 #[test]
+fn touch_slides_a_cookie_session_and_time_until_expiry_counts_down() {
+    let clock = ManualClock::new();
+    let store = store_with(
+        ring(),
+        &clock,
+        SessionConfig::development().idle_timeout(Duration::from_secs(600)),
+    );
+    let mut fresh = store.create::<AppSession>().unwrap();
+    fresh.set_user(Some("alice".into()));
+    let value = store.seal(&mut fresh, &ClientInfo::default()).unwrap();
+    clock.advance(Duration::from_secs(10));
+    let mut session = open(&store, &value).expect("live");
+    assert_eq!(session.time_until_expiry(), Duration::from_secs(590));
+    assert!(!session.is_expired());
+    assert!(
+        !session.needs_save(),
+        "within the refresh interval (20 s) nothing is due"
+    );
+    session.touch();
+    assert!(session.needs_save(), "touch asks the next seal to slide");
+    let value = store.seal(&mut session, &ClientInfo::default()).unwrap();
+    assert_eq!(
+        session.time_until_expiry(),
+        Duration::from_secs(600),
+        "slid by the seal"
+    );
+    clock.advance(Duration::from_secs(599));
+    let reopened = open(&store, &value).expect("the slid deadline is sealed");
+    assert_eq!(reopened.time_until_expiry(), Duration::from_secs(1));
+    clock.advance(Duration::from_secs(1));
+    assert!(reopened.is_expired());
+    assert!(open(&store, &value).is_none());
+}
+
+#[test]
 fn an_authentic_expired_cookie_is_told_from_a_forged_one() {
     let clock = ManualClock::new();
     let store = store_with(
