@@ -744,3 +744,28 @@ common::lifetimes::lifetime_cases!(
 session::index_contract!(indexed, |clock| async move {
     builder(RedisServer::shared(), &clock).build().await.unwrap()
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_command_timeout_is_the_only_bound_on_a_slow_answer() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let store = builder(&server, &clock)
+        .command_timeout(Duration::from_secs(3))
+        .retry(session::resilience::RetryPolicy::none())
+        .build()
+        .await
+        .unwrap();
+    let key = session::SessionId::generate().unwrap().store_key();
+    assert_eq!(store.load(&key).await.unwrap(), None, "connected");
+    // Redis answers nothing for 0.8 s: longer than the client library's own default
+    // response timeout (0.5 s), well within the store's.
+    server.freeze();
+    let thaw = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(800)));
+    let started = std::time::Instant::now();
+    let (loaded, ()) = tokio::join!(store.load(&key), async {
+        tokio::task::spawn_blocking(move || thaw.join().unwrap()).await.unwrap();
+        server.thaw();
+    });
+    assert_eq!(loaded.unwrap(), None, "answered once Redis wakes");
+    assert!(started.elapsed() >= Duration::from_millis(700), "it did wait for Redis");
+}

@@ -50,7 +50,11 @@ impl Backend {
             _ => Client::open(url),
         }
         .map_err(|error| invalid_url(url, &error))?;
+        // The store bounds every call with its own timeout (`call.rs`); the connection's own
+        // response timer (500 ms unless set) would be a second timer per command, and cut a
+        // longer configured timeout short.
         let config = ConnectionManagerConfig::new()
+            .set_response_timeout(None)
             .set_connection_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
