@@ -44,7 +44,7 @@ impl Device {
     /// boundary), and its IP address if `with_ip`.
     pub fn from_client(client: &ClientInfo, with_ip: bool) -> Self {
         Self {
-            user_agent: client.user_agent.as_deref().map(truncate),
+            user_agent: client.user_agent.as_deref().map(|agent| cut(agent).to_owned()),
             ip: client.ip.filter(|_| with_ip),
         }
     }
@@ -65,12 +65,13 @@ impl Device {
     }
 }
 
-fn truncate(agent: &str) -> String {
+/// `agent` cut to [`MAX_USER_AGENT_BYTES`], at a character boundary: what is recorded.
+pub(crate) fn cut(agent: &str) -> &str {
     let mut end = agent.len().min(MAX_USER_AGENT_BYTES);
     while !agent.is_char_boundary(end) {
         end -= 1;
     }
-    agent[..end].to_owned()
+    &agent[..end]
 }
 
 #[cfg(test)]

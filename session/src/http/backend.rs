@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::{
     ClientInfo, CookieLifetime, Device, Error, SaveOutcome, Session, SessionConfig, SessionData, SessionProvider,
-    store::SessionStore,
+    device, store::SessionStore,
 };
 
 /// What the response must do with the session cookie after a commit.
@@ -117,12 +117,13 @@ fn record_device<T: SessionData>(session: &mut Session<T>, client: &ClientInfo, 
     if session.is_deleted() {
         return;
     }
-    let device = Device::from_client(client, with_ip);
+    // Compared before anything is built: most writes are of a device already recorded.
+    let agent = client.user_agent.as_deref().map(device::cut);
     if session.is_new()
         || session
             .device()
-            .is_none_or(|stored| stored.user_agent != device.user_agent)
+            .is_none_or(|stored| stored.user_agent.as_deref() != agent)
     {
-        session.set_device(device);
+        session.set_device(Device::from_client(client, with_ip));
     }
 }

@@ -18,6 +18,8 @@ const FIELD_PREFIX: &[u8] = b"f:";
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
     prefix: String,
+    /// `{prefix}idx:`, what every index key name starts with.
+    index_prefix: String,
     pattern: String,
 }
 
@@ -36,6 +38,7 @@ impl Keys {
         pattern.push('}');
         Self {
             prefix: prefix.to_owned(),
+            index_prefix: format!("{prefix}idx:"),
             pattern,
         }
     }
@@ -72,7 +75,7 @@ impl Keys {
     /// sessions. Its own hash tag: on a cluster it lives apart from the sessions, and never
     /// matches a session key's pattern.
     pub(super) fn index(&self, index: &IndexKey) -> String {
-        format!("{}{{{}}}", self.index_prefix(), index.to_hex())
+        format!("{}{{{}}}", self.index_prefix, index.to_hex())
     }
 
     /// `{prefix}gen:{<64 hex digits>}`: the revocation generation of an index (cookie
@@ -82,8 +85,8 @@ impl Keys {
     }
 
     /// What every index key name starts with, for the scripts to name one.
-    pub(super) fn index_prefix(&self) -> String {
-        format!("{}idx:", self.prefix)
+    pub(super) fn index_prefix(&self) -> &str {
+        &self.index_prefix
     }
 
     /// The prefix of every key name.

@@ -234,13 +234,23 @@ impl RedisStore {
 }
 
 impl Inner {
-    /// The index mode of the write scripts (see `INDEX` in `scripts.rs`): on one server the
-    /// index key name prefix, as the script keeps the index; on a cluster `?`.
-    fn index_mode(&self) -> String {
+    /// The index key name prefix the scripts keep the index under: on one server, where a
+    /// script keeps a session's index with its own write; empty on a cluster, where the
+    /// index lives in another slot (see `INDEX` in `scripts.rs`).
+    pub(super) fn script_index_prefix(&self) -> &str {
         if self.backend.is_cluster() {
-            "?".to_owned()
+            ""
         } else {
             self.keys.index_prefix()
+        }
+    }
+
+    /// The index mode of the write scripts: the index key name prefix on one server, `?`
+    /// on a cluster.
+    fn index_mode(&self) -> &str {
+        match self.script_index_prefix() {
+            "" => "?",
+            prefix => prefix,
         }
     }
 
@@ -251,12 +261,11 @@ impl Inner {
         let Some(index) = record.meta.index else {
             return Ok(());
         };
-        let [_, _, ttl] = self.index_args(record, "", self.clock.now_ms());
         let mut invocation = self.scripts.index_add.key(self.keys.index(&index));
         invocation
             .arg(record.meta.absolute_deadline_ms)
             .arg(self.keys.key(key))
-            .arg(ttl);
+            .arg(self.index_ttl(record, self.clock.now_ms()));
         self.run_script::<i64>(true, &invocation).await.map(drop)
     }
 
@@ -271,11 +280,12 @@ impl Inner {
         record: &Record,
         cluster_index_first: bool,
     ) -> Result<i64, Error> {
-        let args = self.write_args(key, record)?;
+        let index = record::index_value(record);
+        let args = self.write_args(key, record, index.as_deref())?;
         let mut mode = self.index_mode();
-        if cluster_index_first && self.backend.is_cluster() && record.meta.index.is_some() {
+        if cluster_index_first && self.backend.is_cluster() && index.is_some() {
             self.add_to_index(key, record).await?;
-            mode = "!".to_owned();
+            mode = "!";
         }
         loop {
             let (now, ttl) = self.now_and_ttl(record);
@@ -284,32 +294,24 @@ impl Inner {
                 .key(signature.as_deref())
                 .arg(now)
                 .arg(ttl)
-                .arg(&self.index_args(record, &mode, now)[..])
+                .arg(mode)
+                .arg(index.as_deref().unwrap_or(""))
+                .arg(self.index_ttl(record, now))
                 .arg(&args);
             match self.run_script::<i64>(false, &invocation).await? {
                 2 if mode == "?" => {
                     self.add_to_index(key, record).await?;
-                    mode = "!".to_owned();
+                    mode = "!";
                 }
                 answer => return Ok(answer),
             }
         }
     }
 
-    /// The index key name prefix for the delete script on one server, which removes a
-    /// deleted session from its index; empty on a cluster (stale members go when listed).
-    pub(super) fn delete_index_prefix(&self) -> String {
-        if self.backend.is_cluster() {
-            String::new()
-        } else {
-            self.keys.index_prefix()
-        }
-    }
-
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.arg(1).arg(self.delete_index_prefix());
+        invocation.arg(1).arg(self.script_index_prefix());
         if self.signed {
             invocation.key(self.keys.signature(key, writer));
         }
@@ -373,6 +375,7 @@ impl SessionStore for RedisStore {
         inner
             .observe("regenerate", Some(from), async {
                 let (now, ttl) = inner.now_and_ttl(update);
+                let index = record::index_value(update);
                 let mut invocation = inner.scripts.rename.key(inner.keys.key(from));
                 invocation
                     .key(inner.keys.key(to))
@@ -380,8 +383,10 @@ impl SessionStore for RedisStore {
                     .key(self.signature(to))
                     .arg(now)
                     .arg(ttl)
-                    .arg(&inner.index_args(update, &inner.index_mode(), now)[..])
-                    .arg(inner.write_args(to, update)?);
+                    .arg(inner.index_mode())
+                    .arg(index.as_deref().unwrap_or(""))
+                    .arg(inner.index_ttl(update, now))
+                    .arg(inner.write_args(to, update, index.as_deref())?);
                 let outcome: i64 = inner.run_script(false, &invocation).await?;
                 match outcome {
                     0 => Ok(Rename::Renamed),

@@ -9,16 +9,22 @@ use super::{
 };
 
 /// The hash field `i` of an indexed session: the index digest and the absolute deadline.
-fn index_value(record: &Record) -> Option<String> {
+pub(super) fn index_value(record: &Record) -> Option<String> {
     let index = record.meta.index?;
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
 use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 impl Inner {
-    /// The hash field/value pairs that write `record` under `key`: metadata, expiry, then
-    /// each field.
-    pub(super) fn write_args(&self, key: &StoreKey, record: &Record) -> Result<Vec<Vec<u8>>, Error> {
+    /// The hash field/value pairs that write `record` under `key`: metadata, expiry, its
+    /// [`index_value`] if it has one (computed once by the caller, which also passes it to
+    /// the script), then each field.
+    pub(super) fn write_args(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        index: Option<&str>,
+    ) -> Result<Vec<Vec<u8>>, Error> {
         let meta = &record.meta;
         let mut args = Vec::with_capacity(4 + 2 * 8);
         args.push(META_FIELD.to_vec());
@@ -26,9 +32,9 @@ impl Inner {
         args.push(stored_meta.map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
-        if let Some(value) = index_value(record) {
+        if let Some(value) = index {
             args.push(INDEX_FIELD.to_vec());
-            args.push(value.into_bytes());
+            args.push(value.as_bytes().to_vec());
         }
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
@@ -41,21 +47,15 @@ impl Inner {
         Ok(args)
     }
 
-    /// The index arguments of the write scripts after `now` and the TTL (see `INDEX` in
-    /// `scripts.rs`): the mode, the index value (empty without one) and the index key's TTL,
-    /// which outlasts every member's (they all end by their absolute deadline).
-    pub(super) fn index_args(&self, record: &Record, mode: &str, now: u64) -> [Vec<u8>; 3] {
-        let ttl = record
+    /// The TTL in ms of the index key of `record` (see `INDEX` in `scripts.rs`): it outlasts
+    /// every member, as they all end by their absolute deadline.
+    pub(super) fn index_ttl(&self, record: &Record, now: u64) -> u64 {
+        record
             .meta
             .absolute_deadline_ms
             .saturating_sub(now)
             .saturating_add(self.retention_ms)
-            .max(1);
-        [
-            mode.as_bytes().to_vec(),
-            index_value(record).unwrap_or_default().into_bytes(),
-            ttl.to_string().into_bytes(),
-        ]
+            .max(1)
     }
 
     /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record: until its
