@@ -77,17 +77,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let stores::Demo {
         addr,
         backend,
-        label,
+        context,
         expiry: _expiry,
-        code_ttl,
-        sudo_ttl,
-    } = stores::from_env::<routes::DemoSession>().await?;
-    let context = routes::Context {
-        accounts: routes::DemoStore::accounts(&backend),
-        store: label.clone(),
-        code_ttl: code_ttl.unwrap_or(routes::DEFAULT_CODE_TTL),
-        sudo_ttl: sudo_ttl.unwrap_or(routes::DEFAULT_SUDO_TTL),
-    };
+    } = stores::from_env().await?;
+    let label = context.store.clone();
     let app = app::router(backend, OutagePolicy::FailClosed, context)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("session demo ({label}) on http://{}", listener.local_addr()?);

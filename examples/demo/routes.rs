@@ -158,6 +158,19 @@ pub struct Context {
     pub sudo_ttl: Duration,
 }
 
+impl Context {
+    /// The context of `backend`, whose store the page names `store`, with the default
+    /// lifetimes of a code and of sudo mode.
+    pub fn new(store: impl Into<String>, backend: &impl DemoStore) -> Self {
+        Self {
+            accounts: backend.accounts(),
+            store: store.into(),
+            code_ttl: DEFAULT_CODE_TTL,
+            sudo_ttl: DEFAULT_SUDO_TTL,
+        }
+    }
+}
+
 /// The default of `SESSION_DEMO_CODE_TTL_SECS`.
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(120);
 

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::routes::{Accounts, DemoSession, DemoStore, SudoSession};
+use super::routes::{Accounts, Context, DEFAULT_CODE_TTL, DEFAULT_SUDO_TTL, DemoSession, DemoStore, SudoSession};
 use session::{
     ClientInfo, ClusteredStore, CookieSessions, Error, ExpiryTask, MemoryRevocationStore, MemoryStore, MySqlStore,
     PostgresStore, RedisRevocationStore, RedisStore, RedisStoreBuilder, Session, SessionConfig, SessionConfigBuilder,
@@ -90,18 +90,15 @@ impl DemoStore for DemoBackend<DemoSession> {
 }
 
 /// The store the environment asks for, ready to serve.
-pub struct Demo<T: SessionData> {
+pub struct Demo {
     /// `SESSION_DEMO_ADDR`.
     pub addr: String,
-    pub backend: DemoBackend<T>,
-    /// The store, for the start-up line and the page.
-    pub label: String,
+    pub backend: DemoBackend<DemoSession>,
+    /// What the routes know besides the session: the store's name (also for the start-up
+    /// line), `SESSION_DEMO_CODE_TTL_SECS` and `SESSION_DEMO_SUDO_SECS`.
+    pub context: Context,
     /// The SQL stores' expiry task: it runs as long as this handle lives.
     pub expiry: Option<ExpiryTask>,
-    /// `SESSION_DEMO_CODE_TTL_SECS`, if set: how long `PUT /api/code` keeps a code.
-    pub code_ttl: Option<Duration>,
-    /// `SESSION_DEMO_SUDO_SECS`, if set: how long sudo mode lasts.
-    pub sudo_ttl: Option<Duration>,
 }
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -170,18 +167,12 @@ fn secret() -> Result<Secret, Error> {
 
 /// Reads the environment and builds the store it names (connecting, migrating and
 /// starting the expiry task of an SQL store).
-pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::Error>> {
+pub async fn from_env() -> Result<Demo, Box<dyn std::error::Error>> {
     let addr = std::env::var("SESSION_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = std::env::var("SESSION_DEMO_STORE").unwrap_or_else(|_| "memory".to_owned());
     let mut label = format!("{store} store");
-    let sudo_ttl = match std::env::var_os("SESSION_DEMO_SUDO_SECS") {
-        Some(_) => Some(env_secs("SESSION_DEMO_SUDO_SECS", 0)?),
-        None => None,
-    };
-    let code_ttl = match std::env::var_os("SESSION_DEMO_CODE_TTL_SECS") {
-        Some(_) => Some(env_secs("SESSION_DEMO_CODE_TTL_SECS", 0)?),
-        None => None,
-    };
+    let sudo_ttl = env_secs("SESSION_DEMO_SUDO_SECS", DEFAULT_SUDO_TTL.as_secs())?;
+    let code_ttl = env_secs("SESSION_DEMO_CODE_TTL_SECS", DEFAULT_CODE_TTL.as_secs())?;
     let config = config()?.build()?;
     let mut expiry = None;
     let backend = match store.as_str() {
@@ -240,13 +231,16 @@ pub async fn from_env<T: SessionData>() -> Result<Demo<T>, Box<dyn std::error::E
             .into());
         }
     };
+    let context = Context {
+        code_ttl,
+        sudo_ttl,
+        ..Context::new(label, &backend)
+    };
     Ok(Demo {
         addr,
         backend,
-        label,
+        context,
         expiry,
-        code_ttl,
-        sudo_ttl,
     })
 }
 

@@ -26,12 +26,7 @@ pub enum Framework {
 /// The verification code and sudo mode live for the demo's defaults
 /// ([`routes::DEFAULT_CODE_TTL`], [`routes::DEFAULT_SUDO_TTL`]).
 pub async fn serve<B: routes::DemoStore>(framework: Framework, backend: B, outage: OutagePolicy) -> String {
-    let context = routes::Context {
-        accounts: routes::DemoStore::accounts(&backend),
-        store: "test store".to_owned(),
-        code_ttl: routes::DEFAULT_CODE_TTL,
-        sudo_ttl: routes::DEFAULT_SUDO_TTL,
-    };
+    let context = routes::Context::new("test store", &backend);
     match framework {
         Framework::Axum => crate::common::http::serve(app::router(backend, outage, context).unwrap()).await,
         Framework::Actix => {
