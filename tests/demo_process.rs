@@ -7,82 +7,15 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use common::{
+    demo_process::{command, start, tour},
     http::{browser, get_json, send_json},
     redis_server::RedisServer,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// The example binary next to this test's: `target/<profile>/examples/<example>`.
-fn demo_binary(example: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps");
-    let demo = profile
-        .join("examples")
-        .join(format!("{example}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        demo.exists(),
-        "{} is missing: build it with `cargo build --example {example}` (a plain `cargo test` builds it)",
-        demo.display()
-    );
-    demo
-}
-
-/// A running demo process, killed on drop.
-struct Demo {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(example: &str, store: &str, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(demo_binary(example));
-    command
-        .env_clear()
-        .env("SESSION_DEMO_ADDR", "127.0.0.1:0")
-        .env("SESSION_DEMO_STORE", store)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Starts the demo and reads the address it announces on its first line.
-fn start(example: &str, store: &str, env: &[(&str, &str)]) -> Demo {
-    let mut child = command(example, store, env).spawn().expect("start the demo binary");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("read the demo's first line");
-    let Some(url) = line.trim().rsplit_once(" on ").map(|(_, url)| url.to_owned()) else {
-        let _ = child.kill();
-        let output = child.wait_with_output().expect("the demo's output");
-        panic!(
-            "the demo did not start: {line:?}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    assert!(line.contains(store), "the banner names the store: {line}");
-    Demo { child, url }
-}
 
 /// Runs the demo to its exit and returns its standard error.
 fn refused(example: &str, store: &str, env: &[(&str, &str)]) -> String {
@@ -99,32 +32,6 @@ fn refused(example: &str, store: &str, env: &[(&str, &str)]) -> String {
     let status = child.wait().expect("the demo's exit status");
     assert!(!status.success(), "the demo exited successfully with {store} {env:?}");
     stderr
-}
-
-/// Logs in, counts two visits, reads the flash once, sets a preference, logs out.
-async fn tour(demo: &Demo) {
-    let client = browser();
-    let url = |path: &str| format!("{}{path}", demo.url);
-    let index = client.get(url("/")).send().await.unwrap().text().await.unwrap();
-    assert!(index.contains("<h1>session demo</h1>"), "{index}");
-    let login = send_json(&client, Method::POST, url("/api/login"), json!({"user": "alice"})).await;
-    assert_eq!(login.status(), 200);
-    let first = get_json(&client, url("/api/visit")).await;
-    assert_eq!(first["user"], "alice");
-    assert_eq!(first["notice"], "Welcome alice");
-    let second = get_json(&client, url("/api/visit")).await;
-    assert_eq!(second["notice"], Value::Null);
-    assert_eq!(
-        second["visits"].as_u64(),
-        first["visits"].as_u64().map(|visits| visits + 1)
-    );
-    let put = send_json(&client, Method::PUT, url("/api/prefs/theme"), json!({"value": "dark"})).await;
-    assert_eq!(put.status(), 200);
-    assert_eq!(get_json(&client, url("/api/prefs")).await["theme"], "dark");
-    assert_eq!(get_json(&client, url("/api/private")).await["user"], "alice");
-    let logout = send_json(&client, Method::POST, url("/api/logout"), json!({})).await;
-    assert_eq!(logout.status(), 200);
-    assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
 }
 
 async fn serves_each_store_from_its_environment(example: &str) {

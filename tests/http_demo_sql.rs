@@ -10,14 +10,10 @@
 mod common;
 mod demo;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use common::{
+    demo_process::{start, tour},
     http::{bare, browser, cookie_value, get_json, send_json},
     sql,
 };
@@ -274,95 +270,14 @@ fn example(framework: Framework) -> &'static str {
     }
 }
 
-fn demo_binary(framework: Framework) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps");
-    let demo = profile
-        .join("examples")
-        .join(format!("{}{}", example(framework), std::env::consts::EXE_SUFFIX));
-    assert!(
-        demo.exists(),
-        "{} is missing: build it with `cargo build --example {}` (a plain `cargo test` builds it)",
-        demo.display(),
-        example(framework)
-    );
-    demo
-}
-
-/// A running demo process, killed on drop.
-struct Demo {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_demo(framework: Framework, store: &str, env: &[(&str, String)]) -> Demo {
-    let mut child = Command::new(demo_binary(framework))
-        .env_clear()
-        .env("SESSION_DEMO_ADDR", "127.0.0.1:0")
-        .env("SESSION_DEMO_STORE", store)
-        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the demo binary");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("read the demo's first line");
-    let Some(url) = line.trim().rsplit_once(" on ").map(|(_, url)| url.to_owned()) else {
-        let _ = child.kill();
-        let output = child.wait_with_output().expect("the demo's output");
-        panic!(
-            "the demo did not start: {line:?}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    assert!(line.contains(store), "the banner names the store: {line}");
-    Demo { child, url }
-}
-
-/// Logs in, counts two visits, reads the flash once, sets a preference, logs out.
-async fn tour(demo: &Demo) {
-    let client = browser();
-    let url = |path: &str| format!("{}{path}", demo.url);
-    let login = send_json(&client, Method::POST, url("/api/login"), json!({"user": "alice"})).await;
-    assert_eq!(login.status(), 200);
-    let first = get_json(&client, url("/api/visit")).await;
-    assert_eq!(first["user"], "alice");
-    assert_eq!(first["notice"], "Welcome alice");
-    let second = get_json(&client, url("/api/visit")).await;
-    assert_eq!(second["notice"], Value::Null);
-    assert_eq!(second["visits"], 2);
-    let put = send_json(&client, Method::PUT, url("/api/prefs/theme"), json!({"value": "dark"})).await;
-    assert_eq!(put.status(), 200);
-    assert_eq!(get_json(&client, url("/api/prefs")).await["theme"], "dark");
-    let logout = send_json(&client, Method::POST, url("/api/logout"), json!({})).await;
-    assert_eq!(logout.status(), 200);
-    assert_eq!(client.get(url("/api/private")).send().await.unwrap().status(), 401);
-}
-
 async fn the_demo_binary_serves_each_sql_store_from_its_environment(framework: Framework) {
+    let example = example(framework);
     let postgres = sql::postgres_url().await;
-    tour(&start_demo(framework, "postgres", &[("DATABASE_URL", postgres)])).await;
+    tour(&start(example, "postgres", &[("DATABASE_URL", &postgres)])).await;
     let mysql = sql::mysql_url().await;
-    tour(&start_demo(framework, "mysql", &[("DATABASE_URL", mysql)])).await;
+    tour(&start(example, "mysql", &[("DATABASE_URL", &mysql)])).await;
     let path = sql::sqlite_path();
-    tour(&start_demo(
-        framework,
-        "sqlite",
-        &[("SESSION_DEMO_SQLITE_PATH", path.to_string_lossy().into_owned())],
-    ))
-    .await;
+    let sqlite = path.to_string_lossy();
+    tour(&start(example, "sqlite", &[("SESSION_DEMO_SQLITE_PATH", &sqlite)])).await;
     assert!(path.exists(), "the SQLite file is where SESSION_DEMO_SQLITE_PATH says");
 }

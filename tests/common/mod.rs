@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports, unused_macros, missing_docs)]
 
 pub mod counting;
+pub mod demo_process;
 pub mod failing;
 pub mod http;
 pub mod lifetimes;
