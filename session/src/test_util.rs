@@ -132,42 +132,50 @@ pub fn run<F: Future>(future: F) -> F::Output {
 pub mod cases {
     use super::*;
 
+    /// Runs `case` against a fresh store from `make`, whose expiry follows the clock the
+    /// case is given.
+    async fn on_store<S, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+        case: impl AsyncFnOnce(&S, &ManualClock),
+    ) {
+        let clock = ManualClock::new();
+        case(&make(clock.clone()).await, &clock).await;
+    }
+
     /// A new key loads as none; create never overwrites a live record.
     pub async fn create_never_overwrites<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
-        super::create_never_overwrites(&make(ManualClock::new()).await, &ManualClock::new()).await;
+        on_store(make, super::create_never_overwrites).await;
     }
 
     /// Update merges fields, replaces the meta, and never creates a missing record.
     pub async fn update_merges_fields_and_never_resurrects<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        super::update_merges_fields_and_never_resurrects(&make(ManualClock::new()).await, &ManualClock::new()).await;
+        on_store(make, super::update_merges_fields_and_never_resurrects).await;
     }
 
     /// Rename moves a record at once, and refuses a missing source or a live target.
     pub async fn rename_is_atomic<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
-        super::rename_is_atomic(&make(ManualClock::new()).await, &ManualClock::new()).await;
+        on_store(make, super::rename_is_atomic).await;
     }
 
     /// Delete removes, and reports when there was nothing to delete.
     pub async fn delete_removes<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
-        super::delete_removes(&make(ManualClock::new()).await, &ManualClock::new()).await;
+        on_store(make, super::delete_removes).await;
     }
 
     /// A record expires at its deadline, to the millisecond, and stays dead.
     pub async fn expired_records_are_never_returned<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        let clock = ManualClock::new();
-        super::expired_records_are_never_returned(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::expired_records_are_never_returned).await;
     }
 
     /// A session's own lifetime (a remembered session's idle window and deadline, a fixed
     /// deadline, its cookie lifetime), its kind (sub-session of a parent, server-only) and
     /// its index are stored with it; its deadlines are enforced like the defaults.
     pub async fn own_lifetimes_are_kept<S: SessionStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
-        let clock = ManualClock::new();
-        super::own_lifetimes_are_kept(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::own_lifetimes_are_kept).await;
     }
 
     /// For a store built with an expired-session retention of at least an hour:
@@ -177,14 +185,12 @@ pub mod cases {
     pub async fn expired_sessions_are_told_apart<S: SessionStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        let clock = ManualClock::new();
-        super::expired_sessions_are_told_apart(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::expired_sessions_are_told_apart).await;
     }
 
     /// Count, scan, delete_many and clear see every live record of the store.
     pub async fn query_operations<S: QueryStore, F: Future<Output = S>>(make: impl FnOnce(ManualClock) -> F) {
-        let clock = ManualClock::new();
-        super::query_operations(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::query_operations).await;
     }
 
     /// Listing an index gives exactly its live sessions: not another index's, not an
@@ -192,8 +198,7 @@ pub mod cases {
     pub async fn index_lists_exactly_the_live_sessions_of_an_index<S: IndexStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        let clock = ManualClock::new();
-        super::index_lists_exactly_the_live_sessions_of_an_index(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::index_lists_exactly_the_live_sessions_of_an_index).await;
     }
 
     /// An update that changes the index moves the session to the new one (or out of every
@@ -201,8 +206,7 @@ pub mod cases {
     pub async fn index_follows_updates_and_renames<S: IndexStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        let clock = ManualClock::new();
-        super::index_follows_updates_and_renames(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::index_follows_updates_and_renames).await;
     }
 
     /// Deleting by index deletes every live session of the index but the kept one, reports
@@ -210,8 +214,7 @@ pub mod cases {
     pub async fn delete_by_index_deletes_all_but_the_kept_one<S: IndexStore, F: Future<Output = S>>(
         make: impl FnOnce(ManualClock) -> F,
     ) {
-        let clock = ManualClock::new();
-        super::delete_by_index_deletes_all_but_the_kept_one(&make(clock.clone()).await, &clock).await;
+        on_store(make, super::delete_by_index_deletes_all_but_the_kept_one).await;
     }
 
     /// The race rule: sessions of an index that are updated and renamed concurrently with
