@@ -990,7 +990,7 @@ per_store!(sudo:
 
 async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
     let (base, _running) = start(framework, store).await;
-    demo::scenarios::devices_and_logging_out_elsewhere(&base).await;
+    demo::scenarios::devices_and_logging_out_elsewhere(&base, true).await;
 }
 
 per_store!(devices_and_logging_out_elsewhere:
@@ -1001,57 +1001,7 @@ per_store!(devices_and_logging_out_elsewhere:
 /// The cookie store cannot list devices (501) but both logouts work, by revocation.
 async fn logging_out_elsewhere_with_cookies(framework: Framework) {
     let (base, _running) = start(framework, Store::Cookie).await;
-    let alices: Vec<Client> = ["Laptop/1.0", "Phone/2.0", "Tablet/3.0"]
-        .iter()
-        .map(|agent| demo::scenarios::browser_as(agent))
-        .collect();
-    for alice in &alices {
-        login(alice, &base, "alice").await;
-    }
-    let bob = demo::scenarios::browser_as("Desktop/4.0");
-    login(&bob, &base, "bob").await;
-    let devices = alices[0].get(format!("{base}/api/devices")).send().await.unwrap();
-    assert_eq!(
-        devices.status(),
-        StatusCode::NOT_IMPLEMENTED,
-        "cookies cannot be listed"
-    );
-
-    let others = send_json(
-        &alices[1],
-        reqwest::Method::POST,
-        format!("{base}/api/logout/others"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(others.status(), StatusCode::OK);
-    assert_eq!(others.json::<Value>().await.unwrap(), json!({ "ended": null }));
-    assert_eq!(
-        demo::scenarios::who(&alices[0], &base).await,
-        Value::Null,
-        "the laptop's cookie is revoked"
-    );
-    assert_eq!(demo::scenarios::who(&alices[2], &base).await, Value::Null);
-    assert_eq!(
-        demo::scenarios::who(&alices[1], &base).await,
-        "alice",
-        "the caller's cookie was re-sealed"
-    );
-    assert_eq!(demo::scenarios::who(&bob, &base).await, "bob");
-
-    login(&alices[0], &base, "alice").await;
-    let everywhere = send_json(
-        &alices[0],
-        reqwest::Method::POST,
-        format!("{base}/api/logout/everywhere"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(everywhere.status(), StatusCode::OK);
-    for alice in &alices {
-        assert_eq!(demo::scenarios::who(alice, &base).await, Value::Null);
-    }
-    assert_eq!(demo::scenarios::who(&bob, &base).await, "bob");
+    demo::scenarios::devices_and_logging_out_elsewhere(&base, false).await;
 }
 
 /// Two demo nodes on the cookie store sharing their revocation generations in Redis: a

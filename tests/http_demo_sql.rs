@@ -84,7 +84,7 @@ demo::on_both_frameworks!(
 
 async fn devices_and_logging_out_elsewhere(framework: Framework, store: Store) {
     let base = serve(framework, store, &ManualClock::new()).await;
-    demo::scenarios::devices_and_logging_out_elsewhere(&base).await;
+    demo::scenarios::devices_and_logging_out_elsewhere(&base, true).await;
 }
 
 async fn devices_and_logging_out_elsewhere_postgres(framework: Framework) {
