@@ -769,3 +769,62 @@ async fn the_configured_command_timeout_is_the_only_bound_on_a_slow_answer() {
     assert_eq!(loaded.unwrap(), None, "answered once Redis wakes");
     assert!(started.elapsed() >= Duration::from_millis(700), "it did wait for Redis");
 }
+
+/// A session whose user is indexed.
+#[derive(SessionData)]
+struct Indexed {
+    #[session(index)]
+    user: Option<String>,
+    visits: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_session_joins_its_index_once_and_its_updates_leave_the_index_alone() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = SessionProvider::<Indexed, _>::new(
+        builder(&server, &clock).build().await.unwrap(),
+        SessionConfig::testing().clock(clock.clone()).build().unwrap(),
+    );
+    let mut stats = CommandStats::new(&server).await;
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        stats.delta().await,
+        counts(&[
+            ("evalsha", 1),
+            ("hmget", 1),
+            ("del", 1),
+            ("hset", 1),
+            ("pexpire", 2),
+            ("zadd", 1),
+            ("pttl", 1)
+        ]),
+        "created and added to its index, whose TTL is set"
+    );
+    *session.visits_mut() += 1;
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        stats.delta().await,
+        counts(&[("evalsha", 1), ("hmget", 1), ("hset", 1), ("pexpire", 1)]),
+        "an update under the same index touches no index"
+    );
+    session.set_user(Some("bob".into()));
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        stats.delta().await,
+        counts(&[
+            ("evalsha", 1),
+            ("hmget", 1),
+            ("hset", 1),
+            ("pexpire", 2),
+            ("zrem", 1),
+            ("zadd", 1),
+            ("pttl", 1)
+        ]),
+        "a new user moves it to the new index"
+    );
+    let listed = provider.sessions_of(&session).await.unwrap();
+    assert_eq!(listed.len(), 1);
+}

@@ -86,7 +86,9 @@ if not x or x <= tonumber(ARGV[1]) then return 0 end
 if index_pending(ARGV[3], old) then return 2 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-reindex(ARGV[3], old, KEYS[1], KEYS[1])
+-- The same index value (index and absolute deadline): membership, score and the index
+-- key's TTL are as they were; most updates of a logged-in session change none of them.
+if (old or '') ~= ARGV[4] then reindex(ARGV[3], old, KEYS[1], KEYS[1]) end
 if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
