@@ -11,7 +11,7 @@ use std::{
 use common::{AppSession, counting::Counting};
 use session::{
     __private::FieldDef, Callbacks, Error, ManualClock, MemoryStore, SaveOutcome, SessionConfig, SessionData,
-    SessionId, SessionProvider,
+    SessionId, SessionProvider, store::SessionStore,
 };
 
 type Provider = SessionProvider<AppSession, Counting<MemoryStore>>;
@@ -31,7 +31,7 @@ fn tag(name: &str) -> u32 {
 }
 
 #[tokio::test]
-async fn a_new_session_is_stored_in_full_and_loads_back() {
+async fn a_new_session_stores_the_fields_off_their_default_and_loads_back() {
     let (provider, _) = provider();
     let mut session = provider.create().unwrap();
     assert!(session.is_new());
@@ -40,13 +40,25 @@ async fn a_new_session_is_stored_in_full_and_loads_back() {
     assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Created);
     assert!(!session.is_new());
     assert_eq!(
-        provider.store().counts.last_written_tags().len(),
-        AppSession::FIELDS.len()
+        provider.store().counts.last_written_tags(),
+        vec![tag("user")],
+        "fields at their default are not stored"
     );
 
-    let loaded = provider.get(session.id()).await.unwrap();
+    let mut loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some("alice"));
     assert_eq!(loaded.theme(), "light");
+
+    // Set back to its default, a field is removed from the stored record.
+    loaded.set_theme("dark".into());
+    provider.save(&mut loaded).await.unwrap();
+    loaded.set_theme("light".into());
+    loaded.set_user(None);
+    provider.save(&mut loaded).await.unwrap();
+    let stored = provider.store().load(&session.id().store_key()).await.unwrap().unwrap();
+    assert!(stored.fields.is_empty(), "{:?}", stored.fields);
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!((loaded.user(), loaded.theme().as_str()), (&None, "light"));
 }
 
 #[tokio::test]

@@ -53,6 +53,16 @@ fn tag(name: &str) -> u32 {
     FieldDef::tag_of(name)
 }
 
+/// The hash field name of the field `name`: its tag's 4 bytes, big-endian.
+fn field(name: &str) -> Vec<u8> {
+    tag(name).to_be_bytes().to_vec()
+}
+
+/// The name earlier versions gave the field `name`.
+fn legacy_field(name: &str) -> Vec<u8> {
+    format!("f:{:08x}", tag(name)).into_bytes()
+}
+
 /// The type fingerprint stored before the value of the field `name` of [`AppSession`].
 fn fingerprint(name: &str) -> u16 {
     <AppSession as SessionData>::FIELDS
@@ -213,13 +223,11 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
         "one key, the digest as its hash tag"
     );
 
-    let fields: Vec<String> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
-    let mut fields = fields;
+    let mut fields: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
     fields.sort();
-    let mut expected: Vec<String> = ["m", "x"].map(String::from).to_vec();
-    expected.extend(["user", "visits", "theme", "language", "notice"].map(|field| format!("f:{:08x}", tag(field))));
+    let mut expected = vec![b"m".to_vec(), b"x".to_vec(), field("user")];
     expected.sort();
-    assert_eq!(fields, expected);
+    assert_eq!(fields, expected, "fields at their default are not stored");
 
     let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
@@ -230,7 +238,7 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 
     // A change rewrites only its field: the others keep their stored bytes, even if
     // someone else changed them meanwhile.
-    let theme = format!("f:{:08x}", tag("theme"));
+    let theme = field("theme");
     let _: () = redis::cmd("HSET")
         .arg(&name)
         .arg(&theme)
@@ -243,6 +251,81 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.theme(), "blue", "the unchanged field was not rewritten");
     assert_eq!(*loaded.visits(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_are_read() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
+    let mut raw = raw(&server).await;
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    session.set_theme("dark".into());
+    provider.save(&mut session).await.unwrap();
+    let name = raw_key(&session.id().store_key(), &server).await;
+    let stored = |raw: &mut redis::aio::MultiplexedConnection, field: Vec<u8>| {
+        let name = name.clone();
+        let mut raw = raw.clone();
+        async move {
+            let exists: bool = redis::cmd("HEXISTS")
+                .arg(&name)
+                .arg(field)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            exists
+        }
+    };
+    assert!(stored(&mut raw, field("theme")).await);
+
+    session.set_theme("light".into());
+    provider.save(&mut session).await.unwrap();
+    assert!(!stored(&mut raw, field("theme")).await, "back at its default: removed");
+    assert_eq!(provider.get(session.id()).await.unwrap().theme(), "light");
+
+    // A session written before field names were shortened: its fields are read, a newer
+    // write hides the legacy copy, and a removal takes both.
+    let user = |name: &str| {
+        [
+            &[0][..],
+            &fingerprint("user").to_le_bytes(),
+            &[1, name.len() as u8],
+            name.as_bytes(),
+        ]
+        .concat()
+    };
+    let _: () = redis::cmd("HDEL")
+        .arg(&name)
+        .arg(field("user"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg(legacy_field("user"))
+        .arg(user("old"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("old"), "a legacy field name is read");
+    loaded.set_user(Some("new".into()));
+    provider.save(&mut loaded).await.unwrap();
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(
+        loaded.user().as_deref(),
+        Some("new"),
+        "the newer write wins over the legacy copy"
+    );
+    loaded.set_user(None);
+    provider.save(&mut loaded).await.unwrap();
+    assert!(!stored(&mut raw, field("user")).await);
+    assert!(
+        !stored(&mut raw, legacy_field("user")).await,
+        "a removal takes the legacy copy too"
+    );
+    assert_eq!(provider.get(session.id()).await.unwrap().user(), &None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +343,7 @@ async fn large_values_are_compressed_and_read_back() {
     let name = raw_key(&session.id().store_key(), &server).await;
     let stored: Vec<u8> = redis::cmd("HGET")
         .arg(&name)
-        .arg(format!("f:{:08x}", tag("user")))
+        .arg(field("user"))
         .query_async(&mut raw(&server).await)
         .await
         .unwrap();
@@ -329,7 +412,7 @@ async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() 
     assert!(!dump.windows(5).any(|w| w == b"en-GB"));
     let user = hash
         .iter()
-        .find(|(field, _)| *field == format!("f:{:08x}", tag("user")).into_bytes())
+        .find(|(name, _)| *name == field("user"))
         .map(|(_, value)| value.clone())
         .unwrap();
     assert_eq!(user[0], 2, "marked sealed");
@@ -389,7 +472,7 @@ async fn sealed_values_copied_into_another_session_do_not_open_and_survive_regen
         raw_key(&attacker.id().store_key(), &server).await,
     );
     let mut raw = raw(&server).await;
-    let user_field = format!("f:{:08x}", tag("user"));
+    let user_field = field("user");
     let stolen: Vec<u8> = redis::cmd("HGET")
         .arg(&victim_key)
         .arg(&user_field)
@@ -450,7 +533,7 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
 
     let _: () = redis::cmd("HSET")
         .arg(&name)
-        .arg(format!("f:{:08x}", tag("theme")))
+        .arg(field("theme"))
         .arg(b"\x07garbage")
         .query_async(&mut raw)
         .await

@@ -9,11 +9,21 @@
 //! value   the field's postcard encoding
 //! ```
 //!
+//! A field whose value is at its default (equal, encoded, to the field of a fresh session)
+//! is not stored: absent, it decodes to that default. An update sets a field back to its
+//! default with a *removal*: the field's tag with an empty value (a stored value is never
+//! empty, as it starts with the type), which a merge applies by dropping the stored field.
+//!
 //! Decoding is forgiving by design, so a new deployment never logs anyone out: an unknown
 //! tag is skipped, a missing field keeps its default, and a field stored under another
 //! type (another fingerprint: the field was retyped) or whose bytes no longer decode keeps
 //! its default and is reported through `tracing`. Postcard alone would misread a retyped
 //! field (a `u64` 10 read as an `i64` is 5): the fingerprint is what notices.
+
+use std::{
+    any::TypeId,
+    sync::{PoisonError, RwLock},
+};
 
 use crate::{
     Error,
@@ -76,11 +86,15 @@ impl FieldRecord {
         self.bytes.is_empty()
     }
 
+    /// Appends a removal of the field under `tag`: in an update, the stored field is dropped
+    /// (the field is back at its default). A removal is a field with an empty value.
+    pub fn push_removal(&mut self, tag: u32) {
+        self.push(tag, &[]);
+    }
+
     /// Appends a field.
     pub fn push(&mut self, tag: u32, value: &[u8]) {
-        self.bytes.extend_from_slice(&tag.to_le_bytes());
-        write_varint(&mut self.bytes, value.len());
-        self.bytes.extend_from_slice(value);
+        push_field(&mut self.bytes, tag, value);
     }
 
     /// The fields in order; a malformed field ends the iteration with an error.
@@ -107,39 +121,52 @@ impl FieldRecord {
         Ok(found)
     }
 
-    /// Replaces the fields that `update` holds and appends those it adds, keeping every
-    /// other field: the field-level merge that lets overlapping saves both survive.
+    /// Replaces the fields that `update` holds, appends those it adds and drops those it
+    /// removes (an empty value, see [`push_removal`](Self::push_removal)), keeping every
+    /// other field: the field-level merge that lets overlapping saves both survive. A tag
+    /// repeated in `update` takes its last value.
     ///
     /// # Errors
     ///
     /// When either record is malformed; `self` is then left unchanged.
     pub fn merge(&mut self, update: &FieldRecord) -> Result<(), CorruptRecord> {
         update.iter().try_for_each(|field| field.map(drop))?;
-        // Validated above, so `Ok` is the only shape left; no list of tags to allocate.
-        let updated = |tag: u32| update.iter().any(|field| matches!(field, Ok((t, _)) if t == tag));
         if self.overwrite_in_place(update)? {
             return Ok(());
         }
         // Sized exactly, so a store can keep the bytes as a boxed slice without copying.
-        let mut kept = 0;
+        let mut merged = Vec::with_capacity(merged_len(&self.bytes, update)?);
         for field in self.iter() {
             let (tag, value) = field?;
-            if !updated(tag) {
-                kept += 4 + varint_len(value.len()) + value.len();
+            if !update.holds(tag) {
+                push_field(&mut merged, tag, value);
             }
         }
-        let mut merged = Vec::with_capacity(kept + update.bytes.len());
-        for field in self.iter() {
-            let (tag, value) = field?;
-            if !updated(tag) {
-                merged.extend_from_slice(&tag.to_le_bytes());
-                write_varint(&mut merged, value.len());
-                merged.extend_from_slice(value);
-            }
+        for (tag, value) in update.written() {
+            push_field(&mut merged, tag, value);
         }
-        merged.extend_from_slice(&update.bytes);
         self.bytes = merged;
         Ok(())
+    }
+
+    /// Whether this (validated) record holds a field or a removal under `tag`.
+    fn holds(&self, tag: u32) -> bool {
+        self.iter().any(|field| matches!(field, Ok((t, _)) if t == tag))
+    }
+
+    /// Each tag's last value in this update, removals (empty values) included; a malformed
+    /// field ends it.
+    fn last_values(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        let fields = || self.iter().map_while(Result::ok);
+        fields()
+            .enumerate()
+            .filter(move |&(at, (tag, _))| !fields().skip(at + 1).any(|(later, _)| later == tag))
+            .map(|(_, field)| field)
+    }
+
+    /// The fields of this (validated) update that a merge writes.
+    fn written(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.last_values().filter(|(_, value)| !value.is_empty())
     }
 
     /// The common save (a counter, a flag) changes values without changing their length:
@@ -151,6 +178,9 @@ impl FieldRecord {
         let mut count = 0;
         for field in update.iter() {
             let (tag, value) = field?;
+            if value.is_empty() {
+                return Ok(false);
+            }
             // A tag repeated in the update goes through the merge, which keeps the last.
             if count == places.len() || update.iter().take(count).any(|f| matches!(f, Ok((t, _)) if t == tag)) {
                 return Ok(false);
@@ -160,7 +190,7 @@ impl FieldRecord {
             for stored in self.iter() {
                 let (stored_tag, stored_value) = stored?;
                 // Lengths are minimal varints (the reader refuses others), so this is exact.
-                let end = offset + 4 + varint_len(stored_value.len()) + stored_value.len();
+                let end = offset + field_len(stored_value.len());
                 if stored_tag == tag {
                     if found.is_some() || stored_value.len() != value.len() {
                         return Ok(false);
@@ -189,18 +219,28 @@ impl FieldRecord {
 /// When either record is malformed.
 pub(crate) fn merged_len(stored: &[u8], update: &FieldRecord) -> Result<usize, CorruptRecord> {
     update.iter().try_for_each(|field| field.map(drop))?;
-    let updated = |tag: u32| update.iter().any(|field| matches!(field, Ok((t, _)) if t == tag));
-    let mut kept = 0;
+    let mut len = 0;
     for field in (Fields {
         bytes: stored,
         offset: 0,
     }) {
         let (tag, value) = field?;
-        if !updated(tag) {
-            kept += 4 + varint_len(value.len()) + value.len();
+        if !update.holds(tag) {
+            len += field_len(value.len());
         }
     }
-    Ok(kept + update.bytes.len())
+    Ok(len + update.written().map(|(_, value)| field_len(value.len())).sum::<usize>())
+}
+
+fn push_field(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
+    out.extend_from_slice(&tag.to_le_bytes());
+    write_varint(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// The bytes a field of `len` value bytes takes in a record.
+fn field_len(len: usize) -> usize {
+    4 + varint_len(len) + len
 }
 
 /// Iterator over the `(tag, value)` fields of a [`FieldRecord`].
@@ -267,12 +307,44 @@ fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// Encodes the fields in `which` (indices of `T::FIELDS`) into a record.
+/// Encodes the fields in `which` (indices of `T::FIELDS`) into a record, every one of them
+/// written whatever its value.
 ///
 /// # Errors
 ///
 /// [`Error::Encode`] when a field's value cannot be serialized.
 pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, Error> {
+    encode_fields(data, which, None)
+}
+
+/// Encodes the fields in `which` for a save: those at their default (see [`Defaults`]) are
+/// left out of a new record and written as removals in an update.
+///
+/// # Errors
+///
+/// [`Error::Encode`] when a field's value cannot be serialized.
+pub(crate) fn encode_save<T: SessionData>(
+    data: &T,
+    which: DirtySet,
+    at_default: AtDefault,
+) -> Result<FieldRecord, Error> {
+    encode_fields(data, which, Some((Defaults::of::<T>(), at_default)))
+}
+
+/// What a save writes for a field at its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtDefault {
+    /// Nothing: the record is new, so the field is not stored yet.
+    Omit,
+    /// A removal, dropping the stored value.
+    Remove,
+}
+
+fn encode_fields<T: SessionData>(
+    data: &T,
+    which: DirtySet,
+    defaults: Option<(&Defaults, AtDefault)>,
+) -> Result<FieldRecord, Error> {
     let mut record = FieldRecord::new();
     let mut scratch = Vec::new();
     for index in which.iter().take_while(|&index| index < T::FIELDS.len()) {
@@ -283,9 +355,68 @@ pub fn encode<T: SessionData>(data: &T, which: DirtySet) -> Result<FieldRecord, 
             field: def.name,
             source,
         })?;
-        record.push(def.tag, &scratch);
+        match defaults {
+            Some((defaults, at_default)) if defaults.is_default(index, &scratch) => {
+                if at_default == AtDefault::Remove {
+                    record.push_removal(def.tag);
+                }
+            }
+            _ => record.push(def.tag, &scratch),
+        }
     }
     Ok(record)
+}
+
+/// Each field's stored bytes in a fresh session ([`SessionData::initial`]), computed once
+/// per session type and process: a field whose value encodes to the same bytes is at its
+/// default, which an absent field decodes to, so it need not be stored.
+#[derive(Debug)]
+pub(crate) struct Defaults {
+    fields: Box<[Option<Box<[u8]>>]>,
+}
+
+impl Defaults {
+    /// The defaults of `T`'s fields, computed on first use.
+    pub(crate) fn of<T: SessionData>() -> &'static Self {
+        // One entry per session type the process uses: a handful, so a list, kept for good.
+        static CACHE: RwLock<Vec<(TypeId, &'static Defaults)>> = RwLock::new(Vec::new());
+        let find = |cache: &[(TypeId, &'static Self)]| {
+            cache
+                .iter()
+                .find(|(id, _)| *id == TypeId::of::<T>())
+                .map(|&(_, defaults)| defaults)
+        };
+        if let Some(found) = find(&CACHE.read().unwrap_or_else(PoisonError::into_inner)) {
+            return found;
+        }
+        let computed = Self::compute::<T>();
+        let mut cache = CACHE.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = find(&cache) {
+            return found;
+        }
+        let leaked: &'static Self = Box::leak(Box::new(computed));
+        cache.push((TypeId::of::<T>(), leaked));
+        leaked
+    }
+
+    /// One that cannot be encoded is never taken as default.
+    fn compute<T: SessionData>() -> Self {
+        let initial = T::initial();
+        let fields = T::FIELDS
+            .iter()
+            .enumerate()
+            .map(|(index, def)| {
+                let mut bytes = def.fingerprint.to_le_bytes().to_vec();
+                initial.encode_field(index, &mut bytes).ok()?;
+                Some(bytes.into_boxed_slice())
+            })
+            .collect();
+        Self { fields }
+    }
+
+    fn is_default(&self, index: usize, stored: &[u8]) -> bool {
+        self.fields.get(index).and_then(Option::as_deref) == Some(stored)
+    }
 }
 
 /// Decodes a record into a fresh `T`, field by field.
@@ -324,6 +455,9 @@ fn decode_sizing<T: SessionData>(bytes: &[u8], mut sizing: Option<(&mut RecordSi
                 break;
             }
         };
+        if value.is_empty() {
+            continue; // a removal: the field keeps its default
+        }
         let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
             if tag == DEVICE_TAG
                 && let Some((size, device)) = sizing.as_mut()
@@ -391,7 +525,7 @@ impl RecordSize {
     }
 
     fn apply_sizes<T: SessionData>(&mut self, record: &FieldRecord) {
-        for (tag, value) in record.iter().map_while(Result::ok) {
+        for (tag, value) in record.last_values() {
             if let Some(slot) = self.slot::<T>(tag) {
                 *slot = stored_len(value.len());
             }
@@ -401,7 +535,7 @@ impl RecordSize {
     /// The total after `update`'s fields replace the stored ones.
     pub(crate) fn after<T: SessionData>(&self, update: &FieldRecord) -> usize {
         let mut total = self.total;
-        for (tag, value) in update.iter().map_while(Result::ok) {
+        for (tag, value) in update.last_values() {
             let old = if tag == DEVICE_TAG {
                 self.device
             } else {
@@ -424,9 +558,12 @@ impl RecordSize {
     }
 }
 
-/// The bytes a field of `len` value bytes takes in a record.
+/// The bytes a field of `len` value bytes takes in a record; none for a removal.
 fn stored_len(len: usize) -> u32 {
-    u32::try_from(4 + varint_len(len) + len).unwrap_or(u32::MAX)
+    if len == 0 {
+        return 0;
+    }
+    u32::try_from(field_len(len)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -495,7 +632,87 @@ mod tests {
         update.push(2, b"xyz");
         base.merge(&update).unwrap();
         assert_eq!(base.get(2).unwrap(), Some(&b"xyz"[..]));
-        assert_eq!(base.iter().count(), 3);
+        assert_eq!(base.iter().count(), 2, "only the last value is stored");
+    }
+
+    #[test]
+    fn removals_drop_stored_fields_and_are_never_stored() {
+        let mut base = FieldRecord::new();
+        base.push(1, b"one");
+        base.push(2, b"two");
+        let cases: [(&[(u32, &[u8])], &[(u32, &[u8])]); 4] = [
+            (&[(2, b"")], &[(1, b"one")]),
+            (&[(3, b"")], &[(1, b"one"), (2, b"two")]),
+            (&[(2, b"x"), (2, b"")], &[(1, b"one")]),
+            (&[(2, b""), (2, b"TWO")], &[(1, b"one"), (2, b"TWO")]),
+        ];
+        for (pairs, expected) in cases {
+            let mut update = FieldRecord::new();
+            for (tag, value) in pairs {
+                update.push(*tag, value);
+            }
+            let mut merged = base.clone();
+            merged.merge(&update).unwrap();
+            let fields: Vec<_> = merged.iter().map(Result::unwrap).collect();
+            assert_eq!(fields, expected, "{pairs:?}");
+            assert_eq!(merged_len(base.as_bytes(), &update).unwrap(), merged.as_bytes().len());
+        }
+    }
+
+    #[derive(crate::SessionData, Debug, PartialEq)]
+    #[session(crate = "crate")]
+    struct Prefs {
+        name: String,
+        #[session(default = "light".to_owned())]
+        theme: String,
+        visits: u64,
+    }
+
+    #[test]
+    fn fields_at_their_default_are_omitted_from_new_records_and_removed_by_updates() {
+        let data = Prefs {
+            name: "alice".into(),
+            theme: "light".into(),
+            visits: 0,
+        };
+        let all = DirtySet::all(3);
+        let new = encode_save(&data, all, AtDefault::Omit).unwrap();
+        let tags: Vec<u32> = new.iter().map(|field| field.unwrap().0).collect();
+        assert_eq!(
+            tags,
+            [Prefs::FIELDS[0].tag],
+            "only the name differs from a fresh session"
+        );
+        assert_eq!(decode::<Prefs>(&new), data, "absent fields decode to their default");
+
+        let update = encode_save(&data, all, AtDefault::Remove).unwrap();
+        let removed: Vec<u32> = update
+            .iter()
+            .map(Result::unwrap)
+            .filter(|(_, value)| value.is_empty())
+            .map(|(tag, _)| tag)
+            .collect();
+        assert_eq!(removed, [Prefs::FIELDS[1].tag, Prefs::FIELDS[2].tag]);
+        assert_eq!(decode::<Prefs>(&update), data, "a removal decodes as the default");
+
+        let changed = Prefs {
+            name: data.name.clone(),
+            theme: "dark".into(),
+            visits: 3,
+        };
+        let stored = encode(&changed, all).unwrap();
+        let mut merged = stored.clone();
+        merged.merge(&update).unwrap();
+        assert_eq!(merged, new, "the update removed what the fresh record never held");
+        assert_eq!(
+            RecordSize::of::<Prefs>(&stored).after::<Prefs>(&update),
+            new.as_bytes().len()
+        );
+        assert_eq!(
+            encode(&data, all).unwrap().iter().count(),
+            3,
+            "encode writes every field"
+        );
     }
 
     #[test]

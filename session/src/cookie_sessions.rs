@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Callbacks, ClientBinding, ClientInfo, Error, LoadOutcome, Session, SessionConfig, SessionData, SessionId,
     clock::duration_ms,
-    codec,
+    codec::{self, AtDefault},
     crypto::{KeyRing, OpenFailure, OpenLimits, Purpose, SealOptions},
     data::DirtySet,
     expiry::CookieLifetime,
@@ -90,7 +90,7 @@ struct Trailer {
 /// cookie      u8         cookie lifetime: 0 configured, 1 browser session, 2 persistent
 /// parent      Option<[u8; 32]>  a sub-session's parent: the key (digest) of its ID
 /// binding     Option<[u8; 16]>  digest of the bound client facts, when binding is on
-/// fields      bytes      the field-tagged record of every stored field (codec)
+/// fields      bytes      the field-tagged record of every field not at its default (codec)
 /// index       Option<[u8; 32]>  the session's IndexKey (SessionMeta::index); absent from
 ///                        cookies sealed before indexes, read as none
 /// generation  u64        the index's revocation generation when sealed; only after an
@@ -598,7 +598,8 @@ impl CookieSessions {
         generation: Option<(IndexKey, u64)>,
     ) -> Result<String, Error> {
         let meta = provider::next_meta(&self.config, session, self.config.now_ms(), true);
-        let fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
+        let all = DirtySet::all(T::FIELDS.len());
+        let fields = codec::encode_save(session.data(), all, AtDefault::Omit)?;
         let payload = Payload::new(session.id(), &meta, self.binding.digest(client), fields.as_bytes());
         let trailer = Trailer {
             index: meta.index.map(|key| *key.as_bytes()),

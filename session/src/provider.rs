@@ -6,7 +6,7 @@ use crate::{
     Error,
     callbacks::Callbacks,
     clock::{duration_ms, from_unix_ms},
-    codec::{self, FieldRecord, RecordSize},
+    codec::{self, AtDefault, FieldRecord, RecordSize},
     config::SessionConfig,
     data::{DirtySet, SessionData},
     device::{DEVICE_TAG, Device},
@@ -453,7 +453,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
             Status::New if changes == Changes::Drop => Ok(SaveOutcome::Unchanged),
             Status::New => {
                 let meta = self.next_meta(session, now, changes);
-                let mut fields = codec::encode(session.data(), DirtySet::all(T::FIELDS.len()))?;
+                let all = DirtySet::all(T::FIELDS.len());
+                let mut fields = codec::encode_save(session.data(), all, AtDefault::Omit)?;
                 push_device(&mut fields, session);
                 let record = Record { meta, fields };
                 self.check_size(record.fields.as_bytes().len())?;
@@ -473,7 +474,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 let meta = self.next_meta(session, now, changes);
                 let fields = match changes {
                     Changes::Keep => {
-                        let mut fields = codec::encode(session.data(), session.dirty_set())?;
+                        let dirty = session.dirty_set();
+                        let mut fields = codec::encode_save(session.data(), dirty, AtDefault::Remove)?;
                         push_device(&mut fields, session);
                         fields
                     }
@@ -513,7 +515,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                     return Ok(SaveOutcome::Unchanged);
                 };
                 let meta = self.next_meta(session, now, changes);
-                let mut fields = codec::encode(session.data(), dirty)?;
+                let mut fields = codec::encode_save(session.data(), dirty, AtDefault::Remove)?;
                 push_device(&mut fields, session);
                 let update = Record { meta, fields };
                 self.check_size(session.stored_size().after::<T>(&update.fields))?;

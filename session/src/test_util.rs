@@ -61,6 +61,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@module $name, $clock, $make;
             create_never_overwrites,
             update_merges_fields_and_never_resurrects,
+            removals_drop_stored_fields,
             rename_is_atomic,
             delete_removes,
             expired_records_are_never_returned,
@@ -73,6 +74,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@module $name, $clock, $make;
             create_never_overwrites,
             update_merges_fields_and_never_resurrects,
+            removals_drop_stored_fields,
             rename_is_atomic,
             delete_removes,
             expired_records_are_never_returned,
@@ -152,6 +154,13 @@ pub mod cases {
         make: impl FnOnce(ManualClock) -> F,
     ) {
         on_store(make, super::update_merges_fields_and_never_resurrects).await;
+    }
+
+    /// A removal (an empty value) in an update or a rename drops the stored field.
+    pub async fn removals_drop_stored_fields<S: SessionStore, F: Future<Output = S>>(
+        make: impl FnOnce(ManualClock) -> F,
+    ) {
+        on_store(make, super::removals_drop_stored_fields).await;
     }
 
     /// Rename moves a record at once, and refuses a missing source or a live target.
@@ -313,6 +322,33 @@ async fn update_merges_fields_and_never_resurrects<S: SessionStore>(store: &S, c
         "update of a missing key reports it"
     );
     assert_eq!(store.load(&missing).await.unwrap(), None, "and does not create it");
+}
+
+async fn removals_drop_stored_fields<S: SessionStore>(store: &S, clock: &ManualClock) {
+    let k = key();
+    let stored = record(clock, &[(1, b"one"), (2, b"two"), (3, b"three")]);
+    store.create(&k, &stored).await.unwrap();
+    let mut update = record(clock, &[(3, b"THREE")]);
+    update.fields.push_removal(2);
+    assert!(store.update(&k, &update).await.unwrap());
+    let loaded = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(
+        loaded.fields,
+        fields(&[(1, b"one"), (3, b"THREE")]),
+        "the removed field is gone, the others kept or changed"
+    );
+
+    let to = key();
+    let mut update = record(clock, &[]);
+    update.fields.push_removal(1);
+    update.fields.push_removal(4);
+    assert_eq!(store.rename(&k, &to, &update).await.unwrap(), Rename::Renamed);
+    let moved = store.load(&to).await.unwrap().unwrap();
+    assert_eq!(
+        moved.fields,
+        fields(&[(3, b"THREE")]),
+        "a rename removes too; removing an absent field is no error"
+    );
 }
 
 async fn rename_is_atomic<S: SessionStore>(store: &S, clock: &ManualClock) {

@@ -16,8 +16,13 @@
 //! value   2 bytes of type fingerprint, then the field's postcard encoding
 //! ```
 //!
+//! Fields at their default are not stored. An update that sets a field back to its default
+//! carries a *removal*: the field's tag with an empty value (a stored value never is empty),
+//! which drops the stored field ([`FieldRecord::push_removal`]).
+//!
 //! A store need not look inside: it keeps the bytes, and merges an update's fields into the
-//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does).
+//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does, deleting
+//! the hash fields of removals).
 //!
 //! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
 //! query and bulk operations exist only for those, so asking a store that cannot do them
@@ -90,8 +95,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// When the backend fails.
     fn create(&self, key: &StoreKey, record: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Replaces the lifetime data and the fields present in `update.fields`, keeping every
-    /// other stored field.
+    /// Replaces the lifetime data and the fields present in `update.fields`, drops the
+    /// fields it removes (empty values), keeping every other stored field.
     ///
     /// Returns `false`, changing nothing, when no live record exists under `key`.
     ///

@@ -69,8 +69,11 @@ use crate::{
 /// |---|---|
 /// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `f:<tag>` | one per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits: a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
+/// | `<tag>` | one per session field not at its default: the name is the field tag (see [`store`](crate::store#the-record-format)) as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
 ///
+/// A field set back to its default is deleted from the hash. Earlier versions named a
+/// field `f:<tag>` with the tag in 8 hex digits: such fields are still read (a field written
+/// since under the new name hides its old copy) and deleted with the field.
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
@@ -82,7 +85,7 @@ use crate::{
 ///
 /// # Encryption at rest
 ///
-/// With [`RedisStoreBuilder::encryption`], `m` and every `f:<tag>` hold a sealed envelope
+/// With [`RedisStoreBuilder::encryption`], `m` and every field hold a sealed envelope
 /// (marker `2`, then the envelope text; see [`crypto`](crate::crypto#the-envelope)) under
 /// the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed value
 /// is bound to where it belongs: `m` to its key's digest, a field to its tag and to the

@@ -16,9 +16,10 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
 use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 impl Inner {
-    /// The hash field/value pairs that write `record` under `key`: metadata, expiry, its
-    /// [`index_value`] if it has one (computed once by the caller, which also passes it to
-    /// the script), then each field.
+    /// The fields that write `record` under `key`, as the scripts' `write` reads them: the
+    /// number of removed fields and their names (both forms of each), then the hash
+    /// field/value pairs: metadata, expiry, its [`index_value`] if it has one (computed once
+    /// by the caller, which also passes it to the script), then each field.
     pub(super) fn write_args(
         &self,
         key: &StoreKey,
@@ -26,7 +27,18 @@ impl Inner {
         index: Option<&str>,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let meta = &record.meta;
-        let mut args = Vec::with_capacity(4 + 2 * 8);
+        let fields = || record.fields.iter().map(|field| field.map_err(store_error));
+        let mut removed = Vec::new();
+        for field in fields() {
+            let (tag, value) = field?;
+            if value.is_empty() {
+                removed.push(layout::field_name(tag).to_vec());
+                removed.push(layout::legacy_field_name(tag));
+            }
+        }
+        let mut args = Vec::with_capacity(1 + removed.len() + 6 + 2 * 8);
+        args.push(removed.len().to_string().into_bytes());
+        args.append(&mut removed);
         args.push(META_FIELD.to_vec());
         let stored_meta = self.values.encode_meta(key, meta);
         args.push(stored_meta.map_err(store_error)?);
@@ -36,9 +48,12 @@ impl Inner {
             args.push(INDEX_FIELD.to_vec());
             args.push(value.as_bytes().to_vec());
         }
-        for field in record.fields.iter() {
-            let (tag, value) = field.map_err(store_error)?;
-            args.push(layout::field_name(tag));
+        for field in fields() {
+            let (tag, value) = field?;
+            if value.is_empty() {
+                continue;
+            }
+            args.push(layout::field_name(tag).to_vec());
             let stored = self
                 .values
                 .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms);
@@ -98,12 +113,12 @@ impl Inner {
         if meta.is_expired(now) || frozen {
             return None;
         }
-        let mut fields: Vec<(u32, Cow<'_, [u8]>)> = hash
+        let mut fields: Vec<(u32, bool, Cow<'_, [u8]>)> = hash
             .iter()
             .filter_map(|(name, stored)| {
-                let tag = layout::field_tag(name)?;
+                let (tag, legacy) = layout::field_tag(name)?;
                 match self.values.decode_field(tag, stored, &meta.lineage, now) {
-                    Ok(value) => Some((tag, value)),
+                    Ok(value) => Some((tag, legacy, value)),
                     Err(error) => {
                         tracing::warn!(
                             key = %layout::short(key),
@@ -116,10 +131,12 @@ impl Inner {
                 }
             })
             .collect();
-        // Hash order is arbitrary; sorting makes equal records encode equally.
-        fields.sort_unstable_by_key(|(tag, _)| *tag);
-        let mut record = FieldRecord::with_capacity(fields.iter().map(|(_, value)| 4 + 5 + value.len()).sum());
-        for (tag, value) in &fields {
+        // Hash order is arbitrary; sorting makes equal records encode equally. A field
+        // written since the names changed is newer than its legacy copy, which it hides.
+        fields.sort_unstable_by_key(|&(tag, legacy, _)| (tag, legacy));
+        fields.dedup_by_key(|(tag, ..)| *tag);
+        let mut record = FieldRecord::with_capacity(fields.iter().map(|(.., value)| 4 + 5 + value.len()).sum());
+        for (tag, _, value) in &fields {
             record.push(*tag, value);
         }
         Some(Record { meta, fields: record })

@@ -6,8 +6,7 @@
 //! and Redis.
 //!
 //! Common arguments of create, update and rename: `ARGV[1]` now, `ARGV[2]` the TTL in ms,
-//! `ARGV[3..]` hash field/value pairs to write (always including the metadata, so never
-//! empty).
+//! the index arguments (see [`INDEX`]), then the fields to write as [`WRITE`] reads them.
 //!
 //! Every script that changes a session key also sets and deletes that key's signature
 //! (the last `KEYS`, see `Keys::signature`), so the broadcast invalidation Redis sends for
@@ -27,11 +26,23 @@ local function sign(signature)
 end
 ";
 
+/// Writes a session's fields from `ARGV[at]` on: the number `r` of fields to remove (set
+/// back to their default), their names, then the hash field/value pairs to set (always
+/// including the metadata, so never empty).
+const WRITE: &str = r"
+local function write(key, at)
+  local r = tonumber(ARGV[at])
+  redis.call('HSET', key, unpack(ARGV, at + 1 + r))
+  if r > 0 then redis.call('HDEL', key, unpack(ARGV, at + 1, at + r)) end
+end
+";
+
 /// Keeps a session's membership of its index, in the scripts that write the session.
 ///
 /// Common arguments of create, update and rename after `now` and the TTL: `ARGV[3]` the
 /// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` (empty
-/// when it has none), `ARGV[5]` the index key's TTL in ms; then the hash field/value pairs.
+/// when it has none), `ARGV[5]` the index key's TTL in ms; then, from `ARGV[6]`, the fields
+/// as [`WRITE`] reads them.
 /// The hash field `i` holds the index value a session is a member under.
 ///
 /// Modes: on one server, the index key name's prefix: the script keeps the index itself (a
@@ -70,7 +81,7 @@ local x, old = tonumber(held[1]), held[2]
 if x and x > tonumber(ARGV[1]) then return 0 end
 if ARGV[3] == '?' and ARGV[4] ~= '' then return 2 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+write(KEYS[1], 6)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[1])
 if KEYS[2] then sign(KEYS[2]) end
@@ -84,7 +95,7 @@ local held = redis.call('HMGET', KEYS[1], 'x', 'i')
 local x, old = tonumber(held[1]), held[2]
 if not x or x <= tonumber(ARGV[1]) then return 0 end
 if index_pending(ARGV[3], old) then return 2 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+write(KEYS[1], 6)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 -- The same index value (index and absolute deadline): membership, score and the index
 -- key's TTL are as they were; most updates of a logged-in session change none of them.
@@ -122,7 +133,7 @@ local held = redis.call('HMGET', KEYS[1], 'x', 'i')
 local source, old = tonumber(held[1]), held[2]
 if not source or source <= now then return 1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+write(KEYS[2], 6)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[2])
 if KEYS[3] then
@@ -248,7 +259,8 @@ return out
 /// signature; `ARGV[1]` now,
 /// `ARGV[2]` the TTL, `ARGV[3]` `1` to replace the copy an earlier attempt wrote, `ARGV[4]`
 /// how many of the following values are copied pairs; then the copied pairs, then the
-/// update's pairs. Returns 1 written, 0 a live record exists (and `ARGV[3]` is not `1`).
+/// update's fields as [`WRITE`] reads them. Returns 1 written, 0 a live record exists (and
+/// `ARGV[3]` is not `1`).
 const MOVE_WRITE: &str = r"
 if ARGV[3] ~= '1' then
   local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
@@ -257,7 +269,7 @@ end
 redis.call('DEL', KEYS[1])
 local n = tonumber(ARGV[4])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5 + n))
+write(KEYS[1], 5 + n)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 sign(KEYS[2])
 return 1
@@ -308,12 +320,12 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            create: Script::new(&format!("{SIGN}{INDEX}{CREATE}")),
-            update: Script::new(&format!("{SIGN}{INDEX}{UPDATE}")),
+            create: Script::new(&format!("{SIGN}{WRITE}{INDEX}{CREATE}")),
+            update: Script::new(&format!("{SIGN}{WRITE}{INDEX}{UPDATE}")),
             delete: Script::new(&format!("{SIGN}{INDEX}{DELETE}")),
-            rename: Script::new(&format!("{SIGN}{INDEX}{RENAME}")),
+            rename: Script::new(&format!("{SIGN}{WRITE}{INDEX}{RENAME}")),
             move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
-            move_write: Script::new(&format!("{SIGN}{MOVE_WRITE}")),
+            move_write: Script::new(&format!("{SIGN}{WRITE}{MOVE_WRITE}")),
             move_delete: Script::new(&format!("{SIGN}{DIGEST}{MOVE_DELETE}")),
             index_add: Script::new(INDEX_ADD),
             index_members: Script::new(INDEX_MEMBERS),
