@@ -41,8 +41,11 @@
 //!   `UPDATE … SET expires_at, meta, fields = <merge>(fields, ?) WHERE id = ? AND
 //!   expires_at > now`. The row lock serializes overlapping updates, and each merges only
 //!   the members it carries into the object it finds, so two overlapping requests that
-//!   change different fields both keep their change; a deleted or expired row matches
-//!   nothing and is not resurrected;
+//!   change different fields both keep their change; a field set back to its default (a
+//!   removal: an empty value) is a `null` member, which the merge drops (PostgreSQL:
+//!   `jsonb_strip_nulls(fields || ?)`; SQLite's `json_patch` and MySQL's
+//!   `JSON_MERGE_PATCH` drop `null` members themselves), and a create leaves it out; a
+//!   deleted or expired row matches nothing and is not resurrected;
 //! - **create**: an insert that replaces only an expired row (PostgreSQL and SQLite: one
 //!   `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= now`; MySQL: an `INSERT`,
 //!   and only if the key is taken, an `UPDATE … WHERE expires_at <= now` of that row), so a

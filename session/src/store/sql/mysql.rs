@@ -188,8 +188,9 @@ impl Dialect for MySqlDialect {
 ///   practice);
 /// - update: `UPDATE sessions SET meta, fields = JSON_MERGE_PATCH(fields, ?), expires_at
 ///   WHERE id = ? AND expires_at > ?now`: only the fields it carries are replaced, so
-///   overlapping requests that change different fields both keep their change, and a
-///   deleted or expired row is never resurrected (a sliding refresh leaves `fields` alone);
+///   overlapping requests that change different fields both keep their change (a field set
+///   back to its default is a `null` member, which `JSON_MERGE_PATCH` drops), and a deleted
+///   or expired row is never resurrected (a sliding refresh leaves `fields` alone);
 /// - regenerate: `UPDATE sessions SET id = ?new, meta, fields = JSON_MERGE_PATCH(fields,
 ///   ?), expires_at WHERE id = ?old AND expires_at > ?now`: the move and the old ID's death
 ///   are one statement; an update of the old ID racing it lands before it (and moves with

@@ -71,14 +71,15 @@ impl Dialect for PgDialect {
                  fields = excluded.fields, index_key = excluded.index_key WHERE s.expires_at <= $6"
             )),
             update: format!(
-                "UPDATE {t} SET meta = $1, fields = fields || $2::jsonb, index_key = $3, expires_at = $4 \
+                "UPDATE {t} SET meta = $1, fields = jsonb_strip_nulls(fields || $2::jsonb), index_key = $3, expires_at = $4 \
                  WHERE id = $5 AND expires_at > $6"
             ),
             touch: format!(
                 "UPDATE {t} SET meta = $1, index_key = $2, expires_at = $3 WHERE id = $4 AND expires_at > $5"
             ),
             rename: format!(
-                "UPDATE {t} SET id = $1, meta = $2, fields = fields || $3::jsonb, index_key = $4, expires_at = $5 \
+                "UPDATE {t} SET id = $1, meta = $2, fields = jsonb_strip_nulls(fields || $3::jsonb), index_key = $4, \
+                 expires_at = $5 \
                  WHERE id = $6 AND expires_at > $7"
             ),
             expired: format!("SELECT 1 FROM {t} WHERE id = $1 AND expires_at <= $2"),
@@ -174,14 +175,15 @@ impl Dialect for PgDialect {
 /// - load: `SELECT meta, fields FROM sessions WHERE id = $1 AND expires_at > $now`;
 /// - create: `INSERT … ON CONFLICT (id) DO UPDATE … WHERE sessions.expires_at <= $now`: a
 ///   new row, or one that replaces an expired row, never a live one;
-/// - update: `UPDATE sessions SET expires_at, meta, fields = fields || $fields WHERE id =
-///   $1 AND expires_at > $now`. The row lock serializes overlapping updates and each
-///   merges only the fields it carries into the object it finds, so two overlapping
-///   requests that change different fields both keep their change; a deleted or expired
-///   row matches nothing and is never resurrected. A sliding refresh sets `expires_at` and
-///   `meta` only;
-/// - regenerate: `UPDATE sessions SET id = $new, expires_at, meta, fields = fields ||
-///   $fields WHERE id = $old AND expires_at > $now`: the session moves and the old ID is
+/// - update: `UPDATE sessions SET expires_at, meta, fields = jsonb_strip_nulls(fields ||
+///   $fields) WHERE id = $1 AND expires_at > $now`. The row lock serializes overlapping
+///   updates and each merges only the fields it carries into the object it finds, so two
+///   overlapping requests that change different fields both keep their change; a field
+///   set back to its default is a `null` member, which drops the stored one (stored members
+///   are never `null`); a deleted or expired row matches nothing and is never resurrected.
+///   A sliding refresh sets `expires_at` and `meta` only;
+/// - regenerate: `UPDATE sessions SET id = $new, expires_at, meta, fields =
+///   jsonb_strip_nulls(fields || $fields) WHERE id = $old AND expires_at > $now`: the session moves and the old ID is
 ///   dead in one statement; an update of the old ID racing it lands before it (and moves
 ///   with it) or finds nothing. A row already under the new key fails the primary key: an
 ///   expired one is deleted and the move tried once more, a live one is kept

@@ -9,8 +9,10 @@
 //! - `fields`: a JSON object with one member per field, `"<tag in 8 hex digits>":
 //!   "<base64 of the stored value>"`, the stored value being a marker byte and the plain,
 //!   gzip or sealed bytes (`store::value`). An update merges its members into the stored
-//!   object in SQL (`||` on PostgreSQL, `json_patch` on SQLite, `JSON_MERGE_PATCH` on
-//!   MySQL), so it touches only the fields it carries.
+//!   object in SQL (`||` then `jsonb_strip_nulls` on PostgreSQL, `json_patch` on SQLite,
+//!   `JSON_MERGE_PATCH` on MySQL), so it touches only the fields it carries; a removal (a
+//!   field with an empty value) is a `null` member, which the merge drops. A stored member is
+//!   never `null`.
 
 use std::{borrow::Cow, collections::BTreeMap};
 
@@ -24,7 +26,7 @@ use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 pub(crate) struct Columns {
     pub(crate) expires_at: i64,
     pub(crate) meta: Vec<u8>,
-    /// The JSON object of the written fields; `{}` when there are none.
+    /// The JSON object of the written fields, removals as `null`; `{}` when there are none.
     pub(crate) fields: String,
     /// The metadata's index digest.
     pub(crate) index: Option<[u8; 32]>,
@@ -60,24 +62,38 @@ fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
 }
 
 impl Core {
-    /// The columns that write `record` under `key`.
+    /// The columns that write `record` under `key`: for an update (`removals`), a removal (a
+    /// field with an empty value) is a `null` member, which the merge drops; for a new row,
+    /// it is left out.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] for a malformed record or a value that cannot be sealed.
-    pub(crate) fn columns(&self, key: &StoreKey, record: &Record) -> Result<Columns, Error> {
+    pub(crate) fn columns(&self, key: &StoreKey, record: &Record, removals: bool) -> Result<Columns, Error> {
         let meta = &record.meta;
         // The last value of a repeated tag wins, as in `FieldRecord::get`.
         let mut members = BTreeMap::new();
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
+            if value.is_empty() {
+                members.insert(tag, None);
+                continue;
+            }
             let stored = self
                 .values
                 .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms)
                 .map_err(store_error)?;
-            members.insert(tag, STANDARD.encode(stored));
+            members.insert(tag, Some(STANDARD.encode(stored)));
         }
-        let mut fields = String::with_capacity(2 + members.values().map(|v| v.len() + 14).sum::<usize>());
+        if !removals {
+            members.retain(|_, value| value.is_some());
+        }
+        let mut fields = String::with_capacity(
+            2 + members
+                .values()
+                .map(|v| v.as_ref().map_or(4, String::len) + 14)
+                .sum::<usize>(),
+        );
         fields.push('{');
         for (i, (tag, value)) in members.iter().enumerate() {
             if i > 0 {
@@ -86,9 +102,14 @@ impl Core {
             // Hex digits and base64: nothing to escape.
             fields.push('"');
             fields.push_str(&member(*tag));
-            fields.push_str("\":\"");
-            fields.push_str(value);
-            fields.push('"');
+            match value {
+                Some(value) => {
+                    fields.push_str("\":\"");
+                    fields.push_str(value);
+                    fields.push('"');
+                }
+                None => fields.push_str("\":null"),
+            }
         }
         fields.push('}');
         let stored_meta = self.values.encode_meta(key, meta).map_err(store_error)?;

@@ -176,8 +176,9 @@ impl Dialect for SqliteDialect {
 ///   one replacing an expired row, never a live one);
 /// - update: `UPDATE sessions SET expires_at, meta, fields = json_patch(fields, ?fields)
 ///   WHERE id = ?1 AND expires_at > ?now`: only the fields it carries are replaced, so
-///   overlapping requests that change different fields both keep their change, and a
-///   deleted or expired row is never resurrected (a sliding refresh leaves `fields` alone);
+///   overlapping requests that change different fields both keep their change (a field set
+///   back to its default is a `null` member, which `json_patch` drops), and a deleted or
+///   expired row is never resurrected (a sliding refresh leaves `fields` alone);
 /// - regenerate: `UPDATE sessions SET id = ?new, …, fields = json_patch(fields, ?fields)
 ///   WHERE id = ?old AND expires_at > ?now`: the move and the old ID's death are one
 ///   statement. A row already under the new key fails the primary key: an expired one is

@@ -279,7 +279,7 @@ where
     }
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
-        let columns = self.core.columns(key, record)?;
+        let columns = self.core.columns(key, record, false)?;
         let now = self.core.now();
         self.core
             .call("create", false, || async {
@@ -319,7 +319,7 @@ where
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let columns = self.core.columns(key, update)?;
+        let columns = self.core.columns(key, update, true)?;
         let now = self.core.now();
         self.core
             .call("update", false, || async {
@@ -365,7 +365,7 @@ where
     }
 
     pub(crate) async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        let columns = self.core.columns(to, update)?;
+        let columns = self.core.columns(to, update, true)?;
         let now = self.core.now();
         self.core
             .call("regenerate", false, || async {
