@@ -7,9 +7,13 @@
 use std::{
     fmt,
     str::FromStr,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
+use ::tower::ServiceExt as _;
 use axum::{Router, http::StatusCode, routing::get};
 use session::{
     CookieSessions, MemoryStore, SessionConfig, SessionProvider,
@@ -33,6 +37,11 @@ pub enum App {
     OursCookie,
     /// This crate, `RedisStore`.
     OursRedis,
+    /// This crate, `ClusteredStore`: one node.
+    OursClustered,
+    /// This crate, two `ClusteredStore` nodes over the same Redis in one process, each
+    /// request to the other node than the one before (a load balancer without stickiness).
+    OursClusteredTwo,
     /// tower-sessions, its `MemoryStore`.
     TowerMemory,
     /// tower-sessions, `tower-sessions-redis-store` over a fred pool.
@@ -49,11 +58,13 @@ pub enum App {
 
 impl App {
     /// Every app, in report order.
-    pub const ALL: [App; 10] = [
+    pub const ALL: [App; 12] = [
         App::NoSession,
         App::OursMemory,
         App::OursCookie,
         App::OursRedis,
+        App::OursClustered,
+        App::OursClusteredTwo,
         App::TowerMemory,
         App::TowerRedis,
         App::OursActixCookie,
@@ -69,6 +80,8 @@ impl App {
             App::OursMemory => "session-memory",
             App::OursCookie => "session-cookie",
             App::OursRedis => "session-redis",
+            App::OursClustered => "session-clustered",
+            App::OursClusteredTwo => "session-clustered-2",
             App::TowerMemory => "tower-sessions-memory",
             App::TowerRedis => "tower-sessions-redis",
             App::OursActixCookie => "session-actix-cookie",
@@ -82,7 +95,12 @@ impl App {
     pub fn uses_redis(self) -> bool {
         matches!(
             self,
-            App::OursRedis | App::TowerRedis | App::OursActixRedis | App::ActixRedis
+            App::OursRedis
+                | App::OursClustered
+                | App::OursClusteredTwo
+                | App::TowerRedis
+                | App::OursActixRedis
+                | App::ActixRedis
         )
     }
 
@@ -139,6 +157,20 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
             let provider = SessionProvider::<Profile, _>::new(store, config()?);
             routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider))
         }
+        App::OursClustered => clustered_node(redis_url()?, "bench-clustered-1:").await?,
+        App::OursClusteredTwo => {
+            // A prefix of their own: the one-node app's writes are not theirs to hear.
+            let prefix = "bench-clustered-2:";
+            let nodes = [
+                clustered_node(redis_url()?, prefix).await?,
+                clustered_node(redis_url()?, prefix).await?,
+            ];
+            let next = Arc::new(AtomicUsize::new(0));
+            Router::new().fallback_service(::tower::service_fn(move |request| {
+                let node = nodes[next.fetch_add(1, Ordering::Relaxed) % nodes.len()].clone();
+                node.oneshot(request)
+            }))
+        }
         App::TowerMemory => routes(tower::init, tower::read, tower::rmw)
             .layer(tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()).with_secure(false)),
         App::TowerRedis => {
@@ -148,6 +180,15 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
         }
         actix => return Err(format!("{actix} is an actix-web app: see serve_actix").into()),
     })
+}
+
+/// One application node of the clustered store: its own cache and invalidation
+/// connections over the Redis at `url`, under the `prefix` its peers share.
+async fn clustered_node(url: &str, prefix: &str) -> Result<Router, BoxError> {
+    let redis = session::RedisStore::builder(url).prefix(prefix);
+    let store = session::ClusteredStore::builder(redis).build().await?;
+    let provider = SessionProvider::<Profile, _>::new(store, SessionConfig::development().build()?);
+    Ok(routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider)))
 }
 
 /// Serves the actix-web `app` on `listener` with two workers (the axum apps' runtime has

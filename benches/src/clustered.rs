@@ -1,6 +1,6 @@
-//! The clustered store's figures: two application nodes, each a [`ClusteredStore`] over the
-//! same spawned Redis, serving many sessions as a load balancer without sticky sessions
-//! would send them (each request to either node).
+//! The clustered store's figures: one application node, then two, each a
+//! [`ClusteredStore`] over the same spawned Redis, serving many sessions as a load balancer
+//! without sticky sessions would send them (each request to any node).
 //!
 //! The commands are those clients sent, seen with `MONITOR` (not the ones a script runs),
 //! so a local hit shows as no command at all.
@@ -15,7 +15,7 @@ use crate::{
     content::{self, Profile},
 };
 
-/// Sessions spread over the two nodes.
+/// Sessions spread over the nodes.
 pub const SESSIONS: usize = 400;
 /// Requests per measured phase.
 pub const REQUESTS: u64 = 4_000;
@@ -29,9 +29,9 @@ pub struct Phase {
     pub requests: u64,
     /// Redis session commands they sent, by name (each one round trip: nothing is pipelined).
     pub sent: BTreeMap<String, u64>,
-    /// Loads served from a local cache, over both nodes.
+    /// Loads served from a local cache, over every node.
     pub hits: u64,
-    /// Loads that went to Redis, over both nodes.
+    /// Loads that went to Redis, over every node.
     pub misses: u64,
 }
 
@@ -65,9 +65,9 @@ impl Phase {
     }
 }
 
-/// The three measured phases, after a warm-up of one mixed phase.
+/// The three measured phases on some nodes, after a warm-up of one mixed phase.
 #[derive(Debug, Clone)]
-pub struct Figures {
+pub struct Phases {
     /// Loads alone.
     pub read_only: Phase,
     /// Load, increment, save.
@@ -76,23 +76,41 @@ pub struct Figures {
     pub mixed: Phase,
 }
 
+/// The phases on one node and on two.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// One node: every request to it.
+    pub one_node: Phases,
+    /// Two nodes: each request to either.
+    pub two_nodes: Phases,
+}
+
 type Provider = SessionProvider<Profile, ClusteredStore>;
 
-/// Runs the phases against `redis`.
+/// Runs the phases against `redis`, on one node and then on two.
 ///
 /// # Errors
 ///
 /// When Redis fails or a session is lost.
 pub async fn measure(redis: &RedisServer) -> Result<Figures, BoxError> {
-    let node = || async {
-        let store = RedisStore::builder(redis.url()).prefix("bench-clustered:");
+    Ok(Figures {
+        one_node: measure_nodes(redis, 1).await?,
+        two_nodes: measure_nodes(redis, 2).await?,
+    })
+}
+
+/// The phases on `count` fresh nodes, with sessions of their own.
+async fn measure_nodes(redis: &RedisServer, count: usize) -> Result<Phases, BoxError> {
+    let prefix = format!("bench-clustered-{count}:");
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let store = RedisStore::builder(redis.url()).prefix(&prefix);
         let store = ClusteredStore::builder(store).build().await?;
-        Ok::<_, BoxError>(SessionProvider::<Profile, _>::new(
+        nodes.push(SessionProvider::<Profile, _>::new(
             store,
             SessionConfig::development().build()?,
-        ))
-    };
-    let nodes = [node().await?, node().await?];
+        ));
+    }
     let mut tokens = Vec::with_capacity(SESSIONS);
     for _ in 0..SESSIONS {
         let mut session = nodes[0].create()?;
@@ -102,7 +120,7 @@ pub async fn measure(redis: &RedisServer) -> Result<Figures, BoxError> {
     }
     let mut requests = Requests::new(&nodes, &tokens);
     requests.phase(redis, READ_ONLY_PERCENT).await?;
-    Ok(Figures {
+    Ok(Phases {
         read_only: requests.phase(redis, 100).await?,
         read_modify_write: requests.phase(redis, 0).await?,
         mixed: requests.phase(redis, READ_ONLY_PERCENT).await?,
@@ -111,13 +129,13 @@ pub async fn measure(redis: &RedisServer) -> Result<Figures, BoxError> {
 
 /// A deterministic stream of requests: a session, a node and a kind for each.
 struct Requests<'a> {
-    nodes: &'a [Provider; 2],
+    nodes: &'a [Provider],
     tokens: &'a [String],
     state: u64,
 }
 
 impl<'a> Requests<'a> {
-    fn new(nodes: &'a [Provider; 2], tokens: &'a [String]) -> Self {
+    fn new(nodes: &'a [Provider], tokens: &'a [String]) -> Self {
         Self {
             nodes,
             tokens,
@@ -137,13 +155,13 @@ impl<'a> Requests<'a> {
     /// counter's read-modify-write.
     async fn phase(&mut self, redis: &RedisServer, read_only_percent: u64) -> Result<Phase, BoxError> {
         let stats =
-            |nodes: &[Provider; 2]| -> [ClusteredStats; 2] { [nodes[0].store().stats(), nodes[1].store().stats()] };
+            |nodes: &[Provider]| -> Vec<ClusteredStats> { nodes.iter().map(|node| node.store().stats()).collect() };
         let before_stats = stats(self.nodes);
         let monitor = redis.monitor()?;
         for _ in 0..REQUESTS {
             let pick = self.next();
             let token = &self.tokens[(pick % self.tokens.len() as u64) as usize];
-            let node = &self.nodes[((pick >> 20) % 2) as usize];
+            let node = &self.nodes[((pick >> 20) % self.nodes.len() as u64) as usize];
             let mut session = node.load(token).await?.ok_or("a session was lost")?;
             if (pick >> 32) % 100 >= read_only_percent {
                 *session.visits_mut() += 1;
@@ -153,7 +171,11 @@ impl<'a> Requests<'a> {
         let sent = monitor.client_commands(redis)?;
         let after_stats = stats(self.nodes);
         let delta = |field: fn(&ClusteredStats) -> u64| -> u64 {
-            (0..2).map(|i| field(&after_stats[i]) - field(&before_stats[i])).sum()
+            after_stats
+                .iter()
+                .zip(&before_stats)
+                .map(|(after, before)| field(after) - field(before))
+                .sum()
         };
         Ok(Phase {
             requests: REQUESTS,

@@ -208,7 +208,7 @@ fn report(options: Options) -> Result<(), BoxError> {
     eprintln!("== Redis wire counts");
     let redis = RedisServer::try_start()?;
     let wire = runtime()?.block_on(wire_counts(&redis))?;
-    eprintln!("== clustered store, two nodes");
+    eprintln!("== clustered store, one node and two");
     let clustered = runtime()?.block_on(clustered::measure(&redis))?;
     eprintln!("== end to end");
     let e2e = end_to_end(&options, &redis)?;
@@ -650,6 +650,26 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
         (App::OursMemory, App::TowerMemory, "tower-sessions (memory)"),
         (App::OursRedis, App::TowerRedis, "tower-sessions (Redis)"),
         (
+            App::OursClustered,
+            App::TowerRedis,
+            "tower-sessions (Redis; ours: clustered, one node)",
+        ),
+        (
+            App::OursClusteredTwo,
+            App::TowerRedis,
+            "tower-sessions (Redis; ours: clustered, two nodes)",
+        ),
+        (
+            App::OursClustered,
+            App::OursMemory,
+            "our memory store (ours: clustered, one node)",
+        ),
+        (
+            App::OursClusteredTwo,
+            App::OursMemory,
+            "our memory store (ours: clustered, two nodes)",
+        ),
+        (
             App::OursActixCookie,
             App::ActixCookie,
             "actix-session (cookie, actix-web)",
@@ -809,10 +829,11 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
     // ---- Clustered store
     let _ = writeln!(
         w,
-        "\n## Clustered store: two nodes, one Redis\n\n\
-         Two application nodes, each a `ClusteredStore` (a local cache kept coherent by Redis's invalidations) over the \
-         same spawned Redis, share {} sessions; each request goes to either node, as behind a load balancer without \
-         sticky sessions. A read-only request is a load; a read-modify-write request loads, increments the visit \
+        "\n## Clustered store: one node and two, one Redis\n\n\
+         One application node, then two, each a `ClusteredStore` (a local cache kept coherent by Redis's invalidations) \
+         over the same spawned Redis, share {} sessions; with two, each request goes to either node, as behind a load \
+         balancer without sticky sessions, so a read-modify-write finds the session cached only when the same node \
+         wrote it last (about half the time): the other node's write invalidated its copy. A read-only request is a load; a read-modify-write request loads, increments the visit \
          counter and saves. {} requests per phase, after a warm-up phase; round trips are the commands the nodes sent, \
          seen with `MONITOR` (nothing is pipelined; the commands a script runs inside Redis are not round trips), so a \
          local hit is none.\n",
@@ -821,25 +842,32 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
     );
     let _ = writeln!(
         w,
-        "| Requests | Round trips per request | Commands per request | Local hit ratio |"
+        "| Nodes | Requests | Round trips per request | Commands per request | Local hit ratio |"
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|");
-    for (name, phase) in [
-        ("read-only".to_owned(), &clustered.read_only),
-        ("read-modify-write".to_owned(), &clustered.read_modify_write),
-        (
-            format!("mixed, {}% read-only", clustered::READ_ONLY_PERCENT),
-            &clustered.mixed,
-        ),
-    ] {
-        let _ = writeln!(
-            w,
-            "| {name} | {:.2} | {} | {:.1}% |",
-            phase.round_trips(),
-            phase.commands(),
-            phase.hit_ratio()
-        );
+    let _ = writeln!(w, "|---|---|---:|---:|---:|");
+    for (nodes, phases) in [("one", &clustered.one_node), ("two", &clustered.two_nodes)] {
+        for (name, phase) in [
+            ("read-only".to_owned(), &phases.read_only),
+            ("read-modify-write".to_owned(), &phases.read_modify_write),
+            (
+                format!("mixed, {}% read-only", clustered::READ_ONLY_PERCENT),
+                &phases.mixed,
+            ),
+        ] {
+            let _ = writeln!(
+                w,
+                "| {nodes} | {name} | {:.2} | {} | {:.1}% |",
+                phase.round_trips(),
+                phase.commands(),
+                phase.hit_ratio()
+            );
+        }
     }
+    let _ = writeln!(
+        w,
+        "\nEnd to end, the apps `session-clustered` (one node) and `session-clustered-2` (two nodes in one process, \
+         each request to the other node than the one before) are in the end-to-end tables above."
+    );
 
     // ---- Memory
     let _ = writeln!(
@@ -932,6 +960,30 @@ fn budgets(
             lines.push(format!(
                 "E2e read-modify-write ≥ 1.3× tower-sessions, {store} store: {} ({ratio:.2}×; medians {o:.0} vs {t:.0} req/s).",
                 mark(ratio >= 1.3),
+            ));
+        }
+    }
+    for (app, nodes) in [(App::OursClustered, "one node"), (App::OursClusteredTwo, "two nodes")] {
+        if let (Some(o), Some(t), Some(ratio)) = (
+            rps(app),
+            rps(App::TowerRedis),
+            e2e_ratio(e2e, app, App::TowerRedis, "rmw"),
+        ) {
+            lines.push(format!(
+                "E2e read-modify-write ≥ 1.5× tower-sessions-redis-store, clustered store, {nodes}: {} ({ratio:.2}×; medians {o:.0} vs {t:.0} req/s).",
+                mark(ratio >= 1.5),
+            ));
+        }
+        let read = |app: App| e2e_medians(e2e, app, "read").map(|(rps, _, _)| rps);
+        if let (Some(o), Some(m), Some(ratio)) = (
+            read(app),
+            read(App::OursMemory),
+            e2e_ratio(e2e, app, App::OursMemory, "read"),
+        ) {
+            lines.push(format!(
+                "E2e read-only within 20% of the memory store, clustered store, {nodes}: {} ({:.0}%; medians {o:.0} vs {m:.0} req/s).",
+                mark(ratio >= 0.8),
+                100.0 * ratio
             ));
         }
     }
