@@ -517,3 +517,87 @@ fn expired_sessions_are_told_apart_within_the_retention() {
 }
 
 common::lifetimes::lifetime_cases!(|clock| async move { store(&clock).await });
+
+// The connections the store keeps between its calls.
+
+/// A record of one field, live for a minute on `clock`.
+fn one_field(clock: &ManualClock, value: &[u8]) -> Record {
+    let mut fields = FieldRecord::new();
+    fields.push(1, value);
+    Record {
+        meta: SessionMeta::new(clock.now_ms(), 60_000, 600_000),
+        fields,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_the_server_ended_is_replaced_and_the_write_lands() {
+    let clock = ManualClock::new();
+    let options: sqlx::postgres::PgConnectOptions = sql::postgres_url().await.parse().unwrap();
+    let name = format!("kept-{}", std::process::id());
+    let named = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.application_name(&name))
+        .await
+        .unwrap();
+    // No retry: only the store's own replacement of the connection can save the write.
+    let store = PostgresStore::builder(named)
+        .table(sql::table())
+        .clock(clock.clone())
+        .retry(RetryPolicy::none())
+        .migrated()
+        .await;
+    let key = session::SessionId::generate().unwrap().store_key();
+    assert!(store.create(&key, &one_field(&clock, b"one")).await.unwrap());
+
+    let ended: Vec<bool> =
+        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .fetch_all(&pool().await)
+            .await
+            .unwrap();
+    assert!(!ended.is_empty() && ended.iter().all(|&ended| ended), "{ended:?}");
+
+    assert!(store.update(&key, &one_field(&clock, b"two")).await.unwrap());
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.fields.get(1).unwrap(), Some(&b"two"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_one_is_shared_with_the_application_and_serves_many_calls_at_once() {
+    let clock = ManualClock::new();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&sql::postgres_url().await)
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(pool.clone())
+        .table(sql::table())
+        .clock(clock.clone())
+        .command_timeout(Duration::from_secs(5))
+        .migrated()
+        .await;
+    let keys: Vec<_> = (0..16)
+        .map(|_| session::SessionId::generate().unwrap().store_key())
+        .collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for key in keys.clone() {
+        let (store, record) = (store.clone(), one_field(&clock, b"one"));
+        calls.spawn(async move { store.create(&key, &record).await });
+    }
+    for created in calls.join_all().await {
+        assert!(created.unwrap(), "each call waits its turn for the one connection");
+    }
+    // The store gives the connection back to the pool once idle, so this gets it.
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(one, 1);
+    let mut calls = tokio::task::JoinSet::new();
+    for key in keys {
+        let (store, record) = (store.clone(), one_field(&clock, b"two"));
+        calls.spawn(async move { store.update(&key, &record).await });
+    }
+    for updated in calls.join_all().await {
+        assert!(updated.unwrap());
+    }
+}

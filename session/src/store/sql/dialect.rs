@@ -25,6 +25,8 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     const QUOTE: Quote;
     /// How [`migrate`](super::store::SqlStore::migrate) runs the schema.
     const MIGRATION: Migration;
+    /// Whether the store keeps connections between its calls (see `lease.rs`).
+    const KEEP_CONNECTIONS: bool;
 
     /// The schema, as idempotent statements: the table first, then what needs the
     /// [`Upgrade`]'s column (its index).

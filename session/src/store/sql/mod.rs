@@ -10,6 +10,8 @@
 //! - `table.rs`: table names, validated and quoted;
 //! - `call.rs`: the call loop (timeout with pool acquire included, circuit breaker, retry
 //!   of idempotent calls) and the mapping of sqlx's errors;
+//! - `lease.rs`: the connections a store keeps between its calls, so that sqlx's pool does
+//!   not check each one with a round trip when it hands it out and when it takes it back;
 //! - `row.rs`: a [`Record`] as columns, and a row back as a record;
 //! - `expiry.rs`: the background task that deletes expired rows;
 //!
@@ -89,6 +91,7 @@
 mod call;
 mod dialect;
 mod expiry;
+mod lease;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
 #[cfg(feature = "postgres")]

@@ -24,6 +24,7 @@ impl Dialect for MySqlDialect {
     const BACKEND: &'static str = "mysql";
     const NAME: &'static str = "MySQL";
     const QUOTE: Quote = Quote::Backtick;
+    const KEEP_CONNECTIONS: bool = true;
     // MySQL commits each DDL statement on its own: a transaction would not hold them.
     const MIGRATION: Migration = Migration::OneByOne;
 
@@ -221,6 +222,16 @@ impl Dialect for MySqlDialect {
 /// them in the background, [`delete_expired`](Self::delete_expired) now, with `DELETE …
 /// WHERE expires_at <= ?now ORDER BY expires_at LIMIT 1000` until none is left, so requests
 /// are not held up behind it.
+///
+/// # Connections
+///
+/// sqlx's pool checks a connection with a round trip each time it hands one out (by
+/// default) and each time one comes back: two more round trips per statement. So the store
+/// keeps the connections its session operations used and hands each straight to its next
+/// call; one idle for 50 ms, or out of the pool for a second, goes back to the pool, so the
+/// application's other users of a shared pool get their turn. A kept connection the server
+/// ended meanwhile (what the pool's check would have caught) is replaced by a checked one
+/// and the statement run once more. Size a shared pool for both.
 ///
 /// # Failures
 ///

@@ -23,6 +23,7 @@ impl Dialect for PgDialect {
     const BACKEND: &'static str = "postgres";
     const NAME: &'static str = "PostgreSQL";
     const QUOTE: Quote = Quote::Double;
+    const KEEP_CONNECTIONS: bool = true;
     // Concurrent migrations take turns on an advisory lock.
     const MIGRATION: Migration = Migration::Transaction {
         lock: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
@@ -213,6 +214,16 @@ impl Dialect for PgDialect {
 /// them in the background, [`delete_expired`](Self::delete_expired) now; each statement
 /// deletes at most 1000 rows (`FOR UPDATE SKIP LOCKED`, so the tasks of several nodes share
 /// the work), so requests are not held up behind it.
+///
+/// # Connections
+///
+/// sqlx's pool checks a connection with a round trip each time it hands one out (by
+/// default) and each time one comes back: two more round trips per statement. So the store
+/// keeps the connections its session operations used and hands each straight to its next
+/// call; one idle for 50 ms, or out of the pool for a second, goes back to the pool, so the
+/// application's other users of a shared pool get their turn. A kept connection the server
+/// ended meanwhile (what the pool's check would have caught) is replaced by a checked one
+/// and the statement run once more. Size a shared pool for both.
 ///
 /// # Failures
 ///

@@ -27,6 +27,7 @@ impl Dialect for SqliteDialect {
     const BACKEND: &'static str = "sqlite";
     const NAME: &'static str = "SQLite";
     const QUOTE: Quote = Quote::Double;
+    const KEEP_CONNECTIONS: bool = false;
     const MIGRATION: Migration = Migration::Transaction { lock: None };
 
     /// SQLite names an index's schema on the index, not on its table.

@@ -12,7 +12,9 @@ use super::{
     cursor_bound,
     dialect::{BoundQuery, Create, DeleteByIndex, Dialect, Migration, Statements},
     expiry::EXPIRY_BATCH,
-    is_unique_violation, next_cursor,
+    is_unique_violation,
+    lease::Lease,
+    next_cursor,
     row::Columns,
     store_key,
     table::Table,
@@ -33,6 +35,8 @@ pub(crate) struct SqlStore<D: Dialect> {
     pub(crate) pool: Pool<D::Db>,
     pub(crate) core: Core,
     sql: Statements,
+    /// The connections the session operations run on.
+    lease: Lease<D::Db>,
 }
 
 /// The bytes a key is stored as in the `id` column.
@@ -44,7 +48,8 @@ impl<D: Dialect> SqlStore<D> {
     /// A store on `pool`, with its statements built for the validated table.
     pub(crate) fn new(pool: Pool<D::Db>, core: Core) -> Self {
         let sql = D::statements(&core.table);
-        Self { pool, core, sql }
+        let lease = Lease::new(pool.clone(), D::KEEP_CONNECTIONS);
+        Self { pool, core, sql, lease }
     }
 
     /// The schema of a store on `table`, as SQL statements separated by `;`.
@@ -102,6 +107,37 @@ where
     /// Runs `query` on the pool; how many rows it changed.
     async fn run(&self, query: BoundQuery<'_, D::Db>) -> Result<u64, sqlx::Error> {
         Ok(D::rows_affected(&query.execute(&self.pool).await?))
+    }
+
+    /// Runs the statement `query` builds on a connection of the store's (`lease.rs`); how
+    /// many rows it changed. A connection handed over unchecked that failed is replaced by
+    /// one the pool checks, and the statement run once more.
+    async fn execute<'q>(&self, query: impl Fn() -> BoundQuery<'q, D::Db>) -> Result<u64, sqlx::Error> {
+        let mut held = self.lease.take().await?;
+        let mut result = query().execute(held.connection()).await;
+        if held.should_retry(&result) {
+            held.finish(&result);
+            held = self.lease.take_checked().await?;
+            result = query().execute(held.connection()).await;
+        }
+        held.finish(&result);
+        Ok(D::rows_affected(&result?))
+    }
+
+    /// As [`execute`](Self::execute), for a statement that returns at most one row.
+    async fn fetch_optional<'q>(
+        &self,
+        query: impl Fn() -> BoundQuery<'q, D::Db>,
+    ) -> Result<Option<<D::Db as Database>::Row>, sqlx::Error> {
+        let mut held = self.lease.take().await?;
+        let mut result = query().fetch_optional(held.connection()).await;
+        if held.should_retry(&result) {
+            held.finish(&result);
+            held = self.lease.take_checked().await?;
+            result = query().fetch_optional(held.connection()).await;
+        }
+        held.finish(&result);
+        result
     }
 
     /// Creates the table and its indexes if they do not exist, as [`Dialect::MIGRATION`]
@@ -248,12 +284,8 @@ where
         let now_ms = self.core.clock.now_ms();
         let row = self
             .core
-            .call("load", true, || async {
-                sqlx::query(&self.sql.load)
-                    .bind(id(key))
-                    .bind(db_ms(now_ms))
-                    .fetch_optional(&self.pool)
-                    .await
+            .call("load", true, || {
+                self.fetch_optional(|| sqlx::query(&self.sql.load).bind(id(key)).bind(db_ms(now_ms)))
             })
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -267,12 +299,8 @@ where
         let now = self.core.now();
         let row = self
             .core
-            .call("expired", true, || async {
-                sqlx::query(&self.sql.expired)
-                    .bind(id(key))
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
+            .call("expired", true, || {
+                self.fetch_optional(|| sqlx::query(&self.sql.expired).bind(id(key)).bind(now))
             })
             .await?;
         Ok(row.is_some())
@@ -285,25 +313,26 @@ where
             .call("create", false, || async {
                 let (insert, replace_dead) = match &self.sql.create {
                     Create::Upsert(upsert) => {
-                        let query = Self::insert(upsert, key, &columns).bind(now);
-                        return Ok(self.run(query).await? == 1);
+                        return Ok(self.execute(|| Self::insert(upsert, key, &columns).bind(now)).await? == 1);
                     }
                     Create::InsertOrReplaceDead { insert, replace_dead } => (insert, replace_dead),
                 };
-                match self.run(Self::insert(insert, key, &columns)).await {
+                match self.execute(|| Self::insert(insert, key, &columns)).await {
                     Ok(_) => return Ok(true),
                     Err(error) if is_unique_violation(&error) => {}
                     Err(error) => return Err(error),
                 }
                 // The key is taken: replace the row only if it is expired.
-                let replaced = sqlx::query(replace_dead)
-                    .bind(columns.meta.as_slice())
-                    .bind(columns.fields.as_str())
-                    .bind(columns.index())
-                    .bind(columns.expires_at)
-                    .bind(id(key))
-                    .bind(now);
-                Ok(self.run(replaced).await? == 1)
+                let replaced = || {
+                    sqlx::query(replace_dead)
+                        .bind(columns.meta.as_slice())
+                        .bind(columns.fields.as_str())
+                        .bind(columns.index())
+                        .bind(columns.expires_at)
+                        .bind(id(key))
+                        .bind(now)
+                };
+                Ok(self.execute(replaced).await? == 1)
             })
             .await
     }
@@ -323,19 +352,21 @@ where
         let now = self.core.now();
         self.core
             .call("update", false, || async {
-                let query = if columns.has_fields() {
-                    sqlx::query(&self.sql.update)
-                        .bind(columns.meta.as_slice())
-                        .bind(columns.fields.as_str())
-                } else {
-                    sqlx::query(&self.sql.touch).bind(columns.meta.as_slice())
+                let query = || {
+                    let query = if columns.has_fields() {
+                        sqlx::query(&self.sql.update)
+                            .bind(columns.meta.as_slice())
+                            .bind(columns.fields.as_str())
+                    } else {
+                        sqlx::query(&self.sql.touch).bind(columns.meta.as_slice())
+                    };
+                    query
+                        .bind(columns.index())
+                        .bind(columns.expires_at)
+                        .bind(id(key))
+                        .bind(now)
                 };
-                let query = query
-                    .bind(columns.index())
-                    .bind(columns.expires_at)
-                    .bind(id(key))
-                    .bind(now);
-                Ok(self.run(query).await? == 1)
+                Ok(self.execute(query).await? == 1)
             })
             .await
     }
@@ -348,15 +379,17 @@ where
         columns: &Columns,
         now: i64,
     ) -> Result<Option<Rename>, sqlx::Error> {
-        let moved = sqlx::query(&self.sql.rename)
-            .bind(id(to))
-            .bind(columns.meta.as_slice())
-            .bind(columns.fields.as_str())
-            .bind(columns.index())
-            .bind(columns.expires_at)
-            .bind(id(from))
-            .bind(now);
-        match self.run(moved).await {
+        let moved = || {
+            sqlx::query(&self.sql.rename)
+                .bind(id(to))
+                .bind(columns.meta.as_slice())
+                .bind(columns.fields.as_str())
+                .bind(columns.index())
+                .bind(columns.expires_at)
+                .bind(id(from))
+                .bind(now)
+        };
+        match self.execute(moved).await {
             Ok(1) => Ok(Some(Rename::Renamed)),
             Ok(_) => Ok(Some(Rename::SourceMissing)),
             Err(error) if is_unique_violation(&error) => Ok(None),
@@ -374,7 +407,7 @@ where
                 }
                 // A row holds the new key: make room if it is expired, else keep it.
                 let removed = self
-                    .run(sqlx::query(&self.sql.remove_dead).bind(id(to)).bind(now))
+                    .execute(|| sqlx::query(&self.sql.remove_dead).bind(id(to)).bind(now))
                     .await?;
                 if removed == 0 {
                     return Ok(Rename::TargetExists);
@@ -390,7 +423,7 @@ where
     pub(crate) async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         self.core
             .call("delete", true, || async {
-                Ok(self.run(sqlx::query(&self.sql.delete).bind(id(key))).await? > 0)
+                Ok(self.execute(|| sqlx::query(&self.sql.delete).bind(id(key))).await? > 0)
             })
             .await
     }

@@ -1,0 +1,255 @@
+//! The connections a store keeps between its calls.
+//!
+//! sqlx's pool runs a round trip on a connection each time it hands one out (a ping, with
+//! `test_before_acquire`, the default) and each time one comes back (a ping, always, in
+//! sqlx 0.8): two of the three round trips of a one-statement call, and as much work for
+//! the database as the statement itself. So a store keeps the connections its calls used
+//! and hands each to its next call directly, with no round trip:
+//!
+//! - a call takes a kept connection if one is idle, else an idle one of the pool without
+//!   its ping ([`Pool::try_acquire`]), else waits: for one of the store's connections in a
+//!   call if the pool can open no more, otherwise in the pool;
+//! - a call that ends with the connection sound gives it to the store's next waiting call,
+//!   or keeps it idle; one that ended with a connection failure, or was cancelled (its
+//!   timeout), gives the connection back to the pool, whose ping on return sorts it out;
+//! - a connection idle in the store for [`LINGER`] goes back to the pool, and so does one
+//!   out of the pool for [`KEEP_AT_MOST`] at the end of its call, so the application's
+//!   other users of the pool, and the pool's own lifetime limits, get their turn;
+//! - a statement on a connection that skipped the ping and failed at the connection level
+//!   (what the ping would have caught: a server restarted or a connection it closed) is run
+//!   once more on a connection the pool pings first.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant},
+};
+
+use sqlx::{Database, Pool, pool::PoolConnection};
+use tokio::sync::oneshot;
+
+/// How long a connection stays idle in the store before it goes back to the pool.
+pub(crate) const LINGER: Duration = Duration::from_millis(50);
+
+/// How long a connection stays out of the pool, across calls, at most.
+pub(crate) const KEEP_AT_MOST: Duration = Duration::from_secs(1);
+
+/// The connections a store holds, over its pool.
+pub(crate) struct Lease<DB: Database> {
+    pool: Pool<DB>,
+    /// Whether connections are kept between calls (not for SQLite, whose pool's ping is a
+    /// message to a thread of this process, and whose in-memory pool has one connection the
+    /// application also reads through).
+    keep: bool,
+    state: Arc<Mutex<State<DB>>>,
+}
+
+struct State<DB: Database> {
+    /// Most recently used last.
+    idle: Vec<Kept<DB>>,
+    /// Calls waiting for a connection of the store's: `None` sends one to the pool.
+    waiting: VecDeque<oneshot::Sender<Option<Kept<DB>>>>,
+    /// Connections out of the pool: idle here or in a call.
+    out: u32,
+    /// Whether a task returns idle connections to the pool.
+    sweeping: bool,
+}
+
+struct Kept<DB: Database> {
+    connection: PoolConnection<DB>,
+    /// When it came out of the pool.
+    taken: Instant,
+    /// When it was last kept idle.
+    idle_since: Instant,
+}
+
+/// A connection in a call; [`finish`](Self::finish) says how the call went. Dropped
+/// unfinished (the call was cancelled), it goes back to the pool.
+pub(crate) struct Held<'a, DB: Database> {
+    lease: &'a Lease<DB>,
+    kept: Option<Kept<DB>>,
+    /// Whether the pool's ping was skipped.
+    unchecked: bool,
+}
+
+impl<DB: Database> Lease<DB> {
+    pub(crate) fn new(pool: Pool<DB>, keep: bool) -> Self {
+        Self {
+            pool,
+            keep,
+            state: Arc::new(Mutex::new(State {
+                idle: Vec::new(),
+                waiting: VecDeque::new(),
+                out: 0,
+                sweeping: false,
+            })),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State<DB>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection for one call.
+    pub(crate) async fn take(&self) -> Result<Held<'_, DB>, sqlx::Error> {
+        let waiter = {
+            let mut state = self.state();
+            if let Some(kept) = state.idle.pop() {
+                return Ok(self.held(kept, true));
+            }
+            if let Some(connection) = self.pool.try_acquire() {
+                state.out += 1;
+                return Ok(self.held(Kept::new(connection), true));
+            }
+            // Waiting in the pool while the store keeps the connections it gets back would
+            // wait for nothing: wait for one of those instead.
+            if self.keep && state.out > 0 && self.pool.size() >= self.pool.options().get_max_connections() {
+                let (send, receive) = oneshot::channel();
+                state.waiting.push_back(send);
+                Some(receive)
+            } else {
+                None
+            }
+        };
+        if let Some(receive) = waiter
+            && let Ok(Some(kept)) = receive.await
+        {
+            return Ok(self.held(kept, true));
+        }
+        self.take_checked().await
+    }
+
+    /// A connection as the pool hands it out (pinged first, by default).
+    pub(crate) async fn take_checked(&self) -> Result<Held<'_, DB>, sqlx::Error> {
+        let connection = self.pool.acquire().await?;
+        self.state().out += 1;
+        Ok(self.held(Kept::new(connection), false))
+    }
+
+    fn held(&self, kept: Kept<DB>, unchecked: bool) -> Held<'_, DB> {
+        Held {
+            lease: self,
+            kept: Some(kept),
+            unchecked,
+        }
+    }
+
+    /// Gives a sound connection to a waiting call, keeps it idle, or gives it back to the
+    /// pool.
+    fn put(&self, mut kept: Kept<DB>) {
+        let mut state = self.state();
+        if !self.keep || kept.taken.elapsed() >= KEEP_AT_MOST {
+            return self.release(state, kept);
+        }
+        while let Some(waiter) = state.waiting.pop_front() {
+            match waiter.send(Some(kept)) {
+                Ok(()) => return,
+                // That call was cancelled.
+                Err(returned) => kept = returned.expect("sent a connection"),
+            }
+        }
+        kept.idle_since = Instant::now();
+        state.idle.push(kept);
+        if !state.sweeping
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            state.sweeping = true;
+            runtime.spawn(sweep(Arc::downgrade(&self.state)));
+        }
+    }
+
+    /// Gives a connection back to the pool, and sends a waiting call there for it.
+    fn release(&self, mut state: std::sync::MutexGuard<'_, State<DB>>, kept: Kept<DB>) {
+        state.out -= 1;
+        while let Some(waiter) = state.waiting.pop_front() {
+            if waiter.send(None).is_ok() {
+                break;
+            }
+        }
+        drop(state);
+        drop(kept);
+    }
+}
+
+impl<DB: Database> Kept<DB> {
+    fn new(connection: PoolConnection<DB>) -> Self {
+        let now = Instant::now();
+        Self {
+            connection,
+            taken: now,
+            idle_since: now,
+        }
+    }
+}
+
+/// Gives the connections idle for [`LINGER`] back to the pool, until none is idle or the
+/// store is gone.
+async fn sweep<DB: Database>(state: Weak<Mutex<State<DB>>>) {
+    loop {
+        tokio::time::sleep(LINGER).await;
+        let Some(state) = state.upgrade() else { return };
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let (stale, fresh): (Vec<_>, Vec<_>) = state
+            .idle
+            .drain(..)
+            .partition(|kept| now.duration_since(kept.idle_since) >= LINGER);
+        state.idle = fresh;
+        state.out -= u32::try_from(stale.len()).unwrap_or(u32::MAX);
+        let done = state.idle.is_empty();
+        if done {
+            state.sweeping = false;
+        }
+        drop(state);
+        drop(stale);
+        if done {
+            return;
+        }
+    }
+}
+
+impl<DB: Database> Held<'_, DB> {
+    /// The connection.
+    pub(crate) fn connection(&mut self) -> &mut DB::Connection {
+        &mut self.kept.as_mut().expect("held until finished").connection
+    }
+
+    /// Whether `result` is a connection failure on a connection handed over without the
+    /// pool's check: what the check would have caught (a server restarted, a connection it
+    /// closed while idle), so the statement is run once more on a checked one.
+    pub(crate) fn should_retry<T>(&self, result: &Result<T, sqlx::Error>) -> bool {
+        self.unchecked && result.as_ref().is_err_and(lost)
+    }
+
+    /// Ends the call: a connection that answered (with rows or with an error of the
+    /// database's) is kept, a lost one goes back to the pool.
+    pub(crate) fn finish<T>(mut self, result: &Result<T, sqlx::Error>) {
+        let kept = self.kept.take().expect("held until finished");
+        if result.as_ref().is_err_and(lost) {
+            self.lease.release(self.lease.state(), kept);
+        } else {
+            self.lease.put(kept);
+        }
+    }
+}
+
+impl<DB: Database> Drop for Held<'_, DB> {
+    fn drop(&mut self) {
+        if let Some(kept) = self.kept.take() {
+            self.lease.release(self.lease.state(), kept);
+        }
+    }
+}
+
+/// Whether an error says the connection is lost (so it goes back to the pool, whose check
+/// drops it): an I/O or protocol failure, or the server ending the session (SQLSTATE class
+/// `08`, and `57P01`-`57P03`: terminated, shutting down).
+fn lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => database
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
