@@ -5,7 +5,8 @@
 //! `sql:begin` and `sql:end` markers).
 //!
 //! `cargo run -p session-benches --release --bin sql_report [-- --runs N --secs S --only DB]`
-//! (`--only` measures one database and prints its rows without touching BENCHMARKS.md).
+//! (`--only` measures one database and prints its rows without touching BENCHMARKS.md;
+//! `drive ours|tower DB PATH SECS` runs one library alone, for profiling).
 
 use std::{
     fmt::Write as _,
@@ -28,8 +29,10 @@ const DATABASE: &str = "session_bench";
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("serve") => return serve(&args[1..]),
+        Some("drive") => return drive(&args[1..]),
+        _ => {}
     }
     let (mut runs, mut secs) = (5usize, 3.0f64);
     let mut only: Option<Db> = None;
@@ -88,6 +91,50 @@ fn serve(args: &[String]) -> Result<(), BoxError> {
         };
         serve_axum(router).await
     })
+}
+
+/// `drive ours|tower DB PATH SECS`: one library alone on a fresh database, for profiling:
+/// serves it in a child, has every user call `/init`, sends `PATH` for `SECS` seconds to
+/// warm up, prints `measuring` on standard error, then sends it for `SECS` seconds more and
+/// prints the requests and the rate. Attach `perf stat` to the child and the database server between
+/// the two lines.
+fn drive(args: &[String]) -> Result<(), BoxError> {
+    let [library, db, path, secs] = args else {
+        return Err("drive needs ours|tower DB PATH SECS".into());
+    };
+    let db: Db = db.parse()?;
+    let path: &'static str = match path.as_str() {
+        "/rmw" => "/rmw",
+        "/read" => "/read",
+        other => return Err(format!("unknown path {other}").into()),
+    };
+    let dir = std::env::temp_dir().join(format!("session-sql-drive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let runtime = runtime()?;
+    let url = runtime.block_on(fresh(db, library, &dir))?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve", library, db.name(), &url]);
+    let server = ChildServer::spawn(command, library)?;
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs.parse()?),
+        max_requests_per_connection: 1_000_000,
+    };
+    let mut clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
+    runtime.block_on(clients.run(path))?;
+    eprintln!("measuring");
+    let outcome = runtime.block_on(clients.run(path))?;
+    eprintln!(
+        "done requests={} errors={} req/s={:.0}",
+        outcome.requests,
+        outcome.errors,
+        outcome.per_second()
+    );
+    drop(clients);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// Median microseconds per load + save over `batches` batches of `per_batch` sequential
