@@ -56,11 +56,14 @@ struct State<DB: Database> {
 }
 
 struct Kept<DB: Database> {
-    connection: PoolConnection<DB>,
+    /// Always there until dropped.
+    connection: Option<PoolConnection<DB>>,
     /// When it came out of the pool.
     taken: Instant,
     /// When it was last kept idle.
     idle_since: Instant,
+    /// The store's, to count it back when it goes back to the pool; gone with the store.
+    state: Weak<Mutex<State<DB>>>,
 }
 
 /// A connection in a call; [`finish`](Self::finish) says how the call went. Dropped
@@ -99,7 +102,7 @@ impl<DB: Database> Lease<DB> {
             }
             if let Some(connection) = self.pool.try_acquire() {
                 state.out += 1;
-                return Ok(self.held(Kept::new(connection), true));
+                return Ok(self.held(self.kept(connection), true));
             }
             // Waiting in the pool while the store keeps the connections it gets back would
             // wait for nothing: wait for one of those instead.
@@ -123,7 +126,18 @@ impl<DB: Database> Lease<DB> {
     pub(crate) async fn take_checked(&self) -> Result<Held<'_, DB>, sqlx::Error> {
         let connection = self.pool.acquire().await?;
         self.state().out += 1;
-        Ok(self.held(Kept::new(connection), false))
+        Ok(self.held(self.kept(connection), false))
+    }
+
+    /// A connection just out of the pool (counted in `out` by the caller).
+    fn kept(&self, connection: PoolConnection<DB>) -> Kept<DB> {
+        let now = Instant::now();
+        Kept {
+            connection: Some(connection),
+            taken: now,
+            idle_since: now,
+            state: Arc::downgrade(&self.state),
+        }
     }
 
     fn held(&self, kept: Kept<DB>, unchecked: bool) -> Held<'_, DB> {
@@ -137,10 +151,10 @@ impl<DB: Database> Lease<DB> {
     /// Gives a sound connection to a waiting call, keeps it idle, or gives it back to the
     /// pool.
     fn put(&self, mut kept: Kept<DB>) {
-        let mut state = self.state();
         if !self.keep || kept.taken.elapsed() >= KEEP_AT_MOST {
-            return self.release(state, kept);
+            return drop(kept);
         }
+        let mut state = self.state();
         while let Some(waiter) = state.waiting.pop_front() {
             match waiter.send(Some(kept)) {
                 Ok(()) => return,
@@ -157,28 +171,23 @@ impl<DB: Database> Lease<DB> {
             runtime.spawn(sweep(Arc::downgrade(&self.state)));
         }
     }
-
-    /// Gives a connection back to the pool, and sends a waiting call there for it.
-    fn release(&self, mut state: std::sync::MutexGuard<'_, State<DB>>, kept: Kept<DB>) {
-        state.out -= 1;
-        while let Some(waiter) = state.waiting.pop_front() {
-            if waiter.send(None).is_ok() {
-                break;
-            }
-        }
-        drop(state);
-        drop(kept);
-    }
 }
 
-impl<DB: Database> Kept<DB> {
-    fn new(connection: PoolConnection<DB>) -> Self {
-        let now = Instant::now();
-        Self {
-            connection,
-            taken: now,
-            idle_since: now,
+impl<DB: Database> Drop for Kept<DB> {
+    /// Gives the connection back to the pool (sqlx checks it there), and sends a waiting
+    /// call to the pool for it. Whatever drops it: a call that failed or was cancelled, the
+    /// sweep, a waiting call cancelled as it was handed one. Never dropped under the lock.
+    fn drop(&mut self) {
+        if let Some(state) = self.state.upgrade() {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.out -= 1;
+            while let Some(waiter) = state.waiting.pop_front() {
+                if waiter.send(None).is_ok() {
+                    break;
+                }
+            }
         }
+        drop(self.connection.take());
     }
 }
 
@@ -195,7 +204,6 @@ async fn sweep<DB: Database>(state: Weak<Mutex<State<DB>>>) {
             .drain(..)
             .partition(|kept| now.duration_since(kept.idle_since) >= LINGER);
         state.idle = fresh;
-        state.out -= u32::try_from(stale.len()).unwrap_or(u32::MAX);
         let done = state.idle.is_empty();
         if done {
             state.sweeping = false;
@@ -211,7 +219,10 @@ async fn sweep<DB: Database>(state: Weak<Mutex<State<DB>>>) {
 impl<DB: Database> Held<'_, DB> {
     /// The connection.
     pub(crate) fn connection(&mut self) -> &mut DB::Connection {
-        &mut self.kept.as_mut().expect("held until finished").connection
+        self.kept
+            .as_mut()
+            .and_then(|kept| kept.connection.as_deref_mut())
+            .expect("held until finished")
     }
 
     /// Whether `result` is a connection failure on a connection handed over without the
@@ -226,7 +237,7 @@ impl<DB: Database> Held<'_, DB> {
     pub(crate) fn finish<T>(mut self, result: &Result<T, sqlx::Error>) {
         let kept = self.kept.take().expect("held until finished");
         if result.as_ref().is_err_and(lost) {
-            self.lease.release(self.lease.state(), kept);
+            drop(kept);
         } else {
             self.lease.put(kept);
         }
@@ -235,9 +246,7 @@ impl<DB: Database> Held<'_, DB> {
 
 impl<DB: Database> Drop for Held<'_, DB> {
     fn drop(&mut self) {
-        if let Some(kept) = self.kept.take() {
-            self.lease.release(self.lease.state(), kept);
-        }
+        drop(self.kept.take());
     }
 }
 
