@@ -294,6 +294,54 @@ async fn round_trips(server: &RedisServer, before: &BTreeMap<String, u64>) -> u6
         .sum()
 }
 
+/// Many sessions read and read-modify-written at once on one node, as under load: the
+/// invalidation connection keeps receiving the echoes of the node's other writes, and a
+/// load must still find what the node's own last write of its session left in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_concurrent_load_a_read_costs_nothing_and_a_read_modify_write_one_round_trip() {
+    const SESSIONS: u64 = 32;
+    const ROUNDS: u64 = 40;
+    let server = RedisServer::start();
+    // A local TTL longer than the test, so no entry expires by age on a slow machine.
+    let store = ClusteredStore::builder(RedisStore::builder(server.url()).prefix(prefix()))
+        .local_ttl(Duration::from_secs(600))
+        .build()
+        .await
+        .unwrap();
+    let node = provider(store);
+    let mut ids = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut session = node.create().unwrap();
+        session.set_user(Some("alice".into()));
+        node.save(&mut session).await.unwrap();
+        ids.push(session.id().clone());
+    }
+
+    let before = session_commands(&server).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let node = node.clone();
+        tasks.spawn(async move {
+            for visits in 1..=ROUNDS {
+                let read = node.get(&id).await.unwrap();
+                assert_eq!(*read.visits(), visits - 1, "never stale");
+                let mut session = node.get(&id).await.unwrap();
+                *session.visits_mut() = visits;
+                node.save(&mut session).await.unwrap();
+            }
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task.unwrap();
+    }
+    assert_eq!(
+        round_trips(&server, &before).await,
+        SESSIONS * ROUNDS,
+        "one round trip per read-modify-write (its save), none per read; {:?}",
+        node.store().stats()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_read_costs_no_round_trip_and_a_read_modify_write_one() {
     let server = RedisServer::start();

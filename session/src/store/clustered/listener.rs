@@ -2,21 +2,26 @@
 //!
 //! One RESP3 connection per primary, in `CLIENT TRACKING ON BCAST PREFIX <prefix>` mode
 //! (invariants 1, 2 and 5 on `ClusteredStore`). The connection is opened on a TCP
-//! stream of our own (under TLS for `rediss://`), with a second handle on its socket
-//! ([`Link`]), so the read path can tell, without a round trip, whether Redis has written
-//! anything not yet applied.
+//! stream of our own (under TLS for `rediss://`), with a second handle on its socket and a
+//! count of the bytes read ([`Link`]), so the read path can tell, without a round trip,
+//! whether Redis has written anything not yet applied, and wait for just that.
 
 use std::{
     collections::HashMap,
     future::{Future, poll_fn},
-    pin::pin,
-    sync::{Arc, Weak},
+    io,
+    pin::{Pin, pin},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering::SeqCst},
+    },
+    task::{Context, Poll},
     time::Duration,
 };
 
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value, aio::MultiplexedConnection};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
 
@@ -146,6 +151,10 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
     let peek = stream.try_clone().map_err(store_error)?;
     let stream = TcpStream::from_std(stream).map_err(store_error)?;
     let link = Arc::new(Link::new(peek));
+    let stream = Counted {
+        stream,
+        received: link.received(),
+    };
     // The peek handle keeps the socket open: until a listener owns the link, close it here.
     let connection = match open(shared, node, stream, &link).await {
         Ok(connection) => connection,
@@ -189,13 +198,44 @@ async fn connect(shared: &Arc<Shared>, node: &Node) -> Result<Listener, Error> {
     Ok(listener)
 }
 
+/// The invalidation connection's socket, adding every byte read to [`Link`]'s count (TCP
+/// bytes, under TLS too, as the link's peek handle sees them).
+struct Counted {
+    stream: TcpStream,
+    received: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.received.fetch_add(read as u64, SeqCst);
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Opens the RESP3 connection on `stream`, inside TLS for `rediss://`, and starts its
 /// driver.
 #[cfg_attr(not(feature = "redis-tls"), allow(unused_variables))]
 async fn open(
     shared: &Arc<Shared>,
     node: &Node,
-    stream: TcpStream,
+    stream: Counted,
     link: &Arc<Link>,
 ) -> Result<MultiplexedConnection, Error> {
     #[cfg(feature = "redis-tls")]

@@ -10,7 +10,7 @@ use std::{
     fmt,
     future::Future,
     sync::{Arc, atomic::Ordering::Relaxed},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use moka::future::Cache;
@@ -93,10 +93,13 @@ struct Shared {
 ///    TRACKING ON BCAST PREFIX <prefix>` mode, one per primary, which only Redis writes
 ///    to; only key names that parse as this store's keys are applied.
 /// 2. **A write on node A is seen by node B as soon as A's save returns.** Redis writes
-///    the invalidation to B before it replies to A, and B serves a hit only after checking,
-///    without a round trip, that nothing is unread or being applied on its invalidation
-///    connections. (This holds on one host, and on a network that does not delay B's
-///    packets longer than A's reply plus A's response to the user.)
+///    the invalidation to B before it replies to A, and B serves a hit only once its
+///    invalidation connections have applied every byte Redis had written to them when the
+///    load began (counted, without a round trip; it waits for them at most 50 ms, then
+///    loads from Redis instead). Bytes that arrive later do not hold it up, so a busy
+///    connection does not turn hits into misses. (This holds on one host, and on a
+///    network that does not delay B's packets longer than A's reply plus A's response to
+///    the user.)
 /// 3. **A load that races an invalidation never caches what it read.**
 /// 4. **A node's own write updates its cache only if nobody else's change can hide
 ///    behind it.** Every write signs its key with its store's name in the same script
@@ -290,7 +293,8 @@ impl Shared {
     async fn valid_entry(&self, key: &StoreKey) -> Option<Arc<Entry>> {
         let entry = self.cache.get(key).await?;
         let now = self.store.clock().now_ms();
-        (self.tracker.serves(key, &entry.snapshot) && !entry.record.meta.is_expired(now)).then_some(entry)
+        (self.tracker.serves(key, &entry.snapshot, CATCH_UP_WAIT).await && !entry.record.meta.is_expired(now))
+            .then_some(entry)
     }
 
     /// Caches what this node's write of `key` left in Redis, if `snapshot` is still valid.
@@ -320,13 +324,9 @@ impl Shared {
         if cacheable && self.tracker.is_ready() {
             // Redis sent the write's echo before its reply, so it is read or waiting to be
             // read: let the listener apply it while the write still counts as in flight, so
-            // the echo is known as ours. Once every link is caught up, no echo is pending.
-            // A time bound, not a scheduling one: on a loaded machine the listener may not
-            // run for milliseconds.
-            let deadline = Instant::now() + ECHO_WAIT;
-            while !in_flight.first_echoed() && !self.tracker.caught_up() && Instant::now() < deadline {
-                tokio::task::yield_now().await;
-            }
+            // the echo is known as ours. (If it is not applied in time, it counts as another
+            // writer's and the entry is dropped: never stale, only a miss.)
+            let _ = self.tracker.catch_up(CATCH_UP_WAIT).await;
         }
         let snapshot = in_flight.end(settled(&outcome)).filter(|_| cacheable);
         for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
@@ -379,10 +379,6 @@ impl<'a> InFlight<'a> {
         self.writes.first().is_some_and(Write::cacheable)
     }
 
-    fn first_echoed(&self) -> bool {
-        self.writes.first().is_some_and(|write| self.tracker.echoed(write))
-    }
-
     /// Ends every write; the snapshot under which the first one's result may be cached.
     fn end(mut self, settled: bool) -> Option<Snapshot> {
         let mut writes = std::mem::take(&mut self.writes).into_iter();
@@ -402,11 +398,13 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The longest a successful write waits for the invalidation links to catch up with its
-/// echo before it stops counting as in flight (an echo applied later counts as another
-/// writer's: the entry is dropped). Reached only when the echo is not on its way, e.g. a
-/// link whose bytes arrive later than the write's reply.
-const ECHO_WAIT: Duration = Duration::from_millis(50);
+/// The longest a load waits for the invalidation links to apply what Redis had sent them
+/// before it serves a cached entry (past it, it loads from Redis), and a successful write
+/// for its echo to be applied before it stops counting as in flight (an echo applied
+/// later counts as another writer's: the entry is dropped). A time bound, not a
+/// scheduling one: on a loaded machine the listener may not run for milliseconds, and
+/// then neither would the reply of a round trip.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
 impl ClusteredStoreBuilder {
     /// The most sessions cached on this node (default 100,000); the least recently used

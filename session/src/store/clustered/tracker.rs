@@ -9,11 +9,15 @@
 //! - The node's own writes are recorded as invalidations when sent and when answered, so
 //!   no overlapping load is cached; [`Write`] holds what is needed to cache a write's
 //!   result only if nothing else was recorded for its key in between (invariant 4).
+//! - A cached record is served only once every invalidation connection has applied what
+//!   Redis had written to it when the load began: its unread bytes (peeked) plus those
+//!   its driver has read (counted) give the count to wait for ([`Link`]; invariant 2).
 
 use std::{
     collections::HashMap,
     io::ErrorKind,
     net::{Shutdown, TcpStream},
+    pin::pin,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
@@ -21,9 +25,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::Notify;
+
 use crate::id::StoreKey;
 
 const SHARDS: usize = 64;
+
+/// The most unread bytes a link's backlog is measured up to; a longer backlog is not
+/// waited for.
+const MAX_BACKLOG: usize = 16 * 1024;
 
 /// The state a load started from.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +52,26 @@ pub(super) struct Link {
     /// Odd while the connection's driver is being polled (it may be mid-way through
     /// applying what it read).
     polls: AtomicU64,
+    /// Bytes the driver has read from the socket (counted by the listener's stream).
+    received: Arc<AtomicU64>,
+    /// `received` when the last poll ended: every byte before it has been applied.
+    applied: AtomicU64,
+    /// Notified when a poll ends or the link closes.
+    polled: Notify,
     closed: AtomicBool,
+}
+
+/// What a link has to apply before everything Redis has written to it so far is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backlog {
+    /// Nothing: no unread bytes, no poll in progress.
+    None,
+    /// The bytes up to this count of [`Link::received`].
+    Until(u64),
+    /// Unknown until the poll in progress ends.
+    Polling,
+    /// Unknown: the link is closed, or its backlog is longer than [`MAX_BACKLOG`].
+    Unknown,
 }
 
 impl Link {
@@ -50,15 +79,27 @@ impl Link {
         Self {
             peek,
             polls: AtomicU64::new(0),
+            received: Arc::new(AtomicU64::new(0)),
+            applied: AtomicU64::new(0),
+            polled: Notify::new(),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// Brackets one poll of the connection's driver.
+    /// The counter the connection's stream adds every byte it reads to.
+    pub(super) fn received(&self) -> Arc<AtomicU64> {
+        self.received.clone()
+    }
+
+    /// Brackets one poll of the connection's driver. The driver reads until its socket
+    /// would block and applies every whole message before its poll ends, so what was
+    /// received by then has been applied.
     pub(super) fn polling<T>(&self, poll: impl FnOnce() -> T) -> T {
         self.polls.fetch_add(1, SeqCst);
         let result = poll();
+        self.applied.store(self.received.load(SeqCst), SeqCst);
         self.polls.fetch_add(1, SeqCst);
+        self.polled.notify_waiters();
         result
     }
 
@@ -66,6 +107,7 @@ impl Link {
         self.closed.store(true, SeqCst);
         // Shuts the socket itself (not just this handle), so the driver sees the end.
         let _ = self.peek.shutdown(Shutdown::Both);
+        self.polled.notify_waiters();
     }
 
     /// Whether everything Redis has written to this connection so far has been applied:
@@ -77,6 +119,69 @@ impl Link {
         }
         let idle = matches!(self.peek.peek(&mut [0u8; 1]), Err(error) if error.kind() == ErrorKind::WouldBlock);
         idle && self.polls.load(SeqCst) == before
+    }
+
+    /// What is to be applied before everything Redis has written so far is: the unread
+    /// bytes and the count already read, taken while no poll runs (only a poll reads), so
+    /// the two agree.
+    fn backlog(&self) -> Backlog {
+        let before = self.polls.load(SeqCst);
+        if self.closed.load(SeqCst) {
+            return Backlog::Unknown;
+        }
+        if before % 2 == 1 {
+            return Backlog::Polling;
+        }
+        let mut unread = [0u8; MAX_BACKLOG];
+        let unread = match self.peek.peek(&mut unread) {
+            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
+            // At the end of the stream, or full: nothing to wait for.
+            Ok(0 | MAX_BACKLOG) | Err(_) => return Backlog::Unknown,
+            Ok(unread) => unread as u64,
+        };
+        let received = self.received.load(SeqCst);
+        if self.polls.load(SeqCst) != before {
+            return Backlog::Polling;
+        }
+        if unread == 0 {
+            Backlog::None
+        } else {
+            Backlog::Until(received + unread)
+        }
+    }
+
+    /// Waits until everything Redis had written to this connection when called has been
+    /// applied; `false` if the link closes, its backlog cannot be measured, or `deadline`
+    /// passes first.
+    async fn catch_up(&self, deadline: tokio::time::Instant) -> bool {
+        let mut until = None;
+        loop {
+            // Registered before the check, so a poll ending in between is not missed.
+            let mut polled = pin!(self.polled.notified());
+            polled.as_mut().enable();
+            match until {
+                None => match self.backlog() {
+                    Backlog::None => return true,
+                    Backlog::Unknown => return false,
+                    Backlog::Until(bytes) => {
+                        until = Some(bytes);
+                        continue;
+                    }
+                    Backlog::Polling => {}
+                },
+                Some(bytes) => {
+                    if self.closed.load(SeqCst) {
+                        return false;
+                    }
+                    if self.applied.load(SeqCst) >= bytes {
+                        return true;
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, polled).await.is_err() {
+                return false;
+            }
+        }
     }
 }
 
@@ -90,8 +195,6 @@ struct Invalidated {
 #[derive(Debug, Default)]
 struct OwnWrites {
     in_flight: u32,
-    /// Invalidation messages that mentioned the key while this entry existed.
-    echoes: u64,
     /// Until then, echoes of this key are treated as another writer's.
     doubtful_until: Option<Instant>,
 }
@@ -102,8 +205,6 @@ struct OwnWrites {
 pub(super) struct Write {
     key: StoreKey,
     seq: u64,
-    /// [`OwnWrites::echoes`] when the write began.
-    echoes: u64,
     /// The epoch and age of what the write's result derives from, if it can be cached.
     basis: Option<(u64, Instant)>,
 }
@@ -212,10 +313,10 @@ impl Tracker {
                 .is_none_or(|seen| seen.seq <= snapshot.seq)
     }
 
-    /// Whether a cached record may be served now: every link caught up, then
-    /// [`still_valid`](Self::still_valid).
-    pub(super) fn serves(&self, key: &StoreKey, snapshot: &Snapshot) -> bool {
-        self.caught_up() && self.still_valid(key, snapshot)
+    /// Whether a cached record may be served now: once every link has applied what Redis
+    /// sent it before now (waiting at most `wait`), [`still_valid`](Self::still_valid).
+    pub(super) async fn serves(&self, key: &StoreKey, snapshot: &Snapshot, wait: Duration) -> bool {
+        self.catch_up(wait).await && self.still_valid(key, snapshot)
     }
 
     /// Records that `key` changed: no load that started before now may be cached or served.
@@ -246,12 +347,7 @@ impl Tracker {
     /// and marks the write in flight. Every call must be followed by
     /// [`end_write`](Self::end_write) with what it returns.
     pub(super) fn begin_write(&self, key: &StoreKey, basis: Basis<'_>) -> Write {
-        let echoes = {
-            let mut own = lock(self.own_shard(key));
-            let writes = own.entry(*key).or_default();
-            writes.in_flight += 1;
-            writes.echoes
-        };
+        lock(self.own_shard(key)).entry(*key).or_default().in_flight += 1;
         let now = Instant::now();
         let epoch = self.epoch.load(SeqCst);
         let (seq, unchanged) = self.record(key, |seen| match basis {
@@ -263,12 +359,7 @@ impl Tracker {
             Basis::Cached(base) if unchanged => Some((base.epoch, base.at)),
             Basis::Cached(_) | Basis::Unknown => None,
         };
-        Write {
-            key: *key,
-            seq,
-            echoes,
-            basis,
-        }
+        Write { key: *key, seq, basis }
     }
 
     /// The write has ended; `settled` if it certainly cannot still run later (it
@@ -296,24 +387,13 @@ impl Tracker {
         self.still_valid(&write.key, &snapshot).then_some(snapshot)
     }
 
-    /// Notes a message mentioning `key` (see [`echoed`](Self::echoed)); returns whether, if
-    /// it names only this store as writer, it is the echo of a write in flight, which need
-    /// not invalidate anything.
+    /// Notes a message mentioning `key`; returns whether, if it names only this store as
+    /// writer, it is the echo of a write in flight, which need not invalidate anything.
     pub(super) fn note_mention(&self, key: &StoreKey) -> bool {
-        let own = {
-            let mut own = lock(self.own_shard(key));
-            let Some(writes) = own.get_mut(key) else { return false };
-            writes.echoes += 1;
-            writes.in_flight > 0 && lapsed(writes.doubtful_until)
-        };
+        let own = lock(self.own_shard(key))
+            .get(key)
+            .is_some_and(|writes| writes.in_flight > 0 && lapsed(writes.doubtful_until));
         own && self.clears.load(SeqCst) == 0 && lapsed(*lock(&self.doubtful_until))
-    }
-
-    /// Whether a message mentioning the write's key has been applied since it began.
-    pub(super) fn echoed(&self, write: &Write) -> bool {
-        lock(self.own_shard(&write.key))
-            .get(&write.key)
-            .is_some_and(|writes| writes.echoes > write.echoes)
     }
 
     /// A `clear` of this node starts: until [`end_clear`](Self::end_clear), no echo is
@@ -335,9 +415,27 @@ impl Tracker {
 
     /// Whether everything Redis has written to the invalidation connections so far has been
     /// applied.
-    pub(super) fn caught_up(&self) -> bool {
+    fn caught_up(&self) -> bool {
         let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
         !links.is_empty() && links.iter().all(|link| link.caught_up())
+    }
+
+    /// Waits, at most `wait`, until everything Redis had written to the invalidation
+    /// connections when called has been applied; `false` if that did not happen (no links,
+    /// a link closed or too far behind, or slower than `wait`). Under load, messages about
+    /// other keys keep arriving: only those already sent are waited for.
+    pub(super) async fn catch_up(&self, wait: Duration) -> bool {
+        if self.caught_up() {
+            return true;
+        }
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let deadline = tokio::time::Instant::now() + wait;
+        for link in &links {
+            if !link.catch_up(deadline).await {
+                return false;
+            }
+        }
+        !links.is_empty()
     }
 
     /// Makes every cached entry unservable (an epoch change), e.g. after `FLUSHDB`.
@@ -426,23 +524,32 @@ mod tests {
         (tracker, server)
     }
 
-    #[test]
-    fn a_load_racing_an_invalidation_is_never_served() {
+    /// How long the tests let a load wait for a link.
+    const WAIT: Duration = Duration::from_millis(100);
+
+    #[tokio::test]
+    async fn a_load_racing_an_invalidation_is_never_served() {
         let (tracker, _server) = ready_tracker(Duration::from_secs(60));
         let snapshot = tracker.snapshot().unwrap();
-        assert!(tracker.serves(&key(1), &snapshot));
+        assert!(tracker.serves(&key(1), &snapshot, WAIT).await);
         tracker.invalidate(&key(1));
         assert!(
             !tracker.still_valid(&key(1), &snapshot),
             "invalidated after the load began"
         );
-        assert!(tracker.serves(&key(2), &snapshot), "other keys are unaffected");
+        assert!(
+            tracker.serves(&key(2), &snapshot, WAIT).await,
+            "other keys are unaffected"
+        );
         let later = tracker.snapshot().unwrap();
-        assert!(tracker.serves(&key(1), &later), "a load after the invalidation is fine");
+        assert!(
+            tracker.serves(&key(1), &later, WAIT).await,
+            "a load after the invalidation is fine"
+        );
     }
 
-    #[test]
-    fn an_own_write_is_cached_only_from_a_basis_nothing_else_changed() {
+    #[tokio::test]
+    async fn an_own_write_is_cached_only_from_a_basis_nothing_else_changed() {
         let (tracker, _server) = ready_tracker(Duration::from_secs(60));
         let base = tracker.snapshot().unwrap();
         let first = tracker.begin_write(&key(1), Basis::Cached(&base));
@@ -457,7 +564,7 @@ mod tests {
         let write = tracker.begin_write(&key(2), Basis::Cached(&base));
         let loading = tracker.snapshot().unwrap();
         let written = tracker.end_write(write, true).unwrap();
-        assert!(tracker.serves(&key(2), &written));
+        assert!(tracker.serves(&key(2), &written, WAIT).await);
         assert!(
             !tracker.still_valid(&key(2), &loading),
             "a load that overlapped the write is not cached"
@@ -479,10 +586,8 @@ mod tests {
         assert!(!tracker.note_mention(&key(5)), "no write in flight");
 
         let write = tracker.begin_write(&key(7), Basis::Whole);
-        assert!(!tracker.echoed(&write));
-        assert!(tracker.note_mention(&key(7)));
-        assert!(tracker.echoed(&write), "a message mentioning the key was applied");
-        assert!(tracker.end_write(write, true).is_some());
+        assert!(tracker.note_mention(&key(7)), "the echo of a write in flight");
+        assert!(tracker.end_write(write, true).is_some(), "its echo changed nothing");
 
         let write = tracker.begin_write(&key(6), Basis::Whole);
         assert!(tracker.end_write(write, false).is_none(), "not answered");
@@ -494,40 +599,93 @@ mod tests {
         assert!(tracker.end_write(write, true).is_some());
     }
 
-    #[test]
-    fn flushes_and_lost_links_stop_serving() {
+    #[tokio::test]
+    async fn flushes_and_lost_links_stop_serving() {
         let (tracker, _server) = ready_tracker(Duration::from_secs(60));
         let snapshot = tracker.snapshot().unwrap();
         tracker.flush();
-        assert!(!tracker.serves(&key(1), &snapshot));
+        assert!(!tracker.serves(&key(1), &snapshot, WAIT).await);
         let snapshot = tracker.snapshot().unwrap();
         tracker.lost();
-        assert!(!tracker.serves(&key(1), &snapshot));
+        assert!(!tracker.serves(&key(1), &snapshot, WAIT).await);
         assert!(
             tracker.snapshot().is_none(),
             "nothing is cached while the links are down"
         );
     }
 
-    #[test]
-    fn unread_bytes_on_a_link_mean_not_caught_up() {
-        use std::io::Write as _;
-        let (tracker, mut server) = ready_tracker(Duration::from_secs(60));
-        let snapshot = tracker.snapshot().unwrap();
-        server.write_all(b">2\r\n").unwrap();
+    /// Waits until `bytes` more bytes are unread on `link`'s socket.
+    fn arrived(link: &Link, bytes: usize) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while tracker.serves(&key(1), &snapshot) {
+        while !matches!(link.peek.peek(&mut [0u8; 64]), Ok(unread) if unread >= bytes) {
             assert!(Instant::now() < deadline, "the bytes never arrived");
         }
     }
 
-    #[test]
-    fn entries_expire_by_age_even_without_invalidations() {
+    /// One poll of `link`'s driver, as the listener runs it: reads what is unread, counts it.
+    fn poll(link: &Link, client: &mut TcpStream) {
+        use std::io::Read as _;
+        link.polling(|| {
+            let mut buffer = [0u8; 64];
+            let read = client.read(&mut buffer).unwrap();
+            link.received.fetch_add(read as u64, SeqCst);
+        });
+    }
+
+    #[tokio::test]
+    async fn a_load_waits_for_the_bytes_sent_before_it_and_no_later_ones() {
+        use std::io::Write as _;
+        let tracker = Tracker::new(Duration::from_secs(60), 1000);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let link = Arc::new(Link::new(client.try_clone().unwrap()));
+        tracker.install(vec![link.clone()]);
+        let (snapshot, key) = (tracker.snapshot().unwrap(), key(1));
+        assert!(tracker.serves(&key, &snapshot, WAIT).await, "nothing unread");
+
+        server.write_all(b">2\r\n").unwrap();
+        arrived(&link, 4);
+        assert!(
+            !tracker.serves(&key, &snapshot, Duration::ZERO).await,
+            "unread bytes are not applied yet"
+        );
+        let waiting = tracker.serves(&key, &snapshot, Duration::from_secs(5));
+        let mut waiting = pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), waiting.as_mut())
+                .await
+                .is_err(),
+            "it waits for them"
+        );
+        // More bytes arrive before the driver reads: they were not there when the load
+        // began, so they do not hold it once the first ones are applied.
+        poll(&link, &mut client);
+        server.write_all(b"$1\r\n").unwrap();
+        arrived(&link, 4);
+        assert!(waiting.await, "served once the bytes before it are applied");
+        assert!(
+            !tracker.serves(&key, &snapshot, Duration::ZERO).await,
+            "a new load waits for the later bytes"
+        );
+        poll(&link, &mut client);
+        assert!(tracker.serves(&key, &snapshot, WAIT).await);
+
+        server.write_all(b"x").unwrap();
+        arrived(&link, 1);
+        let waiting = tracker.serves(&key, &snapshot, Duration::from_secs(5));
+        link.close();
+        assert!(!waiting.await, "a closed link serves nothing");
+    }
+
+    #[tokio::test]
+    async fn entries_expire_by_age_even_without_invalidations() {
         let (tracker, _server) = ready_tracker(Duration::from_millis(30));
         let snapshot = tracker.snapshot().unwrap();
-        assert!(tracker.serves(&key(1), &snapshot));
+        assert!(tracker.serves(&key(1), &snapshot, WAIT).await);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(!tracker.serves(&key(1), &snapshot));
+        assert!(!tracker.serves(&key(1), &snapshot, WAIT).await);
     }
 
     #[test]
