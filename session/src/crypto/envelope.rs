@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::compress::{self, DecompressError};
 use super::keys::{DerivedKey, KeyId, KeyRing};
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The envelope format version this module writes and accepts.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -192,8 +192,9 @@ pub enum SealError {
     /// gzip compression failed.
     #[error("compressing the payload failed; retry without compression")]
     Compression(#[source] io::Error),
-    /// The operating system's random number generator failed.
-    #[error("the OS random number generator failed to produce an IV")]
+    /// The operating system's random number generator failed (only the first seal of a
+    /// process asks it: later IVs come from the generator it seeded).
+    #[error("the OS random number generator failed to seed the IV generator")]
     Rng,
 }
 
@@ -247,9 +248,7 @@ impl KeyRing {
     /// Seals `plaintext` for `purpose` with the ring's newest key and a
     /// fresh random IV, returning URL-safe base64 without padding.
     pub fn seal(&self, purpose: &Purpose, plaintext: &[u8], opts: &SealOptions) -> Result<String, SealError> {
-        let mut iv = [0u8; IV_LEN];
-        getrandom::fill(&mut iv).map_err(|_| SealError::Rng)?;
-        self.seal_under_iv(purpose, plaintext, opts, iv)
+        self.seal_under_iv(purpose, plaintext, opts, super::iv::fresh_iv()?)
     }
 
     /// [`KeyRing::seal`] with a caller-chosen IV, for golden test vectors only
@@ -349,7 +348,7 @@ pub(crate) enum OpenFailure {
 }
 
 fn mac_for(key: &DerivedKey, purpose: &Purpose) -> HmacSha256 {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key.mac_key()).expect("HMAC accepts keys of any length");
+    let mut mac = key.mac().clone();
     mac.update(&[purpose.len_byte()]);
     mac.update(purpose.as_str().as_bytes());
     mac

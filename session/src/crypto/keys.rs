@@ -8,8 +8,11 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hkdf::Hkdf;
+use hmac::Mac;
 use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use super::envelope::HmacSha256;
 
 /// Minimum length, in bytes, of a [`Secret`].
 pub const MIN_SECRET_LEN: usize = 32;
@@ -340,10 +343,24 @@ type BoxedKey = Box<Zeroizing<[u8; 32]>>;
 #[derive(Clone)]
 pub(crate) struct DerivedKey {
     pub(crate) id: KeyId,
-    mac: BoxedKey,
+    /// The HMAC-SHA256 key, kept only as the state after its inner and outer pads, so no
+    /// MAC hashes the pads again.
+    mac: Box<MacState>,
     /// The AES-256 key, kept only expanded into round keys (zeroized on drop by the `aes`
     /// crate), so no seal or open repeats the key schedule.
     cipher: Box<Aes256>,
+}
+
+/// A keyed HMAC-SHA256 state, overwritten on drop with the state of an all-zero key (the
+/// `hmac` crate does not zeroize; `black_box` keeps the overwrite from being elided).
+#[derive(Clone)]
+struct MacState(HmacSha256);
+
+impl Drop for MacState {
+    fn drop(&mut self) {
+        self.0 = <HmacSha256 as Mac>::new_from_slice(&[0; 32]).expect("HMAC accepts keys of any length");
+        std::hint::black_box(&self.0);
+    }
 }
 
 impl DerivedKey {
@@ -351,6 +368,9 @@ impl DerivedKey {
         let (enc, mac) = Self::expand(secret);
         let key: &[u8; 32] = &enc;
         let cipher = Box::new(Aes256::new(key.into()));
+        let mac = Box::new(MacState(
+            <HmacSha256 as Mac>::new_from_slice(mac.as_slice()).expect("HMAC accepts keys of any length"),
+        ));
         Self { id, mac, cipher }
     }
 
@@ -371,9 +391,9 @@ impl DerivedKey {
         &self.cipher
     }
 
-    /// The HMAC-SHA256 key.
-    pub(crate) fn mac_key(&self) -> &[u8; 32] {
-        &self.mac
+    /// HMAC-SHA256 keyed with the MAC key, ready to clone for one MAC.
+    pub(crate) fn mac(&self) -> &HmacSha256 {
+        &self.mac.0
     }
 }
 
@@ -478,7 +498,11 @@ mod tests {
         assert_eq!(**a_mac, **b_mac);
         let a = DerivedKey::derive(KeyId(1), &Secret::from_bytes(material.clone()).unwrap());
         let b = DerivedKey::derive(KeyId(9), &Secret::from_bytes(material).unwrap());
-        assert_eq!(**a.mac, **b.mac);
+        let tag = |key: &DerivedKey| key.mac().clone().chain_update(b"data").finalize().into_bytes();
+        assert_eq!(tag(&a), tag(&b));
+        // The kept state is HMAC under the derived key.
+        let direct = <HmacSha256 as Mac>::new_from_slice(a_mac.as_slice()).unwrap();
+        assert_eq!(tag(&a), direct.chain_update(b"data").finalize().into_bytes());
     }
 
     #[test]

@@ -45,7 +45,7 @@
 //! | 1           | 1      | key id      | [`KeyId`] of the ring key that sealed it |
 //! | 2           | 8      | expires     | `u64` unix seconds; `0` means no expiry |
 //! | 10          | 1      | flags       | bit 0: payload is gzip-compressed; bits 1–7 must be 0 |
-//! | 11          | 16     | IV          | random, from the OS CSPRNG |
+//! | 11          | 16     | IV          | random: AES-256 of a counter under a key from the OS CSPRNG |
 //! | 27          | n − 59 | ciphertext  | AES-256-CBC, PKCS#7 padded; non-empty, multiple of 16 |
 //! | n − 32      | 32     | tag         | HMAC-SHA256, see below |
 //!
@@ -84,6 +84,7 @@
 mod compress;
 mod envelope;
 pub(crate) use envelope::OpenFailure;
+mod iv;
 mod keys;
 
 pub use envelope::{
