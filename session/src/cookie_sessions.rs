@@ -22,6 +22,9 @@ use crate::{
 
 /// The most bytes of plaintext a cookie may decompress to.
 const MAX_PLAINTEXT: usize = 16 * 1024;
+/// The most bytes of a plaintext besides its fields: the payload's fixed parts (varints at
+/// their longest), the fields' length, the trailer and a generation.
+const PLAINTEXT_FRAME: usize = 32 + 4 * 10 + 16 + 10 + 1 + 33 + 17 + 3 + 33 + 10;
 /// Envelope bytes around the ciphertext: header, IV and tag, plus a padding block.
 const ENVELOPE_OVERHEAD: usize = 75;
 /// The default bound on how old a cached revocation generation may be.
@@ -604,7 +607,8 @@ impl CookieSessions {
         let trailer = Trailer {
             index: meta.index.map(|key| *key.as_bytes()),
         };
-        let plaintext = postcard::to_allocvec(&payload)
+        // Sized once: growing from empty reallocated it several times per seal.
+        let plaintext = postcard::to_extend(&payload, Vec::with_capacity(fields.as_bytes().len() + PLAINTEXT_FRAME))
             .and_then(|plaintext| postcard::to_extend(&trailer, plaintext))
             .and_then(|plaintext| match generation {
                 Some((_, generation)) => postcard::to_extend(&generation, plaintext),

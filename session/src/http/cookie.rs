@@ -1,5 +1,5 @@
-//! Reading the session cookie from request headers and rendering `Set-Cookie`, with the
-//! `cookie` crate; as text, so that every HTTP framework (whatever its `http` version) shares it.
+//! Reading the session cookie from request headers and rendering `Set-Cookie` (with the
+//! `cookie` crate); as text, so that every HTTP framework (whatever its `http` version) shares it.
 
 #[cfg(test)]
 use http::{HeaderMap, HeaderValue, header};
@@ -7,9 +7,9 @@ use http::{HeaderMap, HeaderValue, header};
 use crate::{Error, config::CookieConfig, set_cookie};
 
 /// The values of the cookies called `name` in the request (every `Cookie` header, in
-/// order); pairs the `cookie` crate cannot parse are skipped, not fatal. A browser sends
-/// several when cookies of one name were set for different paths or domains (say, an old
-/// one for a parent domain): each is tried in turn.
+/// order); pairs without `=` are skipped, not fatal. A browser sends several when cookies
+/// of one name were set for different paths or domains (say, an old one for a parent
+/// domain): each is tried in turn.
 #[cfg(test)]
 pub(crate) fn read(headers: &HeaderMap, name: &str) -> Vec<String> {
     read_values(
@@ -22,13 +22,16 @@ pub(crate) fn read(headers: &HeaderMap, name: &str) -> Vec<String> {
 }
 
 /// [`read`] over the `Cookie` header values as text (those that are not text skipped).
+///
+/// Split by hand with the `cookie` crate's rules (pairs on `;`, name and value trimmed, the
+/// value taken as it is), without building a `Cookie` for every pair of the header.
 pub(crate) fn read_values<'a>(values: impl IntoIterator<Item = &'a str>, name: &str) -> Vec<String> {
     values
         .into_iter()
-        .flat_map(::cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|cookie| cookie.name() == name)
-        .map(|cookie| cookie.value().to_owned())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(pair_name, _)| pair_name.trim() == name)
+        .map(|(_, value)| value.trim().to_owned())
         .collect()
 }
 
@@ -137,5 +140,19 @@ mod tests {
             HeaderValue::from_static("broken; =x;  session = padded ;"),
         );
         assert_eq!(read(&headers, "session"), ["padded"]);
+
+        // The same values as the cookie crate's parser.
+        for header in [
+            "a=1; session=abc",
+            "broken; =x;  session = padded ;",
+            "session=\"q\";session=a=b; x",
+        ] {
+            let by_crate: Vec<String> = ::cookie::Cookie::split_parse(header)
+                .filter_map(Result::ok)
+                .filter(|cookie| cookie.name() == "session")
+                .map(|cookie| cookie.value().to_owned())
+                .collect();
+            assert_eq!(read_values([header], "session"), by_crate, "{header}");
+        }
     }
 }
