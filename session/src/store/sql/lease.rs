@@ -14,7 +14,8 @@
 //!   timeout), gives the connection back to the pool, whose ping on return sorts it out;
 //! - a connection idle in the store for [`LINGER`] goes back to the pool, and so does one
 //!   out of the pool for [`KEEP_AT_MOST`] at the end of its call, so the application's
-//!   other users of the pool, and the pool's own lifetime limits, get their turn;
+//!   other users of the pool, and the pool's own lifetime limits, get their turn; and so
+//!   does every one while a call of the store's waits in the pool;
 //! - a statement on a connection that skipped the ping and failed at the connection level
 //!   (what the ping would have caught: a server restarted or a connection it closed) is run
 //!   once more on a connection the pool pings first.
@@ -49,6 +50,8 @@ struct State<DB: Database> {
     idle: Vec<Kept<DB>>,
     /// Calls waiting for a connection of the store's: `None` sends one to the pool.
     waiting: VecDeque<oneshot::Sender<Option<Kept<DB>>>>,
+    /// Calls waiting in the pool: while there are any, connections go back to it.
+    in_pool: usize,
     /// Connections out of the pool: idle here or in a call.
     out: u32,
     /// Whether a task returns idle connections to the pool.
@@ -83,6 +86,7 @@ impl<DB: Database> Lease<DB> {
             state: Arc::new(Mutex::new(State {
                 idle: Vec::new(),
                 waiting: VecDeque::new(),
+                in_pool: 0,
                 out: 0,
                 sweeping: false,
             })),
@@ -124,7 +128,18 @@ impl<DB: Database> Lease<DB> {
 
     /// A connection as the pool hands it out (pinged first, by default).
     pub(crate) async fn take_checked(&self) -> Result<Held<'_, DB>, sqlx::Error> {
-        let connection = self.pool.acquire().await?;
+        /// Counts a call in `in_pool` while it waits there, cancelled or not.
+        struct InPool<'a, DB: Database>(&'a Lease<DB>);
+        impl<DB: Database> Drop for InPool<'_, DB> {
+            fn drop(&mut self) {
+                self.0.state().in_pool -= 1;
+            }
+        }
+        self.state().in_pool += 1;
+        let in_pool = InPool(self);
+        let connection = self.pool.acquire().await;
+        drop(in_pool);
+        let connection = connection?;
         self.state().out += 1;
         Ok(self.held(self.kept(connection), false))
     }
@@ -151,10 +166,13 @@ impl<DB: Database> Lease<DB> {
     /// Gives a sound connection to a waiting call, keeps it idle, or gives it back to the
     /// pool.
     fn put(&self, mut kept: Kept<DB>) {
-        if !self.keep || kept.taken.elapsed() >= KEEP_AT_MOST {
+        let mut state = self.state();
+        // A call waiting in the pool would otherwise wait for a connection that comes back
+        // to it only after `KEEP_AT_MOST`.
+        if !self.keep || state.in_pool > 0 || kept.taken.elapsed() >= KEEP_AT_MOST {
+            drop(state);
             return drop(kept);
         }
-        let mut state = self.state();
         while let Some(waiter) = state.waiting.pop_front() {
             match waiter.send(Some(kept)) {
                 Ok(()) => return,
