@@ -53,36 +53,14 @@ fn tag(name: &str) -> u32 {
     FieldDef::tag_of(name)
 }
 
-/// The hash field of its own that earlier versions gave the field `name`.
+/// The hash field name of the field `name`: its tag's 4 bytes, big-endian.
+fn field(name: &str) -> Vec<u8> {
+    tag(name).to_be_bytes().to_vec()
+}
+
+/// The name earlier versions gave the field `name`.
 fn legacy_field(name: &str) -> Vec<u8> {
     format!("f:{:08x}", tag(name)).into_bytes()
-}
-
-/// The stored value of the field `name` of the session hash `key`: from `d`, which holds
-/// the fields in the record format.
-async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str) -> Option<Vec<u8>> {
-    let packed: Option<Vec<u8>> = redis::cmd("HGET").arg(key).arg("d").query_async(raw).await.unwrap();
-    FieldRecord::from_bytes(packed?)
-        .get(tag(name))
-        .unwrap()
-        .map(<[u8]>::to_vec)
-}
-
-/// Writes `value` as the stored value of the field `name` of the session hash `key`, as
-/// someone with access to Redis could.
-async fn set_stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str, value: &[u8]) {
-    let packed: Option<Vec<u8>> = redis::cmd("HGET").arg(key).arg("d").query_async(raw).await.unwrap();
-    let mut fields = FieldRecord::from_bytes(packed.unwrap_or_default());
-    let mut change = FieldRecord::new();
-    change.push(tag(name), value);
-    fields.merge(&change).unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(key)
-        .arg("d")
-        .arg(fields.into_bytes())
-        .query_async(raw)
-        .await
-        .unwrap();
 }
 
 /// The type fingerprint stored before the value of the field `name` of [`AppSession`].
@@ -247,20 +225,9 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 
     let mut fields: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
     fields.sort();
-    let mut expected = vec![b"m".to_vec(), b"x".to_vec(), b"d".to_vec()];
+    let mut expected = vec![b"m".to_vec(), b"x".to_vec(), field("user")];
     expected.sort();
-    assert_eq!(fields, expected, "metadata, expiry and the fields");
-    let packed: Vec<u8> = redis::cmd("HGET")
-        .arg(&name)
-        .arg("d")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let tags: Vec<u32> = FieldRecord::from_bytes(packed)
-        .iter()
-        .map(|field| field.unwrap().0)
-        .collect();
-    assert_eq!(tags, [tag("user")], "fields at their default are not stored");
+    assert_eq!(fields, expected, "fields at their default are not stored");
 
     let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
@@ -271,8 +238,14 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 
     // A change rewrites only its field: the others keep their stored bytes, even if
     // someone else changed them meanwhile.
-    let blue = [&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04blue"].concat();
-    set_stored_field(&mut raw, &name, "theme", &blue).await;
+    let theme = field("theme");
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg(&theme)
+        .arg([&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04blue"].concat())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     *session.visits_mut() = 7;
     provider.save(&mut session).await.unwrap();
     let loaded = provider.get(session.id()).await.unwrap();
@@ -281,7 +254,7 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_set_back_to_its_default_leaves_the_hash_and_fields_of_earlier_versions_are_read() {
+async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_are_read() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
@@ -291,19 +264,28 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_fields_of_earlier_v
     session.set_theme("dark".into());
     provider.save(&mut session).await.unwrap();
     let name = raw_key(&session.id().store_key(), &server).await;
-    assert!(stored_field(&mut raw, &name, "theme").await.is_some());
+    let stored = |raw: &mut redis::aio::MultiplexedConnection, field: Vec<u8>| {
+        let name = name.clone();
+        let mut raw = raw.clone();
+        async move {
+            let exists: bool = redis::cmd("HEXISTS")
+                .arg(&name)
+                .arg(field)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            exists
+        }
+    };
+    assert!(stored(&mut raw, field("theme")).await);
 
     session.set_theme("light".into());
     provider.save(&mut session).await.unwrap();
-    assert_eq!(
-        stored_field(&mut raw, &name, "theme").await,
-        None,
-        "back at its default: removed"
-    );
+    assert!(!stored(&mut raw, field("theme")).await, "back at its default: removed");
     assert_eq!(provider.get(session.id()).await.unwrap().theme(), "light");
 
-    // A session an earlier version wrote, one hash field per session field: its fields are
-    // read, a newer write hides the old copy, and a removal takes both.
+    // A session written before field names were shortened: its fields are read, a newer
+    // write hides the legacy copy, and a removal takes both.
     let user = |name: &str| {
         [
             &[0][..],
@@ -315,7 +297,7 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_fields_of_earlier_v
     };
     let _: () = redis::cmd("HDEL")
         .arg(&name)
-        .arg("d")
+        .arg(field("user"))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -327,25 +309,22 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_fields_of_earlier_v
         .await
         .unwrap();
     let mut loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(loaded.user().as_deref(), Some("old"), "a field of its own is read");
+    assert_eq!(loaded.user().as_deref(), Some("old"), "a legacy field name is read");
     loaded.set_user(Some("new".into()));
     provider.save(&mut loaded).await.unwrap();
     let mut loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(
         loaded.user().as_deref(),
         Some("new"),
-        "the newer write wins over the old copy"
+        "the newer write wins over the legacy copy"
     );
     loaded.set_user(None);
     provider.save(&mut loaded).await.unwrap();
-    let exists: bool = redis::cmd("HEXISTS")
-        .arg(&name)
-        .arg(legacy_field("user"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(!exists, "a removal takes the old copy too");
-    assert_eq!(stored_field(&mut raw, &name, "user").await, None);
+    assert!(!stored(&mut raw, field("user")).await);
+    assert!(
+        !stored(&mut raw, legacy_field("user")).await,
+        "a removal takes the legacy copy too"
+    );
     assert_eq!(provider.get(session.id()).await.unwrap().user(), &None);
 }
 
@@ -362,7 +341,12 @@ async fn large_values_are_compressed_and_read_back() {
     provider.save(&mut session).await.unwrap();
 
     let name = raw_key(&session.id().store_key(), &server).await;
-    let stored = stored_field(&mut raw(&server).await, &name, "user").await.unwrap();
+    let stored: Vec<u8> = redis::cmd("HGET")
+        .arg(&name)
+        .arg(field("user"))
+        .query_async(&mut raw(&server).await)
+        .await
+        .unwrap();
     assert_eq!(stored[0], 1, "marked gzip");
     assert!(stored.len() < long.len() / 4, "{} bytes stored", stored.len());
 
@@ -426,7 +410,11 @@ async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() 
         "no plaintext at rest"
     );
     assert!(!dump.windows(5).any(|w| w == b"en-GB"));
-    let user = stored_field(&mut raw, &name, "user").await.unwrap();
+    let user = hash
+        .iter()
+        .find(|(name, _)| *name == field("user"))
+        .map(|(_, value)| value.clone())
+        .unwrap();
     assert_eq!(user[0], 2, "marked sealed");
 
     // The envelope is bound to the store's purpose: it does not open as a cookie.
@@ -484,8 +472,20 @@ async fn sealed_values_copied_into_another_session_do_not_open_and_survive_regen
         raw_key(&attacker.id().store_key(), &server).await,
     );
     let mut raw = raw(&server).await;
-    let stolen = stored_field(&mut raw, &victim_key, "user").await.unwrap();
-    set_stored_field(&mut raw, &attacker_key, "user", &stolen).await;
+    let user_field = field("user");
+    let stolen: Vec<u8> = redis::cmd("HGET")
+        .arg(&victim_key)
+        .arg(&user_field)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&attacker_key)
+        .arg(&user_field)
+        .arg(stolen)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let loaded = provider.get(attacker.id()).await.unwrap();
     assert_eq!(loaded.user(), &None, "a field moved from another session does not open");
     assert_eq!(
@@ -531,7 +531,13 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
     provider.save(&mut session).await.unwrap();
     let name = raw_key(&session.id().store_key(), &server).await;
 
-    set_stored_field(&mut raw, &name, "theme", b"\x07garbage").await;
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg(field("theme"))
+        .arg(b"\x07garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.theme(), "light", "an unreadable field takes its default");
     assert_eq!(loaded.user().as_deref(), Some("alice"), "the others are kept");

@@ -250,13 +250,6 @@ pub struct Fields<'a> {
     offset: usize,
 }
 
-impl<'a> Fields<'a> {
-    /// The fields of borrowed record bytes.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, offset: 0 }
-    }
-}
-
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, &'a [u8]), CorruptRecord>;
 

@@ -11,9 +11,7 @@ pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 pub(super) const INDEX_FIELD: &[u8] = b"i";
 /// The hash field naming the key a cluster move copied a session from.
 pub(super) const MOVED_FROM_FIELD: &[u8] = b"s";
-/// The hash field holding the session's fields, in the record format.
-pub(super) const FIELDS_FIELD: &[u8] = b"d";
-/// The prefix of the hash field of one session field as earlier versions wrote it (`f:` and
+/// The prefix of a session field's hash field name as earlier versions wrote it (`f:` and
 /// the tag in 8 hex digits), still read.
 const LEGACY_FIELD_PREFIX: &[u8] = b"f:";
 
@@ -119,14 +117,38 @@ pub(super) fn short(key: &StoreKey) -> String {
     hex
 }
 
-/// The tag of a session field stored in a hash field of its own, as earlier versions did
-/// (`f:` and the tag in 8 hex digits); `None` for other fields.
-pub(super) fn legacy_field_tag(name: &[u8]) -> Option<u32> {
+/// The hash field name of a session field: its tag's 4 bytes, big-endian. Four bytes never
+/// equal the one-letter names of the other fields.
+pub(super) fn field_name(tag: u32) -> [u8; 4] {
+    tag.to_be_bytes()
+}
+
+/// The name earlier versions gave a session field (`f:` and the tag in 8 hex digits): read
+/// still, and removed with the field.
+pub(super) fn legacy_field_name(tag: u32) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut name = Vec::with_capacity(10);
+    name.extend_from_slice(LEGACY_FIELD_PREFIX);
+    name.extend(
+        (0..8)
+            .rev()
+            .map(|nibble| DIGITS[((tag >> (4 * nibble)) & 0xf) as usize]),
+    );
+    name
+}
+
+/// The tag of a session field's hash field name, and whether the name is the legacy form;
+/// `None` for other fields.
+pub(super) fn field_tag(name: &[u8]) -> Option<(u32, bool)> {
+    if let Ok(bytes) = <[u8; 4]>::try_from(name) {
+        return Some((u32::from_be_bytes(bytes), false));
+    }
     let hex = name.strip_prefix(LEGACY_FIELD_PREFIX)?;
     if hex.len() != 8 {
         return None;
     }
-    u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    let tag = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+    Some((tag, true))
 }
 
 #[cfg(test)]
@@ -147,12 +169,14 @@ mod tests {
     }
 
     #[test]
-    fn legacy_field_names_are_read() {
-        assert_eq!(legacy_field_tag(b"f:deadbeef"), Some(0xdead_beef));
-        assert_eq!(legacy_field_tag(b"f:dead"), None);
-        assert_eq!(legacy_field_tag(b"f:deadbeeg"), None);
-        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD, FIELDS_FIELD] {
-            assert_eq!(legacy_field_tag(name), None);
+    fn field_names_round_trip_in_both_forms() {
+        assert_eq!(field_name(0xdead_beef), [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(field_tag(&field_name(0xdead_beef)), Some((0xdead_beef, false)));
+        assert_eq!(legacy_field_name(0xdead_beef), b"f:deadbeef");
+        assert_eq!(field_tag(b"f:deadbeef"), Some((0xdead_beef, true)));
+        assert_eq!(field_tag(b"f:dead"), None);
+        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD] {
+            assert_eq!(field_tag(name), None);
         }
     }
 }

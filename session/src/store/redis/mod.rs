@@ -69,15 +69,11 @@ use crate::{
 /// |---|---|
 /// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `d` | the session's fields not at their default, in the record format (see [`store`](crate::store#the-record-format)): per field its tag, length and stored value, a marker byte (`0` plain, `1` gzip, `2` sealed) then the field's postcard bytes |
-/// | `i` | an indexed session's index digest (64 hex digits) and absolute deadline, `<hex>:<ms>` |
+/// | `<tag>` | one per session field not at its default: the name is the field tag (see [`store`](crate::store#the-record-format)) as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
 ///
-/// A save sends only the changed fields; its script merges them into `d` field by field, so
-/// overlapping saves of different fields both persist, and drops the fields set back to
-/// their default. Earlier versions stored each field in a hash field of its own, `f:` and
-/// the tag in 8 hex digits: such fields are still read (a copy in `d`, written since, hides
-/// them) and deleted with the field.
-///
+/// A field set back to its default is deleted from the hash. Earlier versions named a
+/// field `f:<tag>` with the tag in 8 hex digits: such fields are still read (a field written
+/// since under the new name hides its old copy) and deleted with the field.
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each

@@ -5,7 +5,7 @@ use std::{borrow::Cow, collections::HashMap};
 use super::{
     Inner,
     call::store_error,
-    layout::{self, EXPIRY_FIELD, FIELDS_FIELD, INDEX_FIELD, META_FIELD},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD},
 };
 
 /// The hash field `i` of an indexed session: the index digest and the absolute deadline.
@@ -13,18 +13,13 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     let index = record.meta.index?;
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
-use crate::{
-    Error,
-    codec::{FieldRecord, Fields},
-    id::StoreKey,
-    store::Record,
-};
+use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
 
 impl Inner {
-    /// What writes `record` under `key`, as the scripts' `write` reads it: the changed
-    /// fields with their stored values (removals kept as empty values), in the record
-    /// format, then the hash field/value pairs: metadata, expiry and its [`index_value`] if
-    /// it has one (computed once by the caller, which also passes it to the script).
+    /// The fields that write `record` under `key`, as the scripts' `write` reads them: the
+    /// number of removed fields and their names (both forms of each), then the hash
+    /// field/value pairs: metadata, expiry, its [`index_value`] if it has one (computed once
+    /// by the caller, which also passes it to the script), then each field.
     pub(super) fn write_args(
         &self,
         key: &StoreKey,
@@ -32,20 +27,18 @@ impl Inner {
         index: Option<&str>,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let meta = &record.meta;
-        let mut changes = FieldRecord::with_capacity(record.fields.as_bytes().len() + 8);
-        for field in record.fields.iter() {
-            let (tag, value) = field.map_err(store_error)?;
+        let fields = || record.fields.iter().map(|field| field.map_err(store_error));
+        let mut removed = Vec::new();
+        for field in fields() {
+            let (tag, value) = field?;
             if value.is_empty() {
-                changes.push_removal(tag);
-                continue;
+                removed.push(layout::field_name(tag).to_vec());
+                removed.push(layout::legacy_field_name(tag));
             }
-            let stored = self
-                .values
-                .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms);
-            changes.push(tag, &stored.map_err(store_error)?);
         }
-        let mut args = Vec::with_capacity(7);
-        args.push(changes.into_bytes());
+        let mut args = Vec::with_capacity(1 + removed.len() + 6 + 2 * 8);
+        args.push(removed.len().to_string().into_bytes());
+        args.append(&mut removed);
         args.push(META_FIELD.to_vec());
         let stored_meta = self.values.encode_meta(key, meta);
         args.push(stored_meta.map_err(store_error)?);
@@ -54,6 +47,17 @@ impl Inner {
         if let Some(value) = index {
             args.push(INDEX_FIELD.to_vec());
             args.push(value.as_bytes().to_vec());
+        }
+        for field in fields() {
+            let (tag, value) = field?;
+            if value.is_empty() {
+                continue;
+            }
+            args.push(layout::field_name(tag).to_vec());
+            let stored = self
+                .values
+                .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms);
+            args.push(stored.map_err(store_error)?);
         }
         Ok(args)
     }
@@ -109,24 +113,11 @@ impl Inner {
         if meta.is_expired(now) || frozen {
             return None;
         }
-        // The fields in `d`, then those an earlier version wrote one hash field each, which
-        // a field in `d` (written since) hides.
-        let packed = hash.get(FIELDS_FIELD).map_or(&[][..], Vec::as_slice);
-        let packed_fields = Fields::new(packed).map_while(|field| {
-            field
-                .inspect_err(|error| {
-                    tracing::warn!(key = %layout::short(key), %error, "stored session fields are malformed; the rest keep their defaults");
-                })
-                .ok()
-        });
-        let legacy_fields = hash
+        let mut fields: Vec<(u32, bool, Cow<'_, [u8]>)> = hash
             .iter()
-            .filter_map(|(name, stored)| Some((layout::legacy_field_tag(name)?, stored.as_slice())));
-        let mut fields: Vec<(u32, bool, Cow<'_, [u8]>)> = packed_fields
-            .map(|(tag, stored)| (tag, false, stored))
-            .chain(legacy_fields.map(|(tag, stored)| (tag, true, stored)))
-            .filter_map(
-                |(tag, legacy, stored)| match self.values.decode_field(tag, stored, &meta.lineage, now) {
+            .filter_map(|(name, stored)| {
+                let (tag, legacy) = layout::field_tag(name)?;
+                match self.values.decode_field(tag, stored, &meta.lineage, now) {
                     Ok(value) => Some((tag, legacy, value)),
                     Err(error) => {
                         tracing::warn!(
@@ -137,11 +128,12 @@ impl Inner {
                         );
                         None
                     }
-                },
-            )
+                }
+            })
             .collect();
-        // Sorting makes equal records encode equally, whatever the order of writes.
-        fields.sort_by_key(|&(tag, legacy, _)| (tag, legacy));
+        // Hash order is arbitrary; sorting makes equal records encode equally. A field
+        // written since the names changed is newer than its legacy copy, which it hides.
+        fields.sort_unstable_by_key(|&(tag, legacy, _)| (tag, legacy));
         fields.dedup_by_key(|(tag, ..)| *tag);
         let mut record = FieldRecord::with_capacity(fields.iter().map(|(.., value)| 4 + 5 + value.len()).sum());
         for (tag, _, value) in &fields {

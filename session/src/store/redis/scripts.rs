@@ -26,58 +26,14 @@ local function sign(signature)
 end
 ";
 
-/// Writes a session from `ARGV[at]` on: its changed fields (`ARGV[at]`, in the record
-/// format: per field a 4-byte tag, a LEB128 length and the stored value; an empty value
-/// removes the field), merged into the hash field `d` that holds all of them (`stored`: its
-/// current value, `false` to read it here), then the hash field/value pairs to set (always
+/// Writes a session's fields from `ARGV[at]` on: the number `r` of fields to remove (set
+/// back to their default), their names, then the hash field/value pairs to set (always
 /// including the metadata, so never empty).
-///
-/// The merge keeps every stored field the change does not name, so overlapping writes of
-/// different fields both persist. A removed field also loses its copy under the name
-/// earlier versions gave it (`f:` and the tag in 8 hex digits).
 const WRITE: &str = r"
-local function fields(s)
-  local out, pos, n = {}, 1, #s
-  while pos + 4 <= n do
-    local len, scale, i, b = 0, 1, pos + 4, 128
-    while b >= 128 and i <= n do
-      b = string.byte(s, i)
-      len = len + (b % 128) * scale
-      scale = scale * 128
-      i = i + 1
-    end
-    out[#out + 1] = {string.sub(s, pos, pos + 3), string.sub(s, pos, i + len - 1), len}
-    pos = i + len
-  end
-  return out
-end
-local function write(key, at, stored)
-  local changes, merged = ARGV[at], nil
-  if changes ~= '' then
-    if stored == false then stored = redis.call('HGET', key, 'd') end
-    local update, last, parts = fields(changes), {}, {}
-    for i, field in ipairs(update) do last[field[1]] = i end
-    for _, field in ipairs(fields(stored or '')) do
-      if not last[field[1]] then parts[#parts + 1] = field[2] end
-    end
-    for i, field in ipairs(update) do
-      if last[field[1]] == i then
-        if field[3] > 0 then
-          parts[#parts + 1] = field[2]
-        else
-          local b1, b2, b3, b4 = string.byte(field[1], 1, 4)
-          redis.call('HDEL', key, string.format('f:%08x', b1 + b2 * 256 + b3 * 65536 + b4 * 16777216))
-        end
-      end
-    end
-    merged = table.concat(parts)
-  end
-  if merged == '' then redis.call('HDEL', key, 'd') end
-  if merged and merged ~= '' then
-    redis.call('HSET', key, 'd', merged, unpack(ARGV, at + 1))
-  else
-    redis.call('HSET', key, unpack(ARGV, at + 1))
-  end
+local function write(key, at)
+  local r = tonumber(ARGV[at])
+  redis.call('HSET', key, unpack(ARGV, at + 1 + r))
+  if r > 0 then redis.call('HDEL', key, unpack(ARGV, at + 1, at + r)) end
 end
 ";
 
@@ -125,7 +81,7 @@ local x, old = tonumber(held[1]), held[2]
 if x and x > tonumber(ARGV[1]) then return 0 end
 if ARGV[3] == '?' and ARGV[4] ~= '' then return 2 end
 redis.call('DEL', KEYS[1])
-write(KEYS[1], 6, '')
+write(KEYS[1], 6)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[1])
 if KEYS[2] then sign(KEYS[2]) end
@@ -135,11 +91,11 @@ return 1
 /// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
 /// updated, 0 if no live record exists, 2 if the index must be added first.
 const UPDATE: &str = r"
-local held = redis.call('HMGET', KEYS[1], 'x', 'i', 'd')
+local held = redis.call('HMGET', KEYS[1], 'x', 'i')
 local x, old = tonumber(held[1]), held[2]
 if not x or x <= tonumber(ARGV[1]) then return 0 end
 if index_pending(ARGV[3], old) then return 2 end
-write(KEYS[1], 6, held[3] or '')
+write(KEYS[1], 6)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 -- The same index value (index and absolute deadline): membership, score and the index
 -- key's TTL are as they were; most updates of a logged-in session change none of them.
@@ -173,11 +129,11 @@ const RENAME: &str = r"
 local now = tonumber(ARGV[1])
 local target = tonumber(redis.call('HGET', KEYS[2], 'x'))
 if target and target > now then return 2 end
-local held = redis.call('HMGET', KEYS[1], 'x', 'i', 'd')
+local held = redis.call('HMGET', KEYS[1], 'x', 'i')
 local source, old = tonumber(held[1]), held[2]
 if not source or source <= now then return 1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-write(KEYS[2], 6, held[3] or '')
+write(KEYS[2], 6)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[2])
 if KEYS[3] then
@@ -313,7 +269,7 @@ end
 redis.call('DEL', KEYS[1])
 local n = tonumber(ARGV[4])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
-write(KEYS[1], 5 + n, false)
+write(KEYS[1], 5 + n)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 sign(KEYS[2])
 return 1
