@@ -640,7 +640,8 @@ mod tests {
         let mut base = FieldRecord::new();
         base.push(1, b"one");
         base.push(2, b"two");
-        let cases: [(&[(u32, &[u8])], &[(u32, &[u8])]); 4] = [
+        type Fields<'a> = &'a [(u32, &'a [u8])];
+        let cases: [(Fields, Fields); 4] = [
             (&[(2, b"")], &[(1, b"one")]),
             (&[(3, b"")], &[(1, b"one"), (2, b"two")]),
             (&[(2, b"x"), (2, b"")], &[(1, b"one")]),
