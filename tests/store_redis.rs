@@ -259,11 +259,7 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_
     let clock = ManualClock::new();
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
     let mut raw = raw(&server).await;
-    let mut session = provider.create().unwrap();
-    session.set_user(Some("alice".into()));
-    session.set_theme("dark".into());
-    provider.save(&mut session).await.unwrap();
-    let name = raw_key(&session.id().store_key(), &server).await;
+    let (mut session, name) = alice_in_dark(&provider, &server).await;
     let stored = |raw: &mut redis::aio::MultiplexedConnection, field: Vec<u8>| {
         let name = name.clone();
         let mut raw = raw.clone();
@@ -353,6 +349,16 @@ async fn large_values_are_compressed_and_read_back() {
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some(long.as_str()));
     assert_eq!(loaded.language().as_deref(), Some("en"));
+}
+
+/// A saved session of alice's with the dark theme, and its key in Redis.
+async fn alice_in_dark(provider: &Provider, server: &RedisServer) -> (session::Session<AppSession>, String) {
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    session.set_theme("dark".into());
+    provider.save(&mut session).await.unwrap();
+    let name = raw_key(&session.id().store_key(), server).await;
+    (session, name)
 }
 
 /// The key a store wrote for `key`, found by its digest.
@@ -524,12 +530,7 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
     let store = builder(&server, &clock).build().await.unwrap();
     let provider = provider_for(store.clone(), &clock);
     let mut raw = raw(&server).await;
-
-    let mut session = provider.create().unwrap();
-    session.set_user(Some("alice".into()));
-    session.set_theme("dark".into());
-    provider.save(&mut session).await.unwrap();
-    let name = raw_key(&session.id().store_key(), &server).await;
+    let (session, name) = alice_in_dark(&provider, &server).await;
 
     let _: () = redis::cmd("HSET")
         .arg(&name)
