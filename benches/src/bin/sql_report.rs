@@ -212,8 +212,19 @@ struct Figures {
     e2e: Vec<(&'static str, f64, f64, f64)>,
 }
 
+/// The machine's one-minute load average, if it can be read.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
     let started = Instant::now();
+    let load_before = load_average();
     let dir = std::env::temp_dir().join(format!("session-sql-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let runtime = runtime()?;
@@ -269,7 +280,8 @@ fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
         all.push(Figures { db, micro, e2e });
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let section = render(&all, runs, secs, started.elapsed());
+    let loads = (load_before, load_average());
+    let section = render(&all, runs, secs, started.elapsed(), loads);
     if only.is_some() {
         print!("{section}");
         return Ok(());
@@ -277,7 +289,7 @@ fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
     write_section(&section)
 }
 
-fn render(all: &[Figures], runs: usize, secs: f64, took: Duration) -> String {
+fn render(all: &[Figures], runs: usize, secs: f64, took: Duration, loads: (Option<f64>, Option<f64>)) -> String {
     let mut w = String::new();
     let _ = writeln!(w, "## SQL stores: this crate against tower-sessions-sqlx-store\n");
     let _ = writeln!(
@@ -291,6 +303,14 @@ fn render(all: &[Figures], runs: usize, secs: f64, took: Duration) -> String {
         took.as_secs_f64(),
         sql::POOL_SIZE
     );
+    // The figures follow the rest of the machine's work: both libraries share its cores.
+    if let (Some(before), Some(after)) = loads {
+        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let _ = writeln!(
+            w,
+            "One-minute load average {before:.2} before and {after:.2} after, on {cores} cores.\n"
+        );
+    }
     let _ = writeln!(
         w,
         "| Database | load + save, ours | load + save, tower-sessions | ratio | read-modify-write req/s, ours | tower-sessions | ratio | read-only req/s, ours | tower-sessions | ratio |"
