@@ -775,7 +775,7 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
         "\n## Redis on the wire\n\n\
          From `INFO commandstats` and `INFO stats` (`total_net_input_bytes`, `total_net_output_bytes`) before and after, \
          less the measurement's own commands. Commands include those run inside Lua scripts (this crate's save is one `EVALSHA` \
-         whose script runs `HGET`, `HSET`, `PEXPIRE`, and the `SET` and `DEL` of the write's signature key; round trips are in the next table). End to end, per request:\n"
+         whose script runs `HMGET`, `HSET`, `PEXPIRE`, and under a clustered store the `SET` and `DEL` of the write's signature key; round trips are in the next table). End to end, per request:\n"
     );
     let _ = writeln!(
         w,
