@@ -260,24 +260,14 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
     let mut raw = raw(&server).await;
     let (mut session, name) = alice_in_dark(&provider, &server).await;
-    let stored = |raw: &mut redis::aio::MultiplexedConnection, field: Vec<u8>| {
-        let name = name.clone();
-        let mut raw = raw.clone();
-        async move {
-            let exists: bool = redis::cmd("HEXISTS")
-                .arg(&name)
-                .arg(field)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            exists
-        }
-    };
-    assert!(stored(&mut raw, field("theme")).await);
+    assert!(has_field(&mut raw, &name, field("theme")).await);
 
     session.set_theme("light".into());
     provider.save(&mut session).await.unwrap();
-    assert!(!stored(&mut raw, field("theme")).await, "back at its default: removed");
+    assert!(
+        !has_field(&mut raw, &name, field("theme")).await,
+        "back at its default: removed"
+    );
     assert_eq!(provider.get(session.id()).await.unwrap().theme(), "light");
 
     // A session written before field names were shortened: its fields are read, a newer
@@ -316,9 +306,9 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_
     );
     loaded.set_user(None);
     provider.save(&mut loaded).await.unwrap();
-    assert!(!stored(&mut raw, field("user")).await);
+    assert!(!has_field(&mut raw, &name, field("user")).await);
     assert!(
-        !stored(&mut raw, legacy_field("user")).await,
+        !has_field(&mut raw, &name, legacy_field("user")).await,
         "a removal takes the legacy copy too"
     );
     assert_eq!(provider.get(session.id()).await.unwrap().user(), &None);
@@ -349,6 +339,16 @@ async fn large_values_are_compressed_and_read_back() {
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some(long.as_str()));
     assert_eq!(loaded.language().as_deref(), Some("en"));
+}
+
+/// Whether the hash `key` has the field `field`.
+async fn has_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, field: Vec<u8>) -> bool {
+    redis::cmd("HEXISTS")
+        .arg(key)
+        .arg(field)
+        .query_async(raw)
+        .await
+        .unwrap()
 }
 
 /// A saved session of alice's with the dark theme, and its key in Redis.
