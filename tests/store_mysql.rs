@@ -70,19 +70,14 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
     .await
     .unwrap();
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["id", "expires_at", "meta", "fields", "index_key"]);
+    assert_eq!(
+        names,
+        ["id", "expires_at", "meta", "fields", "index_key", "expires_minute"]
+    );
     assert_eq!(columns[0].1, "binary");
     assert_eq!(columns[1].1, "bigint");
     assert_eq!(columns[4].1, "varbinary");
-    let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(index_name AS CHAR) FROM information_schema.statistics \
-         WHERE table_schema = DATABASE() AND table_name = ?",
-    )
-    .bind(&table)
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    assert!(indexes.contains(&format!("{table}_expires_at")), "{indexes:?}");
+    assert_expiry_index(&store, &table).await;
     assert_index_key_index(&store, &table).await;
 
     let other = sql::table();
@@ -95,6 +90,35 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await
         .unwrap();
     sql::create_empty(&other, &clock, 60_000).await;
+}
+
+/// Expiry is indexed on `expires_minute` alone (the exact index of earlier versions is
+/// gone), and the expiry task's statement can use it.
+async fn assert_expiry_index(store: &MySqlStore, table: &str) {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR) FROM information_schema.statistics \
+         WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(table)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        indexes.contains(&(format!("{table}_expires_minute"), "expires_minute".to_owned())),
+        "{indexes:?}"
+    );
+    assert!(!indexes.iter().any(|(_, column)| column == "expires_at"), "{indexes:?}");
+    let plan = sqlx::query(&format!(
+        "EXPLAIN SELECT id FROM `{table}` WHERE expires_minute <= ? DIV 60000 AND expires_at <= ? \
+         ORDER BY expires_minute LIMIT 10"
+    ))
+    .bind(0i64)
+    .bind(0i64)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let keys: Option<String> = sqlx::Row::try_get(&plan, "possible_keys").unwrap();
+    assert_eq!(keys, Some(format!("{table}_expires_minute")));
 }
 
 /// The table has the index on `index_key`, and a lookup by index uses it.
@@ -141,6 +165,7 @@ async fn migrate_upgrades_a_table_of_the_previous_version() {
     );
     cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, &old_ddl, &copy).await;
     assert_index_key_index(&old, &old_table).await;
+    assert_expiry_index(&old, &old_table).await;
 }
 
 #[tokio::test]

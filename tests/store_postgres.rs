@@ -60,15 +60,11 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
             ("expires_at", "bigint"),
             ("meta", "bytea"),
             ("fields", "jsonb"),
-            ("index_key", "bytea")
+            ("index_key", "bytea"),
+            ("expires_minute", "bigint")
         ]
     );
-    let index: Option<String> = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
-        .bind(format!("{table}_expires_at"))
-        .fetch_optional(store.pool())
-        .await
-        .unwrap();
-    assert!(index.unwrap().contains("(expires_at)"));
+    assert_expiry_index(&store, &table).await;
     assert_index_key_index(&store, &table).await;
 
     // The documented SQL is what migrate runs, and runs on its own too.
@@ -88,6 +84,61 @@ async fn migrate_is_idempotent_and_creates_the_documented_schema() {
             .unwrap(),
         None
     );
+}
+
+/// Expiry is indexed on `expires_minute` alone (the exact index of earlier versions is
+/// gone), the expiry task's statement uses it, and a save that keeps the deadline's minute
+/// is a HOT update (no index touched).
+async fn assert_expiry_index(store: &PostgresStore, table: &str) {
+    let indexes: Vec<String> = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE tablename = $1")
+        .bind(table)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        indexes
+            .iter()
+            .any(|index| index.contains(&format!("{table}_expires_minute")) && index.ends_with("(expires_minute)")),
+        "{indexes:?}"
+    );
+    assert!(!indexes.iter().any(|index| index.contains("expires_at")), "{indexes:?}");
+
+    let mut transaction = store.pool().begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN SELECT id FROM \"{table}\" WHERE expires_minute <= $1 / 60000 AND expires_at <= $1 \
+         ORDER BY expires_minute LIMIT 10"
+    ))
+    .bind(0i64)
+    .fetch_all(&mut *transaction)
+    .await
+    .unwrap();
+    assert!(plan.join("\n").contains(&format!("{table}_expires_minute")), "{plan:?}");
+    let id = &[9u8; 32][..];
+    sqlx::query(&format!(
+        "INSERT INTO \"{table}\" (id, expires_at, meta, fields) VALUES ($1, 60000000, '', '{{}}')"
+    ))
+    .bind(id)
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "UPDATE \"{table}\" SET expires_at = expires_at + 1000, meta = '\\x01' WHERE id = $1"
+    ))
+    .bind(id)
+    .execute(&mut *transaction)
+    .await
+    .unwrap();
+    let hot: i64 = sqlx::query_scalar("SELECT pg_stat_get_xact_tuples_hot_updated(to_regclass($1))")
+        .bind(format!("\"{table}\""))
+        .fetch_one(&mut *transaction)
+        .await
+        .unwrap();
+    assert_eq!(hot, 1, "a save within the deadline's minute is a HOT update");
+    transaction.rollback().await.unwrap();
 }
 
 /// The table has the partial index on `index_key`, and a lookup by index uses it.
@@ -148,6 +199,7 @@ async fn migrate_upgrades_a_table_of_the_previous_version() {
     );
     cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, &old_ddl, &copy).await;
     assert_index_key_index(&old, &old_table).await;
+    assert_expiry_index(&old, &old_table).await;
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await;
     store.migrate().await.unwrap();
     let columns: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, type FROM pragma_table_info('app_sessions') ORDER BY cid")
+        sqlx::query_as("SELECT name, type FROM pragma_table_xinfo('app_sessions') ORDER BY cid")
             .fetch_all(store.pool())
             .await
             .unwrap();
@@ -59,14 +59,11 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
             ("expires_at", "INTEGER"),
             ("meta", "BLOB"),
             ("fields", "TEXT"),
-            ("index_key", "BLOB")
+            ("index_key", "BLOB"),
+            ("expires_minute", "INTEGER")
         ]
     );
-    let indexes: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_list('app_sessions')")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    assert!(indexes.contains(&"app_sessions_expires_at".to_owned()), "{indexes:?}");
+    assert_expiry_index(&store, "app_sessions").await;
     assert_index_key_index(&store, "app_sessions").await;
 
     let schema = SqliteStore::schema("other").unwrap();
@@ -78,6 +75,32 @@ async fn migrate_is_idempotent_and_the_documented_schema_works_on_its_own() {
         .await
         .unwrap();
     sql::create_empty(&other, &clock, 60_000).await;
+}
+
+/// Expiry is indexed on `expires_minute` alone (the exact index of earlier versions is
+/// gone), and the expiry task's statement uses it.
+async fn assert_expiry_index(store: &SqliteStore, table: &str) {
+    let indexes: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_index_list('{table}')"))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(indexes.contains(&format!("{table}_expires_minute")), "{indexes:?}");
+    assert!(!indexes.contains(&format!("{table}_expires_at")), "{indexes:?}");
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+        "EXPLAIN QUERY PLAN SELECT id FROM \"{table}\" WHERE expires_minute <= ?1 / 60000 AND expires_at <= ?1 \
+         ORDER BY expires_minute LIMIT 10"
+    ))
+    .bind(0i64)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let details: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+    assert!(
+        details
+            .iter()
+            .any(|detail| detail.contains(&format!("INDEX {table}_expires_minute"))),
+        "{details:?}"
+    );
 }
 
 /// The table has the partial index on `index_key`, and a lookup or deletion by index uses it.
@@ -140,6 +163,7 @@ async fn migrate_upgrades_a_table_of_the_previous_version() {
         "INSERT INTO old_sessions (id, expires_at, meta, fields) SELECT id, expires_at, meta, fields FROM sessions";
     cases::migrate_upgrades_a_table_of_the_previous_version(&old, &new, &clock, old_ddl, copy).await;
     assert_index_key_index(&old, "old_sessions").await;
+    assert_expiry_index(&old, "old_sessions").await;
 }
 
 #[tokio::test]

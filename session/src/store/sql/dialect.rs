@@ -29,12 +29,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     const KEEP_CONNECTIONS: bool;
 
     /// The schema, as idempotent statements: the table first, then what needs the
-    /// [`Upgrade`]'s column (its index).
+    /// [`Upgrade`]s' columns (their indexes).
     fn schema(table: &Table) -> Vec<String>;
 
-    /// How [`migrate`](super::store::SqlStore::migrate) adds the session index column to a
-    /// table created before it existed.
-    fn upgrade(table: &Table) -> Upgrade;
+    /// How [`migrate`](super::store::SqlStore::migrate) brings a table created by an
+    /// earlier version up to the schema, in order, after the table statement.
+    fn upgrades(table: &Table) -> Vec<Upgrade>;
 
     /// Every statement of a store on `table`.
     fn statements(table: &Table) -> Statements;
@@ -71,14 +71,18 @@ pub(crate) enum Migration {
     OneByOne,
 }
 
-/// The session index column (`index_key`), added to the schema after its first version:
+/// One change to a table created by an earlier version:
 /// [`migrate`](super::store::SqlStore::migrate) runs the schema's first statement (the
-/// table), then `add_column` if `has_column` finds no row, then the rest of the schema.
+/// table), then each upgrade's `apply` if its `done` finds no row, then the rest of the
+/// schema.
 pub(crate) struct Upgrade {
-    /// Returns a row when the table has the column.
-    pub(crate) has_column: String,
-    /// Adds the column (MySQL: with its index).
-    pub(crate) add_column: String,
+    /// Returns a row when the table needs nothing of this upgrade.
+    pub(crate) done: String,
+    /// Makes the change.
+    pub(crate) apply: String,
+    /// Whether the change adds the session index column, whose live rows are then
+    /// backfilled from their metadata.
+    pub(crate) adds_index_key: bool,
 }
 
 /// Every statement of a store, for one table.
@@ -116,9 +120,9 @@ pub(crate) struct Statements {
     pub(crate) delete_many: String,
     /// Deletes the live rows: `now`.
     pub(crate) clear_live: String,
-    /// Deletes the expired rows: `now`.
+    /// Deletes the expired rows: `now, now` (twice, for MySQL's positional placeholders).
     pub(crate) clear_dead: String,
-    /// Deletes at most `batch` expired rows: `now, batch`.
+    /// Deletes at most `batch` expired rows: `now, now, batch`.
     pub(crate) delete_expired: String,
     /// The live rows of an index: `index, now`; returns `id, meta, fields` (as text).
     pub(crate) list_by_index: String,

@@ -19,6 +19,9 @@ use crate::{Error, id::StoreKey};
 /// MySQL's statements and schema.
 pub(crate) struct MySqlDialect;
 
+/// The indexed copy of the deadline, to the minute (`expires_at` is ms, never negative).
+const MINUTE_COLUMN: &str = "expires_minute BIGINT AS (expires_at DIV 60000) STORED";
+
 impl Dialect for MySqlDialect {
     type Db = sqlx::MySql;
     const BACKEND: &'static str = "mysql";
@@ -30,37 +33,63 @@ impl Dialect for MySqlDialect {
 
     /// The table with its indexes, idempotent (MySQL has no `CREATE INDEX IF NOT EXISTS`,
     /// so the indexes are declared with the table). No partial index: the session index's
-    /// also holds the null keys of sessions without one.
+    /// also holds the null keys of sessions without one. Expiry is indexed on
+    /// `expires_minute`, not `expires_at`: a save that moves the deadline within its minute
+    /// leaves every secondary index alone.
     fn schema(table: &Table) -> Vec<String> {
-        let (t, index, key_index) = (table.quoted(), table.index(), table.key_index());
+        let (t, minute_index, key_index) = (table.quoted(), table.minute_index(), table.key_index());
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {t} (\n    \
-             id         BINARY(32)    NOT NULL PRIMARY KEY,\n    \
-             expires_at BIGINT        NOT NULL,\n    \
-             meta       BLOB          NOT NULL,\n    \
-             fields     JSON          NOT NULL,\n    \
-             index_key  VARBINARY(32) NULL,\n    \
-             INDEX {index} (expires_at),\n    \
+             id             BINARY(32)    NOT NULL PRIMARY KEY,\n    \
+             expires_at     BIGINT        NOT NULL,\n    \
+             meta           BLOB          NOT NULL,\n    \
+             fields         JSON          NOT NULL,\n    \
+             index_key      VARBINARY(32) NULL,\n    \
+             {MINUTE_COLUMN},\n    \
+             INDEX {minute_index} (expires_minute),\n    \
              INDEX {key_index} (index_key)\n) ENGINE = InnoDB"
         )]
     }
 
-    /// MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has): the table's columns are looked
-    /// up first, and a migration that loses the race to add it finds it there.
-    fn upgrade(table: &Table) -> Upgrade {
+    /// MySQL has no `ADD COLUMN IF NOT EXISTS` nor `DROP INDEX IF EXISTS` (MariaDB has):
+    /// the table's columns and indexes are looked up first, and a migration that loses the
+    /// race finds the change made.
+    fn upgrades(table: &Table) -> Vec<Upgrade> {
         let schema = table.schema_literal().unwrap_or_else(|| "DATABASE()".to_owned());
-        Upgrade {
-            has_column: format!(
+        let (t, name) = (table.quoted(), table.name_literal());
+        let has_column = |column: &str| {
+            format!(
                 "SELECT 1 FROM information_schema.columns WHERE table_schema = {schema} \
-                 AND table_name = {} AND column_name = 'index_key'",
-                table.name_literal()
-            ),
-            add_column: format!(
-                "ALTER TABLE {} ADD COLUMN index_key VARBINARY(32) NULL, ADD INDEX {} (index_key)",
-                table.quoted(),
-                table.key_index()
-            ),
-        }
+                 AND table_name = {name} AND column_name = '{column}'"
+            )
+        };
+        vec![
+            Upgrade {
+                done: has_column("index_key"),
+                apply: format!(
+                    "ALTER TABLE {t} ADD COLUMN index_key VARBINARY(32) NULL, ADD INDEX {} (index_key)",
+                    table.key_index()
+                ),
+                adds_index_key: true,
+            },
+            Upgrade {
+                done: has_column("expires_minute"),
+                apply: format!(
+                    "ALTER TABLE {t} ADD COLUMN {MINUTE_COLUMN}, ADD INDEX {} (expires_minute)",
+                    table.minute_index()
+                ),
+                adds_index_key: false,
+            },
+            Upgrade {
+                done: format!(
+                    "SELECT 1 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM information_schema.statistics \
+                     WHERE table_schema = {schema} AND table_name = {name} AND index_name = {})",
+                    table.index_literal()
+                ),
+                apply: format!("ALTER TABLE {t} DROP INDEX {}", table.index()),
+                adds_index_key: false,
+            },
+        ]
     }
 
     /// MySQL's placeholders are positional: the arguments follow each statement's `?`s in
@@ -102,8 +131,11 @@ impl Dialect for MySqlDialect {
             count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?"),
             delete_many: format!("DELETE FROM {t} WHERE id IN "),
             clear_live: format!("DELETE FROM {t} WHERE expires_at > ?"),
-            clear_dead: format!("DELETE FROM {t} WHERE expires_at <= ?"),
-            delete_expired: format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"),
+            clear_dead: format!("DELETE FROM {t} WHERE expires_minute <= ? DIV 60000 AND expires_at <= ?"),
+            delete_expired: format!(
+                "DELETE FROM {t} WHERE expires_minute <= ? DIV 60000 AND expires_at <= ? \
+                 ORDER BY expires_minute LIMIT ?"
+            ),
             list_by_index: format!(
                 "SELECT id, meta, CAST(fields AS CHAR) FROM {t} WHERE index_key = ? AND expires_at > ?"
             ),
@@ -146,15 +178,28 @@ impl Dialect for MySqlDialect {
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS `sessions` (
-///     id         BINARY(32)    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
-///     expires_at BIGINT        NOT NULL,              -- ms since the Unix epoch: the earlier deadline
-///     meta       BLOB          NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     JSON          NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
-///     index_key  VARBINARY(32) NULL,                  -- the session's index digest, or null
-///     INDEX `sessions_expires_at` (expires_at),
+///     id             BINARY(32)    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
+///     expires_at     BIGINT        NOT NULL,              -- ms since the Unix epoch: the earlier deadline
+///     meta           BLOB          NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
+///     fields         JSON          NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key      VARBINARY(32) NULL,                  -- the session's index digest, or null
+///     expires_minute BIGINT AS (expires_at DIV 60000) STORED,
+///     INDEX `sessions_expires_minute` (expires_minute),
 ///     INDEX `sessions_index_key` (index_key)
 /// ) ENGINE = InnoDB;
 /// ```
+///
+/// `expires_minute` is `expires_at` to the minute, and the only expiry index: the expiry
+/// task needs an index to find expired rows, but one on `expires_at`, which nearly every
+/// save moves, would make nearly every save write an index entry. Indexed to the minute, a save
+/// usually leaves every indexed column as it was, and InnoDB then writes no secondary
+/// index entry. The expiry statement
+/// finds rows by their minute and checks the exact `expires_at`. On a table of an earlier version (no `expires_minute` in
+/// `information_schema.columns`), `migrate` runs ``ALTER TABLE `sessions` ADD COLUMN
+/// expires_minute BIGINT AS (expires_at DIV 60000) STORED, ADD INDEX
+/// `sessions_expires_minute` (expires_minute)``, then ``ALTER TABLE `sessions` DROP INDEX
+/// `sessions_expires_at` `` if it is there; adding a stored column copies the table, so on
+/// a large table run `migrate` at a quiet time.
 ///
 /// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
 /// `#[session(index)]` field: never the value), for "log out everywhere"
@@ -220,7 +265,8 @@ impl Dialect for MySqlDialect {
 ///
 /// Expired rows are never returned. [`spawn_expiry_task`](Self::spawn_expiry_task) deletes
 /// them in the background, [`delete_expired`](Self::delete_expired) now, with `DELETE …
-/// WHERE expires_at <= ?now ORDER BY expires_at LIMIT 1000` until none is left, so requests
+/// WHERE expires_minute <= ?now DIV 60000 AND expires_at <= ?now ORDER BY expires_minute
+/// LIMIT 1000` (on its index) until none is left, so requests
 /// are not held up behind it.
 ///
 /// # Connections
@@ -334,9 +380,10 @@ impl MySqlStore {
         SqlStore::<MySqlDialect>::schema(table)
     }
 
-    /// Creates the table (with its indexes) if it does not exist, and adds `index_key`
-    /// (with its index) to a table created before it existed, then sets it on the live rows
-    /// from their metadata; safe to run on every start, from several processes at once.
+    /// Creates the table (with its indexes) if it does not exist, and brings a table of an
+    /// earlier version up to date: adds `index_key` (with its index) and sets it on the live
+    /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
+    /// on `expires_at`; safe to run on every start, from several processes at once.
     ///
     /// # Errors
     ///

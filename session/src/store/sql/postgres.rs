@@ -18,6 +18,17 @@ use crate::{Error, id::StoreKey};
 /// PostgreSQL's statements and schema.
 pub(crate) struct PgDialect;
 
+/// Adds the session index column to a table created before it existed.
+fn index_key_column(table: &Table) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS index_key BYTEA",
+        table.quoted()
+    )
+}
+
+/// The indexed copy of the deadline, to the minute (`expires_at` is ms, never negative).
+const MINUTE_COLUMN: &str = "expires_minute BIGINT GENERATED ALWAYS AS (expires_at / 60000) STORED";
+
 impl Dialect for PgDialect {
     type Db = sqlx::Postgres;
     const BACKEND: &'static str = "postgres";
@@ -29,37 +40,47 @@ impl Dialect for PgDialect {
         lock: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
     };
 
+    /// Only `expires_minute` is indexed for expiry, not `expires_at`: a save that moves the
+    /// deadline within its minute changes no indexed column, so PostgreSQL updates the row
+    /// in place (a HOT update) without touching any index.
     fn schema(table: &Table) -> Vec<String> {
-        let (t, index, key_index) = (table.quoted(), table.index(), table.key_index());
+        let (t, key_index) = (table.quoted(), table.key_index());
+        let schema_prefix = table.schema().map(|schema| format!("{schema}.")).unwrap_or_default();
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\n    \
-                 id         BYTEA  PRIMARY KEY,\n    \
-                 expires_at BIGINT NOT NULL,\n    \
-                 meta       BYTEA  NOT NULL,\n    \
-                 fields     JSONB  NOT NULL,\n    \
-                 index_key  BYTEA\n)"
+                 id             BYTEA  PRIMARY KEY,\n    \
+                 expires_at     BIGINT NOT NULL,\n    \
+                 meta           BYTEA  NOT NULL,\n    \
+                 fields         JSONB  NOT NULL,\n    \
+                 index_key      BYTEA,\n    \
+                 {MINUTE_COLUMN}\n)"
             ),
-            // A table created before the column existed gets it here.
-            Self::upgrade(table).add_column,
-            format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+            // A table created before a column existed gets it here.
+            index_key_column(table),
+            format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {MINUTE_COLUMN}"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {t} (expires_minute)",
+                table.minute_index()
+            ),
+            format!("DROP INDEX IF EXISTS {schema_prefix}{}", table.index()),
             format!("CREATE INDEX IF NOT EXISTS {key_index} ON {t} (index_key) WHERE index_key IS NOT NULL"),
         ]
     }
 
-    fn upgrade(table: &Table) -> Upgrade {
+    /// The session index column; `expires_minute` and its index are in the schema itself
+    /// (`ADD COLUMN IF NOT EXISTS`).
+    fn upgrades(table: &Table) -> Vec<Upgrade> {
         // `to_regclass` resolves the name as the statements do (search path included).
-        Upgrade {
-            has_column: format!(
+        vec![Upgrade {
+            done: format!(
                 "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = 'index_key' \
                  AND NOT attisdropped",
                 table.quoted_literal()
             ),
-            add_column: format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS index_key BYTEA",
-                table.quoted()
-            ),
-        }
+            apply: index_key_column(table),
+            adds_index_key: true,
+        }]
     }
 
     fn statements(table: &Table) -> Statements {
@@ -96,13 +117,14 @@ impl Dialect for PgDialect {
             count: format!("SELECT count(*) FROM {t} WHERE expires_at > $1"),
             delete_many: format!("DELETE FROM {t} WHERE id = ANY($1)"),
             clear_live: format!("DELETE FROM {t} WHERE expires_at > $1"),
-            clear_dead: format!("DELETE FROM {t} WHERE expires_at <= $1"),
+            clear_dead: format!("DELETE FROM {t} WHERE expires_minute <= $1 / 60000 AND expires_at <= $2"),
             // The outer condition is checked again on the row it deletes, so a row made
             // live again meanwhile (a create over an expired row) is kept. SKIP LOCKED: the
             // expiry tasks of several nodes share the work instead of queueing.
             delete_expired: format!(
                 "DELETE FROM {t} WHERE expires_at <= $1 AND id IN \
-                 (SELECT id FROM {t} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                 (SELECT id FROM {t} WHERE expires_minute <= $2 / 60000 AND expires_at <= $2 \
+                 ORDER BY expires_minute LIMIT $3 FOR UPDATE SKIP LOCKED)"
             ),
             list_by_index: format!("SELECT id, meta, fields::text FROM {t} WHERE index_key = $1 AND expires_at > $2"),
             // A row renamed or updated by a statement that commits while this one waits for
@@ -142,17 +164,30 @@ impl Dialect for PgDialect {
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS "sessions" (
-///     id         BYTEA  PRIMARY KEY,   -- SHA-256 of the session ID, never the ID
-///     expires_at BIGINT NOT NULL,      -- ms since the Unix epoch: the earlier deadline
-///     meta       BYTEA  NOT NULL,      -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     JSONB  NOT NULL,      -- {"<tag, 8 hex digits>": "<base64 of the value>"}
-///     index_key  BYTEA                 -- the session's index digest, or null
+///     id             BYTEA  PRIMARY KEY,   -- SHA-256 of the session ID, never the ID
+///     expires_at     BIGINT NOT NULL,      -- ms since the Unix epoch: the earlier deadline
+///     meta           BYTEA  NOT NULL,      -- the lifetimes and lineage (48 bytes), or sealed
+///     fields         JSONB  NOT NULL,      -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key      BYTEA,                -- the session's index digest, or null
+///     expires_minute BIGINT GENERATED ALWAYS AS (expires_at / 60000) STORED
 /// );
-/// -- A table created before `index_key` existed gets it here.
+/// -- A table created by an earlier version gets what it lacks here.
 /// ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS index_key BYTEA;
-/// CREATE INDEX IF NOT EXISTS "sessions_expires_at" ON "sessions" (expires_at);
+/// ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS
+///     expires_minute BIGINT GENERATED ALWAYS AS (expires_at / 60000) STORED;
+/// CREATE INDEX IF NOT EXISTS "sessions_expires_minute" ON "sessions" (expires_minute);
+/// DROP INDEX IF EXISTS "sessions_expires_at";
 /// CREATE INDEX IF NOT EXISTS "sessions_index_key" ON "sessions" (index_key) WHERE index_key IS NOT NULL;
 /// ```
+///
+/// `expires_minute` is `expires_at` to the minute, and the only expiry index: the expiry
+/// task needs an index to find expired rows, but one on `expires_at`, which nearly every
+/// save moves, would make nearly every save write an index entry. Indexed to the minute, a save
+/// usually leaves every indexed column as it was, so PostgreSQL updates the row in place (a
+/// HOT update) and writes no index at all. The expiry statement
+/// finds rows by their minute and checks the exact `expires_at`. On a table of an earlier version, adding
+/// the stored column rewrites the table under an exclusive lock: on a large table, run
+/// `migrate` at a quiet time.
 ///
 /// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
 /// big-endian) then the session's 16-byte lineage; each `fields` member is one session
@@ -212,7 +247,8 @@ impl Dialect for PgDialect {
 ///
 /// Expired rows are never returned. [`spawn_expiry_task`](Self::spawn_expiry_task) deletes
 /// them in the background, [`delete_expired`](Self::delete_expired) now; each statement
-/// deletes at most 1000 rows (`FOR UPDATE SKIP LOCKED`, so the tasks of several nodes share
+/// (`… WHERE expires_minute <= $now / 60000 AND expires_at <= $now ORDER BY
+/// expires_minute …`, on its index) deletes at most 1000 rows (`FOR UPDATE SKIP LOCKED`, so the tasks of several nodes share
 /// the work), so requests are not held up behind it.
 ///
 /// # Connections
@@ -330,9 +366,10 @@ impl PostgresStore {
         SqlStore::<PgDialect>::schema(table)
     }
 
-    /// Creates the table and its indexes if they do not exist, and adds `index_key` (with
-    /// its index) to a table created before it existed, then sets it on the live rows from
-    /// their metadata; safe to run on every start, from several processes at once (they
+    /// Creates the table and its indexes if they do not exist, and brings a table of an
+    /// earlier version up to date: adds `index_key` (with its index) and sets it on the live
+    /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
+    /// on `expires_at`; safe to run on every start, from several processes at once (they
     /// take turns on an advisory lock).
     ///
     /// # Errors

@@ -19,6 +19,10 @@ use super::{
 use crate::store::Rename;
 use crate::{Error, id::StoreKey};
 
+/// The indexed copy of the deadline, to the minute (`expires_at` is ms, never negative):
+/// virtual, as SQLite can add only those to an existing table.
+const MINUTE_COLUMN: &str = "expires_minute INTEGER GENERATED ALWAYS AS (expires_at / 60000) VIRTUAL";
+
 /// SQLite's statements and schema.
 pub(crate) struct SqliteDialect;
 
@@ -30,39 +34,53 @@ impl Dialect for SqliteDialect {
     const KEEP_CONNECTIONS: bool = false;
     const MIGRATION: Migration = Migration::Transaction { lock: None };
 
-    /// SQLite names an index's schema on the index, not on its table.
+    /// SQLite names an index's schema on the index, not on its table. Expiry is indexed
+    /// on `expires_minute`, as on the other databases.
     fn schema(table: &Table) -> Vec<String> {
         let t = table.quoted();
         let qualified = |index: String| match table.schema() {
             Some(schema) => format!("{schema}.{index}"),
             None => index,
         };
-        let (index, key_index) = (qualified(table.index()), qualified(table.key_index()));
         let bare = table.bare();
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\n    \
-                 id         BLOB    NOT NULL PRIMARY KEY,\n    \
-                 expires_at INTEGER NOT NULL,\n    \
-                 meta       BLOB    NOT NULL,\n    \
-                 fields     TEXT    NOT NULL,\n    \
-                 index_key  BLOB\n) WITHOUT ROWID"
+                 id             BLOB    NOT NULL PRIMARY KEY,\n    \
+                 expires_at     INTEGER NOT NULL,\n    \
+                 meta           BLOB    NOT NULL,\n    \
+                 fields         TEXT    NOT NULL,\n    \
+                 index_key      BLOB,\n    \
+                 {MINUTE_COLUMN}\n) WITHOUT ROWID"
             ),
-            format!("CREATE INDEX IF NOT EXISTS {index} ON {bare} (expires_at)"),
-            format!("CREATE INDEX IF NOT EXISTS {key_index} ON {bare} (index_key) WHERE index_key IS NOT NULL"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {bare} (expires_minute)",
+                qualified(table.minute_index())
+            ),
+            format!("DROP INDEX IF EXISTS {}", qualified(table.index())),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {bare} (index_key) WHERE index_key IS NOT NULL",
+                qualified(table.key_index())
+            ),
         ]
     }
 
-    /// SQLite has no `ADD COLUMN IF NOT EXISTS`: the table's columns are looked up first.
-    fn upgrade(table: &Table) -> Upgrade {
+    /// SQLite has no `ADD COLUMN IF NOT EXISTS`: the table's columns are looked up first
+    /// (`table_xinfo`, which lists generated columns too).
+    fn upgrades(table: &Table) -> Vec<Upgrade> {
         let arguments = match table.schema_literal() {
             Some(schema) => format!("{}, {schema}", table.name_literal()),
             None => table.name_literal(),
         };
-        Upgrade {
-            has_column: format!("SELECT 1 FROM pragma_table_info({arguments}) WHERE name = 'index_key'"),
-            add_column: format!("ALTER TABLE {} ADD COLUMN index_key BLOB", table.quoted()),
-        }
+        let column = |name: &str, definition: &str, adds_index_key: bool| Upgrade {
+            done: format!("SELECT 1 FROM pragma_table_xinfo({arguments}) WHERE name = '{name}'"),
+            apply: format!("ALTER TABLE {} ADD COLUMN {definition}", table.quoted()),
+            adds_index_key,
+        };
+        vec![
+            column("index_key", "index_key BLOB", true),
+            column("expires_minute", MINUTE_COLUMN, false),
+        ]
     }
 
     fn statements(table: &Table) -> Statements {
@@ -98,12 +116,13 @@ impl Dialect for SqliteDialect {
             count: format!("SELECT count(*) FROM {t} WHERE expires_at > ?1"),
             delete_many: format!("DELETE FROM {t} WHERE id IN "),
             clear_live: format!("DELETE FROM {t} WHERE expires_at > ?1"),
-            clear_dead: format!("DELETE FROM {t} WHERE expires_at <= ?1"),
+            clear_dead: format!("DELETE FROM {t} WHERE expires_minute <= ?1 / 60000 AND expires_at <= ?2"),
             // The outer condition is checked on the row it deletes, like on the other
             // backends (SQLite runs one writer at a time anyway).
             delete_expired: format!(
                 "DELETE FROM {t} WHERE expires_at <= ?1 AND id IN \
-                 (SELECT id FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+                 (SELECT id FROM {t} WHERE expires_minute <= ?2 / 60000 AND expires_at <= ?2 \
+                 ORDER BY expires_minute LIMIT ?3)"
             ),
             list_by_index: format!("SELECT id, meta, fields FROM {t} WHERE index_key = ?1 AND expires_at > ?2"),
             // `RETURNING` since SQLite 3.35 (the bundled one is newer). One writer at a time:
@@ -140,15 +159,24 @@ impl Dialect for SqliteDialect {
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS "sessions" (
-///     id         BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
-///     expires_at INTEGER NOT NULL,              -- ms since the Unix epoch: the earlier deadline
-///     meta       BLOB    NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
-///     fields     TEXT    NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
-///     index_key  BLOB                           -- the session's index digest, or null
+///     id             BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the session ID, never the ID
+///     expires_at     INTEGER NOT NULL,              -- ms since the Unix epoch: the earlier deadline
+///     meta           BLOB    NOT NULL,              -- the lifetimes and lineage (48 bytes), or sealed
+///     fields         TEXT    NOT NULL,              -- {"<tag, 8 hex digits>": "<base64 of the value>"}
+///     index_key      BLOB,                          -- the session's index digest, or null
+///     expires_minute INTEGER GENERATED ALWAYS AS (expires_at / 60000) VIRTUAL
 /// ) WITHOUT ROWID;
-/// CREATE INDEX IF NOT EXISTS "sessions_expires_at" ON "sessions" (expires_at);
+/// CREATE INDEX IF NOT EXISTS "sessions_expires_minute" ON "sessions" (expires_minute);
+/// DROP INDEX IF EXISTS "sessions_expires_at";
 /// CREATE INDEX IF NOT EXISTS "sessions_index_key" ON "sessions" (index_key) WHERE index_key IS NOT NULL;
 /// ```
+///
+/// `expires_minute` is `expires_at` to the minute, the expiry index's column, as on the
+/// other SQL stores (where it keeps saves from writing index entries; SQLite rewrites the
+/// entry of any index whose columns a statement sets, so here it is for the same schema and
+/// statements). It is virtual, as SQLite adds only those to an existing table: on a table of
+/// an earlier version (no `expires_minute` in `pragma_table_xinfo`), `migrate` adds it
+/// before the indexes, and drops `sessions_expires_at`.
 ///
 /// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
 /// `#[session(index)]` field: never the value), for "log out everywhere"
@@ -199,7 +227,7 @@ impl Dialect for SqliteDialect {
 ///
 /// Expired rows are never returned. [`spawn_expiry_task`](Self::spawn_expiry_task) deletes
 /// them in the background, [`delete_expired`](Self::delete_expired) now, in statements of at
-/// most 1000 rows, so the database's write lock is held only briefly.
+/// most 1000 rows found on the `expires_minute` index, so the database's write lock is held only briefly.
 ///
 /// # Failures
 ///
@@ -323,9 +351,10 @@ impl SqliteStore {
         SqlStore::<SqliteDialect>::schema(table)
     }
 
-    /// Creates the table and its indexes if they do not exist, and adds `index_key` (with
-    /// its index) to a table created before it existed, then sets it on the live rows from
-    /// their metadata; safe to run on every start.
+    /// Creates the table and its indexes if they do not exist, and brings a table of an
+    /// earlier version up to date: adds `index_key` (with its index) and sets it on the live
+    /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
+    /// on `expires_at`; safe to run on every start.
     ///
     /// # Errors
     ///

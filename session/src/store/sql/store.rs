@@ -183,27 +183,30 @@ where
         Ok(())
     }
 
-    /// The schema's statements on `connection`, with the index column added between the
-    /// table and the rest if the table lacks it; whether it did add it.
+    /// The schema's statements on `connection`, with the upgrades a table of an earlier
+    /// version needs run between the table and the rest; whether one added the session
+    /// index column.
     async fn run_schema(
         &self,
         connection: &mut <D::Db as Database>::Connection,
         statements: &[String],
     ) -> Result<bool, sqlx::Error> {
-        let upgrade = D::upgrade(&self.core.table);
         let (table, rest) = statements.split_first().expect("a schema starts with its table");
         sqlx::query(table).execute(&mut *connection).await?;
         let mut added = false;
-        if sqlx::query(&upgrade.has_column)
-            .fetch_optional(&mut *connection)
-            .await?
-            .is_none()
-        {
-            match sqlx::query(&upgrade.add_column).execute(&mut *connection).await {
-                Ok(_) => added = true,
-                // Another process's migration added it meanwhile (MySQL, which takes no lock).
+        for upgrade in D::upgrades(&self.core.table) {
+            if sqlx::query(&upgrade.done)
+                .fetch_optional(&mut *connection)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            match sqlx::query(&upgrade.apply).execute(&mut *connection).await {
+                Ok(_) => added |= upgrade.adds_index_key,
+                // Another process's migration made it meanwhile (MySQL, which takes no lock).
                 Err(error) => {
-                    let there = sqlx::query(&upgrade.has_column).fetch_optional(&mut *connection).await;
+                    let there = sqlx::query(&upgrade.done).fetch_optional(&mut *connection).await;
                     if !matches!(there, Ok(Some(_))) {
                         return Err(error);
                     }
@@ -268,8 +271,13 @@ where
             let batch = self
                 .core
                 .call("delete_expired", true, || async {
-                    self.run(sqlx::query(&self.sql.delete_expired).bind(before).bind(EXPIRY_BATCH))
-                        .await
+                    self.run(
+                        sqlx::query(&self.sql.delete_expired)
+                            .bind(before)
+                            .bind(before)
+                            .bind(EXPIRY_BATCH),
+                    )
+                    .await
                 })
                 .await?;
             deleted += batch;
@@ -589,7 +597,7 @@ where
             .core
             .call("clear", false, || async {
                 let live = self.run(sqlx::query(&self.sql.clear_live).bind(now)).await?;
-                self.run(sqlx::query(&self.sql.clear_dead).bind(now)).await?;
+                self.run(sqlx::query(&self.sql.clear_dead).bind(now).bind(now)).await?;
                 Ok(live)
             })
             .await?;

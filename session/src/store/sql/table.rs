@@ -64,9 +64,22 @@ impl Table {
         }
     }
 
-    /// The expiry index's quoted name, unqualified: `"table_expires_at"`.
+    /// The exact expiry index's quoted name, unqualified: `"table_expires_at"` (SQLite's
+    /// expiry index, and the one PostgreSQL and MySQL tables had before `expires_minute`).
     pub(crate) fn index(&self) -> String {
         self.quote(&format!("{}_expires_at", self.name))
+    }
+
+    /// The expiry minute index's quoted name, unqualified: `"table_expires_minute"`.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn minute_index(&self) -> String {
+        self.quote(&format!("{}_expires_minute", self.name))
+    }
+
+    /// The exact expiry index's name as an SQL string literal: `'table_expires_at'`.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) fn index_literal(&self) -> String {
+        format!("'{}_expires_at'", self.name)
     }
 
     /// The session index's quoted name, unqualified: `"table_index_key"`.
@@ -93,7 +106,7 @@ impl Table {
     }
 
     /// The quoted schema, if the name has one.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn schema(&self) -> Option<String> {
         self.schema.as_deref().map(|schema| self.quote(schema))
     }
