@@ -36,6 +36,17 @@ impl ChildServer {
             .parse()?;
         Ok(Self { child, addr })
     }
+
+    /// The CPU time the child has used so far (user and system, all its threads), from
+    /// `/proc` (Linux); `None` where that cannot be read.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // In USER_HZ ticks, which are 100 a second on x86 and ARM Linux.
+        Some(Duration::from_millis(ticks * 10))
+    }
 }
 
 impl Drop for ChildServer {

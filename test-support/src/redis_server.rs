@@ -24,8 +24,10 @@ const OVERHEAD_COMMANDS: [&str; 7] = ["info", "config", "client", "hello", "ping
 const REQUEST_FRAMING: u64 = 18;
 /// The `INFO stats` request of the closing snapshot, counted before its counters are read.
 const STATS_REQUEST_BYTES: u64 = REQUEST_FRAMING + 9;
-/// RESP framing of a bulk reply of a few kilobytes: `$nnnn` and two CRLFs.
-const REPLY_FRAMING: u64 = 9;
+/// The bytes of a bulk reply of `len` bytes: `$<len>`, two CRLFs and the text.
+fn bulk_reply_bytes(len: usize) -> u64 {
+    (1 + len.to_string().len() + 4 + len) as u64
+}
 
 /// A running `redis-server` without persistence, killed on drop (SIGKILL, which also ends
 /// a frozen one).
@@ -273,9 +275,13 @@ impl RedisServer {
     ///
     /// When the server does not answer.
     pub fn counters(&self) -> io::Result<Counters> {
-        let stats = parse_info(&self.command(&["INFO", "stats"])?);
+        let stats_info = self.command(&["INFO", "stats"])?;
+        let stats = parse_info(&stats_info);
         let commandstats = self.command(&["INFO", "commandstats"])?;
         let commands = parse_info(&commandstats);
+        let cpu_info = self.command(&["INFO", "cpu"])?;
+        let cpu = parse_info(&cpu_info);
+        let seconds = |name: &str| cpu.get(name).and_then(|value| value.parse::<f64>().ok()).unwrap_or(0.0);
         let number = |name: &str| stats.get(name).and_then(|value| value.parse().ok()).unwrap_or(0);
         let calls = commands
             .iter()
@@ -289,9 +295,13 @@ impl RedisServer {
             calls,
             net_input_bytes: number("total_net_input_bytes"),
             net_output_bytes: number("total_net_output_bytes"),
-            // The INFO commandstats exchange happened after the byte counters were read.
-            own_input_bytes: REQUEST_FRAMING + "INFOcommandstats".len() as u64,
-            own_output_bytes: REPLY_FRAMING + commandstats.len() as u64,
+            // The INFO commandstats and cpu exchanges happened after the byte counters were
+            // read, and so was the sending of the INFO stats reply.
+            own_input_bytes: 2 * REQUEST_FRAMING + "INFOcommandstatsINFOcpu".len() as u64,
+            own_output_bytes: bulk_reply_bytes(stats_info.len())
+                + bulk_reply_bytes(commandstats.len())
+                + bulk_reply_bytes(cpu_info.len()),
+            cpu_us: ((seconds("used_cpu_user") + seconds("used_cpu_sys")) * 1e6).round() as u64,
         })
     }
 
@@ -460,6 +470,8 @@ pub struct Counters {
     pub own_input_bytes: u64,
     /// Bytes of this snapshot's own replies that the byte counters above do not include.
     pub own_output_bytes: u64,
+    /// The server's CPU time so far (user and system, all its threads), in µs.
+    pub cpu_us: u64,
 }
 
 /// What happened between two snapshots, less the measurement's own traffic.
@@ -471,6 +483,8 @@ pub struct Traffic {
     pub bytes_in: u64,
     /// Bytes sent to clients.
     pub bytes_out: u64,
+    /// The server's CPU time (user and system), in µs.
+    pub cpu_us: u64,
 }
 
 impl Traffic {
@@ -491,6 +505,7 @@ impl Traffic {
             bytes_out: after
                 .net_output_bytes
                 .saturating_sub(before.net_output_bytes + before.own_output_bytes),
+            cpu_us: after.cpu_us.saturating_sub(before.cpu_us),
         }
     }
 
@@ -648,7 +663,10 @@ mod tests {
         after.calls.insert("set".into(), 10);
         after.calls.insert("info".into(), 4);
         after.net_input_bytes = 1000;
+        before.cpu_us = 70;
+        after.cpu_us = 1070;
         let traffic = Traffic::between(&before, &after);
+        assert_eq!(traffic.cpu_us, 1000);
         assert_eq!(traffic.total_calls(), 20);
         assert_eq!(traffic.describe_per(10), "GET×1.00, SET×1.00");
         assert_eq!(traffic.bytes_in, 1000 - STATS_REQUEST_BYTES);
@@ -687,6 +705,20 @@ mod tests {
             TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
             "killed on drop"
         );
+    }
+
+    #[test]
+    fn back_to_back_snapshots_measure_nothing_and_cpu_counts_the_work_between() {
+        let server = RedisServer::start();
+        let before = server.counters().unwrap();
+        let quiet = Traffic::between(&before, &server.counters().unwrap());
+        assert_eq!((quiet.total_calls(), quiet.bytes_in, quiet.bytes_out), (0, 0, 0));
+        let before = server.counters().unwrap();
+        server
+            .command(&["EVAL", "for i = 1, 3000000 do end return 1", "0"])
+            .unwrap();
+        let busy = Traffic::between(&before, &server.counters().unwrap());
+        assert!(busy.cpu_us > quiet.cpu_us + 1_000, "{busy:?} against {quiet:?}");
     }
 
     #[test]

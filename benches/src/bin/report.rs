@@ -420,6 +420,8 @@ async fn wire_counts(redis: &RedisServer) -> Result<BTreeMap<&'static str, Wire>
 struct Measured {
     outcome: Outcome,
     traffic: Option<Traffic>,
+    /// The app's CPU time over the run, in µs per request.
+    app_cpu_us: Option<f64>,
 }
 
 type E2e = BTreeMap<(App, &'static str), Vec<Measured>>;
@@ -449,10 +451,17 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
     }
     let mut results = E2e::new();
     for run in 0..options.runs {
-        for (app, _server, clients) in &mut servers {
+        for (app, server, clients) in &mut servers {
             for (kind, path) in KINDS {
                 let before = app.uses_redis().then(|| redis.counters()).transpose()?;
+                let cpu_before = server.cpu_time();
                 let outcome = runtime.block_on(clients.run(path))?;
+                let app_cpu_us = match (cpu_before, server.cpu_time()) {
+                    (Some(before), Some(after)) => {
+                        Some((after - before).as_secs_f64() * 1e6 / outcome.requests.max(1) as f64)
+                    }
+                    _ => None,
+                };
                 let traffic = match before {
                     Some(before) => Some(Traffic::between(&before, &redis.counters()?)),
                     None => None,
@@ -471,7 +480,11 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
                 results
                     .entry((*app, kind))
                     .or_default()
-                    .push(Measured { outcome, traffic });
+                    .push(Measured {
+                        outcome,
+                        traffic,
+                        app_cpu_us,
+                    });
             }
         }
     }
@@ -501,6 +514,22 @@ fn e2e_medians(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64)> {
     let runs = e2e.get(&(app, kind))?;
     let pick = |f: fn(&Outcome) -> f64| median(runs.iter().map(|run| f(&run.outcome)).collect());
     Some((pick(Outcome::per_second), pick(|o| o.p50_us), pick(|o| o.p99_us)))
+}
+
+/// Median app CPU per request (µs) of an app's runs of one kind, where it was read.
+fn e2e_app_cpu(e2e: &E2e, app: App, kind: &str) -> Option<f64> {
+    let samples: Vec<f64> = e2e.get(&(app, kind))?.iter().filter_map(|run| run.app_cpu_us).collect();
+    (!samples.is_empty()).then(|| median(samples))
+}
+
+/// Median Redis CPU per request (µs) of an app's runs of one kind.
+fn e2e_redis_cpu(e2e: &E2e, app: App, kind: &str) -> Option<f64> {
+    let samples: Vec<f64> = e2e
+        .get(&(app, kind))?
+        .iter()
+        .filter_map(|run| Some(run.traffic.as_ref()?.cpu_us as f64 / run.outcome.requests.max(1) as f64))
+        .collect();
+    (!samples.is_empty()).then(|| median(samples))
 }
 
 /// The median over runs of `ours`'s requests/s divided by `peer`'s in the same run: the
@@ -759,15 +788,22 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
         options.runs,
         options.secs
     );
-    let _ = writeln!(w, "| App | Request | req/s | p50 | p99 |");
-    let _ = writeln!(w, "|---|---|---:|---:|---:|");
+    let _ = writeln!(w, "| App | Request | req/s | p50 | p99 | App CPU per request |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
     for app in App::ALL {
         for (kind, _) in KINDS {
             if let Some((rps, p50, p99)) = e2e_medians(e2e, app, kind) {
-                let _ = writeln!(w, "| {app} | {kind} | {rps:.0} | {p50:.0} µs | {p99:.0} µs |");
+                let cpu = e2e_app_cpu(e2e, app, kind).map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs"));
+                let _ = writeln!(w, "| {app} | {kind} | {rps:.0} | {p50:.0} µs | {p99:.0} µs | {cpu} |");
             }
         }
     }
+    let _ = writeln!(
+        w,
+        "\n*App CPU per request*: the app process's user + system CPU time over the run (from `/proc`, in 10 ms ticks), \
+         divided by its requests; the load generator runs in another process. On a loaded machine these predict the \
+         ratios better than requests/s do."
+    );
 
     // ---- Redis on the wire
     let _ = writeln!(
@@ -775,19 +811,21 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
         "\n## Redis on the wire\n\n\
          From `INFO commandstats` and `INFO stats` (`total_net_input_bytes`, `total_net_output_bytes`) before and after, \
          less the measurement's own commands. Commands include those run inside Lua scripts (this crate's save is one `EVALSHA` \
-         whose script runs `HMGET`, `HSET`, `PEXPIRE`, and under a clustered store the `SET` and `DEL` of the write's signature key; round trips are in the next table). End to end, per request:\n"
+         whose script runs `HMGET`, `HSET`, `PEXPIRE`, and under a clustered store the `SET` and `DEL` of the write's signature key; round trips are in the next table). \
+         *Redis CPU* is the server's `used_cpu_user` + `used_cpu_sys` (`INFO cpu`) over the run. End to end, per request:\n"
     );
     let _ = writeln!(
         w,
-        "| App | Request | Commands | Bytes to Redis | Bytes from Redis | Commands by name |"
+        "| App | Request | Commands | Bytes to Redis | Bytes from Redis | Redis CPU | Commands by name |"
     );
-    let _ = writeln!(w, "|---|---|---:|---:|---:|---|");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---|");
     for app in App::ALL.into_iter().filter(|app| app.uses_redis()) {
         for (kind, _) in KINDS {
             if let Some((calls, bytes_in, bytes_out, names)) = e2e_traffic(e2e, app, kind) {
+                let cpu = e2e_redis_cpu(e2e, app, kind).unwrap_or(0.0);
                 let _ = writeln!(
                     w,
-                    "| {app} | {kind} | {calls:.2} | {bytes_in:.0} | {bytes_out:.0} | {names} |"
+                    "| {app} | {kind} | {calls:.2} | {bytes_in:.0} | {bytes_out:.0} | {cpu:.1} µs | {names} |"
                 );
             }
         }
@@ -984,6 +1022,24 @@ fn budgets(
                 "E2e read-only within 20% of the memory store, clustered store, {nodes}: {} ({:.0}%; medians {o:.0} vs {m:.0} req/s).",
                 mark(ratio >= 0.8),
                 100.0 * ratio
+            ));
+        }
+    }
+    let redis_cpu = |app: App| e2e_redis_cpu(e2e, app, "rmw");
+    if let Some(ours) = redis_cpu(App::OursRedis) {
+        let peers: Vec<(App, f64)> = [App::TowerRedis, App::ActixRedis]
+            .into_iter()
+            .filter_map(|app| Some((app, redis_cpu(app)?)))
+            .collect();
+        if let Some(smallest) = peers.iter().map(|(_, us)| *us).reduce(f64::min) {
+            let detail = peers
+                .iter()
+                .map(|(app, us)| format!("{app} {us:.1} µs"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines.push(format!(
+                "Redis CPU per e2e read-modify-write at most 1.5× the smallest peer's: {} ({ours:.1} µs vs {detail}).",
+                mark(ours <= 1.5 * smallest)
             ));
         }
     }
