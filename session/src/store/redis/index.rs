@@ -42,7 +42,7 @@ impl Inner {
 
     /// The hashes of `names`, concurrently (pipelined on one connection; each in its own
     /// slot on a cluster).
-    async fn hashes(&self, names: &[String]) -> Result<Vec<std::collections::HashMap<Vec<u8>, Vec<u8>>>, Error> {
+    async fn hashes(&self, names: &[String]) -> Result<Vec<super::record::Hash>, Error> {
         try_join_all(names.iter().map(|name| {
             self.call(true, move |mut connection| async move {
                 redis::cmd("HGETALL").arg(name).query_async(&mut connection).await

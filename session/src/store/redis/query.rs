@@ -2,7 +2,7 @@
 //! read or deleted in one pipelined round trip per page (one command per key on a
 //! cluster, whose pipelines must stay in one slot).
 
-use std::{collections::HashMap, future::Future};
+use std::future::Future;
 
 use futures_util::future::try_join_all;
 use redis::RedisResult;
@@ -11,6 +11,7 @@ use super::{
     Inner, RedisStore, cluster,
     connection::{Connection, Node},
     layout::{EXPIRY_FIELD, Keys},
+    record::Hash,
 };
 use crate::{
     Error,
@@ -85,8 +86,8 @@ impl Inner {
     async fn read_hashes(
         connection: &mut Connection,
         found: Vec<(StoreKey, Vec<u8>)>,
-    ) -> RedisResult<Vec<(StoreKey, HashMap<Vec<u8>, Vec<u8>>)>> {
-        let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = match connection {
+    ) -> RedisResult<Vec<(StoreKey, Hash)>> {
+        let hashes: Vec<Hash> = match connection {
             Connection::Standalone(_) => {
                 let mut pipe = redis::pipe();
                 for (_, name) in &found {

@@ -1,6 +1,6 @@
 //! A [`Record`] as the hash fields that write it, and a hash read back as a record.
 
-use std::{borrow::Cow, collections::HashMap};
+use std::borrow::Cow;
 
 use super::{
     Inner,
@@ -82,7 +82,7 @@ impl Inner {
     }
 
     /// Reads a record from its hash; `None` when absent, expired or unreadable.
-    pub(super) fn decode(&self, key: &StoreKey, hash: HashMap<Vec<u8>, Vec<u8>>, now: u64) -> Option<Record> {
+    pub(super) fn decode(&self, key: &StoreKey, hash: Hash, now: u64) -> Option<Record> {
         if hash.is_empty() {
             return None;
         }
@@ -114,6 +114,7 @@ impl Inner {
             return None;
         }
         let mut fields: Vec<(u32, bool, Cow<'_, [u8]>)> = hash
+            .0
             .iter()
             .filter_map(|(name, stored)| {
                 let (tag, legacy) = layout::field_tag(name)?;
@@ -140,5 +141,96 @@ impl Inner {
             record.push(*tag, value);
         }
         Some(Record { meta, fields: record })
+    }
+}
+
+/// A session hash as `HGETALL` returns it: its members in the server's order. A session
+/// has a few dozen members at most, so finding the two named ones by scanning costs less
+/// than hashing every name into a map.
+#[derive(Debug, Default)]
+pub(super) struct Hash(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl Hash {
+    /// The value of member `name`.
+    fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(member, _)| member == name)
+            .map(|(_, value)| value.as_slice())
+    }
+
+    /// Whether the hash has no member (`HGETALL` of a missing key).
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl redis::FromRedisValue for Hash {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        fn bytes(value: redis::Value) -> Result<Vec<u8>, redis::ParsingError> {
+            match value {
+                redis::Value::BulkString(bytes) => Ok(bytes),
+                redis::Value::SimpleString(text) => Ok(text.into_bytes()),
+                other => Err(format!("a hash member is not a string: {other:?}").into()),
+            }
+        }
+        match value {
+            redis::Value::Nil => Ok(Self::default()),
+            // RESP2: names and values alternate.
+            redis::Value::Array(items) => {
+                if items.len() % 2 != 0 {
+                    return Err("HGETALL answered an odd number of items".into());
+                }
+                let mut members = Vec::with_capacity(items.len() / 2);
+                let mut items = items.into_iter();
+                while let (Some(name), Some(value)) = (items.next(), items.next()) {
+                    members.push((bytes(name)?, bytes(value)?));
+                }
+                Ok(Self(members))
+            }
+            // RESP3.
+            redis::Value::Map(pairs) => pairs
+                .into_iter()
+                .map(|(name, value)| Ok((bytes(name)?, bytes(value)?)))
+                .collect::<Result<_, _>>()
+                .map(Self),
+            other => Err(format!("HGETALL answered {other:?}").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{FromRedisValue, Value};
+
+    use super::Hash;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_hash_reads_from_resp2_pairs_and_resp3_maps() {
+        let resp2 = Hash::from_redis_value(Value::Array(vec![bulk("m"), bulk("meta"), bulk("x"), bulk("9")])).unwrap();
+        let resp3 =
+            Hash::from_redis_value(Value::Map(vec![(bulk("m"), bulk("meta")), (bulk("x"), bulk("9"))])).unwrap();
+        for hash in [resp2, resp3] {
+            assert_eq!(hash.get(b"m"), Some(&b"meta"[..]));
+            assert_eq!(hash.get(b"x"), Some(&b"9"[..]));
+            assert_eq!(hash.get(b"y"), None);
+        }
+        assert!(Hash::from_redis_value(Value::Nil).unwrap().is_empty());
+        assert!(Hash::from_redis_value(Value::Array(vec![])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reply_that_is_no_hash_is_an_error_not_a_panic() {
+        for reply in [
+            Value::Array(vec![bulk("m")]),
+            Value::Array(vec![bulk("m"), Value::Int(1)]),
+            Value::Int(3),
+        ] {
+            assert!(Hash::from_redis_value(reply).is_err());
+        }
     }
 }
