@@ -78,12 +78,13 @@ impl redis::aio::AsyncPushSender for Invalidations {
                     if echo && writers.only_own() {
                         continue;
                     }
-                    shared.tracker.invalidate(&key);
+                    // Counted first: whoever sees the entry invalidated sees it counted.
                     shared
                         .tracker
                         .counters
                         .invalidations
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    shared.tracker.invalidate(&key);
                 }
             }
             // A null invalidation: the database was flushed.
