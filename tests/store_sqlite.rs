@@ -86,19 +86,25 @@ async fn assert_expiry_index(store: &SqliteStore, table: &str) {
         .unwrap();
     assert!(indexes.contains(&format!("{table}_expires_minute")), "{indexes:?}");
     assert!(!indexes.contains(&format!("{table}_expires_at")), "{indexes:?}");
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
-        "EXPLAIN QUERY PLAN SELECT id FROM \"{table}\" WHERE expires_minute <= ?1 / 60000 AND expires_at <= ?1 \
+    let statement = format!(
+        "SELECT id FROM \"{table}\" WHERE expires_minute <= ?2 / 60000 AND expires_at <= ?2 \
          ORDER BY expires_minute LIMIT 10"
-    ))
-    .bind(0i64)
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    );
+    assert_plan_uses(store, &statement, &format!("{table}_expires_minute")).await;
+}
+
+/// SQLite's plan for `statement` (`?1` an index digest, `?2` 0, `?3` null) uses `index`.
+async fn assert_plan_uses(store: &SqliteStore, statement: &str, index: &str) {
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+        .bind(&[7u8; 32][..])
+        .bind(0i64)
+        .bind(None::<&[u8]>)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
     let details: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
     assert!(
-        details
-            .iter()
-            .any(|detail| detail.contains(&format!("INDEX {table}_expires_minute"))),
+        details.iter().any(|detail| detail.contains(&format!("INDEX {index}"))),
         "{details:?}"
     );
 }
@@ -119,20 +125,7 @@ async fn assert_index_key_index(store: &SqliteStore, table: &str) {
              AND (expires_at > ?2 OR expires_at <= ?2) RETURNING id"
         ),
     ] {
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
-            .bind(&[7u8; 32][..])
-            .bind(0i64)
-            .bind(None::<&[u8]>)
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        let details: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
-        assert!(
-            details
-                .iter()
-                .any(|detail| detail.contains(&format!("INDEX {table}_index_key"))),
-            "{details:?}"
-        );
+        assert_plan_uses(store, &statement, &format!("{table}_index_key")).await;
     }
 }
 

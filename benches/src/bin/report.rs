@@ -477,14 +477,11 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
                 if outcome.errors > 0 {
                     return Err(format!("{app} {kind}: {} failed requests", outcome.errors).into());
                 }
-                results
-                    .entry((*app, kind))
-                    .or_default()
-                    .push(Measured {
-                        outcome,
-                        traffic,
-                        app_cpu_us,
-                    });
+                results.entry((*app, kind)).or_default().push(Measured {
+                    outcome,
+                    traffic,
+                    app_cpu_us,
+                });
             }
         }
     }
