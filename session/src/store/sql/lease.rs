@@ -11,11 +11,12 @@
 //!   call if the pool can open no more, otherwise in the pool;
 //! - a call that ends with the connection sound gives it to the store's next waiting call,
 //!   or keeps it idle; one that ended with a connection failure, or was cancelled (its
-//!   timeout), gives the connection back to the pool, whose ping on return sorts it out;
+//!   timeout), gives the connection back to the pool, whose ping on return sorts it out
+//!   (and, if it was the store's last connection, sends a waiting call there for it);
 //! - a connection idle in the store for [`LINGER`] goes back to the pool, and so does one
 //!   out of the pool for [`KEEP_AT_MOST`] at the end of its call, so the application's
-//!   other users of the pool, and the pool's own lifetime limits, get their turn; and so
-//!   does every one while a call of the store's waits in the pool;
+//!   other users of the pool, and the pool's own lifetime limits, get their turn; and one
+//!   for each call of the store's waiting in the pool;
 //! - a statement on a connection that skipped the ping and failed at the connection level
 //!   (what the ping would have caught: a server restarted or a connection it closed) is run
 //!   once more on a connection the pool pings first.
@@ -50,12 +51,17 @@ struct State<DB: Database> {
     idle: Vec<Kept<DB>>,
     /// Calls waiting for a connection of the store's: `None` sends one to the pool.
     waiting: VecDeque<oneshot::Sender<Option<Kept<DB>>>>,
-    /// Calls waiting in the pool: while there are any, connections go back to it.
+    /// Calls waiting in the pool: one connection goes back to it for each.
     in_pool: usize,
+    /// Connections given back to the pool for calls waiting there (at most `in_pool`).
+    owed: usize,
     /// Connections out of the pool: idle here or in a call.
     out: u32,
     /// Whether a task returns idle connections to the pool.
     sweeping: bool,
+    /// Tests: how many calls took a connection from the pool with its check.
+    #[cfg(test)]
+    checked: u64,
 }
 
 struct Kept<DB: Database> {
@@ -87,8 +93,11 @@ impl<DB: Database> Lease<DB> {
                 idle: Vec::new(),
                 waiting: VecDeque::new(),
                 in_pool: 0,
+                owed: 0,
                 out: 0,
                 sweeping: false,
+                #[cfg(test)]
+                checked: 0,
             })),
         }
     }
@@ -132,10 +141,19 @@ impl<DB: Database> Lease<DB> {
         struct InPool<'a, DB: Database>(&'a Lease<DB>);
         impl<DB: Database> Drop for InPool<'_, DB> {
             fn drop(&mut self) {
-                self.0.state().in_pool -= 1;
+                let mut state = self.0.state();
+                state.in_pool -= 1;
+                state.owed = state.owed.min(state.in_pool);
             }
         }
-        self.state().in_pool += 1;
+        {
+            let mut state = self.state();
+            state.in_pool += 1;
+            #[cfg(test)]
+            {
+                state.checked += 1;
+            }
+        }
         let in_pool = InPool(self);
         let connection = self.pool.acquire().await;
         drop(in_pool);
@@ -168,8 +186,11 @@ impl<DB: Database> Lease<DB> {
     fn put(&self, mut kept: Kept<DB>) {
         let mut state = self.state();
         // A call waiting in the pool would otherwise wait for a connection that comes back
-        // to it only after `KEEP_AT_MOST`.
-        if !self.keep || state.in_pool > 0 || kept.taken.elapsed() >= KEEP_AT_MOST {
+        // to it only after `KEEP_AT_MOST`; one connection for each is enough (sending every
+        // one back set off a cascade: calls found none kept and queued in the pool too).
+        let owed = state.in_pool > state.owed;
+        if !self.keep || owed || kept.taken.elapsed() >= KEEP_AT_MOST {
+            state.owed += usize::from(owed);
             drop(state);
             return drop(kept);
         }
@@ -192,14 +213,20 @@ impl<DB: Database> Lease<DB> {
 }
 
 impl<DB: Database> Drop for Kept<DB> {
-    /// Gives the connection back to the pool (sqlx checks it there), and sends a waiting
-    /// call to the pool for it. Whatever drops it: a call that failed or was cancelled, the
-    /// sweep, a waiting call cancelled as it was handed one. Never dropped under the lock.
+    /// Gives the connection back to the pool (sqlx checks it there) and, if it was the
+    /// store's last, sends a waiting call to the pool for it: while others are out, their
+    /// calls hand them on to the waiting ones. (Sending one for each connection that goes
+    /// back set off a cascade: each call waiting in the pool sends every connection that
+    /// comes free back to it, with two pings.) Whatever drops it: a call that failed or was
+    /// cancelled, the sweep, a waiting call cancelled as it was handed one. Never dropped
+    /// under the lock.
     fn drop(&mut self) {
         if let Some(state) = self.state.upgrade() {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             state.out -= 1;
-            while let Some(waiter) = state.waiting.pop_front() {
+            while state.out == 0
+                && let Some(waiter) = state.waiting.pop_front()
+            {
                 if waiter.send(None).is_ok() {
                     break;
                 }
@@ -278,5 +305,52 @@ fn lost(error: &sqlx::Error) -> bool {
             .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         _ => false,
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Four times as many busy calls as connections, for twice `KEEP_AT_MOST`: connections
+    /// go back to the pool as they age, and the calls waiting for one must not all follow
+    /// them there (each such trip costs two pings).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn busy_calls_hand_connections_on_rather_than_queue_in_the_pool() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let lease = Arc::new(Lease::new(pool, true));
+        let until = Instant::now() + KEEP_AT_MOST * 2 + Duration::from_millis(200);
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let lease = Arc::clone(&lease);
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        let mut held = lease.take().await.unwrap();
+                        let result = sqlx::query("SELECT 1").execute(held.connection()).await;
+                        held.finish(&result);
+                        result.unwrap();
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for call in calls {
+            done += call.await.unwrap();
+        }
+        let checked = lease.state().checked;
+        // The calls that start before the pool has opened its connections, and a few per
+        // connection that ages out: a handful, not a share of the calls (thousands when
+        // every connection that came free followed a call waiting in the pool).
+        assert!(done > 1_000, "only {done} calls ran");
+        assert!(checked <= 30, "{checked} of {done} calls took a checked connection");
     }
 }
