@@ -15,7 +15,7 @@ use common::{
     AppSession,
     counting::Counting,
     failing::Failing,
-    http::{bare, browser, cookie_value, serve, serve_actix, set_cookies},
+    http::{bare, browser, cookie_value, get_text, serve, serve_actix, set_cookies},
 };
 use reqwest::{StatusCode, header};
 use session::{
@@ -330,17 +330,7 @@ async fn nothing_is_saved_on_a_5xx_response(framework: Framework) {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(set_cookies(&response).is_empty());
     assert_eq!(counts.writes(), writes, "the failed request's change is not written");
-    assert_eq!(
-        client
-            .get(format!("{base}/user"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        ""
-    );
+    assert_eq!(get_text(&client, format!("{base}/user")).await, "");
 }
 
 async fn a_logout_or_an_id_regeneration_is_applied_even_when_the_handler_answers_5xx(framework: Framework) {
@@ -495,17 +485,7 @@ async fn a_store_outage_fails_closed_with_503_by_default(framework: Framework) {
     let store = Failing::new(MemoryStore::new());
     let base = serve_on(framework, Setup::new(SessionProvider::new(store.clone(), config()))).await;
     let client = browser();
-    assert_eq!(
-        client
-            .get(format!("{base}/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "1"
-    );
+    assert_eq!(get_text(&client, format!("{base}/count")).await, "1");
     store.set_down(true);
     for path in ["/count", "/user", "/private"] {
         let response = client.get(format!("{base}{path}")).send().await.unwrap();
@@ -513,18 +493,7 @@ async fn a_store_outage_fails_closed_with_503_by_default(framework: Framework) {
         assert!(set_cookies(&response).is_empty());
     }
     store.set_down(false);
-    assert_eq!(
-        client
-            .get(format!("{base}/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "2",
-        "nothing lost"
-    );
+    assert_eq!(get_text(&client, format!("{base}/count")).await, "2", "nothing lost");
 }
 
 async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing(framework: Framework) {
@@ -533,17 +502,7 @@ async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing
     let base = serve_on(framework, layer).await;
     let client = browser();
     client.get(format!("{base}/login")).send().await.unwrap();
-    assert_eq!(
-        client
-            .get(format!("{base}/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "1"
-    );
+    assert_eq!(get_text(&client, format!("{base}/count")).await, "1");
     store.set_down(true);
     let response = client.get(format!("{base}/count")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -562,28 +521,11 @@ async fn a_store_outage_can_degrade_to_an_anonymous_request_that_touches_nothing
     );
     store.set_down(false);
     assert_eq!(
-        client
-            .get(format!("{base}/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        get_text(&client, format!("{base}/count")).await,
         "2",
         "stored session intact"
     );
-    assert_eq!(
-        client
-            .get(format!("{base}/user"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "alice"
-    );
+    assert_eq!(get_text(&client, format!("{base}/user")).await, "alice");
 }
 
 async fn the_guard_answers_401_without_a_valid_session(framework: Framework) {
@@ -775,14 +717,7 @@ async fn a_cookie_that_would_exceed_4096_bytes_turns_into_an_error_without_a_coo
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(set_cookies(&response).is_empty());
     assert_eq!(
-        client
-            .get(format!("{base}/count"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        get_text(&client, format!("{base}/count")).await,
         "2",
         "the previous session stays as it was"
     );

@@ -47,6 +47,11 @@ pub fn cookie_value(response: &Response, name: &str) -> Option<String> {
     })
 }
 
+/// GETs `url` and returns the body as text, whatever the status.
+pub async fn get_text(client: &Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// GETs `url`, expects 200, and returns the JSON body.
 pub async fn get_json(client: &Client, url: String) -> Value {
     let response = client.get(url).send().await.unwrap();
