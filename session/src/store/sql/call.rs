@@ -118,15 +118,33 @@ impl Core {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
+        self.call_within(op, idempotent, self.timeout, attempt).await
+    }
+
+    /// As [`call`](Self::call), under `timeout` instead of the command timeout.
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        op: &'static str,
+        idempotent: bool,
+        timeout: Duration,
+        attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let span = tracing::debug_span!("session_store", store = self.backend, op);
-        let result = self.attempts(idempotent, attempt).instrument(span.clone()).await;
+        let result = self
+            .attempts(idempotent, timeout, attempt)
+            .instrument(span.clone())
+            .await;
         if let Err(error) = &result {
             span.in_scope(|| tracing::debug!(%error, "SQL session store operation failed"));
         }
         result
     }
 
-    async fn attempts<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, Error>
+    async fn attempts<T, F, Fut>(&self, idempotent: bool, timeout: Duration, attempt: F) -> Result<T, Error>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -136,13 +154,13 @@ impl Core {
         let mut rolled_back = 0;
         loop {
             let permit = self.breaker.acquire()?;
-            let failure = match tokio::time::timeout(self.timeout, attempt()).await {
+            let failure = match tokio::time::timeout(timeout, attempt()).await {
                 Ok(Ok(value)) => {
                     permit.record(Outcome::Answered);
                     return Ok(value);
                 }
-                Ok(Err(error)) => classify(error, self.timeout),
-                Err(_) => Failure::Backend(Error::Timeout(self.timeout)),
+                Ok(Err(error)) => classify(error, timeout),
+                Err(_) => Failure::Backend(Error::Timeout(timeout)),
             };
             let error = match failure {
                 Failure::Answered(error) => {

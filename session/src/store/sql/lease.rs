@@ -7,12 +7,13 @@
 //! and hands each to its next call directly, with no round trip:
 //!
 //! - a call takes a kept connection if one is idle, else an idle one of the pool without
-//!   its ping ([`Pool::try_acquire`]), else waits: for one of the store's connections in a
-//!   call if the pool can open no more, otherwise in the pool;
+//!   its ping ([`Pool::try_acquire`]), else waits: for one of the store's connections if
+//!   the pool can open no more and the store has one in a call or a call in the pool
+//!   (which brings one back), otherwise in the pool;
 //! - a call that ends with the connection sound gives it to the store's next waiting call,
 //!   or keeps it idle; one that ended with a connection failure, or was cancelled (its
 //!   timeout), gives the connection back to the pool, whose ping on return sorts it out
-//!   (and, if it was the store's last connection, sends a waiting call there for it);
+//!   (and, if nothing else would come to the calls waiting for one, sends the first there);
 //! - a connection idle in the store for [`LINGER`] goes back to the pool, and so does one
 //!   out of the pool for [`KEEP_AT_MOST`] at the end of its call, so the application's
 //!   other users of the pool, and the pool's own lifetime limits, get their turn; and one
@@ -117,9 +118,13 @@ impl<DB: Database> Lease<DB> {
                 state.out += 1;
                 return Ok(self.held(self.kept(connection), true));
             }
-            // Waiting in the pool while the store keeps the connections it gets back would
-            // wait for nothing: wait for one of those instead.
-            if self.keep && state.out > 0 && self.pool.size() >= self.pool.options().get_max_connections() {
+            // Waiting in the pool while the store keeps the connections it gets back, or
+            // behind a call of the store's already waiting there (which brings its
+            // connection back to the store), would wait for nothing: wait for one of those.
+            if self.keep
+                && (state.out > 0 || state.in_pool > 0)
+                && self.pool.size() >= self.pool.options().get_max_connections()
+            {
                 let (send, receive) = oneshot::channel();
                 state.waiting.push_back(send);
                 Some(receive)
@@ -137,13 +142,12 @@ impl<DB: Database> Lease<DB> {
 
     /// A connection as the pool hands it out (pinged first, by default).
     pub(crate) async fn take_checked(&self) -> Result<Held<'_, DB>, sqlx::Error> {
-        /// Counts a call in `in_pool` while it waits there, cancelled or not.
+        /// Counts a call in `in_pool` while it waits there; cancelled, it leaves as one
+        /// that got no connection.
         struct InPool<'a, DB: Database>(&'a Lease<DB>);
         impl<DB: Database> Drop for InPool<'_, DB> {
             fn drop(&mut self) {
-                let mut state = self.0.state();
-                state.in_pool -= 1;
-                state.owed = state.owed.min(state.in_pool);
+                self.0.state().leave_pool(false);
             }
         }
         {
@@ -156,10 +160,9 @@ impl<DB: Database> Lease<DB> {
         }
         let in_pool = InPool(self);
         let connection = self.pool.acquire().await;
-        drop(in_pool);
-        let connection = connection?;
-        self.state().out += 1;
-        Ok(self.held(self.kept(connection), false))
+        std::mem::forget(in_pool);
+        self.state().leave_pool(connection.is_ok());
+        Ok(self.held(self.kept(connection?), false))
     }
 
     /// A connection just out of the pool (counted in `out` by the caller).
@@ -212,25 +215,47 @@ impl<DB: Database> Lease<DB> {
     }
 }
 
+impl<DB: Database> State<DB> {
+    /// A call of the store's stops waiting in the pool, with a connection (counted in
+    /// `out`) or without.
+    fn leave_pool(&mut self, got_one: bool) {
+        self.in_pool -= 1;
+        if got_one {
+            // Whichever connection it got, one owed to the calls in the pool is used up.
+            self.owed = self.owed.saturating_sub(1);
+            self.out += 1;
+        }
+        self.owed = self.owed.min(self.in_pool);
+        self.wake_if_stranded();
+    }
+
+    /// With no connection of the store's out and no call of its in the pool, nothing
+    /// would come to the calls waiting for one: the first still waiting goes to the pool
+    /// (and the others wait behind it).
+    fn wake_if_stranded(&mut self) {
+        if self.out > 0 || self.in_pool > 0 {
+            return;
+        }
+        while let Some(waiter) = self.waiting.pop_front() {
+            if waiter.send(None).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
 impl<DB: Database> Drop for Kept<DB> {
-    /// Gives the connection back to the pool (sqlx checks it there) and, if it was the
-    /// store's last, sends a waiting call to the pool for it: while others are out, their
-    /// calls hand them on to the waiting ones. (Sending one for each connection that goes
-    /// back set off a cascade: each call waiting in the pool sends every connection that
-    /// comes free back to it, with two pings.) Whatever drops it: a call that failed or was
+    /// Gives the connection back to the pool (sqlx checks it there) and, if nothing else
+    /// would come to the calls waiting for one, sends the first of them there. (Sending one
+    /// to the pool for each connection that went back set off a cascade: calls queued in
+    /// the pool, with two pings each.) Whatever drops it: a call that failed or was
     /// cancelled, the sweep, a waiting call cancelled as it was handed one. Never dropped
     /// under the lock.
     fn drop(&mut self) {
         if let Some(state) = self.state.upgrade() {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             state.out -= 1;
-            while state.out == 0
-                && let Some(waiter) = state.waiting.pop_front()
-            {
-                if waiter.send(None).is_ok() {
-                    break;
-                }
-            }
+            state.wake_if_stranded();
         }
         drop(self.connection.take());
     }
@@ -352,5 +377,35 @@ mod tests {
         // every connection that came free followed a call waiting in the pool).
         assert!(done > 1_000, "only {done} calls ran");
         assert!(checked <= 30, "{checked} of {done} calls took a checked connection");
+    }
+
+    /// A call waiting for the store's only connection gets it through the pool when the
+    /// call holding it is cancelled (its connection goes back there).
+    #[tokio::test]
+    async fn a_call_waiting_for_the_last_connection_is_not_stranded_when_it_goes_back() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let lease = Lease::new(pool, true);
+        let holder = lease.take().await.unwrap();
+        let waiting = lease.take();
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), waiting.as_mut())
+                .await
+                .is_err(),
+            "waits while the connection is in a call"
+        );
+        assert_eq!(lease.state().waiting.len(), 1);
+        drop(holder);
+        let mut held = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("not stranded")
+            .unwrap();
+        let result = sqlx::query("SELECT 1").execute(held.connection()).await;
+        held.finish(&result);
+        result.unwrap();
     }
 }

@@ -385,6 +385,10 @@ impl MySqlStore {
     /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
     /// on `expires_at`; safe to run on every start, from several processes at once.
     ///
+    /// It runs under a limit of 10 minutes instead of the command timeout, and is not
+    /// retried: on a large table of an earlier version, adding a column can rewrite the
+    /// table, which the database finishes even after a client gives up.
+    ///
     /// # Errors
     ///
     /// As any call; [`Error::Store`] when the server refuses (e.g. no `CREATE` right).

@@ -45,7 +45,6 @@ impl Dialect for PgDialect {
     /// in place (a HOT update) without touching any index.
     fn schema(table: &Table) -> Vec<String> {
         let (t, key_index) = (table.quoted(), table.key_index());
-        let schema_prefix = table.schema().map(|schema| format!("{schema}.")).unwrap_or_default();
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\n    \
@@ -63,7 +62,16 @@ impl Dialect for PgDialect {
                 "CREATE INDEX IF NOT EXISTS {} ON {t} (expires_minute)",
                 table.minute_index()
             ),
-            format!("DROP INDEX IF EXISTS {schema_prefix}{}", table.index()),
+            // The earlier exact expiry index, found through the table itself: by name alone,
+            // the search path could lead to another schema's table of the same name.
+            format!(
+                "DO $$ DECLARE old regclass; BEGIN \
+                 SELECT i.indexrelid::regclass INTO old FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = to_regclass({}) AND c.relname = {}; \
+                 IF old IS NOT NULL THEN EXECUTE 'DROP INDEX ' || old; END IF; END $$",
+                table.quoted_literal(),
+                table.index_literal()
+            ),
             format!("CREATE INDEX IF NOT EXISTS {key_index} ON {t} (index_key) WHERE index_key IS NOT NULL"),
         ]
     }
@@ -176,7 +184,10 @@ impl Dialect for PgDialect {
 /// ALTER TABLE "sessions" ADD COLUMN IF NOT EXISTS
 ///     expires_minute BIGINT GENERATED ALWAYS AS (expires_at / 60000) STORED;
 /// CREATE INDEX IF NOT EXISTS "sessions_expires_minute" ON "sessions" (expires_minute);
-/// DROP INDEX IF EXISTS "sessions_expires_at";
+/// DO $$ DECLARE old regclass; BEGIN
+///     SELECT i.indexrelid::regclass INTO old FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+///     WHERE i.indrelid = to_regclass('"sessions"') AND c.relname = 'sessions_expires_at';
+///     IF old IS NOT NULL THEN EXECUTE 'DROP INDEX ' || old; END IF; END $$;
 /// CREATE INDEX IF NOT EXISTS "sessions_index_key" ON "sessions" (index_key) WHERE index_key IS NOT NULL;
 /// ```
 ///
@@ -371,6 +382,10 @@ impl PostgresStore {
     /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
     /// on `expires_at`; safe to run on every start, from several processes at once (they
     /// take turns on an advisory lock).
+    ///
+    /// It runs under a limit of 10 minutes instead of the command timeout, and is not
+    /// retried: on a large table of an earlier version, adding a column can rewrite the
+    /// table, which the database finishes even after a client gives up.
     ///
     /// # Errors
     ///

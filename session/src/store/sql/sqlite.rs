@@ -356,6 +356,10 @@ impl SqliteStore {
     /// rows from their metadata, adds `expires_minute` (with its index) and drops the index
     /// on `expires_at`; safe to run on every start.
     ///
+    /// It runs under a limit of 10 minutes instead of the command timeout, and is not
+    /// retried: on a large table of an earlier version, adding a column can rewrite the
+    /// table, which the database finishes even after a client gives up.
+    ///
     /// # Errors
     ///
     /// As any call; [`Error::Store`] when SQLite refuses.

@@ -26,6 +26,9 @@ use crate::{
     store::{Record, Rename, ScanPage},
 };
 
+/// How long `migrate` may take, instead of the command timeout.
+pub(crate) const MIGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Rows one page of the index backfill reads.
 const BACKFILL_BATCH: usize = 500;
 
@@ -148,8 +151,11 @@ where
         let lock_name = format!("session-store:{}", self.core.table.display());
         // Set once this call added the column, whatever a retried attempt finds after.
         let added = std::sync::atomic::AtomicBool::new(false);
+        // Bringing a large table of an earlier version up to date rewrites it, which takes
+        // longer than a command; a timed-out DDL may still run on the server, so it is not
+        // retried.
         self.core
-            .call("migrate", true, || async {
+            .call_within("migrate", false, MIGRATION_TIMEOUT, || async {
                 match D::MIGRATION {
                     Migration::Transaction { lock } => {
                         let mut transaction = self.pool.begin().await?;

@@ -9,7 +9,7 @@
 use crate::Error;
 
 /// The longest part of a name: PostgreSQL truncates identifiers at 63 bytes, and the
-/// index names add at most 11 (`_expires_at`, `_index_key`).
+/// index names add at most 15 (`_expires_minute`, `_expires_at`, `_index_key`).
 pub(crate) const MAX_PART_LEN: usize = 48;
 
 /// How a backend quotes identifiers.
@@ -71,13 +71,12 @@ impl Table {
     }
 
     /// The expiry minute index's quoted name, unqualified: `"table_expires_minute"`.
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn minute_index(&self) -> String {
         self.quote(&format!("{}_expires_minute", self.name))
     }
 
     /// The exact expiry index's name as an SQL string literal: `'table_expires_at'`.
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) fn index_literal(&self) -> String {
         format!("'{}_expires_at'", self.name)
     }
@@ -106,7 +105,7 @@ impl Table {
     }
 
     /// The quoted schema, if the name has one.
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn schema(&self) -> Option<String> {
         self.schema.as_deref().map(|schema| self.quote(schema))
     }
