@@ -339,17 +339,22 @@ mod tests {
 
     use super::*;
 
+    /// A lease that keeps connections, over a pool of `connections` in-memory SQLite ones.
+    async fn lease_over(connections: u32) -> Lease<sqlx::Sqlite> {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        Lease::new(pool, true)
+    }
+
     /// Four times as many busy calls as connections, for twice `KEEP_AT_MOST`: connections
     /// go back to the pool as they age, and the calls waiting for one must not all follow
     /// them there (each such trip costs two pings).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn busy_calls_hand_connections_on_rather_than_queue_in_the_pool() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        let lease = Arc::new(Lease::new(pool, true));
+        let lease = Arc::new(lease_over(2).await);
         let until = Instant::now() + KEEP_AT_MOST * 2 + Duration::from_millis(200);
         let calls: Vec<_> = (0..8)
             .map(|_| {
@@ -383,12 +388,7 @@ mod tests {
     /// call holding it is cancelled (its connection goes back there).
     #[tokio::test]
     async fn a_call_waiting_for_the_last_connection_is_not_stranded_when_it_goes_back() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        let lease = Lease::new(pool, true);
+        let lease = lease_over(1).await;
         let holder = lease.take().await.unwrap();
         let waiting = lease.take();
         tokio::pin!(waiting);
