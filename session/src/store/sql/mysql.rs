@@ -191,15 +191,17 @@ impl Dialect for MySqlDialect {
 ///
 /// `expires_minute` is `expires_at` to the minute, and the only expiry index: the expiry
 /// task needs an index to find expired rows, but one on `expires_at`, which nearly every
-/// save moves, would make nearly every save write an index entry. Indexed to the minute, a save
-/// usually leaves every indexed column as it was, and InnoDB then writes no secondary
-/// index entry. The expiry statement
-/// finds rows by their minute and checks the exact `expires_at`. On a table of an earlier version (no `expires_minute` in
+/// save moves, would make nearly every save write an index entry. Indexed to the minute, a
+/// save usually leaves every indexed column as it was, and InnoDB then writes no secondary
+/// index entry. The expiry statement finds rows by their minute and checks the exact
+/// `expires_at`. On a table of an earlier version (no `expires_minute` in
 /// `information_schema.columns`), `migrate` runs ``ALTER TABLE `sessions` ADD COLUMN
 /// expires_minute BIGINT AS (expires_at DIV 60000) STORED, ADD INDEX
 /// `sessions_expires_minute` (expires_minute)``, then ``ALTER TABLE `sessions` DROP INDEX
 /// `sessions_expires_at` `` if it is there; adding a stored column copies the table, so on
-/// a large table run `migrate` at a quiet time.
+/// a large table run `migrate` at a quiet time. [`schema`](Self::schema) prints only the
+/// `CREATE TABLE`: a team that upgrades by hand runs these two statements too, or the
+/// expiry statements fail on the missing column.
 ///
 /// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the
 /// `#[session(index)]` field: never the value), for "log out everywhere"

@@ -193,10 +193,10 @@ impl Dialect for PgDialect {
 ///
 /// `expires_minute` is `expires_at` to the minute, and the only expiry index: the expiry
 /// task needs an index to find expired rows, but one on `expires_at`, which nearly every
-/// save moves, would make nearly every save write an index entry. Indexed to the minute, a save
-/// usually leaves every indexed column as it was, so PostgreSQL updates the row in place (a
-/// HOT update) and writes no index at all. The expiry statement
-/// finds rows by their minute and checks the exact `expires_at`. On a table of an earlier version, adding
+/// save moves, would make nearly every save write an index entry. Indexed to the minute, a
+/// save usually leaves every indexed column as it was, so PostgreSQL updates the row in
+/// place (a HOT update) and writes no index at all. The expiry statement finds rows by
+/// their minute and checks the exact `expires_at`. On a table of an earlier version, adding
 /// the stored column rewrites the table under an exclusive lock: on a large table, run
 /// `migrate` at a quiet time.
 ///
