@@ -144,10 +144,13 @@ impl<DB: Database> Lease<DB> {
     pub(crate) async fn take_checked(&self) -> Result<Held<'_, DB>, sqlx::Error> {
         /// Counts a call in `in_pool` while it waits there; cancelled, it leaves as one
         /// that got no connection.
-        struct InPool<'a, DB: Database>(&'a Lease<DB>);
+        struct InPool<'a, DB: Database> {
+            lease: &'a Lease<DB>,
+            got_one: bool,
+        }
         impl<DB: Database> Drop for InPool<'_, DB> {
             fn drop(&mut self) {
-                self.0.state().leave_pool(false);
+                self.lease.state().leave_pool(self.got_one);
             }
         }
         {
@@ -158,10 +161,13 @@ impl<DB: Database> Lease<DB> {
                 state.checked += 1;
             }
         }
-        let in_pool = InPool(self);
+        let mut in_pool = InPool {
+            lease: self,
+            got_one: false,
+        };
         let connection = self.pool.acquire().await;
-        std::mem::forget(in_pool);
-        self.state().leave_pool(connection.is_ok());
+        in_pool.got_one = connection.is_ok();
+        drop(in_pool);
         Ok(self.held(self.kept(connection?), false))
     }
 
