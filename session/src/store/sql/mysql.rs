@@ -37,7 +37,7 @@ impl Dialect for MySqlDialect {
     /// `expires_minute`, not `expires_at`: a save that moves the deadline within its minute
     /// leaves every secondary index alone.
     fn schema(table: &Table) -> Vec<String> {
-        let (t, minute_index, key_index) = (table.quoted(), table.minute_index(), table.key_index());
+        let (t, expiry_index, key_index) = (table.quoted(), table.expiry_index(), table.key_index());
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {t} (\n    \
              id             BINARY(32)    NOT NULL PRIMARY KEY,\n    \
@@ -46,7 +46,7 @@ impl Dialect for MySqlDialect {
              fields         JSON          NOT NULL,\n    \
              index_key      VARBINARY(32) NULL,\n    \
              {MINUTE_COLUMN},\n    \
-             INDEX {minute_index} (expires_minute),\n    \
+             INDEX {expiry_index} (expires_minute),\n    \
              INDEX {key_index} (index_key)\n) ENGINE = InnoDB"
         )]
     }
@@ -76,7 +76,7 @@ impl Dialect for MySqlDialect {
                 done: has_column("expires_minute"),
                 apply: format!(
                     "ALTER TABLE {t} ADD COLUMN {MINUTE_COLUMN}, ADD INDEX {} (expires_minute)",
-                    table.minute_index()
+                    table.expiry_index()
                 ),
                 adds_index_key: false,
             },
@@ -84,9 +84,9 @@ impl Dialect for MySqlDialect {
                 done: format!(
                     "SELECT 1 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM information_schema.statistics \
                      WHERE table_schema = {schema} AND table_name = {name} AND index_name = {})",
-                    table.index_literal()
+                    table.old_expiry_index_literal()
                 ),
-                apply: format!("ALTER TABLE {t} DROP INDEX {}", table.index()),
+                apply: format!("ALTER TABLE {t} DROP INDEX {}", table.old_expiry_index()),
                 adds_index_key: false,
             },
         ]

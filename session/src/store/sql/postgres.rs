@@ -60,7 +60,7 @@ impl Dialect for PgDialect {
             format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {MINUTE_COLUMN}"),
             format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {t} (expires_minute)",
-                table.minute_index()
+                table.expiry_index()
             ),
             // The earlier exact expiry index, found through the table itself: by name alone,
             // the search path could lead to another schema's table of the same name.
@@ -70,7 +70,7 @@ impl Dialect for PgDialect {
                  WHERE i.indrelid = to_regclass({}) AND c.relname = {}; \
                  IF old IS NOT NULL THEN EXECUTE 'DROP INDEX ' || old; END IF; END $$",
                 table.quoted_literal(),
-                table.index_literal()
+                table.old_expiry_index_literal()
             ),
             format!("CREATE INDEX IF NOT EXISTS {key_index} ON {t} (index_key) WHERE index_key IS NOT NULL"),
         ]

@@ -55,9 +55,9 @@ impl Dialect for SqliteDialect {
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {bare} (expires_minute)",
-                qualified(table.minute_index())
+                qualified(table.expiry_index())
             ),
-            format!("DROP INDEX IF EXISTS {}", qualified(table.index())),
+            format!("DROP INDEX IF EXISTS {}", qualified(table.old_expiry_index())),
             format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {bare} (index_key) WHERE index_key IS NOT NULL",
                 qualified(table.key_index())

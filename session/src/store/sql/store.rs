@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// How long `migrate` may take, instead of the command timeout.
-pub(crate) const MIGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+const MIGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Rows one page of the index backfill reads.
 const BACKFILL_BATCH: usize = 500;

@@ -64,20 +64,21 @@ impl Table {
         }
     }
 
-    /// The exact expiry index's quoted name, unqualified: `"table_expires_at"` (SQLite's
-    /// expiry index, and the one PostgreSQL and MySQL tables had before `expires_minute`).
-    pub(crate) fn index(&self) -> String {
-        self.quote(&format!("{}_expires_at", self.name))
-    }
-
-    /// The expiry minute index's quoted name, unqualified: `"table_expires_minute"`.
-    pub(crate) fn minute_index(&self) -> String {
+    /// The expiry index's quoted name, unqualified: `"table_expires_minute"`.
+    pub(crate) fn expiry_index(&self) -> String {
         self.quote(&format!("{}_expires_minute", self.name))
     }
 
-    /// The exact expiry index's name as an SQL string literal: `'table_expires_at'`.
+    /// The quoted name, unqualified, of the expiry index tables had before
+    /// `expires_minute` (on `expires_at`), which `migrate` drops: `"table_expires_at"`.
+    pub(crate) fn old_expiry_index(&self) -> String {
+        self.quote(&format!("{}_expires_at", self.name))
+    }
+
+    /// [`old_expiry_index`](Self::old_expiry_index) as an SQL string literal:
+    /// `'table_expires_at'`.
     #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-    pub(crate) fn index_literal(&self) -> String {
+    pub(crate) fn old_expiry_index_literal(&self) -> String {
         format!("'{}_expires_at'", self.name)
     }
 
@@ -155,11 +156,11 @@ mod tests {
     fn plain_and_qualified_names_are_quoted() {
         let table = Table::parse("sessions", Quote::Double).unwrap();
         assert_eq!(table.quoted(), "\"sessions\"");
-        assert_eq!(table.index(), "\"sessions_expires_at\"");
+        assert_eq!(table.old_expiry_index(), "\"sessions_expires_at\"");
         assert_eq!(table.schema(), None);
         let table = Table::parse("app.user_sessions2", Quote::Backtick).unwrap();
         assert_eq!(table.quoted(), "`app`.`user_sessions2`");
-        assert_eq!(table.index(), "`user_sessions2_expires_at`");
+        assert_eq!(table.old_expiry_index(), "`user_sessions2_expires_at`");
         assert_eq!(table.key_index(), "`user_sessions2_index_key`");
         assert_eq!(table.name_literal(), "'user_sessions2'");
         assert_eq!(table.schema_literal().as_deref(), Some("'app'"));
