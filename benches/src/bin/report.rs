@@ -513,20 +513,28 @@ fn e2e_medians(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64)> {
     Some((pick(Outcome::per_second), pick(|o| o.p50_us), pick(|o| o.p99_us)))
 }
 
+/// The median of what `of` reads from each of an app's runs of one kind (runs it reads
+/// nothing from left out); `None` if it reads nothing.
+fn run_median(e2e: &E2e, app: App, kind: &str, of: impl Fn(&Measured) -> Option<f64>) -> Option<f64> {
+    let samples: Vec<f64> = e2e.get(&(app, kind))?.iter().filter_map(of).collect();
+    (!samples.is_empty()).then(|| median(samples))
+}
+
 /// Median app CPU per request (µs) of an app's runs of one kind, where it was read.
 fn e2e_app_cpu(e2e: &E2e, app: App, kind: &str) -> Option<f64> {
-    let samples: Vec<f64> = e2e.get(&(app, kind))?.iter().filter_map(|run| run.app_cpu_us).collect();
-    (!samples.is_empty()).then(|| median(samples))
+    run_median(e2e, app, kind, |run| run.app_cpu_us)
+}
+
+/// Median per request of one Redis traffic counter over an app's runs of one kind.
+fn traffic_per_request(e2e: &E2e, app: App, kind: &str, counter: impl Fn(&Traffic) -> u64) -> Option<f64> {
+    run_median(e2e, app, kind, |run| {
+        Some(counter(run.traffic.as_ref()?) as f64 / run.outcome.requests.max(1) as f64)
+    })
 }
 
 /// Median Redis CPU per request (µs) of an app's runs of one kind.
 fn e2e_redis_cpu(e2e: &E2e, app: App, kind: &str) -> Option<f64> {
-    let samples: Vec<f64> = e2e
-        .get(&(app, kind))?
-        .iter()
-        .filter_map(|run| Some(run.traffic.as_ref()?.cpu_us as f64 / run.outcome.requests.max(1) as f64))
-        .collect();
-    (!samples.is_empty()).then(|| median(samples))
+    traffic_per_request(e2e, app, kind, |traffic| traffic.cpu_us)
 }
 
 /// The median over runs of `ours`'s requests/s divided by `peer`'s in the same run: the
@@ -544,23 +552,13 @@ fn e2e_ratio(e2e: &E2e, ours: App, peer: App, kind: &str) -> Option<f64> {
 
 /// Median per-request Redis commands, bytes in and bytes out.
 fn e2e_traffic(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64, String)> {
-    let runs = e2e.get(&(app, kind))?;
-    let per = |f: &dyn Fn(&Traffic) -> u64| {
-        median(
-            runs.iter()
-                .filter_map(|run| {
-                    let traffic = run.traffic.as_ref()?;
-                    Some(f(traffic) as f64 / run.outcome.requests.max(1) as f64)
-                })
-                .collect(),
-        )
-    };
-    let last = runs.last()?;
+    let last = e2e.get(&(app, kind))?.last()?;
     let describe = last.traffic.as_ref()?.describe_per(last.outcome.requests);
+    let per = |counter: fn(&Traffic) -> u64| traffic_per_request(e2e, app, kind, counter);
     Some((
-        per(&Traffic::total_calls),
-        per(&|t| t.bytes_in),
-        per(&|t| t.bytes_out),
+        per(Traffic::total_calls)?,
+        per(|traffic| traffic.bytes_in)?,
+        per(|traffic| traffic.bytes_out)?,
         describe,
     ))
 }
