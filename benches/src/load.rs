@@ -9,7 +9,7 @@ use std::{
 };
 
 use cookie::Cookie;
-use http::{Request, header};
+use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::{body::Bytes, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
@@ -40,6 +40,8 @@ pub struct Outcome {
     pub requests: u64,
     /// Failed requests (non-2xx or transport errors).
     pub errors: u64,
+    /// What the first failure was (its status or transport error), if any.
+    pub first_failure: Option<String>,
     /// How long the phase lasted.
     pub elapsed: Duration,
     /// Median latency, microseconds.
@@ -100,8 +102,8 @@ impl Connection {
         Ok(Self { sender, users })
     }
 
-    /// One request as `user`; `Ok(false)` for a non-2xx answer.
-    async fn request(&mut self, user: usize, path: &str) -> Result<bool, BoxError> {
+    /// One request as `user`; `Ok(Err(status))` for a non-2xx answer.
+    async fn request(&mut self, user: usize, path: &str) -> Result<Result<(), StatusCode>, BoxError> {
         let user = &mut self.users[user];
         let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
         if let Some(cookies) = user.cookie_header() {
@@ -117,7 +119,11 @@ impl Connection {
         };
         let parts = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await??;
         user.remember(&parts.headers);
-        Ok(parts.status.is_success())
+        Ok(if parts.status.is_success() {
+            Ok(())
+        } else {
+            Err(parts.status)
+        })
     }
 }
 
@@ -139,8 +145,8 @@ impl Clients {
         for _ in 0..load.connections {
             let mut connection = Connection::open(addr, load.users_per_connection).await?;
             for user in 0..load.users_per_connection {
-                if !connection.request(user, init_path).await? {
-                    return Err(format!("{init_path} failed").into());
+                if let Err(status) = connection.request(user, init_path).await? {
+                    return Err(format!("{init_path} failed: {status}").into());
                 }
             }
             connections.push(connection);
@@ -162,7 +168,7 @@ impl Clients {
             let start = start.clone();
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(64 * 1024);
-                let mut errors = 0;
+                let (mut errors, mut first_failure) = (0, None);
                 start.wait().await;
                 let deadline = Instant::now() + load.duration;
                 let mut sent = 0u64;
@@ -170,33 +176,39 @@ impl Clients {
                     let user = (sent % load.users_per_connection as u64) as usize;
                     let began = Instant::now();
                     match connection.request(user, path).await {
-                        Ok(true) => latencies.push(began.elapsed().as_micros() as u32),
-                        Ok(false) => errors += 1,
-                        Err(_) => {
+                        Ok(Ok(())) => latencies.push(began.elapsed().as_micros() as u32),
+                        Ok(Err(status)) => {
                             errors += 1;
+                            first_failure.get_or_insert_with(|| status.to_string());
+                        }
+                        Err(error) => {
+                            errors += 1;
+                            first_failure.get_or_insert_with(|| error.to_string());
                             break;
                         }
                     }
                     sent += 1;
                 }
-                (connection, latencies, errors)
+                (connection, latencies, errors, first_failure)
             });
         }
         start.wait().await;
         let began = Instant::now();
         let mut latencies = Vec::new();
-        let mut errors = 0;
+        let (mut errors, mut first_failure) = (0, None);
         while let Some(joined) = tasks.join_next().await {
-            let (connection, mut some, failed) = joined?;
+            let (connection, mut some, failed, failure) = joined?;
             self.connections.push(connection);
             latencies.append(&mut some);
             errors += failed;
+            first_failure = first_failure.or(failure);
         }
         let elapsed = began.elapsed();
         latencies.sort_unstable();
         Ok(Outcome {
             requests: latencies.len() as u64,
             errors,
+            first_failure,
             elapsed,
             p50_us: percentile(&latencies, 0.50),
             p99_us: percentile(&latencies, 0.99),

@@ -267,7 +267,13 @@ fn cookie_end_to_end(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
                     outcome.errors
                 );
                 if outcome.errors > 0 {
-                    return Err(format!("{} {kind}: {} failed requests", app.name(), outcome.errors).into());
+                    return Err(format!(
+                        "{} {kind}: {} failed requests, the first {}",
+                        app.name(),
+                        outcome.errors,
+                        outcome.first_failure.unwrap_or_default()
+                    )
+                    .into());
                 }
                 runs.entry((slot, kind)).or_default().push(Phase {
                     outcome,

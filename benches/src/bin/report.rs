@@ -475,7 +475,12 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
                     outcome.errors
                 );
                 if outcome.errors > 0 {
-                    return Err(format!("{app} {kind}: {} failed requests", outcome.errors).into());
+                    return Err(format!(
+                        "{app} {kind}: {} failed requests, the first {}",
+                        outcome.errors,
+                        outcome.first_failure.unwrap_or_default()
+                    )
+                    .into());
                 }
                 results.entry((*app, kind)).or_default().push(Measured {
                     outcome,

@@ -126,10 +126,11 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
     eprintln!("measuring");
     let outcome = runtime.block_on(clients.run(path))?;
     eprintln!(
-        "done requests={} errors={} req/s={:.0}",
+        "done requests={} errors={} req/s={:.0} first_failure={}",
         outcome.requests,
         outcome.errors,
-        outcome.per_second()
+        outcome.per_second(),
+        outcome.first_failure.as_deref().unwrap_or("none").replace(' ', "_")
     );
     drop(clients);
     drop(server);
@@ -259,7 +260,13 @@ fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
                 for (slot, client) in clients.iter_mut().enumerate() {
                     let outcome = runtime.block_on(client.run(path))?;
                     if outcome.errors > 0 {
-                        return Err(format!("{db} {kind}: {} failed requests", outcome.errors).into());
+                        return Err(format!(
+                            "{db} {kind}, {}: {} failed requests, the first {}",
+                            ["ours", "tower-sessions"][slot],
+                            outcome.errors,
+                            outcome.first_failure.unwrap_or_default()
+                        )
+                        .into());
                     }
                     rates[slot] = outcome.per_second();
                 }
