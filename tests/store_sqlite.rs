@@ -236,3 +236,76 @@ async fn the_expiry_task_keeps_rows_within_the_retention() {
 }
 
 common::lifetimes::lifetime_cases!(|clock| async move { file_store(&clock).await });
+
+/// The store's own writes take turns in the process: while SQLite's write lock is held
+/// elsewhere, one of them waits for it in SQLite on a connection, and the others wait for
+/// their turn without one (in order, rather than polling SQLite's lock with growing
+/// sleeps), so the pool stays free for reads; every write lands once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_wait_for_the_lock_in_turn_not_on_a_connection_each() {
+    use std::time::{Duration, Instant};
+
+    use session::SaveOutcome;
+    use sqlx::{
+        ConnectOptions as _,
+        sqlite::{SqliteConnectOptions, SqlitePoolOptions},
+    };
+
+    let clock = ManualClock::new();
+    let options = SqliteConnectOptions::new()
+        .filename(sql::sqlite_path())
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(20));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    let store = SqliteStore::builder(pool.clone())
+        .command_timeout(Duration::from_secs(20))
+        .clock(clock.clone())
+        .migrated()
+        .await;
+    let provider = cases::provider(store, &clock);
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        let mut session = provider.create().unwrap();
+        session.set_f0(1);
+        provider.save(&mut session).await.unwrap();
+        sessions.push(provider.load(&session.id().expose()).await.unwrap().expect("live"));
+    }
+    let ids: Vec<_> = sessions.iter().map(|session| session.id().expose()).collect();
+    let busy = || pool.size() as usize - pool.num_idle();
+
+    let mut lock = options.connect().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+    let writers: Vec<_> = sessions
+        .into_iter()
+        .map(|mut session| {
+            let provider = provider.clone();
+            tokio::spawn(async move {
+                session.set_f1(2);
+                provider.save(&mut session).await
+            })
+        })
+        .collect();
+    let waited = Instant::now();
+    while busy() == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "no write reached SQLite");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        busy(),
+        1,
+        "one write waits for the lock on a connection, the others without one"
+    );
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().unwrap(), SaveOutcome::Updated);
+    }
+    for id in ids {
+        assert_eq!(*provider.load(&id).await.unwrap().expect("live").f1(), 2);
+    }
+}

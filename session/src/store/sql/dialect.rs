@@ -27,6 +27,11 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     const MIGRATION: Migration;
     /// Whether the store keeps connections between its calls (see `lease.rs`).
     const KEEP_CONNECTIONS: bool;
+    /// Whether the database takes one writer at a time: then the store's session writes
+    /// queue for their turn in the process, first come first served, rather than in the
+    /// database's busy handler, which polls with growing sleeps and lets a late writer
+    /// overtake one that has waited past its timeout.
+    const ONE_WRITER: bool;
 
     /// The schema, as idempotent statements: the table first, then what needs the
     /// [`Upgrade`]s' columns (their indexes).

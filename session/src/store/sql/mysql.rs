@@ -28,6 +28,7 @@ impl Dialect for MySqlDialect {
     const NAME: &'static str = "MySQL";
     const QUOTE: Quote = Quote::Backtick;
     const KEEP_CONNECTIONS: bool = true;
+    const ONE_WRITER: bool = false;
     // MySQL commits each DDL statement on its own: a transaction would not hold them.
     const MIGRATION: Migration = Migration::OneByOne;
 

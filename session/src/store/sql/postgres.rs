@@ -35,6 +35,7 @@ impl Dialect for PgDialect {
     const NAME: &'static str = "PostgreSQL";
     const QUOTE: Quote = Quote::Double;
     const KEEP_CONNECTIONS: bool = true;
+    const ONE_WRITER: bool = false;
     // Concurrent migrations take turns on an advisory lock.
     const MIGRATION: Migration = Migration::Transaction {
         lock: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),

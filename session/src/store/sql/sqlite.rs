@@ -32,6 +32,7 @@ impl Dialect for SqliteDialect {
     const NAME: &'static str = "SQLite";
     const QUOTE: Quote = Quote::Double;
     const KEEP_CONNECTIONS: bool = false;
+    const ONE_WRITER: bool = true;
     const MIGRATION: Migration = Migration::Transaction { lock: None };
 
     /// SQLite names an index's schema on the index, not on its table. Expiry is indexed
@@ -232,9 +233,13 @@ impl Dialect for SqliteDialect {
 /// # Failures
 ///
 /// Every call is bounded by the command timeout, waiting for a pooled connection included
-/// ([`Error::Timeout`]). The pools this store opens wait for SQLite's write lock for that
-/// long too (`busy_timeout`); `SQLITE_BUSY` or `SQLITE_LOCKED` after it, or an I/O error,
-/// is [`Error::Unavailable`]. Both count toward the circuit breaker, as on the other stores;
+/// ([`Error::Timeout`]). SQLite takes one writer at a time, so the store's session writes
+/// take turns in the process, first come first served, each taking a connection only when
+/// its turn comes: a burst of writes queues in order and leaves the pool to the reads,
+/// instead of polling SQLite's lock with growing sleeps, where a write that came late can
+/// overtake one about to time out. The pools this store opens wait for a lock held by
+/// another process for the command timeout too (`busy_timeout`); `SQLITE_BUSY` or
+/// `SQLITE_LOCKED` after it, or an I/O error, is [`Error::Unavailable`]. Both count toward the circuit breaker, as on the other stores;
 /// errors SQLite answers with (a constraint, a missing table) are [`Error::Store`].
 ///
 /// # Encryption at rest

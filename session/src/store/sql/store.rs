@@ -40,6 +40,8 @@ pub(crate) struct SqlStore<D: Dialect> {
     sql: Statements,
     /// The connections the session operations run on.
     lease: Lease<D::Db>,
+    /// The turn of the session writes, where the database takes one writer at a time.
+    writer: tokio::sync::Mutex<()>,
 }
 
 /// The bytes a key is stored as in the `id` column.
@@ -52,7 +54,13 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) fn new(pool: Pool<D::Db>, core: Core) -> Self {
         let sql = D::statements(&core.table);
         let lease = Lease::new(pool.clone(), D::KEEP_CONNECTIONS);
-        Self { pool, core, sql, lease }
+        Self {
+            pool,
+            core,
+            sql,
+            lease,
+            writer: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The schema of a store on `table`, as SQL statements separated by `;`.
@@ -116,6 +124,12 @@ where
     /// many rows it changed. A connection handed over unchecked that failed is replaced by
     /// one the pool checks, and the statement run once more.
     async fn execute<'q>(&self, query: impl Fn() -> BoundQuery<'q, D::Db>) -> Result<u64, sqlx::Error> {
+        // Taken before a connection, so waiting writers do not hold the readers' connections.
+        let _turn = if D::ONE_WRITER {
+            Some(self.writer.lock().await)
+        } else {
+            None
+        };
         let mut held = self.lease.take().await?;
         let mut result = query().execute(held.connection()).await;
         if held.should_retry(&result) {
