@@ -17,6 +17,12 @@ use crate::{
 /// Connections in each library's pool.
 pub const POOL_SIZE: u32 = 8;
 
+/// This crate's command timeout in the benchmarks: the peer has none, and a disk that
+/// stalls a commit for over a second (seen on shared machines) would otherwise fail
+/// requests of ours alone. 5 s is sqlx's default wait for SQLite's lock, the peer's bound
+/// there.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A database kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Db {
@@ -70,19 +76,28 @@ pub async fn ours_router(db: Db, url: &str) -> Result<Router, BoxError> {
     Ok(match db {
         Db::Postgres => {
             let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
-            let store = PostgresStore::builder(pool).build().await?;
+            let store = PostgresStore::builder(pool)
+                .command_timeout(COMMAND_TIMEOUT)
+                .build()
+                .await?;
             store.migrate().await?;
             app.layer(SessionLayer::new(SessionProvider::<Profile, _>::new(store, config)))
         }
         Db::Sqlite => {
             let pool = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
-            let store = SqliteStore::builder(pool).build().await?;
+            let store = SqliteStore::builder(pool)
+                .command_timeout(COMMAND_TIMEOUT)
+                .build()
+                .await?;
             store.migrate().await?;
             app.layer(SessionLayer::new(SessionProvider::<Profile, _>::new(store, config)))
         }
         Db::MySql => {
             let pool = MySqlPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
-            let store = MySqlStore::builder(pool).build().await?;
+            let store = MySqlStore::builder(pool)
+                .command_timeout(COMMAND_TIMEOUT)
+                .build()
+                .await?;
             store.migrate().await?;
             app.layer(SessionLayer::new(SessionProvider::<Profile, _>::new(store, config)))
         }
