@@ -972,39 +972,33 @@ fn budgets(
     let mark = |met: bool| if met { "**met**" } else { "**not met**" };
     let mut lines = Vec::new();
     let get = |group: &str, id: &str| micro.get(&(group.to_owned(), id.to_owned())).copied();
-    if let Some(ours) = get("cookie", "session") {
-        let peers: Vec<(String, f64)> = ["actix-session", "axum-extra"]
-            .iter()
-            .filter_map(|peer| Some(((*peer).to_owned(), get("cookie", peer)?)))
-            .collect();
-        let met = peers.iter().all(|(_, t)| ours < *t);
-        let detail = peers
-            .iter()
-            .map(|(peer, t)| format!("{peer} {}", time(*t)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        lines.push(format!(
-            "Cookie seal + open faster than every peer's cookie path: {} ({} vs {detail}).",
-            mark(met),
-            time(ours)
-        ));
-    }
-    if let Some(ours) = get("redis", "session") {
-        let peers: Vec<(String, f64)> = ["tower-sessions", "actix-session"]
-            .iter()
-            .filter_map(|peer| Some(((*peer).to_owned(), get("redis", peer)?)))
+    let faster_than_peers = |group: &str, peers: [&str; 2], what: &str| {
+        let ours = get(group, "session")?;
+        let peers: Vec<(&str, f64)> = peers
+            .into_iter()
+            .filter_map(|peer| Some((peer, get(group, peer)?)))
             .collect();
         let detail = peers
             .iter()
             .map(|(peer, t)| format!("{peer} {}", time(*t)))
             .collect::<Vec<_>>()
             .join(", ");
-        lines.push(format!(
-            "Redis store load + save faster than every peer's: {} ({} vs {detail}).",
+        Some(format!(
+            "{what}: {} ({} vs {detail}).",
             mark(peers.iter().all(|(_, t)| ours < *t)),
             time(ours)
-        ));
-    }
+        ))
+    };
+    lines.extend(faster_than_peers(
+        "cookie",
+        ["actix-session", "axum-extra"],
+        "Cookie seal + open faster than every peer's cookie path",
+    ));
+    lines.extend(faster_than_peers(
+        "redis",
+        ["tower-sessions", "actix-session"],
+        "Redis store load + save faster than every peer's",
+    ));
     let rps = |app: App| e2e_medians(e2e, app, "rmw").map(|(rps, _, _)| rps);
     let at_least = |ours: App, peer: App, kind: &str, times: f64, what: &str| {
         let medians = |app: App| e2e_medians(e2e, app, kind).map(|(rps, _, _)| rps);
