@@ -275,7 +275,7 @@ async fn writes_wait_for_the_lock_in_turn_not_on_a_connection_each() {
         sessions.push(provider.load(&session.id().expose()).await.unwrap().expect("live"));
     }
     let ids: Vec<_> = sessions.iter().map(|session| session.id().expose()).collect();
-    let busy = || pool.size() as usize - pool.num_idle();
+    let busy = || (pool.size() as usize).saturating_sub(pool.num_idle());
 
     let mut lock = options.connect().await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
@@ -290,16 +290,22 @@ async fn writes_wait_for_the_lock_in_turn_not_on_a_connection_each() {
         })
         .collect();
     let waited = Instant::now();
-    while busy() == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(10), "no write reached SQLite");
+    while busy() != 1 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the writes never came to one on a connection: {} busy",
+            busy()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        busy(),
-        1,
-        "one write waits for the lock on a connection, the others without one"
-    );
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            busy(),
+            1,
+            "one write waits for the lock on a connection, the others without one"
+        );
+    }
     sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
 
     for writer in writers {

@@ -40,8 +40,9 @@ pub struct Outcome {
     pub requests: u64,
     /// Failed requests (non-2xx or transport errors).
     pub errors: u64,
-    /// What the first failure was (its status or transport error), if any.
-    pub first_failure: Option<String>,
+    /// One of the failures (its status or transport error), if any: enough to tell an
+    /// answered error from a broken connection.
+    pub a_failure: Option<String>,
     /// How long the phase lasted.
     pub elapsed: Duration,
     /// Median latency, microseconds.
@@ -168,7 +169,7 @@ impl Clients {
             let start = start.clone();
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(64 * 1024);
-                let (mut errors, mut first_failure) = (0, None);
+                let (mut errors, mut a_failure) = (0, None);
                 start.wait().await;
                 let deadline = Instant::now() + load.duration;
                 let mut sent = 0u64;
@@ -179,36 +180,36 @@ impl Clients {
                         Ok(Ok(())) => latencies.push(began.elapsed().as_micros() as u32),
                         Ok(Err(status)) => {
                             errors += 1;
-                            first_failure.get_or_insert_with(|| status.to_string());
+                            a_failure.get_or_insert_with(|| status.to_string());
                         }
                         Err(error) => {
                             errors += 1;
-                            first_failure.get_or_insert_with(|| error.to_string());
+                            a_failure.get_or_insert_with(|| error.to_string());
                             break;
                         }
                     }
                     sent += 1;
                 }
-                (connection, latencies, errors, first_failure)
+                (connection, latencies, errors, a_failure)
             });
         }
         start.wait().await;
         let began = Instant::now();
         let mut latencies = Vec::new();
-        let (mut errors, mut first_failure) = (0, None);
+        let (mut errors, mut a_failure) = (0, None);
         while let Some(joined) = tasks.join_next().await {
             let (connection, mut some, failed, failure) = joined?;
             self.connections.push(connection);
             latencies.append(&mut some);
             errors += failed;
-            first_failure = first_failure.or(failure);
+            a_failure = a_failure.or(failure);
         }
         let elapsed = began.elapsed();
         latencies.sort_unstable();
         Ok(Outcome {
             requests: latencies.len() as u64,
             errors,
-            first_failure,
+            a_failure,
             elapsed,
             p50_us: percentile(&latencies, 0.50),
             p99_us: percentile(&latencies, 0.99),

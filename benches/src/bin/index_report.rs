@@ -268,10 +268,10 @@ fn cookie_end_to_end(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
                 );
                 if outcome.errors > 0 {
                     return Err(format!(
-                        "{} {kind}: {} failed requests, the first {}",
+                        "{} {kind}: {} failed requests, one of them {}",
                         app.name(),
                         outcome.errors,
-                        outcome.first_failure.unwrap_or_default()
+                        outcome.a_failure.unwrap_or_default()
                     )
                     .into());
                 }

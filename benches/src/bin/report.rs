@@ -476,9 +476,9 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
                 );
                 if outcome.errors > 0 {
                     return Err(format!(
-                        "{app} {kind}: {} failed requests, the first {}",
+                        "{app} {kind}: {} failed requests, one of them {}",
                         outcome.errors,
-                        outcome.first_failure.unwrap_or_default()
+                        outcome.a_failure.unwrap_or_default()
                     )
                     .into());
                 }

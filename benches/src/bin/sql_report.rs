@@ -126,11 +126,11 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
     eprintln!("measuring");
     let outcome = runtime.block_on(clients.run(path))?;
     eprintln!(
-        "done requests={} errors={} req/s={:.0} first_failure={}",
+        "done requests={} errors={} req/s={:.0} a_failure={}",
         outcome.requests,
         outcome.errors,
         outcome.per_second(),
-        outcome.first_failure.as_deref().unwrap_or("none").replace(' ', "_")
+        outcome.a_failure.as_deref().unwrap_or("none").replace(' ', "_")
     );
     drop(clients);
     drop(server);
@@ -270,10 +270,10 @@ fn report(runs: usize, secs: f64, only: Option<Db>) -> Result<(), BoxError> {
                     let outcome = runtime.block_on(client.run(path))?;
                     if outcome.errors > 0 {
                         return Err(format!(
-                            "{db} {kind}, {}: {} failed requests, the first {}",
+                            "{db} {kind}, {}: {} failed requests, one of them {}",
                             ["ours", "tower-sessions"][slot],
                             outcome.errors,
-                            outcome.first_failure.unwrap_or_default()
+                            outcome.a_failure.unwrap_or_default()
                         )
                         .into());
                     }

@@ -228,19 +228,27 @@ impl Dialect for SqliteDialect {
 ///
 /// Expired rows are never returned. [`spawn_expiry_task`](Self::spawn_expiry_task) deletes
 /// them in the background, [`delete_expired`](Self::delete_expired) now, in statements of at
-/// most 1000 rows found on the `expires_minute` index, so the database's write lock is held only briefly.
+/// most 1000 rows found on the `expires_minute` index, so the database's write lock is held
+/// only briefly.
 ///
 /// # Failures
 ///
-/// Every call is bounded by the command timeout, waiting for a pooled connection included
-/// ([`Error::Timeout`]). SQLite takes one writer at a time, so the store's session writes
-/// take turns in the process, first come first served, each taking a connection only when
-/// its turn comes: a burst of writes queues in order and leaves the pool to the reads,
-/// instead of polling SQLite's lock with growing sleeps, where a write that came late can
-/// overtake one about to time out. The pools this store opens wait for a lock held by
-/// another process for the command timeout too (`busy_timeout`); `SQLITE_BUSY` or
-/// `SQLITE_LOCKED` after it, or an I/O error, is [`Error::Unavailable`]. Both count toward the circuit breaker, as on the other stores;
-/// errors SQLite answers with (a constraint, a missing table) are [`Error::Store`].
+/// Every call is bounded by the command timeout, waiting for a pooled connection included:
+/// past it, [`Error::Timeout`]. `SQLITE_BUSY` or `SQLITE_LOCKED` after the busy timeout, or
+/// an I/O error, is [`Error::Unavailable`]. Both count toward the circuit breaker, as on the
+/// other stores; errors SQLite answers with (a constraint, a missing table) are
+/// [`Error::Store`].
+///
+/// SQLite takes one writer at a time, so a store's writes (saves, deletes, the expiry
+/// task's batches; its clones share the queue) take turns in the process, first come first
+/// served, each taking a connection only when its turn comes. A burst of writes then queues in
+/// order and leaves the pool to the reads, instead of polling SQLite's lock with growing
+/// sleeps, where a write that came late can overtake one about to time out. The time in the
+/// queue counts toward the command timeout. A write whose turn has come can still find the
+/// lock held: by another process or another store on the same file, by the application's
+/// own statements, or by a write whose call timed out but whose statement SQLite is still
+/// running. It waits for it up to the connection's busy timeout, which the pools this store
+/// opens set to the command timeout.
 ///
 /// # Encryption at rest
 ///

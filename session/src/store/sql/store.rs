@@ -115,21 +115,28 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     usize: ColumnIndex<<D::Db as Database>::Row>,
 {
-    /// Runs `query` on the pool; how many rows it changed.
-    async fn run(&self, query: BoundQuery<'_, D::Db>) -> Result<u64, sqlx::Error> {
-        Ok(D::rows_affected(&query.execute(&self.pool).await?))
-    }
-
-    /// Runs the statement `query` builds on a connection of the store's (`lease.rs`); how
-    /// many rows it changed. A connection handed over unchecked that failed is replaced by
-    /// one the pool checks, and the statement run once more.
-    async fn execute<'q>(&self, query: impl Fn() -> BoundQuery<'q, D::Db>) -> Result<u64, sqlx::Error> {
-        // Taken before a connection, so waiting writers do not hold the readers' connections.
-        let _turn = if D::ONE_WRITER {
+    /// The store's turn to write, where the database takes one writer at a time (see
+    /// [`Dialect::ONE_WRITER`]); taken before a connection, so waiting writers do not hold
+    /// the readers' connections.
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if D::ONE_WRITER {
             Some(self.writer.lock().await)
         } else {
             None
-        };
+        }
+    }
+
+    /// Runs the write `query` on the pool, in the store's turn; how many rows it changed.
+    async fn run(&self, query: BoundQuery<'_, D::Db>) -> Result<u64, sqlx::Error> {
+        let _turn = self.turn().await;
+        Ok(D::rows_affected(&query.execute(&self.pool).await?))
+    }
+
+    /// Runs the write `query` builds on a connection of the store's (`lease.rs`), in the
+    /// store's turn; how many rows it changed. A connection handed over unchecked that
+    /// failed is replaced by one the pool checks, and the statement run once more.
+    async fn execute<'q>(&self, query: impl Fn() -> BoundQuery<'q, D::Db>) -> Result<u64, sqlx::Error> {
+        let _turn = self.turn().await;
         let mut held = self.lease.take().await?;
         let mut result = query().execute(held.connection()).await;
         if held.should_retry(&result) {
@@ -570,6 +577,7 @@ where
             .call("delete_by_index", false, || async {
                 let (isolation, select) = match &self.sql.delete_by_index {
                     DeleteByIndex::Returning(delete) => {
+                        let _turn = self.turn().await;
                         return deleted_rows::<D>(&query(delete).fetch_all(&self.pool).await?);
                     }
                     DeleteByIndex::LockThenDelete { isolation, select } => (isolation, select),
