@@ -1,6 +1,6 @@
 //! The MySQL store, on the machine's MariaDB or MySQL server (a database of this process's
 //! own, see `common::sql`): the shared contract, the SQL stores' concurrency cases, the
-//! schema and the expiry task.
+//! schema, the expiry task and an outage (through a forwarder of the test's own).
 
 mod common;
 
@@ -262,3 +262,114 @@ fn expired_sessions_are_told_apart_within_the_retention() {
 }
 
 common::lifetimes::lifetime_cases!(|clock| async move { store(&clock).await });
+
+// An outage, without touching the machine's shared server: the store reaches it through
+// a forwarder of the test's own, which the test stops and starts again.
+
+/// Forwards a loopback port to the server while it runs; stopped, it closes every
+/// connection through it and refuses new ones.
+struct Forwarder {
+    port: u16,
+    target: std::net::SocketAddr,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    async fn to(host: &str, port: u16) -> Self {
+        let target = tokio::net::lookup_host((host, port)).await.unwrap().next().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut forwarder = Self {
+            port: free.local_addr().unwrap().port(),
+            target,
+            running: None,
+        };
+        drop(free);
+        forwarder.start().await;
+        forwarder
+    }
+
+    async fn start(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let target = self.target;
+        self.running = Some(tokio::spawn(async move {
+            // Dropped with this task when it is stopped, which closes every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+            let _ = running.await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_unavailable_and_every_session_is_back_after() {
+    use std::str::FromStr as _;
+
+    use session::{
+        Error,
+        resilience::{BreakerConfig, BreakerState, RetryPolicy},
+    };
+    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+
+    let options = MySqlConnectOptions::from_str(&sql::mysql_url().await).unwrap();
+    let mut forwarder = Forwarder::to(options.get_host(), options.get_port()).await;
+    let pool = MySqlPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options.clone().host("127.0.0.1").port(forwarder.port))
+        .await
+        .unwrap();
+    let clock = ManualClock::new();
+    let store = MySqlStore::builder(pool)
+        .table(sql::table())
+        .clock(clock.clone())
+        .command_timeout(Duration::from_millis(500))
+        .retry(RetryPolicy::none())
+        .circuit_breaker(BreakerConfig {
+            failure_threshold: 2,
+            reset_timeout: Duration::from_millis(500),
+        })
+        .migrated()
+        .await;
+    let provider = cases::provider(store.clone(), &clock);
+    let mut ids = Vec::new();
+    for value in 0..5 {
+        let mut session = provider.create().unwrap();
+        session.set_f3(value);
+        provider.save(&mut session).await.unwrap();
+        ids.push(session.id().expose());
+    }
+
+    forwarder.stop().await;
+    for _ in 0..2 {
+        let error = provider.load(&ids[0]).await.unwrap_err();
+        assert!(
+            matches!(error, Error::Unavailable(_) | Error::Timeout(_)),
+            "an unreachable server: {error:?}"
+        );
+    }
+    assert_eq!(store.breaker_state(), BreakerState::Open);
+    let error = provider.load(&ids[0]).await.unwrap_err();
+    assert!(
+        matches!(error, Error::CircuitOpen { .. }),
+        "fails fast while open: {error}"
+    );
+
+    forwarder.start().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (value, id) in ids.iter().enumerate() {
+        let loaded = provider.load(id).await.unwrap().expect("every session is back");
+        assert_eq!(*loaded.f3(), value as u64);
+    }
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+}
