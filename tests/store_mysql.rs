@@ -316,10 +316,6 @@ impl Forwarder {
 async fn an_unreachable_server_is_unavailable_and_every_session_is_back_after() {
     use std::str::FromStr as _;
 
-    use session::{
-        Error,
-        resilience::{BreakerConfig, BreakerState, RetryPolicy},
-    };
     use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 
     let options = MySqlConnectOptions::from_str(&sql::mysql_url().await).unwrap();
@@ -333,43 +329,15 @@ async fn an_unreachable_server_is_unavailable_and_every_session_is_back_after() 
     let store = MySqlStore::builder(pool)
         .table(sql::table())
         .clock(clock.clone())
-        .command_timeout(Duration::from_millis(500))
-        .retry(RetryPolicy::none())
-        .circuit_breaker(BreakerConfig {
-            failure_threshold: 2,
-            reset_timeout: Duration::from_millis(500),
-        })
+        .failing_fast()
         .migrated()
         .await;
-    let provider = cases::provider(store.clone(), &clock);
-    let mut ids = Vec::new();
-    for value in 0..5 {
-        let mut session = provider.create().unwrap();
-        session.set_f3(value);
-        provider.save(&mut session).await.unwrap();
-        ids.push(session.id().expose());
-    }
-
-    forwarder.stop().await;
-    for _ in 0..2 {
-        let error = provider.load(&ids[0]).await.unwrap_err();
-        assert!(
-            matches!(error, Error::Unavailable(_) | Error::Timeout(_)),
-            "an unreachable server: {error:?}"
-        );
-    }
-    assert_eq!(store.breaker_state(), BreakerState::Open);
-    let error = provider.load(&ids[0]).await.unwrap_err();
-    assert!(
-        matches!(error, Error::CircuitOpen { .. }),
-        "fails fast while open: {error}"
-    );
-
-    forwarder.start().await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    for (value, id) in ids.iter().enumerate() {
-        let loaded = provider.load(id).await.unwrap().expect("every session is back");
-        assert_eq!(*loaded.f3(), value as u64);
-    }
-    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    cases::an_outage_is_unavailable_and_every_session_is_back_after(store, &clock, async |back| {
+        if back {
+            forwarder.start().await;
+        } else {
+            forwarder.stop().await;
+        }
+    })
+    .await;
 }

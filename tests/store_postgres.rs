@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::sql::{self, Migrated as _, cases};
 use session::{
     Clock, Error, ManualClock, PostgresStore, PostgresStoreBuilder, SessionMeta,
-    resilience::{BreakerConfig, BreakerState, RetryPolicy},
+    resilience::{BreakerState, RetryPolicy},
     store::{FieldRecord, Record, SessionStore},
 };
 use session_test_support::PostgresServer;
@@ -263,17 +263,11 @@ async fn the_expiry_task_deletes_expired_rows_only_and_stops() {
 
 // Outages, on a server of the test's own.
 
-/// A store on `server` that fails fast: 300 ms per call, no retry, open after 2 failures
-/// for 500 ms.
+/// A store on `server` that fails fast.
 async fn outage_store(server: &PostgresServer, clock: &ManualClock) -> PostgresStore {
     PostgresStore::builder_from_url(server.url("postgres"))
         .clock(clock.clone())
-        .command_timeout(Duration::from_millis(300))
-        .retry(RetryPolicy::none())
-        .circuit_breaker(BreakerConfig {
-            failure_threshold: 2,
-            reset_timeout: Duration::from_millis(500),
-        })
+        .failing_fast()
         .migrated()
         .await
 }
@@ -324,34 +318,14 @@ async fn a_stopped_database_is_unavailable_and_every_session_is_back_after_resta
     let mut server = private_server().await;
     let clock = ManualClock::new();
     let store = outage_store(&server, &clock).await;
-    let provider = cases::provider(store.clone(), &clock);
-    let mut ids = Vec::new();
-    for value in 0..5 {
-        let mut session = provider.create().unwrap();
-        session.set_f3(value);
-        provider.save(&mut session).await.unwrap();
-        ids.push(session.id().expose());
-    }
-
-    tokio::task::block_in_place(|| server.stop());
-    for _ in 0..2 {
-        let error = provider.load(&ids[0]).await.unwrap_err();
-        assert!(
-            matches!(error, Error::Unavailable(_) | Error::Timeout(_)),
-            "an unreachable database: {error:?}"
-        );
-    }
-    assert_eq!(store.breaker_state(), BreakerState::Open);
-    let error = provider.create().map(drop);
-    assert!(error.is_ok(), "creating in memory needs no database");
-
-    tokio::task::block_in_place(|| server.start_again()).unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    for (value, id) in ids.iter().enumerate() {
-        let loaded = provider.load(id).await.unwrap().expect("every session is back");
-        assert_eq!(*loaded.f3(), value as u64);
-    }
-    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    cases::an_outage_is_unavailable_and_every_session_is_back_after(store, &clock, async |back| {
+        if back {
+            tokio::task::block_in_place(|| server.start_again()).unwrap();
+        } else {
+            tokio::task::block_in_place(|| server.stop());
+        }
+    })
+    .await;
 }
 
 // Encryption at rest and compression, as on Redis.

@@ -24,6 +24,7 @@ use session::{
     Clock as _, Error, ExpiryTask, ManualClock, MySqlStore, MySqlStoreBuilder, PostgresStore, PostgresStoreBuilder,
     SessionMeta, SqliteStore, SqliteStoreBuilder,
     crypto::{KeyId, KeyRing, Secret},
+    resilience::{BreakerConfig, BreakerState, RetryPolicy},
     store::{FieldRecord, Record, SessionStore, StoreKey},
 };
 use sqlx::Connection as _;
@@ -192,6 +193,8 @@ pub trait SqlStore: SessionStore + Clone {
     fn delete_expired(&self) -> impl Future<Output = Result<u64, Error>>;
     /// Runs `sql`, a `count(*)` on the store's pool.
     fn count(&self, sql: &str) -> impl Future<Output = i64>;
+    /// The store's `breaker_state`.
+    fn breaker_state(&self) -> BreakerState;
 }
 
 /// What the tests need of a SQL store's builder.
@@ -200,6 +203,9 @@ pub trait Migrated {
     type Store;
     /// Builds the store and runs its migration.
     fn migrated(self) -> impl Future<Output = Self::Store>;
+    /// Fails fast, for outage tests: 300 ms per call, no retry, open after 2 failures for
+    /// 500 ms.
+    fn failing_fast(self) -> Self;
 }
 
 macro_rules! sql_store {
@@ -223,6 +229,10 @@ macro_rules! sql_store {
             async fn count(&self, sql: &str) -> i64 {
                 sqlx::query_scalar(sql).fetch_one(self.pool()).await.unwrap()
             }
+
+            fn breaker_state(&self) -> BreakerState {
+                <$store>::breaker_state(self)
+            }
         }
 
         impl Migrated for $builder {
@@ -232,6 +242,15 @@ macro_rules! sql_store {
                 let store = self.build().await.unwrap();
                 store.migrate().await.unwrap();
                 store
+            }
+
+            fn failing_fast(self) -> Self {
+                self.command_timeout(Duration::from_millis(300))
+                    .retry(RetryPolicy::none())
+                    .circuit_breaker(BreakerConfig {
+                        failure_threshold: 2,
+                        reset_timeout: Duration::from_millis(500),
+                    })
             }
         }
     };
@@ -304,7 +323,7 @@ pub mod cases {
     };
     use tokio::sync::Barrier;
 
-    use super::{SqlStore, create_empty};
+    use super::{BreakerState, SqlStore, create_empty};
 
     /// The expiry task of `store` deletes `expired` expired rows (created first) and keeps
     /// `live` live ones, and a stopped task deletes nothing; `rows` counts the table's rows.
@@ -508,6 +527,49 @@ pub mod cases {
                 "round {round}: every writer's field kept"
             );
         }
+    }
+
+    /// `outage(false)` takes the database away and `outage(true)` brings it back: while
+    /// it is away, loads fail as an outage (`Unavailable` or `Timeout`) until the breaker
+    /// opens and fails them fast, and creating a session in memory still works; once it is
+    /// back, every session saved before is there and the breaker closes.
+    pub async fn an_outage_is_unavailable_and_every_session_is_back_after<S: SqlStore>(
+        store: S,
+        clock: &ManualClock,
+        mut outage: impl AsyncFnMut(bool),
+    ) {
+        let provider = provider(store.clone(), clock);
+        let mut ids = Vec::new();
+        for value in 0..5 {
+            let mut session = provider.create().unwrap();
+            session.set_f3(value);
+            provider.save(&mut session).await.unwrap();
+            ids.push(session.id().expose());
+        }
+
+        outage(false).await;
+        for _ in 0..2 {
+            let error = provider.load(&ids[0]).await.unwrap_err();
+            assert!(
+                matches!(error, Error::Unavailable(_) | Error::Timeout(_)),
+                "an unreachable database: {error:?}"
+            );
+        }
+        assert_eq!(store.breaker_state(), BreakerState::Open);
+        let error = provider.load(&ids[0]).await.unwrap_err();
+        assert!(
+            matches!(error, Error::CircuitOpen { .. }),
+            "fails fast while open: {error}"
+        );
+        assert!(provider.create().is_ok(), "creating in memory needs no database");
+
+        outage(true).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        for (value, id) in ids.iter().enumerate() {
+            let loaded = provider.load(id).await.unwrap().expect("every session is back");
+            assert_eq!(*loaded.f3(), value as u64);
+        }
+        assert_eq!(store.breaker_state(), BreakerState::Closed);
     }
 
     /// A regeneration races seven updates of other fields: afterwards the old ID is dead,
