@@ -225,9 +225,22 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
 
     let mut fields: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
     fields.sort();
-    let mut expected = vec![b"m".to_vec(), b"x".to_vec(), field("user")];
-    expected.sort();
-    assert_eq!(fields, expected, "fields at their default are not stored");
+    assert_eq!(
+        fields,
+        [b"d".to_vec(), b"m".to_vec(), b"x".to_vec()],
+        "the fields as created are packed in one hash field"
+    );
+    let packed: Vec<u8> = redis::cmd("HGET")
+        .arg(&name)
+        .arg("d")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let tags: Vec<u32> = FieldRecord::from_bytes(packed)
+        .iter()
+        .map(|field| field.unwrap().0)
+        .collect();
+    assert_eq!(tags, [tag("user")], "fields at their default are not stored");
 
     let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
@@ -251,27 +264,36 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.theme(), "blue", "the unchanged field was not rewritten");
     assert_eq!(*loaded.visits(), 7);
+    assert!(
+        has_field(&mut raw, &name, field("visits")).await,
+        "a change is its field's own hash field"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_are_read() {
+async fn a_field_set_back_to_its_default_hides_its_copy_and_legacy_field_names_are_read() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
     let mut raw = raw(&server).await;
     let (mut session, name) = alice_in_dark(&provider, &server).await;
-    assert!(has_field(&mut raw, &name, field("theme")).await);
+    assert!(stored_field(&mut raw, &name, "theme").await.is_some());
 
     session.set_theme("light".into());
     provider.save(&mut session).await.unwrap();
-    assert!(
-        !has_field(&mut raw, &name, field("theme")).await,
-        "back at its default: removed"
+    assert_eq!(
+        stored_field(&mut raw, &name, "theme").await,
+        Some(Vec::new()),
+        "back at its default: an empty value hides the copy in `d`"
     );
     assert_eq!(provider.get(session.id()).await.unwrap().theme(), "light");
+    assert_eq!(
+        provider.get(session.id()).await.unwrap().user().as_deref(),
+        Some("alice")
+    );
 
-    // A session written before field names were shortened: its fields are read, a newer
-    // write hides the legacy copy, and a removal takes both.
+    // A session written before fields were packed and their names shortened: its fields
+    // are read, a newer write hides the legacy copy, and so does a removal.
     let user = |name: &str| {
         [
             &[0][..],
@@ -283,7 +305,7 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_
     };
     let _: () = redis::cmd("HDEL")
         .arg(&name)
-        .arg(field("user"))
+        .arg("d")
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -306,12 +328,12 @@ async fn a_field_set_back_to_its_default_leaves_the_hash_and_legacy_field_names_
     );
     loaded.set_user(None);
     provider.save(&mut loaded).await.unwrap();
-    assert!(!has_field(&mut raw, &name, field("user")).await);
-    assert!(
-        !has_field(&mut raw, &name, legacy_field("user")).await,
-        "a removal takes the legacy copy too"
+    assert!(has_field(&mut raw, &name, legacy_field("user")).await);
+    assert_eq!(
+        provider.get(session.id()).await.unwrap().user(),
+        &None,
+        "a removal hides the legacy copy too"
     );
-    assert_eq!(provider.get(session.id()).await.unwrap().user(), &None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,18 +349,30 @@ async fn large_values_are_compressed_and_read_back() {
     provider.save(&mut session).await.unwrap();
 
     let name = raw_key(&session.id().store_key(), &server).await;
-    let stored: Vec<u8> = redis::cmd("HGET")
-        .arg(&name)
-        .arg(field("user"))
-        .query_async(&mut raw(&server).await)
-        .await
-        .unwrap();
+    let stored = stored_field(&mut raw(&server).await, &name, "user").await.unwrap();
     assert_eq!(stored[0], 1, "marked gzip");
     assert!(stored.len() < long.len() / 4, "{} bytes stored", stored.len());
 
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some(long.as_str()));
     assert_eq!(loaded.language().as_deref(), Some("en"));
+}
+
+/// The stored value of the session field `name` in the hash `key`: its own hash field (a
+/// change since the session was created), else its copy packed in `d`.
+async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str) -> Option<Vec<u8>> {
+    let own: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(key)
+        .arg(field(name))
+        .query_async(raw)
+        .await
+        .unwrap();
+    if own.is_some() {
+        return own;
+    }
+    let packed: Option<Vec<u8>> = redis::cmd("HGET").arg(key).arg("d").query_async(raw).await.unwrap();
+    let packed = FieldRecord::from_bytes(packed?);
+    packed.get(tag(name)).unwrap().map(<[u8]>::to_vec)
 }
 
 /// Whether the hash `key` has the field `field`.
@@ -416,11 +450,7 @@ async fn encrypted_values_show_no_plaintext_at_rest_and_never_open_as_cookies() 
         "no plaintext at rest"
     );
     assert!(!dump.windows(5).any(|w| w == b"en-GB"));
-    let user = hash
-        .iter()
-        .find(|(name, _)| *name == field("user"))
-        .map(|(_, value)| value.clone())
-        .unwrap();
+    let user = stored_field(&mut raw, &name, "user").await.unwrap();
     assert_eq!(user[0], 2, "marked sealed");
 
     // The envelope is bound to the store's purpose: it does not open as a cookie.
@@ -478,16 +508,10 @@ async fn sealed_values_copied_into_another_session_do_not_open_and_survive_regen
         raw_key(&attacker.id().store_key(), &server).await,
     );
     let mut raw = raw(&server).await;
-    let user_field = field("user");
-    let stolen: Vec<u8> = redis::cmd("HGET")
-        .arg(&victim_key)
-        .arg(&user_field)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let stolen = stored_field(&mut raw, &victim_key, "user").await.unwrap();
     let _: () = redis::cmd("HSET")
         .arg(&attacker_key)
-        .arg(&user_field)
+        .arg(field("user"))
         .arg(stolen)
         .query_async(&mut raw)
         .await
@@ -542,6 +566,24 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.theme(), "light", "an unreadable field takes its default");
     assert_eq!(loaded.user().as_deref(), Some("alice"), "the others are kept");
+
+    // Packed fields cut short: those before the cut are kept, the rest keep their default.
+    let user = stored_field(&mut raw, &name, "user").await.unwrap();
+    let mut packed = FieldRecord::new();
+    packed.push(tag("user"), &user);
+    let mut packed = packed.into_bytes();
+    packed.extend_from_slice(&tag("language").to_le_bytes());
+    packed.extend_from_slice(&[9, 0, 0]);
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg("d")
+        .arg(packed)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("alice"), "read up to the cut");
+    assert_eq!(loaded.language(), &None);
 
     let _: () = redis::cmd("HSET")
         .arg(&name)

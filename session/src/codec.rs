@@ -99,10 +99,7 @@ impl FieldRecord {
 
     /// The fields in order; a malformed field ends the iteration with an error.
     pub fn iter(&self) -> Fields<'_> {
-        Fields {
-            bytes: &self.bytes,
-            offset: 0,
-        }
+        Fields::over(&self.bytes)
     }
 
     /// The value stored under `tag`, if any (the last one wins).
@@ -248,6 +245,13 @@ fn field_len(len: usize) -> usize {
 pub struct Fields<'a> {
     bytes: &'a [u8],
     offset: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of record bytes held elsewhere (a store's reply), without copying them.
+    pub(crate) fn over(bytes: &'a [u8]) -> Self {
+        Self { bytes, offset: 0 }
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {

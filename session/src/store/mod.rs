@@ -21,8 +21,8 @@
 //! which drops the stored field ([`FieldRecord::push_removal`]).
 //!
 //! A store need not look inside: it keeps the bytes, and merges an update's fields into the
-//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does, deleting
-//! the hash fields of removals).
+//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does, writing
+//! each changed field, and each removal as an empty value, as a hash field of its own).
 //!
 //! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
 //! query and bulk operations exist only for those, so asking a store that cannot do them

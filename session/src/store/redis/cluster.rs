@@ -83,7 +83,12 @@ impl Inner {
         writer: &str,
     ) -> Result<Rename, Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
-        let update_args = self.write_args(to, update, super::record::index_value(update).as_deref())?;
+        let update_args = self.write_args(
+            to,
+            update,
+            super::record::index_value(update).as_deref(),
+            super::record::Written::Changes,
+        )?;
         // Indexed under its new key before it exists there: a listing never misses it.
         self.add_to_index(to, update).await?;
         for attempt in 0..MOVE_ATTEMPTS {

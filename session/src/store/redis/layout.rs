@@ -9,10 +9,13 @@ pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 /// The hash field holding the index value a session is a member under (`<64 hex>:<absolute
 /// deadline ms>`), for the Lua scripts; only indexed sessions have it.
 pub(super) const INDEX_FIELD: &[u8] = b"i";
+/// The hash field holding the session's fields as created, packed in the record format
+/// (see [`store`](crate::store#the-record-format)), each value as stored.
+pub(super) const PACKED_FIELD: &[u8] = b"d";
 /// The hash field naming the key a cluster move copied a session from.
 pub(super) const MOVED_FROM_FIELD: &[u8] = b"s";
 /// The prefix of a session field's hash field name as earlier versions wrote it (`f:` and
-/// the tag in 8 hex digits), still read.
+/// the tag in 8 hex digits), still read (a field's own hash field or `d` hides it).
 const LEGACY_FIELD_PREFIX: &[u8] = b"f:";
 
 /// Builds the Redis key names of one store.
@@ -117,24 +120,10 @@ pub(super) fn short(key: &StoreKey) -> String {
     hex
 }
 
-/// The hash field name of a session field: its tag's 4 bytes, big-endian. Four bytes never
-/// equal the one-letter names of the other fields.
+/// The hash field name of a session field changed since the session was created: its tag's
+/// 4 bytes, big-endian. Four bytes never equal the one-letter names of the other fields.
 pub(super) fn field_name(tag: u32) -> [u8; 4] {
     tag.to_be_bytes()
-}
-
-/// The name earlier versions gave a session field (`f:` and the tag in 8 hex digits): read
-/// still, and removed with the field.
-pub(super) fn legacy_field_name(tag: u32) -> Vec<u8> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut name = Vec::with_capacity(10);
-    name.extend_from_slice(LEGACY_FIELD_PREFIX);
-    name.extend(
-        (0..8)
-            .rev()
-            .map(|nibble| DIGITS[((tag >> (4 * nibble)) & 0xf) as usize]),
-    );
-    name
 }
 
 /// The tag of a session field's hash field name, and whether the name is the legacy form;
@@ -172,10 +161,9 @@ mod tests {
     fn field_names_round_trip_in_both_forms() {
         assert_eq!(field_name(0xdead_beef), [0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(field_tag(&field_name(0xdead_beef)), Some((0xdead_beef, false)));
-        assert_eq!(legacy_field_name(0xdead_beef), b"f:deadbeef");
         assert_eq!(field_tag(b"f:deadbeef"), Some((0xdead_beef, true)));
         assert_eq!(field_tag(b"f:dead"), None);
-        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD] {
+        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, PACKED_FIELD, MOVED_FROM_FIELD] {
             assert_eq!(field_tag(name), None);
         }
     }

@@ -38,6 +38,7 @@ pub use self::{builder::RedisStoreBuilder, revocation::RedisRevocationStore};
 use self::{
     connection::{Backend, Connection},
     layout::Keys,
+    record::Written,
     scripts::Scripts,
 };
 use crate::{
@@ -69,11 +70,15 @@ use crate::{
 /// |---|---|
 /// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `<tag>` | one per session field not at its default: the name is the field tag (see [`store`](crate::store#the-record-format)) as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes |
+/// | `d` | the session's fields as created, those not at their default, in the [record format](crate::store#the-record-format) (each value as a field's value below) |
+/// | `<tag>` | one per session field changed since: the name is the field tag as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes, or empty for a field set back to its default |
 ///
-/// A field set back to its default is deleted from the hash. Earlier versions named a
-/// field `f:<tag>` with the tag in 8 hex digits: such fields are still read (a field written
-/// since under the new name hides its old copy) and deleted with the field.
+/// A field's own hash field hides its copy in `d`. So a load reads a few hash fields,
+/// whatever the number of session fields, and an update writes only the fields it changed:
+/// overlapping saves of different fields both persist, with no read-merge-write in Redis.
+/// Earlier versions wrote every field as its own hash field, some named `f:<tag>` with the
+/// tag in 8 hex digits: such hashes are still read (a field written since hides its `f:`
+/// copy). Earlier versions do not read `d`: roll a deployment forward, not back.
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
@@ -103,8 +108,8 @@ use crate::{
 ///
 /// # Round trips
 ///
-/// - load: one `HGETALL`; a record that is absent, expired by the store's clock or has no
-///   readable metadata is no session;
+/// - load: one `HGETALL` of a few hash fields; a record that is absent, expired by the
+///   store's clock or has no readable metadata is no session;
 /// - create, update (including a sliding refresh, which writes only `m`, `x` and the TTL)
 ///   and rename (regenerate): one `EVALSHA` of a Lua script that checks liveness and writes
 ///   only the given fields and the TTL atomically; the scripts are loaded when the store is
@@ -272,21 +277,21 @@ impl Inner {
         self.run_script::<i64>(true, &invocation).await.map(drop)
     }
 
-    /// Runs a create or update script (`script`) for `record` under `key`, adding the
-    /// session to its index first on a cluster when the script asks for it. The script's
-    /// answer, 2 ("add the index first") never.
+    /// Runs a create (`Written::Whole`) or update script (`script`) for `record` under
+    /// `key`, adding the session to its index first on a cluster when the script asks for
+    /// it, or at once for a create. The script's answer, 2 ("add the index first") never.
     async fn write_indexed(
         &self,
         script: &redis::Script,
         key: &StoreKey,
         signature: Option<String>,
         record: &Record,
-        cluster_index_first: bool,
+        written: Written,
     ) -> Result<i64, Error> {
         let index = record::index_value(record);
-        let args = self.write_args(key, record, index.as_deref())?;
+        let args = self.write_args(key, record, index.as_deref(), written)?;
         let mut mode = self.index_mode();
-        if cluster_index_first && self.backend.is_cluster() && index.is_some() {
+        if written == Written::Whole && self.backend.is_cluster() && index.is_some() {
             self.add_to_index(key, record).await?;
             mode = "!";
         }
@@ -345,7 +350,7 @@ impl SessionStore for RedisStore {
         inner
             .observe("create", Some(key), async {
                 let created = inner
-                    .write_indexed(&inner.scripts.create, key, self.signature(key), record, true)
+                    .write_indexed(&inner.scripts.create, key, self.signature(key), record, Written::Whole)
                     .await?;
                 Ok(created == 1)
             })
@@ -357,7 +362,13 @@ impl SessionStore for RedisStore {
         inner
             .observe("update", Some(key), async {
                 let updated = inner
-                    .write_indexed(&inner.scripts.update, key, self.signature(key), update, false)
+                    .write_indexed(
+                        &inner.scripts.update,
+                        key,
+                        self.signature(key),
+                        update,
+                        Written::Changes,
+                    )
                     .await?;
                 Ok(updated == 1)
             })
@@ -389,7 +400,7 @@ impl SessionStore for RedisStore {
                     .arg(inner.index_mode())
                     .arg(index.as_deref().unwrap_or(""))
                     .arg(inner.index_ttl(update, now))
-                    .arg(inner.write_args(to, update, index.as_deref())?);
+                    .arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
                 let outcome: i64 = inner.run_script(false, &invocation).await?;
                 match outcome {
                     0 => Ok(Rename::Renamed),

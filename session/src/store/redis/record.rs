@@ -5,7 +5,13 @@ use std::borrow::Cow;
 use super::{
     Inner,
     call::store_error,
-    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD, PACKED_FIELD},
+};
+use crate::{
+    Error,
+    codec::{FieldRecord, Fields},
+    id::StoreKey,
+    store::Record,
 };
 
 /// The hash field `i` of an indexed session: the index digest and the absolute deadline.
@@ -13,55 +19,77 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     let index = record.meta.index?;
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
-use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
+
+/// What the fields of a write's record are, which decides where they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// The whole session (a create): packed into the one hash field `d`, so a load reads a
+    /// few hash fields, not one per session field.
+    Whole,
+    /// Changes over what is stored (an update, a rename): one hash field each, so saves of
+    /// different fields never overwrite each other's; a removal is an empty value, which
+    /// hides the field's copy in `d`.
+    Changes,
+}
+
+/// Where a field's value was read from; of several copies of one field, the smallest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// Its own hash field: the last change.
+    Own,
+    /// The packed hash field `d`: as created.
+    Packed,
+    /// A hash field named as earlier versions named it (`f:<8 hex digits>`).
+    Legacy,
+}
 
 impl Inner {
-    /// The fields that write `record` under `key`, as the scripts' `write` reads them: the
-    /// number of removed fields and their names (both forms of each), then the hash
-    /// field/value pairs: metadata, expiry, its [`index_value`] if it has one (computed once
-    /// by the caller, which also passes it to the script), then each field.
+    /// The hash field/value pairs that write `record` under `key`, as the scripts' `write`
+    /// reads them: metadata, expiry, its [`index_value`] if it has one (computed once by the
+    /// caller, which also passes it to the script), then the fields as [`Written`] says.
     pub(super) fn write_args(
         &self,
         key: &StoreKey,
         record: &Record,
         index: Option<&str>,
+        written: Written,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let meta = &record.meta;
-        let fields = || record.fields.iter().map(|field| field.map_err(store_error));
-        let mut removed = Vec::new();
-        for field in fields() {
-            let (tag, value) = field?;
-            if value.is_empty() {
-                removed.push(layout::field_name(tag).to_vec());
-                removed.push(layout::legacy_field_name(tag));
-            }
-        }
-        let mut args = Vec::with_capacity(1 + removed.len() + 6 + 2 * 8);
-        args.push(removed.len().to_string().into_bytes());
-        args.append(&mut removed);
+        let mut args = Vec::with_capacity(6 + 2 * 8);
         args.push(META_FIELD.to_vec());
-        let stored_meta = self.values.encode_meta(key, meta);
-        args.push(stored_meta.map_err(store_error)?);
+        args.push(self.values.encode_meta(key, meta).map_err(store_error)?);
         args.push(EXPIRY_FIELD.to_vec());
         args.push(record.meta.expires_ms().to_string().into_bytes());
         if let Some(value) = index {
             args.push(INDEX_FIELD.to_vec());
             args.push(value.as_bytes().to_vec());
         }
-        for field in fields() {
-            let (tag, value) = field?;
-            if value.is_empty() {
-                continue;
+        let mut packed = FieldRecord::new();
+        for field in record.fields.iter() {
+            let (tag, value) = field.map_err(store_error)?;
+            let stored = match value {
+                [] => Vec::new(),
+                value => self
+                    .values
+                    .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms)
+                    .map_err(store_error)?,
+            };
+            match written {
+                // A new session has nothing to remove.
+                Written::Whole if stored.is_empty() => {}
+                Written::Whole => packed.push(tag, &stored),
+                Written::Changes => {
+                    args.push(layout::field_name(tag).to_vec());
+                    args.push(stored);
+                }
             }
-            args.push(layout::field_name(tag).to_vec());
-            let stored = self
-                .values
-                .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms);
-            args.push(stored.map_err(store_error)?);
+        }
+        if !packed.is_empty() {
+            args.push(PACKED_FIELD.to_vec());
+            args.push(packed.into_bytes());
         }
         Ok(args)
     }
-
     /// The TTL in ms of the index key of `record` (see `INDEX` in `scripts.rs`): it outlasts
     /// every member, as they all end by their absolute deadline.
     pub(super) fn index_ttl(&self, record: &Record, now: u64) -> u64 {
@@ -113,13 +141,38 @@ impl Inner {
         if meta.is_expired(now) || frozen {
             return None;
         }
-        let mut fields: Vec<(u32, bool, Cow<'_, [u8]>)> = hash
-            .0
-            .iter()
-            .filter_map(|(name, stored)| {
-                let (tag, legacy) = layout::field_tag(name)?;
-                match self.values.decode_field(tag, stored, &meta.lineage, now) {
-                    Ok(value) => Some((tag, legacy, value)),
+        let mut stored: Vec<(u32, Source, &[u8])> = Vec::with_capacity(hash.0.len());
+        for (name, value) in &hash.0 {
+            if name == PACKED_FIELD {
+                for field in Fields::over(value) {
+                    match field {
+                        Ok((tag, value)) => stored.push((tag, Source::Packed, value)),
+                        Err(error) => {
+                            tracing::warn!(
+                                key = %layout::short(key),
+                                %error,
+                                "packed session fields are unreadable from here on; those fields keep their default"
+                            );
+                            break;
+                        }
+                    }
+                }
+            } else if let Some((tag, legacy)) = layout::field_tag(name) {
+                let source = if legacy { Source::Legacy } else { Source::Own };
+                stored.push((tag, source, value));
+            }
+        }
+        // Hash order is arbitrary; sorting makes equal records encode equally, and puts the
+        // copy that wins first.
+        stored.sort_unstable_by_key(|&(tag, source, _)| (tag, source));
+        stored.dedup_by_key(|(tag, ..)| *tag);
+        let fields: Vec<(u32, Cow<'_, [u8]>)> = stored
+            .into_iter()
+            // An empty value is a removal: the field is back at its default.
+            .filter(|(.., value)| !value.is_empty())
+            .filter_map(
+                |(tag, _, value)| match self.values.decode_field(tag, value, &meta.lineage, now) {
+                    Ok(value) => Some((tag, value)),
                     Err(error) => {
                         tracing::warn!(
                             key = %layout::short(key),
@@ -129,15 +182,11 @@ impl Inner {
                         );
                         None
                     }
-                }
-            })
+                },
+            )
             .collect();
-        // Hash order is arbitrary; sorting makes equal records encode equally. A field
-        // written since the names changed is newer than its legacy copy, which it hides.
-        fields.sort_unstable_by_key(|&(tag, legacy, _)| (tag, legacy));
-        fields.dedup_by_key(|(tag, ..)| *tag);
-        let mut record = FieldRecord::with_capacity(fields.iter().map(|(.., value)| 4 + 5 + value.len()).sum());
-        for (tag, _, value) in &fields {
+        let mut record = FieldRecord::with_capacity(fields.iter().map(|(_, value)| 4 + 5 + value.len()).sum());
+        for (tag, value) in &fields {
             record.push(*tag, value);
         }
         Some(Record { meta, fields: record })

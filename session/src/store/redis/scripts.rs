@@ -26,14 +26,12 @@ local function sign(signature)
 end
 ";
 
-/// Writes a session's fields from `ARGV[at]` on: the number `r` of fields to remove (set
-/// back to their default), their names, then the hash field/value pairs to set (always
-/// including the metadata, so never empty).
+/// Writes the hash field/value pairs from `ARGV[at]` on (always including the metadata,
+/// so never empty). A session field set back to its default is an empty value, not a
+/// deleted hash field: it must hide the field's copy in `d`.
 const WRITE: &str = r"
 local function write(key, at)
-  local r = tonumber(ARGV[at])
-  redis.call('HSET', key, unpack(ARGV, at + 1 + r))
-  if r > 0 then redis.call('HDEL', key, unpack(ARGV, at + 1, at + r)) end
+  redis.call('HSET', key, unpack(ARGV, at))
 end
 ";
 
