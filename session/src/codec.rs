@@ -236,7 +236,7 @@ fn push_field(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
 }
 
 /// The bytes a field of `len` value bytes takes in a record.
-fn field_len(len: usize) -> usize {
+pub(crate) fn field_len(len: usize) -> usize {
     4 + varint_len(len) + len
 }
 

@@ -9,13 +9,12 @@ pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 /// The hash field holding the index value a session is a member under (`<64 hex>:<absolute
 /// deadline ms>`), for the Lua scripts; only indexed sessions have it.
 pub(super) const INDEX_FIELD: &[u8] = b"i";
-/// The hash field holding the session's fields as created, packed in the record format
-/// (see [`store`](crate::store#the-record-format)), each value as stored.
-pub(super) const PACKED_FIELD: &[u8] = b"d";
+/// The most hash fields a session's packed fields are split over (`d`, `d1` … `d99`).
+pub(super) const MAX_PACKED_FIELDS: usize = 100;
 /// The hash field naming the key a cluster move copied a session from.
 pub(super) const MOVED_FROM_FIELD: &[u8] = b"s";
 /// The prefix of a session field's hash field name as earlier versions wrote it (`f:` and
-/// the tag in 8 hex digits), still read (a field's own hash field or `d` hides it).
+/// the tag in 8 hex digits), still read (a field's own hash field or its packed copy hides it).
 const LEGACY_FIELD_PREFIX: &[u8] = b"f:";
 
 /// Builds the Redis key names of one store.
@@ -113,6 +112,25 @@ impl Keys {
     }
 }
 
+/// The name of the `n`th hash field holding the session's fields as created, packed in the
+/// record format (see [`store`](crate::store#the-record-format)): `d`, then `d1`, `d2` …
+/// Never four bytes long, so never a field tag.
+pub(super) fn packed_field_name(n: usize) -> Vec<u8> {
+    debug_assert!(n < MAX_PACKED_FIELDS);
+    match n {
+        0 => b"d".to_vec(),
+        n => format!("d{n}").into_bytes(),
+    }
+}
+
+/// Whether `name` is one of [`packed_field_name`]'s.
+pub(super) fn is_packed_field(name: &[u8]) -> bool {
+    match name {
+        [b'd', digits @ ..] => digits.len() <= 2 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 /// A short, non-identifying label of a key for logs and spans: 8 hex digits of the digest.
 pub(super) fn short(key: &StoreKey) -> String {
     let mut hex = key.to_hex();
@@ -163,8 +181,17 @@ mod tests {
         assert_eq!(field_tag(&field_name(0xdead_beef)), Some((0xdead_beef, false)));
         assert_eq!(field_tag(b"f:deadbeef"), Some((0xdead_beef, true)));
         assert_eq!(field_tag(b"f:dead"), None);
-        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, PACKED_FIELD, MOVED_FROM_FIELD] {
+        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD] {
             assert_eq!(field_tag(name), None);
+            assert!(!is_packed_field(name));
         }
+        for n in [0, 1, 42, MAX_PACKED_FIELDS - 1] {
+            let name = packed_field_name(n);
+            assert!(is_packed_field(&name), "{name:?}");
+            assert_eq!(field_tag(&name), None);
+        }
+        assert_eq!(packed_field_name(0), b"d");
+        assert_eq!(packed_field_name(7), b"d7");
+        assert!(!is_packed_field(b"dx"));
     }
 }

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 use super::{
     Inner,
     call::store_error,
-    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD, PACKED_FIELD},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, MAX_PACKED_FIELDS, META_FIELD},
 };
 use crate::{
     Error,
-    codec::{FieldRecord, Fields},
+    codec::{self, FieldRecord, Fields},
     id::StoreKey,
     store::Record,
 };
@@ -20,15 +20,21 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
 
+/// The most bytes of packed fields in one hash field: Redis keeps a hash whose values are
+/// all this short (its default `hash-max-listpack-value`) in its compact encoding, which
+/// takes about a third less memory than a hash table.
+const PACKED_FIELD_BYTES: usize = 64;
+
 /// What the fields of a write's record are, which decides where they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Written {
-    /// The whole session (a create): packed into the one hash field `d`, so a load reads a
-    /// few hash fields, not one per session field.
+    /// The whole session (a create): packed into a few hash fields (`d`, `d1` …, each of at
+    /// most [`PACKED_FIELD_BYTES`] unless one field is longer), so a load reads a few hash
+    /// fields, not one per session field.
     Whole,
     /// Changes over what is stored (an update, a rename): one hash field each, so saves of
     /// different fields never overwrite each other's; a removal is an empty value, which
-    /// hides the field's copy in `d`.
+    /// hides the field's packed copy.
     Changes,
 }
 
@@ -37,7 +43,7 @@ pub(super) enum Written {
 enum Source {
     /// Its own hash field: the last change.
     Own,
-    /// The packed hash field `d`: as created.
+    /// The packed hash fields (`d`, `d1` …): as created.
     Packed,
     /// A hash field named as earlier versions named it (`f:<8 hex digits>`).
     Legacy,
@@ -64,7 +70,7 @@ impl Inner {
             args.push(INDEX_FIELD.to_vec());
             args.push(value.as_bytes().to_vec());
         }
-        let mut packed = FieldRecord::new();
+        let mut packed: Vec<FieldRecord> = Vec::new();
         for field in record.fields.iter() {
             let (tag, value) = field.map_err(store_error)?;
             let stored = match value {
@@ -77,16 +83,27 @@ impl Inner {
             match written {
                 // A new session has nothing to remove.
                 Written::Whole if stored.is_empty() => {}
-                Written::Whole => packed.push(tag, &stored),
+                Written::Whole => {
+                    let fits = packed.last().is_some_and(|chunk| {
+                        chunk.as_bytes().len() + codec::field_len(stored.len()) <= PACKED_FIELD_BYTES
+                            || packed.len() == MAX_PACKED_FIELDS
+                    });
+                    if !fits {
+                        packed.push(FieldRecord::new());
+                    }
+                    if let Some(chunk) = packed.last_mut() {
+                        chunk.push(tag, &stored);
+                    }
+                }
                 Written::Changes => {
                     args.push(layout::field_name(tag).to_vec());
                     args.push(stored);
                 }
             }
         }
-        if !packed.is_empty() {
-            args.push(PACKED_FIELD.to_vec());
-            args.push(packed.into_bytes());
+        for (n, chunk) in packed.into_iter().enumerate() {
+            args.push(layout::packed_field_name(n));
+            args.push(chunk.into_bytes());
         }
         Ok(args)
     }
@@ -143,7 +160,7 @@ impl Inner {
         }
         let mut stored: Vec<(u32, Source, &[u8])> = Vec::with_capacity(hash.0.len());
         for (name, value) in &hash.0 {
-            if name == PACKED_FIELD {
+            if layout::is_packed_field(name) {
                 for field in Fields::over(value) {
                     match field {
                         Ok((tag, value)) => stored.push((tag, Source::Packed, value)),

@@ -28,7 +28,7 @@ end
 
 /// Writes the hash field/value pairs from `ARGV[at]` on (always including the metadata,
 /// so never empty). A session field set back to its default is an empty value, not a
-/// deleted hash field: it must hide the field's copy in `d`.
+/// deleted hash field: it must hide the field's packed copy.
 const WRITE: &str = r"
 local function write(key, at)
   redis.call('HSET', key, unpack(ARGV, at))
