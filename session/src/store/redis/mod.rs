@@ -70,15 +70,23 @@ use crate::{
 /// |---|---|
 /// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `d`, `d1` … | the session's fields as created, those not at their default, in the [record format](crate::store#the-record-format) (each value as a field's value below), split between fields into pieces of at most 64 bytes: Redis keeps a hash whose values are all that short (its default `hash-max-listpack-value`) in its compact encoding |
+/// | `d`, `d1` … | the session's fields as created, those not at their default, in the [record format](crate::store#the-record-format) (each value as a field's value below), split between fields into pieces of at most 64 bytes (a longer field is a piece of its own) |
 /// | `<tag>` | one per session field changed since: the name is the field tag as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes, or empty for a field set back to its default |
 ///
-/// A field's own hash field hides its packed copy. So a load reads a few hash fields,
-/// whatever the number of session fields, and an update writes only the fields it changed:
-/// overlapping saves of different fields both persist, with no read-merge-write in Redis.
+/// A field's own hash field hides its packed copy. So a load reads the packed pieces plus
+/// one hash field per field changed since the session was created, not one per session
+/// field; and an update writes only the fields it changed, so overlapping saves of
+/// different fields both persist, with no read-merge-write in Redis. The 64 bytes are
+/// Redis's default `hash-max-listpack-value`: a hash whose values are all that short stays
+/// in Redis's compact encoding (an index value `i`, sealed values and long fields are
+/// longer, and take the hash out of it, as before).
+///
 /// Earlier versions wrote every field as its own hash field, some named `f:<tag>` with the
-/// tag in 8 hex digits: such hashes are still read (a field written since hides its `f:`
-/// copy). Earlier versions do not read the packed fields: roll a deployment forward, not back.
+/// tag in 8 hex digits: such hashes are still read (a field written since hides its old
+/// copy). Earlier versions neither read the packed fields nor leave the empty values alone
+/// (they delete a removed field's hash field, which uncovers its packed copy): **stop every
+/// instance of an earlier version before starting this one**, and do not roll back to one.
+/// Sessions survive the upgrade.
 /// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each

@@ -107,6 +107,7 @@ impl Inner {
         }
         Ok(args)
     }
+
     /// The TTL in ms of the index key of `record` (see `INDEX` in `scripts.rs`): it outlasts
     /// every member, as they all end by their absolute deadline.
     pub(super) fn index_ttl(&self, record: &Record, now: u64) -> u64 {
