@@ -999,10 +999,9 @@ fn budgets(
         ["tower-sessions", "actix-session"],
         "Redis store load + save faster than every peer's",
     ));
-    let rps = |app: App| e2e_medians(e2e, app, "rmw").map(|(rps, _, _)| rps);
+    let rps = |app: App, kind: &str| e2e_medians(e2e, app, kind).map(|(rps, _, _)| rps);
     let at_least = |ours: App, peer: App, kind: &str, times: f64, what: &str| {
-        let medians = |app: App| e2e_medians(e2e, app, kind).map(|(rps, _, _)| rps);
-        let (o, t, ratio) = (medians(ours)?, medians(peer)?, e2e_ratio(e2e, ours, peer, kind)?);
+        let (o, t, ratio) = (rps(ours, kind)?, rps(peer, kind)?, e2e_ratio(e2e, ours, peer, kind)?);
         let request = if kind == "rmw" {
             "read-modify-write"
         } else {
@@ -1044,10 +1043,9 @@ fn budgets(
             1.5,
             &format!("tower-sessions-redis-store, clustered store, {nodes}"),
         ));
-        let read = |app: App| e2e_medians(e2e, app, "read").map(|(rps, _, _)| rps);
         if let (Some(o), Some(m), Some(ratio)) = (
-            read(app),
-            read(App::OursMemory),
+            rps(app, "read"),
+            rps(App::OursMemory, "read"),
             e2e_ratio(e2e, app, App::OursMemory, "read"),
         ) {
             lines.push(format!(
@@ -1075,9 +1073,9 @@ fn budgets(
             ));
         }
     }
-    if let Some(none) = rps(App::NoSession) {
+    if let Some(none) = rps(App::NoSession, "rmw") {
         for (app, share) in [(App::OursMemory, 0.9), (App::OursCookie, 0.85)] {
-            if let (Some(o), Some(ratio)) = (rps(app), e2e_ratio(e2e, app, App::NoSession, "rmw")) {
+            if let (Some(o), Some(ratio)) = (rps(app, "rmw"), e2e_ratio(e2e, app, App::NoSession, "rmw")) {
                 lines.push(format!(
                     "E2e read-modify-write ≥ {:.0}% of the app without sessions, {app}: {} ({:.0}%; medians {o:.0} vs {none:.0} req/s).",
                     100.0 * share,
