@@ -287,7 +287,7 @@ async fn packed_fields_are_split_so_the_hash_keeps_redis_compact_encoding() {
     let hash: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&name).query_async(&mut raw).await.unwrap();
     let mut packed: Vec<(Vec<u8>, usize)> = hash
         .iter()
-        .filter(|(member, _)| member.starts_with(b"d") && member.len() <= 3)
+        .filter(|(member, _)| is_packed(member))
         .map(|(member, value)| (member.clone(), value.len()))
         .collect();
     packed.sort();
@@ -405,6 +405,11 @@ async fn large_values_are_compressed_and_read_back() {
     assert_eq!(loaded.language().as_deref(), Some("en"));
 }
 
+/// Whether the hash field `member` holds packed fields (`d`, `d1` …).
+fn is_packed(member: &[u8]) -> bool {
+    member.starts_with(b"d") && member.len() <= 3
+}
+
 /// The stored value of the session field `name` in the hash `key`: its own hash field (a
 /// change since the session was created), else its packed copy (in `d`, `d1` …).
 async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str) -> Option<Vec<u8>> {
@@ -413,7 +418,7 @@ async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, na
         return Some(own.clone());
     }
     hash.into_iter()
-        .filter(|(member, _)| member.starts_with(b"d") && member.len() <= 3)
+        .filter(|(member, _)| is_packed(member))
         .find_map(|(_, packed)| {
             FieldRecord::from_bytes(packed)
                 .get(tag(name))

@@ -9,6 +9,10 @@ pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 /// The hash field holding the index value a session is a member under (`<64 hex>:<absolute
 /// deadline ms>`), for the Lua scripts; only indexed sessions have it.
 pub(super) const INDEX_FIELD: &[u8] = b"i";
+/// The most bytes of packed fields in one hash field, unless one field is longer: Redis
+/// keeps a hash whose values are all this short (its default `hash-max-listpack-value`) in
+/// its compact encoding, which takes about a third less memory than a hash table.
+pub(super) const PACKED_FIELD_BYTES: usize = 64;
 /// The most hash fields a session's packed fields are split over (`d`, `d1` … `d99`).
 pub(super) const MAX_PACKED_FIELDS: usize = 100;
 /// The hash field naming the key a cluster move copied a session from.

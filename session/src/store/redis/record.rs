@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use super::{
     Inner,
     call::store_error,
-    layout::{self, EXPIRY_FIELD, INDEX_FIELD, MAX_PACKED_FIELDS, META_FIELD},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, MAX_PACKED_FIELDS, META_FIELD, PACKED_FIELD_BYTES},
 };
 use crate::{
     Error,
@@ -19,11 +19,6 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     let index = record.meta.index?;
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
-
-/// The most bytes of packed fields in one hash field: Redis keeps a hash whose values are
-/// all this short (its default `hash-max-listpack-value`) in its compact encoding, which
-/// takes about a third less memory than a hash table.
-const PACKED_FIELD_BYTES: usize = 64;
 
 /// What the fields of a write's record are, which decides where they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,15 +79,14 @@ impl Inner {
                 // A new session has nothing to remove.
                 Written::Whole if stored.is_empty() => {}
                 Written::Whole => {
-                    let fits = packed.last().is_some_and(|chunk| {
-                        chunk.as_bytes().len() + codec::field_len(stored.len()) <= PACKED_FIELD_BYTES
-                            || packed.len() == MAX_PACKED_FIELDS
+                    let full = packed.last().is_none_or(|piece| {
+                        piece.as_bytes().len() + codec::field_len(stored.len()) > PACKED_FIELD_BYTES
                     });
-                    if !fits {
+                    if full && packed.len() < MAX_PACKED_FIELDS {
                         packed.push(FieldRecord::new());
                     }
-                    if let Some(chunk) = packed.last_mut() {
-                        chunk.push(tag, &stored);
+                    if let Some(piece) = packed.last_mut() {
+                        piece.push(tag, &stored);
                     }
                 }
                 Written::Changes => {
@@ -101,9 +95,9 @@ impl Inner {
                 }
             }
         }
-        for (n, chunk) in packed.into_iter().enumerate() {
+        for (n, piece) in packed.into_iter().enumerate() {
             args.push(layout::packed_field_name(n));
-            args.push(chunk.into_bytes());
+            args.push(piece.into_bytes());
         }
         Ok(args)
     }
