@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use tokio::sync::Notify;
 
 use self::tracker::{Basis, Snapshot, Tracker, Write};
@@ -291,7 +291,7 @@ impl Shared {
 
     /// The cached record of `key`, if it may be served now.
     async fn valid_entry(&self, key: &StoreKey) -> Option<Arc<Entry>> {
-        let entry = self.cache.get(key).await?;
+        let entry = self.cache.get(key)?;
         let now = self.store.clock().now_ms();
         (self.tracker.serves(key, &entry.snapshot, CATCH_UP_WAIT).await && !entry.record.meta.is_expired(now))
             .then_some(entry)
@@ -300,9 +300,9 @@ impl Shared {
     /// Caches what this node's write of `key` left in Redis, if `snapshot` is still valid.
     async fn cache_written(&self, key: &StoreKey, record: Record, snapshot: Snapshot) {
         if self.tracker.still_valid(key, &snapshot) {
-            self.cache.insert(*key, Arc::new(Entry { record, snapshot })).await;
+            self.cache.insert(*key, Arc::new(Entry { record, snapshot }));
         } else {
-            self.cache.invalidate(key).await;
+            self.cache.invalidate(key);
         }
     }
 
@@ -330,7 +330,7 @@ impl Shared {
         }
         let snapshot = in_flight.end(settled(&outcome)).filter(|_| cacheable);
         for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
-            self.cache.invalidate(key).await;
+            self.cache.invalidate(key);
         }
         (outcome, snapshot)
     }
@@ -474,7 +474,7 @@ impl SessionStore for ClusteredStore {
                 record: record.clone(),
                 snapshot,
             };
-            shared.cache.insert(*key, Arc::new(entry)).await;
+            shared.cache.insert(*key, Arc::new(entry));
         }
         Ok(record)
     }
@@ -494,7 +494,7 @@ impl SessionStore for ClusteredStore {
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
         let shared = &self.shared;
-        let base = shared.cache.get(key).await;
+        let base = shared.cache.get(key);
         let basis = base
             .as_deref()
             .map_or(Basis::Unknown, |base| Basis::Cached(&base.snapshot));
@@ -511,7 +511,7 @@ impl SessionStore for ClusteredStore {
             });
             match written {
                 Some(record) => shared.cache_written(key, record, snapshot).await,
-                None => shared.cache.invalidate(key).await,
+                None => shared.cache.invalidate(key),
             }
         }
         updated

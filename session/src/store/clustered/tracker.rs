@@ -35,6 +35,11 @@ const SHARDS: usize = 64;
 /// waited for.
 const MAX_BACKLOG: usize = 16 * 1024;
 
+thread_local! {
+    /// Where a backlog is peeked into: one per thread, so a measure does not zero 16 KiB.
+    static PEEK_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_BACKLOG]);
+}
+
 /// The state a load started from.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Snapshot {
@@ -110,17 +115,6 @@ impl Link {
         self.polled.notify_waiters();
     }
 
-    /// Whether everything Redis has written to this connection so far has been applied:
-    /// no unread bytes, and no driver poll in progress or finished meanwhile.
-    fn caught_up(&self) -> bool {
-        let before = self.polls.load(SeqCst);
-        if before % 2 == 1 || self.closed.load(SeqCst) {
-            return false;
-        }
-        let idle = matches!(self.peek.peek(&mut [0u8; 1]), Err(error) if error.kind() == ErrorKind::WouldBlock);
-        idle && self.polls.load(SeqCst) == before
-    }
-
     /// What is to be applied before everything Redis has written so far is: the unread
     /// bytes and the count already read, taken while no poll runs (only a poll reads), so
     /// the two agree.
@@ -132,8 +126,8 @@ impl Link {
         if before % 2 == 1 {
             return Backlog::Polling;
         }
-        let mut unread = [0u8; MAX_BACKLOG];
-        let unread = match self.peek.peek(&mut unread) {
+        let peeked = PEEK_BUFFER.with_borrow_mut(|buffer| self.peek.peek(buffer));
+        let unread = match peeked {
             Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
             // At the end of the stream, or full: nothing to wait for.
             Ok(0 | MAX_BACKLOG) | Err(_) => return Backlog::Unknown,
@@ -150,11 +144,14 @@ impl Link {
         }
     }
 
-    /// Waits until everything Redis had written to this connection when called has been
-    /// applied; `false` if the link closes, its backlog cannot be measured, or `deadline`
-    /// passes first.
-    async fn catch_up(&self, deadline: tokio::time::Instant) -> bool {
-        let mut until = None;
+    /// Waits until `backlog` (measured before the call, neither `None` nor `Unknown`) has
+    /// been applied; `false` if the link closes, its backlog cannot be measured, or
+    /// `deadline` passes first.
+    async fn catch_up(&self, backlog: Backlog, deadline: tokio::time::Instant) -> bool {
+        let mut until = match backlog {
+            Backlog::Until(bytes) => Some(bytes),
+            _ => None,
+        };
         loop {
             // Registered before the check, so a poll ending in between is not missed.
             let mut polled = pin!(self.polled.notified());
@@ -413,29 +410,35 @@ impl Tracker {
         self.clears.fetch_sub(1, SeqCst);
     }
 
-    /// Whether everything Redis has written to the invalidation connections so far has been
-    /// applied.
-    fn caught_up(&self) -> bool {
-        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
-        !links.is_empty() && links.iter().all(|link| link.caught_up())
-    }
-
     /// Waits, at most `wait`, until everything Redis had written to the invalidation
     /// connections when called has been applied; `false` if that did not happen (no links,
     /// a link closed or too far behind, or slower than `wait`). Under load, messages about
     /// other keys keep arriving: only those already sent are waited for.
     pub(super) async fn catch_up(&self, wait: Duration) -> bool {
-        if self.caught_up() {
-            return true;
-        }
-        let links = self.links.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // Each link's backlog is measured once (one peek at its socket), and a wait is set
+        // up only for the links that have something left to apply.
+        let behind: Vec<(Arc<Link>, Backlog)> = {
+            let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+            if links.is_empty() {
+                return false;
+            }
+            let mut behind = Vec::new();
+            for link in links.iter() {
+                match link.backlog() {
+                    Backlog::None => {}
+                    Backlog::Unknown => return false,
+                    backlog => behind.push((link.clone(), backlog)),
+                }
+            }
+            behind
+        };
         let deadline = tokio::time::Instant::now() + wait;
-        for link in &links {
-            if !link.catch_up(deadline).await {
+        for (link, backlog) in behind {
+            if !link.catch_up(backlog, deadline).await {
                 return false;
             }
         }
-        !links.is_empty()
+        true
     }
 
     /// Makes every cached entry unservable (an epoch change), e.g. after `FLUSHDB`.
