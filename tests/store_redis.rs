@@ -185,7 +185,13 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
 
     *session.visits_mut() += 1;
     assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Updated);
-    assert_eq!(stats.delta().await, script(&[]), "update");
+    let mut update = script(&[]);
+    update.remove("pexpire");
+    assert_eq!(
+        stats.delta().await,
+        update,
+        "update, its expiry unmoved: the TTL runs to the end of the expiry's minute already"
+    );
 
     clock.advance(Duration::from_secs(120));
     let mut session = provider.load(&id).await.unwrap().unwrap();
@@ -201,6 +207,67 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
         stats.delta().await,
         counts(&[("evalsha", 1), ("hget", 1), ("del", 1)]),
         "delete (and its index membership, if it had one)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_minute() {
+    let server = RedisServer::start();
+    let idle = IDLE.as_millis() as u64;
+    // The session expires exactly at the start of a minute.
+    let minute_start = (ManualClock::new().now_ms() / 60_000 + 10) * 60_000;
+    let clock = ManualClock::at_ms(minute_start - idle);
+    let store = builder(&server, &clock).prefix("ttl:").build().await.unwrap();
+    let provider = provider_for(store, &clock);
+    let mut raw = raw(&server).await;
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let id = session.id().expose();
+    let name = format!("ttl:{{{}}}", session.id().store_key().to_hex());
+    let pttl = |raw: &mut redis::aio::MultiplexedConnection| {
+        let name = name.clone();
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(&name)
+                .query_async::<u64>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    let created = pttl(&mut raw).await;
+    assert!(
+        (idle + 55_000..=idle + 60_000).contains(&created),
+        "created: until the end of the expiry's minute, {created} ms"
+    );
+
+    // 30 s later, within the refresh interval: the expiry stays, and so does the TTL (the
+    // update writes no PEXPIRE, which would have set it to the idle time left).
+    clock.advance(Duration::from_secs(30));
+    let mut session = provider.load(&id).await.unwrap().unwrap();
+    *session.visits_mut() += 1;
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Updated);
+    let kept = pttl(&mut raw).await;
+    assert!(
+        (idle + 55_000..=created).contains(&kept),
+        "an update within the expiry's minute keeps the TTL: {kept} ms"
+    );
+
+    // 90 s after creation, a sliding refresh moves the expiry 90 s on, into the next minute:
+    // the TTL runs to that minute's end, 30 s after the new expiry.
+    clock.advance(Duration::from_secs(60));
+    let mut session = provider.load(&id).await.unwrap().unwrap();
+    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Refreshed);
+    let moved = pttl(&mut raw).await;
+    assert!(
+        (idle + 25_000..=idle + 30_000).contains(&moved),
+        "a refresh into a later minute moves the TTL: {moved} ms"
+    );
+    assert_eq!(
+        provider.load(&id).await.unwrap().unwrap().visits(),
+        &1,
+        "and the session is whole"
     );
 }
 
@@ -245,8 +312,8 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
     assert!(
-        (idle - 5_000..=idle).contains(&pttl),
-        "the TTL follows the idle deadline: {pttl} ms"
+        (idle - 5_000..=idle + 60_000).contains(&pttl),
+        "the TTL follows the idle deadline, to the end of its minute: {pttl} ms"
     );
 
     // A change rewrites only its field: the others keep their stored bytes, even if
@@ -1001,8 +1068,8 @@ async fn an_indexed_session_joins_its_index_once_and_its_updates_leave_the_index
     provider.save(&mut session).await.unwrap();
     assert_eq!(
         stats.delta().await,
-        counts(&[("evalsha", 1), ("hmget", 1), ("hset", 1), ("pexpire", 1)]),
-        "an update under the same index touches no index"
+        counts(&[("evalsha", 1), ("hmget", 1), ("hset", 1)]),
+        "an update under the same index touches no index (nor, its expiry unmoved, the TTL)"
     );
     session.set_user(Some("bob".into()));
     provider.save(&mut session).await.unwrap();
@@ -1012,7 +1079,7 @@ async fn an_indexed_session_joins_its_index_once_and_its_updates_leave_the_index
             ("evalsha", 1),
             ("hmget", 1),
             ("hset", 1),
-            ("pexpire", 2),
+            ("pexpire", 1),
             ("zrem", 1),
             ("zadd", 1),
             ("pttl", 1)

@@ -134,8 +134,9 @@ impl RedisStoreBuilder {
 
     /// Keeps an expired session's key this much longer than its deadline (default zero),
     /// so that [`SessionProvider::load_outcome`](crate::SessionProvider::load_outcome) can
-    /// tell "expired" from "unknown". The whole record stays until then (Redis expires keys
-    /// whole), costing that much memory; it is never loaded, updated or counted.
+    /// tell "expired" from "unknown" for this long. The whole record stays until then (Redis
+    /// expires keys whole, and a key's TTL runs to the end of its expiry's minute, up to a
+    /// minute more), costing that much memory; it is never loaded, updated or counted.
     pub fn expired_retention(mut self, retention: Duration) -> Self {
         self.expired_retention = retention;
         self

@@ -15,6 +15,9 @@ pub(super) const INDEX_FIELD: &[u8] = b"i";
 pub(super) const PACKED_FIELD_BYTES: usize = 64;
 /// The most hash fields a session's packed fields are split over (`d`, `d1` … `d99`).
 pub(super) const MAX_PACKED_FIELDS: usize = 100;
+/// A session key's TTL runs to the end of the step its expiry falls in (see
+/// [`ttl_end_ms`]); the update script is given the same step.
+pub(super) const TTL_STEP_MS: u64 = 60_000;
 /// The hash field naming the key a cluster move copied a session from.
 pub(super) const MOVED_FROM_FIELD: &[u8] = b"s";
 /// The prefix of a session field's hash field name as earlier versions wrote it (`f:` and
@@ -116,6 +119,15 @@ impl Keys {
     }
 }
 
+/// When a session key whose expiry is `expires_ms` is to leave Redis (before the
+/// expired-session retention): the end of the [`TTL_STEP_MS`] step the expiry falls in. All
+/// expiries in one step share it, so an update that moves the expiry within its step keeps
+/// the TTL it has (the update script skips its `PEXPIRE`), and the key outlives the session
+/// by less than one step.
+pub(super) fn ttl_end_ms(expires_ms: u64) -> u64 {
+    (expires_ms / TTL_STEP_MS + 1).saturating_mul(TTL_STEP_MS)
+}
+
 /// The name of the `n`th hash field holding the session's fields as created, packed in the
 /// record format (see [`store`](crate::store#the-record-format)): `d`, then `d1`, `d2` …
 /// Never four bytes long, so never a field tag.
@@ -165,6 +177,18 @@ pub(super) fn field_tag(name: &[u8]) -> Option<(u32, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_outlives_its_expiry_by_less_than_a_step_and_expiries_in_one_step_share_it() {
+        let step = TTL_STEP_MS;
+        for expiry in [0, 1, step - 1, step, 5 * step + 123, u64::MAX / 2] {
+            let end = ttl_end_ms(expiry);
+            assert!(end > expiry && end - expiry <= step, "{expiry} → {end}");
+            assert_eq!(end % step, 0);
+        }
+        assert_eq!(ttl_end_ms(7 * step), ttl_end_ms(8 * step - 1));
+        assert_eq!(ttl_end_ms(u64::MAX), u64::MAX, "saturates, no overflow");
+    }
 
     #[test]
     fn keys_carry_the_digest_as_hash_tag_and_parse_back() {

@@ -87,7 +87,11 @@ use crate::{
 /// (they delete a removed field's hash field, which uncovers its packed copy): **stop every
 /// instance of an earlier version before starting this one**, and do not roll back to one.
 /// Sessions survive the upgrade.
-/// The key's TTL (`PEXPIRE`) follows the expiry, computed from the store's clock.
+/// The key's TTL (`PEXPIRE`) runs to the end of the minute (by the store's clock) in which
+/// the session expires, plus the expired-session retention: an update that moves the
+/// expiry within its minute (a sliding refresh, most of the time) leaves the TTL alone,
+/// which spares Redis a command per save. The key may so outlive its session by up to a
+/// minute; liveness is judged by the expiry field `x`, never by the TTL.
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
 /// write also sets and deletes, inside its script, the key's *signature*
@@ -445,7 +449,10 @@ impl SessionStore for RedisStore {
                     })
                     .await?;
                 // 0 marks a record frozen by a cluster move, not an expired one.
-                Ok(expiry.is_some_and(|x| x > 0 && x <= inner.clock.now_ms()))
+                // Past the retention the key may still be there (its TTL runs to the end of
+                // a minute), but the session is no longer told apart from an unknown one.
+                let now = inner.clock.now_ms();
+                Ok(expiry.is_some_and(|x| x > 0 && x <= now && now < x.saturating_add(inner.retention_ms)))
             })
             .await
     }

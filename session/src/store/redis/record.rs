@@ -47,7 +47,8 @@ enum Source {
 impl Inner {
     /// The hash field/value pairs that write `record` under `key`, as the scripts' `write`
     /// reads them: metadata, expiry, its [`index_value`] if it has one (computed once by the
-    /// caller, which also passes it to the script), then the fields as [`Written`] says.
+    /// caller, which also passes it to the script), then the fields as [`Written`] says. The
+    /// update script reads the expiry's value as the fourth pair member: it comes second.
     pub(super) fn write_args(
         &self,
         key: &StoreKey,
@@ -113,11 +114,11 @@ impl Inner {
             .max(1)
     }
 
-    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record: until its
-    /// deadline, plus the expired-session retention.
+    /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record's key: until the
+    /// end of its expiry's step ([`layout::ttl_end_ms`]), plus the expired-session retention.
     pub(super) fn now_and_ttl(&self, record: &Record) -> (u64, u64) {
         let now = self.clock.now_ms();
-        let ttl = record.meta.expires_ms().saturating_sub(now).max(1);
+        let ttl = layout::ttl_end_ms(record.meta.expires_ms()).saturating_sub(now).max(1);
         (now, ttl.saturating_add(self.retention_ms))
     }
 

@@ -18,6 +18,8 @@
 
 use redis::Script;
 
+use super::layout;
+
 /// Prepended to every script that writes.
 const SIGN: &str = r"
 local function sign(signature)
@@ -40,7 +42,7 @@ end
 /// Common arguments of create, update and rename after `now` and the TTL: `ARGV[3]` the
 /// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` (empty
 /// when it has none), `ARGV[5]` the index key's TTL in ms; then, from `ARGV[6]`, the fields
-/// as [`WRITE`] reads them.
+/// as [`WRITE`] reads them: `m` and the metadata, `x` and the expiry (`ARGV[9]`), the rest.
 /// The hash field `i` holds the index value a session is a member under.
 ///
 /// Modes: on one server, the index key name's prefix: the script keeps the index itself (a
@@ -94,7 +96,11 @@ local x, old = tonumber(held[1]), held[2]
 if not x or x <= tonumber(ARGV[1]) then return 0 end
 if index_pending(ARGV[3], old) then return 2 end
 write(KEYS[1], 6)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- The TTL runs to the end of the step the expiry falls in (`layout::ttl_end_ms`): an
+-- expiry (ARGV[9]) that stays in its step keeps it.
+if math.floor(x / TTL_STEP_MS) ~= math.floor(tonumber(ARGV[9]) / TTL_STEP_MS) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 -- The same index value (index and absolute deadline): membership, score and the index
 -- key's TTL are as they were; most updates of a logged-in session change none of them.
 if (old or '') ~= ARGV[4] then reindex(ARGV[3], old, KEYS[1], KEYS[1]) end
@@ -319,7 +325,9 @@ impl Scripts {
     pub(super) fn new() -> Self {
         Self {
             create: Script::new(&format!("{SIGN}{WRITE}{INDEX}{CREATE}")),
-            update: Script::new(&format!("{SIGN}{WRITE}{INDEX}{UPDATE}")),
+            update: Script::new(
+                &format!("{SIGN}{WRITE}{INDEX}{UPDATE}").replace("TTL_STEP_MS", &layout::TTL_STEP_MS.to_string()),
+            ),
             delete: Script::new(&format!("{SIGN}{INDEX}{DELETE}")),
             rename: Script::new(&format!("{SIGN}{WRITE}{INDEX}{RENAME}")),
             move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
