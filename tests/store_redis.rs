@@ -219,24 +219,32 @@ async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_
     let clock = ManualClock::at_ms(minute_start - idle);
     let store = builder(&server, &clock).prefix("ttl:").build().await.unwrap();
     let provider = provider_for(store, &clock);
-    let mut raw = raw(&server).await;
+    let raw = raw(&server).await;
     let mut session = provider.create().unwrap();
     session.set_user(Some("alice".into()));
     provider.save(&mut session).await.unwrap();
     let id = session.id().expose();
     let name = format!("ttl:{{{}}}", session.id().store_key().to_hex());
-    let pttl = |raw: &mut redis::aio::MultiplexedConnection| {
-        let name = name.clone();
-        let mut raw = raw.clone();
+    // Advances the clock by `secs`, then loads, changes the visits if `change` and saves;
+    // returns the save's outcome and the key's TTL after it.
+    let visit = |secs: u64, change: bool| {
+        let (clock, provider, id, name, mut raw) = (&clock, &provider, &id, &name, raw.clone());
         async move {
-            redis::cmd("PTTL")
-                .arg(&name)
-                .query_async::<u64>(&mut raw)
-                .await
-                .unwrap()
+            clock.advance(Duration::from_secs(secs));
+            let mut session = provider.load(id).await.unwrap().unwrap();
+            if change {
+                *session.visits_mut() += 1;
+            }
+            let outcome = provider.save(&mut session).await.unwrap();
+            let pttl: u64 = redis::cmd("PTTL").arg(name).query_async(&mut raw).await.unwrap();
+            (outcome, pttl)
         }
     };
-    let created = pttl(&mut raw).await;
+    let created: u64 = redis::cmd("PTTL")
+        .arg(&name)
+        .query_async(&mut raw.clone())
+        .await
+        .unwrap();
     assert!(
         (idle + 55_000..=idle + 60_000).contains(&created),
         "created: until the end of the expiry's minute, {created} ms"
@@ -244,11 +252,8 @@ async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_
 
     // 30 s later, within the refresh interval: the expiry stays, and so does the TTL (the
     // update writes no PEXPIRE, which would have set it to the idle time left).
-    clock.advance(Duration::from_secs(30));
-    let mut session = provider.load(&id).await.unwrap().unwrap();
-    *session.visits_mut() += 1;
-    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Updated);
-    let kept = pttl(&mut raw).await;
+    let (outcome, kept) = visit(30, true).await;
+    assert_eq!(outcome, SaveOutcome::Updated);
     assert!(
         (idle + 55_000..=created).contains(&kept),
         "an update within the expiry's minute keeps the TTL: {kept} ms"
@@ -256,10 +261,8 @@ async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_
 
     // 90 s after creation, a sliding refresh moves the expiry 90 s on, into the next minute:
     // the TTL runs to that minute's end, 30 s after the new expiry.
-    clock.advance(Duration::from_secs(60));
-    let mut session = provider.load(&id).await.unwrap().unwrap();
-    assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Refreshed);
-    let moved = pttl(&mut raw).await;
+    let (outcome, moved) = visit(60, false).await;
+    assert_eq!(outcome, SaveOutcome::Refreshed);
     assert!(
         (idle + 25_000..=idle + 30_000).contains(&moved),
         "a refresh into a later minute moves the TTL: {moved} ms"
