@@ -811,7 +811,7 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
         "\n## Redis on the wire\n\n\
          From `INFO commandstats` and `INFO stats` (`total_net_input_bytes`, `total_net_output_bytes`) before and after, \
          less the measurement's own commands. Commands include those run inside Lua scripts (this crate's save is one `EVALSHA` \
-         whose script runs `HMGET`, `HSET`, `PEXPIRE`, and under a clustered store the `SET` and `DEL` of the write's signature key; round trips are in the next table). \
+         whose script runs `HMGET`, `HSET`, `PEXPIRE` only when the expiry moves into another minute, and under a clustered store the `SET` and `DEL` of the write's signature key; round trips are in the next table). \
          *Redis CPU* is the server's `used_cpu_user` + `used_cpu_sys` (`INFO cpu`) over the run. End to end, per request:\n"
     );
     let _ = writeln!(
