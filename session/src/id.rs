@@ -103,6 +103,15 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// See [`StoreKey::short`].
+pub(crate) struct ShortKey<'a>(&'a StoreKey);
+
+impl std::fmt::Display for ShortKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.0[..4].iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
 /// The SHA-256 digest of a session ID: what server-side stores key records by, so a
 /// leaked store dump reveals no usable session ID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,6 +133,13 @@ impl StoreKey {
         let mut hex = String::with_capacity(64);
         self.write_hex(&mut hex);
         hex
+    }
+
+    /// A short, non-identifying label for logs and spans: the first 8 hex digits, formatted
+    /// only when shown (a span's fields are built on every store operation even when nothing
+    /// records them: tracing's `log` feature, which other crates turn on, does that).
+    pub(crate) fn short(&self) -> ShortKey<'_> {
+        ShortKey(self)
     }
 
     /// Appends the 64 hex digits to `out`; on every Redis command, so no formatting machinery.
@@ -157,6 +173,12 @@ impl fmt::Debug for StoreKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_label_is_the_first_8_hex_digits_of_the_digest() {
+        let key = StoreKey::from_bytes(std::array::from_fn(|i| (i as u8).wrapping_mul(17)));
+        assert_eq!(key.short().to_string(), key.to_hex()[..8]);
+    }
 
     #[test]
     fn ids_are_distinct_and_round_trip() {

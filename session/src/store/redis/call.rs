@@ -7,7 +7,7 @@ use std::{future::Future, sync::PoisonError, time::Instant};
 use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, ScriptInvocation, ServerErrorKind};
 use tracing::Instrument as _;
 
-use super::{Inner, connection::Connection, layout, telemetry};
+use super::{Inner, connection::Connection, telemetry};
 use crate::{
     Error,
     id::StoreKey,
@@ -118,7 +118,7 @@ impl Inner {
     ) -> Result<T, Error> {
         let span = match key {
             Some(key) => {
-                tracing::debug_span!("session_store", store = "redis", op, key = %layout::short(key))
+                tracing::debug_span!("session_store", store = "redis", op, key = %key.short())
             }
             None => tracing::debug_span!("session_store", store = "redis", op),
         };

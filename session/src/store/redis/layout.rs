@@ -147,13 +147,6 @@ pub(super) fn is_packed_field(name: &[u8]) -> bool {
     }
 }
 
-/// A short, non-identifying label of a key for logs and spans: 8 hex digits of the digest.
-pub(super) fn short(key: &StoreKey) -> String {
-    let mut hex = key.to_hex();
-    hex.truncate(8);
-    hex
-}
-
 /// The hash field name of a session field changed since the session was created: its tag's
 /// 4 bytes, big-endian. Four bytes never equal the one-letter names of the other fields.
 pub(super) fn field_name(tag: u32) -> [u8; 4] {

@@ -1,7 +1,5 @@
 //! A [`Record`] as the hash fields that write it, and a hash read back as a record.
 
-use std::borrow::Cow;
-
 use super::{
     Inner,
     call::store_error,
@@ -19,6 +17,10 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     let index = record.meta.index?;
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
+
+/// Room for this many packed fields beyond one per hash member, so that reading a session's
+/// packed fields seldom grows the list they are read into.
+const PACKED_FIELDS_GUESS: usize = 24;
 
 /// What the fields of a write's record are, which decides where they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,14 +136,14 @@ impl Inner {
             Some(Ok(meta)) => meta,
             Some(Err(error)) => {
                 tracing::warn!(
-                    key = %layout::short(key),
+                    key = %key.short(),
                     %error,
                     "Redis session metadata is unreadable; treated as no session"
                 );
                 return None;
             }
             None => {
-                tracing::warn!(key = %layout::short(key), "Redis session hash has no metadata; treated as no session");
+                tracing::warn!(key = %key.short(), "Redis session hash has no metadata; treated as no session");
                 return None;
             }
         };
@@ -154,7 +156,7 @@ impl Inner {
         if meta.is_expired(now) || frozen {
             return None;
         }
-        let mut stored: Vec<(u32, Source, &[u8])> = Vec::with_capacity(hash.0.len());
+        let mut stored: Vec<(u32, Source, &[u8])> = Vec::with_capacity(hash.0.len() + PACKED_FIELDS_GUESS);
         for (name, value) in &hash.0 {
             if layout::is_packed_field(name) {
                 for field in Fields::over(value) {
@@ -162,7 +164,7 @@ impl Inner {
                         Ok((tag, value)) => stored.push((tag, Source::Packed, value)),
                         Err(error) => {
                             tracing::warn!(
-                                key = %layout::short(key),
+                                key = %key.short(),
                                 %error,
                                 "packed session fields are unreadable from here on; those fields keep their default"
                             );
@@ -179,28 +181,23 @@ impl Inner {
         // copy that wins first.
         stored.sort_unstable_by_key(|&(tag, source, _)| (tag, source));
         stored.dedup_by_key(|(tag, ..)| *tag);
-        let fields: Vec<(u32, Cow<'_, [u8]>)> = stored
-            .into_iter()
+        // Sized from the stored values: a plain value decodes to at most its stored length,
+        // and the rare sealed or compressed one that decodes longer grows the buffer.
+        let mut record = FieldRecord::with_capacity(stored.iter().map(|(.., value)| 4 + 5 + value.len()).sum());
+        for (tag, _, value) in stored {
             // An empty value is a removal: the field is back at its default.
-            .filter(|(.., value)| !value.is_empty())
-            .filter_map(
-                |(tag, _, value)| match self.values.decode_field(tag, value, &meta.lineage, now) {
-                    Ok(value) => Some((tag, value)),
-                    Err(error) => {
-                        tracing::warn!(
-                            key = %layout::short(key),
-                            tag,
-                            %error,
-                            "stored session field is unreadable; it keeps its default"
-                        );
-                        None
-                    }
-                },
-            )
-            .collect();
-        let mut record = FieldRecord::with_capacity(fields.iter().map(|(_, value)| 4 + 5 + value.len()).sum());
-        for (tag, value) in &fields {
-            record.push(*tag, value);
+            if value.is_empty() {
+                continue;
+            }
+            match self.values.decode_field(tag, value, &meta.lineage, now) {
+                Ok(value) => record.push(tag, &value),
+                Err(error) => tracing::warn!(
+                    key = %key.short(),
+                    tag,
+                    %error,
+                    "stored session field is unreadable; it keeps its default"
+                ),
+            }
         }
         Some(Record { meta, fields: record })
     }

@@ -45,13 +45,6 @@ impl Columns {
     }
 }
 
-/// A short, non-identifying label of a key for logs: 8 hex digits of the digest.
-pub(crate) fn short(key: &StoreKey) -> String {
-    let mut hex = key.to_hex();
-    hex.truncate(8);
-    hex
-}
-
 /// The member name of a field: its tag in 8 lowercase hex digits.
 fn member(tag: u32) -> String {
     format!("{tag:08x}")
@@ -128,7 +121,7 @@ impl Core {
         let meta = match self.values.decode_meta(key, meta, now_ms) {
             Ok(meta) => meta,
             Err(error) => {
-                tracing::warn!(store = self.backend, key = %short(key), %error, "session metadata is unreadable; treated as no session");
+                tracing::warn!(store = self.backend, key = %key.short(), %error, "session metadata is unreadable; treated as no session");
                 return None;
             }
         };
@@ -138,7 +131,7 @@ impl Core {
         let members: BTreeMap<String, String> = match serde_json::from_str(fields) {
             Ok(members) => members,
             Err(error) => {
-                tracing::warn!(store = self.backend, key = %short(key), %error, "session fields are not a JSON object of strings; every field keeps its default");
+                tracing::warn!(store = self.backend, key = %key.short(), %error, "session fields are not a JSON object of strings; every field keeps its default");
                 BTreeMap::new()
             }
         };
@@ -158,7 +151,7 @@ impl Core {
                 match read {
                     Ok(value) => Some((tag, value)),
                     Err(error) => {
-                        tracing::warn!(store = self.backend, key = %short(key), tag, %error, "stored session field is unreadable; it keeps its default");
+                        tracing::warn!(store = self.backend, key = %key.short(), tag, %error, "stored session field is unreadable; it keeps its default");
                         None
                     }
                 }
