@@ -91,7 +91,9 @@ use crate::{
 /// the session expires, plus the expired-session retention: an update that moves the
 /// expiry within its minute (a sliding refresh, most of the time) leaves the TTL alone,
 /// which spares Redis a command per save. The key may so outlive its session by up to a
-/// minute; liveness is judged by the expiry field `x`, never by the TTL.
+/// minute; liveness is judged by the expiry field `x`, never by the TTL. (A key written by
+/// an earlier version has a TTL that ends at its expiry exactly: until its expiry next moves
+/// into another minute, such a session may leave Redis up to a minute before its deadline.)
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
 /// write also sets and deletes, inside its script, the key's *signature*
