@@ -250,7 +250,7 @@ async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_
         "created: until the end of the expiry's minute, {created} ms"
     );
 
-    // 30 s later, within the refresh interval: the expiry stays, and so does the TTL (the
+    // 30 s later the update moves the expiry 30 s on, within its minute: the TTL stays (the
     // update writes no PEXPIRE, which would have set it to the idle time left).
     let (outcome, kept) = visit(30, true).await;
     assert_eq!(outcome, SaveOutcome::Updated);

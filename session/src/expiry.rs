@@ -133,6 +133,7 @@ pub(crate) fn apply(meta: SessionMeta, expiry: Expiry, now_ms: u64, config: &Ses
 
 /// The `Max-Age` of the cookie of a session with `meta` at `now_ms`: `None` for the
 /// configured one, `Some(None)` for none at all, `Some(Some(age))` for this one.
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // the layer is its only caller
 pub(crate) fn cookie_max_age(meta: &SessionMeta, now_ms: u64) -> Option<Option<Duration>> {
     match meta.cookie {
         CookieLifetime::Configured => None,

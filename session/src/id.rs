@@ -103,9 +103,11 @@ impl fmt::Debug for SessionId {
     }
 }
 
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 /// See [`StoreKey::short`].
 pub(crate) struct ShortKey<'a>(&'a StoreKey);
 
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
 impl std::fmt::Display for ShortKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.0[..4].iter().try_for_each(|byte| write!(f, "{byte:02x}"))
@@ -135,6 +137,7 @@ impl StoreKey {
         hex
     }
 
+    #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
     /// A short, non-identifying label for logs and spans: the first 8 hex digits, formatted
     /// only when shown (a span's fields are built on every store operation even when nothing
     /// records them: tracing's `log` feature, which other crates turn on, does that).
@@ -174,6 +177,7 @@ impl fmt::Debug for StoreKey {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
     #[test]
     fn a_short_label_is_the_first_8_hex_digits_of_the_digest() {
         let key = StoreKey::from_bytes(std::array::from_fn(|i| (i as u8).wrapping_mul(17)));

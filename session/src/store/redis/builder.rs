@@ -136,7 +136,9 @@ impl RedisStoreBuilder {
     /// so that [`SessionProvider::load_outcome`](crate::SessionProvider::load_outcome) can
     /// tell "expired" from "unknown" for this long. The whole record stays until then (Redis
     /// expires keys whole, and a key's TTL runs to the end of its expiry's minute, up to a
-    /// minute more), costing that much memory; it is never loaded, updated or counted.
+    /// minute more), costing that much memory; it is never loaded, updated or counted. A
+    /// retention raised between deployments reaches a key when its TTL is next set (its
+    /// expiry moves into another minute).
     pub fn expired_retention(mut self, retention: Duration) -> Self {
         self.expired_retention = retention;
         self

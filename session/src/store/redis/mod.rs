@@ -88,9 +88,10 @@ use crate::{
 /// instance of an earlier version before starting this one**, and do not roll back to one.
 /// Sessions survive the upgrade.
 /// The key's TTL (`PEXPIRE`) runs to the end of the minute (by the store's clock) in which
-/// the session expires, plus the expired-session retention: an update that moves the
-/// expiry within its minute (a sliding refresh, most of the time) leaves the TTL alone,
-/// which spares Redis a command per save. The key may so outlive its session by up to a
+/// the session expires, plus the expired-session retention. Every write moves the expiry by
+/// the time since the session's previous write; while it stays in its minute (writes less
+/// than a minute apart) the update leaves the TTL alone, which spares Redis a command per
+/// save. The key may so outlive its session by up to a
 /// minute; liveness is judged by the expiry field `x`, never by the TTL. (A key written by
 /// an earlier version has a TTL that ends at its expiry exactly: until its expiry next moves
 /// into another minute, such a session may leave Redis up to a minute before its deadline.)

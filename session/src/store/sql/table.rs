@@ -71,6 +71,7 @@ impl Table {
 
     /// The quoted name, unqualified, of the expiry index tables had before
     /// `expires_minute` (on `expires_at`), which `migrate` drops: `"table_expires_at"`.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     pub(crate) fn old_expiry_index(&self) -> String {
         self.quote(&format!("{}_expires_at", self.name))
     }
