@@ -432,6 +432,9 @@ impl Tracker {
             }
             behind
         };
+        if behind.is_empty() {
+            return true;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         for (link, backlog) in behind {
             if !link.catch_up(backlog, deadline).await {

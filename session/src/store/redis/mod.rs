@@ -91,10 +91,10 @@ use crate::{
 /// the session expires, plus the expired-session retention. Every write moves the expiry by
 /// the time since the session's previous write; while it stays in its minute (writes less
 /// than a minute apart) the update leaves the TTL alone, which spares Redis a command per
-/// save. The key may so outlive its session by up to a
-/// minute; liveness is judged by the expiry field `x`, never by the TTL. (A key written by
-/// an earlier version has a TTL that ends at its expiry exactly: until its expiry next moves
-/// into another minute, such a session may leave Redis up to a minute before its deadline.)
+/// save. The key may so outlive its session by up to a minute; liveness is judged by the
+/// expiry field `x`, never by the TTL. (A key written by an earlier version has a TTL that
+/// ends at its expiry exactly: until its expiry next moves into another minute, such a
+/// session may leave Redis up to a minute before its deadline.)
 ///
 /// Under a clustered store (`ClusteredStore`, feature `clustered`), and only there, each
 /// write also sets and deletes, inside its script, the key's *signature*

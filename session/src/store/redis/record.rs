@@ -183,7 +183,8 @@ impl Inner {
         stored.dedup_by_key(|(tag, ..)| *tag);
         // Sized from the stored values: a plain value decodes to at most its stored length,
         // and the rare compressed one that decodes longer grows the buffer.
-        let mut record = FieldRecord::with_capacity(stored.iter().map(|(.., value)| 4 + 5 + value.len()).sum());
+        let mut record =
+            FieldRecord::with_capacity(stored.iter().map(|(.., value)| codec::field_len(value.len())).sum());
         for (tag, _, value) in stored {
             // An empty value is a removal: the field is back at its default.
             if value.is_empty() {
