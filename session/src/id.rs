@@ -1,6 +1,9 @@
 //! Session IDs and the digests that server-side stores key records by.
 
-use std::fmt;
+use std::{
+    fmt,
+    hash::{BuildHasher, Hash, Hasher},
+};
 
 use base64::{
     Engine as _,
@@ -116,8 +119,56 @@ impl std::fmt::Display for ShortKey<'_> {
 
 /// The SHA-256 digest of a session ID: what server-side stores key records by, so a
 /// leaked store dump reveals no usable session ID.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StoreKey([u8; 32]);
+
+impl Hash for StoreKey {
+    // A digest's bytes are uniform: eight of them are as good a hash as all 32. Bytes 8..16,
+    // because stores pick their lock shard by the first bytes.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[8..16]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+/// Builds [`KeyHasher`]s: for maps keyed by [`StoreKey`], whose hash is already uniform, so
+/// no keyed hash (SipHash) is needed. Only server-generated IDs are ever inserted, so a
+/// client cannot choose the keys a table holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyHash;
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// Passes a [`StoreKey`]'s hash word through; see [`KeyHash`].
+#[derive(Debug)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = self.0.rotate_left(29) ^ word;
+    }
+
+    // Not reached by `StoreKey`; FNV-1a so any other input still hashes.
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A map keyed by store keys.
+pub(crate) type KeyMap<V> = std::collections::HashMap<StoreKey, V, KeyHash>;
 
 impl StoreKey {
     /// Wraps a digest read back from a store.
@@ -182,6 +233,25 @@ mod tests {
     fn a_short_label_is_the_first_8_hex_digits_of_the_digest() {
         let key = StoreKey::from_bytes(std::array::from_fn(|i| (i as u8).wrapping_mul(17)));
         assert_eq!(key.short().to_string(), key.to_hex()[..8]);
+    }
+
+    #[test]
+    fn store_keys_of_one_shard_still_spread_over_a_table() {
+        use std::collections::HashSet;
+        // Stores pick a lock shard by the first digest bytes: keys that share them must
+        // still hash apart, or one shard's table degrades into a list.
+        let hashes: HashSet<u64> = (0..1000)
+            .map(|_| {
+                let mut key = *SessionId::generate().unwrap().store_key().as_bytes();
+                key[..2].copy_from_slice(&[7, 7]);
+                KeyHash.hash_one(StoreKey::from_bytes(key)) & 0xffff
+            })
+            .collect();
+        assert!(hashes.len() > 950, "{} distinct low 16 bits of 1000", hashes.len());
+        let mut map = KeyMap::default();
+        let key = SessionId::generate().unwrap().store_key();
+        map.insert(key, 1);
+        assert_eq!(map.get(&key), Some(&1));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{
     Error,
     clock::{Clock, SystemClock},
     codec::{self, FieldRecord},
-    id::StoreKey,
+    id::{KeyHash, KeyMap, StoreKey},
     index::IndexKey,
     session::SessionMeta,
     store::{IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore},
@@ -61,7 +61,7 @@ impl Entry {
 /// One lock's worth of sessions, with its accounting.
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<StoreKey, Entry>,
+    entries: KeyMap<Entry>,
     /// Keys in creation order of the sessions not yet established; may hold keys since
     /// established, deleted or re-created, skipped when reached (each is pushed once per
     /// create, so skipping is paid for by the create that pushed it).
@@ -70,7 +70,7 @@ struct Shard {
     bytes: usize,
     /// Keys of sessions that expired, with their deadline, kept for the retention so a
     /// load can tell "expired" from "unknown"; at most as many as the shard holds entries.
-    expired: HashMap<StoreKey, u64>,
+    expired: KeyMap<u64>,
     /// How long expired keys are remembered, in ms (0: not at all).
     retention_ms: u64,
     /// The most expired keys remembered.
@@ -78,7 +78,7 @@ struct Shard {
     /// The keys of this shard's entries by their metadata index: every entry with an index
     /// is here under it, and nothing else. Kept by `insert` and `remove`, the only ways in
     /// and out of `entries`, and by `apply`, the only way an entry's metadata changes.
-    index: HashMap<IndexKey, HashSet<StoreKey>>,
+    index: HashMap<IndexKey, HashSet<StoreKey, KeyHash>>,
 }
 
 impl Shard {

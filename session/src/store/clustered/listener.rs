@@ -7,7 +7,6 @@
 //! whether Redis has written anything not yet applied, and wait for just that.
 
 use std::{
-    collections::HashMap,
     future::{Future, poll_fn},
     io,
     pin::{Pin, pin},
@@ -28,7 +27,7 @@ use tokio::{
 use super::{Shared, tracker::Link};
 use crate::{
     Error,
-    id::StoreKey,
+    id::KeyMap,
     store::redis::{RedisStore, tracking::Node},
 };
 
@@ -113,8 +112,8 @@ impl Writers {
 
 /// Groups the key names of one message by session key; names that are not this store's
 /// are ignored, whatever sent them.
-fn writers<'a>(redis: &RedisStore, names: impl Iterator<Item = &'a [u8]>) -> HashMap<StoreKey, Writers> {
-    let mut grouped = HashMap::<StoreKey, Writers>::new();
+fn writers<'a>(redis: &RedisStore, names: impl Iterator<Item = &'a [u8]>) -> KeyMap<Writers> {
+    let mut grouped = KeyMap::<Writers>::default();
     for name in names {
         let Some((key, writer)) = redis.parse_mention(name) else {
             continue;

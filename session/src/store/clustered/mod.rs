@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use self::tracker::{Basis, Snapshot, Tracker, Write};
 use crate::{
     Error,
-    id::StoreKey,
+    id::{KeyHash, StoreKey},
     store::{
         IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
@@ -39,7 +39,7 @@ struct Shared {
     /// The same store for [`ClusteredStore::redis`]: its writes are signed as another
     /// writer's, since this node does not track them.
     redis: RedisStore,
-    cache: Cache<StoreKey, Arc<Entry>>,
+    cache: Cache<StoreKey, Arc<Entry>, KeyHash>,
     /// How the invalidation connections reach each primary (TLS included), made once.
     nodes: NodeSettings,
     tracker: Tracker,
@@ -273,7 +273,7 @@ impl Shared {
         let cache = Cache::builder()
             .max_capacity(max_entries)
             .time_to_live(local_ttl)
-            .build();
+            .build_with_hasher(KeyHash);
         Ok(Self {
             name: format!("session-invalidation-{}", redis.writer()),
             redis: redis.with_own_writer()?,

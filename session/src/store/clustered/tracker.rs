@@ -14,7 +14,6 @@
 //!   its driver has read (counted) give the count to wait for ([`Link`]; invariant 2).
 
 use std::{
-    collections::HashMap,
     io::ErrorKind,
     net::{Shutdown, TcpStream},
     pin::pin,
@@ -27,7 +26,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::id::StoreKey;
+use crate::id::{KeyMap, StoreKey};
 
 const SHARDS: usize = 64;
 
@@ -239,8 +238,8 @@ pub(super) struct Tracker {
     epoch: AtomicU64,
     seq: AtomicU64,
     ready: AtomicBool,
-    recent: Box<[Mutex<HashMap<StoreKey, Invalidated>>]>,
-    own: Box<[Mutex<HashMap<StoreKey, OwnWrites>>]>,
+    recent: Box<[Mutex<KeyMap<Invalidated>>]>,
+    own: Box<[Mutex<KeyMap<OwnWrites>>]>,
     /// Until then, no echo is this node's: a write of unknown keys may still run unseen.
     doubtful_until: Mutex<Option<Instant>>,
     /// `clear`s of this node running: no echo is this node's while one is.
@@ -269,8 +268,8 @@ impl Tracker {
             epoch: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             ready: AtomicBool::new(false),
-            recent: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            own: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            recent: (0..SHARDS).map(|_| Mutex::new(KeyMap::default())).collect(),
+            own: (0..SHARDS).map(|_| Mutex::new(KeyMap::default())).collect(),
             doubtful_until: Mutex::new(None),
             clears: AtomicUsize::new(0),
             recent_len: AtomicUsize::new(0),
@@ -281,11 +280,11 @@ impl Tracker {
         }
     }
 
-    fn shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, Invalidated>> {
+    fn shard(&self, key: &StoreKey) -> &Mutex<KeyMap<Invalidated>> {
         &self.recent[usize::from(key.as_bytes()[1]) % SHARDS]
     }
 
-    fn own_shard(&self, key: &StoreKey) -> &Mutex<HashMap<StoreKey, OwnWrites>> {
+    fn own_shard(&self, key: &StoreKey) -> &Mutex<KeyMap<OwnWrites>> {
         &self.own[usize::from(key.as_bytes()[1]) % SHARDS]
     }
 
