@@ -13,10 +13,13 @@ use std::{
     },
 };
 
-use ::tower::ServiceExt as _;
-use axum::{Router, http::StatusCode, routing::get};
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{MethodRouter, get},
+};
 use session::{
-    CookieSessions, MemoryStore, SessionConfig, SessionProvider,
+    ClusteredStore, CookieSessions, MemoryStore, SessionConfig, SessionProvider,
     crypto::{KeyId, KeyRing, Secret},
     http::{LazySession, SessionLayer},
 };
@@ -157,19 +160,31 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
             let provider = SessionProvider::<Profile, _>::new(store, config()?);
             routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider))
         }
-        App::OursClustered => clustered_node(redis_url()?, "bench-clustered-1:").await?,
+        App::OursClustered => {
+            routes(ours::init, ours::read, ours::rmw).layer(clustered_layer(redis_url()?, "bench-clustered-1:").await?)
+        }
         App::OursClusteredTwo => {
             // A prefix of their own: the one-node app's writes are not theirs to hear.
             let prefix = "bench-clustered-2:";
             let nodes = [
-                clustered_node(redis_url()?, prefix).await?,
-                clustered_node(redis_url()?, prefix).await?,
+                clustered_layer(redis_url()?, prefix).await?,
+                clustered_layer(redis_url()?, prefix).await?,
             ];
+            // One router, as every other app has; each route alternates between the nodes.
             let next = Arc::new(AtomicUsize::new(0));
-            Router::new().fallback_service(::tower::service_fn(move |request| {
-                let node = nodes[next.fetch_add(1, Ordering::Relaxed) % nodes.len()].clone();
-                node.oneshot(request)
-            }))
+            let alternate = |route: MethodRouter| {
+                let mut routes = nodes.clone().map(|node| route.clone().layer(node));
+                let next = next.clone();
+                ::tower::service_fn(move |request| {
+                    let node = next.fetch_add(1, Ordering::Relaxed) % routes.len();
+                    // A method router is always ready: calling it needs no `poll_ready`.
+                    ::tower::Service::call(&mut routes[node], request)
+                })
+            };
+            Router::new()
+                .route_service("/init", alternate(get(ours::init)))
+                .route_service("/read", alternate(get(ours::read)))
+                .route_service("/rmw", alternate(get(ours::rmw)))
         }
         App::TowerMemory => routes(tower::init, tower::read, tower::rmw)
             .layer(tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()).with_secure(false)),
@@ -184,11 +199,16 @@ pub async fn router(app: App, redis_url: Option<&str>) -> Result<Router, BoxErro
 
 /// One application node of the clustered store: its own cache and invalidation
 /// connections over the Redis at `url`, under the `prefix` its peers share.
-async fn clustered_node(url: &str, prefix: &str) -> Result<Router, BoxError> {
+async fn clustered_layer(
+    url: &str,
+    prefix: &str,
+) -> Result<SessionLayer<Profile, SessionProvider<Profile, ClusteredStore>>, BoxError> {
     let redis = session::RedisStore::builder(url).prefix(prefix);
-    let store = session::ClusteredStore::builder(redis).build().await?;
-    let provider = SessionProvider::<Profile, _>::new(store, SessionConfig::development().build()?);
-    Ok(routes(ours::init, ours::read, ours::rmw).layer(SessionLayer::new(provider)))
+    let store = ClusteredStore::builder(redis).build().await?;
+    Ok(SessionLayer::new(SessionProvider::new(
+        store,
+        SessionConfig::development().build()?,
+    )))
 }
 
 /// Serves the actix-web `app` on `listener` with two workers (the axum apps' runtime has

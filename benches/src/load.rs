@@ -2,14 +2,12 @@
 //! cookie jars, bounded in requests and in time.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use cookie::Cookie;
-use http::{Request, StatusCode, header};
+use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::{body::Bytes, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
@@ -58,34 +56,55 @@ impl Outcome {
     }
 }
 
+/// One user's cookies, and the `Cookie` header they make, rendered only when they change:
+/// the load generator shares the machine with the server, so it does as little per request
+/// as a client can.
+#[derive(Default)]
 struct User {
-    jar: HashMap<String, String>,
+    jar: Vec<(String, String)>,
+    header: Option<HeaderValue>,
 }
 
 impl User {
-    fn cookie_header(&self) -> Option<String> {
-        (!self.jar.is_empty()).then(|| {
-            self.jar
+    fn remember(&mut self, headers: &http::HeaderMap) {
+        let mut changed = false;
+        for value in headers.get_all(header::SET_COOKIE) {
+            let Some((name, value, expired)) = value.to_str().ok().and_then(set_cookie) else {
+                continue;
+            };
+            let held = self.jar.iter().position(|(held, _)| held == name);
+            match (held, expired || value.is_empty()) {
+                (Some(index), true) => drop(self.jar.swap_remove(index)),
+                (Some(index), false) => value.clone_into(&mut self.jar[index].1),
+                (None, true) => continue,
+                (None, false) => self.jar.push((name.to_owned(), value.to_owned())),
+            }
+            changed = true;
+        }
+        if changed {
+            let text = self
+                .jar
                 .iter()
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    fn remember(&mut self, headers: &http::HeaderMap) {
-        for value in headers.get_all(header::SET_COOKIE) {
-            let Some(cookie) = value.to_str().ok().and_then(|text| Cookie::parse(text.to_owned()).ok()) else {
-                continue;
-            };
-            let expired = cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative());
-            if expired || cookie.value().is_empty() {
-                self.jar.remove(cookie.name());
-            } else {
-                self.jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
-            }
+                .join("; ");
+            self.header =
+                (!text.is_empty()).then(|| HeaderValue::try_from(text).expect("cookie text is a header value"));
         }
     }
+}
+
+/// A `Set-Cookie` value's name, value, and whether it removes the cookie (`Max-Age` zero
+/// or negative: how every library here expires one).
+fn set_cookie(text: &str) -> Option<(&str, &str, bool)> {
+    let mut parts = text.split(';');
+    let (name, value) = parts.next()?.split_once('=')?;
+    let expired = parts.any(|attribute| {
+        attribute.trim().split_once('=').is_some_and(|(key, age)| {
+            key.eq_ignore_ascii_case("max-age") && age.trim().parse::<i64>().is_ok_and(|age| age <= 0)
+        })
+    });
+    Some((name.trim(), value.trim().trim_matches('"'), expired))
 }
 
 struct Connection {
@@ -99,7 +118,7 @@ impl Connection {
         stream.set_nodelay(true)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let users = (0..users).map(|_| User { jar: HashMap::new() }).collect();
+        let users = (0..users).map(|_| User::default()).collect();
         Ok(Self { sender, users })
     }
 
@@ -107,8 +126,8 @@ impl Connection {
     async fn request(&mut self, user: usize, path: &str) -> Result<Result<(), StatusCode>, BoxError> {
         let user = &mut self.users[user];
         let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
-        if let Some(cookies) = user.cookie_header() {
-            request = request.header(header::COOKIE, cookies);
+        if let Some(cookies) = &user.header {
+            request = request.header(header::COOKIE, cookies.clone());
         }
         let request = request.body(Empty::new())?;
         let exchange = async {
@@ -253,15 +272,24 @@ mod tests {
     }
 
     #[test]
-    fn jars_keep_and_expire_cookies() {
-        let mut user = User { jar: HashMap::new() };
-        let mut headers = http::HeaderMap::new();
-        headers.append(header::SET_COOKIE, "id=abc; Path=/; HttpOnly".parse().unwrap());
-        user.remember(&headers);
-        assert_eq!(user.cookie_header().as_deref(), Some("id=abc"));
-        let mut headers = http::HeaderMap::new();
-        headers.append(header::SET_COOKIE, "id=; Max-Age=0".parse().unwrap());
-        user.remember(&headers);
-        assert_eq!(user.cookie_header(), None);
+    fn jars_keep_replace_and_expire_cookies() {
+        let mut user = User::default();
+        let set = |user: &mut User, values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append(header::SET_COOKIE, value.parse().unwrap());
+            }
+            user.remember(&headers);
+            user.header.as_ref().map(|value| value.to_str().unwrap().to_owned())
+        };
+        assert_eq!(set(&mut user, &["id=abc; Path=/; HttpOnly"]).as_deref(), Some("id=abc"));
+        assert_eq!(set(&mut user, &[]).as_deref(), Some("id=abc"));
+        assert_eq!(
+            set(&mut user, &["id=xyz; Max-Age=600", "other=1"]).as_deref(),
+            Some("id=xyz; other=1")
+        );
+        assert_eq!(set(&mut user, &["id=; Path=/; max-age=0"]).as_deref(), Some("other=1"));
+        assert_eq!(set(&mut user, &["other=1; Max-Age=-1"]), None);
+        assert_eq!(set(&mut user, &["not a cookie"]), None);
     }
 }
