@@ -105,10 +105,13 @@ struct Shared {
 ///    behind it.** Every write signs its key with its store's name in the same script
 ///    (`<key>!<writer>`, set and deleted at once), so Redis's message for an event-loop
 ///    cycle names every writer of each key in it; an echo is skipped only when it names
-///    this store alone while one of its writes of that key is in flight. After a write
-///    that failed or was abandoned, and during and after a `clear` that did not succeed,
-///    echoes count as another writer's for one local TTL. Writes through
-///    [`ClusteredStore::redis`] count as another writer's.
+///    this store alone while one of its writes of that key is in flight, or within 50 ms
+///    of the reply to one whose result it cached (Redis sends the echo before the reply,
+///    but the listener may apply it after: the write's request does not wait for it; an
+///    echo applied later counts as another writer's, which costs a miss, never a stale
+///    read). After a write that failed or was abandoned, and during and after a `clear`
+///    that did not succeed, echoes count as another writer's for one local TTL. Writes
+///    through [`ClusteredStore::redis`] count as another writer's.
 /// 5. **A lost invalidation connection flushes the cache**, and nothing is cached until
 ///    every connection is back (reconnected with backoff, checked with `PING` every health
 ///    check interval; on a Redis Cluster, also when the primaries change).
@@ -321,13 +324,6 @@ impl Shared {
         }
         let outcome = write.await;
         let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
-        if cacheable && self.tracker.is_ready() {
-            // Redis sent the write's echo before its reply, so it is read or waiting to be
-            // read: let the listener apply it while the write still counts as in flight, so
-            // the echo is known as ours. (If it is not applied in time, it counts as another
-            // writer's and the entry is dropped: never stale, only a miss.)
-            let _ = self.tracker.catch_up(CATCH_UP_WAIT).await;
-        }
         let snapshot = in_flight.end(settled(&outcome)).filter(|_| cacheable);
         for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
             self.cache.invalidate(key);
@@ -382,9 +378,11 @@ impl<'a> InFlight<'a> {
     /// Ends every write; the snapshot under which the first one's result may be cached.
     fn end(mut self, settled: bool) -> Option<Snapshot> {
         let mut writes = std::mem::take(&mut self.writes).into_iter();
-        let first = writes.next().and_then(|write| self.tracker.end_write(write, settled));
+        let first = writes
+            .next()
+            .and_then(|write| self.tracker.end_write(write, settled, CATCH_UP_WAIT));
         for write in writes {
-            let _ = self.tracker.end_write(write, settled);
+            let _ = self.tracker.end_write(write, settled, CATCH_UP_WAIT);
         }
         first
     }
@@ -393,15 +391,15 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         for write in self.writes.drain(..) {
-            let _ = self.tracker.end_write(write, false);
+            let _ = self.tracker.end_write(write, false, CATCH_UP_WAIT);
         }
     }
 }
 
 /// The longest a load waits for the invalidation links to apply what Redis had sent them
-/// before it serves a cached entry (past it, it loads from Redis), and a successful write
-/// for its echo to be applied before it stops counting as in flight (an echo applied
-/// later counts as another writer's: the entry is dropped). A time bound, not a
+/// before it serves a cached entry (past it, it loads from Redis), and how long after the
+/// reply to a write whose result was cached its echo still counts as this node's (one
+/// applied later counts as another writer's: the entry is dropped). A time bound, not a
 /// scheduling one: on a loaded machine the listener may not run for milliseconds, and
 /// then neither would the reply of a round trip.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
@@ -669,7 +667,7 @@ mod tests {
             1,
             "another store's write in the same cycle invalidates"
         );
-        let _ = tracker.end_write(in_flight, true);
+        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
         assert_eq!(write(&[&own]).await, 1, "the write ended: echoes count again");
 
         let in_flight = tracker.begin_write(&key, Basis::Unknown);
@@ -679,17 +677,17 @@ mod tests {
             1,
             "writes through `redis()` are another writer's"
         );
-        let _ = tracker.end_write(in_flight, true);
+        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
 
         let failed = tracker.begin_write(&key, Basis::Unknown);
-        let _ = tracker.end_write(failed, false);
+        let _ = tracker.end_write(failed, false, CATCH_UP_WAIT);
         let in_flight = tracker.begin_write(&key, Basis::Unknown);
         assert_eq!(
             write(&[&own]).await,
             1,
             "after a write that may still run unseen, own echoes count for a local TTL"
         );
-        let _ = tracker.end_write(in_flight, true);
+        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
     }
 
     #[test]

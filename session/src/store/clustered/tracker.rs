@@ -8,7 +8,9 @@
 //!   every entry that could predate them has expired by age.
 //! - The node's own writes are recorded as invalidations when sent and when answered, so
 //!   no overlapping load is cached; [`Write`] holds what is needed to cache a write's
-//!   result only if nothing else was recorded for its key in between (invariant 4).
+//!   result only if nothing else was recorded for its key in between (invariant 4). The
+//!   echo of a write whose result is cached counts as the node's own for a short wait
+//!   after the reply, so the write's request does not wait for the listener to apply it.
 //! - A cached record is served only once every invalidation connection has applied what
 //!   Redis had written to it when the load began: its unread bytes (peeked) plus those
 //!   its driver has read (counted) give the count to wait for ([`Link`]; invariant 2).
@@ -191,8 +193,23 @@ struct Invalidated {
 #[derive(Debug, Default)]
 struct OwnWrites {
     in_flight: u32,
+    /// Until then, an echo naming this store alone is of a write whose result this node
+    /// cached: Redis sent it before the write's reply, but the listener may apply it later.
+    echo_until: Option<Instant>,
     /// Until then, echoes of this key are treated as another writer's.
     doubtful_until: Option<Instant>,
+}
+
+impl OwnWrites {
+    /// Whether an echo of the key naming this store alone is one of these writes'.
+    fn expects_echo(&self) -> bool {
+        (self.in_flight > 0 || !lapsed(self.echo_until)) && lapsed(self.doubtful_until)
+    }
+
+    /// Whether nothing is left to remember.
+    fn is_idle(&self) -> bool {
+        self.in_flight == 0 && lapsed(self.echo_until) && lapsed(self.doubtful_until)
+    }
 }
 
 /// A write of this node in flight; see [`Tracker::begin_write`].
@@ -364,31 +381,41 @@ impl Tracker {
     /// under which the write's result may be cached: only if it had a valid basis and
     /// nothing else was recorded for the key while it ran (another write of this node, or
     /// anyone's write Redis announced).
-    pub(super) fn end_write(&self, write: Write, settled: bool) -> Option<Snapshot> {
-        {
-            let mut own = lock(self.own_shard(&write.key));
-            if let Some(writes) = own.get_mut(&write.key) {
-                writes.in_flight = writes.in_flight.saturating_sub(1);
-                if !settled {
-                    writes.doubtful_until = Some(Instant::now() + self.ttl);
-                }
-                if writes.in_flight == 0 && lapsed(writes.doubtful_until) {
-                    own.remove(&write.key);
-                }
+    ///
+    /// When it returns a snapshot, the write's echo still counts as this node's for
+    /// `echo_wait` (the write stays in flight until then, as far as echoes go), so the
+    /// caller need not wait for the listener to apply it.
+    pub(super) fn end_write(&self, write: Write, settled: bool, echo_wait: Duration) -> Option<Snapshot> {
+        // Recorded while the write still counts as in flight: an echo applied meanwhile
+        // is skipped, as one applied before.
+        let (seq, alone) = self.record(&write.key, |seen| seen.is_some_and(|seen| seen.seq == write.seq));
+        let snapshot = write
+            .basis
+            .filter(|_| settled && alone)
+            .map(|(epoch, at)| Snapshot { epoch, seq, at })
+            .filter(|snapshot| self.still_valid(&write.key, snapshot));
+        let mut own = lock(self.own_shard(&write.key));
+        if let Some(writes) = own.get_mut(&write.key) {
+            writes.in_flight = writes.in_flight.saturating_sub(1);
+            if !settled {
+                writes.doubtful_until = Some(Instant::now() + self.ttl);
+            }
+            if snapshot.is_some() {
+                let until = Instant::now() + echo_wait;
+                writes.echo_until = Some(writes.echo_until.map_or(until, |earlier| earlier.max(until)));
+            }
+            if writes.is_idle() {
+                own.remove(&write.key);
             }
         }
-        let (seq, alone) = self.record(&write.key, |seen| seen.is_some_and(|seen| seen.seq == write.seq));
-        let (epoch, at) = write.basis.filter(|_| settled && alone)?;
-        let snapshot = Snapshot { epoch, seq, at };
-        self.still_valid(&write.key, &snapshot).then_some(snapshot)
+        snapshot
     }
 
     /// Notes a message mentioning `key`; returns whether, if it names only this store as
-    /// writer, it is the echo of a write in flight, which need not invalidate anything.
+    /// writer, it is the echo of a write in flight (or of one whose result was cached
+    /// moments ago, see [`end_write`](Self::end_write)), which need not invalidate anything.
     pub(super) fn note_mention(&self, key: &StoreKey) -> bool {
-        let own = lock(self.own_shard(key))
-            .get(key)
-            .is_some_and(|writes| writes.in_flight > 0 && lapsed(writes.doubtful_until));
+        let own = lock(self.own_shard(key)).get(key).is_some_and(OwnWrites::expects_echo);
         own && self.clears.load(SeqCst) == 0 && lapsed(*lock(&self.doubtful_until))
     }
 
@@ -501,7 +528,7 @@ impl Tracker {
             removed += before - shard.len();
         }
         for shard in &*self.own {
-            lock(shard).retain(|_, writes| writes.in_flight > 0 || !lapsed(writes.doubtful_until));
+            lock(shard).retain(|_, writes| !writes.is_idle());
         }
         let _ = self
             .recent_len
@@ -514,6 +541,8 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
+
+    const ECHO_WAIT: Duration = Duration::from_millis(50);
 
     fn key(byte: u8) -> StoreKey {
         StoreKey::from_bytes([byte; 32])
@@ -560,15 +589,18 @@ mod tests {
         let first = tracker.begin_write(&key(1), Basis::Cached(&base));
         let second = tracker.begin_write(&key(1), Basis::Cached(&base));
         assert!(
-            tracker.end_write(second, true).is_none(),
+            tracker.end_write(second, true, ECHO_WAIT).is_none(),
             "a second write from the same basis cannot know the first's result"
         );
-        assert!(tracker.end_write(first, true).is_none(), "nor the first the second's");
+        assert!(
+            tracker.end_write(first, true, ECHO_WAIT).is_none(),
+            "nor the first the second's"
+        );
 
         let base = tracker.snapshot().unwrap();
         let write = tracker.begin_write(&key(2), Basis::Cached(&base));
         let loading = tracker.snapshot().unwrap();
-        let written = tracker.end_write(write, true).unwrap();
+        let written = tracker.end_write(write, true, ECHO_WAIT).unwrap();
         assert!(tracker.serves(&key(2), &written, WAIT).await);
         assert!(
             !tracker.still_valid(&key(2), &loading),
@@ -578,30 +610,52 @@ mod tests {
         let base = tracker.snapshot().unwrap();
         let write = tracker.begin_write(&key(3), Basis::Cached(&base));
         tracker.invalidate(&key(3));
-        assert!(tracker.end_write(write, true).is_none(), "changed while it ran");
+        assert!(
+            tracker.end_write(write, true, ECHO_WAIT).is_none(),
+            "changed while it ran"
+        );
 
         let base = tracker.snapshot().unwrap();
         tracker.invalidate(&key(4));
         let write = tracker.begin_write(&key(4), Basis::Cached(&base));
-        assert!(tracker.end_write(write, true).is_none(), "changed before it began");
+        assert!(
+            tracker.end_write(write, true, ECHO_WAIT).is_none(),
+            "changed before it began"
+        );
 
         let write = tracker.begin_write(&key(5), Basis::Unknown);
         assert!(tracker.note_mention(&key(5)));
-        assert!(tracker.end_write(write, true).is_none());
+        assert!(tracker.end_write(write, true, ECHO_WAIT).is_none());
         assert!(!tracker.note_mention(&key(5)), "no write in flight");
 
         let write = tracker.begin_write(&key(7), Basis::Whole);
         assert!(tracker.note_mention(&key(7)), "the echo of a write in flight");
-        assert!(tracker.end_write(write, true).is_some(), "its echo changed nothing");
+        assert!(
+            tracker.end_write(write, true, ECHO_WAIT).is_some(),
+            "its echo changed nothing"
+        );
+        assert!(
+            tracker.note_mention(&key(7)),
+            "the echo of a cached write, applied after its reply"
+        );
+        let write = tracker.begin_write(&key(8), Basis::Whole);
+        assert!(tracker.end_write(write, true, Duration::from_millis(1)).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            !tracker.note_mention(&key(8)),
+            "an echo applied later than the wait is another writer's"
+        );
+        tracker.prune();
+        assert!(lock(tracker.own_shard(&key(8))).get(&key(8)).is_none(), "forgotten");
 
         let write = tracker.begin_write(&key(6), Basis::Whole);
-        assert!(tracker.end_write(write, false).is_none(), "not answered");
+        assert!(tracker.end_write(write, false, ECHO_WAIT).is_none(), "not answered");
         let write = tracker.begin_write(&key(6), Basis::Whole);
         assert!(
             !tracker.note_mention(&key(6)),
             "doubtful after a write that may still run"
         );
-        assert!(tracker.end_write(write, true).is_some());
+        assert!(tracker.end_write(write, true, ECHO_WAIT).is_some());
     }
 
     #[tokio::test]
