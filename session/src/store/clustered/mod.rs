@@ -109,9 +109,10 @@ struct Shared {
 ///    of the reply to one whose result it cached (Redis sends the echo before the reply,
 ///    but the listener may apply it after: the write's request does not wait for it; an
 ///    echo applied later counts as another writer's, which costs a miss, never a stale
-///    read). After a write that failed or was abandoned, and during and after a `clear`
-///    that did not succeed, echoes count as another writer's for one local TTL. Writes
-///    through [`ClusteredStore::redis`] count as another writer's.
+///    read). While a `clear` or a delete by index runs (their keys are not known
+///    beforehand), and for one local TTL after a write, `clear` or delete by index that
+///    failed or was abandoned, echoes count as another writer's. Writes through
+///    [`ClusteredStore::redis`] count as another writer's.
 /// 5. **A lost invalidation connection flushes the cache**, and nothing is cached until
 ///    every connection is back (reconnected with backoff, checked with `PING` every health
 ///    check interval; on a Redis Cluster, also when the primaries change).
@@ -324,7 +325,7 @@ impl Shared {
         }
         let outcome = write.await;
         let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
-        let snapshot = in_flight.end(settled(&outcome)).filter(|_| cacheable);
+        let snapshot = in_flight.end(settled(&outcome), cacheable);
         for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
             self.cache.invalidate(key);
         }
@@ -339,16 +340,29 @@ fn settled<T>(outcome: &Result<T, Error>) -> bool {
     outcome.is_ok()
 }
 
-/// A `clear` of this node in flight (see [`Tracker::begin_clear`]); ended exactly once,
+/// A bulk write of this node in flight (see [`Tracker::begin_bulk`]); ended exactly once,
 /// as unsettled if the future running it is dropped first.
-struct Clearing<'a> {
+struct Bulk<'a> {
     tracker: &'a Tracker,
     settled: bool,
+    /// A `clear`: everything is dropped when it ends.
+    flush: bool,
 }
 
-impl Drop for Clearing<'_> {
+impl<'a> Bulk<'a> {
+    fn begin(tracker: &'a Tracker, flush: bool) -> Self {
+        tracker.begin_bulk();
+        Self {
+            tracker,
+            settled: false,
+            flush,
+        }
+    }
+}
+
+impl Drop for Bulk<'_> {
     fn drop(&mut self) {
-        self.tracker.end_clear(self.settled);
+        self.tracker.end_bulk(self.settled, self.flush);
     }
 }
 
@@ -375,14 +389,16 @@ impl<'a> InFlight<'a> {
         self.writes.first().is_some_and(Write::cacheable)
     }
 
-    /// Ends every write; the snapshot under which the first one's result may be cached.
-    fn end(mut self, settled: bool) -> Option<Snapshot> {
+    /// Ends every write; when `cache` says the first one's result is to be cached, the
+    /// snapshot to cache it under (and its echo counts as this node's a while longer).
+    fn end(mut self, settled: bool, cache: bool) -> Option<Snapshot> {
         let mut writes = std::mem::take(&mut self.writes).into_iter();
-        let first = writes
-            .next()
-            .and_then(|write| self.tracker.end_write(write, settled, CATCH_UP_WAIT));
+        let first = writes.next().and_then(|write| {
+            let echo_wait = cache.then_some(CATCH_UP_WAIT);
+            self.tracker.end_write(write, settled, echo_wait).filter(|_| cache)
+        });
         for write in writes {
-            let _ = self.tracker.end_write(write, settled, CATCH_UP_WAIT);
+            let _ = self.tracker.end_write(write, settled, None);
         }
         first
     }
@@ -391,7 +407,7 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         for write in self.writes.drain(..) {
-            let _ = self.tracker.end_write(write, false, CATCH_UP_WAIT);
+            let _ = self.tracker.end_write(write, false, None);
         }
     }
 }
@@ -537,18 +553,25 @@ impl SessionStore for ClusteredStore {
 }
 
 /// The index is Redis's: listed from Redis, never from a cache. What "delete all" deletes
-/// is dropped from this node's cache before it returns, and from every other node's as
-/// Redis tells them (as for any delete).
+/// is dropped from this node's cache before it returns (and, should it fail part-way, as
+/// Redis tells this node of each deletion), and from every other node's as Redis tells
+/// them (as for any delete).
 impl IndexStore for ClusteredStore {
     async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
         self.shared.store.list_by_index(index).await
     }
 
     async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
-        let deleted = self.shared.store.delete_by_index(index, keep).await?;
+        // Its keys are not known until it returns, and it may fail part-way: while it
+        // runs (and for a local TTL if it fails) its echoes invalidate as others' would.
+        let mut bulk = Bulk::begin(&self.shared.tracker, false);
+        let deleted = self.shared.store.delete_by_index(index, keep).await;
+        bulk.settled = settled(&deleted);
+        let deleted = deleted?;
         for key in &deleted {
             self.shared.tracker.invalidate(key);
         }
+        drop(bulk);
         Ok(deleted)
     }
 }
@@ -573,11 +596,7 @@ impl QueryStore for ClusteredStore {
 
     async fn clear(&self) -> Result<usize, Error> {
         let shared = &self.shared;
-        shared.tracker.begin_clear();
-        let mut clearing = Clearing {
-            tracker: &shared.tracker,
-            settled: false,
-        };
+        let mut clearing = Bulk::begin(&shared.tracker, true);
         let cleared = shared.store.clear().await;
         clearing.settled = settled(&cleared);
         drop(clearing);
@@ -667,7 +686,7 @@ mod tests {
             1,
             "another store's write in the same cycle invalidates"
         );
-        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
+        let _ = tracker.end_write(in_flight, true, None);
         assert_eq!(write(&[&own]).await, 1, "the write ended: echoes count again");
 
         let in_flight = tracker.begin_write(&key, Basis::Unknown);
@@ -677,17 +696,17 @@ mod tests {
             1,
             "writes through `redis()` are another writer's"
         );
-        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
+        let _ = tracker.end_write(in_flight, true, None);
 
         let failed = tracker.begin_write(&key, Basis::Unknown);
-        let _ = tracker.end_write(failed, false, CATCH_UP_WAIT);
+        let _ = tracker.end_write(failed, false, None);
         let in_flight = tracker.begin_write(&key, Basis::Unknown);
         assert_eq!(
             write(&[&own]).await,
             1,
             "after a write that may still run unseen, own echoes count for a local TTL"
         );
-        let _ = tracker.end_write(in_flight, true, CATCH_UP_WAIT);
+        let _ = tracker.end_write(in_flight, true, None);
     }
 
     #[test]
@@ -702,24 +721,49 @@ mod tests {
         let mut next = InFlight::new(&tracker);
         next.begin(&key, Basis::Unknown);
         assert!(!tracker.note_mention(&key), "the abandoned write may still run unseen");
-        assert!(next.end(true).is_none());
+        assert!(next.end(true, false).is_none());
 
         let other = StoreKey::from_bytes([8; 32]);
         let mut in_flight = InFlight::new(&tracker);
         in_flight.begin(&other, Basis::Unknown);
         assert!(tracker.note_mention(&other));
-        tracker.begin_clear();
-        let clearing = Clearing {
-            tracker: &tracker,
-            settled: false,
-        };
+        let clearing = Bulk::begin(&tracker, true);
         assert!(!tracker.note_mention(&other), "while a clear runs, no echo is ours");
         drop(clearing);
         assert!(
             !tracker.note_mention(&other),
             "after an abandoned clear, no echo is ours"
         );
-        assert!(in_flight.end(true).is_none());
+        assert!(in_flight.end(true, false).is_none());
+    }
+
+    #[test]
+    fn a_written_records_echo_stays_ours_only_if_it_is_cached_and_no_bulk_write_runs() {
+        let tracker = Tracker::new(Duration::from_secs(60), 100);
+        tracker.install(Vec::new());
+        let key = StoreKey::from_bytes([9; 32]);
+        let write = |cache: bool| {
+            let mut in_flight = InFlight::new(&tracker);
+            in_flight.begin(&key, Basis::Whole);
+            in_flight.end(true, cache)
+        };
+        assert!(write(false).is_none(), "not to be cached: no snapshot");
+        assert!(!tracker.note_mention(&key), "nor a late echo taken for ours");
+        assert!(write(true).is_some());
+        assert!(
+            tracker.note_mention(&key),
+            "the echo of a cached write, after its reply"
+        );
+
+        // A delete by index may delete a key whose write's echo is awaited: none of its
+        // echoes is ours, while it runs or, if it fails, for a local TTL.
+        let mut deleting = Bulk::begin(&tracker, false);
+        assert!(!tracker.note_mention(&key), "while a bulk write runs");
+        deleting.settled = true;
+        drop(deleting);
+        assert!(tracker.note_mention(&key), "after it succeeded");
+        drop(Bulk::begin(&tracker, false));
+        assert!(!tracker.note_mention(&key), "after one that failed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

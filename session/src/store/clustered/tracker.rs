@@ -194,7 +194,7 @@ struct Invalidated {
 struct OwnWrites {
     in_flight: u32,
     /// Until then, an echo naming this store alone is of a write whose result this node
-    /// cached: Redis sent it before the write's reply, but the listener may apply it later.
+    /// caches: Redis sent it before the write's reply, but the listener may apply it later.
     echo_until: Option<Instant>,
     /// Until then, echoes of this key are treated as another writer's.
     doubtful_until: Option<Instant>,
@@ -259,8 +259,9 @@ pub(super) struct Tracker {
     own: Box<[Mutex<KeyMap<OwnWrites>>]>,
     /// Until then, no echo is this node's: a write of unknown keys may still run unseen.
     doubtful_until: Mutex<Option<Instant>>,
-    /// `clear`s of this node running: no echo is this node's while one is.
-    clears: AtomicUsize,
+    /// Bulk writes of this node running (a `clear`, a delete by index: keys not known
+    /// beforehand): no echo is this node's while one is.
+    bulk: AtomicUsize,
     recent_len: AtomicUsize,
     max_recent: usize,
     ttl: Duration,
@@ -288,7 +289,7 @@ impl Tracker {
             recent: (0..SHARDS).map(|_| Mutex::new(KeyMap::default())).collect(),
             own: (0..SHARDS).map(|_| Mutex::new(KeyMap::default())).collect(),
             doubtful_until: Mutex::new(None),
-            clears: AtomicUsize::new(0),
+            bulk: AtomicUsize::new(0),
             recent_len: AtomicUsize::new(0),
             max_recent: max_recent.max(1),
             ttl,
@@ -383,9 +384,10 @@ impl Tracker {
     /// anyone's write Redis announced).
     ///
     /// When it returns a snapshot, the write's echo still counts as this node's for
-    /// `echo_wait` (the write stays in flight until then, as far as echoes go), so the
-    /// caller need not wait for the listener to apply it.
-    pub(super) fn end_write(&self, write: Write, settled: bool, echo_wait: Duration) -> Option<Snapshot> {
+    /// `echo_wait` if one is given (the caller caches the result: the write stays in flight
+    /// until then, as far as echoes go), so the caller need not wait for the listener to
+    /// apply it.
+    pub(super) fn end_write(&self, write: Write, settled: bool, echo_wait: Option<Duration>) -> Option<Snapshot> {
         // Recorded while the write still counts as in flight: an echo applied meanwhile
         // is skipped, as one applied before.
         let (seq, alone) = self.record(&write.key, |seen| seen.is_some_and(|seen| seen.seq == write.seq));
@@ -400,7 +402,7 @@ impl Tracker {
             if !settled {
                 writes.doubtful_until = Some(Instant::now() + self.ttl);
             }
-            if snapshot.is_some() {
+            if let Some(echo_wait) = echo_wait.filter(|_| snapshot.is_some()) {
                 let until = Instant::now() + echo_wait;
                 writes.echo_until = Some(writes.echo_until.map_or(until, |earlier| earlier.max(until)));
             }
@@ -412,28 +414,32 @@ impl Tracker {
     }
 
     /// Notes a message mentioning `key`; returns whether, if it names only this store as
-    /// writer, it is the echo of a write in flight (or of one whose result was cached
-    /// moments ago, see [`end_write`](Self::end_write)), which need not invalidate anything.
+    /// writer, it is the echo of a write in flight (or of one answered moments ago whose
+    /// result is cached, see [`end_write`](Self::end_write)), which need not invalidate
+    /// anything.
     pub(super) fn note_mention(&self, key: &StoreKey) -> bool {
         let own = lock(self.own_shard(key)).get(key).is_some_and(OwnWrites::expects_echo);
-        own && self.clears.load(SeqCst) == 0 && lapsed(*lock(&self.doubtful_until))
+        own && self.bulk.load(SeqCst) == 0 && lapsed(*lock(&self.doubtful_until))
     }
 
-    /// A `clear` of this node starts: until [`end_clear`](Self::end_clear), no echo is
-    /// this node's.
-    pub(super) fn begin_clear(&self) {
-        self.clears.fetch_add(1, SeqCst);
+    /// A bulk write of this node starts (a `clear`, a delete by index): until
+    /// [`end_bulk`](Self::end_bulk), no echo is this node's, so every key it changes is
+    /// invalidated as another writer's change would be.
+    pub(super) fn begin_bulk(&self) {
+        self.bulk.fetch_add(1, SeqCst);
     }
 
-    /// The `clear` has ended (`settled` if it succeeded): flushes everything. A clear that
-    /// did not succeed may still run later, unseen, so for one local TTL no echo counts as
-    /// this node's.
-    pub(super) fn end_clear(&self, settled: bool) {
+    /// The bulk write has ended (`settled` if it succeeded); `flush` drops everything (a
+    /// `clear`). One that did not succeed may still run later, unseen, so for one local TTL
+    /// no echo counts as this node's.
+    pub(super) fn end_bulk(&self, settled: bool, flush: bool) {
         if !settled {
             *lock(&self.doubtful_until) = Some(Instant::now() + self.ttl);
         }
-        self.flush();
-        self.clears.fetch_sub(1, SeqCst);
+        if flush {
+            self.flush();
+        }
+        self.bulk.fetch_sub(1, SeqCst);
     }
 
     /// Waits, at most `wait`, until everything Redis had written to the invalidation
@@ -542,7 +548,7 @@ mod tests {
 
     use super::*;
 
-    const ECHO_WAIT: Duration = Duration::from_millis(50);
+    const ECHO_WAIT: Option<Duration> = Some(Duration::from_millis(50));
 
     fn key(byte: u8) -> StoreKey {
         StoreKey::from_bytes([byte; 32])
@@ -639,7 +645,7 @@ mod tests {
             "the echo of a cached write, applied after its reply"
         );
         let write = tracker.begin_write(&key(8), Basis::Whole);
-        assert!(tracker.end_write(write, true, Duration::from_millis(1)).is_some());
+        assert!(tracker.end_write(write, true, Some(Duration::from_millis(1))).is_some());
         std::thread::sleep(Duration::from_millis(5));
         assert!(
             !tracker.note_mention(&key(8)),
