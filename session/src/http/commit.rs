@@ -136,7 +136,9 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     session: &LazySession<T>,
     status: u16,
 ) -> Commit {
-    let mut slot = session.slot().lock().await;
+    let mut guard = session.slot().lock().await;
+    // Fields apart: the session is changed while the cookies and client are read.
+    let slot = &mut *guard;
     let mut commit = Commit {
         read_session: slot.looked_up || slot.session.is_some(),
         ..Commit::default()
@@ -156,7 +158,7 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     // A spawned sub-session is worth storing even without data: it is the grant itself.
     if current.is_new() && (current.is_deleted() || !(current.is_dirty() || current.is_child())) {
         // Nothing worth storing; an invalid cookie the client sent is expired.
-        if current.is_deleted() && session.had_cookie() {
+        if current.is_deleted() && !slot.cookies.is_empty() {
             commit.cookie = Some(None);
         }
         return commit;
@@ -170,7 +172,7 @@ pub(crate) async fn commit<T: SessionData, B: SessionBackend<T>>(
     if !current.needs_save() || (outcome == RequestOutcome::Failed && !ends_or_moves) {
         return commit;
     }
-    match backend.commit(current, session.client(), outcome).await {
+    match backend.commit(current, &slot.client, outcome).await {
         Ok(CookieUpdate::Keep) => {}
         Ok(CookieUpdate::Set(value)) => {
             commit.cookie = Some(Some(value));

@@ -73,7 +73,8 @@ impl MissingSessionLayer {
     }
 }
 
-/// What happened to the session during the request.
+/// What happened to the session during the request, beside what the request brought to
+/// load it (one allocation per request for both).
 pub(crate) struct Slot<T: SessionData> {
     pub(crate) session: Option<Session<T>>,
     /// The store was unreachable when the session was loaded.
@@ -82,6 +83,11 @@ pub(crate) struct Slot<T: SessionData> {
     pub(crate) degraded: bool,
     /// The cookie did not designate a live session: loaded once, found nothing.
     pub(crate) looked_up: bool,
+    /// The values of the request's session cookies, usually one.
+    pub(crate) cookies: Vec<String>,
+    pub(crate) client: ClientInfo,
+    loader: Arc<dyn Loader<T>>,
+    outage_policy: OutagePolicy,
 }
 
 /// The session of the current request, loaded on first use.
@@ -90,31 +96,25 @@ pub(crate) struct Slot<T: SessionData> {
 /// `axum` feature it is an extractor. Cloning it is cheap and every clone refers to the same
 /// session.
 pub struct LazySession<T: SessionData> {
-    inner: Arc<Inner<T>>,
-}
-
-struct Inner<T: SessionData> {
     slot: Arc<Mutex<Slot<T>>>,
-    /// The values of the request's session cookies, usually one.
-    cookies: Vec<String>,
-    client: ClientInfo,
-    loader: Arc<dyn Loader<T>>,
-    outage_policy: OutagePolicy,
 }
 
 impl<T: SessionData> Clone for LazySession<T> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            slot: self.slot.clone(),
         }
     }
 }
 
 impl<T: SessionData> fmt::Debug for LazySession<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LazySession")
-            .field("has_cookie", &!self.inner.cookies.is_empty())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("LazySession");
+        // Not while a handler holds the session: formatting never waits.
+        if let Ok(slot) = self.slot.try_lock() {
+            debug.field("has_cookie", &!slot.cookies.is_empty());
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -156,28 +156,18 @@ impl<T: SessionData> LazySession<T> {
             outage: false,
             degraded: false,
             looked_up: false,
+            cookies,
+            client,
+            loader,
+            outage_policy,
         };
         Self {
-            inner: Arc::new(Inner {
-                slot: Arc::new(Mutex::new(slot)),
-                cookies,
-                client,
-                loader,
-                outage_policy,
-            }),
+            slot: Arc::new(Mutex::new(slot)),
         }
     }
 
     pub(crate) fn slot(&self) -> &Arc<Mutex<Slot<T>>> {
-        &self.inner.slot
-    }
-
-    pub(crate) fn client(&self) -> &ClientInfo {
-        &self.inner.client
-    }
-
-    pub(crate) fn had_cookie(&self) -> bool {
-        !self.inner.cookies.is_empty()
+        &self.slot
     }
 
     /// The request's session: the client's live session, or a new one (stored only if
@@ -191,7 +181,8 @@ impl<T: SessionData> LazySession<T> {
     pub async fn load(&self) -> Result<SessionGuard<T>, Error> {
         let mut slot = self.lookup().await?;
         if slot.session.as_ref().is_none_or(Session::is_child) {
-            slot.session = Some(self.inner.loader.create()?);
+            let created = slot.loader.create()?;
+            slot.session = Some(created);
         }
         Ok(Self::guard(slot).expect("a session was just put in the slot"))
     }
@@ -250,9 +241,9 @@ impl<T: SessionData> LazySession<T> {
         if let Some(mut replaced) = slot.session.take()
             && !replaced.is_new()
         {
-            self.inner.loader.discard(&mut replaced, &self.inner.client).await?;
+            slot.loader.discard(&mut replaced, &slot.client).await?;
         }
-        let mut child = self.inner.loader.create()?;
+        let mut child = slot.loader.create()?;
         child.tie_to(parent);
         slot.session = Some(child);
         Ok(Self::guard(slot).expect("a session was just put in the slot"))
@@ -265,9 +256,9 @@ impl<T: SessionData> LazySession<T> {
     }
 
     /// The first of the request's session cookies that designates a live session.
-    async fn load_first_live(&self) -> Result<Option<Session<T>>, Error> {
-        for cookie in &self.inner.cookies {
-            if let Some(session) = self.inner.loader.load(cookie, &self.inner.client).await? {
+    async fn load_first_live(slot: &Slot<T>) -> Result<Option<Session<T>>, Error> {
+        for cookie in &slot.cookies {
+            if let Some(session) = slot.loader.load(cookie, &slot.client).await? {
                 return Ok(Some(session));
             }
         }
@@ -276,11 +267,11 @@ impl<T: SessionData> LazySession<T> {
 
     /// Locks the slot, loading the client's session the first time.
     async fn lookup(&self) -> Result<OwnedMutexGuard<Slot<T>>, Error> {
-        let mut slot = self.inner.slot.clone().lock_owned().await;
+        let mut slot = self.slot.clone().lock_owned().await;
         if slot.session.is_some() || slot.looked_up {
             return Ok(slot);
         }
-        match self.load_first_live().await {
+        match Self::load_first_live(&slot).await {
             Ok(session) => {
                 slot.session = session;
                 slot.looked_up = true;
@@ -288,7 +279,7 @@ impl<T: SessionData> LazySession<T> {
             }
             Err(error) if error.is_unavailable() => {
                 slot.outage = true;
-                match self.inner.outage_policy {
+                match slot.outage_policy {
                     OutagePolicy::FailClosed => Err(error),
                     OutagePolicy::Degrade => {
                         tracing::warn!(%error, "session store unavailable: serving an anonymous session");
