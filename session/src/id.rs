@@ -111,8 +111,8 @@ impl fmt::Debug for SessionId {
 pub(crate) struct ShortKey<'a>(&'a StoreKey);
 
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql"))]
-impl std::fmt::Display for ShortKey<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for ShortKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.0[..4].iter().try_for_each(|byte| write!(f, "{byte:02x}"))
     }
 }

@@ -302,7 +302,7 @@ impl Shared {
     }
 
     /// Caches what this node's write of `key` left in Redis, if `snapshot` is still valid.
-    async fn cache_written(&self, key: &StoreKey, record: Record, snapshot: Snapshot) {
+    fn cache_written(&self, key: &StoreKey, record: Record, snapshot: Snapshot) {
         if self.tracker.still_valid(key, &snapshot) {
             self.cache.insert(*key, Arc::new(Entry { record, snapshot }));
         } else {
@@ -501,7 +501,7 @@ impl SessionStore for ClusteredStore {
             })
             .await;
         if let Some(snapshot) = snapshot {
-            shared.cache_written(key, record.clone(), snapshot).await;
+            shared.cache_written(key, record.clone(), snapshot);
         }
         created
     }
@@ -524,7 +524,7 @@ impl SessionStore for ClusteredStore {
                 Some(record)
             });
             match written {
-                Some(record) => shared.cache_written(key, record, snapshot).await,
+                Some(record) => shared.cache_written(key, record, snapshot),
                 None => shared.cache.invalidate(key),
             }
         }
