@@ -310,6 +310,15 @@ impl Shared {
         }
     }
 
+    /// Runs this node's bulk `write` (a `clear`, a delete by index; see
+    /// [`Tracker::begin_bulk`]); `flush` drops everything when it ends (a `clear`).
+    async fn run_bulk<T>(&self, flush: bool, write: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let mut bulk = Bulk::begin(&self.tracker, flush);
+        let outcome = write.await;
+        bulk.settled = settled(&outcome);
+        outcome
+    }
+
     /// Runs this node's `write` of `keys`, each with what it starts from, as writes in
     /// flight (see [`tracker`]). Returns the write's outcome and, when `succeeded` says the
     /// first key's result is in Redis and it may be cached, the snapshot to cache it under.
@@ -562,17 +571,17 @@ impl IndexStore for ClusteredStore {
     }
 
     async fn delete_by_index(&self, index: &IndexKey, keep: Option<&StoreKey>) -> Result<Vec<StoreKey>, Error> {
-        // Its keys are not known until it returns, and it may fail part-way: while it
-        // runs (and for a local TTL if it fails) its echoes invalidate as others' would.
-        let mut bulk = Bulk::begin(&self.shared.tracker, false);
-        let deleted = self.shared.store.delete_by_index(index, keep).await;
-        bulk.settled = settled(&deleted);
-        let deleted = deleted?;
-        for key in &deleted {
-            self.shared.tracker.invalidate(key);
-        }
-        drop(bulk);
-        Ok(deleted)
+        // Its keys are not known until it returns, and it may fail part-way: a bulk write.
+        let shared = &self.shared;
+        shared
+            .run_bulk(false, async {
+                let deleted = shared.store.delete_by_index(index, keep).await?;
+                for key in &deleted {
+                    shared.tracker.invalidate(key);
+                }
+                Ok(deleted)
+            })
+            .await
     }
 }
 
@@ -596,10 +605,7 @@ impl QueryStore for ClusteredStore {
 
     async fn clear(&self) -> Result<usize, Error> {
         let shared = &self.shared;
-        let mut clearing = Bulk::begin(&shared.tracker, true);
-        let cleared = shared.store.clear().await;
-        clearing.settled = settled(&cleared);
-        drop(clearing);
+        let cleared = shared.run_bulk(true, shared.store.clear()).await;
         shared.cache.invalidate_all();
         cleared
     }
