@@ -1009,6 +1009,22 @@ session::index_contract!(indexed, |clock| async move {
     builder(RedisServer::shared(), &clock).build().await.unwrap()
 });
 
+// A prefix that would end or escape a Lua string literal: the scripts, which name index
+// keys themselves, keep every index under it all the same.
+session::index_contract!(indexed_under_a_prefix_with_quotes, |clock| async move {
+    builder(RedisServer::shared(), &clock)
+        .prefix(quoting_prefix())
+        .build()
+        .await
+        .unwrap()
+});
+
+/// A new prefix for each store, each with a quote, an apostrophe, a backslash and brackets.
+fn quoting_prefix() -> String {
+    static STORES: AtomicUsize = AtomicUsize::new(0);
+    format!("q\"'\\]]{}:", STORES.fetch_add(1, Ordering::Relaxed))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_command_timeout_is_the_only_bound_on_a_slow_answer() {
     let server = RedisServer::start();

@@ -24,6 +24,30 @@
 //! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does, writing
 //! each changed field, and each removal as an empty value, as a hash field of its own).
 //!
+//! # The metadata format
+//!
+//! The Redis and SQL stores keep a record's [`SessionMeta`] as bytes (sealed with
+//! encryption at rest):
+//!
+//! ```text
+//! form              1 byte: 1
+//! created           varint: ms since the Unix epoch
+//! accessed          varint: ms after created (wrapping, as are the two below)
+//! idle deadline     varint: ms after accessed
+//! absolute deadline varint: ms after created
+//! idle window       varint: the session's own, in ms; 0 for the configured one
+//! lineage           16 bytes
+//! flags             1 byte: 1 server-only, 2 sub-session, 4 indexed; plus 16 times the
+//!                   cookie lifetime (0 configured, 1 browser session, 2 persistent)
+//! parent            32 bytes, for a sub-session: its parent's StoreKey digest
+//! index             32 bytes, for an indexed session: its IndexKey digest
+//! ```
+//!
+//! The varints are postcard's (unsigned LEB128). A session of the configured lifetimes
+//! takes 33 bytes. Metadata written by earlier versions, fixed-width (the four times as
+//! 8-byte big-endian integers, then the lineage, idle window, cookie lifetime, flags and
+//! keys, its first byte 0), is still read.
+//!
 //! Stores that can enumerate their sessions also implement [`QueryStore`]; the provider's
 //! query and bulk operations exist only for those, so asking a store that cannot do them
 //! is a compile error rather than a runtime surprise. Likewise, stores that keep an index

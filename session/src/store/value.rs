@@ -209,12 +209,35 @@ impl ValueCodec {
     }
 }
 
-/// `created`, `accessed`, `idle deadline`, `absolute deadline`: 8 bytes each.
+/// The metadata as the stores keep it (see [`meta_bytes`]).
+///
+/// Every integer is a postcard varint: `created` in ms since the Unix epoch, then
+/// `accessed`, the idle deadline and the absolute deadline as differences (wrapping, so
+/// every value has a form; the usual ones take 4 bytes instead of 8), then the session's own
+/// idle window.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CompactMeta {
+    created_ms: u64,
+    accessed_after_created: u64,
+    idle_deadline_after_accessed: u64,
+    absolute_deadline_after_created: u64,
+    idle_window_ms: u64,
+    lineage: [u8; 16],
+    /// The flags (bits 0-2) and the cookie lifetime (bits 4-5).
+    flags: u8,
+}
+
+/// The first byte of [`meta_bytes`]'s form. The older, fixed-width forms start with the
+/// creation time's most significant byte, 0 until the year 2,280,000.
+const COMPACT_FORM: u8 = 1;
+/// The older forms: `created`, `accessed`, `idle deadline`, `absolute deadline`, 8 bytes
+/// each, big-endian.
 const LIFETIMES_LEN: usize = 32;
 /// The lifetimes, then the lineage: the form before sessions chose their own lifetime.
 const LINEAGE_END: usize = LIFETIMES_LEN + 16;
-/// Then the session's own idle window (8 bytes), cookie lifetime (1 byte) and flags (1 byte).
-const META_LEN: usize = LINEAGE_END + 10;
+/// Then the session's own idle window (8 bytes), cookie lifetime (1 byte) and flags (1
+/// byte): the form before the compact one.
+const FIXED_META_LEN: usize = LINEAGE_END + 10;
 /// A key that may follow: a sub-session's parent, an indexed session's index.
 const KEY_LEN: usize = 32;
 /// Flags: a server-only session.
@@ -223,45 +246,81 @@ const SERVER_ONLY: u8 = 1;
 const HAS_PARENT: u8 = 2;
 /// Flags: an indexed session; its index key follows (after the parent's key, if any).
 const HAS_INDEX: u8 = 4;
+/// Where the cookie lifetime sits in the compact form's flags byte.
+const COOKIE_SHIFT: u32 = 4;
 
-/// The metadata as the stores keep it: created, accessed, idle deadline, absolute deadline
-/// (ms since the Unix epoch, 8 bytes each, big-endian), the 16-byte lineage, the session's
-/// own idle window (ms, 8 bytes big-endian; 0 for the configured one), its cookie
-/// lifetime (1 byte: 0 configured, 1 browser session, 2 persistent), flags (1 byte: 1
-/// server-only, 2 sub-session, 4 indexed), then, for a sub-session, its parent's 32-byte
-/// key and, for an indexed session, its 32-byte [`IndexKey`].
+/// The metadata as the stores keep it: the byte 1, then, as postcard varints, the creation
+/// time (ms since the Unix epoch), the access time, idle deadline and absolute deadline as
+/// differences from the creation, access and creation times, the session's own idle window
+/// (ms; 0 for the configured one); the 16-byte lineage; one byte of flags (1 server-only, 2
+/// sub-session, 4 indexed) and cookie lifetime (times 16: 0 configured, 1 browser session,
+/// 2 persistent); then, for a sub-session, its parent's 32-byte key and, for an indexed
+/// session, its 32-byte [`IndexKey`]. 33 bytes for a session of a 30-minute idle timeout
+/// and a one-day absolute one, against 58 in the fixed-width form earlier versions wrote.
 fn meta_bytes(meta: &SessionMeta) -> Vec<u8> {
-    let mut out = Vec::with_capacity(META_LEN + 2 * KEY_LEN);
-    out.resize(META_LEN, 0);
-    let parts = [
-        meta.created_ms,
-        meta.accessed_ms,
-        meta.idle_deadline_ms,
-        meta.absolute_deadline_ms,
-    ];
-    for (chunk, value) in out[..LIFETIMES_LEN].chunks_exact_mut(8).zip(parts) {
-        chunk.copy_from_slice(&value.to_be_bytes());
+    let mut flags = meta.cookie.to_byte() << COOKIE_SHIFT;
+    if meta.server_only {
+        flags |= SERVER_ONLY;
     }
-    out[LIFETIMES_LEN..LINEAGE_END].copy_from_slice(&meta.lineage);
-    out[LINEAGE_END..META_LEN - 2].copy_from_slice(&meta.idle_window_ms.to_be_bytes());
-    out[META_LEN - 2] = meta.cookie.to_byte();
-    out[META_LEN - 1] = if meta.server_only { SERVER_ONLY } else { 0 };
+    if meta.parent.is_some() {
+        flags |= HAS_PARENT;
+    }
+    if meta.index.is_some() {
+        flags |= HAS_INDEX;
+    }
+    let compact = CompactMeta {
+        created_ms: meta.created_ms,
+        accessed_after_created: meta.accessed_ms.wrapping_sub(meta.created_ms),
+        idle_deadline_after_accessed: meta.idle_deadline_ms.wrapping_sub(meta.accessed_ms),
+        absolute_deadline_after_created: meta.absolute_deadline_ms.wrapping_sub(meta.created_ms),
+        idle_window_ms: meta.idle_window_ms,
+        lineage: meta.lineage,
+        flags,
+    };
+    let mut out = Vec::with_capacity(64);
+    out.push(COMPACT_FORM);
+    let mut out = postcard::to_extend(&compact, out).expect("a Vec grows as needed");
     if let Some(parent) = &meta.parent {
-        out[META_LEN - 1] |= HAS_PARENT;
         out.extend_from_slice(parent.as_bytes());
     }
     if let Some(index) = &meta.index {
-        out[META_LEN - 1] |= HAS_INDEX;
         out.extend_from_slice(index.as_bytes());
     }
     out
 }
 
-/// Reads what [`meta_bytes`] wrote, or one of its older forms (the lifetimes alone, with a
-/// zero lineage; the lifetimes and lineage, with the configured lifetime; any form without
-/// an index); `None` for anything else.
+/// Reads what [`meta_bytes`] wrote, or one of the older fixed-width forms (the lifetimes
+/// alone, with a zero lineage; the lifetimes and lineage, with the configured lifetime; the
+/// lifetimes, lineage, idle window, cookie lifetime, flags and keys); `None` for anything
+/// else.
 fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
-    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END) && bytes.len() < META_LEN {
+    match bytes.split_first() {
+        Some((&COMPACT_FORM, rest)) => compact_meta_from_bytes(rest),
+        _ => fixed_meta_from_bytes(bytes),
+    }
+}
+
+fn compact_meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
+    let (compact, keys) = postcard::take_from_bytes::<CompactMeta>(bytes).ok()?;
+    let flags = compact.flags & !(3 << COOKIE_SHIFT);
+    let meta = SessionMeta {
+        created_ms: compact.created_ms,
+        accessed_ms: compact.created_ms.wrapping_add(compact.accessed_after_created),
+        lineage: compact.lineage,
+        idle_window_ms: compact.idle_window_ms,
+        cookie: CookieLifetime::from_byte(compact.flags >> COOKIE_SHIFT)?,
+        ..SessionMeta::new(0, 0, 0)
+    };
+    let meta = SessionMeta {
+        idle_deadline_ms: meta.accessed_ms.wrapping_add(compact.idle_deadline_after_accessed),
+        absolute_deadline_ms: meta.created_ms.wrapping_add(compact.absolute_deadline_after_created),
+        ..meta
+    };
+    with_flags_and_keys(meta, flags, keys)
+}
+
+fn fixed_meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
+    if !matches!(bytes.len(), LIFETIMES_LEN | LINEAGE_END) && bytes.len() < FIXED_META_LEN {
         return None;
     }
     let mut parts = bytes[..LIFETIMES_LEN]
@@ -277,27 +336,34 @@ fn meta_from_bytes(bytes: &[u8]) -> Option<SessionMeta> {
     if let Some(lineage) = bytes.get(LIFETIMES_LEN..LINEAGE_END) {
         meta.lineage = lineage.try_into().ok()?;
     }
-    if let Some(own) = bytes.get(LINEAGE_END..META_LEN) {
-        let (window, rest) = own.split_at(8);
-        meta.idle_window_ms = u64::from_be_bytes(window.try_into().ok()?);
-        meta.cookie = CookieLifetime::from_byte(rest[0])?;
-        let flags = rest[1];
-        if flags & !(SERVER_ONLY | HAS_PARENT | HAS_INDEX) != 0 {
-            return None;
+    match bytes.get(LINEAGE_END..FIXED_META_LEN) {
+        Some(own) => {
+            let (window, rest) = own.split_at(8);
+            meta.idle_window_ms = u64::from_be_bytes(window.try_into().ok()?);
+            meta.cookie = CookieLifetime::from_byte(rest[0])?;
+            with_flags_and_keys(meta, rest[1], &bytes[FIXED_META_LEN..])
         }
-        meta.server_only = flags & SERVER_ONLY != 0;
-        let mut keys = bytes[META_LEN..].chunks(KEY_LEN);
-        let mut key = |flag: u8| -> Option<Option<[u8; KEY_LEN]>> {
-            match flags & flag {
-                0 => Some(None),
-                _ => keys.next()?.try_into().ok().map(Some),
-            }
-        };
-        meta.parent = key(HAS_PARENT)?.map(StoreKey::from_bytes);
-        meta.index = key(HAS_INDEX)?.map(IndexKey::from_bytes);
-        if keys.next().is_some() {
-            return None;
+        None => Some(meta),
+    }
+}
+
+/// `meta` with the `flags` and the keys they say follow (exactly those).
+fn with_flags_and_keys(mut meta: SessionMeta, flags: u8, keys: &[u8]) -> Option<SessionMeta> {
+    if flags & !(SERVER_ONLY | HAS_PARENT | HAS_INDEX) != 0 {
+        return None;
+    }
+    meta.server_only = flags & SERVER_ONLY != 0;
+    let mut keys = keys.chunks(KEY_LEN);
+    let mut key = |flag: u8| -> Option<Option<[u8; KEY_LEN]>> {
+        match flags & flag {
+            0 => Some(None),
+            _ => keys.next()?.try_into().ok().map(Some),
         }
+    };
+    meta.parent = key(HAS_PARENT)?.map(StoreKey::from_bytes);
+    meta.index = key(HAS_INDEX)?.map(IndexKey::from_bytes);
+    if keys.next().is_some() {
+        return None;
     }
     Some(meta)
 }
@@ -353,60 +419,126 @@ mod tests {
 
     const LINEAGE: [u8; 16] = [3; 16];
 
-    #[test]
-    fn meta_round_trips_with_its_lineage_and_lifetime_and_reads_the_older_forms() {
-        let meta = SessionMeta {
+    /// The fixed-width form earlier versions wrote.
+    fn fixed_meta_bytes(meta: &SessionMeta) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in [
+            meta.created_ms,
+            meta.accessed_ms,
+            meta.idle_deadline_ms,
+            meta.absolute_deadline_ms,
+        ] {
+            out.extend_from_slice(&part.to_be_bytes());
+        }
+        out.extend_from_slice(&meta.lineage);
+        out.extend_from_slice(&meta.idle_window_ms.to_be_bytes());
+        out.push(meta.cookie.to_byte());
+        let flags = u8::from(meta.server_only)
+            | if meta.parent.is_some() { HAS_PARENT } else { 0 }
+            | if meta.index.is_some() { HAS_INDEX } else { 0 };
+        out.push(flags);
+        out.extend(meta.parent.iter().flat_map(|key| *key.as_bytes()));
+        out.extend(meta.index.iter().flat_map(|key| *key.as_bytes()));
+        out
+    }
+
+    fn plain_meta() -> SessionMeta {
+        SessionMeta {
             lineage: [7; 16],
             idle_window_ms: 86_400_000,
             cookie: CookieLifetime::Persistent,
             ..SessionMeta::new(1_700_000_000_000, 1_000, u64::MAX)
-        };
-        assert_eq!(meta_from_bytes(&meta_bytes(&meta)), Some(meta));
-        let legacy = &meta_bytes(&meta)[..32];
-        assert_eq!(meta_from_bytes(legacy).map(|m| m.lineage), Some([0; 16]));
-        let before_lifetimes = meta_from_bytes(&meta_bytes(&meta)[..48]).unwrap();
-        assert_eq!(before_lifetimes.lineage, [7; 16]);
-        assert_eq!(
-            (before_lifetimes.idle_window_ms, before_lifetimes.cookie),
-            (0, CookieLifetime::Configured)
-        );
-        let mut unknown_cookie = meta_bytes(&meta);
-        unknown_cookie[56] = 9;
-        assert_eq!(meta_from_bytes(&unknown_cookie), None);
+        }
+    }
+
+    fn variants() -> Vec<SessionMeta> {
+        let meta = plain_meta();
         let child = SessionMeta {
             parent: Some(StoreKey::from_bytes([5; 32])),
             server_only: true,
             ..meta
         };
-        assert_eq!(meta_bytes(&child).len(), 90);
-        assert_eq!(meta_from_bytes(&meta_bytes(&child)), Some(child));
-        assert_eq!(
-            meta_from_bytes(&meta_bytes(&child)[..58]),
-            None,
-            "a sub-session without its parent's key"
-        );
-        let mut unknown_flag = meta_bytes(&meta);
-        unknown_flag[57] = 8;
-        assert_eq!(meta_from_bytes(&unknown_flag), None);
         let indexed = SessionMeta {
             index: Some(IndexKey::from_bytes([6; 32])),
             ..meta
         };
-        assert_eq!(meta_bytes(&indexed).len(), 90);
-        assert_eq!(meta_from_bytes(&meta_bytes(&indexed)), Some(indexed));
         let indexed_child = SessionMeta {
             index: Some(IndexKey::from_bytes([6; 32])),
             ..child
         };
-        let bytes = meta_bytes(&indexed_child);
-        assert_eq!(bytes.len(), 122);
-        assert_eq!(&bytes[58..90], &[5; 32], "the parent's key first");
-        assert_eq!(meta_from_bytes(&bytes), Some(indexed_child));
-        assert_eq!(meta_from_bytes(&bytes[..90]), None, "an index flag without its key");
-        assert_eq!(meta_from_bytes(&bytes[..121]), None, "a cut key");
-        let mut trailing = meta_bytes(&indexed);
-        trailing.push(0);
-        assert_eq!(meta_from_bytes(&trailing), None, "bytes after the keys");
+        let extremes = SessionMeta {
+            created_ms: u64::MAX,
+            accessed_ms: 0,
+            idle_deadline_ms: u64::MAX,
+            absolute_deadline_ms: 1,
+            idle_window_ms: u64::MAX,
+            cookie: CookieLifetime::BrowserSession,
+            ..meta
+        };
+        vec![meta, child, indexed, indexed_child, extremes]
+    }
+
+    #[test]
+    fn meta_round_trips_in_the_compact_form_and_reads_the_fixed_forms() {
+        for meta in variants() {
+            let bytes = meta_bytes(&meta);
+            assert_eq!(bytes[0], COMPACT_FORM);
+            assert_eq!(meta_from_bytes(&bytes), Some(meta), "{meta:?}");
+            if meta.created_ms < 1 << 56 {
+                assert_eq!(meta_from_bytes(&fixed_meta_bytes(&meta)), Some(meta), "{meta:?}");
+            }
+        }
+        // A session of the configured lifetimes, as the stores write most: 33 bytes
+        // instead of the fixed form's 58.
+        let now = SessionMeta::new(1_800_000_000_000, 1_800_000, 86_400_000);
+        assert_eq!(
+            meta_bytes(&SessionMeta {
+                lineage: [9; 16],
+                ..now
+            })
+            .len(),
+            33
+        );
+        let meta = plain_meta();
+        let legacy = &fixed_meta_bytes(&meta)[..32];
+        assert_eq!(meta_from_bytes(legacy).map(|m| m.lineage), Some([0; 16]));
+        let before_lifetimes = meta_from_bytes(&fixed_meta_bytes(&meta)[..48]).unwrap();
+        assert_eq!(before_lifetimes.lineage, [7; 16]);
+        assert_eq!(
+            (before_lifetimes.idle_window_ms, before_lifetimes.cookie),
+            (0, CookieLifetime::Configured)
+        );
+    }
+
+    #[test]
+    fn meta_with_unknown_flags_missing_or_extra_keys_is_refused_in_either_form() {
+        let meta = plain_meta();
+        let mut unknown_cookie = fixed_meta_bytes(&meta);
+        unknown_cookie[56] = 9;
+        assert_eq!(meta_from_bytes(&unknown_cookie), None);
+        let mut unknown_flag = fixed_meta_bytes(&meta);
+        unknown_flag[57] = 8;
+        assert_eq!(meta_from_bytes(&unknown_flag), None);
+        let compact = meta_bytes(&meta);
+        let flags_at = compact.len() - 1;
+        for bad in [8, 3 << COOKIE_SHIFT, 0x80] {
+            let mut unknown = compact.clone();
+            unknown[flags_at] = bad;
+            assert_eq!(meta_from_bytes(&unknown), None, "flags {bad:#x}");
+        }
+        let indexed_child = variants()[3];
+        for bytes in [fixed_meta_bytes(&indexed_child), meta_bytes(&indexed_child)] {
+            let n = bytes.len();
+            assert_eq!(&bytes[n - 64..n - 32], &[5; 32], "the parent's key first");
+            assert_eq!(meta_from_bytes(&bytes[..n - 32]), None, "an index flag without its key");
+            assert_eq!(meta_from_bytes(&bytes[..n - 1]), None, "a cut key");
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            assert_eq!(meta_from_bytes(&trailing), None, "bytes after the keys");
+        }
+        for cut in 0..compact.len() {
+            assert_eq!(meta_from_bytes(&compact[..cut]), None, "cut at {cut}");
+        }
         assert_eq!(meta_from_bytes(&[0; 31]), None);
     }
 

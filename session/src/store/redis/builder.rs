@@ -221,14 +221,15 @@ impl RedisStoreBuilder {
         };
         let purpose = Purpose::store("redis").map_err(|error| Error::Config(error.to_string()))?;
         let connection = backend.connect_lazily()?;
+        let keys = Keys::new(&self.prefix);
         let store = RedisStore {
             writer: crate::id::random_hex::<8>()?.into(),
             inner: Arc::new(Inner {
                 connection: RwLock::new(connection),
                 backend,
-                keys: Keys::new(&self.prefix),
+                scripts: Scripts::new(keys.index_prefix()),
+                keys,
                 signed: self.signed,
-                scripts: Scripts::new(),
                 values: ValueCodec {
                     compress_above: self.compress_above,
                     sealing: self.encryption.map(|ring| Sealing { ring, purpose }),

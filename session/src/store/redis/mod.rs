@@ -34,6 +34,8 @@ use std::{
     time::Duration,
 };
 
+use redis::ScriptInvocation;
+
 pub use self::{builder::RedisStoreBuilder, revocation::RedisRevocationStore};
 use self::{
     connection::{Backend, Connection},
@@ -68,7 +70,7 @@ use crate::{
 ///
 /// | field | value |
 /// |---|---|
-/// | `m` | lifetime data: created, accessed, idle deadline, absolute deadline (ms since the Unix epoch, 4 × u64 big-endian), then the 16-byte [lineage](crate::SessionMeta::lineage) |
+/// | `m` | the session's metadata in the [metadata format](crate::store#the-metadata-format): its lifetimes, [lineage](crate::SessionMeta::lineage), flags and keys |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
 /// | `d`, `d1` … | the session's fields as created, those not at their default, in the [record format](crate::store#the-record-format) (each value as a field's value below), split between fields into pieces of at most 64 bytes (a longer field is a piece of its own) |
 /// | `<tag>` | one per session field changed since: the name is the field tag as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes, or empty for a field set back to its default |
@@ -257,24 +259,28 @@ impl RedisStore {
 }
 
 impl Inner {
-    /// The index key name prefix the scripts keep the index under: on one server, where a
-    /// script keeps a session's index with its own write; empty on a cluster, where the
-    /// index lives in another slot (see `INDEX` in `scripts.rs`).
-    pub(super) fn script_index_prefix(&self) -> &str {
-        if self.backend.is_cluster() {
-            ""
-        } else {
-            self.keys.index_prefix()
-        }
+    /// The index mode of the scripts that write or delete sessions (see `INDEX` in
+    /// `scripts.rs`): empty on one server, where a script keeps a session's index with its
+    /// own write; `?` on a cluster, where the index lives in another slot.
+    pub(super) fn index_mode(&self) -> &'static str {
+        if self.backend.is_cluster() { "?" } else { "" }
     }
 
-    /// The index mode of the write scripts: the index key name prefix on one server, `?`
-    /// on a cluster.
-    fn index_mode(&self) -> &str {
-        match self.script_index_prefix() {
-            "" => "?",
-            prefix => prefix,
-        }
+    /// Appends a write script's index arguments: the `mode`, then the session's index
+    /// value and the index key's TTL, both empty for a session in no index.
+    fn index_args(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        mode: &str,
+        index: Option<&str>,
+        record: &Record,
+        now: u64,
+    ) {
+        invocation.arg(mode);
+        match index {
+            Some(value) => invocation.arg(value).arg(self.index_ttl(record, now)),
+            None => invocation.arg("").arg(""),
+        };
     }
 
     /// On a cluster, adds the session under `key` to the index of `record`, before the
@@ -313,14 +319,9 @@ impl Inner {
         loop {
             let (now, ttl) = self.now_and_ttl(record);
             let mut invocation = script.key(self.keys.key(key));
-            invocation
-                .key(signature.as_deref())
-                .arg(now)
-                .arg(ttl)
-                .arg(mode)
-                .arg(index.as_deref().unwrap_or(""))
-                .arg(self.index_ttl(record, now))
-                .arg(&args);
+            invocation.key(signature.as_deref()).arg(now).arg(ttl);
+            self.index_args(&mut invocation, mode, index.as_deref(), record, now);
+            invocation.arg(&args);
             match self.run_script::<i64>(false, &invocation).await? {
                 2 if mode == "?" => {
                     self.add_to_index(key, record).await?;
@@ -334,7 +335,7 @@ impl Inner {
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.arg(1).arg(self.script_index_prefix());
+        invocation.arg(1).arg(self.index_mode());
         if self.signed {
             invocation.key(self.keys.signature(key, writer));
         }
@@ -411,11 +412,9 @@ impl SessionStore for RedisStore {
                     .key(self.signature(from))
                     .key(self.signature(to))
                     .arg(now)
-                    .arg(ttl)
-                    .arg(inner.index_mode())
-                    .arg(index.as_deref().unwrap_or(""))
-                    .arg(inner.index_ttl(update, now))
-                    .arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
+                    .arg(ttl);
+                inner.index_args(&mut invocation, inner.index_mode(), index.as_deref(), update, now);
+                invocation.arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
                 let outcome: i64 = inner.run_script(false, &invocation).await?;
                 match outcome {
                     0 => Ok(Rename::Renamed),

@@ -216,7 +216,7 @@ impl QueryStore for RedisStore {
                     } else {
                         // One script for the chunk: one round trip.
                         let mut invocation = inner.scripts.delete.prepare_invoke();
-                        invocation.arg(chunk.len()).arg(inner.script_index_prefix());
+                        invocation.arg(chunk.len()).arg(inner.index_mode());
                         for key in chunk {
                             invocation.key(inner.keys.key(key));
                         }

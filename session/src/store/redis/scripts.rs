@@ -16,6 +16,8 @@
 //! new keys do (their hash tags differ). There a regenerate is the three `MOVE_*` scripts,
 //! each in one slot: read the source, write the target, delete the source if unchanged.
 
+use std::fmt::Write as _;
+
 use redis::Script;
 
 use super::layout;
@@ -40,20 +42,22 @@ end
 /// Keeps a session's membership of its index, in the scripts that write the session.
 ///
 /// Common arguments of create, update and rename after `now` and the TTL: `ARGV[3]` the
-/// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` (empty
-/// when it has none), `ARGV[5]` the index key's TTL in ms; then, from `ARGV[6]`, the fields
-/// as [`WRITE`] reads them: `m` and the metadata, `x` and the expiry (`ARGV[9]`), the rest.
-/// The hash field `i` holds the index value a session is a member under.
+/// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` and
+/// `ARGV[5]` the index key's TTL in ms (both empty when it has none); then, from `ARGV[6]`,
+/// the fields as [`WRITE`] reads them: `m` and the metadata, `x` and the expiry
+/// (`ARGV[9]`), the rest. The hash field `i` holds the index value a session is a member
+/// under.
 ///
-/// Modes: on one server, the index key name's prefix: the script keeps the index itself (a
-/// sorted set of session key names scored by their absolute deadline, whose TTL outlasts
-/// them). On a cluster the index lives in another slot, so the caller adds the session to
-/// its index *before* the write, which never lets a listing miss it: `?` refuses (returns
-/// 2) a write whose index value the hash does not hold yet, for the caller to add it and
-/// retry with `!`; `!` writes.
+/// Modes: on one server, empty: the script keeps the index itself (a sorted set of session
+/// key names scored by their absolute deadline, whose TTL outlasts them), under the store's
+/// index key name prefix, which [`Scripts::new`] writes into the script as `INDEX_PREFIX`
+/// (so no write sends it). On a cluster the index lives in another slot, so the caller adds
+/// the session to its index *before* the write, which never lets a listing miss it: `?`
+/// refuses (returns 2) a write whose index value the hash does not hold yet, for the caller
+/// to add it and retry with `!`; `!` writes.
 const INDEX: &str = r"
-local function index_name(prefix, value)
-  return prefix .. '{' .. string.sub(value, 1, 64) .. '}'
+local function index_name(value)
+  return INDEX_PREFIX .. '{' .. string.sub(value, 1, 64) .. '}'
 end
 local function index_pending(mode, old)
   return mode == '?' and ARGV[4] ~= '' and old ~= ARGV[4]
@@ -61,12 +65,12 @@ end
 local function reindex(mode, old, old_member, new_member)
   local new = ARGV[4]
   if new == '' and old then redis.call('HDEL', new_member, 'i') end
-  if mode == '?' or mode == '!' or mode == '' then return end
+  if mode ~= '' then return end
   if old and (string.sub(old, 1, 64) ~= string.sub(new, 1, 64) or old_member ~= new_member) then
-    redis.call('ZREM', index_name(mode, old), old_member)
+    redis.call('ZREM', index_name(old), old_member)
   end
   if new ~= '' then
-    local index = index_name(mode, new)
+    local index = index_name(new)
     redis.call('ZADD', index, string.sub(new, 66), new_member)
     if redis.call('PTTL', index) < tonumber(ARGV[5]) then redis.call('PEXPIRE', index, ARGV[5]) end
   end
@@ -108,19 +112,20 @@ if KEYS[2] then sign(KEYS[2]) end
 return 1
 ";
 
-/// `ARGV[1]` n, `ARGV[2]` the index key name prefix on one server (empty on a cluster, where
-/// stale index members are removed when listed), `KEYS[1..n]` the keys, `KEYS[n+1..2n]`
+/// `ARGV[1]` n, `ARGV[2]` the index mode (empty on one server, where the script removes a
+/// deleted session from its index; `?` on a cluster, where stale index members are removed
+/// when listed), `KEYS[1..n]` the keys, `KEYS[n+1..2n]`
 /// their signatures when writes are signed (on a cluster, one key per call: a key and its
 /// signature share a slot). Returns how many keys were deleted.
 const DELETE: &str = r"
 local n = tonumber(ARGV[1])
 local deleted = 0
 for i = 1, n do
-  local old = ARGV[2] ~= '' and redis.call('HGET', KEYS[i], 'i')
+  local old = ARGV[2] == '' and redis.call('HGET', KEYS[i], 'i')
   if redis.call('DEL', KEYS[i]) > 0 then
     deleted = deleted + 1
     if KEYS[n + i] then sign(KEYS[n + i]) end
-    if old then redis.call('ZREM', index_name(ARGV[2], old), KEYS[i]) end
+    if old then redis.call('ZREM', index_name(old), KEYS[i]) end
   end
 end
 return deleted
@@ -322,23 +327,32 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub(super) fn new() -> Self {
+    /// The scripts of a store whose index key names start with `index_prefix`.
+    pub(super) fn new(index_prefix: &str) -> Self {
+        let index_prefix = lua_string(index_prefix);
+        let ttl_step = layout::TTL_STEP_MS.to_string();
+        let script = |parts: &[&str]| {
+            Script::new(
+                &parts
+                    .concat()
+                    .replace("INDEX_PREFIX", &index_prefix)
+                    .replace("TTL_STEP_MS", &ttl_step),
+            )
+        };
         Self {
-            create: Script::new(&format!("{SIGN}{WRITE}{INDEX}{CREATE}")),
-            update: Script::new(
-                &format!("{SIGN}{WRITE}{INDEX}{UPDATE}").replace("TTL_STEP_MS", &layout::TTL_STEP_MS.to_string()),
-            ),
-            delete: Script::new(&format!("{SIGN}{INDEX}{DELETE}")),
-            rename: Script::new(&format!("{SIGN}{WRITE}{INDEX}{RENAME}")),
-            move_read: Script::new(&format!("{SIGN}{DIGEST}{MOVE_READ}")),
-            move_write: Script::new(&format!("{SIGN}{WRITE}{MOVE_WRITE}")),
-            move_delete: Script::new(&format!("{SIGN}{DIGEST}{MOVE_DELETE}")),
-            index_add: Script::new(INDEX_ADD),
-            index_members: Script::new(INDEX_MEMBERS),
-            delete_indexed: Script::new(&format!("{SIGN}{DELETE_INDEXED}")),
-            delete_if_indexed: Script::new(&format!("{SIGN}{DELETE_IF_INDEXED}")),
-            generation: Script::new(GENERATION),
-            revoke: Script::new(REVOKE),
+            create: script(&[SIGN, WRITE, INDEX, CREATE]),
+            update: script(&[SIGN, WRITE, INDEX, UPDATE]),
+            delete: script(&[SIGN, INDEX, DELETE]),
+            rename: script(&[SIGN, WRITE, INDEX, RENAME]),
+            move_read: script(&[SIGN, DIGEST, MOVE_READ]),
+            move_write: script(&[SIGN, WRITE, MOVE_WRITE]),
+            move_delete: script(&[SIGN, DIGEST, MOVE_DELETE]),
+            index_add: script(&[INDEX_ADD]),
+            index_members: script(&[INDEX_MEMBERS]),
+            delete_indexed: script(&[SIGN, DELETE_INDEXED]),
+            delete_if_indexed: script(&[SIGN, DELETE_IF_INDEXED]),
+            generation: script(&[GENERATION]),
+            revoke: script(&[REVOKE]),
         }
     }
 
@@ -367,5 +381,28 @@ impl Scripts {
                 &self.delete_indexed,
             ]
         }
+    }
+}
+
+/// `text` as a Lua string literal: every byte a decimal escape, so no prefix can end the
+/// literal or run code.
+fn lua_string(text: &str) -> String {
+    let mut literal = String::with_capacity(2 + 4 * text.len());
+    literal.push('"');
+    for byte in text.bytes() {
+        let _ = write!(literal, "\\{byte:03}");
+    }
+    literal.push('"');
+    literal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_becomes_a_literal_no_byte_of_it_escapes() {
+        assert_eq!(lua_string(""), r#""""#);
+        assert_eq!(lua_string("a\"\n"), r#""\097\034\010""#);
     }
 }

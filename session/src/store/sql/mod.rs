@@ -27,7 +27,7 @@
 //! |---|---|---|
 //! | `id` | `BYTEA` / `BLOB` / `BINARY(32)`, primary key | the [`StoreKey`] (SHA-256 of the session ID, never the ID itself) |
 //! | `expires_at` | `BIGINT` | the expiry (the earlier of the two deadlines) in ms since the Unix epoch |
-//! | `meta` | bytes | created, accessed, idle deadline, absolute deadline (4 × u64 big-endian), then the 16-byte lineage; sealed with encryption at rest |
+//! | `meta` | bytes | the session's metadata in the [metadata format](crate::store#the-metadata-format); sealed with encryption at rest |
 //! | `fields` | `JSONB` / `TEXT` / `JSON` | `{"<tag>": "<value>", …}`: one member per session field, `<tag>` its field tag (see [`store`](crate::store#the-record-format)) in 8 hex digits, `<value>` the base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes |
 //! | `index_key` | `BYTEA` / `BLOB` / `VARBINARY(32)`, nullable, indexed (partial, `WHERE index_key IS NOT NULL`, on PostgreSQL and SQLite) | the session's [`IndexKey`](crate::store::IndexKey) digest (never the value it hashes), null when it has none; written with `meta` by every statement that writes `meta`, so it is always the digest `meta` holds |
 //! | `expires_minute` | `BIGINT`, generated from `expires_at / 60000`, indexed | the expiry to the minute, for the expiry task: a save that keeps the minute writes no index entry (PostgreSQL updates the row in place, InnoDB leaves its secondary indexes alone) |

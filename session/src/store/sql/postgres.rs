@@ -201,8 +201,8 @@ impl Dialect for PgDialect {
 /// the stored column rewrites the table under an exclusive lock: on a large table, run
 /// `migrate` at a quiet time.
 ///
-/// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
-/// big-endian) then the session's 16-byte lineage; each `fields` member is one session
+/// `meta` holds the session's metadata (see
+/// [`store`](crate::store#the-metadata-format)); each `fields` member is one session
 /// field, keyed by its tag (see [`store`](crate::store#the-record-format)), its value the
 /// base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes.
 /// `index_key` is the [`IndexKey`](crate::store::IndexKey) digest the metadata holds (of the

@@ -2,8 +2,8 @@
 //!
 //! - `expires_at`: the expiry (the earlier deadline) in ms, a `BIGINT` the statements
 //!   compare with the store's `now`;
-//! - `meta`: created, accessed, idle deadline, absolute deadline (8 bytes each,
-//!   big-endian), then the 16-byte lineage; sealed with encryption at rest;
+//! - `meta`: the session's metadata in the [metadata
+//!   format](crate::store#the-metadata-format); sealed with encryption at rest;
 //! - `index_key`: the session's [`IndexKey`](crate::store::IndexKey) digest (null when it
 //!   has none), written with `meta` by every write so it is always the digest `meta` holds;
 //! - `fields`: a JSON object with one member per field, `"<tag in 8 hex digits>":

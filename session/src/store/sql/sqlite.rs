@@ -187,8 +187,8 @@ impl Dialect for SqliteDialect {
 /// sets the column on the live rows from their metadata. A team that upgrades by hand
 /// leaves each older session out of its index until its next write.
 ///
-/// `meta` holds created, accessed, idle deadline and absolute deadline (4 × u64,
-/// big-endian) then the session's 16-byte lineage; each `fields` member is one session
+/// `meta` holds the session's metadata (see
+/// [`store`](crate::store#the-metadata-format)); each `fields` member is one session
 /// field, keyed by its tag (see [`store`](crate::store#the-record-format)), its value the
 /// base64 of a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's bytes. Why a
 /// JSON object rather than a row per field: the merge is then one `UPDATE`, where a row per
