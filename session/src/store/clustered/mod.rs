@@ -1,8 +1,9 @@
 //! The clustered store: a local cache per application node in front of the Redis store.
 //! What it promises is told once, on [`ClusteredStore`] (its "Coherence" section);
-//! `tracker.rs` keeps the bookkeeping that the promises rest on, and `listener.rs` the
-//! invalidation connections.
+//! `cache.rs` is the local cache, `tracker.rs` keeps the bookkeeping that the promises rest
+//! on, and `listener.rs` the invalidation connections.
 
+mod cache;
 mod listener;
 mod tracker;
 
@@ -13,13 +14,15 @@ use std::{
     time::Duration,
 };
 
-use moka::sync::Cache;
 use tokio::sync::Notify;
 
-use self::tracker::{Basis, Snapshot, Tracker, Write};
+use self::{
+    cache::LocalCache,
+    tracker::{Basis, Snapshot, Tracker, Write},
+};
 use crate::{
     Error,
-    id::{KeyHash, StoreKey},
+    id::StoreKey,
     store::{
         IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
@@ -39,7 +42,7 @@ struct Shared {
     /// The same store for [`ClusteredStore::redis`]: its writes are signed as another
     /// writer's, since this node does not track them.
     redis: RedisStore,
-    cache: Cache<StoreKey, Arc<Entry>, KeyHash>,
+    cache: LocalCache<Entry>,
     /// How the invalidation connections reach each primary (TLS included), made once.
     nodes: NodeSettings,
     tracker: Tracker,
@@ -63,7 +66,7 @@ struct Shared {
 ///   node A                              node B
 ///   ┌──────────────────────────┐        ┌──────────────────────────┐
 ///   │ ClusteredStore           │        │ ClusteredStore           │
-///   │  local cache (moka)      │        │  local cache (moka)      │
+///   │  local cache             │        │  local cache             │
 ///   │  hit: 0 round trips      │        │  hit: 0 round trips      │
 ///   └──┬────────────────▲──────┘        └──┬────────────────▲──────┘
 ///      │ loads (miss),  │ invalidations    │ loads (miss),  │ invalidations
@@ -274,10 +277,7 @@ impl ClusteredStore {
 impl Shared {
     /// The state of a store over `redis`, whose writes it signs, before any listener.
     fn new(redis: RedisStore, nodes: NodeSettings, max_entries: u64, local_ttl: Duration) -> Result<Self, Error> {
-        let cache = Cache::builder()
-            .max_capacity(max_entries)
-            .time_to_live(local_ttl)
-            .build_with_hasher(KeyHash);
+        let cache = LocalCache::new(max_entries, local_ttl);
         Ok(Self {
             name: format!("session-invalidation-{}", redis.writer()),
             redis: redis.with_own_writer()?,
@@ -430,8 +430,8 @@ impl Drop for InFlight<'_> {
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
 impl ClusteredStoreBuilder {
-    /// The most sessions cached on this node (default 100,000); the least recently used
-    /// go first.
+    /// The most sessions cached on this node (default 100,000, rounded up to a multiple of
+    /// 16); when full, the least recently used of a few sampled entries goes first.
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
         self

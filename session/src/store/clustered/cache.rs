@@ -1,0 +1,239 @@
+//! The node's local cache: bounded in entries, each entry dropped one TTL after it was
+//! put in, the least recently used of a few sampled entries evicted when full.
+//!
+//! Sharded maps under plain mutexes: a hit is a lock, a lookup and an `Arc` clone, and
+//! a put of a key already held replaces its value in place (the node's own writes put
+//! the session they wrote after every save).
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use crate::id::{KeyMap, StoreKey};
+
+/// Locks are per shard; the shard is picked by a key byte that the maps' hasher does not
+/// use (`id::KeyHash` reads bytes 8..16).
+const SHARDS: usize = 16;
+/// How many entries an eviction compares: the least recently used of them goes.
+const SAMPLES: usize = 5;
+
+/// A bounded cache of `V` by store key, entries living at most the TTL.
+pub(super) struct LocalCache<V> {
+    shards: Box<[Mutex<Shard<V>>]>,
+    shard_capacity: usize,
+    ttl: Duration,
+}
+
+struct Shard<V> {
+    /// Each key's place in `slots`.
+    places: KeyMap<usize>,
+    slots: Vec<Slot<V>>,
+    /// Counts uses, for recency.
+    tick: u64,
+    /// xorshift state for sampling.
+    random: u64,
+}
+
+struct Slot<V> {
+    key: StoreKey,
+    value: Arc<V>,
+    expires: Instant,
+    used: u64,
+}
+
+impl<V> LocalCache<V> {
+    /// Holds at most about `max_entries` (rounded up to a multiple of the shard count),
+    /// each for at most `ttl`.
+    pub(super) fn new(max_entries: u64, ttl: Duration) -> Self {
+        let max_entries = usize::try_from(max_entries).unwrap_or(usize::MAX);
+        Self {
+            shards: (0..SHARDS)
+                .map(|n| {
+                    Mutex::new(Shard {
+                        places: KeyMap::default(),
+                        slots: Vec::new(),
+                        tick: 0,
+                        // Any odd seed will do: xorshift never leaves a nonzero state.
+                        random: (0x9e37_79b9_7f4a_7c15 ^ ((n as u64) << 1)) | 1,
+                    })
+                })
+                .collect(),
+            shard_capacity: max_entries.div_ceil(SHARDS).max(1),
+            ttl,
+        }
+    }
+
+    fn shard(&self, key: &StoreKey) -> MutexGuard<'_, Shard<V>> {
+        self.shards[usize::from(key.as_bytes()[1]) % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key`, unless absent or older than the TTL.
+    pub(super) fn get(&self, key: &StoreKey) -> Option<Arc<V>> {
+        let mut shard = self.shard(key);
+        let place = *shard.places.get(key)?;
+        if shard.slots[place].expires <= Instant::now() {
+            shard.remove(key);
+            return None;
+        }
+        shard.tick += 1;
+        let tick = shard.tick;
+        let slot = &mut shard.slots[place];
+        slot.used = tick;
+        Some(Arc::clone(&slot.value))
+    }
+
+    /// Puts `value` under `key` for one TTL from now, evicting an entry if the shard is
+    /// full.
+    pub(super) fn insert(&self, key: StoreKey, value: Arc<V>) {
+        let expires = Instant::now() + self.ttl;
+        let mut shard = self.shard(&key);
+        shard.tick += 1;
+        let used = shard.tick;
+        if let Some(&place) = shard.places.get(&key) {
+            shard.slots[place] = Slot {
+                key,
+                value,
+                expires,
+                used,
+            };
+            return;
+        }
+        if shard.slots.len() >= self.shard_capacity {
+            shard.evict_one();
+        }
+        let place = shard.slots.len();
+        shard.places.insert(key, place);
+        shard.slots.push(Slot {
+            key,
+            value,
+            expires,
+            used,
+        });
+    }
+
+    /// Drops `key`'s entry, if any.
+    pub(super) fn invalidate(&self, key: &StoreKey) {
+        self.shard(key).remove(key);
+    }
+
+    /// Drops every entry.
+    pub(super) fn invalidate_all(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.places.clear();
+            shard.slots.clear();
+        }
+    }
+
+    /// The entries held, expired ones not yet dropped included.
+    pub(super) fn entry_count(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).slots.len() as u64)
+            .sum()
+    }
+}
+
+impl<V> Shard<V> {
+    fn remove(&mut self, key: &StoreKey) {
+        let Some(place) = self.places.remove(key) else {
+            return;
+        };
+        self.slots.swap_remove(place);
+        if let Some(moved) = self.slots.get(place) {
+            self.places.insert(moved.key, place);
+        }
+    }
+
+    /// Evicts an expired entry or the least recently used, among a few sampled ones.
+    fn evict_one(&mut self) {
+        let now = Instant::now();
+        let mut victim: Option<(bool, u64, StoreKey)> = None;
+        for _ in 0..SAMPLES.min(self.slots.len()) {
+            let place = self.next_random() % self.slots.len();
+            let slot = &self.slots[place];
+            // Expired first, then the oldest use.
+            let rank = (slot.expires > now, slot.used, slot.key);
+            if victim.is_none_or(|victim| (rank.0, rank.1) < (victim.0, victim.1)) {
+                victim = Some(rank);
+            }
+        }
+        if let Some((_, _, key)) = victim {
+            self.remove(&key);
+        }
+    }
+
+    fn next_random(&mut self) -> usize {
+        let mut x = self.random;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random = x;
+        (x >> 16) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionId;
+
+    fn key() -> StoreKey {
+        SessionId::generate().unwrap().store_key()
+    }
+
+    #[test]
+    fn puts_replace_in_place_and_invalidations_drop() {
+        let cache = LocalCache::new(100, Duration::from_secs(60));
+        let (a, b) = (key(), key());
+        cache.insert(a, Arc::new(1));
+        cache.insert(b, Arc::new(2));
+        cache.insert(a, Arc::new(3));
+        assert_eq!(cache.get(&a).as_deref(), Some(&3));
+        assert_eq!(cache.get(&b).as_deref(), Some(&2));
+        assert_eq!(cache.entry_count(), 2);
+        cache.invalidate(&a);
+        assert_eq!(cache.get(&a), None);
+        assert_eq!(
+            cache.get(&b).as_deref(),
+            Some(&2),
+            "the other entry, moved in its shard, still found"
+        );
+        cache.invalidate_all();
+        assert_eq!((cache.get(&b), cache.entry_count()), (None, 0));
+    }
+
+    #[test]
+    fn entries_live_one_ttl_from_their_put() {
+        let cache = LocalCache::new(100, Duration::from_millis(50));
+        let a = key();
+        cache.insert(a, Arc::new(1));
+        assert!(cache.get(&a).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(&a), None, "expired");
+        assert_eq!(cache.entry_count(), 0, "and dropped when found expired");
+    }
+
+    #[test]
+    fn a_full_cache_stays_bounded_and_keeps_what_is_used() {
+        let cache = LocalCache::new(1600, Duration::from_secs(60));
+        let hot: Vec<StoreKey> = (0..4).map(|_| key()).collect();
+        for (n, key) in hot.iter().enumerate() {
+            cache.insert(*key, Arc::new(n));
+        }
+        for n in 0..20_000 {
+            cache.insert(key(), Arc::new(n));
+            for key in &hot {
+                cache.get(key);
+            }
+        }
+        assert_eq!(cache.entry_count(), 1600, "full, and no fuller");
+        // An eviction drops the least recently used of five sampled entries of a shard of
+        // 100: a key used after every put goes only if all five samples are hot keys.
+        let kept = hot.iter().filter(|key| cache.get(key).is_some()).count();
+        assert_eq!(kept, hot.len());
+    }
+}
