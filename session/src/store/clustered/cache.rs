@@ -17,6 +17,9 @@ use crate::id::{KeyMap, StoreKey};
 const SHARDS: usize = 16;
 /// How many entries an eviction compares: the least recently used of them goes.
 const SAMPLES: usize = 5;
+/// The longest an entry is kept, whatever the TTL: a longer one (`Duration::MAX` meant as
+/// "never") would overflow an `Instant`.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// A bounded cache of `V` by store key, entries living at most the TTL.
 pub(super) struct LocalCache<V> {
@@ -43,8 +46,8 @@ struct Slot<V> {
 }
 
 impl<V> LocalCache<V> {
-    /// Holds at most about `max_entries` (rounded up to a multiple of the shard count),
-    /// each for at most `ttl`.
+    /// Holds at most `max_entries` (rounded up to a multiple of the shard count; none for
+    /// 0), each for at most `ttl`.
     pub(super) fn new(max_entries: u64, ttl: Duration) -> Self {
         let max_entries = usize::try_from(max_entries).unwrap_or(usize::MAX);
         Self {
@@ -59,8 +62,8 @@ impl<V> LocalCache<V> {
                     })
                 })
                 .collect(),
-            shard_capacity: max_entries.div_ceil(SHARDS).max(1),
-            ttl,
+            shard_capacity: max_entries.div_ceil(SHARDS),
+            ttl: ttl.min(MAX_TTL),
         }
     }
 
@@ -88,6 +91,9 @@ impl<V> LocalCache<V> {
     /// Puts `value` under `key` for one TTL from now, evicting an entry if the shard is
     /// full.
     pub(super) fn insert(&self, key: StoreKey, value: Arc<V>) {
+        if self.shard_capacity == 0 {
+            return;
+        }
         let expires = Instant::now() + self.ttl;
         let mut shard = self.shard(&key);
         shard.tick += 1;
@@ -204,6 +210,17 @@ mod tests {
         );
         cache.invalidate_all();
         assert_eq!((cache.get(&b), cache.entry_count()), (None, 0));
+    }
+
+    #[test]
+    fn no_room_caches_nothing_and_no_ttl_is_too_long() {
+        let none = LocalCache::new(0, Duration::from_secs(60));
+        let a = key();
+        none.insert(a, Arc::new(1));
+        assert_eq!((none.get(&a), none.entry_count()), (None, 0));
+        let forever = LocalCache::new(10, Duration::MAX);
+        forever.insert(a, Arc::new(1));
+        assert_eq!(forever.get(&a).as_deref(), Some(&1));
     }
 
     #[test]

@@ -431,7 +431,8 @@ const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 
 impl ClusteredStoreBuilder {
     /// The most sessions cached on this node (default 100,000, rounded up to a multiple of
-    /// 16); when full, the least recently used of a few sampled entries goes first.
+    /// 16; 0 caches nothing). The cache is split into 16 parts by key, each bounded alone;
+    /// a full part evicts the least recently used of a few sampled entries.
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
         self
