@@ -11,6 +11,17 @@
 //! Subcommands used internally, each in a fresh process: `serve APP [REDIS_URL]`,
 //! `memory ours|tower COUNT`; and for profiling a server started with `serve`:
 //! `load ADDR PATH SECS`.
+//!
+//! `compare PATH APP[=REPORT] … [--runs N] [--secs S]` measures the apps alone, their runs
+//! interleaved, against a private Redis, and prints for each run and the median: req/s,
+//! the app's CPU per request and, for a Redis app, Redis's CPU, bytes and commands per
+//! request. `APP=REPORT` serves the app from another build of this binary, to compare a
+//! change with the build before it:
+//!
+//! ```text
+//! cp target/release/report /tmp/report-before    # then change the code and rebuild
+//! target/release/report compare /rmw session-redis=/tmp/report-before session-redis
+//! ```
 
 use std::{
     collections::BTreeMap,
@@ -65,6 +76,7 @@ fn main() -> Result<(), BoxError> {
         Some("memory") => memory_child(&args[1..]),
         Some("flood") => flood_child(),
         Some("load") => load_only(&args[1..]),
+        Some("compare") => compare(&args[1..]),
         _ => report(parse_options(&args)?),
     }
 }
@@ -185,9 +197,153 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
     })
 }
 
+/// `compare PATH APP[=REPORT] … [--runs N] [--secs S]` (see the top of this file).
+fn compare(args: &[String]) -> Result<(), BoxError> {
+    let mut runs = 3;
+    let mut secs = 4.0;
+    let mut path = None;
+    let mut apps: Vec<(String, App, Option<PathBuf>)> = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => runs = value()?.parse()?,
+            "--secs" => secs = value()?.parse()?,
+            _ if path.is_none() => path = Some(String::leak(arg.clone()) as &'static str),
+            _ => {
+                let (name, exe) = match arg.split_once('=') {
+                    Some((name, exe)) => (name, Some(PathBuf::from(exe))),
+                    None => (arg.as_str(), None),
+                };
+                apps.push((arg.clone(), name.parse()?, exe));
+            }
+        }
+    }
+    let path = path.ok_or("compare needs PATH (/read or /rmw) and at least one app")?;
+    let load = Load {
+        connections: 32,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs),
+        max_requests_per_connection: 10_000_000,
+    };
+    let redis = apps.iter().any(|(_, app, _)| app.uses_redis()).then(RedisServer::start);
+    let url = redis.as_ref().map(RedisServer::url);
+    let runtime = runtime()?;
+    let mut servers = Vec::new();
+    for (label, app, exe) in apps {
+        let exe = match exe {
+            Some(exe) => exe,
+            None => self_path()?,
+        };
+        let server = start_server_from(&exe, app, url.as_deref().filter(|_| app.uses_redis()))?;
+        // Each user starts with `/init`, so every phase finds its sessions stored.
+        let clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
+        servers.push((label, app, server, clients));
+    }
+    let mut measured: BTreeMap<String, Vec<Measured>> = BTreeMap::new();
+    for run in 1..=runs {
+        for (label, app, server, clients) in &mut servers {
+            let redis = redis.as_ref().filter(|_| app.uses_redis());
+            let phase = measure_phase(&runtime, server, clients, path, redis)?;
+            println!("run {run} {label}: {}", describe(&phase));
+            measured.entry(label.clone()).or_default().push(phase);
+        }
+    }
+    for (label, phases) in &measured {
+        let median_of = |of: &dyn Fn(&Measured) -> Option<f64>| {
+            let values: Vec<f64> = phases.iter().filter_map(of).collect();
+            (!values.is_empty()).then(|| median(values))
+        };
+        let mut line = format!(
+            "median {label}: {:.0} req/s",
+            median_of(&|phase| Some(phase.outcome.per_second())).unwrap_or_default()
+        );
+        if let Some(cpu) = median_of(&|phase| phase.app_cpu_us) {
+            let _ = write!(line, ", app CPU {cpu:.1} µs");
+        }
+        let per = |counter: fn(&Traffic) -> u64| {
+            median_of(&|phase| Some(counter(phase.traffic.as_ref()?) as f64 / phase.outcome.requests.max(1) as f64))
+        };
+        if let (Some(cpu), Some(bytes_in), Some(bytes_out), Some(calls)) = (
+            per(|traffic| traffic.cpu_us),
+            per(|traffic| traffic.bytes_in),
+            per(|traffic| traffic.bytes_out),
+            per(Traffic::total_calls),
+        ) {
+            let _ = write!(
+                line,
+                ", Redis CPU {cpu:.1} µs, {bytes_in:.0} B to / {bytes_out:.0} B from Redis, {calls:.2} commands"
+            );
+        }
+        println!("{line} per request");
+    }
+    Ok(())
+}
+
+/// One phase's figures on a line.
+fn describe(phase: &Measured) -> String {
+    let requests = phase.outcome.requests.max(1);
+    let mut line = format!("{:.0} req/s", phase.outcome.per_second());
+    if let Some(cpu) = phase.app_cpu_us {
+        let _ = write!(line, ", app CPU {cpu:.1} µs");
+    }
+    if let Some(traffic) = &phase.traffic {
+        let per = |value: u64| value as f64 / requests as f64;
+        let _ = write!(
+            line,
+            ", Redis CPU {:.1} µs, {:.0} B to / {:.0} B from Redis, {}",
+            per(traffic.cpu_us),
+            per(traffic.bytes_in),
+            per(traffic.bytes_out),
+            traffic.describe_per(requests)
+        );
+    }
+    line + " per request"
+}
+
+/// Runs one measured phase of `path` against `server`: its outcome, the app's CPU per
+/// request and, with `redis`, Redis's traffic over it.
+fn measure_phase(
+    runtime: &tokio::runtime::Runtime,
+    server: &ChildServer,
+    clients: &mut Clients,
+    path: &'static str,
+    redis: Option<&RedisServer>,
+) -> Result<Measured, BoxError> {
+    let before = redis.map(RedisServer::counters).transpose()?;
+    let cpu_before = server.cpu_time();
+    let outcome = runtime.block_on(clients.run(path))?;
+    let app_cpu_us = match (cpu_before, server.cpu_time()) {
+        (Some(before), Some(after)) => Some((after - before).as_secs_f64() * 1e6 / outcome.requests.max(1) as f64),
+        _ => None,
+    };
+    let traffic = match (before, redis) {
+        (Some(before), Some(redis)) => Some(Traffic::between(&before, &redis.counters()?)),
+        _ => None,
+    };
+    if outcome.errors > 0 {
+        return Err(format!(
+            "{path}: {} failed requests, one of them {}",
+            outcome.errors,
+            outcome.a_failure.clone().unwrap_or_default()
+        )
+        .into());
+    }
+    Ok(Measured {
+        outcome,
+        traffic,
+        app_cpu_us,
+    })
+}
+
 /// Serves `app` from a child process of this binary.
 fn start_server(app: App, redis_url: Option<&str>) -> Result<ChildServer, BoxError> {
-    let mut command = Command::new(self_path()?);
+    start_server_from(&self_path()?, app, redis_url)
+}
+
+/// Serves `app` from a child process of `exe`, a build of this binary.
+fn start_server_from(exe: &Path, app: App, redis_url: Option<&str>) -> Result<ChildServer, BoxError> {
+    let mut command = Command::new(exe);
     command.arg("serve").arg(app.name());
     if let Some(url) = redis_url {
         command.arg(url);
@@ -453,19 +609,9 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
     for run in 0..options.runs {
         for (app, server, clients) in &mut servers {
             for (kind, path) in KINDS {
-                let before = app.uses_redis().then(|| redis.counters()).transpose()?;
-                let cpu_before = server.cpu_time();
-                let outcome = runtime.block_on(clients.run(path))?;
-                let app_cpu_us = match (cpu_before, server.cpu_time()) {
-                    (Some(before), Some(after)) => {
-                        Some((after - before).as_secs_f64() * 1e6 / outcome.requests.max(1) as f64)
-                    }
-                    _ => None,
-                };
-                let traffic = match before {
-                    Some(before) => Some(Traffic::between(&before, &redis.counters()?)),
-                    None => None,
-                };
+                let measured = measure_phase(&runtime, server, clients, path, app.uses_redis().then_some(redis))
+                    .map_err(|error| format!("{app} {kind}: {error}"))?;
+                let outcome = &measured.outcome;
                 eprintln!(
                     "run {} {app:>22} {kind:>4}: {:>8.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us  errors {}",
                     run + 1,
@@ -474,19 +620,7 @@ fn end_to_end(options: &Options, redis: &RedisServer) -> Result<E2e, BoxError> {
                     outcome.p99_us,
                     outcome.errors
                 );
-                if outcome.errors > 0 {
-                    return Err(format!(
-                        "{app} {kind}: {} failed requests, one of them {}",
-                        outcome.errors,
-                        outcome.a_failure.unwrap_or_default()
-                    )
-                    .into());
-                }
-                results.entry((*app, kind)).or_default().push(Measured {
-                    outcome,
-                    traffic,
-                    app_cpu_us,
-                });
+                results.entry((*app, kind)).or_default().push(measured);
             }
         }
     }
