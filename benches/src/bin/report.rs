@@ -197,29 +197,49 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
     })
 }
 
-/// `compare PATH APP[=REPORT] … [--runs N] [--secs S]` (see the top of this file).
-fn compare(args: &[String]) -> Result<(), BoxError> {
-    let mut runs = 3;
-    let mut secs = 4.0;
-    let mut path = None;
-    let mut apps: Vec<(String, App, Option<PathBuf>)> = Vec::new();
+/// What `compare` was asked for.
+#[derive(Debug, PartialEq)]
+struct Comparison {
+    path: &'static str,
+    runs: usize,
+    secs: f64,
+    /// Each app's label (as given), the app, and the build to serve it from (this one if
+    /// `None`).
+    apps: Vec<(String, App, Option<PathBuf>)>,
+}
+
+fn parse_comparison(args: &[String]) -> Result<Comparison, BoxError> {
+    let mut comparison = Comparison {
+        path: "",
+        runs: 3,
+        secs: 4.0,
+        apps: Vec::new(),
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => runs = value()?.parse()?,
-            "--secs" => secs = value()?.parse()?,
-            _ if path.is_none() => path = Some(String::leak(arg.clone()) as &'static str),
+            "--runs" => comparison.runs = value()?.parse()?,
+            "--secs" => comparison.secs = value()?.parse()?,
+            _ if comparison.path.is_empty() => comparison.path = String::leak(arg.clone()),
             _ => {
                 let (name, exe) = match arg.split_once('=') {
                     Some((name, exe)) => (name, Some(PathBuf::from(exe))),
                     None => (arg.as_str(), None),
                 };
-                apps.push((arg.clone(), name.parse()?, exe));
+                comparison.apps.push((arg.clone(), name.parse()?, exe));
             }
         }
     }
-    let path = path.ok_or("compare needs PATH (/read or /rmw) and at least one app")?;
+    if !comparison.path.starts_with('/') || comparison.apps.is_empty() {
+        return Err("compare needs PATH (/read or /rmw) and at least one app".into());
+    }
+    Ok(comparison)
+}
+
+/// `compare PATH APP[=REPORT] … [--runs N] [--secs S]` (see the top of this file).
+fn compare(args: &[String]) -> Result<(), BoxError> {
+    let Comparison { path, runs, secs, apps } = parse_comparison(args)?;
     let load = Load {
         connections: 32,
         users_per_connection: 8,
@@ -1258,6 +1278,32 @@ fn budgets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comparison_names_its_path_apps_and_builds() {
+        let args = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let comparison = parse_comparison(&args("/rmw session-redis=/tmp/before session-redis --runs 5")).unwrap();
+        assert_eq!(
+            comparison,
+            Comparison {
+                path: "/rmw",
+                runs: 5,
+                secs: 4.0,
+                apps: vec![
+                    (
+                        "session-redis=/tmp/before".into(),
+                        App::OursRedis,
+                        Some("/tmp/before".into())
+                    ),
+                    ("session-redis".into(), App::OursRedis, None),
+                ],
+            }
+        );
+        assert!(parse_comparison(&args("/rmw")).is_err(), "no app");
+        assert!(parse_comparison(&args("session-redis /rmw")).is_err(), "no path first");
+        assert!(parse_comparison(&args("/rmw no-such-app")).is_err());
+        assert!(parse_comparison(&args("/rmw session-redis --secs")).is_err());
+    }
 
     #[test]
     fn the_other_reports_sections_and_budget_line_are_kept() {
