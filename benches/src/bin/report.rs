@@ -13,7 +13,7 @@
 //! `load ADDR PATH SECS`.
 //!
 //! `compare PATH APP[=REPORT] … [--runs N] [--secs S]` measures the apps alone, their runs
-//! interleaved, against a private Redis, and prints for each run and the median: req/s,
+//! interleaved, each against a private Redis of its own, and prints for each run and the median: req/s,
 //! the app's CPU per request and, for a Redis app, Redis's CPU, bytes and commands per
 //! request. `APP=REPORT` serves the app from another build of this binary, to compare a
 //! change with the build before it:
@@ -246,8 +246,6 @@ fn compare(args: &[String]) -> Result<(), BoxError> {
         duration: Duration::from_secs_f64(secs),
         max_requests_per_connection: 10_000_000,
     };
-    let redis = apps.iter().any(|(_, app, _)| app.uses_redis()).then(RedisServer::start);
-    let url = redis.as_ref().map(RedisServer::url);
     let runtime = runtime()?;
     let mut servers = Vec::new();
     for (label, app, exe) in apps {
@@ -255,16 +253,18 @@ fn compare(args: &[String]) -> Result<(), BoxError> {
             Some(exe) => exe,
             None => self_path()?,
         };
-        let server = start_server_from(&exe, app, url.as_deref().filter(|_| app.uses_redis()))?;
+        // A Redis of its own: two builds of one clustered app share a key prefix, and each
+        // would hear (and pay for) the other's invalidations; Redis's CPU is then its alone.
+        let redis = app.uses_redis().then(RedisServer::start);
+        let server = start_server_from(&exe, app, redis.as_ref().map(RedisServer::url).as_deref())?;
         // Each user starts with `/init`, so every phase finds its sessions stored.
         let clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
-        servers.push((label, app, server, clients));
+        servers.push((label, server, clients, redis));
     }
     let mut measured: BTreeMap<String, Vec<Measured>> = BTreeMap::new();
     for run in 1..=runs {
-        for (label, app, server, clients) in &mut servers {
-            let redis = redis.as_ref().filter(|_| app.uses_redis());
-            let phase = measure_phase(&runtime, server, clients, path, redis)?;
+        for (label, server, clients, redis) in &mut servers {
+            let phase = measure_phase(&runtime, server, clients, path, redis.as_ref())?;
             println!("run {run} {label}: {}", describe(&phase));
             measured.entry(label.clone()).or_default().push(phase);
         }
