@@ -1,5 +1,6 @@
-//! The node's local cache: bounded in entries, each entry dropped one TTL after it was
-//! put in, the least recently used of a few sampled entries evicted when full.
+//! The node's local cache: bounded in entries, each entry served for one TTL after it was
+//! put in (and dropped when found past it, or by the sweep of a later put), the least
+//! recently used of a few sampled entries evicted when full.
 //!
 //! Sharded maps under plain mutexes: a hit is a lock, a lookup and an `Arc` clone, and
 //! a put of a key already held replaces its value in place (the node's own writes put
@@ -17,6 +18,10 @@ use crate::id::{KeyMap, StoreKey};
 const SHARDS: usize = 16;
 /// How many entries an eviction compares: the least recently used of them goes.
 const SAMPLES: usize = 5;
+/// How many entries each put of a new key checks for expiry, dropping those past it: an
+/// entry nobody asks for again (a decrypted session) leaves memory soon after its TTL, not
+/// only when the cache is full.
+const SWEEP: usize = 2;
 /// The longest an entry is kept, whatever the TTL: a longer one (`Duration::MAX` meant as
 /// "never") would overflow an `Instant`.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -94,7 +99,8 @@ impl<V> LocalCache<V> {
         if self.shard_capacity == 0 {
             return;
         }
-        let expires = Instant::now() + self.ttl;
+        let now = Instant::now();
+        let expires = now + self.ttl;
         let mut shard = self.shard(&key);
         shard.tick += 1;
         let used = shard.tick;
@@ -107,8 +113,9 @@ impl<V> LocalCache<V> {
             };
             return;
         }
+        shard.drop_expired_samples(now);
         if shard.slots.len() >= self.shard_capacity {
-            shard.evict_one();
+            shard.evict_one(now);
         }
         let place = shard.slots.len();
         shard.places.insert(key, place);
@@ -155,8 +162,7 @@ impl<V> Shard<V> {
     }
 
     /// Evicts an expired entry or the least recently used, among a few sampled ones.
-    fn evict_one(&mut self) {
-        let now = Instant::now();
+    fn evict_one(&mut self, now: Instant) {
         let mut victim: Option<(bool, u64, StoreKey)> = None;
         for _ in 0..SAMPLES.min(self.slots.len()) {
             let place = self.next_random() % self.slots.len();
@@ -169,6 +175,20 @@ impl<V> Shard<V> {
         }
         if let Some((_, _, key)) = victim {
             self.remove(&key);
+        }
+    }
+
+    /// Drops those of a few sampled entries that are past their TTL.
+    fn drop_expired_samples(&mut self, now: Instant) {
+        for _ in 0..SWEEP {
+            if self.slots.is_empty() {
+                return;
+            }
+            let place = self.next_random() % self.slots.len();
+            if self.slots[place].expires <= now {
+                let key = self.slots[place].key;
+                self.remove(&key);
+            }
         }
     }
 
@@ -232,6 +252,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&a), None, "expired");
         assert_eq!(cache.entry_count(), 0, "and dropped when found expired");
+    }
+
+    #[test]
+    fn puts_of_new_keys_drop_expired_entries_nobody_asks_for() {
+        let cache = LocalCache::new(1600, Duration::from_millis(100));
+        for n in 0..800 {
+            cache.insert(key(), Arc::new(n));
+        }
+        std::thread::sleep(Duration::from_millis(120));
+        for n in 0..800 {
+            cache.insert(key(), Arc::new(n));
+        }
+        // 1,600 samples over 16 shards of 50 expired entries and up to 50 fresh ones.
+        let left = cache.entry_count().saturating_sub(800);
+        assert!(left < 400, "{left} of 800 expired entries left");
     }
 
     #[test]
