@@ -7,10 +7,11 @@
 //! the session they wrote after every save).
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
+use super::lock;
 use crate::id::{KeyMap, StoreKey};
 
 /// Locks are per shard; the shard is picked by a key byte that the maps' hasher does not
@@ -73,9 +74,7 @@ impl<V> LocalCache<V> {
     }
 
     fn shard(&self, key: &StoreKey) -> MutexGuard<'_, Shard<V>> {
-        self.shards[usize::from(key.as_bytes()[1]) % SHARDS]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.shards[usize::from(key.as_bytes()[1]) % SHARDS])
     }
 
     /// The value of `key`, unless absent or older than the TTL.
@@ -103,14 +102,14 @@ impl<V> LocalCache<V> {
         let expires = now + self.ttl;
         let mut shard = self.shard(&key);
         shard.tick += 1;
-        let used = shard.tick;
+        let slot = Slot {
+            key,
+            value,
+            expires,
+            used: shard.tick,
+        };
         if let Some(&place) = shard.places.get(&key) {
-            shard.slots[place] = Slot {
-                key,
-                value,
-                expires,
-                used,
-            };
+            shard.slots[place] = slot;
             return;
         }
         shard.drop_expired_samples(now);
@@ -119,12 +118,7 @@ impl<V> LocalCache<V> {
         }
         let place = shard.slots.len();
         shard.places.insert(key, place);
-        shard.slots.push(Slot {
-            key,
-            value,
-            expires,
-            used,
-        });
+        shard.slots.push(slot);
     }
 
     /// Drops `key`'s entry, if any.
@@ -135,7 +129,7 @@ impl<V> LocalCache<V> {
     /// Drops every entry.
     pub(super) fn invalidate_all(&self) {
         for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shard = lock(shard);
             shard.places.clear();
             shard.slots.clear();
         }
@@ -143,10 +137,7 @@ impl<V> LocalCache<V> {
 
     /// The entries held, expired ones not yet dropped included.
     pub(super) fn entry_count(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).slots.len() as u64)
-            .sum()
+        self.shards.iter().map(|shard| lock(shard).slots.len() as u64).sum()
     }
 }
 

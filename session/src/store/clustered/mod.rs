@@ -10,7 +10,7 @@ mod tracker;
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, atomic::Ordering::Relaxed},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -28,6 +28,13 @@ use crate::{
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
     },
 };
+
+/// Locks one of the store's mutexes, poisoned or not: each critical section of the cache and
+/// the tracker is one map operation (or a few that a panic cannot interrupt), so a panic
+/// elsewhere cannot leave it half done.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A cached record and the state its load started from.
 struct Entry {

@@ -20,7 +20,7 @@ use std::{
     net::{Shutdown, TcpStream},
     pin::pin,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, RwLock,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
     },
     time::{Duration, Instant},
@@ -28,6 +28,7 @@ use std::{
 
 use tokio::sync::Notify;
 
+use super::lock;
 use crate::id::{KeyMap, StoreKey};
 
 const SHARDS: usize = 64;
@@ -272,11 +273,6 @@ pub(super) struct Tracker {
 /// Whether a doubt that lasts `until` is over (or there is none).
 fn lapsed(until: Option<Instant>) -> bool {
     until.is_none_or(|until| until <= Instant::now())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Each critical section is one map operation: a panic cannot leave it half done.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Tracker {
