@@ -270,20 +270,14 @@ fn compare(args: &[String]) -> Result<(), BoxError> {
         }
     }
     for (label, phases) in &measured {
-        let median_of = |of: &dyn Fn(&Measured) -> Option<f64>| {
-            let values: Vec<f64> = phases.iter().filter_map(of).collect();
-            (!values.is_empty()).then(|| median(values))
-        };
         let mut line = format!(
             "median {label}: {:.0} req/s",
-            median_of(&|phase| Some(phase.outcome.per_second())).unwrap_or_default()
+            median_over(phases, |phase| Some(phase.outcome.per_second())).unwrap_or_default()
         );
-        if let Some(cpu) = median_of(&|phase| phase.app_cpu_us) {
+        if let Some(cpu) = median_over(phases, |phase| phase.app_cpu_us) {
             let _ = write!(line, ", app CPU {cpu:.1} µs");
         }
-        let per = |counter: fn(&Traffic) -> u64| {
-            median_of(&|phase| Some(counter(phase.traffic.as_ref()?) as f64 / phase.outcome.requests.max(1) as f64))
-        };
+        let per = |counter: fn(&Traffic) -> u64| median_over(phases, |phase| per_request(phase, counter));
         if let (Some(cpu), Some(bytes_in), Some(bytes_out), Some(calls)) = (
             per(|traffic| traffic.cpu_us),
             per(|traffic| traffic.bytes_in),
@@ -675,8 +669,19 @@ fn e2e_medians(e2e: &E2e, app: App, kind: &str) -> Option<(f64, f64, f64)> {
 /// The median of what `of` reads from each of an app's runs of one kind (runs it reads
 /// nothing from left out); `None` if it reads nothing.
 fn run_median(e2e: &E2e, app: App, kind: &str, of: impl Fn(&Measured) -> Option<f64>) -> Option<f64> {
-    let samples: Vec<f64> = e2e.get(&(app, kind))?.iter().filter_map(of).collect();
+    median_over(e2e.get(&(app, kind))?, of)
+}
+
+/// The median of what `of` reads from each of `runs` (runs it reads nothing from left
+/// out); `None` if it reads nothing.
+fn median_over(runs: &[Measured], of: impl Fn(&Measured) -> Option<f64>) -> Option<f64> {
+    let samples: Vec<f64> = runs.iter().filter_map(of).collect();
     (!samples.is_empty()).then(|| median(samples))
+}
+
+/// What `counter` reads from a run's Redis traffic, per request.
+fn per_request(run: &Measured, counter: impl Fn(&Traffic) -> u64) -> Option<f64> {
+    Some(counter(run.traffic.as_ref()?) as f64 / run.outcome.requests.max(1) as f64)
 }
 
 /// Median app CPU per request (µs) of an app's runs of one kind, where it was read.
@@ -686,9 +691,7 @@ fn e2e_app_cpu(e2e: &E2e, app: App, kind: &str) -> Option<f64> {
 
 /// Median per request of one Redis traffic counter over an app's runs of one kind.
 fn traffic_per_request(e2e: &E2e, app: App, kind: &str, counter: impl Fn(&Traffic) -> u64) -> Option<f64> {
-    run_median(e2e, app, kind, |run| {
-        Some(counter(run.traffic.as_ref()?) as f64 / run.outcome.requests.max(1) as f64)
-    })
+    run_median(e2e, app, kind, |run| per_request(run, &counter))
 }
 
 /// Median Redis CPU per request (µs) of an app's runs of one kind.
