@@ -168,3 +168,33 @@ async fn expired_keys_are_forgotten_after_the_retention_and_swept() {
 }
 
 common::lifetimes::lifetime_cases!(|clock| async move { MemoryStore::builder().clock(clock).build() });
+
+#[tokio::test]
+async fn updates_keep_the_byte_count_exact_whether_values_change_length_or_not() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    let key = SessionId::generate().unwrap().store_key();
+    let with = |fields: &[(u32, &[u8])]| {
+        let mut record = record(&clock, 60_000);
+        for &(tag, value) in fields {
+            record.fields.push(tag, value);
+        }
+        record
+    };
+    assert!(store.create(&key, &with(&[(1, b"aaaa"), (2, b"bb")])).await.unwrap());
+    let created = store.bytes();
+
+    // Same length: written where it was, nothing grows.
+    assert!(store.update(&key, &with(&[(1, b"cccc")])).await.unwrap());
+    assert_eq!(store.bytes(), created);
+    let fields = store.load(&key).await.unwrap().unwrap().fields;
+    assert_eq!(fields.get(1).unwrap(), Some(&b"cccc"[..]));
+    assert_eq!(fields.get(2).unwrap(), Some(&b"bb"[..]));
+
+    // Longer: merged, and counted by what it added.
+    assert!(store.update(&key, &with(&[(2, b"bbbbbb")])).await.unwrap());
+    assert_eq!(store.bytes(), created + 4);
+    let fields = store.load(&key).await.unwrap().unwrap().fields;
+    assert_eq!(fields.get(1).unwrap(), Some(&b"cccc"[..]));
+    assert_eq!(fields.get(2).unwrap(), Some(&b"bbbbbb"[..]));
+}

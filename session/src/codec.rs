@@ -128,7 +128,7 @@ impl FieldRecord {
     /// When either record is malformed; `self` is then left unchanged.
     pub fn merge(&mut self, update: &FieldRecord) -> Result<(), CorruptRecord> {
         update.iter().try_for_each(|field| field.map(drop))?;
-        if self.overwrite_in_place(update)? {
+        if overwrite_in_place(&mut self.bytes, update)? {
             return Ok(());
         }
         // Sized exactly, so a store can keep the bytes as a boxed slice without copying.
@@ -165,47 +165,52 @@ impl FieldRecord {
     fn written(&self) -> impl Iterator<Item = (u32, &[u8])> {
         self.last_values().filter(|(_, value)| !value.is_empty())
     }
+}
 
-    /// The common save (a counter, a flag) changes values without changing their length:
-    /// then the new bytes replace the old where they are, with no allocation. Returns
-    /// `false`, changing nothing, unless every updated tag is stored exactly once with a
-    /// value of its new length.
-    fn overwrite_in_place(&mut self, update: &FieldRecord) -> Result<bool, CorruptRecord> {
-        let mut places = [(0usize, 0usize); 8];
-        let mut count = 0;
-        for field in update.iter() {
-            let (tag, value) = field?;
-            if value.is_empty() {
-                return Ok(false);
-            }
-            // A tag repeated in the update goes through the merge, which keeps the last.
-            if count == places.len() || update.iter().take(count).any(|f| matches!(f, Ok((t, _)) if t == tag)) {
-                return Ok(false);
-            }
-            let mut found = None;
-            let mut offset = 0;
-            for stored in self.iter() {
-                let (stored_tag, stored_value) = stored?;
-                // Lengths are minimal varints (the reader refuses others), so this is exact.
-                let end = offset + field_len(stored_value.len());
-                if stored_tag == tag {
-                    if found.is_some() || stored_value.len() != value.len() {
-                        return Ok(false);
-                    }
-                    found = Some((end - value.len(), end));
+/// The common save (a counter, a flag) changes values without changing their length: then
+/// the new bytes replace the old in `stored` where they are, with no allocation, and the
+/// merge of `update` is done. Returns `false`, changing nothing, unless every updated tag is
+/// stored exactly once with a value of its new length. A store that accounts for its bytes
+/// tries this before measuring what a full merge would add.
+///
+/// # Errors
+///
+/// When either record is malformed; `stored` is then unchanged.
+pub(crate) fn overwrite_in_place(stored: &mut [u8], update: &FieldRecord) -> Result<bool, CorruptRecord> {
+    let mut places = [(0usize, 0usize); 8];
+    let mut count = 0;
+    for field in update.iter() {
+        let (tag, value) = field?;
+        if value.is_empty() {
+            return Ok(false);
+        }
+        // A tag repeated in the update goes through the merge, which keeps the last.
+        if count == places.len() || update.iter().take(count).any(|f| matches!(f, Ok((t, _)) if t == tag)) {
+            return Ok(false);
+        }
+        let mut found = None;
+        let mut offset = 0;
+        for field in Fields::over(stored) {
+            let (stored_tag, stored_value) = field?;
+            // Lengths are minimal varints (the reader refuses others), so this is exact.
+            let end = offset + field_len(stored_value.len());
+            if stored_tag == tag {
+                if found.is_some() || stored_value.len() != value.len() {
+                    return Ok(false);
                 }
-                offset = end;
+                found = Some((end - value.len(), end));
             }
-            let Some(place) = found else { return Ok(false) };
-            places[count] = place;
-            count += 1;
+            offset = end;
         }
-        for (&(start, end), field) in places[..count].iter().zip(update.iter()) {
-            let (_, value) = field?;
-            self.bytes[start..end].copy_from_slice(value);
-        }
-        Ok(true)
+        let Some(place) = found else { return Ok(false) };
+        places[count] = place;
+        count += 1;
     }
+    for (&(start, end), field) in places[..count].iter().zip(update.iter()) {
+        let (_, value) = field?;
+        stored[start..end].copy_from_slice(value);
+    }
+    Ok(true)
 }
 
 /// The length [`FieldRecord::merge`] would give the record `stored`, computed without
@@ -349,8 +354,9 @@ fn encode_fields<T: SessionData>(
     which: DirtySet,
     defaults: Option<(&Defaults, AtDefault)>,
 ) -> Result<FieldRecord, Error> {
-    let mut record = FieldRecord::new();
-    let mut scratch = Vec::new();
+    // Room for typical short values, so a full encode does not grow the record field by field.
+    let mut record = FieldRecord::with_capacity(which.len() * 32);
+    let mut scratch = Vec::with_capacity(64);
     for index in which.iter().take_while(|&index| index < T::FIELDS.len()) {
         let def = &T::FIELDS[index];
         scratch.clear();
@@ -451,6 +457,9 @@ pub(crate) fn decode_with_size<T: SessionData>(record: &FieldRecord) -> (T, Reco
 
 fn decode_sizing<T: SessionData>(bytes: &[u8], mut sizing: Option<(&mut RecordSize, &mut Option<Device>)>) -> T {
     let mut data = T::initial();
+    // Records are mostly in field order (a full encode writes them so): the next field is
+    // looked at first.
+    let mut next = 0;
     for field in (Fields { bytes, offset: 0 }) {
         let (tag, value) = match field {
             Ok(field) => field,
@@ -462,7 +471,11 @@ fn decode_sizing<T: SessionData>(bytes: &[u8], mut sizing: Option<(&mut RecordSi
         if value.is_empty() {
             continue; // a removal: the field keeps its default
         }
-        let Some(index) = T::FIELDS.iter().position(|def| def.tag == tag) else {
+        let found = match T::FIELDS.get(next) {
+            Some(def) if def.tag == tag => Some(next),
+            _ => T::FIELDS.iter().position(|def| def.tag == tag),
+        };
+        let Some(index) = found else {
             if tag == DEVICE_TAG
                 && let Some((size, device)) = sizing.as_mut()
             {
@@ -471,6 +484,7 @@ fn decode_sizing<T: SessionData>(bytes: &[u8], mut sizing: Option<(&mut RecordSi
             }
             continue;
         };
+        next = index + 1;
         if let Some((size, _)) = sizing.as_mut() {
             size.fields[index] = stored_len(value.len());
         }

@@ -234,7 +234,13 @@ impl DirtySet {
 
     /// The indices in the set, in increasing order.
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..64).filter(move |&index| self.contains(index))
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let index = rest.trailing_zeros() as usize;
+            // Clears the lowest set bit; at 64 (none left) the iteration ends.
+            rest &= rest.wrapping_sub(1);
+            (index < 64).then_some(index)
+        })
     }
 }
 
@@ -311,4 +317,21 @@ pub trait FieldsOf<T>: Send + Sync + Sized + 'static {
     fn tracked(&self) -> &Tracked<T>;
     fn tracked_mut(&mut self) -> &mut Tracked<T>;
     fn into_tracked(self) -> Tracked<T>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirtySet;
+
+    #[test]
+    fn a_dirty_set_iterates_its_indices_in_order() {
+        assert_eq!(DirtySet::EMPTY.iter().count(), 0);
+        let mut set = DirtySet::EMPTY;
+        for index in [63, 0, 5, 6, 40] {
+            set.insert(index);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 5, 6, 40, 63]);
+        assert_eq!(DirtySet::all(64).iter().count(), 64);
+        assert_eq!(DirtySet::all(3).iter().collect::<Vec<_>>(), [0, 1, 2]);
+    }
 }

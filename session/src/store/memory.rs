@@ -46,12 +46,23 @@ impl Entry {
         Ok(merged.saturating_sub(self.fields.len()))
     }
 
-    /// Merges `update` in, in place (no copy unless a value changes length), established.
-    fn apply(&mut self, update: &Record) -> Result<(), Error> {
-        let mut fields = FieldRecord::from_bytes(std::mem::take(&mut self.fields).into_vec());
-        let merged = fields.merge(&update.fields);
-        self.fields = fields.into_bytes().into_boxed_slice();
-        merged.map_err(|error| Error::Store(Box::new(error)))?;
+    /// Writes `update`'s fields over the stored values of the same length, where they are;
+    /// `false`, changing nothing, when a value changes length (see
+    /// [`codec::overwrite_in_place`]).
+    fn overwrite_in_place(&mut self, update: &Record) -> Result<bool, Error> {
+        codec::overwrite_in_place(&mut self.fields, &update.fields).map_err(|error| Error::Store(Box::new(error)))
+    }
+
+    /// Merges `update` in, in place (no copy unless a value changes length), established;
+    /// `fields_written` when [`overwrite_in_place`](Self::overwrite_in_place) already wrote
+    /// its fields.
+    fn apply(&mut self, update: &Record, fields_written: bool) -> Result<(), Error> {
+        if !fields_written {
+            let mut fields = FieldRecord::from_bytes(std::mem::take(&mut self.fields).into_vec());
+            let merged = fields.merge(&update.fields);
+            self.fields = fields.into_bytes().into_boxed_slice();
+            merged.map_err(|error| Error::Store(Box::new(error)))?;
+        }
         self.meta = update.meta;
         self.established = true;
         Ok(())
@@ -104,13 +115,14 @@ impl Shard {
         self.reindex(index, &key);
     }
 
-    /// Merges `update` into the live entry under `key`, keeping the byte count and the index.
-    fn apply(&mut self, key: &StoreKey, update: &Record) -> Result<(), Error> {
+    /// Merges `update` into the live entry under `key`, keeping the byte count and the index
+    /// (`fields_written` as in [`Entry::apply`]).
+    fn apply(&mut self, key: &StoreKey, update: &Record, fields_written: bool) -> Result<(), Error> {
         let Some(entry) = self.entries.get_mut(key) else {
             return Ok(());
         };
         let (old, old_index) = (entry.cost(), entry.meta.index);
-        let applied = entry.apply(update);
+        let applied = entry.apply(update, fields_written);
         let new_index = entry.meta.index;
         self.bytes = self.bytes - old + entry.cost();
         if old_index != new_index {
@@ -475,7 +487,7 @@ fn rename_in(
     let Some(mut moved) = source.remove(from) else {
         return Ok(Rename::SourceMissing);
     };
-    moved.apply(update)?;
+    moved.apply(update, false)?;
     target.unwrap_or(source).insert(*to, moved);
     Ok(Rename::Renamed)
 }
@@ -508,11 +520,15 @@ impl SessionStore for MemoryStore {
         let Some(entry) = live(&mut shard, key, now) else {
             return Ok(false);
         };
-        let growth = entry.growth(update)?;
         // Written again: from now on never evicted for room, not even for its own growth.
         entry.established = true;
-        self.inner.make_room(&mut shard, 0, growth)?;
-        shard.apply(key, update)?;
+        // The common save grows nothing: no room to make, and no merged length to measure.
+        let written = entry.overwrite_in_place(update)?;
+        if !written {
+            let growth = entry.growth(update)?;
+            self.inner.make_room(&mut shard, 0, growth)?;
+        }
+        shard.apply(key, update, written)?;
         Ok(true)
     }
 
