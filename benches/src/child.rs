@@ -37,6 +37,11 @@ impl ChildServer {
         Ok(Self { child, addr })
     }
 
+    /// The child's process ID.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The CPU time the child has used so far (user and system, all its threads), from
     /// `/proc` (Linux); `None` where that cannot be read.
     pub fn cpu_time(&self) -> Option<Duration> {

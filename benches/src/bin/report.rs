@@ -22,6 +22,13 @@
 //! cp target/release/report /tmp/report-before    # then change the code and rebuild
 //! target/release/report compare /rmw session-redis=/tmp/report-before session-redis
 //! ```
+//!
+//! `instructions PATH APP[=REPORT] … [--secs S]` serves each app under valgrind's
+//! callgrind and prints the instructions its process runs per request over one phase of
+//! PATH (after a warm-up phase): user space only, and the same from run to run whatever
+//! else the machine is doing, so it shows a change too small for the noise of req/s.
+//! Valgrind emulates the CPU without its SHA extensions, so SHA-256 (store keys, HMAC)
+//! counts several times what it costs natively.
 
 use std::{
     collections::BTreeMap,
@@ -77,6 +84,7 @@ fn main() -> Result<(), BoxError> {
         Some("flood") => flood_child(),
         Some("load") => load_only(&args[1..]),
         Some("compare") => compare(&args[1..]),
+        Some("instructions") => instructions(&args[1..]),
         _ => report(parse_options(&args)?),
     }
 }
@@ -292,6 +300,80 @@ fn compare(args: &[String]) -> Result<(), BoxError> {
         println!("{line} per request");
     }
     Ok(())
+}
+
+/// `instructions PATH APP[=REPORT] … [--secs S]` (see the top of this file).
+fn instructions(args: &[String]) -> Result<(), BoxError> {
+    let Comparison { path, secs, apps, .. } = parse_comparison(args)?;
+    // Under callgrind an app serves about fifty times fewer requests: fewer connections,
+    // longer phases.
+    let load = Load {
+        connections: 8,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs),
+        max_requests_per_connection: 10_000_000,
+    };
+    let runtime = runtime()?;
+    let dir = std::env::temp_dir().join(format!("session-instructions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for (n, (label, app, exe)) in apps.into_iter().enumerate() {
+        let exe = match exe {
+            Some(exe) => exe,
+            None => self_path()?,
+        };
+        let redis = app.uses_redis().then(RedisServer::start);
+        let out = dir.join(format!("callgrind.{n}"));
+        let mut command = Command::new("valgrind");
+        command
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .arg("serve")
+            .arg(app.name())
+            .stderr(Stdio::null());
+        if let Some(redis) = &redis {
+            command.arg(redis.url());
+        }
+        let server = ChildServer::spawn(command, "valgrind (is it installed?)")?;
+        let mut clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
+        runtime.block_on(clients.run(path))?;
+        callgrind_control(&["-z"], server.id())?;
+        let outcome = runtime.block_on(clients.run(path))?;
+        callgrind_control(&["-d"], server.id())?;
+        if outcome.errors > 0 {
+            return Err(format!("{label}: {} failed requests", outcome.errors).into());
+        }
+        // The dump after zeroing is the first numbered part.
+        let dump = std::fs::read_to_string(dir.join(format!("callgrind.{n}.1")))?;
+        let total = callgrind_total(&dump).ok_or("no total in callgrind's dump")?;
+        println!(
+            "{label}: {:.0} instructions per request ({} requests)",
+            total as f64 / outcome.requests.max(1) as f64,
+            outcome.requests
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Runs `callgrind_control` with `args` on the process `pid`.
+fn callgrind_control(args: &[&str], pid: u32) -> Result<(), BoxError> {
+    let status = Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("callgrind_control {args:?} {pid} failed").into());
+    }
+    Ok(())
+}
+
+/// The instruction count of a callgrind dump (its `summary:` line).
+fn callgrind_total(dump: &str) -> Option<u64> {
+    dump.lines()
+        .find_map(|line| line.strip_prefix("summary:")?.trim().parse().ok())
 }
 
 /// One phase's figures on a line.
@@ -1281,6 +1363,13 @@ fn budgets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callgrind_dump_gives_its_summary() {
+        let dump = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 838980186\nfn=(1) main\n";
+        assert_eq!(callgrind_total(dump), Some(838_980_186));
+        assert_eq!(callgrind_total("events: Ir\n"), None);
+    }
 
     #[test]
     fn a_comparison_names_its_path_apps_and_builds() {
