@@ -102,6 +102,46 @@ async fn overlapping_saves_of_different_fields_both_survive() {
     assert_eq!(loaded.user().as_deref(), Some("alice"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_the_server_lost_are_loaded_again_when_next_run() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
+    let mut kept = provider.create().unwrap();
+    provider.save(&mut kept).await.unwrap();
+    let mut ended = provider.create().unwrap();
+    provider.save(&mut ended).await.unwrap();
+
+    // A restart without persistence, a failover to a fresh replica or an operator's flush.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw(&server).await)
+        .await
+        .unwrap();
+
+    *kept.visits_mut() += 1;
+    assert_eq!(
+        provider.save(&mut kept).await.unwrap(),
+        SaveOutcome::Updated,
+        "the update script"
+    );
+    ended.delete();
+    assert_eq!(
+        provider.save(&mut ended).await.unwrap(),
+        SaveOutcome::Deleted,
+        "the delete script"
+    );
+    let mut created = provider.create().unwrap();
+    assert_eq!(
+        provider.save(&mut created).await.unwrap(),
+        SaveOutcome::Created,
+        "the create script"
+    );
+    let loaded = provider.load(&kept.id().expose()).await.unwrap().unwrap();
+    assert_eq!(*loaded.visits(), 1);
+    assert!(provider.load(&ended.id().expose()).await.unwrap().is_none());
+}
+
 /// Command counts since the last call, from Redis's own `INFO commandstats`, without the
 /// `INFO` calls themselves. Commands run inside a script are counted too, so a save shows
 /// one `evalsha` plus the script's own commands.

@@ -4,7 +4,7 @@
 
 use std::{future::Future, sync::PoisonError, time::Instant};
 
-use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, ScriptInvocation, ServerErrorKind};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, ToRedisArgs};
 use tracing::Instrument as _;
 
 use super::{Inner, connection::Connection, telemetry};
@@ -95,10 +95,10 @@ impl Inner {
     pub(super) async fn run_script<T: FromRedisValue>(
         &self,
         idempotent: bool,
-        invocation: &ScriptInvocation<'_>,
+        call: &ScriptCall<'_>,
     ) -> Result<T, Error> {
         self.call(idempotent, |mut connection| async move {
-            invocation.invoke_async(&mut connection).await
+            call.invoke(&mut connection).await
         })
         .await
     }
@@ -131,5 +131,43 @@ impl Inner {
             });
         }
         result
+    }
+}
+
+/// An `EVALSHA` of one of the store's scripts, its keys and arguments written straight into
+/// the command (redis's `ScriptInvocation` keeps each in a vector of its own, then copies
+/// them all into the command on every call): keys first, as `EVALSHA` takes them.
+pub(super) struct ScriptCall<'a> {
+    script: &'a Script,
+    command: Cmd,
+}
+
+impl<'a> ScriptCall<'a> {
+    /// `script` on `keys` (its `KEYS`); the arguments follow with [`arg`](Self::arg).
+    pub(super) fn new<K: AsRef<str>>(script: &'a Script, keys: &[K]) -> Self {
+        let mut command = redis::cmd("EVALSHA");
+        command.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            command.arg(key.as_ref());
+        }
+        Self { script, command }
+    }
+
+    /// Appends arguments (`ARGV`).
+    pub(super) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Runs the script, loading it first if the server does not hold it (a restart, a
+    /// `SCRIPT FLUSH`, a new primary).
+    async fn invoke<T: FromRedisValue>(&self, connection: &mut Connection) -> RedisResult<T> {
+        match self.command.query_async(connection).await {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(connection).await?;
+                self.command.query_async(connection).await
+            }
+            answer => answer,
+        }
     }
 }

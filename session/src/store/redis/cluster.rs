@@ -2,7 +2,7 @@
 //! three steps, and a scan visits every primary in turn, its cursor carrying the primary's
 //! index (see [`RedisStore`](super::RedisStore#redis-cluster)).
 
-use super::{Inner, connection::Node, layout::MOVED_FROM_FIELD};
+use super::{Inner, call::ScriptCall, connection::Node, layout::MOVED_FROM_FIELD};
 use crate::{
     Error,
     id::StoreKey,
@@ -94,10 +94,11 @@ impl Inner {
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
-            let mut read = self.scripts.move_read.key(&source);
-            read.key(self.keys.signature(from, writer))
-                .arg(now)
-                .arg(u8::from(freeze));
+            let mut read = ScriptCall::new(
+                &self.scripts.move_read,
+                &[source.clone(), self.keys.signature(from, writer)],
+            );
+            read.arg(now).arg(u8::from(freeze));
             // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self.run_script(!freeze, &read).await?;
             let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
@@ -108,9 +109,11 @@ impl Inner {
             };
             let digest = copied.remove(0);
 
-            let mut write = self.scripts.move_write.key(&target);
+            let mut write = ScriptCall::new(
+                &self.scripts.move_write,
+                &[target.clone(), self.keys.signature(to, writer)],
+            );
             write
-                .key(self.keys.signature(to, writer))
                 .arg(now)
                 .arg(ttl)
                 .arg(u8::from(attempt > 0))
@@ -129,10 +132,15 @@ impl Inner {
             // The copy exists: from here on a crash leaves both keys, never neither.
             // Retried: it leaves a marker naming the target, so a retry of a delete that ran
             // but whose answer was lost finds the move done rather than a source gone.
-            let mut delete = self.scripts.move_delete.key(&source);
+            let mut delete = ScriptCall::new(
+                &self.scripts.move_delete,
+                &[
+                    source.clone(),
+                    self.keys.signature(from, writer),
+                    self.keys.moved_marker(from),
+                ],
+            );
             delete
-                .key(self.keys.signature(from, writer))
-                .key(self.keys.moved_marker(from))
                 .arg(self.clock.now_ms())
                 .arg(digest)
                 .arg(u8::from(freeze))
@@ -195,14 +203,15 @@ mod tests {
 
         // The last step again, as a retry after a lost answer would run it.
         let delete_again = |target: String| {
-            let mut delete = inner.scripts.move_delete.key(inner.keys.key(&from));
-            delete
-                .key(inner.keys.signature(&from, "w"))
-                .key(inner.keys.moved_marker(&from))
-                .arg(inner.clock.now_ms())
-                .arg("digest")
-                .arg(0)
-                .arg(target);
+            let mut delete = ScriptCall::new(
+                &inner.scripts.move_delete,
+                &[
+                    inner.keys.key(&from),
+                    inner.keys.signature(&from, "w"),
+                    inner.keys.moved_marker(&from),
+                ],
+            );
+            delete.arg(inner.clock.now_ms()).arg("digest").arg(0).arg(target);
             async move { inner.run_script::<i64>(true, &delete).await.unwrap() }
         };
         assert_eq!(delete_again(inner.keys.key(&to)).await, 1, "the move is done");

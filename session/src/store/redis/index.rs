@@ -21,7 +21,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::{Inner, RedisStore};
+use super::{Inner, RedisStore, call::ScriptCall};
 use crate::{
     Error,
     id::StoreKey,
@@ -35,9 +35,9 @@ const DELETE_PASSES: usize = 8;
 impl Inner {
     /// The key names in `index`, after dropping those past their absolute deadline.
     async fn members(&self, index: &IndexKey) -> Result<Vec<String>, Error> {
-        let mut invocation = self.scripts.index_members.key(self.keys.index(index));
-        invocation.arg(self.clock.now_ms());
-        self.run_script(true, &invocation).await
+        let mut call = ScriptCall::new(&self.scripts.index_members, &[self.keys.index(index)]);
+        call.arg(self.clock.now_ms());
+        self.run_script(true, &call).await
     }
 
     /// The hashes of `names`, concurrently (pipelined on one connection; each in its own
@@ -115,13 +115,12 @@ impl IndexStore for RedisStore {
             .observe("delete_by_index", None, async {
                 let hex = index.to_hex();
                 if !inner.backend.is_cluster() {
-                    let mut invocation = inner.scripts.delete_indexed.key(inner.keys.index(index));
-                    invocation
-                        .arg(inner.clock.now_ms())
+                    let mut call = ScriptCall::new(&inner.scripts.delete_indexed, &[inner.keys.index(index)]);
+                    call.arg(inner.clock.now_ms())
                         .arg(&hex)
                         .arg(keep.as_deref().unwrap_or(""))
                         .arg(if inner.signed { &*self.writer } else { "" });
-                    let deleted: Vec<String> = inner.run_script(false, &invocation).await?;
+                    let deleted: Vec<String> = inner.run_script(false, &call).await?;
                     return Ok(deleted
                         .iter()
                         .filter_map(|name| inner.keys.parse(name.as_bytes()))
@@ -142,14 +141,15 @@ impl IndexStore for RedisStore {
                     let now = inner.clock.now_ms();
                     let outcomes = try_join_all(names.iter().map(|name| {
                         let key = inner.keys.parse(name.as_bytes());
-                        let mut invocation = inner.scripts.delete_if_indexed.key(name);
-                        if let Some(key) = &key
-                            && inner.signed
-                        {
-                            invocation.key(inner.keys.signature(key, &self.writer));
-                        }
-                        invocation.arg(now).arg(&hex);
-                        async move { inner.run_script::<(i64, String)>(true, &invocation).await }
+                        let script = &inner.scripts.delete_if_indexed;
+                        let mut call = match &key {
+                            Some(key) if inner.signed => {
+                                ScriptCall::new(script, &[name.clone(), inner.keys.signature(key, &self.writer)])
+                            }
+                            _ => ScriptCall::new(script, &[name]),
+                        };
+                        call.arg(now).arg(&hex);
+                        async move { inner.run_script::<(i64, String)>(true, &call).await }
                     }))
                     .await?;
                     let mut gone = Vec::new();

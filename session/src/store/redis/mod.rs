@@ -34,10 +34,9 @@ use std::{
     time::Duration,
 };
 
-use redis::ScriptInvocation;
-
 pub use self::{builder::RedisStoreBuilder, revocation::RedisRevocationStore};
 use self::{
+    call::ScriptCall,
     connection::{Backend, Connection},
     layout::Keys,
     record::Written,
@@ -268,18 +267,11 @@ impl Inner {
 
     /// Appends a write script's index arguments: the `mode`, then the session's index
     /// value and the index key's TTL, both empty for a session in no index.
-    fn index_args(
-        &self,
-        invocation: &mut ScriptInvocation<'_>,
-        mode: &str,
-        index: Option<&str>,
-        record: &Record,
-        now: u64,
-    ) {
-        invocation.arg(mode);
+    fn index_args(&self, call: &mut ScriptCall<'_>, mode: &str, index: Option<&str>, record: &Record, now: u64) {
+        call.arg(mode);
         match index {
-            Some(value) => invocation.arg(value).arg(self.index_ttl(record, now)),
-            None => invocation.arg("").arg(""),
+            Some(value) => call.arg(value).arg(self.index_ttl(record, now)),
+            None => call.arg("").arg(""),
         };
     }
 
@@ -290,12 +282,11 @@ impl Inner {
         let Some(index) = record.meta.index else {
             return Ok(());
         };
-        let mut invocation = self.scripts.index_add.key(self.keys.index(&index));
-        invocation
-            .arg(record.meta.absolute_deadline_ms)
+        let mut call = ScriptCall::new(&self.scripts.index_add, &[self.keys.index(&index)]);
+        call.arg(record.meta.absolute_deadline_ms)
             .arg(self.keys.key(key))
             .arg(self.index_ttl(record, self.clock.now_ms()));
-        self.run_script::<i64>(true, &invocation).await.map(drop)
+        self.run_script::<i64>(true, &call).await.map(drop)
     }
 
     /// Runs a create (`Written::Whole`) or update script (`script`) for `record` under
@@ -316,13 +307,17 @@ impl Inner {
             self.add_to_index(key, record).await?;
             mode = "!";
         }
+        let name = self.keys.key(key);
         loop {
             let (now, ttl) = self.now_and_ttl(record);
-            let mut invocation = script.key(self.keys.key(key));
-            invocation.key(signature.as_deref()).arg(now).arg(ttl);
-            self.index_args(&mut invocation, mode, index.as_deref(), record, now);
-            invocation.arg(&args);
-            match self.run_script::<i64>(false, &invocation).await? {
+            let mut call = match &signature {
+                Some(signature) => ScriptCall::new(script, &[&name, signature]),
+                None => ScriptCall::new(script, &[&name]),
+            };
+            call.arg(now).arg(ttl);
+            self.index_args(&mut call, mode, index.as_deref(), record, now);
+            call.arg(&args);
+            match self.run_script::<i64>(false, &call).await? {
                 2 if mode == "?" => {
                     self.add_to_index(key, record).await?;
                     mode = "!";
@@ -334,12 +329,14 @@ impl Inner {
 
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
-        let mut invocation = self.scripts.delete.key(self.keys.key(key));
-        invocation.arg(1).arg(self.index_mode());
-        if self.signed {
-            invocation.key(self.keys.signature(key, writer));
-        }
-        let deleted: i64 = self.run_script(true, &invocation).await?;
+        let name = self.keys.key(key);
+        let mut call = if self.signed {
+            ScriptCall::new(&self.scripts.delete, &[name, self.keys.signature(key, writer)])
+        } else {
+            ScriptCall::new(&self.scripts.delete, &[name])
+        };
+        call.arg(1).arg(self.index_mode());
+        let deleted: i64 = self.run_script(true, &call).await?;
         Ok(deleted > 0)
     }
 }
@@ -406,16 +403,16 @@ impl SessionStore for RedisStore {
             .observe("regenerate", Some(from), async {
                 let (now, ttl) = inner.now_and_ttl(update);
                 let index = record::index_value(update);
-                let mut invocation = inner.scripts.rename.key(inner.keys.key(from));
-                invocation
-                    .key(inner.keys.key(to))
-                    .key(self.signature(from))
-                    .key(self.signature(to))
-                    .arg(now)
-                    .arg(ttl);
-                inner.index_args(&mut invocation, inner.index_mode(), index.as_deref(), update, now);
-                invocation.arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
-                let outcome: i64 = inner.run_script(false, &invocation).await?;
+                let keys: Vec<String> = [Some(inner.keys.key(from)), Some(inner.keys.key(to))]
+                    .into_iter()
+                    .chain([self.signature(from), self.signature(to)])
+                    .flatten()
+                    .collect();
+                let mut call = ScriptCall::new(&inner.scripts.rename, &keys);
+                call.arg(now).arg(ttl);
+                inner.index_args(&mut call, inner.index_mode(), index.as_deref(), update, now);
+                call.arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
+                let outcome: i64 = inner.run_script(false, &call).await?;
                 match outcome {
                     0 => Ok(Rename::Renamed),
                     1 => Ok(Rename::SourceMissing),

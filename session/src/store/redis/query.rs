@@ -8,7 +8,9 @@ use futures_util::future::try_join_all;
 use redis::RedisResult;
 
 use super::{
-    Inner, RedisStore, cluster,
+    Inner, RedisStore,
+    call::ScriptCall,
+    cluster,
     connection::{Connection, Node},
     layout::{EXPIRY_FIELD, Keys},
     record::Hash,
@@ -215,15 +217,14 @@ impl QueryStore for RedisStore {
                             .count()
                     } else {
                         // One script for the chunk: one round trip.
-                        let mut invocation = inner.scripts.delete.prepare_invoke();
-                        invocation.arg(chunk.len()).arg(inner.index_mode());
-                        for key in chunk {
-                            invocation.key(inner.keys.key(key));
-                        }
-                        for key in chunk {
-                            invocation.key(self.signature(key));
-                        }
-                        inner.run_script::<usize>(true, &invocation).await?
+                        let names: Vec<String> = chunk
+                            .iter()
+                            .map(|key| inner.keys.key(key))
+                            .chain(chunk.iter().filter_map(|key| self.signature(key)))
+                            .collect();
+                        let mut call = ScriptCall::new(&inner.scripts.delete, &names);
+                        call.arg(chunk.len()).arg(inner.index_mode());
+                        inner.run_script::<usize>(true, &call).await?
                     };
                     deleted += count;
                 }

@@ -18,6 +18,47 @@ pub(super) fn index_value(record: &Record) -> Option<String> {
     Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
 }
 
+/// The hash field/value pairs of a write, as one buffer and where each ends: a write's
+/// arguments go into the command without an allocation each.
+#[derive(Debug, Default)]
+pub(super) struct WriteArgs {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl WriteArgs {
+    fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(16),
+        }
+    }
+
+    fn push(&mut self, arg: &[u8]) {
+        self.bytes.extend_from_slice(arg);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Pushes `number` in decimal, as Lua's `tonumber` reads it.
+    fn push_number(&mut self, number: u64) {
+        use std::io::Write as _;
+        let _ = write!(self.bytes, "{number}");
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The arguments in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| &self.bytes[start..end])
+    }
+}
+
+impl redis::ToRedisArgs for WriteArgs {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        self.iter().for_each(|arg| out.write_arg(arg));
+    }
+}
+
 /// Room for this many packed fields beyond one per hash member, so that reading a session's
 /// packed fields seldom grows the list they are read into.
 const PACKED_FIELDS_GUESS: usize = 24;
@@ -57,16 +98,16 @@ impl Inner {
         record: &Record,
         index: Option<&str>,
         written: Written,
-    ) -> Result<Vec<Vec<u8>>, Error> {
+    ) -> Result<WriteArgs, Error> {
         let meta = &record.meta;
-        let mut args = Vec::with_capacity(6 + 2 * 8);
-        args.push(META_FIELD.to_vec());
-        args.push(self.values.encode_meta(key, meta).map_err(store_error)?);
-        args.push(EXPIRY_FIELD.to_vec());
-        args.push(record.meta.expires_ms().to_string().into_bytes());
+        let mut args = WriteArgs::with_capacity(record.fields.as_bytes().len() + 128);
+        args.push(META_FIELD);
+        args.push(&self.values.encode_meta(key, meta).map_err(store_error)?);
+        args.push(EXPIRY_FIELD);
+        args.push_number(record.meta.expires_ms());
         if let Some(value) = index {
-            args.push(INDEX_FIELD.to_vec());
-            args.push(value.as_bytes().to_vec());
+            args.push(INDEX_FIELD);
+            args.push(value.as_bytes());
         }
         let mut packed: Vec<FieldRecord> = Vec::new();
         for field in record.fields.iter() {
@@ -93,14 +134,14 @@ impl Inner {
                     }
                 }
                 Written::Changes => {
-                    args.push(layout::field_name(tag).to_vec());
-                    args.push(stored);
+                    args.push(&layout::field_name(tag));
+                    args.push(&stored);
                 }
             }
         }
-        for (n, piece) in packed.into_iter().enumerate() {
-            args.push(layout::packed_field_name(n));
-            args.push(piece.into_bytes());
+        for (n, piece) in packed.iter().enumerate() {
+            args.push(&layout::packed_field_name(n));
+            args.push(piece.as_bytes());
         }
         Ok(args)
     }

@@ -3,7 +3,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use super::{Inner, RedisStore};
+use super::{Inner, RedisStore, call::ScriptCall};
 use crate::{
     clock::duration_ms,
     index::IndexKey,
@@ -86,11 +86,11 @@ impl RedisRevocationStore {
     ) -> Result<u64, crate::Error> {
         let inner = &self.inner;
         let keep_ms = duration_ms(keep_for).max(1);
-        let mut invocation = script.key(inner.keys.generation(index));
-        invocation.arg(keep_ms).arg(keep_ms.saturating_mul(2));
+        let mut call = ScriptCall::new(script, &[inner.keys.generation(index)]);
+        call.arg(keep_ms).arg(keep_ms.saturating_mul(2));
         inner
             .observe(op, None, async {
-                let generation: Option<u64> = inner.run_script(true, &invocation).await?;
+                let generation: Option<u64> = inner.run_script(true, &call).await?;
                 Ok(generation.unwrap_or(0))
             })
             .await
