@@ -185,12 +185,7 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
         return Err("load needs ADDR PATH SECS".into());
     };
     let path: &'static str = String::leak(path.clone());
-    let load = Load {
-        connections: 32,
-        users_per_connection: 8,
-        duration: Duration::from_secs_f64(secs.parse()?),
-        max_requests_per_connection: 10_000_000,
-    };
+    let load = phase_load(32, secs.parse()?);
     runtime()?.block_on(async {
         let mut clients = Clients::connect(addr.parse()?, load, "/init").await?;
         let outcome = clients.run(path).await?;
@@ -203,6 +198,17 @@ fn load_only(args: &[String]) -> Result<(), BoxError> {
         );
         Ok(())
     })
+}
+
+/// A phase of `secs` seconds over `connections` keep-alive connections of 8 users each,
+/// as `load`, `compare` and `instructions` run it.
+fn phase_load(connections: usize, secs: f64) -> Load {
+    Load {
+        connections,
+        users_per_connection: 8,
+        duration: Duration::from_secs_f64(secs),
+        max_requests_per_connection: 10_000_000,
+    }
 }
 
 /// What `compare` was asked for.
@@ -248,19 +254,11 @@ fn parse_comparison(args: &[String]) -> Result<Comparison, BoxError> {
 /// `compare PATH APP[=REPORT] … [--runs N] [--secs S]` (see the top of this file).
 fn compare(args: &[String]) -> Result<(), BoxError> {
     let Comparison { path, runs, secs, apps } = parse_comparison(args)?;
-    let load = Load {
-        connections: 32,
-        users_per_connection: 8,
-        duration: Duration::from_secs_f64(secs),
-        max_requests_per_connection: 10_000_000,
-    };
+    let load = phase_load(32, secs);
     let runtime = runtime()?;
     let mut servers = Vec::new();
     for (label, app, exe) in apps {
-        let exe = match exe {
-            Some(exe) => exe,
-            None => self_path()?,
-        };
+        let exe = exe.map_or_else(self_path, Ok)?;
         // A Redis of its own: two builds of one clustered app share a key prefix, and each
         // would hear (and pay for) the other's invalidations; Redis's CPU is then its alone.
         let redis = app.uses_redis().then(RedisServer::start);
@@ -305,22 +303,13 @@ fn compare(args: &[String]) -> Result<(), BoxError> {
 /// `instructions PATH APP[=REPORT] … [--secs S]` (see the top of this file).
 fn instructions(args: &[String]) -> Result<(), BoxError> {
     let Comparison { path, secs, apps, .. } = parse_comparison(args)?;
-    // Under callgrind an app serves about fifty times fewer requests: fewer connections,
-    // longer phases.
-    let load = Load {
-        connections: 8,
-        users_per_connection: 8,
-        duration: Duration::from_secs_f64(secs),
-        max_requests_per_connection: 10_000_000,
-    };
+    // Under callgrind an app serves about fifty times fewer requests: fewer connections.
+    let load = phase_load(8, secs);
     let runtime = runtime()?;
     let dir = std::env::temp_dir().join(format!("session-instructions-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     for (n, (label, app, exe)) in apps.into_iter().enumerate() {
-        let exe = match exe {
-            Some(exe) => exe,
-            None => self_path()?,
-        };
+        let exe = exe.map_or_else(self_path, Ok)?;
         let redis = app.uses_redis().then(RedisServer::start);
         let out = dir.join(format!("callgrind.{n}"));
         let mut command = Command::new("valgrind");
