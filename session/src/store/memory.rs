@@ -13,7 +13,7 @@ use crate::{
     id::{KeyHash, KeyMap, StoreKey},
     index::IndexKey,
     session::SessionMeta,
-    store::{IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore},
+    store::{IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore, store_error},
 };
 
 const SHARDS: usize = 32;
@@ -42,7 +42,7 @@ impl Entry {
 
     /// How many bytes merging `update` in would add (0 when it shrinks or keeps the size).
     fn growth(&self, update: &Record) -> Result<usize, Error> {
-        let merged = codec::merged_len(&self.fields, &update.fields).map_err(|error| Error::Store(Box::new(error)))?;
+        let merged = codec::merged_len(&self.fields, &update.fields).map_err(store_error)?;
         Ok(merged.saturating_sub(self.fields.len()))
     }
 
@@ -50,7 +50,7 @@ impl Entry {
     /// `false`, changing nothing, when a value changes length (see
     /// [`codec::overwrite_in_place`]).
     fn overwrite_in_place(&mut self, update: &Record) -> Result<bool, Error> {
-        codec::overwrite_in_place(&mut self.fields, &update.fields).map_err(|error| Error::Store(Box::new(error)))
+        codec::overwrite_in_place(&mut self.fields, &update.fields).map_err(store_error)
     }
 
     /// Merges `update` in, in place (no copy unless a value changes length), established;
@@ -61,7 +61,7 @@ impl Entry {
             let mut fields = FieldRecord::from_bytes(std::mem::take(&mut self.fields).into_vec());
             let merged = fields.merge(&update.fields);
             self.fields = fields.into_bytes().into_boxed_slice();
-            merged.map_err(|error| Error::Store(Box::new(error)))?;
+            merged.map_err(store_error)?;
         }
         self.meta = update.meta;
         self.established = true;

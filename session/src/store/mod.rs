@@ -57,6 +57,12 @@
 use std::future::Future;
 
 use crate::{Error, session::SessionMeta};
+
+/// A store's own failure that is not the backend being unreachable: unreadable stored bytes,
+/// an answer it does not expect.
+pub(crate) fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(error))
+}
 pub use crate::{
     codec::{CorruptRecord, FieldRecord, Fields},
     id::StoreKey,

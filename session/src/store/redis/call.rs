@@ -12,6 +12,7 @@ use crate::{
     Error,
     id::StoreKey,
     resilience::{BreakerState, Outcome, Permit},
+    store::store_error,
 };
 
 /// Whether an error means the backend is failing, rather than refusing this command.
@@ -32,10 +33,6 @@ fn is_backend_failure(error: &RedisError) -> bool {
                         | ServerErrorKind::ReadOnly
                 )
         )
-}
-
-pub(super) fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Store(Box::new(error))
 }
 
 impl Inner {

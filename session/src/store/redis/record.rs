@@ -2,14 +2,13 @@
 
 use super::{
     Inner,
-    call::store_error,
     layout::{self, EXPIRY_FIELD, INDEX_FIELD, MAX_PACKED_FIELDS, META_FIELD, PACKED_FIELD_BYTES},
 };
 use crate::{
     Error,
     codec::{self, FieldRecord, Fields},
     id::StoreKey,
-    store::Record,
+    store::{Record, store_error},
 };
 
 /// The hash field `i` of an indexed session: the index digest and the absolute deadline.

@@ -10,7 +10,7 @@ use crate::{
     Error,
     clock::Clock,
     resilience::{BreakerState, CircuitBreaker, Outcome, RetryPolicy},
-    store::value::ValueCodec,
+    store::{store_error, value::ValueCodec},
 };
 
 use super::table::Table;
@@ -99,7 +99,7 @@ fn classify(error: sqlx::Error, timeout: Duration) -> Failure {
 
 /// A column that did not decode as expected.
 pub(crate) fn decode_error(error: sqlx::Error) -> Error {
-    Error::Store(Box::new(error))
+    store_error(error)
 }
 
 /// An answer this crate does not expect from its own statements.

@@ -19,7 +19,12 @@ use std::{borrow::Cow, collections::BTreeMap};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
 use super::call::{Core, db_ms};
-use crate::{Error, codec::FieldRecord, id::StoreKey, store::Record};
+use crate::{
+    Error,
+    codec::FieldRecord,
+    id::StoreKey,
+    store::{Record, store_error},
+};
 
 /// The columns of one write.
 #[derive(Debug)]
@@ -48,10 +53,6 @@ impl Columns {
 /// The member name of a field: its tag in 8 lowercase hex digits.
 fn member(tag: u32) -> String {
     format!("{tag:08x}")
-}
-
-fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Store(Box::new(error))
 }
 
 impl Core {
