@@ -140,10 +140,12 @@ pub(super) struct ScriptCall<'a> {
 }
 
 impl<'a> ScriptCall<'a> {
-    /// `script` on `keys` (its `KEYS`); the arguments follow with [`arg`](Self::arg).
-    pub(super) fn new<K: AsRef<str>>(script: &'a Script, keys: &[K]) -> Self {
+    /// `script` on `keys` (its `KEYS`, counted first: pass borrowed names, so the count's
+    /// pass copies none); the arguments follow with [`arg`](Self::arg).
+    pub(super) fn new<K: AsRef<str>>(script: &'a Script, keys: impl IntoIterator<Item = K, IntoIter: Clone>) -> Self {
+        let keys = keys.into_iter();
         let mut command = redis::cmd("EVALSHA");
-        command.arg(script.get_hash()).arg(keys.len());
+        command.arg(script.get_hash()).arg(keys.clone().count());
         for key in keys {
             command.arg(key.as_ref());
         }

@@ -94,10 +94,7 @@ impl Inner {
         for attempt in 0..MOVE_ATTEMPTS {
             let (now, ttl) = self.now_and_ttl(update);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
-            let mut read = ScriptCall::new(
-                &self.scripts.move_read,
-                &[source.clone(), self.keys.signature(from, writer)],
-            );
+            let mut read = ScriptCall::new(&self.scripts.move_read, [&source, &self.keys.signature(from, writer)]);
             read.arg(now).arg(u8::from(freeze));
             // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self.run_script(!freeze, &read).await?;
@@ -109,10 +106,7 @@ impl Inner {
             };
             let digest = copied.remove(0);
 
-            let mut write = ScriptCall::new(
-                &self.scripts.move_write,
-                &[target.clone(), self.keys.signature(to, writer)],
-            );
+            let mut write = ScriptCall::new(&self.scripts.move_write, [&target, &self.keys.signature(to, writer)]);
             write
                 .arg(now)
                 .arg(ttl)
@@ -134,10 +128,10 @@ impl Inner {
             // but whose answer was lost finds the move done rather than a source gone.
             let mut delete = ScriptCall::new(
                 &self.scripts.move_delete,
-                &[
-                    source.clone(),
-                    self.keys.signature(from, writer),
-                    self.keys.moved_marker(from),
+                [
+                    &source,
+                    &self.keys.signature(from, writer),
+                    &self.keys.moved_marker(from),
                 ],
             );
             delete

@@ -141,13 +141,13 @@ impl IndexStore for RedisStore {
                     let now = inner.clock.now_ms();
                     let outcomes = try_join_all(names.iter().map(|name| {
                         let key = inner.keys.parse(name.as_bytes());
-                        let script = &inner.scripts.delete_if_indexed;
-                        let mut call = match &key {
-                            Some(key) if inner.signed => {
-                                ScriptCall::new(script, &[name.clone(), inner.keys.signature(key, &self.writer)])
-                            }
-                            _ => ScriptCall::new(script, &[name]),
-                        };
+                        let signature = key
+                            .filter(|_| inner.signed)
+                            .map(|key| inner.keys.signature(&key, &self.writer));
+                        let mut call = ScriptCall::new(
+                            &inner.scripts.delete_if_indexed,
+                            [Some(name), signature.as_ref()].into_iter().flatten(),
+                        );
                         call.arg(now).arg(&hex);
                         async move { inner.run_script::<(i64, String)>(true, &call).await }
                     }))

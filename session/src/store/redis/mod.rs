@@ -310,10 +310,7 @@ impl Inner {
         let name = self.keys.key(key);
         loop {
             let (now, ttl) = self.now_and_ttl(record);
-            let mut call = match &signature {
-                Some(signature) => ScriptCall::new(script, &[&name, signature]),
-                None => ScriptCall::new(script, &[&name]),
-            };
+            let mut call = ScriptCall::new(script, [Some(&name), signature.as_ref()].into_iter().flatten());
             call.arg(now).arg(ttl);
             self.index_args(&mut call, mode, index.as_deref(), record, now);
             call.arg(&args);
@@ -330,11 +327,11 @@ impl Inner {
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let name = self.keys.key(key);
-        let mut call = if self.signed {
-            ScriptCall::new(&self.scripts.delete, &[name, self.keys.signature(key, writer)])
-        } else {
-            ScriptCall::new(&self.scripts.delete, &[name])
-        };
+        let signature = self.signed.then(|| self.keys.signature(key, writer));
+        let mut call = ScriptCall::new(
+            &self.scripts.delete,
+            [Some(&name), signature.as_ref()].into_iter().flatten(),
+        );
         call.arg(1).arg(self.index_mode());
         let deleted: i64 = self.run_script(true, &call).await?;
         Ok(deleted > 0)
@@ -403,12 +400,15 @@ impl SessionStore for RedisStore {
             .observe("regenerate", Some(from), async {
                 let (now, ttl) = inner.now_and_ttl(update);
                 let index = record::index_value(update);
-                let keys: Vec<String> = [Some(inner.keys.key(from)), Some(inner.keys.key(to))]
-                    .into_iter()
-                    .chain([self.signature(from), self.signature(to)])
-                    .flatten()
-                    .collect();
-                let mut call = ScriptCall::new(&inner.scripts.rename, &keys);
+                let (source, target) = (inner.keys.key(from), inner.keys.key(to));
+                let signatures = (self.signature(from), self.signature(to));
+                let keys = [
+                    Some(&source),
+                    Some(&target),
+                    signatures.0.as_ref(),
+                    signatures.1.as_ref(),
+                ];
+                let mut call = ScriptCall::new(&inner.scripts.rename, keys.into_iter().flatten());
                 call.arg(now).arg(ttl);
                 inner.index_args(&mut call, inner.index_mode(), index.as_deref(), update, now);
                 call.arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
