@@ -317,21 +317,15 @@ fn instructions(args: &[String]) -> Result<(), BoxError> {
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&exe)
-            .arg("serve")
-            .arg(app.name())
             .stderr(Stdio::null());
-        if let Some(redis) = &redis {
-            command.arg(redis.url());
-        }
-        let server = ChildServer::spawn(command, "valgrind (is it installed?)")?;
+        let url = redis.as_ref().map(RedisServer::url);
+        let server = spawn_server(command, app, url.as_deref(), "valgrind (is it installed?)")?;
         let mut clients = runtime.block_on(Clients::connect(server.addr, load, "/init"))?;
         runtime.block_on(clients.run(path))?;
         callgrind_control(&["-z"], server.id())?;
         let outcome = runtime.block_on(clients.run(path))?;
         callgrind_control(&["-d"], server.id())?;
-        if outcome.errors > 0 {
-            return Err(format!("{label}: {} failed requests", outcome.errors).into());
-        }
+        all_answered(&outcome, path).map_err(|error| format!("{label}: {error}"))?;
         // The dump after zeroing is the first numbered part.
         let dump = std::fs::read_to_string(dir.join(format!("callgrind.{n}.1")))?;
         let total = callgrind_total(&dump).ok_or("no total in callgrind's dump")?;
@@ -406,6 +400,16 @@ fn measure_phase(
         (Some(before), Some(redis)) => Some(Traffic::between(&before, &redis.counters()?)),
         _ => None,
     };
+    all_answered(&outcome, path)?;
+    Ok(Measured {
+        outcome,
+        traffic,
+        app_cpu_us,
+    })
+}
+
+/// An error naming one failure when some of a phase's requests of `path` failed.
+fn all_answered(outcome: &Outcome, path: &str) -> Result<(), BoxError> {
     if outcome.errors > 0 {
         return Err(format!(
             "{path}: {} failed requests, one of them {}",
@@ -414,11 +418,7 @@ fn measure_phase(
         )
         .into());
     }
-    Ok(Measured {
-        outcome,
-        traffic,
-        app_cpu_us,
-    })
+    Ok(())
 }
 
 /// Serves `app` from a child process of this binary.
@@ -428,12 +428,17 @@ fn start_server(app: App, redis_url: Option<&str>) -> Result<ChildServer, BoxErr
 
 /// Serves `app` from a child process of `exe`, a build of this binary.
 fn start_server_from(exe: &Path, app: App, redis_url: Option<&str>) -> Result<ChildServer, BoxError> {
-    let mut command = Command::new(exe);
+    spawn_server(Command::new(exe), app, redis_url, app.name())
+}
+
+/// Spawns `command` (a build of this binary, or a tool that runs one) with `serve APP
+/// [REDIS_URL]`; `what` names it in errors.
+fn spawn_server(mut command: Command, app: App, redis_url: Option<&str>, what: &str) -> Result<ChildServer, BoxError> {
     command.arg("serve").arg(app.name());
     if let Some(url) = redis_url {
         command.arg(url);
     }
-    ChildServer::spawn(command, app.name())
+    ChildServer::spawn(command, what)
 }
 
 // ---- The report ------------------------------------------------------------------------
