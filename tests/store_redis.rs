@@ -93,8 +93,15 @@ async fn overlapping_saves_of_different_fields_both_survive() {
     let mut second = provider.load(&id).await.unwrap().unwrap();
     *first.visits_mut() += 5;
     second.set_theme("dark".into());
+    let mut stats = CommandStats::new(&server).await;
     assert_eq!(provider.save(&mut first).await.unwrap(), SaveOutcome::Updated);
     assert_eq!(provider.save(&mut second).await.unwrap(), SaveOutcome::Updated);
+    assert_eq!(
+        stats.delta().await,
+        counts(&[("evalsha", 3), ("hmget", 3), ("hset", 2)]),
+        "the second save found the session changed since it read it, got its current value in \
+         the same answer and wrote its change merged into that one: no extra read"
+    );
 
     let loaded = provider.load(&id).await.unwrap().unwrap();
     assert_eq!(*loaded.visits(), 5, "the first request's change survived");
@@ -218,7 +225,11 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
 
     let id = session.id().expose();
     let mut session = provider.load(&id).await.unwrap().unwrap();
-    assert_eq!(stats.delta().await, counts(&[("hgetall", 1)]), "load");
+    assert_eq!(
+        stats.delta().await,
+        counts(&[("hget", 1)]),
+        "load: the whole session is one value"
+    );
 
     assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Unchanged);
     assert_eq!(stats.delta().await, counts(&[]), "an unchanged session is not written");
@@ -240,7 +251,11 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
     assert_eq!(stats.delta().await, script(&[]), "sliding refresh");
 
     provider.regenerate_id(&mut session).await.unwrap();
-    assert_eq!(stats.delta().await, script(&[("hget", 1), ("rename", 1)]), "regenerate");
+    assert_eq!(
+        stats.delta().await,
+        script(&[("hget", 1), ("del", 1)]),
+        "regenerate: the target's liveness, then the source deleted and the target written"
+    );
 
     provider.delete(&mut session).await.unwrap();
     assert_eq!(
@@ -315,7 +330,7 @@ async fn the_ttl_runs_to_the_end_of_the_expirys_minute_and_moves_only_with_that_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a_ttl() {
+async fn the_layout_is_one_hash_per_session_holding_its_whole_value_and_a_ttl() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
     let store = builder(&server, &clock).prefix("app:s:").build().await.unwrap();
@@ -337,20 +352,30 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
     fields.sort();
     assert_eq!(
         fields,
-        [b"d".to_vec(), b"m".to_vec(), b"x".to_vec()],
-        "the fields as created are packed in one hash field"
+        [b"w".to_vec(), b"x".to_vec()],
+        "the whole session, and its expiry for the scripts"
     );
-    let packed: Vec<u8> = redis::cmd("HGET")
+    let expiry: u64 = redis::cmd("HGET")
         .arg(&name)
-        .arg("d")
+        .arg("x")
         .query_async(&mut raw)
         .await
         .unwrap();
-    let tags: Vec<u32> = FieldRecord::from_bytes(packed)
-        .iter()
-        .map(|field| field.unwrap().0)
-        .collect();
+    assert_eq!(expiry, session.meta().expires_ms());
+    let created = whole(&mut raw, &name).await;
+    assert_eq!(created.revision, 1);
+    assert_eq!(
+        created.meta.len(),
+        33,
+        "the metadata of a session of the configured lifetimes"
+    );
+    let tags: Vec<u32> = created.fields.iter().map(|field| field.unwrap().0).collect();
     assert_eq!(tags, [tag("user")], "fields at their default are not stored");
+    assert_eq!(
+        created.fields.get(tag("user")).unwrap().unwrap(),
+        [&[0][..], &fingerprint("user").to_le_bytes(), &[1, 5], b"alice"].concat(),
+        "a plain value: marker 0, the type fingerprint, the postcard bytes"
+    );
 
     let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
     let idle = IDLE.as_millis() as i64;
@@ -359,71 +384,83 @@ async fn the_layout_is_one_hash_per_session_with_only_dirty_fields_written_and_a
         "the TTL follows the idle deadline, to the end of its minute: {pttl} ms"
     );
 
-    // A change rewrites only its field: the others keep their stored bytes, even if
-    // someone else changed them meanwhile.
-    let theme = field("theme");
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg(&theme)
-        .arg([&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04blue"].concat())
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    // Every write stores the next revision; a change written by another app meanwhile is
+    // kept: the save merges into it.
+    let mut elsewhere = created.clone();
+    elsewhere.revision = 2;
+    elsewhere.fields.push(
+        tag("theme"),
+        &[&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04blue"].concat(),
+    );
+    set_whole(&mut raw, &name, &elsewhere).await;
     *session.visits_mut() = 7;
     provider.save(&mut session).await.unwrap();
+    assert_eq!(whole(&mut raw, &name).await.revision, 3);
     let loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(loaded.theme(), "blue", "the unchanged field was not rewritten");
+    assert_eq!(loaded.theme(), "blue", "the other write's change survived");
     assert_eq!(*loaded.visits(), 7);
-    assert!(
-        has_field(&mut raw, &name, field("visits")).await,
-        "a change is its field's own hash field"
-    );
+    assert_eq!(loaded.user().as_deref(), Some("alice"));
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn packed_fields_are_split_so_the_hash_keeps_redis_compact_encoding() {
+async fn a_hash_of_the_earlier_layout_is_read_and_its_next_save_rewrites_it_whole() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
     let mut raw = raw(&server).await;
-    let mut session = provider.create().unwrap();
-    session.set_user(Some("alice@example.com".repeat(2)));
-    session.set_theme("a-theme-name-of-some-length".into());
-    session.set_language(Some("en-GB, en;q=0.9, fr;q=0.8".into()));
-    *session.visits_mut() = 42;
-    provider.save(&mut session).await.unwrap();
-    let name = raw_key(&session.id().store_key(), &server).await;
+    let (session, name) = alice_in_dark(&provider, &server).await;
+    let whole = whole(&mut raw, &name).await;
+    let value = |field: &str| whole.fields.get(tag(field)).unwrap().unwrap().to_vec();
+    let language = [&[0][..], &fingerprint("language").to_le_bytes(), b"\x01\x02fr"].concat();
 
-    let hash: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&name).query_async(&mut raw).await.unwrap();
-    let mut packed: Vec<(Vec<u8>, usize)> = hash
-        .iter()
-        .filter(|(member, _)| is_packed(member))
-        .map(|(member, value)| (member.clone(), value.len()))
-        .collect();
-    packed.sort();
-    assert_eq!(
-        packed.iter().map(|(member, _)| member.as_slice()).collect::<Vec<_>>(),
-        [&b"d"[..], b"d1", b"d2"],
-        "{packed:?}"
-    );
-    assert!(packed.iter().all(|&(_, len)| len <= 64), "{packed:?}");
-    let encoding: String = redis::cmd("OBJECT")
-        .arg("ENCODING")
+    // The hash an earlier version wrote for this session: the metadata in `m`, the fields
+    // as created packed in `d`, `d1` …, a field changed since in a hash field of its own.
+    let mut packed = FieldRecord::new();
+    packed.push(tag("user"), &value("user"));
+    let mut second = FieldRecord::new();
+    second.push(tag("theme"), &value("theme"));
+    let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("HSET")
         .arg(&name)
+        .arg("m")
+        .arg(&whole.meta)
+        .arg("x")
+        .arg(session.meta().expires_ms())
+        .arg("d")
+        .arg(packed.as_bytes())
+        .arg("d1")
+        .arg(second.as_bytes())
+        .arg(field("language"))
+        .arg(&language)
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert_eq!(encoding, "listpack");
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&name)
+        .arg(IDLE.as_millis() as u64)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
 
-    let loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(loaded.user().as_deref(), Some("alice@example.comalice@example.com"));
-    assert_eq!(loaded.theme(), "a-theme-name-of-some-length");
-    assert_eq!(loaded.language().as_deref(), Some("en-GB, en;q=0.9, fr;q=0.8"));
-    assert_eq!(*loaded.visits(), 42);
+    let mut loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("alice"));
+    assert_eq!(loaded.theme(), "dark");
+    assert_eq!(loaded.language().as_deref(), Some("fr"));
+
+    *loaded.visits_mut() = 3;
+    provider.save(&mut loaded).await.unwrap();
+    let mut members: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&name).query_async(&mut raw).await.unwrap();
+    members.sort();
+    assert_eq!(members, [b"w".to_vec(), b"x".to_vec()], "rewritten whole");
+    let pttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut raw).await.unwrap();
+    assert!(pttl > 0, "with its TTL");
+    let reloaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(reloaded.user().as_deref(), Some("alice"));
+    assert_eq!(reloaded.theme(), "dark");
+    assert_eq!(reloaded.language().as_deref(), Some("fr"));
+    assert_eq!(*reloaded.visits(), 3);
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_set_back_to_its_default_hides_its_copy_and_legacy_field_names_are_read() {
+async fn a_field_set_back_to_its_default_is_dropped_and_earlier_field_names_are_read() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
     let provider = provider_for(builder(&server, &clock).build().await.unwrap(), &clock);
@@ -435,17 +472,15 @@ async fn a_field_set_back_to_its_default_hides_its_copy_and_legacy_field_names_a
     provider.save(&mut session).await.unwrap();
     assert_eq!(
         stored_field(&mut raw, &name, "theme").await,
-        Some(Vec::new()),
-        "back at its default: an empty value hides the copy in `d`"
+        None,
+        "back at its default: no longer stored"
     );
     assert_eq!(provider.get(session.id()).await.unwrap().theme(), "light");
-    assert_eq!(
-        provider.get(session.id()).await.unwrap().user().as_deref(),
-        Some("alice")
-    );
+    let meta = whole(&mut raw, &name).await.meta;
 
-    // A session written before fields were packed and their names shortened: its fields
-    // are read, a newer write hides the legacy copy, and so does a removal.
+    // Hashes of earlier versions: a field's own hash field (its last change) wins over its
+    // packed copy, which wins over a still older name (`f:<8 hex digits>`); an empty own
+    // value is a field set back to its default.
     let user = |name: &str| {
         [
             &[0][..],
@@ -455,44 +490,49 @@ async fn a_field_set_back_to_its_default_hides_its_copy_and_legacy_field_names_a
         ]
         .concat()
     };
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg(legacy_field("user"))
-        .arg(user("old"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let theme = [&[0][..], &fingerprint("theme").to_le_bytes(), b"\x04dark"].concat();
+    let mut packed = FieldRecord::new();
+    packed.push(tag("user"), &user("packed"));
+    packed.push(tag("theme"), &theme);
+    let legacy = |members: &[(Vec<u8>, Vec<u8>)]| {
+        let (name, meta, mut raw) = (name.clone(), meta.clone(), raw.clone());
+        let members = members.to_vec();
+        async move {
+            let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&name).arg("m").arg(meta).arg("x").arg(u64::MAX / 2);
+            for (member, value) in members {
+                hset.arg(member).arg(value);
+            }
+            let _: () = hset.query_async(&mut raw).await.unwrap();
+        }
+    };
+    legacy(&[
+        (legacy_field("user"), user("oldest")),
+        (b"d".to_vec(), packed.as_bytes().to_vec()),
+    ])
+    .await;
     assert_eq!(
         provider.get(session.id()).await.unwrap().user().as_deref(),
-        Some("alice"),
-        "the packed copy is newer than a legacy one"
+        Some("packed"),
+        "the packed copy is newer than the oldest name"
     );
-    let _: () = redis::cmd("HDEL")
-        .arg(&name)
-        .arg("d")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let mut loaded = provider.get(session.id()).await.unwrap();
-    assert_eq!(loaded.user().as_deref(), Some("old"), "a legacy field name is read");
-    loaded.set_user(Some("new".into()));
-    provider.save(&mut loaded).await.unwrap();
-    let mut loaded = provider.get(session.id()).await.unwrap();
+    legacy(&[(legacy_field("user"), user("oldest"))]).await;
     assert_eq!(
-        loaded.user().as_deref(),
-        Some("new"),
-        "the newer write wins over the legacy copy"
+        provider.get(session.id()).await.unwrap().user().as_deref(),
+        Some("oldest"),
+        "the oldest name is read"
     );
-    loaded.set_user(None);
-    provider.save(&mut loaded).await.unwrap();
-    assert!(has_field(&mut raw, &name, legacy_field("user")).await);
-    assert_eq!(
-        provider.get(session.id()).await.unwrap().user(),
-        &None,
-        "a removal hides the legacy copy too"
-    );
+    legacy(&[
+        (b"d".to_vec(), packed.as_bytes().to_vec()),
+        (field("user"), user("own")),
+        (field("theme"), Vec::new()),
+    ])
+    .await;
+    let loaded = provider.get(session.id()).await.unwrap();
+    assert_eq!(loaded.user().as_deref(), Some("own"), "a field's own hash field wins");
+    assert_eq!(loaded.theme(), "light", "an empty own value hides the packed copy");
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_values_are_compressed_and_read_back() {
     let server = RedisServer::start();
@@ -515,36 +555,68 @@ async fn large_values_are_compressed_and_read_back() {
     assert_eq!(loaded.language().as_deref(), Some("en"));
 }
 
-/// Whether the hash field `member` holds packed fields (`d`, `d1` …).
-fn is_packed(member: &[u8]) -> bool {
-    member.starts_with(b"d") && member.len() <= 3
+/// A session's whole value, the hash field `w`, as the store's documentation gives its
+/// bytes: the revision, the metadata (after its varint length), the fields.
+#[derive(Debug, Clone)]
+struct Whole {
+    revision: u64,
+    meta: Vec<u8>,
+    fields: FieldRecord,
 }
 
-/// The stored value of the session field `name` in the hash `key`: its own hash field (a
-/// change since the session was created), else its packed copy (in `d`, `d1` …).
-async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str) -> Option<Vec<u8>> {
-    let hash: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(key).query_async(raw).await.unwrap();
-    if let Some((_, own)) = hash.iter().find(|(member, _)| *member == field(name)) {
-        return Some(own.clone());
+impl Whole {
+    fn parse(bytes: &[u8]) -> Self {
+        let revision = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        let (mut len, mut at) = (0usize, 8);
+        for shift in (0..).step_by(7) {
+            let byte = bytes[at];
+            at += 1;
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        Self {
+            revision,
+            meta: bytes[at..at + len].to_vec(),
+            fields: FieldRecord::from_bytes(bytes[at + len..].to_vec()),
+        }
     }
-    hash.into_iter()
-        .filter(|(member, _)| is_packed(member))
-        .find_map(|(_, packed)| {
-            FieldRecord::from_bytes(packed)
-                .get(tag(name))
-                .unwrap()
-                .map(<[u8]>::to_vec)
-        })
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.revision.to_le_bytes().to_vec();
+        let mut len = self.meta.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(&self.meta);
+        out.extend_from_slice(self.fields.as_bytes());
+        out
+    }
 }
 
-/// Whether the hash `key` has the field `field`.
-async fn has_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, field: Vec<u8>) -> bool {
-    redis::cmd("HEXISTS")
+/// The whole value of the session hash `key`.
+async fn whole(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Whole {
+    let bytes: Vec<u8> = redis::cmd("HGET").arg(key).arg("w").query_async(raw).await.unwrap();
+    Whole::parse(&bytes)
+}
+
+/// Replaces the whole value of the session hash `key`, as another writer could.
+async fn set_whole(raw: &mut redis::aio::MultiplexedConnection, key: &str, whole: &Whole) {
+    let _: () = redis::cmd("HSET")
         .arg(key)
-        .arg(field)
+        .arg("w")
+        .arg(whole.to_bytes())
         .query_async(raw)
         .await
-        .unwrap()
+        .unwrap();
+}
+
+/// The stored value of the session field `name` in the hash `key`.
+async fn stored_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, name: &str) -> Option<Vec<u8>> {
+    whole(raw, key).await.fields.get(tag(name)).unwrap().map(<[u8]>::to_vec)
 }
 
 /// A saved session of alice's with the dark theme, and its key in Redis.
@@ -671,13 +743,11 @@ async fn sealed_values_copied_into_another_session_do_not_open_and_survive_regen
     );
     let mut raw = raw(&server).await;
     let stolen = stored_field(&mut raw, &victim_key, "user").await.unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(&attacker_key)
-        .arg(field("user"))
-        .arg(stolen)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut forged = whole(&mut raw, &attacker_key).await;
+    let mut fields = FieldRecord::new();
+    fields.push(tag("user"), &stolen);
+    forged.fields.merge(&fields).unwrap();
+    set_whole(&mut raw, &attacker_key, &forged).await;
     let loaded = provider.get(attacker.id()).await.unwrap();
     assert_eq!(loaded.user(), &None, "a field moved from another session does not open");
     assert_eq!(
@@ -716,67 +786,64 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
     let store = builder(&server, &clock).build().await.unwrap();
     let provider = provider_for(store.clone(), &clock);
     let mut raw = raw(&server).await;
-    let (session, name) = alice_in_dark(&provider, &server).await;
+    let (mut session, name) = alice_in_dark(&provider, &server).await;
+    session.set_language(Some("en".into()));
+    provider.save(&mut session).await.unwrap();
+    let stored = whole(&mut raw, &name).await;
 
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg(field("theme"))
-        .arg(b"\x07garbage")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut garbled = stored.clone();
+    let mut theme = FieldRecord::new();
+    theme.push(tag("theme"), b"\x07garbage");
+    garbled.fields.merge(&theme).unwrap();
+    set_whole(&mut raw, &name, &garbled).await;
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.theme(), "light", "an unreadable field takes its default");
     assert_eq!(loaded.user().as_deref(), Some("alice"), "the others are kept");
+    assert_eq!(loaded.language().as_deref(), Some("en"));
 
-    // Packed fields cut short: those before the cut are kept, the rest keep their default.
-    let mut in_english = provider.get(session.id()).await.unwrap();
-    in_english.set_language(Some("en".into()));
-    provider.save(&mut in_english).await.unwrap();
-    assert_eq!(
-        provider.get(session.id()).await.unwrap().language().as_deref(),
-        Some("en")
+    // Fields cut short: those before the cut are kept, the rest keep their default.
+    let mut cut = stored.clone();
+    let bytes = cut.fields.as_bytes();
+    let language_at = cut
+        .fields
+        .iter()
+        .map(|field| field.unwrap())
+        .take_while(|&(field_tag, _)| field_tag != tag("language"))
+        .map(|(_, value)| 4 + 1 + value.len())
+        .sum::<usize>();
+    assert!(
+        language_at > 0 && language_at < bytes.len(),
+        "the language is not stored first"
     );
-    let language = stored_field(&mut raw, &name, "language").await.unwrap();
-    let _: () = redis::cmd("HDEL")
-        .arg(&name)
-        .arg(field("language"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let user = stored_field(&mut raw, &name, "user").await.unwrap();
-    let mut packed = FieldRecord::new();
-    packed.push(tag("user"), &user);
-    let mut packed = packed.into_bytes();
-    // The language's field, cut one byte short.
-    packed.extend_from_slice(&tag("language").to_le_bytes());
-    packed.push(language.len() as u8);
-    packed.extend_from_slice(&language[..language.len() - 1]);
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg("d")
-        .arg(packed)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    cut.fields = FieldRecord::from_bytes(bytes[..bytes.len() - 1].to_vec());
+    set_whole(&mut raw, &name, &cut).await;
     let loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some("alice"), "read up to the cut");
     assert_eq!(loaded.language(), &None);
 
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg("m")
-        .arg("short")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut corrupt = stored.clone();
+    corrupt.meta = b"short".to_vec();
+    set_whole(&mut raw, &name, &corrupt).await;
     assert_eq!(
         store.load(&session.id().store_key()).await.unwrap(),
         None,
         "corrupt metadata is no session"
     );
+    for malformed in [&b""[..], b"\x01\x00\x00", b"\x01\x00\x00\x00\x00\x00\x00\x00\x7f"] {
+        let _: () = redis::cmd("HSET")
+            .arg(&name)
+            .arg("w")
+            .arg(malformed)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load(&session.id().store_key()).await.unwrap(),
+            None,
+            "a malformed whole value is no session: {malformed:?}"
+        );
+    }
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_operations_see_only_this_stores_prefix() {
     let server = RedisServer::start();

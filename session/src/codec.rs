@@ -289,7 +289,7 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
-fn write_varint(out: &mut Vec<u8>, mut value: usize) {
+pub(crate) fn write_varint(out: &mut Vec<u8>, mut value: usize) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -297,11 +297,12 @@ fn write_varint(out: &mut Vec<u8>, mut value: usize) {
     out.push(value as u8);
 }
 
-fn varint_len(value: usize) -> usize {
+pub(crate) fn varint_len(value: usize) -> usize {
     (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+/// A minimal varint at the start of `bytes`: its value and its length.
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut value: usize = 0;
     for (i, &byte) in bytes.iter().enumerate().take(5) {
         value |= usize::from(byte & 0x7f) << (7 * i);

@@ -15,7 +15,7 @@ use crate::{
     index::IndexKey,
     rejection::Rejection,
     session::{Session, SessionMeta, Status},
-    store::{IndexStore, QueryStore, Record, Rename, SessionStore},
+    store::{IndexStore, QueryStore, Record, Rename, Revision, SessionStore},
 };
 
 /// How many fresh IDs a create or regenerate tries before giving up on collisions.
@@ -363,7 +363,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
     /// When the store fails.
     pub async fn try_get(&self, id: &SessionId) -> Result<Option<Session<T>>, Error> {
         let key = id.store_key();
-        let Some(record) = self.shared.store.load(&key).await? else {
+        let Some((record, revision)) = self.shared.store.load_revision(&key).await? else {
             return Ok(None);
         };
         let now = self.now_ms();
@@ -382,6 +382,7 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
         let mut session = Session::from_parts(id.clone(), data, record.meta, Status::Stored, refresh_due, clock);
         *session.stored_size_mut() = size;
         session.set_loaded_device(device);
+        session.set_revision(revision);
         Ok(Some(session))
     }
 
@@ -459,7 +460,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 let record = Record { meta, fields };
                 self.check_size(record.fields.as_bytes().len())?;
                 for _ in 0..ID_ATTEMPTS {
-                    if store.create(&session.id().store_key(), &record).await? {
+                    if let Some(revision) = store.create_revision(&session.id().store_key(), &record).await? {
+                        session.set_revision(revision);
                         *session.stored_size_mut() = RecordSize::of::<T>(&record.fields);
                         session.set_meta(meta);
                         session.saved(Status::Stored);
@@ -486,10 +488,11 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 let old = session.stored_id().clone();
                 for _ in 0..ID_ATTEMPTS {
                     match store
-                        .rename(&old.store_key(), &session.id().store_key(), &update)
+                        .rename_revision(&old.store_key(), &session.id().store_key(), session.revision(), &update)
                         .await?
                     {
                         Rename::Renamed => {
+                            session.set_revision(Revision::none());
                             session.stored_size_mut().apply::<T>(&update.fields);
                             session.set_meta(meta);
                             session.saved(Status::Stored);
@@ -519,9 +522,13 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                 push_device(&mut fields, session);
                 let update = Record { meta, fields };
                 self.check_size(session.stored_size().after::<T>(&update.fields))?;
-                if !store.update(&session.id().store_key(), &update).await? {
+                let Some(revision) = store
+                    .update_revision(&session.id().store_key(), session.revision(), &update)
+                    .await?
+                else {
                     return Err(Error::Gone);
-                }
+                };
+                session.set_revision(revision);
                 session.stored_size_mut().apply::<T>(&update.fields);
                 session.set_meta(meta);
                 session.saved(Status::Stored);

@@ -16,6 +16,7 @@ use crate::{
     expiry::{CookieLifetime, Expiry},
     id::{SessionId, StoreKey},
     index::IndexKey,
+    store::Revision,
 };
 
 /// The lifetime data of a stored session, in milliseconds since the Unix epoch.
@@ -146,6 +147,8 @@ pub struct Session<T: SessionData> {
     /// A cookie session's index and the revocation generation its cookie was opened or
     /// sealed with: sealed again as long as the index stays the same.
     generation: Option<(IndexKey, u64)>,
+    /// What the store read the session as, for its next save.
+    revision: Revision,
 }
 
 impl<T: SessionData> Session<T> {
@@ -180,6 +183,7 @@ impl<T: SessionData> Session<T> {
             device_changed: false,
             clock,
             generation: None,
+            revision: Revision::none(),
         }
     }
 
@@ -393,6 +397,15 @@ impl<T: SessionData> Session<T> {
     /// The size of the record as stored, as far as this session's saves tell.
     pub(crate) fn stored_size(&self) -> &RecordSize {
         &self.stored_size
+    }
+
+    /// What the store read or last wrote the session as.
+    pub(crate) fn revision(&self) -> &Revision {
+        &self.revision
+    }
+
+    pub(crate) fn set_revision(&mut self, revision: Revision) {
+        self.revision = revision;
     }
 
     pub(crate) fn stored_size_mut(&mut self) -> &mut RecordSize {

@@ -21,8 +21,12 @@
 //! which drops the stored field ([`FieldRecord::push_removal`]).
 //!
 //! A store need not look inside: it keeps the bytes, and merges an update's fields into the
-//! stored ones with [`FieldRecord::merge`] (or per field, as the Redis store does, writing
-//! each changed field, and each removal as an empty value, as a hash field of its own).
+//! stored ones with [`FieldRecord::merge`]. A store that keeps each session as one value
+//! and cannot merge in the backend (the Redis store) merges in the application instead:
+//! its load hands out a [`Revision`] of what it read, which the provider passes back with
+//! the session's changes, and the store writes the merged whole only if the stored session
+//! is still that revision ([`SessionStore::load_revision`],
+//! [`SessionStore::update_revision`]).
 //!
 //! # The metadata format
 //!
@@ -88,6 +92,40 @@ pub struct Record {
     pub fields: FieldRecord,
 }
 
+/// What a store read a record as, handed back to it when the record's changes are saved:
+/// a store that keeps each session as one value (the Redis store) writes the whole record
+/// on condition that the stored one is still this revision, a compare-and-set, instead of
+/// merging the changes in the store. Opaque to everything but the store that made it.
+///
+/// A store that merges changes itself (the memory and SQL stores) makes none and ignores
+/// the one it is given: [`SessionStore::load_revision`] and
+/// [`SessionStore::update_revision`] have defaults that do so.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision(Vec<u8>);
+
+impl Revision {
+    /// No revision: the save does not know what is stored (a store that needs one reads
+    /// it first).
+    pub const fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// A revision of the store's own making.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes the store made it of; empty for [`none`](Self::none).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether this is [`none`](Self::none).
+    pub fn is_none(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The outcome of [`SessionStore::rename`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rename {
@@ -116,6 +154,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// When the backend fails.
     fn load(&self, key: &StoreKey) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
 
+    /// Loads the record under `key` with the [`Revision`] a later
+    /// [`update_revision`](Self::update_revision) starts from. The default loads and
+    /// makes none.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn load_revision(&self, key: &StoreKey) -> impl Future<Output = Result<Option<(Record, Revision)>, Error>> + Send {
+        async move { Ok(self.load(key).await?.map(|record| (record, Revision::none()))) }
+    }
+
     /// Stores a new record; never overwrites a live one.
     ///
     /// Returns `false`, changing nothing, when a live record exists under `key`.
@@ -124,6 +173,21 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// When the backend fails.
     fn create(&self, key: &StoreKey, record: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Does what [`create`](Self::create) does; returns the [`Revision`] the record is
+    /// stored as, for its next save, or `None`, changing nothing, when a live record exists
+    /// under `key`. The default creates and makes none.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn create_revision(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+    ) -> impl Future<Output = Result<Option<Revision>, Error>> + Send {
+        async move { Ok(self.create(key, record).await?.then(Revision::none)) }
+    }
 
     /// Replaces the lifetime data and the fields present in `update.fields`, drops the
     /// fields it removes (empty values), keeping every other stored field.
@@ -134,6 +198,25 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// When the backend fails.
     fn update(&self, key: &StoreKey, update: &Record) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Does what [`update`](Self::update) does, for a record loaded as `revision` (or
+    /// [`Revision::none`]); returns the revision the record is stored as afterwards, for
+    /// the next save, or `None`, changing nothing, when no live record exists under `key`.
+    /// Changes stored since `revision` are kept, as `update` keeps them. The default
+    /// updates and makes none.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn update_revision(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> impl Future<Output = Result<Option<Revision>, Error>> + Send {
+        let _ = revision;
+        async move { Ok(self.update(key, update).await?.then(Revision::none)) }
+    }
 
     /// Atomically moves the record from `from` to `to` and applies `update` as
     /// [`update`](Self::update) does; afterwards `from` no longer exists.
@@ -147,6 +230,24 @@ pub trait SessionStore: Send + Sync + 'static {
         to: &StoreKey,
         update: &Record,
     ) -> impl Future<Output = Result<Rename, Error>> + Send;
+
+    /// Does what [`rename`](Self::rename) does, for a record loaded as `revision` (or
+    /// [`Revision::none`]), as [`update_revision`](Self::update_revision) does for an
+    /// update. The default renames.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    fn rename_revision(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> impl Future<Output = Result<Rename, Error>> + Send {
+        let _ = revision;
+        self.rename(from, to, update)
+    }
 
     /// Deletes the record under `key`; returns whether one existed.
     ///

@@ -24,7 +24,7 @@ use crate::{
     Error,
     id::StoreKey,
     store::{
-        IndexKey, IndexStore, QueryStore, Record, Rename, ScanPage, SessionStore,
+        IndexKey, IndexStore, QueryStore, Record, Rename, Revision, ScanPage, SessionStore,
         redis::{RedisStore, RedisStoreBuilder, tracking::NodeSettings},
     },
 };
@@ -36,9 +36,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A cached record and the state its load started from.
+/// A cached record, its revision, and the state its load started from.
 struct Entry {
     record: Record,
+    revision: Revision,
     snapshot: Snapshot,
 }
 
@@ -309,9 +310,16 @@ impl Shared {
     }
 
     /// Caches what this node's write of `key` left in Redis, if `snapshot` is still valid.
-    fn cache_written(&self, key: &StoreKey, record: Record, snapshot: Snapshot) {
+    fn cache_written(&self, key: &StoreKey, record: Record, revision: Revision, snapshot: Snapshot) {
         if self.tracker.still_valid(key, &snapshot) {
-            self.cache.insert(*key, Arc::new(Entry { record, snapshot }));
+            self.cache.insert(
+                *key,
+                Arc::new(Entry {
+                    record,
+                    revision,
+                    snapshot,
+                }),
+            );
         } else {
             self.cache.invalidate(key);
         }
@@ -490,50 +498,76 @@ impl ClusteredStoreBuilder {
 
 impl SessionStore for ClusteredStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        Ok(self.load_revision(key).await?.map(|(record, _)| record))
+    }
+
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
         let shared = &self.shared;
         if let Some(entry) = shared.valid_entry(key).await {
             shared.tracker.counters.hits.fetch_add(1, Relaxed);
-            return Ok(Some(entry.record.clone()));
+            return Ok(Some((entry.record.clone(), entry.revision.clone())));
         }
         shared.tracker.counters.misses.fetch_add(1, Relaxed);
         let snapshot = shared.tracker.snapshot();
-        let record = shared.store.load(key).await?;
-        if let (Some(record), Some(snapshot)) = (&record, snapshot)
+        let loaded = shared.store.load_revision(key).await?;
+        if let (Some((record, revision)), Some(snapshot)) = (&loaded, snapshot)
             && shared.tracker.still_valid(key, &snapshot)
         {
             let entry = Entry {
                 record: record.clone(),
+                revision: revision.clone(),
                 snapshot,
             };
             shared.cache.insert(*key, Arc::new(entry));
         }
-        Ok(record)
+        Ok(loaded)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
+        Ok(self.create_revision(key, record).await?.is_some())
+    }
+
+    async fn create_revision(&self, key: &StoreKey, record: &Record) -> Result<Option<Revision>, Error> {
         let shared = &self.shared;
         let (created, snapshot) = shared
-            .run_write(&[(*key, Basis::Whole)], shared.store.create(key, record), |&created| {
-                created
-            })
+            .run_write(
+                &[(*key, Basis::Whole)],
+                shared.store.create_revision(key, record),
+                Option::is_some,
+            )
             .await;
-        if let Some(snapshot) = snapshot {
-            shared.cache_written(key, record.clone(), snapshot);
+        if let (Some(snapshot), Ok(Some(revision))) = (snapshot, &created) {
+            shared.cache_written(key, record.clone(), revision.clone(), snapshot);
         }
         created
     }
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
+        Ok(self.update_revision(key, &Revision::none(), update).await?.is_some())
+    }
+
+    async fn update_revision(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Revision>, Error> {
         let shared = &self.shared;
-        let base = shared.cache.get(key);
+        // The write starts from the cached entry only if that is what the caller read.
+        let base = shared.cache.get(key).filter(|base| base.revision == *revision);
         let basis = base
             .as_deref()
             .map_or(Basis::Unknown, |base| Basis::Cached(&base.snapshot));
         let (updated, snapshot) = shared
-            .run_write(&[(*key, basis)], shared.store.update(key, update), |&updated| updated)
+            .run_write(
+                &[(*key, basis)],
+                shared.store.update_at(key, revision, update),
+                |updated| updated.as_ref().is_some_and(|updated| updated.as_read),
+            )
             .await;
-        if let Some(snapshot) = snapshot {
-            // A snapshot means the write started from the cached `base`.
+        let updated = updated?.map(|updated| updated.revision);
+        if let (Some(snapshot), Some(revision)) = (snapshot, &updated) {
+            // A snapshot means the write applied to the cached `base` as read.
             let written = base.as_deref().and_then(|base| {
                 let mut record = base.record.clone();
                 record.fields.merge(&update.fields).ok()?;
@@ -541,18 +575,30 @@ impl SessionStore for ClusteredStore {
                 Some(record)
             });
             match written {
-                Some(record) => shared.cache_written(key, record, snapshot),
+                Some(record) => shared.cache_written(key, record, revision.clone(), snapshot),
                 None => shared.cache.invalidate(key),
             }
         }
-        updated
+        Ok(updated)
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        self.rename_revision(from, to, &Revision::none(), update).await
+    }
+
+    async fn rename_revision(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Rename, Error> {
         let shared = &self.shared;
         let keys = [(*from, Basis::Unknown), (*to, Basis::Unknown)];
         shared
-            .run_write(&keys, shared.store.rename(from, to, update), |_| false)
+            .run_write(&keys, shared.store.rename_revision(from, to, revision, update), |_| {
+                false
+            })
             .await
             .0
     }

@@ -2,7 +2,13 @@
 //! three steps, and a scan visits every primary in turn, its cursor carrying the primary's
 //! index (see [`RedisStore`](super::RedisStore#redis-cluster)).
 
-use super::{Inner, call::ScriptCall, connection::Node, layout::MOVED_FROM_FIELD};
+use super::{
+    Inner,
+    call::ScriptCall,
+    connection::Node,
+    layout::MOVED_FROM_FIELD,
+    record::{Hash, Whole},
+};
 use crate::{
     Error,
     id::StoreKey,
@@ -83,37 +89,36 @@ impl Inner {
         writer: &str,
     ) -> Result<Rename, Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
-        let update_args = self.write_args(
-            to,
-            update,
-            super::record::index_value(update).as_deref(),
-            super::record::Written::Changes,
-        )?;
+        let changes = self.stored_fields(&update.meta, &update.fields)?;
         // Indexed under its new key before it exists there: a listing never misses it.
-        self.add_to_index(to, update).await?;
+        self.add_to_index(to, &update.meta).await?;
         for attempt in 0..MOVE_ATTEMPTS {
-            let (now, ttl) = self.now_and_ttl(update);
+            let (now, ttl) = self.now_and_ttl(&update.meta);
             let freeze = attempt + 1 == MOVE_ATTEMPTS;
             let mut read = ScriptCall::new(&self.scripts.move_read, [&source, &self.keys.signature(from, writer)]);
             read.arg(now).arg(u8::from(freeze));
             // A freezing read writes: not retried.
             let copied: Option<Vec<Vec<u8>>> = self.run_script(!freeze, &read).await?;
-            let Some(mut copied) = copied.filter(|values| !values.is_empty()) else {
+            let read = copied.and_then(|mut values| {
+                let digest = (!values.is_empty()).then(|| values.remove(0))?;
+                let (_, base) = self.decode(from, Hash::from_pairs(values)?, now)?;
+                Some((digest, base))
+            });
+            let Some((digest, base)) = read else {
                 if attempt > 0 {
                     self.delete_one(to, writer).await?;
                 }
                 return Ok(Rename::SourceMissing);
             };
-            let digest = copied.remove(0);
+            let whole = Whole::parse(base.as_bytes()).ok_or_else(super::not_whole)?;
+            let moved = self.merged_write(to, &whole, &update.meta, &changes)?;
 
             let mut write = ScriptCall::new(&self.scripts.move_write, [&target, &self.keys.signature(to, writer)]);
             write
                 .arg(now)
                 .arg(ttl)
                 .arg(u8::from(attempt > 0))
-                .arg(copied.len())
-                .arg(copied)
-                .arg(&update_args)
+                .arg(&moved.args)
                 // The copy names its source: a "delete all" that deletes both while the
                 // move runs reports the session once.
                 .arg(MOVED_FROM_FIELD)

@@ -91,7 +91,7 @@ impl IndexStore for RedisStore {
                     let record = inner
                         .keys
                         .parse(name.as_bytes())
-                        .and_then(|key| inner.decode(&key, hash, now).map(|record| (key, record)));
+                        .and_then(|key| inner.decode(&key, hash, now).map(|(record, _)| (key, record)));
                     match record {
                         Some((key, record)) if record.meta.index.as_ref() == Some(index) => live.push((key, record)),
                         // On one server the index changes with the session in one script,

@@ -2,19 +2,15 @@
 
 use crate::{id::StoreKey, index::IndexKey};
 
-/// The hash field holding the lifetime data.
+/// The hash field holding the whole session (see [`Whole`](super::record::Whole)).
+pub(super) const WHOLE_FIELD: &[u8] = b"w";
+/// The hash field holding the lifetime data, in hashes of earlier versions.
 pub(super) const META_FIELD: &[u8] = b"m";
 /// The hash field holding the expiry in decimal milliseconds, for the Lua scripts.
 pub(super) const EXPIRY_FIELD: &[u8] = b"x";
 /// The hash field holding the index value a session is a member under (`<64 hex>:<absolute
 /// deadline ms>`), for the Lua scripts; only indexed sessions have it.
 pub(super) const INDEX_FIELD: &[u8] = b"i";
-/// The most bytes of packed fields in one hash field, unless one field is longer: Redis
-/// keeps a hash whose values are all this short (its default `hash-max-listpack-value`) in
-/// its compact encoding, which takes about a third less memory than a hash table.
-pub(super) const PACKED_FIELD_BYTES: usize = 64;
-/// The most hash fields a session's packed fields are split over (`d`, `d1` … `d99`).
-pub(super) const MAX_PACKED_FIELDS: usize = 100;
 /// A session key's TTL runs to the end of the step its expiry falls in (see
 /// [`ttl_end_ms`]); the update script is given the same step.
 pub(super) const TTL_STEP_MS: u64 = 60_000;
@@ -128,18 +124,8 @@ pub(super) fn ttl_end_ms(expires_ms: u64) -> u64 {
     (expires_ms / TTL_STEP_MS + 1).saturating_mul(TTL_STEP_MS)
 }
 
-/// The name of the `n`th hash field holding the session's fields as created, packed in the
-/// record format (see [`store`](crate::store#the-record-format)): `d`, then `d1`, `d2` …
-/// Never four bytes long, so never a field tag.
-pub(super) fn packed_field_name(n: usize) -> Vec<u8> {
-    debug_assert!(n < MAX_PACKED_FIELDS);
-    match n {
-        0 => b"d".to_vec(),
-        n => format!("d{n}").into_bytes(),
-    }
-}
-
-/// Whether `name` is one of [`packed_field_name`]'s.
+/// Whether `name` holds session fields packed in the record format, in hashes of earlier
+/// versions: `d`, then `d1`, `d2` … (never four bytes long, so never a field tag).
 pub(super) fn is_packed_field(name: &[u8]) -> bool {
     match name {
         [b'd', digits @ ..] => digits.len() <= 2 && digits.iter().all(u8::is_ascii_digit),
@@ -147,14 +133,9 @@ pub(super) fn is_packed_field(name: &[u8]) -> bool {
     }
 }
 
-/// The hash field name of a session field changed since the session was created: its tag's
-/// 4 bytes, big-endian. Four bytes never equal the one-letter names of the other fields.
-pub(super) fn field_name(tag: u32) -> [u8; 4] {
-    tag.to_be_bytes()
-}
-
-/// The tag of a session field's hash field name, and whether the name is the legacy form;
-/// `None` for other fields.
+/// The tag of a session field's own hash field name in hashes of earlier versions (its tag's
+/// 4 bytes, big-endian; or, older still, `f:` and the tag in 8 hex digits), and whether the
+/// name is the older form; `None` for other fields.
 pub(super) fn field_tag(name: &[u8]) -> Option<(u32, bool)> {
     if let Ok(bytes) = <[u8; 4]>::try_from(name) {
         return Some((u32::from_be_bytes(bytes), false));
@@ -197,22 +178,19 @@ mod tests {
     }
 
     #[test]
-    fn field_names_round_trip_in_both_forms() {
-        assert_eq!(field_name(0xdead_beef), [0xde, 0xad, 0xbe, 0xef]);
-        assert_eq!(field_tag(&field_name(0xdead_beef)), Some((0xdead_beef, false)));
+    fn field_names_of_earlier_versions_are_told_apart() {
+        assert_eq!(field_tag(&[0xde, 0xad, 0xbe, 0xef]), Some((0xdead_beef, false)));
         assert_eq!(field_tag(b"f:deadbeef"), Some((0xdead_beef, true)));
         assert_eq!(field_tag(b"f:dead"), None);
-        for name in [META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD] {
+        for name in [WHOLE_FIELD, META_FIELD, EXPIRY_FIELD, INDEX_FIELD, MOVED_FROM_FIELD] {
             assert_eq!(field_tag(name), None);
             assert!(!is_packed_field(name));
         }
-        for n in [0, 1, 42, MAX_PACKED_FIELDS - 1] {
-            let name = packed_field_name(n);
-            assert!(is_packed_field(&name), "{name:?}");
-            assert_eq!(field_tag(&name), None);
+        for name in [&b"d"[..], b"d1", b"d42", b"d99"] {
+            assert!(is_packed_field(name), "{name:?}");
+            assert_eq!(field_tag(name), None);
         }
-        assert_eq!(packed_field_name(0), b"d");
-        assert_eq!(packed_field_name(7), b"d7");
         assert!(!is_packed_field(b"dx"));
+        assert!(!is_packed_field(b"d100"));
     }
 }

@@ -29,6 +29,7 @@ mod telemetry;
 pub(crate) mod tracking;
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::{Arc, RwLock},
     time::Duration,
@@ -39,7 +40,7 @@ use self::{
     call::ScriptCall,
     connection::{Backend, Connection},
     layout::Keys,
-    record::Written,
+    record::{Whole, WholeWrite},
     scripts::Scripts,
 };
 use crate::{
@@ -47,7 +48,8 @@ use crate::{
     clock::Clock,
     id::StoreKey,
     resilience::{BreakerState, CircuitBreaker, RetryPolicy},
-    store::{Record, Rename, SessionStore, value::ValueCodec},
+    session::SessionMeta,
+    store::{Record, Rename, Revision, SessionStore, value::ValueCodec},
 };
 
 /// A session store in Redis (feature `redis`): one hash per session, one round trip per load
@@ -69,25 +71,39 @@ use crate::{
 ///
 /// | field | value |
 /// |---|---|
-/// | `m` | the session's metadata in the [metadata format](crate::store#the-metadata-format): its lifetimes, [lineage](crate::SessionMeta::lineage), flags and keys |
+/// | `w` | the whole session, below |
 /// | `x` | the expiry (the earlier deadline) in decimal ms, read by the write scripts |
-/// | `d`, `d1` … | the session's fields as created, those not at their default, in the [record format](crate::store#the-record-format) (each value as a field's value below), split between fields into pieces of at most 64 bytes (a longer field is a piece of its own) |
-/// | `<tag>` | one per session field changed since: the name is the field tag as 4 bytes, big-endian; the value a marker byte (`0` plain, `1` gzip, `2` sealed) and the field's postcard bytes, or empty for a field set back to its default |
+/// | `i` | for a session in an index ([`IndexStore`](crate::store::IndexStore)), the index digest in hex, `:` and the absolute deadline in ms |
 ///
-/// A field's own hash field hides its packed copy. So a load reads the packed pieces plus
-/// one hash field per field changed since the session was created, not one per session
-/// field; and an update writes only the fields it changed, so overlapping saves of
-/// different fields both persist, with no read-merge-write in Redis. The 64 bytes are
-/// Redis's default `hash-max-listpack-value`: a hash whose values are all that short stays
-/// in Redis's compact encoding (an index value `i`, sealed values and long fields are
-/// longer, and take the hash out of it, as before).
+/// and `w`, the session's whole value:
 ///
-/// Earlier versions wrote every field as its own hash field, some named `f:<tag>` with the
-/// tag in 8 hex digits: such hashes are still read (a field written since hides its old
-/// copy). Earlier versions neither read the packed fields nor leave the empty values alone
-/// (they delete a removed field's hash field, which uncovers its packed copy): **stop every
-/// instance of an earlier version before starting this one**, and do not roll back to one.
-/// Sessions survive the upgrade.
+/// ```text
+/// revision  8 bytes, little-endian: 1 when created, one more at every write
+///           (0: frozen by a Redis Cluster regenerate, see below)
+/// meta len  unsigned LEB128 varint: the length of the metadata
+/// meta      the metadata in the metadata format (crate::store)
+/// fields    the fields not at their default, in the record format (crate::store); each
+///           value a marker byte (0 plain, 1 gzip, 2 sealed) and the field's postcard bytes
+/// ```
+///
+/// (The metadata and record formats are in the [`store`](crate::store#the-record-format)
+/// module's documentation.) A load is one `HGET` of `w`: one value to read and decode,
+/// whatever the number of fields. A save writes the whole value on condition that the
+/// stored revision is still the one its load read (a compare-and-set in a Lua script); if
+/// another save of the same session came first, the script answers the current value in
+/// the same round trip, and the save merges its changed fields into it and tries again.
+/// So overlapping saves of different fields both persist, and an unchanged field is
+/// written back as it was read, never re-encoded. The hash is in Redis's hash-table
+/// encoding once `w` is longer than `hash-max-listpack-value` (64 bytes by default): about
+/// 470 bytes of Redis memory for a session whose `w` is 250 bytes.
+///
+/// Earlier versions wrote a session as one hash field per field (`m` the metadata, `d`,
+/// `d1` … the fields as created, then one hash field per field changed since, named by its
+/// tag as 4 bytes, big-endian, or `f:` and 8 hex digits). Such hashes are still read, and
+/// the next save of one rewrites it whole in this layout. An earlier version does not read
+/// this layout: **stop every instance of an earlier version before starting this one**, and
+/// do not roll back to one. Sessions survive the upgrade.
+///
 /// The key's TTL (`PEXPIRE`) runs to the end of the minute (by the store's clock) in which
 /// the session expires, plus the expired-session retention. Every write moves the expiry by
 /// the time since the session's previous write; while it stays in its minute (writes less
@@ -106,31 +122,35 @@ use crate::{
 ///
 /// # Encryption at rest
 ///
-/// With [`RedisStoreBuilder::encryption`], `m` and every field hold a sealed envelope
-/// (marker `2`, then the envelope text; see [`crypto`](crate::crypto#the-envelope)) under
-/// the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed value
-/// is bound to where it belongs: `m` to its key's digest, a field to its tag and to the
-/// session's [`lineage`](crate::SessionMeta::lineage) (which `m` holds, and which a
-/// regenerated ID keeps). A value copied into another session or field does not open (the
+/// With [`RedisStoreBuilder::encryption`], the metadata and every field in `w` hold a sealed
+/// envelope (marker `2`, then the envelope text; see [`crypto`](crate::crypto#the-envelope))
+/// under the purpose `store:redis`, so a stored value never opens as a cookie. Each sealed
+/// value is bound to where it belongs: the metadata to its key's digest, a field to its tag
+/// and to the session's [`lineage`](crate::SessionMeta::lineage) (which the metadata holds,
+/// and which a regenerated ID keeps). A value copied into another session or field does not open (the
 /// field takes its default; metadata copied to another key is no session), and a sealed
 /// value expires with the session's absolute deadline. A dump of the database shows no
 /// session data and no usable lifetimes: forged or plain values are not accepted. Left
-/// visible: the digests, the field tags, value lengths and `x`. A party that can write to
+/// visible: the digests, the field tags, value lengths, the revision and `x`. A party that can write to
 /// Redis can still delete sessions, or put back an older value of a session's own field.
 /// Keys rotate as with cookies
-/// ([`KeyRing::with_previous`](crate::crypto::KeyRing::with_previous)): values are
-/// re-sealed with the newest key as they are written, so keep a retired key in the ring for
-/// one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
+/// ([`KeyRing::with_previous`](crate::crypto::KeyRing::with_previous)): values are sealed
+/// with the newest key as they are written (the metadata at every save, a field when it
+/// changes), so keep a retired key in the ring for one absolute timeout. Turning encryption on (or off) makes existing sessions unreadable.
 ///
 /// # Round trips
 ///
-/// - load: one `HGETALL` of a few hash fields; a record that is absent, expired by the
-///   store's clock or has no readable metadata is no session;
-/// - create, update (including a sliding refresh, which writes only `m`, `x` and the TTL)
-///   and rename (regenerate): one `EVALSHA` of a Lua script that checks liveness and writes
-///   only the given fields and the TTL atomically; the scripts are loaded when the store is
-///   built and reloaded transparently after a Redis restart (on a Redis Cluster, a rename
-///   is three, see [below](#redis-cluster));
+/// - load: one `HGET` of `w` (a hash an earlier version wrote, or none: then an `HGETALL`
+///   too); a record that is absent, expired by the store's clock or has no readable
+///   metadata is no session;
+/// - create, update (including a sliding refresh) and rename (regenerate): one `EVALSHA` of
+///   a Lua script that checks liveness and the revision and writes the session and its
+///   TTL atomically, plus one more per save of the same session that came first (see
+///   above); the scripts are loaded when the store is built and reloaded transparently
+///   after a Redis restart (on a Redis Cluster, a rename is three, see
+///   [below](#redis-cluster)). A save of a session the caller did not load through the
+///   provider ([`SessionStore::update`] rather than
+///   [`SessionStore::update_revision`]) reads it first: two round trips;
 /// - delete: one `EVALSHA` (a `DEL`, and the signature when writes are signed);
 /// - scan: `SCAN MATCH {prefix}{…} COUNT n` (never `KEYS`) plus one pipelined round trip
 ///   for the page's records; count, clear and delete_many work in batches the same way.
@@ -267,56 +287,58 @@ impl Inner {
 
     /// Appends a write script's index arguments: the `mode`, then the session's index
     /// value and the index key's TTL, both empty for a session in no index.
-    fn index_args(&self, call: &mut ScriptCall<'_>, mode: &str, index: Option<&str>, record: &Record, now: u64) {
+    fn index_args(&self, call: &mut ScriptCall<'_>, mode: &str, index: Option<&str>, meta: &SessionMeta, now: u64) {
         call.arg(mode);
         match index {
-            Some(value) => call.arg(value).arg(self.index_ttl(record, now)),
+            Some(value) => call.arg(value).arg(self.index_ttl(meta, now)),
             None => call.arg("").arg(""),
         };
     }
 
-    /// On a cluster, adds the session under `key` to the index of `record`, before the
+    /// On a cluster, adds the session under `key` to the index of `meta`, before the
     /// session's own write: a listing then never misses it, and a crash in between leaves
     /// only a member without a session, removed when listed.
-    async fn add_to_index(&self, key: &StoreKey, record: &Record) -> Result<(), Error> {
-        let Some(index) = record.meta.index else {
+    async fn add_to_index(&self, key: &StoreKey, meta: &SessionMeta) -> Result<(), Error> {
+        let Some(index) = meta.index else {
             return Ok(());
         };
         let mut call = ScriptCall::new(&self.scripts.index_add, &[self.keys.index(&index)]);
-        call.arg(record.meta.absolute_deadline_ms)
+        call.arg(meta.absolute_deadline_ms)
             .arg(self.keys.key(key))
-            .arg(self.index_ttl(record, self.clock.now_ms()));
+            .arg(self.index_ttl(meta, self.clock.now_ms()));
         self.run_script::<i64>(true, &call).await.map(drop)
     }
 
-    /// Runs a create (`Written::Whole`) or update script (`script`) for `record` under
-    /// `key`, adding the session to its index first on a cluster when the script asks for
-    /// it, or at once for a create. The script's answer, 2 ("add the index first") never.
+    /// Runs a create (`create`) or update script (`script`) writing `write` under `key`,
+    /// on condition that it is still the revision `expected`
+    /// (see `REVISION` in `scripts.rs`), adding the session to its index first on a cluster
+    /// when the script asks for it, or at once for a create. The script's answer, never
+    /// "add the index first".
     async fn write_indexed(
         &self,
         script: &redis::Script,
         key: &StoreKey,
-        signature: Option<String>,
-        record: &Record,
-        written: Written,
-    ) -> Result<i64, Error> {
-        let index = record::index_value(record);
-        let args = self.write_args(key, record, index.as_deref(), written)?;
+        signature: Option<&String>,
+        expected: &[u8],
+        write: &WholeWrite,
+        create: bool,
+    ) -> Result<Answer, Error> {
+        let (meta, index) = (&write.meta, write.index.as_deref());
         let mut mode = self.index_mode();
-        if written == Written::Whole && self.backend.is_cluster() && index.is_some() {
-            self.add_to_index(key, record).await?;
+        if create && self.backend.is_cluster() && index.is_some() {
+            self.add_to_index(key, meta).await?;
             mode = "!";
         }
         let name = self.keys.key(key);
         loop {
-            let (now, ttl) = self.now_and_ttl(record);
-            let mut call = ScriptCall::new(script, [Some(&name), signature.as_ref()].into_iter().flatten());
+            let (now, ttl) = self.now_and_ttl(meta);
+            let mut call = ScriptCall::new(script, [Some(&name), signature].into_iter().flatten());
             call.arg(now).arg(ttl);
-            self.index_args(&mut call, mode, index.as_deref(), record, now);
-            call.arg(&args);
-            match self.run_script::<i64>(false, &call).await? {
-                2 if mode == "?" => {
-                    self.add_to_index(key, record).await?;
+            self.index_args(&mut call, mode, index, meta, now);
+            call.arg(expected).arg(&write.args);
+            match self.run_script::<Answer>(false, &call).await? {
+                Answer::Code(2) if mode == "?" => {
+                    self.add_to_index(key, meta).await?;
                     mode = "!";
                 }
                 answer => return Ok(answer),
@@ -324,6 +346,135 @@ impl Inner {
         }
     }
 
+    /// Reads the session under `key` with its revision: one `HGET` of its whole value, or,
+    /// for a hash an earlier version wrote (or no hash), an `HGETALL`.
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
+        let name = self.keys.key(key);
+        let whole: Option<Vec<u8>> = self
+            .call(true, |mut connection| {
+                let name = &name;
+                async move {
+                    redis::cmd("HGET")
+                        .arg(name)
+                        .arg(layout::WHOLE_FIELD)
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
+            .await?;
+        let now = self.clock.now_ms();
+        if let Some(whole) = whole {
+            return Ok(self.decode_whole(key, whole, now));
+        }
+        let hash = self
+            .call(true, |mut connection| {
+                let name = &name;
+                async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
+            })
+            .await?;
+        Ok(self.decode(key, hash, now))
+    }
+
+    /// Creates `record` under `key`; the revision it is stored as, or `None` when a live
+    /// record exists.
+    async fn create(
+        &self,
+        key: &StoreKey,
+        signature: Option<&String>,
+        record: &Record,
+    ) -> Result<Option<Revision>, Error> {
+        let fields = self.stored_fields(&record.meta, &record.fields)?;
+        let write = self.whole_write(key, &record.meta, &fields, 1)?;
+        let created = self
+            .write_indexed(&self.scripts.create, key, signature, &[], &write, true)
+            .await?;
+        Ok(matches!(created, Answer::Code(1)).then_some(write.revision))
+    }
+
+    /// Applies `update` to the session under `key`, read as `revision` (or not read:
+    /// [`Revision::none`]): the whole session is written if it is still that revision, else
+    /// read again and `update` merged into what it holds now. `None` when no live record
+    /// exists.
+    async fn update(
+        &self,
+        key: &StoreKey,
+        signature: Option<&String>,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Updated>, Error> {
+        let changes = self.stored_fields(&update.meta, &update.fields)?;
+        let mut base = Cow::Borrowed(revision);
+        for attempt in 0..WRITE_ATTEMPTS {
+            if base.is_none() {
+                let Some((_, read)) = self.load_revision(key).await? else {
+                    return Ok(None);
+                };
+                base = Cow::Owned(read);
+            }
+            let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
+            let write = self.merged_write(key, &whole, &update.meta, &changes)?;
+            let answer = self
+                .write_indexed(&self.scripts.update, key, signature, &whole.expected(), &write, false)
+                .await?;
+            match answer {
+                Answer::Code(1) => {
+                    return Ok(Some(Updated {
+                        revision: write.revision,
+                        as_read: attempt == 0 && !revision.is_none(),
+                    }));
+                }
+                Answer::Code(0) => return Ok(None),
+                Answer::Current(current) => base = Cow::Owned(Revision::new(current)),
+                Answer::Code(other) => return Err(Error::Store(format!("the update script answered {other}").into())),
+            }
+        }
+        Err(kept_changing(WRITE_ATTEMPTS))
+    }
+}
+
+/// A write script's answer: a code, or, when the session is no longer the revision the
+/// write expected, its current whole value (empty if it has none).
+#[derive(Debug)]
+enum Answer {
+    Code(i64),
+    Current(Vec<u8>),
+}
+
+impl redis::FromRedisValue for Answer {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        match value {
+            redis::Value::Int(code) => Ok(Self::Code(code)),
+            redis::Value::BulkString(current) => Ok(Self::Current(current)),
+            other => Err(format!("a write script answered {other:?}").into()),
+        }
+    }
+}
+
+/// The error of a revision that does not parse as a whole value: not one this store made.
+pub(super) fn not_whole() -> Error {
+    Error::Store("a Redis session revision that is no whole value".into())
+}
+
+/// What a successful update left.
+pub(crate) struct Updated {
+    /// The revision the session is stored as now.
+    pub(crate) revision: Revision,
+    /// Whether the write applied to the revision the caller read, with no newer change
+    /// merged in: then what is stored is that revision's record with the update applied.
+    pub(crate) as_read: bool,
+}
+
+/// Attempts of a write whose session keeps changing between its read and its write: each
+/// failed one means another write of the same session succeeded meanwhile, and the next
+/// starts from that write's value, in the same round trip.
+const WRITE_ATTEMPTS: usize = 64;
+
+/// The error of a write that lost `attempts` compare-and-sets in a row.
+fn kept_changing(attempts: usize) -> Error {
+    Error::Store(format!("the session kept changing during {attempts} attempts to write it").into())
+}
+
+impl Inner {
     /// Deletes `key`, signed by `writer` when writes are signed; whether it existed.
     async fn delete_one(&self, key: &StoreKey, writer: &str) -> Result<bool, Error> {
         let name = self.keys.key(key);
@@ -338,54 +489,78 @@ impl Inner {
     }
 }
 
+impl RedisStore {
+    /// Updates as [`SessionStore::update_revision`] does, and tells whether the write
+    /// applied to `revision` as it was read.
+    pub(crate) async fn update_at(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Updated>, Error> {
+        let inner = &self.inner;
+        inner
+            .observe(
+                "update",
+                Some(key),
+                inner.update(key, self.signature(key).as_ref(), revision, update),
+            )
+            .await
+    }
+}
+
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, Error> {
+        Ok(self.load_revision(key).await?.map(|(record, _)| record))
+    }
+
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
         let inner = &self.inner;
-        let name = inner.keys.key(key);
-        inner
-            .observe("load", Some(key), async {
-                let hash = inner
-                    .call(true, |mut connection| {
-                        let name = &name;
-                        async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
-                    })
-                    .await?;
-                Ok(inner.decode(key, hash, inner.clock.now_ms()))
-            })
-            .await
+        inner.observe("load", Some(key), inner.load_revision(key)).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
+        Ok(self.create_revision(key, record).await?.is_some())
+    }
+
+    async fn create_revision(&self, key: &StoreKey, record: &Record) -> Result<Option<Revision>, Error> {
         let inner = &self.inner;
         inner
-            .observe("create", Some(key), async {
-                let created = inner
-                    .write_indexed(&inner.scripts.create, key, self.signature(key), record, Written::Whole)
-                    .await?;
-                Ok(created == 1)
-            })
+            .observe(
+                "create",
+                Some(key),
+                inner.create(key, self.signature(key).as_ref(), record),
+            )
             .await
     }
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        let inner = &self.inner;
-        inner
-            .observe("update", Some(key), async {
-                let updated = inner
-                    .write_indexed(
-                        &inner.scripts.update,
-                        key,
-                        self.signature(key),
-                        update,
-                        Written::Changes,
-                    )
-                    .await?;
-                Ok(updated == 1)
-            })
-            .await
+        Ok(self.update_at(key, &Revision::none(), update).await?.is_some())
+    }
+
+    async fn update_revision(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Revision>, Error> {
+        Ok(self
+            .update_at(key, revision, update)
+            .await?
+            .map(|updated| updated.revision))
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
+        self.rename_revision(from, to, &Revision::none(), update).await
+    }
+
+    async fn rename_revision(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Rename, Error> {
         let inner = &self.inner;
         if inner.backend.is_cluster() {
             return inner
@@ -398,27 +573,42 @@ impl SessionStore for RedisStore {
         }
         inner
             .observe("regenerate", Some(from), async {
-                let (now, ttl) = inner.now_and_ttl(update);
-                let index = record::index_value(update);
+                let changes = inner.stored_fields(&update.meta, &update.fields)?;
                 let (source, target) = (inner.keys.key(from), inner.keys.key(to));
                 let signatures = (self.signature(from), self.signature(to));
-                let keys = [
-                    Some(&source),
-                    Some(&target),
-                    signatures.0.as_ref(),
-                    signatures.1.as_ref(),
-                ];
-                let mut call = ScriptCall::new(&inner.scripts.rename, keys.into_iter().flatten());
-                call.arg(now).arg(ttl);
-                inner.index_args(&mut call, inner.index_mode(), index.as_deref(), update, now);
-                call.arg(inner.write_args(to, update, index.as_deref(), Written::Changes)?);
-                let outcome: i64 = inner.run_script(false, &call).await?;
-                match outcome {
-                    0 => Ok(Rename::Renamed),
-                    1 => Ok(Rename::SourceMissing),
-                    2 => Ok(Rename::TargetExists),
-                    other => Err(Error::Store(format!("the rename script answered {other}").into())),
+                let mut current = (!revision.is_none()).then(|| revision.clone());
+                for _ in 0..WRITE_ATTEMPTS {
+                    let base = match current.take() {
+                        Some(base) => base,
+                        None => match inner.load_revision(from).await? {
+                            Some((_, read)) => read,
+                            None => return Ok(Rename::SourceMissing),
+                        },
+                    };
+                    let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
+                    let write = inner.merged_write(to, &whole, &update.meta, &changes)?;
+                    let (now, ttl) = inner.now_and_ttl(&update.meta);
+                    let keys = [
+                        Some(&source),
+                        Some(&target),
+                        signatures.0.as_ref(),
+                        signatures.1.as_ref(),
+                    ];
+                    let mut call = ScriptCall::new(&inner.scripts.rename, keys.into_iter().flatten());
+                    call.arg(now).arg(ttl);
+                    inner.index_args(&mut call, inner.index_mode(), write.index.as_deref(), &update.meta, now);
+                    call.arg(whole.expected()).arg(&write.args);
+                    match inner.run_script::<Answer>(false, &call).await? {
+                        Answer::Code(0) => return Ok(Rename::Renamed),
+                        Answer::Code(1) => return Ok(Rename::SourceMissing),
+                        Answer::Code(2) => return Ok(Rename::TargetExists),
+                        Answer::Current(value) => current = (!value.is_empty()).then(|| Revision::new(value)),
+                        Answer::Code(other) => {
+                            return Err(Error::Store(format!("the rename script answered {other}").into()));
+                        }
+                    }
                 }
+                Err(kept_changing(WRITE_ATTEMPTS))
             })
             .await
     }

@@ -179,7 +179,7 @@ impl QueryStore for RedisStore {
                 let now = inner.clock.now_ms();
                 let records = hashes
                     .into_iter()
-                    .filter_map(|(key, hash)| Some((key, inner.decode(&key, hash, now)?)))
+                    .filter_map(|(key, hash)| Some((key, inner.decode(&key, hash, now)?.0)))
                     .collect();
                 let next = cluster::next_cursor(next, index, nodes.len(), cluster)?;
                 Ok(ScanPage { records, next })

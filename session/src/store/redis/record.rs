@@ -1,20 +1,84 @@
-//! A [`Record`] as the hash fields that write it, and a hash read back as a record.
+//! A [`Record`] as the hash fields that write it, and a hash (or its whole value) read back
+//! as a record with its [`Revision`].
 
 use super::{
     Inner,
-    layout::{self, EXPIRY_FIELD, INDEX_FIELD, MAX_PACKED_FIELDS, META_FIELD, PACKED_FIELD_BYTES},
+    layout::{self, EXPIRY_FIELD, INDEX_FIELD, META_FIELD, WHOLE_FIELD},
 };
 use crate::{
     Error,
     codec::{self, FieldRecord, Fields},
     id::StoreKey,
-    store::{Record, store_error},
+    session::SessionMeta,
+    store::{Record, Revision, store_error},
 };
 
 /// The hash field `i` of an indexed session: the index digest and the absolute deadline.
-pub(super) fn index_value(record: &Record) -> Option<String> {
-    let index = record.meta.index?;
-    Some(format!("{}:{}", index.to_hex(), record.meta.absolute_deadline_ms))
+pub(super) fn index_value(meta: &SessionMeta) -> Option<String> {
+    let index = meta.index?;
+    Some(format!("{}:{}", index.to_hex(), meta.absolute_deadline_ms))
+}
+
+/// A session's whole value, the hash field `w`, which is also what the store's
+/// [`Revision`]s hold:
+///
+/// ```text
+/// revision  8 bytes, little-endian: 1 when created, one more at every write; 0 marks a
+///           copy frozen by a cluster move (and, in a Revision, a hash of an earlier
+///           version, which has no `w`)
+/// meta len  varint
+/// meta      the metadata (sealed with encryption at rest)
+/// fields    the fields in the record format, each value in its stored form
+/// ```
+///
+/// A write compares the revision (the first 8 bytes, which the scripts read without
+/// parsing the rest) and writes the whole value, so a load is one `HGET` of one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Whole<'a> {
+    pub(super) revision: u64,
+    pub(super) meta: &'a [u8],
+    pub(super) fields: &'a [u8],
+}
+
+const REVISION_LEN: usize = 8;
+
+impl<'a> Whole<'a> {
+    /// Reads a whole value; `None` when it is too short or its meta length overruns it.
+    pub(super) fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let (revision, rest) = bytes.split_first_chunk::<REVISION_LEN>()?;
+        let (meta_len, used) = codec::read_varint(rest)?;
+        let (meta, fields) = rest[used..].split_at_checked(meta_len)?;
+        Some(Self {
+            revision: u64::from_le_bytes(*revision),
+            meta,
+            fields,
+        })
+    }
+
+    /// The bytes of this value.
+    pub(super) fn to_bytes(self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(REVISION_LEN + codec::varint_len(self.meta.len()) + self.meta.len() + self.fields.len());
+        out.extend_from_slice(&self.revision.to_le_bytes());
+        codec::write_varint(&mut out, self.meta.len());
+        out.extend_from_slice(self.meta);
+        out.extend_from_slice(self.fields);
+        out
+    }
+
+    /// What a write compares the stored `w` with: its 8 revision bytes, or nothing for a
+    /// hash of an earlier version.
+    pub(super) fn expected(&self) -> Vec<u8> {
+        match self.revision {
+            0 => Vec::new(),
+            revision => revision.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// The revision the next write of this value stores.
+    pub(super) fn next_revision(&self) -> u64 {
+        self.revision.wrapping_add(1).max(1)
+    }
 }
 
 /// The hash field/value pairs of a write, as one buffer and where each ends: a write's
@@ -29,7 +93,7 @@ impl WriteArgs {
     fn with_capacity(bytes: usize) -> Self {
         Self {
             bytes: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(16),
+            ends: Vec::with_capacity(6),
         }
     }
 
@@ -58,99 +122,110 @@ impl redis::ToRedisArgs for WriteArgs {
     }
 }
 
-/// Room for this many packed fields beyond one per hash member, so that reading a session's
-/// packed fields seldom grows the list they are read into.
-const PACKED_FIELDS_GUESS: usize = 24;
-
-/// What the fields of a write's record are, which decides where they are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Written {
-    /// The whole session (a create): packed into a few hash fields (`d`, `d1` …, each of at
-    /// most [`PACKED_FIELD_BYTES`] unless one field is longer), so a load reads a few hash
-    /// fields, not one per session field.
-    Whole,
-    /// Changes over what is stored (an update, a rename): one hash field each, so saves of
-    /// different fields never overwrite each other's; a removal is an empty value, which
-    /// hides the field's packed copy.
-    Changes,
+/// A whole write: the hash fields for the scripts, the value `w`, and the revision it is
+/// stored as afterwards.
+#[derive(Debug)]
+pub(super) struct WholeWrite {
+    /// The session's lifetimes.
+    pub(super) meta: SessionMeta,
+    pub(super) args: WriteArgs,
+    /// The index value (`i`), also passed to the script on its own.
+    pub(super) index: Option<String>,
+    /// The revision the write leaves, for the next save.
+    pub(super) revision: Revision,
 }
 
-/// Where a field's value was read from; of several copies of one field, the smallest wins.
+/// Room for this many fields beyond one per hash member, so that reading the packed fields
+/// of an earlier version's hash seldom grows the list they are read into.
+const PACKED_FIELDS_GUESS: usize = 24;
+
+/// Where a field's value was read from in a hash of an earlier version; of several copies
+/// of one field, the smallest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Source {
     /// Its own hash field: the last change.
     Own,
     /// The packed hash fields (`d`, `d1` …): as created.
     Packed,
-    /// A hash field named as earlier versions named it (`f:<8 hex digits>`).
+    /// A hash field named as still earlier versions named it (`f:<8 hex digits>`).
     Legacy,
 }
 
 impl Inner {
-    /// The hash field/value pairs that write `record` under `key`, as the scripts' `write`
-    /// reads them: metadata, expiry, its [`index_value`] if it has one (computed once by the
-    /// caller, which also passes it to the script), then the fields as [`Written`] says. The
-    /// update script reads the expiry's value as the fourth pair member: it comes second.
-    pub(super) fn write_args(
+    /// The stored form of `fields` of the session `meta` describes: each value encoded
+    /// (compressed, sealed) as the store keeps it; a removal stays an empty value.
+    pub(super) fn stored_fields(&self, meta: &SessionMeta, fields: &FieldRecord) -> Result<FieldRecord, Error> {
+        let mut stored = FieldRecord::with_capacity(fields.as_bytes().len() + 16);
+        for field in fields.iter() {
+            let (tag, value) = field.map_err(store_error)?;
+            match value {
+                [] => stored.push_removal(tag),
+                value => stored.push(
+                    tag,
+                    &self
+                        .values
+                        .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms)
+                        .map_err(store_error)?,
+                ),
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The whole write of the session `meta` describes under `key`, its fields in stored
+    /// form, as revision `revision`: the hash fields `x`, `i` (for an indexed session) and
+    /// `w`, as the scripts' `write` reads them. The update script reads the expiry as the
+    /// second argument of the pairs.
+    pub(super) fn whole_write(
         &self,
         key: &StoreKey,
-        record: &Record,
-        index: Option<&str>,
-        written: Written,
-    ) -> Result<WriteArgs, Error> {
-        let meta = &record.meta;
-        let mut args = WriteArgs::with_capacity(record.fields.as_bytes().len() + 128);
-        args.push(META_FIELD);
-        args.push(&self.values.encode_meta(key, meta).map_err(store_error)?);
+        meta: &SessionMeta,
+        fields: &FieldRecord,
+        revision: u64,
+    ) -> Result<WholeWrite, Error> {
+        let whole = Whole {
+            revision,
+            meta: &self.values.encode_meta(key, meta).map_err(store_error)?,
+            fields: fields.as_bytes(),
+        }
+        .to_bytes();
+        let index = index_value(meta);
+        let mut args = WriteArgs::with_capacity(whole.len() + 128);
         args.push(EXPIRY_FIELD);
-        args.push_number(record.meta.expires_ms());
-        if let Some(value) = index {
+        args.push_number(meta.expires_ms());
+        if let Some(value) = &index {
             args.push(INDEX_FIELD);
             args.push(value.as_bytes());
         }
-        let mut packed: Vec<FieldRecord> = Vec::new();
-        for field in record.fields.iter() {
-            let (tag, value) = field.map_err(store_error)?;
-            let stored = match value {
-                [] => Vec::new(),
-                value => self
-                    .values
-                    .encode_field(tag, value, &meta.lineage, meta.absolute_deadline_ms)
-                    .map_err(store_error)?,
-            };
-            match written {
-                // A new session has nothing to remove.
-                Written::Whole if stored.is_empty() => {}
-                Written::Whole => {
-                    let full = packed.last().is_none_or(|piece| {
-                        piece.as_bytes().len() + codec::field_len(stored.len()) > PACKED_FIELD_BYTES
-                    });
-                    if full && packed.len() < MAX_PACKED_FIELDS {
-                        packed.push(FieldRecord::new());
-                    }
-                    if let Some(piece) = packed.last_mut() {
-                        piece.push(tag, &stored);
-                    }
-                }
-                Written::Changes => {
-                    args.push(&layout::field_name(tag));
-                    args.push(&stored);
-                }
-            }
-        }
-        for (n, piece) in packed.iter().enumerate() {
-            args.push(&layout::packed_field_name(n));
-            args.push(piece.as_bytes());
-        }
-        Ok(args)
+        args.push(WHOLE_FIELD);
+        args.push(&whole);
+        Ok(WholeWrite {
+            meta: *meta,
+            args,
+            index,
+            revision: Revision::new(whole),
+        })
     }
 
-    /// The TTL in ms of the index key of `record` (see `INDEX` in `scripts.rs`): it outlasts
+    /// The whole write of `update` applied to the session as `base` holds it (the fields
+    /// it had when read; `changes` are `update`'s fields in stored form), at the revision
+    /// after `base`'s.
+    pub(super) fn merged_write(
+        &self,
+        key: &StoreKey,
+        base: &Whole<'_>,
+        update: &SessionMeta,
+        changes: &FieldRecord,
+    ) -> Result<WholeWrite, Error> {
+        let mut fields = FieldRecord::from_bytes(base.fields.to_vec());
+        fields.merge(changes).map_err(store_error)?;
+        self.whole_write(key, update, &fields, base.next_revision())
+    }
+
+    /// The TTL in ms of the index key of `meta` (see `INDEX` in `scripts.rs`): it outlasts
     /// every member, as they all end by their absolute deadline.
-    pub(super) fn index_ttl(&self, record: &Record, now: u64) -> u64 {
-        record
-            .meta
-            .absolute_deadline_ms
+    pub(super) fn index_ttl(&self, meta: &SessionMeta, now: u64) -> u64 {
+        meta.absolute_deadline_ms
             .saturating_sub(now)
             .saturating_add(self.retention_ms)
             .max(1)
@@ -158,44 +233,58 @@ impl Inner {
 
     /// `now` and the TTL in ms (at least 1, as Redis refuses 0) of a record's key: until the
     /// end of its expiry's step ([`layout::ttl_end_ms`]), plus the expired-session retention.
-    pub(super) fn now_and_ttl(&self, record: &Record) -> (u64, u64) {
+    pub(super) fn now_and_ttl(&self, meta: &SessionMeta) -> (u64, u64) {
         let now = self.clock.now_ms();
-        let ttl = layout::ttl_end_ms(record.meta.expires_ms()).saturating_sub(now).max(1);
+        let ttl = layout::ttl_end_ms(meta.expires_ms()).saturating_sub(now).max(1);
         (now, ttl.saturating_add(self.retention_ms))
     }
 
-    /// Reads a record from its hash; `None` when absent, expired or unreadable.
-    pub(super) fn decode(&self, key: &StoreKey, hash: Hash, now: u64) -> Option<Record> {
-        if hash.is_empty() {
+    /// Reads a session's whole value `w`; `None` when unreadable, expired or frozen by a
+    /// cluster move. The value becomes the record's revision.
+    pub(super) fn decode_whole(&self, key: &StoreKey, stored: Vec<u8>, now: u64) -> Option<(Record, Revision)> {
+        let Some(whole) = Whole::parse(&stored) else {
+            tracing::warn!(key = %key.short(), "Redis session value is malformed; treated as no session");
+            return None;
+        };
+        if whole.revision == 0 {
             return None;
         }
-        let meta = hash
-            .get(META_FIELD)
-            .map(|stored| self.values.decode_meta(key, stored, now));
-        let meta = match meta {
-            Some(Ok(meta)) => meta,
-            Some(Err(error)) => {
+        let meta = self.read_meta(key, Some(whole.meta), now)?;
+        let fields = Fields::over(whole.fields).map_while(|field| match field {
+            Ok(field) => Some(field),
+            Err(error) => {
                 tracing::warn!(
                     key = %key.short(),
                     %error,
-                    "Redis session metadata is unreadable; treated as no session"
+                    "session fields are unreadable from here on; those fields keep their default"
                 );
-                return None;
+                None
             }
-            None => {
-                tracing::warn!(key = %key.short(), "Redis session hash has no metadata; treated as no session");
-                return None;
-            }
-        };
+        });
+        let fields = self.read_fields(key, &meta, fields, whole.fields.len(), now);
+        Some((Record { meta, fields }, Revision::new(stored)))
+    }
+
+    /// Reads a session hash (from `HGETALL`): its whole value `w`, or the fields of a hash
+    /// an earlier version wrote. `None` when absent, expired or unreadable. A hash of an
+    /// earlier version has the revision 0, which its next write expects and replaces whole.
+    pub(super) fn decode(&self, key: &StoreKey, hash: Hash, now: u64) -> Option<(Record, Revision)> {
+        if hash.is_empty() {
+            return None;
+        }
         // `x` is the expiry the scripts read; a cluster regenerate sets it to 0 to freeze a
         // session it is moving, which makes the session gone at once for loads too.
         let frozen = hash
             .get(EXPIRY_FIELD)
             .and_then(|x| std::str::from_utf8(x).ok()?.parse::<u64>().ok())
             .is_some_and(|x| x <= now);
-        if meta.is_expired(now) || frozen {
+        if frozen {
             return None;
         }
+        if let Some(whole) = hash.get(WHOLE_FIELD) {
+            return self.decode_whole(key, whole.to_vec(), now);
+        }
+        let meta = self.read_meta(key, hash.get(META_FIELD), now)?;
         let mut stored: Vec<(u32, Source, &[u8])> = Vec::with_capacity(hash.0.len() + PACKED_FIELDS_GUESS);
         for (name, value) in &hash.0 {
             if layout::is_packed_field(name) {
@@ -221,15 +310,62 @@ impl Inner {
         // copy that wins first.
         stored.sort_unstable_by_key(|&(tag, source, _)| (tag, source));
         stored.dedup_by_key(|(tag, ..)| *tag);
-        // Sized from the stored values: a plain value decodes to at most its stored length,
-        // and the rare compressed one that decodes longer grows the buffer.
-        let mut record =
-            FieldRecord::with_capacity(stored.iter().map(|(.., value)| codec::field_len(value.len())).sum());
-        for (tag, _, value) in stored {
-            // An empty value is a removal: the field is back at its default.
-            if value.is_empty() {
-                continue;
+        // An empty value is a removal: the field is back at its default.
+        stored.retain(|(.., value)| !value.is_empty());
+        let mut base = FieldRecord::with_capacity(stored.iter().map(|(.., value)| codec::field_len(value.len())).sum());
+        for &(tag, _, value) in &stored {
+            base.push(tag, value);
+        }
+        let fields = self.read_fields(
+            key,
+            &meta,
+            stored.iter().map(|&(tag, _, value)| (tag, value)),
+            base.as_bytes().len(),
+            now,
+        );
+        let revision = Whole {
+            revision: 0,
+            meta: &[],
+            fields: base.as_bytes(),
+        };
+        Some((Record { meta, fields }, Revision::new(revision.to_bytes())))
+    }
+
+    /// A session's metadata from its stored form; `None`, with a warning, when it is missing
+    /// or unreadable, and when the session expired.
+    fn read_meta(&self, key: &StoreKey, stored: Option<&[u8]>, now: u64) -> Option<SessionMeta> {
+        let meta = match stored.map(|stored| self.values.decode_meta(key, stored, now)) {
+            Some(Ok(meta)) => meta,
+            Some(Err(error)) => {
+                tracing::warn!(
+                    key = %key.short(),
+                    %error,
+                    "Redis session metadata is unreadable; treated as no session"
+                );
+                return None;
             }
+            None => {
+                tracing::warn!(key = %key.short(), "Redis session hash has no metadata; treated as no session");
+                return None;
+            }
+        };
+        (!meta.is_expired(now)).then_some(meta)
+    }
+
+    /// The session's fields from their stored forms (`stored_len` bytes of them): an
+    /// unreadable one keeps its default, with a warning.
+    fn read_fields<'v>(
+        &self,
+        key: &StoreKey,
+        meta: &SessionMeta,
+        stored: impl Iterator<Item = (u32, &'v [u8])>,
+        stored_len: usize,
+        now: u64,
+    ) -> FieldRecord {
+        // A plain value decodes to at most its stored length, and the rare compressed one
+        // that decodes longer grows the buffer.
+        let mut record = FieldRecord::with_capacity(stored_len);
+        for (tag, value) in stored {
             match self.values.decode_field(tag, value, &meta.lineage, now) {
                 Ok(value) => record.push(tag, &value),
                 Err(error) => tracing::warn!(
@@ -240,7 +376,7 @@ impl Inner {
                 ),
             }
         }
-        Some(Record { meta, fields: record })
+        record
     }
 }
 
@@ -263,6 +399,20 @@ impl Hash {
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// A hash from its names and values alternating, as a script returns `HGETALL`'s reply;
+    /// `None` for an odd count.
+    pub(super) fn from_pairs(values: Vec<Vec<u8>>) -> Option<Self> {
+        if !values.len().is_multiple_of(2) {
+            return None;
+        }
+        let mut members = Vec::with_capacity(values.len() / 2);
+        let mut values = values.into_iter();
+        while let (Some(name), Some(value)) = (values.next(), values.next()) {
+            members.push((name, value));
+        }
+        Some(Self(members))
+    }
 }
 
 impl redis::FromRedisValue for Hash {
@@ -278,15 +428,8 @@ impl redis::FromRedisValue for Hash {
             redis::Value::Nil => Ok(Self::default()),
             // RESP2: names and values alternate.
             redis::Value::Array(items) => {
-                if items.len() % 2 != 0 {
-                    return Err("HGETALL answered an odd number of items".into());
-                }
-                let mut members = Vec::with_capacity(items.len() / 2);
-                let mut items = items.into_iter();
-                while let (Some(name), Some(value)) = (items.next(), items.next()) {
-                    members.push((bytes(name)?, bytes(value)?));
-                }
-                Ok(Self(members))
+                let items = items.into_iter().map(bytes).collect::<Result<_, _>>()?;
+                Self::from_pairs(items).ok_or_else(|| "HGETALL answered an odd number of items".into())
             }
             // RESP3.
             redis::Value::Map(pairs) => pairs
@@ -303,7 +446,40 @@ impl redis::FromRedisValue for Hash {
 mod tests {
     use redis::{FromRedisValue, Value};
 
-    use super::Hash;
+    use super::{Hash, Whole};
+
+    #[test]
+    fn a_whole_value_round_trips_and_a_malformed_one_is_refused() {
+        let meta = vec![7u8; 200];
+        let whole = Whole {
+            revision: 0x0102_0304_0506_0708,
+            meta: &meta,
+            fields: b"fields",
+        };
+        let bytes = whole.to_bytes();
+        assert_eq!(bytes[..8], [8, 7, 6, 5, 4, 3, 2, 1], "the revision, little-endian");
+        assert_eq!(bytes[8..10], [0xc8, 0x01], "the metadata's length, a varint");
+        assert_eq!(Whole::parse(&bytes), Some(whole));
+        assert_eq!(whole.expected(), bytes[..8]);
+        assert_eq!(whole.next_revision(), 0x0102_0304_0506_0709);
+
+        let legacy = Whole {
+            revision: 0,
+            meta: &[],
+            fields: b"",
+        };
+        assert_eq!(legacy.expected(), b"", "a hash of an earlier version has no `w`");
+        assert_eq!(Whole::parse(&legacy.to_bytes()), Some(legacy));
+        let last = Whole {
+            revision: u64::MAX,
+            ..legacy
+        };
+        assert_eq!(last.next_revision(), 1, "0 is never written: it marks a frozen copy");
+
+        for malformed in [&b""[..], b"1234567", b"12345678", b"12345678\x05meta", b"12345678\x80"] {
+            assert_eq!(Whole::parse(malformed), None, "{malformed:?}");
+        }
+    }
 
     fn bulk(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())

@@ -6,7 +6,10 @@
 //! and Redis.
 //!
 //! Common arguments of create, update and rename: `ARGV[1]` now, `ARGV[2]` the TTL in ms,
-//! the index arguments (see [`INDEX`]), then the fields to write as [`WRITE`] reads them.
+//! the index arguments (see [`INDEX`]), `ARGV[6]` the revision the write expects (see
+//! [`REVISION`]), then from `ARGV[7]` the hash fields to write as [`WRITE`] reads them:
+//! `x` and the expiry (`ARGV[8]`), `i` and the index value for an indexed session, `w` and
+//! the whole value.
 //!
 //! Every script that changes a session key also sets and deletes that key's signature
 //! (the last `KEYS`, see `Keys::signature`), so the broadcast invalidation Redis sends for
@@ -30,12 +33,22 @@ local function sign(signature)
 end
 ";
 
-/// Writes the hash field/value pairs from `ARGV[at]` on (always including the metadata,
-/// so never empty). A session field set back to its default is an empty value, not a
-/// deleted hash field: it must hide the field's packed copy.
+/// Writes the hash field/value pairs from `ARGV[at]` on (always including the expiry and
+/// the whole value, so never empty).
 const WRITE: &str = r"
 local function write(key, at)
   redis.call('HSET', key, unpack(ARGV, at))
+end
+";
+
+/// A write is a compare-and-set: it writes the whole session only if the stored one is still
+/// the revision the caller read (the first 8 bytes of `w`), and otherwise answers the
+/// current `w` (empty if there is none), for the caller to merge its changes into it and
+/// try again in one more round trip. A hash of an earlier version has no `w`: the caller
+/// expects the empty revision, and the write replaces the hash whole.
+const REVISION: &str = r"
+local function revision_of(whole)
+  return string.sub(whole or '', 1, 8)
 end
 ";
 
@@ -43,10 +56,8 @@ end
 ///
 /// Common arguments of create, update and rename after `now` and the TTL: `ARGV[3]` the
 /// index mode, `ARGV[4]` the session's index value `<64 hex>:<absolute deadline ms>` and
-/// `ARGV[5]` the index key's TTL in ms (both empty when it has none); then, from `ARGV[6]`,
-/// the fields as [`WRITE`] reads them: `m` and the metadata, `x` and the expiry
-/// (`ARGV[9]`), the rest. The hash field `i` holds the index value a session is a member
-/// under.
+/// `ARGV[5]` the index key's TTL in ms (both empty when it has none). The hash field `i`
+/// holds the index value a session is a member under.
 ///
 /// Modes: on one server, empty: the script keeps the index itself (a sorted set of session
 /// key names scored by their absolute deadline, whose TTL outlasts them), under the store's
@@ -85,7 +96,7 @@ local x, old = tonumber(held[1]), held[2]
 if x and x > tonumber(ARGV[1]) then return 0 end
 if ARGV[3] == '?' and ARGV[4] ~= '' then return 2 end
 redis.call('DEL', KEYS[1])
-write(KEYS[1], 6)
+write(KEYS[1], 7)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[1])
 if KEYS[2] then sign(KEYS[2]) end
@@ -93,16 +104,19 @@ return 1
 ";
 
 /// `KEYS[1]` the key, `KEYS[2]` its signature when writes are signed. Returns 1 if
-/// updated, 0 if no live record exists, 2 if the index must be added first.
+/// updated, 0 if no live record exists, 2 if the index must be added first, the current
+/// `w` if the session is no longer the expected revision.
 const UPDATE: &str = r"
-local held = redis.call('HMGET', KEYS[1], 'x', 'i')
-local x, old = tonumber(held[1]), held[2]
+local held = redis.call('HMGET', KEYS[1], 'x', 'i', 'w')
+local x, old, whole = tonumber(held[1]), held[2], held[3]
 if not x or x <= tonumber(ARGV[1]) then return 0 end
+if revision_of(whole) ~= ARGV[6] then return whole or '' end
 if index_pending(ARGV[3], old) then return 2 end
-write(KEYS[1], 6)
+if not whole then redis.call('DEL', KEYS[1]) end
+write(KEYS[1], 7)
 -- The TTL runs to the end of the step the expiry falls in (`layout::ttl_end_ms`): an
--- expiry (ARGV[9]) that stays in its step keeps it.
-if math.floor(x / TTL_STEP_MS) ~= math.floor(tonumber(ARGV[9]) / TTL_STEP_MS) then
+-- expiry (ARGV[8]) that stays in its step keeps it.
+if not whole or math.floor(x / TTL_STEP_MS) ~= math.floor(tonumber(ARGV[8]) / TTL_STEP_MS) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 -- The same index value (index and absolute deadline): membership, score and the index
@@ -133,16 +147,17 @@ return deleted
 
 /// `KEYS[1]` the source, `KEYS[2]` the target, `KEYS[3]` and `KEYS[4]` their signatures
 /// when writes are signed; one server only. Returns 0 renamed, 1 source missing, 2 target
-/// exists.
+/// exists, the source's current `w` if it is no longer the expected revision.
 const RENAME: &str = r"
 local now = tonumber(ARGV[1])
 local target = tonumber(redis.call('HGET', KEYS[2], 'x'))
 if target and target > now then return 2 end
-local held = redis.call('HMGET', KEYS[1], 'x', 'i')
+local held = redis.call('HMGET', KEYS[1], 'x', 'i', 'w')
 local source, old = tonumber(held[1]), held[2]
 if not source or source <= now then return 1 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-write(KEYS[2], 6)
+if revision_of(held[3]) ~= ARGV[6] then return held[3] or '' end
+redis.call('DEL', KEYS[1], KEYS[2])
+write(KEYS[2], 7)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 reindex(ARGV[3], old, KEYS[1], KEYS[2])
 if KEYS[3] then
@@ -247,10 +262,10 @@ end
 
 /// Cluster move, step 1, in the source's slot. `KEYS[1]` the source, `KEYS[2]` its
 /// signature, `ARGV[1]` now,
-/// `ARGV[2]` `1` to freeze the source: its expiry field becomes 0, so every script and
-/// load treats it as gone while it keeps its data and TTL (the last attempt does this, so
-/// a steady stream of updates cannot starve a regenerate). Returns nil when no live record
-/// exists, else the content's digest and the hash's field/value pairs.
+/// `ARGV[2]` `1` to freeze the source: its expiry field and its revision become 0, so every
+/// script and load treats it as gone while it keeps its data and TTL (the last attempt does
+/// this, so a steady stream of updates cannot starve a regenerate). Returns nil when no
+/// live record exists, else the content's digest and the hash's field/value pairs.
 const MOVE_READ: &str = r"
 local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
 if not x or x <= tonumber(ARGV[1]) then return false end
@@ -259,6 +274,8 @@ local out = {digest(h)}
 for i = 1, #h do out[#out + 1] = h[i] end
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'x', '0')
+  local whole = redis.call('HGET', KEYS[1], 'w')
+  if whole then redis.call('HSET', KEYS[1], 'w', string.rep('\0', 8) .. string.sub(whole, 9)) end
   sign(KEYS[2])
 end
 return out
@@ -266,19 +283,16 @@ return out
 
 /// Cluster move, step 2, in the target's slot. `KEYS[1]` the target, `KEYS[2]` its
 /// signature; `ARGV[1]` now,
-/// `ARGV[2]` the TTL, `ARGV[3]` `1` to replace the copy an earlier attempt wrote, `ARGV[4]`
-/// how many of the following values are copied pairs; then the copied pairs, then the
-/// update's fields as [`WRITE`] reads them. Returns 1 written, 0 a live record exists (and
-/// `ARGV[3]` is not `1`).
+/// `ARGV[2]` the TTL, `ARGV[3]` `1` to replace the copy an earlier attempt wrote; then
+/// from `ARGV[4]` the hash fields of the moved session as [`WRITE`] reads them. Returns 1
+/// written, 0 a live record exists (and `ARGV[3]` is not `1`).
 const MOVE_WRITE: &str = r"
 if ARGV[3] ~= '1' then
   local x = tonumber(redis.call('HGET', KEYS[1], 'x'))
   if x and x > tonumber(ARGV[1]) then return 0 end
 end
 redis.call('DEL', KEYS[1])
-local n = tonumber(ARGV[4])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
-write(KEYS[1], 5 + n)
+write(KEYS[1], 4)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 sign(KEYS[2])
 return 1
@@ -341,9 +355,9 @@ impl Scripts {
         };
         Self {
             create: script(&[SIGN, WRITE, INDEX, CREATE]),
-            update: script(&[SIGN, WRITE, INDEX, UPDATE]),
+            update: script(&[SIGN, WRITE, REVISION, INDEX, UPDATE]),
             delete: script(&[SIGN, INDEX, DELETE]),
-            rename: script(&[SIGN, WRITE, INDEX, RENAME]),
+            rename: script(&[SIGN, WRITE, REVISION, INDEX, RENAME]),
             move_read: script(&[SIGN, DIGEST, MOVE_READ]),
             move_write: script(&[SIGN, WRITE, MOVE_WRITE]),
             move_delete: script(&[SIGN, DIGEST, MOVE_DELETE]),
