@@ -817,9 +817,17 @@ async fn unreadable_records_are_no_session_and_unreadable_fields_take_their_defa
     );
     cut.fields = FieldRecord::from_bytes(bytes[..bytes.len() - 1].to_vec());
     set_whole(&mut raw, &name, &cut).await;
-    let loaded = provider.get(session.id()).await.unwrap();
+    let mut loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some("alice"), "read up to the cut");
     assert_eq!(loaded.language(), &None);
+    *loaded.visits_mut() = 2;
+    provider.save(&mut loaded).await.unwrap();
+    let saved = provider.get(session.id()).await.unwrap();
+    assert_eq!(
+        (saved.user().as_deref(), saved.language(), *saved.visits()),
+        (Some("alice"), &None, 2),
+        "a save writes what was readable and its change"
+    );
 
     let mut corrupt = stored.clone();
     corrupt.meta = b"short".to_vec();

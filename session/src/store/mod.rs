@@ -100,19 +100,21 @@ pub struct Record {
 /// A store that merges changes itself (the memory and SQL stores) makes none and ignores
 /// the one it is given: [`SessionStore::load_revision`] and
 /// [`SessionStore::update_revision`] have defaults that do so.
+///
+/// Cheap to clone: the bytes are shared (a cache can hand out the revision it holds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Revision(Vec<u8>);
+pub struct Revision(bytes::Bytes);
 
 impl Revision {
     /// No revision: the save does not know what is stored (a store that needs one reads
     /// it first).
     pub const fn none() -> Self {
-        Self(Vec::new())
+        Self(bytes::Bytes::new())
     }
 
-    /// A revision of the store's own making.
+    /// A revision of the store's own making (the bytes are kept, not copied).
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(bytes.into())
     }
 
     /// The bytes the store made it of; empty for [`none`](Self::none).

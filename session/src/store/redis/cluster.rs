@@ -118,7 +118,7 @@ impl Inner {
                 .arg(now)
                 .arg(ttl)
                 .arg(u8::from(attempt > 0))
-                .arg(&moved.args)
+                .arg(&moved)
                 // The copy names its source: a "delete all" that deletes both while the
                 // move runs reports the session once.
                 .arg(MOVED_FROM_FIELD)

@@ -335,7 +335,7 @@ impl Inner {
             let mut call = ScriptCall::new(script, [Some(&name), signature].into_iter().flatten());
             call.arg(now).arg(ttl);
             self.index_args(&mut call, mode, index, meta, now);
-            call.arg(expected).arg(&write.args);
+            call.arg(expected).arg(write);
             match self.run_script::<Answer>(false, &call).await? {
                 Answer::Code(2) if mode == "?" => {
                     self.add_to_index(key, meta).await?;
@@ -597,7 +597,7 @@ impl SessionStore for RedisStore {
                     let mut call = ScriptCall::new(&inner.scripts.rename, keys.into_iter().flatten());
                     call.arg(now).arg(ttl);
                     inner.index_args(&mut call, inner.index_mode(), write.index.as_deref(), &update.meta, now);
-                    call.arg(whole.expected()).arg(&write.args);
+                    call.arg(whole.expected()).arg(&write);
                     match inner.run_script::<Answer>(false, &call).await? {
                         Answer::Code(0) => return Ok(Rename::Renamed),
                         Answer::Code(1) => return Ok(Rename::SourceMissing),

@@ -122,17 +122,45 @@ impl redis::ToRedisArgs for WriteArgs {
     }
 }
 
-/// A whole write: the hash fields for the scripts, the value `w`, and the revision it is
-/// stored as afterwards.
+/// A whole write: the hash fields for the scripts and the value `w`, which is also the
+/// revision the write leaves. As a command's arguments, the pairs as the scripts' `write`
+/// reads them: `x`, `i` for an indexed session, `w`.
 #[derive(Debug)]
 pub(super) struct WholeWrite {
     /// The session's lifetimes.
     pub(super) meta: SessionMeta,
-    pub(super) args: WriteArgs,
+    /// The pairs before `w`'s value.
+    pairs: WriteArgs,
     /// The index value (`i`), also passed to the script on its own.
     pub(super) index: Option<String>,
-    /// The revision the write leaves, for the next save.
+    /// `w`: the revision the write leaves, for the next save.
     pub(super) revision: Revision,
+}
+
+impl redis::ToRedisArgs for WholeWrite {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        self.pairs.write_redis_args(out);
+        out.write_arg(self.revision.as_bytes());
+    }
+}
+
+/// The write of the whole value `whole` of the session `meta` describes.
+fn write_of(meta: &SessionMeta, whole: Vec<u8>) -> WholeWrite {
+    let index = index_value(meta);
+    let mut pairs = WriteArgs::with_capacity(64 + index.as_ref().map_or(0, String::len));
+    pairs.push(EXPIRY_FIELD);
+    pairs.push_number(meta.expires_ms());
+    if let Some(value) = &index {
+        pairs.push(INDEX_FIELD);
+        pairs.push(value.as_bytes());
+    }
+    pairs.push(WHOLE_FIELD);
+    WholeWrite {
+        meta: *meta,
+        pairs,
+        index,
+        revision: Revision::new(whole),
+    }
 }
 
 /// Room for this many fields beyond one per hash member, so that reading the packed fields
@@ -173,9 +201,7 @@ impl Inner {
     }
 
     /// The whole write of the session `meta` describes under `key`, its fields in stored
-    /// form, as revision `revision`: the hash fields `x`, `i` (for an indexed session) and
-    /// `w`, as the scripts' `write` reads them. The update script reads the expiry as the
-    /// second argument of the pairs.
+    /// form, as revision `revision`.
     pub(super) fn whole_write(
         &self,
         key: &StoreKey,
@@ -187,29 +213,14 @@ impl Inner {
             revision,
             meta: &self.values.encode_meta(key, meta).map_err(store_error)?,
             fields: fields.as_bytes(),
-        }
-        .to_bytes();
-        let index = index_value(meta);
-        let mut args = WriteArgs::with_capacity(whole.len() + 128);
-        args.push(EXPIRY_FIELD);
-        args.push_number(meta.expires_ms());
-        if let Some(value) = &index {
-            args.push(INDEX_FIELD);
-            args.push(value.as_bytes());
-        }
-        args.push(WHOLE_FIELD);
-        args.push(&whole);
-        Ok(WholeWrite {
-            meta: *meta,
-            args,
-            index,
-            revision: Revision::new(whole),
-        })
+        };
+        Ok(write_of(meta, whole.to_bytes()))
     }
 
     /// The whole write of `update` applied to the session as `base` holds it (the fields
     /// it had when read; `changes` are `update`'s fields in stored form), at the revision
-    /// after `base`'s.
+    /// after `base`'s. Stored fields cut short or garbled are dropped from the first bad
+    /// one on, as the load that gave them their defaults did.
     pub(super) fn merged_write(
         &self,
         key: &StoreKey,
@@ -217,9 +228,26 @@ impl Inner {
         update: &SessionMeta,
         changes: &FieldRecord,
     ) -> Result<WholeWrite, Error> {
-        let mut fields = FieldRecord::from_bytes(base.fields.to_vec());
-        fields.merge(changes).map_err(store_error)?;
-        self.whole_write(key, update, &fields, base.next_revision())
+        let merged = Whole {
+            revision: base.next_revision(),
+            meta: &self.values.encode_meta(key, update).map_err(store_error)?,
+            fields: base.fields,
+        };
+        let mut whole = merged.to_bytes();
+        let at = whole.len() - base.fields.len();
+        // The common save (a counter) changes values in place: then the value built above
+        // is the write, with no second copy.
+        if codec::overwrite_in_place(&mut whole[at..], changes).ok() != Some(true) {
+            let readable: usize = Fields::over(base.fields)
+                .map_while(Result::ok)
+                .map(|(_, value)| codec::field_len(value.len()))
+                .sum();
+            whole.truncate(at + readable);
+            let mut fields = FieldRecord::from_bytes(whole.split_off(at));
+            fields.merge(changes).map_err(store_error)?;
+            whole.extend_from_slice(fields.as_bytes());
+        }
+        Ok(write_of(update, whole))
     }
 
     /// The TTL in ms of the index key of `meta` (see `INDEX` in `scripts.rs`): it outlasts
