@@ -230,6 +230,13 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
         counts(&[("hget", 1)]),
         "load: the whole session is one value"
     );
+    let unknown = SessionId::generate().unwrap().expose();
+    assert!(provider.load(&unknown).await.unwrap().is_none());
+    assert_eq!(
+        stats.delta().await,
+        counts(&[("hget", 1), ("hgetall", 1)]),
+        "load of no session: the hash read whole tells it from one of an earlier version"
+    );
 
     assert_eq!(provider.save(&mut session).await.unwrap(), SaveOutcome::Unchanged);
     assert_eq!(stats.delta().await, counts(&[]), "an unchanged session is not written");
@@ -1171,6 +1178,81 @@ struct Indexed {
     #[session(index)]
     user: Option<String>,
     visits: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_hash_of_the_earlier_layout_converted_by_one_save_takes_the_next_merged() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let provider = SessionProvider::<Indexed, _>::new(
+        builder(&server, &clock).build().await.unwrap(),
+        SessionConfig::testing().clock(clock.clone()).build().unwrap(),
+    );
+    let mut raw = raw(&server).await;
+    let mut session = provider.create().unwrap();
+    session.set_user(Some("alice".into()));
+    provider.save(&mut session).await.unwrap();
+    let name = raw_key(&session.id().store_key(), &server).await;
+    let stored = whole(&mut raw, &name).await;
+    let index: String = redis::cmd("HGET")
+        .arg(&name)
+        .arg("i")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    // The same session as an earlier version stored it, in the same index.
+    let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&name)
+        .arg("m")
+        .arg(&stored.meta)
+        .arg("x")
+        .arg(session.meta().expires_ms())
+        .arg("i")
+        .arg(&index)
+        .arg("d")
+        .arg(stored.fields.as_bytes())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&name)
+        .arg(600_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    // Two overlapping requests read it; the first save converts it, the second finds it
+    // converted, merges its change into the converted value and moves it to a new index.
+    let id = session.id().expose();
+    let mut first = provider.load(&id).await.unwrap().unwrap();
+    let mut second = provider.load(&id).await.unwrap().unwrap();
+    *first.visits_mut() = 5;
+    provider.save(&mut first).await.unwrap();
+    assert_eq!(whole_of(&mut raw, &name).await.0, 1, "rewritten whole, revision 1");
+    second.set_user(Some("bob".into()));
+    provider.save(&mut second).await.unwrap();
+
+    let (revision, mut members) = whole_of(&mut raw, &name).await;
+    members.sort();
+    assert_eq!(revision, 2);
+    assert_eq!(members, [b"i".to_vec(), b"w".to_vec(), b"x".to_vec()]);
+    let loaded = provider.load(&id).await.unwrap().unwrap();
+    assert_eq!((loaded.user().as_deref(), *loaded.visits()), (Some("bob"), 5));
+    assert_eq!(provider.sessions_of(&loaded).await.unwrap().len(), 1, "in bob's index");
+    let mut alice = provider.create().unwrap();
+    alice.set_user(Some("alice".into()));
+    assert!(
+        provider.sessions_of(&alice).await.unwrap().is_empty(),
+        "and no longer in alice's"
+    );
+
+    /// The revision in `w` and the hash's field names.
+    async fn whole_of(raw: &mut redis::aio::MultiplexedConnection, name: &str) -> (u64, Vec<Vec<u8>>) {
+        let members = redis::cmd("HKEYS").arg(name).query_async(raw).await.unwrap();
+        (whole(raw, name).await.revision, members)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::sync::{
 
 use session::{
     Error,
-    store::{QueryStore, Record, Rename, ScanPage, SessionStore, StoreKey},
+    store::{QueryStore, Record, Rename, Revision, ScanPage, SessionStore, StoreKey},
 };
 
 #[derive(Default)]
@@ -72,6 +72,33 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         self.counts.write(None);
         self.inner.delete(key).await
+    }
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
+        self.counts.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load_revision(key).await
+    }
+    async fn create_revision(&self, key: &StoreKey, record: &Record) -> Result<Option<Revision>, Error> {
+        self.counts.write(Some(record));
+        self.inner.create_revision(key, record).await
+    }
+    async fn update_revision(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Revision>, Error> {
+        self.counts.write(Some(update));
+        self.inner.update_revision(key, revision, update).await
+    }
+    async fn rename_revision(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Rename, Error> {
+        self.counts.write(Some(update));
+        self.inner.rename_revision(from, to, revision, update).await
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{
 
 use session::{
     Error,
-    store::{Record, Rename, SessionStore, StoreKey},
+    store::{Record, Rename, Revision, SessionStore, StoreKey},
 };
 
 #[derive(Clone)]
@@ -64,5 +64,32 @@ impl<S: SessionStore> SessionStore for Failing<S> {
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         self.check()?;
         self.inner.delete(key).await
+    }
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
+        self.check()?;
+        self.inner.load_revision(key).await
+    }
+    async fn create_revision(&self, key: &StoreKey, record: &Record) -> Result<Option<Revision>, Error> {
+        self.check()?;
+        self.inner.create_revision(key, record).await
+    }
+    async fn update_revision(
+        &self,
+        key: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Option<Revision>, Error> {
+        self.check()?;
+        self.inner.update_revision(key, revision, update).await
+    }
+    async fn rename_revision(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+    ) -> Result<Rename, Error> {
+        self.check()?;
+        self.inner.rename_revision(from, to, revision, update).await
     }
 }

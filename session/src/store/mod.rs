@@ -101,9 +101,16 @@ pub struct Record {
 /// the one it is given: [`SessionStore::load_revision`] and
 /// [`SessionStore::update_revision`] have defaults that do so.
 ///
-/// Cheap to clone: the bytes are shared (a cache can hand out the revision it holds).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Cheap to clone: the bytes are shared (a cache can hand out the revision it holds). Its
+/// `Debug` shows their length only: they may hold session data.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Revision(bytes::Bytes);
+
+impl std::fmt::Debug for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revision").field("len", &self.0.len()).finish()
+    }
+}
 
 impl Revision {
     /// No revision: the save does not know what is stored (a store that needs one reads

@@ -543,7 +543,13 @@ impl SessionStore for ClusteredStore {
     }
 
     async fn update(&self, key: &StoreKey, update: &Record) -> Result<bool, Error> {
-        Ok(self.update_revision(key, &Revision::none(), update).await?.is_some())
+        // From the cached entry if there is one: a stale revision costs only a retry.
+        let revision = self
+            .shared
+            .cache
+            .get(key)
+            .map_or_else(Revision::none, |entry| entry.revision.clone());
+        Ok(self.update_revision(key, &revision, update).await?.is_some())
     }
 
     async fn update_revision(

@@ -40,7 +40,7 @@ use self::{
     call::ScriptCall,
     connection::{Backend, Connection},
     layout::Keys,
-    record::{Whole, WholeWrite},
+    record::{Hash, Whole, WholeWrite},
     scripts::Scripts,
 };
 use crate::{
@@ -53,7 +53,8 @@ use crate::{
 };
 
 /// A session store in Redis (feature `redis`): one hash per session, one round trip per load
-/// and per save, with a per-command timeout, retry and a circuit breaker.
+/// of a stored session and per save (see [Round trips](#round-trips) for the exceptions),
+/// with a per-command timeout, retry and a circuit breaker.
 ///
 /// Cheap to clone; clones share one multiplexed, auto-reconnecting connection.
 ///
@@ -140,9 +141,10 @@ use crate::{
 ///
 /// # Round trips
 ///
-/// - load: one `HGET` of `w` (a hash an earlier version wrote, or none: then an `HGETALL`
-///   too); a record that is absent, expired by the store's clock or has no readable
-///   metadata is no session;
+/// - load: one `HGET` of `w`; where there is none, an `HGETALL` too, to tell a hash an
+///   earlier version wrote from no session (so a load of an unknown or deleted session is
+///   two round trips); a record that is absent, expired by the store's clock or has no
+///   readable metadata is no session;
 /// - create, update (including a sliding refresh) and rename (regenerate): one `EVALSHA` of
 ///   a Lua script that checks liveness and the revision and writes the session and its
 ///   TTL atomically, plus one more per save of the same session that came first (see
@@ -184,14 +186,15 @@ use crate::{
 ///   [`RetryPolicy`] (3 attempts by default, each within the command timeout): it leaves
 ///   a marker `{prefix}{<digest>}!moved` naming the target for a minute, so a retry of a
 ///   delete that ran but whose answer was lost knows the move is done. If every attempt
-///   fails, the call fails and the old ID lives until its TTL. A crash between the steps
-///   leaves the source only (after the read) or both keys (after the write), never
-///   neither; in the second case the orphan copy under the new ID, which was never handed
-///   out, expires with its TTL, and the old ID lives until its own. If updates keep racing it, the last of four attempts freezes
-///   the source as it reads it (its expiry field `x` set to 0: loads and writes then treat
-///   it as gone, and a racing update fails as it would after an atomic rename); only a crash
-///   between that read and the write would leave the session unusable (its data stays until
-///   its TTL);
+///   fails, the call fails and the old ID lives until its TTL (unless the source was
+///   frozen, below). A crash between the steps leaves the source only (after the read) or
+///   both keys (after the write), never neither; in the second case the orphan copy under
+///   the new ID, which was never handed out, expires with its TTL, and the old ID lives
+///   until its own. If updates keep racing it, the last of four attempts freezes the source
+///   as it reads it (its expiry field `x` and its revision set to 0: loads and writes then
+///   treat it as gone, and a racing update fails as it would after an atomic rename); a
+///   crash or a failed step after that read leaves the session unusable (its data stays
+///   until its TTL);
 /// - **delete_many** deletes key by key, concurrently, instead of multi-key `DEL`s;
 /// - **scan, count, clear** run `SCAN` on every primary in turn (found with
 ///   `CLUSTER NODES`), and read or delete the found keys with single-key commands. A scan
@@ -346,9 +349,9 @@ impl Inner {
         }
     }
 
-    /// Reads the session under `key` with its revision: one `HGET` of its whole value, or,
-    /// for a hash an earlier version wrote (or no hash), an `HGETALL`.
-    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
+    /// Reads what is stored under `key`: one `HGET` of its whole value, or, for a hash an
+    /// earlier version wrote (or no hash), an `HGETALL` too.
+    async fn fetch(&self, key: &StoreKey) -> Result<Stored, Error> {
         let name = self.keys.key(key);
         let whole: Option<Vec<u8>> = self
             .call(true, |mut connection| {
@@ -362,9 +365,8 @@ impl Inner {
                 }
             })
             .await?;
-        let now = self.clock.now_ms();
         if let Some(whole) = whole {
-            return Ok(self.decode_whole(key, whole, now));
+            return Ok(Stored::Whole(whole));
         }
         let hash = self
             .call(true, |mut connection| {
@@ -372,7 +374,31 @@ impl Inner {
                 async move { redis::cmd("HGETALL").arg(name).query_async(&mut connection).await }
             })
             .await?;
-        Ok(self.decode(key, hash, now))
+        Ok(Stored::Hash(hash))
+    }
+
+    /// Reads the session under `key` with its revision.
+    async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
+        let stored = self.fetch(key).await?;
+        let now = self.clock.now_ms();
+        Ok(match stored {
+            Stored::Whole(whole) => self.decode_whole(key, whole, now),
+            Stored::Hash(hash) => self.decode(key, hash, now),
+        })
+    }
+
+    /// The revision of the session under `key`, for a save that was not given one: its
+    /// whole value as stored, not decoded (liveness is the write script's to judge).
+    async fn read_revision(&self, key: &StoreKey) -> Result<Option<Revision>, Error> {
+        match self.fetch(key).await? {
+            Stored::Whole(whole) => {
+                let parsed = Whole::parse(&whole).ok_or_else(not_whole)?;
+                Ok((parsed.revision != 0).then(|| Revision::new(whole)))
+            }
+            Stored::Hash(hash) => Ok(self
+                .decode(key, hash, self.clock.now_ms())
+                .map(|(_, revision)| revision)),
+        }
     }
 
     /// Creates `record` under `key`; the revision it is stored as, or `None` when a live
@@ -388,7 +414,11 @@ impl Inner {
         let created = self
             .write_indexed(&self.scripts.create, key, signature, &[], &write, true)
             .await?;
-        Ok(matches!(created, Answer::Code(1)).then_some(write.revision))
+        match created {
+            Answer::Code(1) => Ok(Some(write.revision)),
+            Answer::Code(0) => Ok(None),
+            _ => Err(Error::Store("the create script gave an answer it never gives".into())),
+        }
     }
 
     /// Applies `update` to the session under `key`, read as `revision` (or not read:
@@ -406,7 +436,7 @@ impl Inner {
         let mut base = Cow::Borrowed(revision);
         for attempt in 0..WRITE_ATTEMPTS {
             if base.is_none() {
-                let Some((_, read)) = self.load_revision(key).await? else {
+                let Some(read) = self.read_revision(key).await? else {
                     return Ok(None);
                 };
                 base = Cow::Owned(read);
@@ -414,7 +444,14 @@ impl Inner {
             let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
             let write = self.merged_write(key, &whole, &update.meta, &changes)?;
             let answer = self
-                .write_indexed(&self.scripts.update, key, signature, &whole.expected(), &write, false)
+                .write_indexed(
+                    &self.scripts.update,
+                    key,
+                    signature,
+                    whole.expected().as_bytes(),
+                    &write,
+                    false,
+                )
                 .await?;
             match answer {
                 Answer::Code(1) => {
@@ -434,7 +471,6 @@ impl Inner {
 
 /// A write script's answer: a code, or, when the session is no longer the revision the
 /// write expected, its current whole value (empty if it has none).
-#[derive(Debug)]
 enum Answer {
     Code(i64),
     Current(Vec<u8>),
@@ -450,9 +486,18 @@ impl redis::FromRedisValue for Answer {
     }
 }
 
-/// The error of a revision that does not parse as a whole value: not one this store made.
+/// The error of a revision that does not parse as a whole value: a stored `w` that is
+/// malformed, or a revision this store did not make.
 pub(super) fn not_whole() -> Error {
-    Error::Store("a Redis session revision that is no whole value".into())
+    Error::Store("a Redis session value (stored, or a revision given back) is malformed".into())
+}
+
+/// What [`Inner::fetch`] read.
+enum Stored {
+    /// The whole value `w`.
+    Whole(Vec<u8>),
+    /// The hash, without `w`: one of an earlier version, or none (empty).
+    Hash(Hash),
 }
 
 /// What a successful update left.
@@ -580,8 +625,8 @@ impl SessionStore for RedisStore {
                 for _ in 0..WRITE_ATTEMPTS {
                     let base = match current.take() {
                         Some(base) => base,
-                        None => match inner.load_revision(from).await? {
-                            Some((_, read)) => read,
+                        None => match inner.read_revision(from).await? {
+                            Some(read) => read,
                             None => return Ok(Rename::SourceMissing),
                         },
                     };

@@ -68,10 +68,10 @@ impl<'a> Whole<'a> {
 
     /// What a write compares the stored `w` with: its 8 revision bytes, or nothing for a
     /// hash of an earlier version.
-    pub(super) fn expected(&self) -> Vec<u8> {
-        match self.revision {
-            0 => Vec::new(),
-            revision => revision.to_le_bytes().to_vec(),
+    pub(super) fn expected(&self) -> Expected {
+        Expected {
+            bytes: self.revision.to_le_bytes(),
+            len: if self.revision == 0 { 0 } else { REVISION_LEN },
         }
     }
 
@@ -81,9 +81,27 @@ impl<'a> Whole<'a> {
     }
 }
 
+/// The revision bytes a write expects to find (see [`Whole::expected`]).
+#[derive(Clone, Copy)]
+pub(super) struct Expected {
+    bytes: [u8; REVISION_LEN],
+    len: usize,
+}
+
+impl Expected {
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl redis::ToRedisArgs for Expected {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        out.write_arg(self.as_bytes());
+    }
+}
+
 /// The hash field/value pairs of a write, as one buffer and where each ends: a write's
 /// arguments go into the command without an allocation each.
-#[derive(Debug, Default)]
 pub(super) struct WriteArgs {
     bytes: Vec<u8>,
     ends: Vec<usize>,
@@ -110,7 +128,7 @@ impl WriteArgs {
     }
 
     /// The arguments in order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(start, &end)| &self.bytes[start..end])
     }
@@ -125,7 +143,6 @@ impl redis::ToRedisArgs for WriteArgs {
 /// A whole write: the hash fields for the scripts and the value `w`, which is also the
 /// revision the write leaves. As a command's arguments, the pairs as the scripts' `write`
 /// reads them: `x`, `i` for an indexed session, `w`.
-#[derive(Debug)]
 pub(super) struct WholeWrite {
     /// The session's lifetimes.
     pub(super) meta: SessionMeta,
@@ -488,7 +505,7 @@ mod tests {
         assert_eq!(bytes[..8], [8, 7, 6, 5, 4, 3, 2, 1], "the revision, little-endian");
         assert_eq!(bytes[8..10], [0xc8, 0x01], "the metadata's length, a varint");
         assert_eq!(Whole::parse(&bytes), Some(whole));
-        assert_eq!(whole.expected(), bytes[..8]);
+        assert_eq!(whole.expected().as_bytes(), &bytes[..8]);
         assert_eq!(whole.next_revision(), 0x0102_0304_0506_0709);
 
         let legacy = Whole {
@@ -496,7 +513,11 @@ mod tests {
             meta: &[],
             fields: b"",
         };
-        assert_eq!(legacy.expected(), b"", "a hash of an earlier version has no `w`");
+        assert_eq!(
+            legacy.expected().as_bytes(),
+            b"",
+            "a hash of an earlier version has no `w`"
+        );
         assert_eq!(Whole::parse(&legacy.to_bytes()), Some(legacy));
         let last = Whole {
             revision: u64::MAX,
