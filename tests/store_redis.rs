@@ -425,28 +425,14 @@ async fn a_hash_of_the_earlier_layout_is_read_and_its_next_save_rewrites_it_whol
     packed.push(tag("user"), &value("user"));
     let mut second = FieldRecord::new();
     second.push(tag("theme"), &value("theme"));
-    let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg("m")
-        .arg(&whole.meta)
-        .arg("x")
-        .arg(session.meta().expires_ms())
-        .arg("d")
-        .arg(packed.as_bytes())
-        .arg("d1")
-        .arg(second.as_bytes())
-        .arg(field("language"))
-        .arg(&language)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("PEXPIRE")
-        .arg(&name)
-        .arg(IDLE.as_millis() as u64)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let members = [
+        (b"m".to_vec(), whole.meta.clone()),
+        (b"x".to_vec(), session.meta().expires_ms().to_string().into_bytes()),
+        (b"d".to_vec(), packed.as_bytes().to_vec()),
+        (b"d1".to_vec(), second.as_bytes().to_vec()),
+        (field("language"), language),
+    ];
+    write_earlier_layout(&mut raw, &name, &members).await;
 
     let mut loaded = provider.get(session.id()).await.unwrap();
     assert_eq!(loaded.user().as_deref(), Some("alice"));
@@ -501,18 +487,14 @@ async fn a_field_set_back_to_its_default_is_dropped_and_earlier_field_names_are_
     let mut packed = FieldRecord::new();
     packed.push(tag("user"), &user("packed"));
     packed.push(tag("theme"), &theme);
-    let legacy = |members: &[(Vec<u8>, Vec<u8>)]| {
-        let (name, meta, mut raw) = (name.clone(), meta.clone(), raw.clone());
-        let members = members.to_vec();
-        async move {
-            let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
-            let mut hset = redis::cmd("HSET");
-            hset.arg(&name).arg("m").arg(meta).arg("x").arg(u64::MAX / 2);
-            for (member, value) in members {
-                hset.arg(member).arg(value);
-            }
-            let _: () = hset.query_async(&mut raw).await.unwrap();
-        }
+    let legacy = |fields: &[(Vec<u8>, Vec<u8>)]| {
+        let (name, mut raw) = (name.clone(), raw.clone());
+        let mut members = vec![
+            (b"m".to_vec(), meta.clone()),
+            (b"x".to_vec(), (u64::MAX / 2).to_string().into_bytes()),
+        ];
+        members.extend_from_slice(fields);
+        async move { write_earlier_layout(&mut raw, &name, &members).await }
     };
     legacy(&[
         (legacy_field("user"), user("oldest")),
@@ -616,6 +598,19 @@ async fn set_whole(raw: &mut redis::aio::MultiplexedConnection, key: &str, whole
         .arg(key)
         .arg("w")
         .arg(whole.to_bytes())
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
+/// Replaces the session hash `key` with `members`, as an earlier version of the store wrote
+/// a session (with a TTL of a minute).
+async fn write_earlier_layout(raw: &mut redis::aio::MultiplexedConnection, key: &str, members: &[(Vec<u8>, Vec<u8>)]) {
+    let _: () = redis::cmd("DEL").arg(key).query_async(raw).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(key).arg(members).query_async(raw).await.unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(60_000)
         .query_async(raw)
         .await
         .unwrap();
@@ -1202,26 +1197,13 @@ async fn an_indexed_hash_of_the_earlier_layout_converted_by_one_save_takes_the_n
         .unwrap();
 
     // The same session as an earlier version stored it, in the same index.
-    let _: () = redis::cmd("DEL").arg(&name).query_async(&mut raw).await.unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(&name)
-        .arg("m")
-        .arg(&stored.meta)
-        .arg("x")
-        .arg(session.meta().expires_ms())
-        .arg("i")
-        .arg(&index)
-        .arg("d")
-        .arg(stored.fields.as_bytes())
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("PEXPIRE")
-        .arg(&name)
-        .arg(600_000)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let members = [
+        (b"m".to_vec(), stored.meta.clone()),
+        (b"x".to_vec(), session.meta().expires_ms().to_string().into_bytes()),
+        (b"i".to_vec(), index.into_bytes()),
+        (b"d".to_vec(), stored.fields.as_bytes().to_vec()),
+    ];
+    write_earlier_layout(&mut raw, &name, &members).await;
 
     // Two overlapping requests read it; the first save converts it, the second finds it
     // converted, merges its change into the converted value and moves it to a new index.
