@@ -263,6 +263,13 @@ async fn every_load_and_every_save_is_exactly_one_round_trip() {
         script(&[("hget", 1), ("del", 1)]),
         "regenerate: the target's liveness, then the source deleted and the target written"
     );
+    *session.visits_mut() += 1;
+    provider.save(&mut session).await.unwrap();
+    assert_eq!(
+        stats.delta().await,
+        update,
+        "a save after the regenerate writes against the revision the rename left: no read"
+    );
 
     provider.delete(&mut session).await.unwrap();
     assert_eq!(

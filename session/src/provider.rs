@@ -15,7 +15,7 @@ use crate::{
     index::IndexKey,
     rejection::Rejection,
     session::{Session, SessionMeta, Status},
-    store::{IndexStore, QueryStore, Record, Rename, Revision, SessionStore},
+    store::{IndexStore, QueryStore, Record, Rename, SessionStore},
 };
 
 /// How many fresh IDs a create or regenerate tries before giving up on collisions.
@@ -491,8 +491,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                         .rename_revision(&old.store_key(), &session.id().store_key(), session.revision(), &update)
                         .await?
                     {
-                        Rename::Renamed => {
-                            session.set_revision(Revision::none());
+                        (Rename::Renamed, revision) => {
+                            session.set_revision(revision);
                             session.stored_size_mut().apply::<T>(&update.fields);
                             session.set_meta(meta);
                             session.saved(Status::Stored);
@@ -501,8 +501,8 @@ impl<T: SessionData, S: SessionStore> SessionProvider<T, S> {
                             }
                             return Ok(SaveOutcome::Regenerated);
                         }
-                        Rename::SourceMissing => return Err(Error::Gone),
-                        Rename::TargetExists => session.set_id(SessionId::generate()?),
+                        (Rename::SourceMissing, _) => return Err(Error::Gone),
+                        (Rename::TargetExists, _) => session.set_id(SessionId::generate()?),
                     }
                 }
                 Err(Error::IdCollision { attempts: ID_ATTEMPTS })

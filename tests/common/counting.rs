@@ -96,7 +96,7 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         to: &StoreKey,
         revision: &Revision,
         update: &Record,
-    ) -> Result<Rename, Error> {
+    ) -> Result<(Rename, Revision), Error> {
         self.counts.write(Some(update));
         self.inner.rename_revision(from, to, revision, update).await
     }

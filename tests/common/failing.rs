@@ -88,7 +88,7 @@ impl<S: SessionStore> SessionStore for Failing<S> {
         to: &StoreKey,
         revision: &Revision,
         update: &Record,
-    ) -> Result<Rename, Error> {
+    ) -> Result<(Rename, Revision), Error> {
         self.check()?;
         self.inner.rename_revision(from, to, revision, update).await
     }

@@ -242,7 +242,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Does what [`rename`](Self::rename) does, for a record loaded as `revision` (or
     /// [`Revision::none`]), as [`update_revision`](Self::update_revision) does for an
-    /// update. The default renames.
+    /// update; with [`Rename::Renamed`], also returns the revision the record is stored as
+    /// under `to` (otherwise [`Revision::none`]). The default renames and makes none.
     ///
     /// # Errors
     ///
@@ -253,9 +254,9 @@ pub trait SessionStore: Send + Sync + 'static {
         to: &StoreKey,
         revision: &Revision,
         update: &Record,
-    ) -> impl Future<Output = Result<Rename, Error>> + Send {
+    ) -> impl Future<Output = Result<(Rename, Revision), Error>> + Send {
         let _ = revision;
-        self.rename(from, to, update)
+        async move { Ok((self.rename(from, to, update).await?, Revision::none())) }
     }
 
     /// Deletes the record under `key`; returns whether one existed.

@@ -589,7 +589,7 @@ impl SessionStore for ClusteredStore {
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        self.rename_revision(from, to, &Revision::none(), update).await
+        Ok(self.rename_revision(from, to, &Revision::none(), update).await?.0)
     }
 
     async fn rename_revision(
@@ -598,7 +598,7 @@ impl SessionStore for ClusteredStore {
         to: &StoreKey,
         revision: &Revision,
         update: &Record,
-    ) -> Result<Rename, Error> {
+    ) -> Result<(Rename, Revision), Error> {
         let shared = &self.shared;
         let keys = [(*from, Basis::Unknown), (*to, Basis::Unknown)];
         shared

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     Error,
     id::StoreKey,
-    store::{Record, Rename},
+    store::{Record, Rename, Revision},
 };
 
 /// Attempts of a cluster regenerate whose source keeps changing under it.
@@ -80,14 +80,15 @@ impl Inner {
     }
 
     /// Regenerate on a cluster: copy to the target's slot, then delete the unchanged source
-    /// (see [`RedisStore`](super::RedisStore#redis-cluster)).
+    /// (see [`RedisStore`](super::RedisStore#redis-cluster)); with [`Rename::Renamed`], the
+    /// revision the session is stored as under `to`.
     pub(super) async fn move_between_slots(
         &self,
         from: &StoreKey,
         to: &StoreKey,
         update: &Record,
         writer: &str,
-    ) -> Result<Rename, Error> {
+    ) -> Result<(Rename, Revision), Error> {
         let (source, target) = (self.keys.key(from), self.keys.key(to));
         let changes = self.stored_fields(&update.meta, &update.fields)?;
         // Indexed under its new key before it exists there: a listing never misses it.
@@ -108,7 +109,7 @@ impl Inner {
                 if attempt > 0 {
                     self.delete_one(to, writer).await?;
                 }
-                return Ok(Rename::SourceMissing);
+                return Ok((Rename::SourceMissing, Revision::none()));
             };
             let whole = Whole::parse(base.as_bytes()).ok_or_else(super::not_whole)?;
             let moved = self.merged_write(to, &whole, &update.meta, &changes)?;
@@ -125,7 +126,7 @@ impl Inner {
                 .arg(&source);
             let written: i64 = self.run_script(false, &write).await?;
             if written == 0 {
-                return Ok(Rename::TargetExists);
+                return Ok((Rename::TargetExists, Revision::none()));
             }
 
             // The copy exists: from here on a crash leaves both keys, never neither.
@@ -148,12 +149,12 @@ impl Inner {
             match deleted {
                 1 => {
                     self.forget_member(from, update).await;
-                    return Ok(Rename::Renamed);
+                    return Ok((Rename::Renamed, moved.revision));
                 }
                 -1 => {
                     // Deleted (e.g. logged out) meanwhile: that delete wins.
                     self.delete_one(to, writer).await?;
-                    return Ok(Rename::SourceMissing);
+                    return Ok((Rename::SourceMissing, Revision::none()));
                 }
                 _ => tracing::debug!(attempt, "session changed during a cluster regenerate; copying again"),
             }
@@ -197,8 +198,9 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let moved = inner.move_between_slots(&from, &to, &record, "w").await.unwrap();
+        let (moved, revision) = inner.move_between_slots(&from, &to, &record, "w").await.unwrap();
         assert_eq!(moved, Rename::Renamed);
+        assert!(!revision.is_none(), "the target's revision, for the next save");
 
         // The last step again, as a retry after a lost answer would run it.
         let delete_again = |target: String| {

@@ -596,7 +596,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn rename(&self, from: &StoreKey, to: &StoreKey, update: &Record) -> Result<Rename, Error> {
-        self.rename_revision(from, to, &Revision::none(), update).await
+        Ok(self.rename_revision(from, to, &Revision::none(), update).await?.0)
     }
 
     async fn rename_revision(
@@ -605,7 +605,7 @@ impl SessionStore for RedisStore {
         to: &StoreKey,
         revision: &Revision,
         update: &Record,
-    ) -> Result<Rename, Error> {
+    ) -> Result<(Rename, Revision), Error> {
         let inner = &self.inner;
         if inner.backend.is_cluster() {
             return inner
@@ -627,7 +627,7 @@ impl SessionStore for RedisStore {
                         Some(base) => base,
                         None => match inner.read_revision(from).await? {
                             Some(read) => read,
-                            None => return Ok(Rename::SourceMissing),
+                            None => return Ok((Rename::SourceMissing, Revision::none())),
                         },
                     };
                     let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
@@ -644,9 +644,9 @@ impl SessionStore for RedisStore {
                     inner.index_args(&mut call, inner.index_mode(), write.index.as_deref(), &update.meta, now);
                     call.arg(whole.expected()).arg(&write);
                     match inner.run_script::<Answer>(false, &call).await? {
-                        Answer::Code(0) => return Ok(Rename::Renamed),
-                        Answer::Code(1) => return Ok(Rename::SourceMissing),
-                        Answer::Code(2) => return Ok(Rename::TargetExists),
+                        Answer::Code(0) => return Ok((Rename::Renamed, write.revision)),
+                        Answer::Code(1) => return Ok((Rename::SourceMissing, Revision::none())),
+                        Answer::Code(2) => return Ok((Rename::TargetExists, Revision::none())),
                         Answer::Current(value) => current = (!value.is_empty()).then(|| Revision::new(value)),
                         Answer::Code(other) => {
                             return Err(Error::Store(format!("the rename script answered {other}").into()));
