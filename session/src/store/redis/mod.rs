@@ -349,25 +349,30 @@ impl Inner {
         }
     }
 
+    /// One hash field of the session under `key` (retried: a read).
+    async fn hget<T: redis::FromRedisValue>(&self, key: &StoreKey, field: &[u8]) -> Result<T, Error> {
+        let name = self.keys.key(key);
+        self.call(true, |mut connection| {
+            let name = &name;
+            async move {
+                redis::cmd("HGET")
+                    .arg(name)
+                    .arg(field)
+                    .query_async(&mut connection)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// Reads what is stored under `key`: one `HGET` of its whole value, or, for a hash an
     /// earlier version wrote (or no hash), an `HGETALL` too.
     async fn fetch(&self, key: &StoreKey) -> Result<Stored, Error> {
-        let name = self.keys.key(key);
-        let whole: Option<Vec<u8>> = self
-            .call(true, |mut connection| {
-                let name = &name;
-                async move {
-                    redis::cmd("HGET")
-                        .arg(name)
-                        .arg(layout::WHOLE_FIELD)
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
-            .await?;
+        let whole: Option<Vec<u8>> = self.hget(key, layout::WHOLE_FIELD).await?;
         if let Some(whole) = whole {
             return Ok(Stored::Whole(whole));
         }
+        let name = self.keys.key(key);
         let hash = self
             .call(true, |mut connection| {
                 let name = &name;
@@ -667,21 +672,9 @@ impl SessionStore for RedisStore {
 
     async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
         let inner = &self.inner;
-        let name = inner.keys.key(key);
         inner
             .observe("expired", Some(key), async {
-                let expiry: Option<u64> = inner
-                    .call(true, |mut connection| {
-                        let name = &name;
-                        async move {
-                            redis::cmd("HGET")
-                                .arg(name)
-                                .arg(layout::EXPIRY_FIELD)
-                                .query_async(&mut connection)
-                                .await
-                        }
-                    })
-                    .await?;
+                let expiry: Option<u64> = inner.hget(key, layout::EXPIRY_FIELD).await?;
                 // 0 marks a record frozen by a cluster move, not an expired one.
                 // Past the retention the key may still be there (its TTL runs to the end of
                 // a minute), but the session is no longer told apart from an unknown one.
