@@ -447,7 +447,9 @@ const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 impl ClusteredStoreBuilder {
     /// The most sessions cached on this node (default 100,000, rounded up to a multiple of
     /// 16; 0 caches nothing). The cache is split into 16 parts by key, each bounded alone;
-    /// a full part evicts the least recently used of a few sampled entries.
+    /// a full part evicts the least recently used of a few sampled entries. An entry holds
+    /// the session twice, decoded and as stored in Redis (its revision, for the next save),
+    /// so budget about twice the stored size per entry.
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
         self
