@@ -29,7 +29,6 @@ mod telemetry;
 pub(crate) mod tracking;
 
 use std::{
-    borrow::Cow,
     fmt,
     sync::{Arc, RwLock},
     time::Duration,
@@ -427,9 +426,8 @@ impl Inner {
     }
 
     /// Applies `update` to the session under `key`, read as `revision` (or not read:
-    /// [`Revision::none`]): the whole session is written if it is still that revision, else
-    /// read again and `update` merged into what it holds now. `None` when no live record
-    /// exists.
+    /// [`Revision::none`]): see [`write_merged`](Self::write_merged). `None` when no live
+    /// record exists.
     async fn update(
         &self,
         key: &StoreKey,
@@ -437,41 +435,77 @@ impl Inner {
         revision: &Revision,
         update: &Record,
     ) -> Result<Option<Updated>, Error> {
+        let script = MergedScript::Update { signature };
+        let Some((code, write, first)) = self.write_merged(key, key, revision, update, script).await? else {
+            return Ok(None);
+        };
+        match code {
+            1 => Ok(Some(Updated {
+                revision: write.revision,
+                as_read: first && !revision.is_none(),
+            })),
+            0 => Ok(None),
+            other => Err(Error::Store(format!("the update script answered {other}").into())),
+        }
+    }
+
+    /// Writes `update` merged into the session under `from` as `revision` holds it (read
+    /// first when it is [`Revision::none`]) to `to`, by `script`: the whole session is
+    /// written if it is still that revision, else the script answers the current value and
+    /// `update` is merged into that. Returns the script's answer, the write it answered, and
+    /// whether it came at the first attempt; `None` when there was no session to read.
+    async fn write_merged(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        revision: &Revision,
+        update: &Record,
+        script: MergedScript<'_>,
+    ) -> Result<Option<(i64, WholeWrite, bool)>, Error> {
         let changes = self.stored_fields(&update.meta, &update.fields)?;
-        let mut base = Cow::Borrowed(revision);
+        let mut current = (!revision.is_none()).then(|| revision.clone());
         for attempt in 0..WRITE_ATTEMPTS {
-            if base.is_none() {
-                let Some(read) = self.read_revision(key).await? else {
-                    return Ok(None);
-                };
-                base = Cow::Owned(read);
-            }
+            let base = match current.take() {
+                Some(base) => base,
+                None => match self.read_revision(from).await? {
+                    Some(read) => read,
+                    None => return Ok(None),
+                },
+            };
             let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
-            let write = self.merged_write(key, &whole, &update.meta, &changes)?;
-            let answer = self
-                .write_indexed(
-                    &self.scripts.update,
-                    key,
-                    signature,
-                    whole.expected().as_bytes(),
-                    &write,
-                    false,
-                )
-                .await?;
-            match answer {
-                Answer::Code(1) => {
-                    return Ok(Some(Updated {
-                        revision: write.revision,
-                        as_read: attempt == 0 && !revision.is_none(),
-                    }));
+            let write = self.merged_write(to, &whole, &update.meta, &changes)?;
+            let expected = whole.expected();
+            let answer = match script {
+                MergedScript::Update { signature } => {
+                    self.write_indexed(&self.scripts.update, to, signature, expected.as_bytes(), &write, false)
+                        .await?
                 }
-                Answer::Code(0) => return Ok(None),
-                Answer::Current(current) => base = Cow::Owned(Revision::new(current)),
-                Answer::Code(other) => return Err(Error::Store(format!("the update script answered {other}").into())),
+                MergedScript::Rename { keys } => {
+                    let (now, ttl) = self.now_and_ttl(&update.meta);
+                    let mut call = ScriptCall::new(&self.scripts.rename, keys.into_iter().flatten());
+                    call.arg(now).arg(ttl);
+                    self.index_args(&mut call, self.index_mode(), write.index.as_deref(), &update.meta, now);
+                    call.arg(expected).arg(&write);
+                    self.run_script(false, &call).await?
+                }
+            };
+            match answer {
+                Answer::Code(code) => return Ok(Some((code, write, attempt == 0))),
+                // Empty: a hash of an earlier version, which is read again.
+                Answer::Current(value) => current = (!value.is_empty()).then(|| Revision::new(value)),
             }
         }
         Err(kept_changing(WRITE_ATTEMPTS))
     }
+}
+
+/// The script of a [`Inner::write_merged`]: the update of one session, with its signature
+/// when writes are signed; or a rename on one server, with the source's and the target's
+/// key names and signatures.
+#[derive(Clone, Copy)]
+enum MergedScript<'a> {
+    Update { signature: Option<&'a String> },
+    Rename { keys: [Option<&'a String>; 4] },
 }
 
 /// A write script's answer: a code, or, when the session is no longer the revision the
@@ -623,42 +657,23 @@ impl SessionStore for RedisStore {
         }
         inner
             .observe("regenerate", Some(from), async {
-                let changes = inner.stored_fields(&update.meta, &update.fields)?;
                 let (source, target) = (inner.keys.key(from), inner.keys.key(to));
                 let signatures = (self.signature(from), self.signature(to));
-                let mut current = (!revision.is_none()).then(|| revision.clone());
-                for _ in 0..WRITE_ATTEMPTS {
-                    let base = match current.take() {
-                        Some(base) => base,
-                        None => match inner.read_revision(from).await? {
-                            Some(read) => read,
-                            None => return Ok((Rename::SourceMissing, Revision::none())),
-                        },
-                    };
-                    let whole = Whole::parse(base.as_bytes()).ok_or_else(not_whole)?;
-                    let write = inner.merged_write(to, &whole, &update.meta, &changes)?;
-                    let (now, ttl) = inner.now_and_ttl(&update.meta);
-                    let keys = [
-                        Some(&source),
-                        Some(&target),
-                        signatures.0.as_ref(),
-                        signatures.1.as_ref(),
-                    ];
-                    let mut call = ScriptCall::new(&inner.scripts.rename, keys.into_iter().flatten());
-                    call.arg(now).arg(ttl);
-                    inner.index_args(&mut call, inner.index_mode(), write.index.as_deref(), &update.meta, now);
-                    call.arg(whole.expected()).arg(&write);
-                    match inner.run_script::<Answer>(false, &call).await? {
-                        Answer::Code(0) => return Ok((Rename::Renamed, write.revision)),
-                        Answer::Code(1) => return Ok((Rename::SourceMissing, Revision::none())),
-                        Answer::Code(2) => return Ok((Rename::TargetExists, Revision::none())),
-                        Answer::Current(value) => current = (!value.is_empty()).then(|| Revision::new(value)),
-                        Answer::Code(other) => {
-                            return Err(Error::Store(format!("the rename script answered {other}").into()));
-                        }
-                    }
+                let keys = [
+                    Some(&source),
+                    Some(&target),
+                    signatures.0.as_ref(),
+                    signatures.1.as_ref(),
+                ];
+                let renamed = inner
+                    .write_merged(from, to, revision, update, MergedScript::Rename { keys })
+                    .await?;
+                match renamed {
+                    None | Some((1, ..)) => Ok((Rename::SourceMissing, Revision::none())),
+                    Some((0, write, _)) => Ok((Rename::Renamed, write.revision)),
+                    Some((2, ..)) => Ok((Rename::TargetExists, Revision::none())),
+                    Some((other, ..)) => Err(Error::Store(format!("the rename script answered {other}").into())),
                 }
-                Err(kept_changing(WRITE_ATTEMPTS))
             })
             .await
     }

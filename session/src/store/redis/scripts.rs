@@ -7,9 +7,9 @@
 //!
 //! Common arguments of create, update and rename: `ARGV[1]` now, `ARGV[2]` the TTL in ms,
 //! the index arguments (see [`INDEX`]), `ARGV[6]` the revision the write expects (see
-//! [`REVISION`]; empty, and not read, for a create), then from `ARGV[7]` the hash fields to write as [`WRITE`] reads them:
-//! `x` and the expiry (`ARGV[8]`), `i` and the index value for an indexed session, `w` and
-//! the whole value.
+//! [`REVISION`]; empty, and not read, for a create), then from `ARGV[7]` the hash fields to
+//! write as [`WRITE`] reads them: `x` and the expiry (`ARGV[8]`), `i` and the index value
+//! for an indexed session, `w` and the whole value.
 //!
 //! Every script that changes a session key also sets and deletes that key's signature
 //! (the last `KEYS`, see `Keys::signature`), so the broadcast invalidation Redis sends for
