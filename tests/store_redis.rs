@@ -1182,14 +1182,19 @@ struct Indexed {
     visits: u64,
 }
 
+/// A provider of [`Indexed`] sessions over a store of its own on `server`.
+async fn indexed_provider(server: &RedisServer, clock: &ManualClock) -> SessionProvider<Indexed, RedisStore> {
+    SessionProvider::new(
+        builder(server, clock).build().await.unwrap(),
+        SessionConfig::testing().clock(clock.clone()).build().unwrap(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexed_hash_of_the_earlier_layout_converted_by_one_save_takes_the_next_merged() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let provider = SessionProvider::<Indexed, _>::new(
-        builder(&server, &clock).build().await.unwrap(),
-        SessionConfig::testing().clock(clock.clone()).build().unwrap(),
-    );
+    let provider = indexed_provider(&server, &clock).await;
     let mut raw = raw(&server).await;
     let mut session = provider.create().unwrap();
     session.set_user(Some("alice".into()));
@@ -1248,10 +1253,7 @@ async fn an_indexed_hash_of_the_earlier_layout_converted_by_one_save_takes_the_n
 async fn an_indexed_session_joins_its_index_once_and_its_updates_leave_the_index_alone() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let provider = SessionProvider::<Indexed, _>::new(
-        builder(&server, &clock).build().await.unwrap(),
-        SessionConfig::testing().clock(clock.clone()).build().unwrap(),
-    );
+    let provider = indexed_provider(&server, &clock).await;
     let mut stats = CommandStats::new(&server).await;
     let mut session = provider.create().unwrap();
     session.set_user(Some("alice".into()));
