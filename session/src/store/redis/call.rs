@@ -131,6 +131,11 @@ impl Inner {
     }
 }
 
+/// Room for a script call's arguments (the write scripts take up to 14) and for its
+/// digest, key count and small arguments (numbers, field names, the index value).
+const SCRIPT_ARGS_ROOM: usize = 16;
+const SCRIPT_BYTES_ROOM: usize = 192;
+
 /// An `EVALSHA` of one of the store's scripts, its keys and arguments written straight into
 /// the command (redis's `ScriptInvocation` keeps each in a vector of its own, then copies
 /// them all into the command on every call): keys first, as `EVALSHA` takes them.
@@ -143,9 +148,21 @@ impl<'a> ScriptCall<'a> {
     /// `script` on `keys` (its `KEYS`, counted first: pass borrowed names, so the count's
     /// pass copies none); the arguments follow with [`arg`](Self::arg).
     pub(super) fn new<K: AsRef<str>>(script: &'a Script, keys: impl IntoIterator<Item = K, IntoIter: Clone>) -> Self {
+        Self::with_room(script, keys, 0)
+    }
+
+    /// As [`new`](Self::new), with room for `bytes` of arguments beyond the small ones
+    /// (the whole value a write sends): the command is built in one buffer, not grown by
+    /// reallocation argument by argument.
+    pub(super) fn with_room<K: AsRef<str>>(
+        script: &'a Script,
+        keys: impl IntoIterator<Item = K, IntoIter: Clone>,
+        bytes: usize,
+    ) -> Self {
         let keys = keys.into_iter();
-        let mut command = redis::cmd("EVALSHA");
-        command.arg(script.get_hash()).arg(keys.clone().count());
+        let key_bytes: usize = keys.clone().map(|key| key.as_ref().len()).sum();
+        let mut command = Cmd::with_capacity(SCRIPT_ARGS_ROOM, SCRIPT_BYTES_ROOM + key_bytes + bytes);
+        command.arg("EVALSHA").arg(script.get_hash()).arg(keys.clone().count());
         for key in keys {
             command.arg(key.as_ref());
         }

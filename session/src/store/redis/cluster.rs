@@ -114,7 +114,8 @@ impl Inner {
             let whole = Whole::parse(base.as_bytes()).ok_or_else(super::not_whole)?;
             let moved = self.merged_write(to, &whole, &update.meta, &changes)?;
 
-            let mut write = ScriptCall::new(&self.scripts.move_write, [&target, &self.keys.signature(to, writer)]);
+            let keys = [&target, &self.keys.signature(to, writer)];
+            let mut write = ScriptCall::with_room(&self.scripts.move_write, keys, moved.arg_bytes() + source.len());
             write
                 .arg(now)
                 .arg(ttl)

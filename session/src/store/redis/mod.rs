@@ -334,7 +334,8 @@ impl Inner {
         let name = self.keys.key(key);
         loop {
             let (now, ttl) = self.now_and_ttl(meta);
-            let mut call = ScriptCall::new(script, [Some(&name), signature].into_iter().flatten());
+            let keys = [Some(&name), signature].into_iter().flatten();
+            let mut call = ScriptCall::with_room(script, keys, write.arg_bytes());
             call.arg(now).arg(ttl);
             self.index_args(&mut call, mode, index, meta, now);
             call.arg(expected).arg(write);
@@ -354,11 +355,9 @@ impl Inner {
         self.call(true, |mut connection| {
             let name = &name;
             async move {
-                redis::cmd("HGET")
-                    .arg(name)
-                    .arg(field)
-                    .query_async(&mut connection)
-                    .await
+                let mut command = redis::Cmd::with_capacity(3, 4 + name.len() + field.len());
+                command.arg("HGET").arg(name).arg(field);
+                command.query_async(&mut connection).await
             }
         })
         .await
@@ -482,7 +481,8 @@ impl Inner {
                 }
                 MergedScript::Rename { keys } => {
                     let (now, ttl) = self.now_and_ttl(&update.meta);
-                    let mut call = ScriptCall::new(&self.scripts.rename, keys.into_iter().flatten());
+                    let mut call =
+                        ScriptCall::with_room(&self.scripts.rename, keys.into_iter().flatten(), write.arg_bytes());
                     call.arg(now).arg(ttl);
                     self.index_args(&mut call, self.index_mode(), write.index.as_deref(), &update.meta, now);
                     call.arg(expected).arg(&write);

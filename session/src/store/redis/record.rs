@@ -154,6 +154,13 @@ pub(super) struct WholeWrite {
     pub(super) revision: Revision,
 }
 
+impl WholeWrite {
+    /// The bytes of its arguments, to make room for them in a command.
+    pub(super) fn arg_bytes(&self) -> usize {
+        self.pairs.bytes.len() + self.revision.as_bytes().len()
+    }
+}
+
 impl redis::ToRedisArgs for WholeWrite {
     fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
         self.pairs.write_redis_args(out);
