@@ -211,12 +211,26 @@ impl StoreKey {
 
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || !text.is_ascii() {
+        Self::from_hex_bytes(text.as_bytes())
+    }
+
+    /// Parses 64 hex digits given as bytes (a key name from Redis, no UTF-8 check first):
+    /// digit by digit, as a clustered store parses the key names of every invalidation.
+    pub(crate) fn from_hex_bytes(text: &[u8]) -> Option<Self> {
+        fn digit(byte: u8) -> Option<u8> {
+            match byte {
+                b'0'..=b'9' => Some(byte - b'0'),
+                b'a'..=b'f' => Some(byte - b'a' + 10),
+                b'A'..=b'F' => Some(byte - b'A' + 10),
+                _ => None,
+            }
+        }
+        if text.len() != 64 {
             return None;
         }
         let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
         }
         Some(Self(bytes))
     }
@@ -291,6 +305,18 @@ mod tests {
         }
         let key = SessionId::parse(&id).unwrap().store_key();
         assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(StoreKey::from_hex(&key.to_hex().to_uppercase()), Some(key));
+        let hex = key.to_hex();
+        for bad in [
+            format!("+{}", &hex[1..]),
+            format!("{}g", &hex[1..]),
+            format!("{} ", &hex[1..]),
+            hex[1..].to_string(),
+            format!("{hex}0"),
+            "é".repeat(32),
+        ] {
+            assert_eq!(StoreKey::from_hex(&bad), None, "{bad:?}");
+        }
         let counting = StoreKey::from_bytes(std::array::from_fn(|i| (i as u8) * 8 + 7));
         assert_eq!(
             counting.to_hex(),

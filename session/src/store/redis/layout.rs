@@ -111,7 +111,7 @@ impl Keys {
             .strip_prefix(self.prefix.as_bytes())?
             .strip_prefix(b"{")?
             .strip_suffix(b"}")?;
-        StoreKey::from_hex(std::str::from_utf8(hex).ok()?)
+        StoreKey::from_hex_bytes(hex)
     }
 }
 
