@@ -337,17 +337,22 @@ impl Shared {
     /// Runs this node's `write` of `keys`, each with what it starts from, as writes in
     /// flight (see [`tracker`]). Returns the write's outcome and, when `succeeded` says the
     /// first key's result is in Redis and it may be cached, the snapshot to cache it under.
-    async fn run_write<T>(
+    async fn run_write<T, Fut>(
         &self,
         keys: &[(StoreKey, Basis<'_>)],
-        write: impl Future<Output = Result<T, Error>>,
+        write: impl FnOnce() -> Fut,
         succeeded: impl FnOnce(&T) -> bool,
-    ) -> (Result<T, Error>, Option<Snapshot>) {
+    ) -> (Result<T, Error>, Option<Snapshot>)
+    where
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let mut in_flight = InFlight::new(&self.tracker);
         for (key, basis) in keys {
             in_flight.begin(key, *basis);
         }
-        let outcome = write.await;
+        // The write's future is made here, not passed in: an `async fn` keeps its arguments
+        // for its whole run, so a future argument would take its room twice.
+        let outcome = write().await;
         let cacheable = outcome.as_ref().is_ok_and(succeeded) && in_flight.first_cacheable();
         let snapshot = in_flight.end(settled(&outcome), cacheable);
         for (key, _) in keys.iter().skip(usize::from(snapshot.is_some())) {
@@ -534,7 +539,7 @@ impl SessionStore for ClusteredStore {
         let (created, snapshot) = shared
             .run_write(
                 &[(*key, Basis::Whole)],
-                shared.store.create_revision(key, record),
+                || shared.store.create_revision(key, record),
                 Option::is_some,
             )
             .await;
@@ -569,7 +574,7 @@ impl SessionStore for ClusteredStore {
         let (updated, snapshot) = shared
             .run_write(
                 &[(*key, basis)],
-                shared.store.update_at(key, revision, update),
+                || shared.store.update_at(key, revision, update),
                 |updated| updated.as_ref().is_some_and(|updated| updated.as_read),
             )
             .await;
@@ -604,9 +609,11 @@ impl SessionStore for ClusteredStore {
         let shared = &self.shared;
         let keys = [(*from, Basis::Unknown), (*to, Basis::Unknown)];
         shared
-            .run_write(&keys, shared.store.rename_revision(from, to, revision, update), |_| {
-                false
-            })
+            .run_write(
+                &keys,
+                || shared.store.rename_revision(from, to, revision, update),
+                |_| false,
+            )
             .await
             .0
     }
@@ -614,7 +621,7 @@ impl SessionStore for ClusteredStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         let shared = &self.shared;
         let keys = [(*key, Basis::Unknown)];
-        shared.run_write(&keys, shared.store.delete(key), |_| false).await.0
+        shared.run_write(&keys, || shared.store.delete(key), |_| false).await.0
     }
 
     async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
@@ -660,7 +667,7 @@ impl QueryStore for ClusteredStore {
         let shared = &self.shared;
         let writes: Vec<_> = keys.iter().map(|key| (*key, Basis::Unknown)).collect();
         shared
-            .run_write(&writes, shared.store.delete_many(keys), |_| false)
+            .run_write(&writes, || shared.store.delete_many(keys), |_| false)
             .await
             .0
     }

@@ -106,13 +106,19 @@ impl Inner {
         }
     }
 
-    /// Runs `operation` in a span and records its metrics.
-    pub(super) async fn observe<T>(
+    /// Runs the future `operation` makes in a span and records its metrics. The future is
+    /// made here, not passed in: an `async fn` keeps its arguments for its whole run, so a
+    /// future argument would take its room twice in this one, and so in every future
+    /// awaiting it (a request's future held the Redis store's save four times over).
+    pub(super) async fn observe<T, Fut>(
         &self,
         op: &'static str,
         key: Option<&StoreKey>,
-        operation: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
+        operation: impl FnOnce() -> Fut,
+    ) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let span = match key {
             Some(key) => {
                 tracing::debug_span!("session_store", store = "redis", op, key = %key.short())
@@ -120,7 +126,7 @@ impl Inner {
             None => tracing::debug_span!("session_store", store = "redis", op),
         };
         let started = Instant::now();
-        let result = operation.instrument(span.clone()).await;
+        let result = operation().instrument(span.clone()).await;
         telemetry::operation(op, started.elapsed(), result.as_ref().err());
         if let Err(error) = &result {
             span.in_scope(|| {

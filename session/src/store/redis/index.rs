@@ -79,7 +79,7 @@ impl IndexStore for RedisStore {
     async fn list_by_index(&self, index: &IndexKey) -> Result<Vec<(StoreKey, Record)>, Error> {
         let inner = &self.inner;
         inner
-            .observe("list_by_index", None, async {
+            .observe("list_by_index", None, || async move {
                 let names = inner.members(index).await?;
                 let hashes = inner.hashes(&names).await?;
                 let now = inner.clock.now_ms();
@@ -112,7 +112,7 @@ impl IndexStore for RedisStore {
         let inner = &self.inner;
         let keep = keep.map(|key| inner.keys.key(key));
         inner
-            .observe("delete_by_index", None, async {
+            .observe("delete_by_index", None, || async move {
                 let hex = index.to_hex();
                 if !inner.backend.is_cluster() {
                     let mut call = ScriptCall::new(&inner.scripts.delete_indexed, &[inner.keys.index(index)]);

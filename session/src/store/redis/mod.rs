@@ -583,12 +583,11 @@ impl RedisStore {
         update: &Record,
     ) -> Result<Option<Updated>, Error> {
         let inner = &self.inner;
+        let signature = self.signature(key);
         inner
-            .observe(
-                "update",
-                Some(key),
-                inner.update(key, self.signature(key).as_ref(), revision, update),
-            )
+            .observe("update", Some(key), || {
+                inner.update(key, signature.as_ref(), revision, update)
+            })
             .await
     }
 }
@@ -600,7 +599,7 @@ impl SessionStore for RedisStore {
 
     async fn load_revision(&self, key: &StoreKey) -> Result<Option<(Record, Revision)>, Error> {
         let inner = &self.inner;
-        inner.observe("load", Some(key), inner.load_revision(key)).await
+        inner.observe("load", Some(key), || inner.load_revision(key)).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool, Error> {
@@ -609,12 +608,9 @@ impl SessionStore for RedisStore {
 
     async fn create_revision(&self, key: &StoreKey, record: &Record) -> Result<Option<Revision>, Error> {
         let inner = &self.inner;
+        let signature = self.signature(key);
         inner
-            .observe(
-                "create",
-                Some(key),
-                inner.create(key, self.signature(key).as_ref(), record),
-            )
+            .observe("create", Some(key), || inner.create(key, signature.as_ref(), record))
             .await
     }
 
@@ -648,15 +644,13 @@ impl SessionStore for RedisStore {
         let inner = &self.inner;
         if inner.backend.is_cluster() {
             return inner
-                .observe(
-                    "regenerate",
-                    Some(from),
-                    inner.move_between_slots(from, to, update, &self.writer),
-                )
+                .observe("regenerate", Some(from), || {
+                    inner.move_between_slots(from, to, update, &self.writer)
+                })
                 .await;
         }
         inner
-            .observe("regenerate", Some(from), async {
+            .observe("regenerate", Some(from), || async move {
                 let (source, target) = (inner.keys.key(from), inner.keys.key(to));
                 let signatures = (self.signature(from), self.signature(to));
                 let keys = [
@@ -681,14 +675,14 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool, Error> {
         let inner = &self.inner;
         inner
-            .observe("delete", Some(key), inner.delete_one(key, &self.writer))
+            .observe("delete", Some(key), || inner.delete_one(key, &self.writer))
             .await
     }
 
     async fn expired(&self, key: &StoreKey) -> Result<bool, Error> {
         let inner = &self.inner;
         inner
-            .observe("expired", Some(key), async {
+            .observe("expired", Some(key), || async move {
                 let expiry: Option<u64> = inner.hget(key, layout::EXPIRY_FIELD).await?;
                 // 0 marks a record frozen by a cluster move, not an expired one.
                 // Past the retention the key may still be there (its TTL runs to the end of

@@ -156,7 +156,7 @@ impl QueryStore for RedisStore {
     async fn scan(&self, cursor: u64, batch: usize) -> Result<ScanPage, Error> {
         let inner = &self.inner;
         inner
-            .observe("scan", None, async {
+            .observe("scan", None, || async move {
                 let nodes = inner.scan_nodes().await?;
                 let cluster = inner.backend.is_cluster();
                 let (index, node_cursor) = cluster::split_cursor(cursor, cluster);
@@ -190,7 +190,7 @@ impl QueryStore for RedisStore {
     async fn count(&self) -> Result<usize, Error> {
         let inner = &self.inner;
         inner
-            .observe("count", None, async {
+            .observe("count", None, || async move {
                 let now = inner.clock.now_ms();
                 inner
                     .for_each_page(|mut connection, keys| async move {
@@ -205,7 +205,7 @@ impl QueryStore for RedisStore {
     async fn delete_many(&self, keys: &[StoreKey]) -> Result<usize, Error> {
         let inner = &self.inner;
         inner
-            .observe("delete_many", None, async {
+            .observe("delete_many", None, || async move {
                 let mut deleted = 0;
                 for chunk in keys.chunks(BATCH) {
                     let count = if inner.backend.is_cluster() {
@@ -236,7 +236,7 @@ impl QueryStore for RedisStore {
     async fn clear(&self) -> Result<usize, Error> {
         let inner = &self.inner;
         inner
-            .observe("clear", None, async {
+            .observe("clear", None, || async move {
                 let now = inner.clock.now_ms();
                 inner
                     .for_each_page(|mut connection, keys| async move {

@@ -89,7 +89,7 @@ impl RedisRevocationStore {
         let mut call = ScriptCall::new(script, &[inner.keys.generation(index)]);
         call.arg(keep_ms).arg(keep_ms.saturating_mul(2));
         inner
-            .observe(op, None, async {
+            .observe(op, None, || async move {
                 let generation: Option<u64> = inner.run_script(true, &call).await?;
                 Ok(generation.unwrap_or(0))
             })
