@@ -214,8 +214,8 @@ impl StoreKey {
         Self::from_hex_bytes(text.as_bytes())
     }
 
-    /// Parses 64 hex digits given as bytes (a key name from Redis, no UTF-8 check first):
-    /// digit by digit, as a clustered store parses the key names of every invalidation.
+    /// Parses 64 hex digits given as bytes, as key names come from Redis (a clustered
+    /// store parses two for every write it hears of): no UTF-8 check first.
     pub(crate) fn from_hex_bytes(text: &[u8]) -> Option<Self> {
         fn digit(byte: u8) -> Option<u8> {
             match byte {

@@ -109,7 +109,7 @@ impl Inner {
     /// Runs the future `operation` makes in a span and records its metrics. The future is
     /// made here, not passed in: an `async fn` keeps its arguments for its whole run, so a
     /// future argument would take its room twice in this one, and so in every future
-    /// awaiting it (a request's future held the Redis store's save four times over).
+    /// awaiting it (the clustered store's requests held its saves four times over).
     pub(super) async fn observe<T, Fut>(
         &self,
         op: &'static str,
@@ -137,9 +137,10 @@ impl Inner {
     }
 }
 
-/// Room for a script call's arguments (the write scripts take up to 14) and for its
-/// digest, key count and small arguments (numbers, field names, the index value).
+/// Room for a script call's arguments: the write scripts take up to 14.
 const SCRIPT_ARGS_ROOM: usize = 16;
+/// Room for a script call's digest, key count and small arguments (numbers, field names,
+/// the index value), beyond its keys and what its caller adds.
 const SCRIPT_BYTES_ROOM: usize = 192;
 
 /// An `EVALSHA` of one of the store's scripts, its keys and arguments written straight into
