@@ -65,20 +65,28 @@ fn redis(c: &mut Criterion) {
     let rt = runtime();
     let server = RedisServer::start();
     let url = server.url();
-    let mut group = c.benchmark_group("redis");
     let ours = rt
         .block_on(async { OursStore::new(stores::ours_redis(&url).await?).await })
         .expect("stored");
-    group.bench_function("session", |b| b.iter(|| rt.block_on(ours.load_save()).expect("saved")));
     let tower = rt
         .block_on(async { TowerStoreOps::new(stores::tower_redis(&url).await?).await })
         .expect("stored");
-    group.bench_function("tower-sessions", |b| {
-        b.iter(|| rt.block_on(tower.load_save()).expect("saved"))
-    });
     let actix = rt
         .block_on(async { ActixStoreOps::new(stores::actix_redis(&url).await?).await })
         .expect("stored");
+    // The first library measured ran slower than the others, whichever it was: every
+    // library runs untimed first, so none meets a cold server or machine alone.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        rt.block_on(ours.load_save()).expect("saved");
+        rt.block_on(tower.load_save()).expect("saved");
+        rt.block_on(actix.load_save()).expect("saved");
+    }
+    let mut group = c.benchmark_group("redis");
+    group.bench_function("session", |b| b.iter(|| rt.block_on(ours.load_save()).expect("saved")));
+    group.bench_function("tower-sessions", |b| {
+        b.iter(|| rt.block_on(tower.load_save()).expect("saved"))
+    });
     group.bench_function("actix-session", |b| {
         b.iter(|| rt.block_on(actix.load_save()).expect("saved"))
     });
