@@ -1005,7 +1005,9 @@ fn render(options: &Options, measured: &Report, took: Duration) -> String {
          built and read as its middleware does (AES-256-GCM). axum-extra: `PrivateCookieJar::add` rendered to `Set-Cookie`, then \
          `PrivateCookieJar::from_headers` + `get` (AES-256-GCM).\n\
          - store load + save: load the session, increment the counter, save; this crate through `SessionProvider`, tower-sessions \
-         through its `Session` (its middleware's path), actix-session through its `SessionStore` (`load` + `update`).          On Redis, one server for the three, each library first runs untimed for 3 s, in turns with the others:          without it, whichever library was measured first ran slowest."
+         through its `Session` (its middleware's path), actix-session through its `SessionStore` (`load` + `update`). \
+         On Redis, one server for the three, each library first runs untimed for 3 s, in turns with the others: \
+         without it, whichever library was measured first ran slowest."
     );
 
     // ---- End to end
