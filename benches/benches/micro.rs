@@ -5,7 +5,10 @@
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
-use std::{hint::black_box, time::Duration};
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session_benches::{
@@ -76,8 +79,8 @@ fn redis(c: &mut Criterion) {
         .expect("stored");
     // The first library measured ran slower than the others, whichever it was: every
     // library runs untimed first, so none meets a cold server or machine alone.
-    let until = std::time::Instant::now() + Duration::from_secs(3);
-    while std::time::Instant::now() < until {
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
         rt.block_on(ours.load_save()).expect("saved");
         rt.block_on(tower.load_save()).expect("saved");
         rt.block_on(actix.load_save()).expect("saved");
